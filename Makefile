@@ -1,0 +1,47 @@
+# perfstack: the two commands in the README are `make run` and `make test`; the rest are parts of them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+ENV := source .run/env &&
+
+.PHONY: help run test lint fmt services-up services-down build crds e2e bench images run-operator
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
+
+services-up: ## install (if missing) and start PostgreSQL 15 and Redis 7 on 127.0.0.1, data in .run/
+	@scripts/services.sh up
+
+services-down: ## stop the PostgreSQL and Redis that services-up started
+	@scripts/services.sh down
+
+build: ## build every binary (debug)
+	$(CARGO) build --workspace --bins
+
+run: ## start the services, migrate, seed and serve the API on 127.0.0.1:8080 (foreground)
+	@scripts/run.sh
+
+test: ## everything that runs on one machine: lint, unit, integration, chart, e2e (when a lab exists)
+	@scripts/test.sh
+
+lint: ## rustfmt and clippy, warnings are errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## format the code
+	$(CARGO) fmt --all
+
+crds: ## regenerate crds/ from the Rust types
+	@scripts/crds.sh
+
+e2e: ## the e2e suite alone, against KUBECONFIG or ../shared/k8s-lab
+	@scripts/e2e.sh
+
+bench: ## benchmarks; figures go to docs/benchmarks.md
+	@scripts/bench.sh
+
+images: ## container images (needs a container engine; CI here has none)
+	@scripts/images.sh
+
+run-operator: ## run the operator against the cluster in KUBECONFIG
+	$(CARGO) run -p perfstack-operator -- run

@@ -1,0 +1,6 @@
+//! The perfstack API: users, projects and tasks served by axum over PostgreSQL (sqlx) and Redis.
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod telemetry;

@@ -1,0 +1,17 @@
+//! `perfstack-app`: the API that perfstack deploys. Wiring only; the work lives in the library.
+use clap::Parser;
+use perfstack_app::{cli, telemetry};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    telemetry::init(&cli.log);
+    match cli::run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "perfstack-app failed");
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

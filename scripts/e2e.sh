@@ -1,0 +1,2 @@
+#!/usr/bin/env bash
+echo "make e2e: not yet (see the issues)"
