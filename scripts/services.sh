@@ -6,9 +6,11 @@
 #   scripts/services.sh status  say what runs
 #
 # Data lives under .run/ (git-ignored). `up` writes .run/env with DATABASE_URL and REDIS_URL.
-# Ports: PERFSTACK_PG_PORT (default 55432), PERFSTACK_REDIS_PORT (default 56379).
+# Ports: PERFSTACK_PG_PORT (default 55432), PERFSTACK_REDIS_PORT (default 56379), or .run/ports.env.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
+# A checkout may pin its own ports (several checkouts on one machine): .run/ports.env, git-ignored.
+[[ -f $RUN_DIR/ports.env ]] && source "$RUN_DIR/ports.env"
 
 PG_PORT=${PERFSTACK_PG_PORT:-55432}
 REDIS_PORT=${PERFSTACK_REDIS_PORT:-56379}
