@@ -1,9 +1,10 @@
-//! Subcommands: `serve`, `migrate`, `seed`.
+//! Subcommands: `serve`, `migrate`, `seed`, `worker`.
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
     config::{DbConfig, ServeConfig},
     db, http,
+    jobs::{JobsConfig, config::ServeWorkers, standalone::WorkerArgs},
     telemetry::LogArgs,
 };
 
@@ -28,6 +29,19 @@ pub enum Command {
         db: DbConfig,
         #[command(flatten)]
         serve: ServeConfig,
+        #[command(flatten)]
+        jobs: JobsConfig,
+        #[command(flatten)]
+        workers: ServeWorkers,
+    },
+    /// Run the background job workers (email, report) without the API.
+    Worker {
+        #[command(flatten)]
+        db: DbConfig,
+        #[command(flatten)]
+        worker: WorkerArgs,
+        #[command(flatten)]
+        jobs: JobsConfig,
     },
     /// Apply migrations and build or repair indexes; prints one line of JSON.
     Migrate {
@@ -56,7 +70,13 @@ pub struct SeedArgs {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { db, serve } => http::serve(db, serve).await,
+        Command::Serve {
+            db,
+            serve,
+            jobs,
+            workers,
+        } => http::serve(db, serve, jobs, workers).await,
+        Command::Worker { db, worker, jobs } => crate::jobs::standalone::run(db, worker, jobs).await,
         Command::Migrate { db } => {
             let summary = db::migrate::run(&db).await?;
             println!("{}", serde_json::to_string(&summary)?);

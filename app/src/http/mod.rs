@@ -5,10 +5,12 @@ pub mod health;
 use std::{sync::Arc, time::Instant};
 
 use axum::Router;
+use secrecy::ExposeSecret;
 
 use crate::{
     config::{DbConfig, ServeConfig},
     db::Db,
+    jobs::{self, JobContext, JobQueue, JobsConfig, config::ServeWorkers, metrics::JobMetrics},
 };
 
 /// What every handler can reach. Cheap to clone.
@@ -17,26 +19,59 @@ pub struct AppState {
     pub db: Db,
     pub started: Instant,
     pub config: Arc<ServeConfig>,
+    /// The job queues; `None` when no Redis is configured (job routes answer 503).
+    pub jobs: Option<JobQueue>,
 }
 
 /// The whole application as a `Router`, so tests can drive it without a socket.
 pub fn router(state: AppState) -> Router {
-    Router::new().merge(health::router()).with_state(state)
+    Router::new()
+        .merge(health::router())
+        .merge(jobs::http::router())
+        .with_state(state)
 }
 
 /// Connects, serves on the configured address, and shuts down gracefully on SIGTERM/SIGINT.
-pub async fn serve(db_cfg: DbConfig, cfg: ServeConfig) -> anyhow::Result<()> {
+pub async fn serve(
+    db_cfg: DbConfig,
+    cfg: ServeConfig,
+    jobs_cfg: JobsConfig,
+    workers: ServeWorkers,
+) -> anyhow::Result<()> {
     let db = Db::connect(&db_cfg).await?;
+    let jobs = match &cfg.redis_url {
+        Some(url) => Some(JobQueue::connect(url.expose_secret(), jobs_cfg.clone()).await?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "perfstack-app listening");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    // TODO(metrics): register `job_metrics` in the app registry once /metrics exists in main.
+    let job_metrics = JobMetrics::default();
+    let worker = match (&jobs, workers.no_workers) {
+        (Some(queue), false) => {
+            let ctx = JobContext {
+                db: db.clone(),
+                mailer: jobs::email::Mailer::from_config(&jobs_cfg)?,
+            };
+            let worker = jobs::worker::Worker::new(queue, job_metrics);
+            Some(tokio::spawn(worker.run(ctx, stopped)))
+        }
+        _ => None,
+    };
     let state = AppState {
         db,
         started: Instant::now(),
         config: Arc::new(cfg),
+        jobs,
     };
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    let _ = stop.send(true);
+    if let Some(worker) = worker {
+        let _ = worker.await;
+    }
     Ok(())
 }
 

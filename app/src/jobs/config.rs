@@ -1,0 +1,169 @@
+//! Settings of the queues and workers, from flags and environment. Delays and timeouts are in
+//! milliseconds so tests can run the real policies fast.
+use std::time::Duration;
+
+use clap::Args;
+use secrecy::SecretString;
+
+use super::{Queue, policy::QueuePolicy};
+
+/// Queue, retry and mail settings shared by `serve` (which enqueues and may run workers) and `worker`.
+#[derive(Debug, Clone, Args)]
+pub struct JobsConfig {
+    /// Prefix of every Redis key of the job system (one namespace per deployment or test).
+    #[arg(
+        long = "jobs-key-prefix",
+        env = "JOBS_KEY_PREFIX",
+        default_value = "perfstack:jobs"
+    )]
+    pub key_prefix: String,
+    /// `email` handlers running at once per process.
+    #[arg(
+        long = "email-concurrency",
+        env = "JOBS_EMAIL_CONCURRENCY",
+        default_value_t = 5
+    )]
+    pub email_concurrency: usize,
+    /// Attempts an email job gets before it is dead-lettered.
+    #[arg(
+        long = "email-max-attempts",
+        env = "JOBS_EMAIL_MAX_ATTEMPTS",
+        default_value_t = 3
+    )]
+    pub email_max_attempts: u32,
+    /// How long one email attempt may run, in milliseconds.
+    #[arg(
+        long = "email-timeout-ms",
+        env = "JOBS_EMAIL_TIMEOUT_MS",
+        default_value_t = 60_000
+    )]
+    pub email_timeout_ms: u64,
+    /// `report` handlers running at once per process.
+    #[arg(
+        long = "report-concurrency",
+        env = "JOBS_REPORT_CONCURRENCY",
+        default_value_t = 2
+    )]
+    pub report_concurrency: usize,
+    /// Attempts a report job gets before it is dead-lettered.
+    #[arg(
+        long = "report-max-attempts",
+        env = "JOBS_REPORT_MAX_ATTEMPTS",
+        default_value_t = 2
+    )]
+    pub report_max_attempts: u32,
+    /// How long one report attempt may run, in milliseconds.
+    #[arg(
+        long = "report-timeout-ms",
+        env = "JOBS_REPORT_TIMEOUT_MS",
+        default_value_t = 300_000
+    )]
+    pub report_timeout_ms: u64,
+    /// Wait before the first retry, in milliseconds; each further retry waits twice as long.
+    #[arg(
+        long = "retry-base-delay-ms",
+        env = "JOBS_RETRY_BASE_DELAY_MS",
+        default_value_t = 5_000
+    )]
+    pub retry_base_delay_ms: u64,
+    /// Longest wait between retries, in milliseconds.
+    #[arg(
+        long = "retry-max-delay-ms",
+        env = "JOBS_RETRY_MAX_DELAY_MS",
+        default_value_t = 3_600_000
+    )]
+    pub retry_max_delay_ms: u64,
+    /// Lease of a running attempt, in milliseconds; renewed every third of it. A worker that dies
+    /// has its jobs picked up again once the lease expired.
+    #[arg(long = "job-lease-ms", env = "JOBS_LEASE_MS", default_value_t = 30_000)]
+    pub lease_ms: u64,
+    /// How often an idle worker looks for ready jobs, in milliseconds.
+    #[arg(
+        long = "job-poll-interval-ms",
+        env = "JOBS_POLL_INTERVAL_MS",
+        default_value_t = 250
+    )]
+    pub poll_interval_ms: u64,
+    /// How often expired leases are looked for, in milliseconds.
+    #[arg(
+        long = "job-reap-interval-ms",
+        env = "JOBS_REAP_INTERVAL_MS",
+        default_value_t = 5_000
+    )]
+    pub reap_interval_ms: u64,
+    /// How long a succeeded job stays visible by id, in seconds.
+    #[arg(long = "job-keep-succeeded-s", env = "JOBS_KEEP_SUCCEEDED_S", default_value_t = 7 * 24 * 3600)]
+    pub keep_succeeded_s: u64,
+    /// How long running handlers may take to finish after a shutdown signal, in seconds.
+    #[arg(
+        long = "job-shutdown-grace-s",
+        env = "JOBS_SHUTDOWN_GRACE_S",
+        default_value_t = 25
+    )]
+    pub shutdown_grace_s: u64,
+    /// SMTP server, e.g. smtps://user:password@mail.example.com:465 (or smtp://...:587 for
+    /// STARTTLS). Never logged. Without it, emails go to the `outbox` table.
+    #[arg(long = "smtp-url", env = "SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<SecretString>,
+    /// Sender of notification emails.
+    #[arg(
+        long = "mail-from",
+        env = "MAIL_FROM",
+        default_value = "perfstack <noreply@perfstack.invalid>"
+    )]
+    pub mail_from: String,
+    /// Extra time every handler spends before its work, in milliseconds. For crash tests and demos
+    /// only: it keeps jobs running long enough to be interrupted.
+    #[arg(
+        long = "job-debug-delay-ms",
+        env = "JOBS_DEBUG_DELAY_MS",
+        default_value_t = 0,
+        hide = true
+    )]
+    pub debug_delay_ms: u64,
+}
+
+impl JobsConfig {
+    /// The policy in force for `queue`.
+    pub fn policy(&self, queue: Queue) -> QueuePolicy {
+        let (concurrency, max_attempts, timeout_ms) = match queue {
+            Queue::Email => (
+                self.email_concurrency,
+                self.email_max_attempts,
+                self.email_timeout_ms,
+            ),
+            Queue::Report => (
+                self.report_concurrency,
+                self.report_max_attempts,
+                self.report_timeout_ms,
+            ),
+        };
+        QueuePolicy {
+            concurrency: concurrency.max(1),
+            max_attempts: max_attempts.max(1),
+            base_delay: Duration::from_millis(self.retry_base_delay_ms),
+            max_delay: Duration::from_millis(self.retry_max_delay_ms.max(self.retry_base_delay_ms)),
+            timeout: Duration::from_millis(timeout_ms.max(1)),
+        }
+    }
+
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms.max(300))
+    }
+
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms.max(10))
+    }
+
+    pub fn reap_interval(&self) -> Duration {
+        Duration::from_millis(self.reap_interval_ms.max(10))
+    }
+}
+
+/// Whether `serve` also runs the workers.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ServeWorkers {
+    /// Serve the API only; run the workers elsewhere (`perfstack-app worker`).
+    #[arg(long = "no-workers", env = "JOBS_NO_WORKERS")]
+    pub no_workers: bool,
+}

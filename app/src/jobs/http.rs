@@ -1,0 +1,275 @@
+//! Routes of the job system: reports (`POST /api/v1/reports` -> 202 + job id, `GET /api/v1/reports/{id}`),
+//! jobs (`GET /api/v1/jobs/{id}`, `GET /api/v1/jobs?state=dead`, `POST /api/v1/jobs/{id}/retry`) and
+//! the email outbox (`GET /api/v1/outbox`, `GET /api/v1/outbox/{id}`).
+use axum::{
+    Json, Router,
+    extract::{Path, Query, State, rejection::JsonRejection},
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use serde::{Deserialize, Serialize};
+
+use super::{JobId, JobQueue, JobState, JobsError, Queue, report};
+use crate::http::{AppState, error::problem};
+
+/// Errors of the job routes, each a problem+json answer. Internal details are logged, not returned.
+#[derive(Debug, thiserror::Error)]
+pub enum JobsApiError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("invalid {field}: {message}")]
+    Validation { field: &'static str, message: String },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("background jobs are not available: no Redis is configured")]
+    NoQueue,
+    #[error("the job queue is not reachable")]
+    Queue(#[source] JobsError),
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+}
+
+impl From<JobsError> for JobsApiError {
+    fn from(err: JobsError) -> Self {
+        match err {
+            JobsError::NotListable(state) => Self::Validation {
+                field: "state",
+                message: format!("jobs in state {state} cannot be listed; fetch them by id"),
+            },
+            other => Self::Queue(other),
+        }
+    }
+}
+
+impl IntoResponse for JobsApiError {
+    fn into_response(self) -> Response {
+        let (status, field) = match &self {
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, None),
+            Self::Validation { field, .. } => (StatusCode::UNPROCESSABLE_ENTITY, Some((*field).to_owned())),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, None),
+            Self::Conflict(_) => (StatusCode::CONFLICT, None),
+            Self::NoQueue | Self::Queue(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
+            Self::Database(err) => {
+                tracing::error!(error = %err, "database error");
+                return problem(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the request could not be completed",
+                    None,
+                );
+            }
+        };
+        if let Self::Queue(err) = &self {
+            tracing::error!(error = %err, "job queue error");
+        }
+        problem(status, self.to_string(), field)
+    }
+}
+
+type ApiResult<T> = Result<T, JobsApiError>;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/reports", post(create_report))
+        .route("/api/v1/reports/{id}", get(get_report))
+        .route("/api/v1/jobs", get(list_jobs))
+        .route("/api/v1/jobs/{id}", get(get_job))
+        .route("/api/v1/jobs/{id}/retry", post(retry_job))
+        .route("/api/v1/outbox", get(list_outbox))
+        .route("/api/v1/outbox/{id}", get(get_outbox))
+}
+
+fn queue_of(state: &AppState) -> ApiResult<&JobQueue> {
+    state.jobs.as_ref().ok_or(JobsApiError::NoQueue)
+}
+
+fn parse_job_id(text: &str) -> ApiResult<JobId> {
+    JobId::parse(text).ok_or(JobsApiError::NotFound("job"))
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Accepted {
+    job_id: JobId,
+    state: JobState,
+    href: String,
+}
+
+async fn create_report(
+    State(state): State<AppState>,
+    body: Result<Json<report::ReportRequest>, JsonRejection>,
+) -> ApiResult<Response> {
+    let Json(request) = body.map_err(|e| JobsApiError::BadRequest(e.body_text()))?;
+    let jobs = queue_of(&state)?;
+    match &request {
+        report::ReportRequest::ProjectTaskStats { project_id } => {
+            let pid = *project_id;
+            // language=PostgreSQL
+            let sql = "SELECT EXISTS (SELECT 1 FROM projects WHERE id = $1)";
+            let exists: bool = state
+                .db
+                .timed("reports.project_exists", sql, |pool| async move {
+                    sqlx::query_scalar(sql).bind(pid).fetch_one(&pool).await
+                })
+                .await?;
+            if !exists {
+                return Err(JobsApiError::Validation {
+                    field: "parameters.projectId",
+                    message: format!("project {pid} does not exist"),
+                });
+            }
+        }
+    }
+    let payload = serde_json::to_value(&request).map_err(|e| JobsApiError::BadRequest(e.to_string()))?;
+    let id = jobs.enqueue(Queue::Report, &payload).await?;
+    let href = format!("/api/v1/jobs/{id}");
+    let mut response = (
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            job_id: id,
+            state: JobState::Queued,
+            href: href.clone(),
+        }),
+    )
+        .into_response();
+    if let Ok(location) = HeaderValue::from_str(&href) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+async fn get_report(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<Response> {
+    let found = report::fetch(&state.db, id).await?;
+    found
+        .map(|r| Json(r).into_response())
+        .ok_or(JobsApiError::NotFound("report"))
+}
+
+async fn get_job(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let id = parse_job_id(&id)?;
+    let job = queue_of(&state)?.store.get(&id).await?;
+    job.map(|j| Json(j).into_response())
+        .ok_or(JobsApiError::NotFound("job"))
+}
+
+async fn retry_job(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let id = parse_job_id(&id)?;
+    let store = &queue_of(&state)?.store;
+    if !store.revive(&id).await? {
+        return match store.get(&id).await? {
+            None => Err(JobsApiError::NotFound("job")),
+            Some(job) => Err(JobsApiError::Conflict(format!(
+                "only dead jobs can be retried; this one is {}",
+                job.state
+            ))),
+        };
+    }
+    let job = store.get(&id).await?.ok_or(JobsApiError::NotFound("job"))?;
+    Ok((StatusCode::ACCEPTED, Json(job)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct JobListQuery {
+    state: Option<String>,
+    queue: Option<String>,
+    limit: Option<usize>,
+}
+
+const MAX_LIMIT: usize = 100;
+const DEFAULT_LIMIT: usize = 20;
+
+/// Lists jobs of one state (default `dead`: the dead-letter view), per queue or of both.
+async fn list_jobs(State(state): State<AppState>, Query(q): Query<JobListQuery>) -> ApiResult<Response> {
+    let job_state = match q.state.as_deref() {
+        None => JobState::Dead,
+        Some(text) => JobState::parse(text).ok_or_else(|| JobsApiError::Validation {
+            field: "state",
+            message: "expected one of queued, running, failed, dead".into(),
+        })?,
+    };
+    let queues = match q.queue.as_deref() {
+        None => Queue::ALL.to_vec(),
+        Some(text) => vec![Queue::parse(text).ok_or_else(|| JobsApiError::Validation {
+            field: "queue",
+            message: "expected email or report".into(),
+        })?],
+    };
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    let store = &queue_of(&state)?.store;
+    let mut data = Vec::new();
+    for queue in queues {
+        data.extend(store.list(queue, job_state, limit).await?);
+    }
+    data.truncate(limit);
+    Ok(Json(serde_json::json!({ "data": data, "pagination": { "limit": limit } })).into_response())
+}
+
+/// One email as the outbox lists it.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxEmail {
+    pub id: i64,
+    pub job_id: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    pub transport: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    page: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// Newest first, paged like every list of the API.
+async fn list_outbox(State(state): State<AppState>, Query(q): Query<PageQuery>) -> ApiResult<Response> {
+    let page = q.page.unwrap_or(1).max(1);
+    let limit = q.limit.unwrap_or(20).clamp(1, 100);
+    let offset = (page - 1).saturating_mul(limit);
+    // language=PostgreSQL
+    let sql = "SELECT id, job_id, recipient, subject, body, transport, created_at
+               FROM outbox ORDER BY id DESC LIMIT $1 OFFSET $2";
+    let data: Vec<OutboxEmail> = state
+        .db
+        .timed("outbox.list", sql, |pool| async move {
+            sqlx::query_as(sql)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&pool)
+                .await
+        })
+        .await?;
+    let count_sql = "SELECT count(*) FROM outbox";
+    let total: i64 = state
+        .db
+        .timed("outbox.count", count_sql, |pool| async move {
+            sqlx::query_scalar(count_sql).fetch_one(&pool).await
+        })
+        .await?;
+    Ok(Json(serde_json::json!({
+        "data": data,
+        "pagination": {
+            "page": page, "limit": limit, "total": total,
+            "hasNext": offset + limit < total, "hasPrev": page > 1,
+        }
+    }))
+    .into_response())
+}
+
+async fn get_outbox(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<Response> {
+    // language=PostgreSQL
+    let sql = "SELECT id, job_id, recipient, subject, body, transport, created_at FROM outbox WHERE id = $1";
+    let found: Option<OutboxEmail> = state
+        .db
+        .timed("outbox.get", sql, |pool| async move {
+            sqlx::query_as(sql).bind(id).fetch_optional(&pool).await
+        })
+        .await?;
+    found
+        .map(|e| Json(e).into_response())
+        .ok_or(JobsApiError::NotFound("email"))
+}

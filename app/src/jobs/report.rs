@@ -1,0 +1,202 @@
+//! The `report` queue: reports computed from the tasks tables and stored in `reports`, one row per
+//! job id. The computation and the insert share one REPEATABLE READ transaction, so a report is a
+//! consistent snapshot and a job that runs twice stores it once.
+use serde::{Deserialize, Serialize};
+use sqlx::types::Json;
+
+use super::{
+    JobContext,
+    store::ClaimedJob,
+    worker::{JobFailure, JobHandler},
+};
+
+/// What `POST /api/v1/reports` accepts, and the payload of a `report` job:
+/// `{"type": "projectTaskStats", "parameters": {"projectId": 1}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    tag = "type",
+    content = "parameters",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
+pub enum ReportRequest {
+    /// Counts of a project's tasks by status and priority, unassigned and overdue ones.
+    ProjectTaskStats { project_id: i64 },
+}
+
+impl ReportRequest {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::ProjectTaskStats { .. } => "projectTaskStats",
+        }
+    }
+}
+
+/// The statistics of one project's tasks.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectTaskStats {
+    pub project_id: i64,
+    pub project_name: String,
+    pub total: i64,
+    #[sqlx(flatten)]
+    pub by_status: StatusCounts,
+    #[sqlx(flatten)]
+    pub by_priority: PriorityCounts,
+    pub unassigned: i64,
+    /// Not done and due before today.
+    pub overdue: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusCounts {
+    pub todo: i64,
+    pub in_progress: i64,
+    pub review: i64,
+    pub done: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct PriorityCounts {
+    #[serde(rename = "0")]
+    pub p0: i64,
+    #[serde(rename = "1")]
+    pub p1: i64,
+    #[serde(rename = "2")]
+    pub p2: i64,
+    #[serde(rename = "3")]
+    pub p3: i64,
+    #[serde(rename = "4")]
+    pub p4: i64,
+}
+
+// language=PostgreSQL
+const PROJECT_TASK_STATS: &str = "
+    SELECT p.id AS project_id, p.name AS project_name,
+           count(t.id) AS total,
+           count(t.id) FILTER (WHERE t.status = 'todo') AS todo,
+           count(t.id) FILTER (WHERE t.status = 'in_progress') AS in_progress,
+           count(t.id) FILTER (WHERE t.status = 'review') AS review,
+           count(t.id) FILTER (WHERE t.status = 'done') AS done,
+           count(t.id) FILTER (WHERE t.priority = 0) AS p0,
+           count(t.id) FILTER (WHERE t.priority = 1) AS p1,
+           count(t.id) FILTER (WHERE t.priority = 2) AS p2,
+           count(t.id) FILTER (WHERE t.priority = 3) AS p3,
+           count(t.id) FILTER (WHERE t.priority = 4) AS p4,
+           count(t.id) FILTER (WHERE t.assignee_id IS NULL) AS unassigned,
+           count(t.id) FILTER (WHERE t.due_date < current_date AND t.status <> 'done') AS overdue
+    FROM projects p LEFT JOIN tasks t ON t.project_id = p.id
+    WHERE p.id = $1
+    GROUP BY p.id, p.name";
+
+/// A stored report, as `GET /api/v1/reports/{id}` returns it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredReport {
+    pub id: i64,
+    pub job_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub parameters: Json<serde_json::Value>,
+    pub result: Json<serde_json::Value>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+pub struct ReportHandler {
+    ctx: JobContext,
+}
+
+impl ReportHandler {
+    pub fn new(ctx: JobContext) -> Self {
+        Self { ctx }
+    }
+}
+
+fn report_result(id: i64) -> serde_json::Value {
+    serde_json::json!({ "reportId": id, "href": format!("/api/v1/reports/{id}") })
+}
+
+impl JobHandler for ReportHandler {
+    async fn handle(&self, job: &ClaimedJob) -> Result<serde_json::Value, JobFailure> {
+        let request: ReportRequest = serde_json::from_value(job.payload.clone())
+            .map_err(|e| JobFailure::permanent(format!("not a report request: {e}")))?;
+        let pool = self.ctx.db.pool();
+        let mut tx = pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            .execute(&mut *tx)
+            .await?;
+        let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM reports WHERE job_id = $1")
+            .bind(job.id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(id) = existing {
+            return Ok(report_result(id));
+        }
+        let result = match &request {
+            ReportRequest::ProjectTaskStats { project_id } => {
+                let stats: Option<ProjectTaskStats> = sqlx::query_as(PROJECT_TASK_STATS)
+                    .bind(project_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let stats = stats
+                    .ok_or_else(|| JobFailure::permanent(format!("project {project_id} does not exist")))?;
+                serde_json::to_value(stats)
+                    .map_err(|e| JobFailure::permanent(format!("could not encode the report: {e}")))?
+            }
+        };
+        let parameters = serde_json::to_value(&request)
+            .ok()
+            .and_then(|v| v.get("parameters").cloned())
+            .unwrap_or(serde_json::Value::Null);
+        // language=PostgreSQL
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO reports (job_id, kind, parameters, result) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (job_id) DO NOTHING RETURNING id",
+        )
+        .bind(job.id.as_str())
+        .bind(request.kind())
+        .bind(Json(parameters))
+        .bind(Json(result))
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        match id {
+            Some(id) => Ok(report_result(id)),
+            // A concurrent attempt of the same job stored it first: point at its row.
+            None => {
+                let id: i64 = sqlx::query_scalar("SELECT id FROM reports WHERE job_id = $1")
+                    .bind(job.id.as_str())
+                    .fetch_one(&pool)
+                    .await?;
+                Ok(report_result(id))
+            }
+        }
+    }
+}
+
+/// One stored report.
+pub async fn fetch(db: &crate::db::Db, id: i64) -> Result<Option<StoredReport>, sqlx::Error> {
+    // language=PostgreSQL
+    let sql = "SELECT id, job_id, kind, parameters, result, created_at FROM reports WHERE id = $1";
+    db.timed("reports.get", sql, |pool| async move {
+        sqlx::query_as(sql).bind(id).fetch_optional(&pool).await
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_json_shape() {
+        let parsed: ReportRequest = serde_json::from_value(
+            serde_json::json!({"type": "projectTaskStats", "parameters": {"projectId": 4}}),
+        )
+        .unwrap();
+        assert_eq!(parsed, ReportRequest::ProjectTaskStats { project_id: 4 });
+        assert!(serde_json::from_value::<ReportRequest>(serde_json::json!({"type": "salary"})).is_err());
+    }
+}

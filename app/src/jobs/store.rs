@@ -1,0 +1,285 @@
+//! The Redis side of the queues: where jobs wait, run and die, moved atomically by Lua scripts.
+//!
+//! Per queue `q` under the key prefix `p`: `p:q:<q>:ready` (list, FIFO), `p:q:<q>:scheduled` (zset by
+//! the time a retry is due), `p:q:<q>:running` (zset by lease deadline) and `p:q:<q>:dead` (zset by the
+//! time the job died); every job is a hash `p:job:<id>`. A job id is in at most one of those sets. A
+//! worker that dies stops renewing its leases and [`JobStore::reap`] puts its jobs back: delivery is at
+//! least once, and handlers make the effect once (see `jobs::email`, `jobs::report`).
+//! Scripts build job keys from the prefix, so all keys must live on one Redis node (no cluster).
+use std::{collections::HashMap, time::Duration};
+
+use redis::{AsyncCommands, Script, aio::ConnectionManager};
+
+use super::{JobId, JobRecord, JobState, JobsError, Queue};
+
+/// A job leased to a worker for one attempt.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub id: JobId,
+    pub queue: Queue,
+    pub payload: serde_json::Value,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    pub max_attempts: u32,
+}
+
+/// The outcome of one attempt, as recorded in Redis.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Succeeded {
+        result: serde_json::Value,
+        keep: Duration,
+    },
+    Retry {
+        error: String,
+        delay: Duration,
+    },
+    Dead {
+        error: String,
+    },
+}
+
+/// How many jobs of a queue are in each place.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    pub ready: u64,
+    pub scheduled: u64,
+    pub running: u64,
+    pub dead: u64,
+}
+
+struct Scripts {
+    enqueue: Script,
+    claim: Script,
+    heartbeat: Script,
+    finish: Script,
+    reap: Script,
+    revive: Script,
+}
+
+impl Scripts {
+    fn load() -> Self {
+        Self {
+            enqueue: Script::new(include_str!("lua/enqueue.lua")),
+            claim: Script::new(include_str!("lua/claim.lua")),
+            heartbeat: Script::new(include_str!("lua/heartbeat.lua")),
+            finish: Script::new(include_str!("lua/finish.lua")),
+            reap: Script::new(include_str!("lua/reap.lua")),
+            revive: Script::new(include_str!("lua/revive.lua")),
+        }
+    }
+}
+
+/// Handle on the queues in Redis. Cheap to clone (one multiplexed connection).
+#[derive(Clone)]
+pub struct JobStore {
+    conn: ConnectionManager,
+    prefix: String,
+    scripts: std::sync::Arc<Scripts>,
+}
+
+impl std::fmt::Debug for JobStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobStore").field("prefix", &self.prefix).finish()
+    }
+}
+
+impl JobStore {
+    /// Connects to Redis; `prefix` namespaces every key (tests use one each).
+    pub async fn connect(redis_url: &str, prefix: impl Into<String>) -> Result<Self, JobsError> {
+        let client = redis::Client::open(redis_url).map_err(JobsError::RedisUrl)?;
+        let conn = ConnectionManager::new(client).await.map_err(JobsError::Redis)?;
+        Ok(Self {
+            conn,
+            prefix: prefix.into(),
+            scripts: std::sync::Arc::new(Scripts::load()),
+        })
+    }
+
+    fn job_prefix(&self) -> String {
+        format!("{}:job:", self.prefix)
+    }
+
+    fn job_key(&self, id: &JobId) -> String {
+        format!("{}:job:{}", self.prefix, id)
+    }
+
+    fn queue_key(&self, queue: Queue, place: &str) -> String {
+        format!("{}:q:{}:{}", self.prefix, queue.as_str(), place)
+    }
+
+    /// Adds a job at the tail of `queue`. Returns false when a job with this id existed already.
+    pub async fn enqueue(
+        &self,
+        id: &JobId,
+        queue: Queue,
+        payload: &serde_json::Value,
+        max_attempts: u32,
+    ) -> Result<bool, JobsError> {
+        let added: i64 = self
+            .scripts
+            .enqueue
+            .key(self.job_key(id))
+            .key(self.queue_key(queue, "ready"))
+            .arg(id.as_str())
+            .arg(queue.as_str())
+            .arg(payload.to_string())
+            .arg(max_attempts)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(added == 1)
+    }
+
+    /// Leases the next ready (or due) job of `queue` for `lease`; `None` when there is none.
+    pub async fn claim(&self, queue: Queue, lease: Duration) -> Result<Option<ClaimedJob>, JobsError> {
+        let claimed: Option<(String, String, u32, u32)> = self
+            .scripts
+            .claim
+            .key(self.queue_key(queue, "ready"))
+            .key(self.queue_key(queue, "scheduled"))
+            .key(self.queue_key(queue, "running"))
+            .arg(self.job_prefix())
+            .arg(millis(lease))
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        let Some((id, payload, attempt, max_attempts)) = claimed else {
+            return Ok(None);
+        };
+        let payload = serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null);
+        Ok(Some(ClaimedJob {
+            id: JobId::from_stored(id),
+            queue,
+            payload,
+            attempt,
+            max_attempts,
+        }))
+    }
+
+    /// Renews the lease of a running attempt. False when the lease was lost (reaped meanwhile).
+    pub async fn heartbeat(&self, job: &ClaimedJob, lease: Duration) -> Result<bool, JobsError> {
+        let kept: i64 = self
+            .scripts
+            .heartbeat
+            .key(self.queue_key(job.queue, "running"))
+            .key(self.job_key(&job.id))
+            .arg(job.id.as_str())
+            .arg(job.attempt)
+            .arg(millis(lease))
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(kept == 1)
+    }
+
+    /// Records the outcome of an attempt. False when the lease was lost and nothing was recorded.
+    pub async fn finish(&self, job: &ClaimedJob, outcome: &Outcome) -> Result<bool, JobsError> {
+        let (kind, text, number) = match outcome {
+            Outcome::Succeeded { result, keep } => ("succeeded", result.to_string(), keep.as_secs().max(1)),
+            Outcome::Retry { error, delay } => ("retry", error.clone(), millis(*delay)),
+            Outcome::Dead { error } => ("dead", error.clone(), 0),
+        };
+        let recorded: i64 = self
+            .scripts
+            .finish
+            .key(self.queue_key(job.queue, "running"))
+            .key(self.queue_key(job.queue, "scheduled"))
+            .key(self.queue_key(job.queue, "dead"))
+            .key(self.job_key(&job.id))
+            .arg(job.id.as_str())
+            .arg(job.attempt)
+            .arg(kind)
+            .arg(text)
+            .arg(number)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(recorded == 1)
+    }
+
+    /// Puts jobs whose lease expired back in the ready list (or dead-letters them when they had their
+    /// last attempt). Returns (requeued, dead-lettered).
+    pub async fn reap(&self, queue: Queue) -> Result<(u64, u64), JobsError> {
+        let counts: (u64, u64) = self
+            .scripts
+            .reap
+            .key(self.queue_key(queue, "running"))
+            .key(self.queue_key(queue, "ready"))
+            .key(self.queue_key(queue, "dead"))
+            .arg(self.job_prefix())
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(counts)
+    }
+
+    /// Moves a dead job back to the ready list with fresh attempts. False when it is not dead.
+    pub async fn revive(&self, id: &JobId) -> Result<bool, JobsError> {
+        let Some(job) = self.get(id).await? else {
+            return Ok(false);
+        };
+        let revived: i64 = self
+            .scripts
+            .revive
+            .key(self.queue_key(job.queue, "dead"))
+            .key(self.queue_key(job.queue, "ready"))
+            .key(self.job_key(id))
+            .arg(id.as_str())
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(revived == 1)
+    }
+
+    /// One job by id; `None` when unknown (or finished long enough ago to be forgotten).
+    pub async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, JobsError> {
+        let fields: HashMap<String, String> = self.conn.clone().hgetall(self.job_key(id)).await?;
+        Ok(JobRecord::from_hash(&fields))
+    }
+
+    /// Jobs of `queue` in `state`, newest first for dead jobs, queue order otherwise.
+    pub async fn list(
+        &self,
+        queue: Queue,
+        state: JobState,
+        limit: usize,
+    ) -> Result<Vec<JobRecord>, JobsError> {
+        let mut conn = self.conn.clone();
+        let stop = isize::try_from(limit).unwrap_or(isize::MAX).saturating_sub(1);
+        let ids: Vec<String> = match state {
+            JobState::Queued => conn.lrange(self.queue_key(queue, "ready"), 0, stop).await?,
+            JobState::Failed => conn.zrange(self.queue_key(queue, "scheduled"), 0, stop).await?,
+            JobState::Running => conn.zrange(self.queue_key(queue, "running"), 0, stop).await?,
+            JobState::Dead => conn.zrevrange(self.queue_key(queue, "dead"), 0, stop).await?,
+            JobState::Succeeded => return Err(JobsError::NotListable(state)),
+        };
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hgetall(format!("{}{}", self.job_prefix(), id));
+        }
+        let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+        Ok(hashes.iter().filter_map(JobRecord::from_hash).collect())
+    }
+
+    /// Counts per place, for the queue-depth gauges.
+    pub async fn depth(&self, queue: Queue) -> Result<QueueDepth, JobsError> {
+        let (ready, scheduled, running, dead): (u64, u64, u64, u64) = redis::pipe()
+            .llen(self.queue_key(queue, "ready"))
+            .zcard(self.queue_key(queue, "scheduled"))
+            .zcard(self.queue_key(queue, "running"))
+            .zcard(self.queue_key(queue, "dead"))
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(QueueDepth {
+            ready,
+            scheduled,
+            running,
+            dead,
+        })
+    }
+
+    /// Answers when Redis does (for readiness).
+    pub async fn ping(&self) -> Result<(), JobsError> {
+        let _: String = redis::cmd("PING").query_async(&mut self.conn.clone()).await?;
+        Ok(())
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

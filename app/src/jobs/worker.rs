@@ -1,0 +1,274 @@
+//! The worker runtime: per queue, claim jobs while fewer than `concurrency` handlers run, renew each
+//! lease while its handler works, enforce the timeout, record the outcome; plus the reaper that takes
+//! back jobs of dead workers and samples queue depth.
+use std::{future::Future, sync::Arc, time::Instant};
+
+use tokio::sync::{Semaphore, watch};
+
+use super::{
+    JobContext, JobQueue, JobsConfig, Queue,
+    email::EmailHandler,
+    metrics::JobMetrics,
+    policy::{AfterFailure, QueuePolicy},
+    report::ReportHandler,
+    store::{ClaimedJob, JobStore, Outcome},
+};
+
+/// Why an attempt failed. `permanent` failures (bad payload, missing data) are dead-lettered at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobFailure {
+    pub message: String,
+    pub permanent: bool,
+}
+
+impl JobFailure {
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            permanent: false,
+        }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            permanent: true,
+        }
+    }
+}
+
+impl From<sqlx::Error> for JobFailure {
+    fn from(err: sqlx::Error) -> Self {
+        Self::retryable(format!("database error: {err}"))
+    }
+}
+
+/// The work of one queue. Must be idempotent by `job.id`: an attempt may run again after a crash.
+pub trait JobHandler: Send + Sync + 'static {
+    /// Does the work; `Ok` carries where the result is (stored on the job).
+    fn handle(&self, job: &ClaimedJob) -> impl Future<Output = Result<serde_json::Value, JobFailure>> + Send;
+}
+
+/// Runs the queues of one process.
+#[derive(Clone)]
+pub struct Worker {
+    pub store: JobStore,
+    pub config: Arc<JobsConfig>,
+    pub metrics: JobMetrics,
+}
+
+impl Worker {
+    pub fn new(queue: &JobQueue, metrics: JobMetrics) -> Self {
+        Self {
+            store: queue.store.clone(),
+            config: queue.config.clone(),
+            metrics,
+        }
+    }
+
+    /// Runs both queues with the real handlers and the reaper until `shutdown` turns true, then
+    /// lets running handlers finish (up to the grace period).
+    pub async fn run(self, ctx: JobContext, shutdown: watch::Receiver<bool>) {
+        let email = Arc::new(EmailHandler::new(ctx.clone()));
+        let report = Arc::new(ReportHandler::new(ctx));
+        tokio::join!(
+            self.run_queue(Queue::Email, email, shutdown.clone()),
+            self.run_queue(Queue::Report, report, shutdown.clone()),
+            self.run_reaper(shutdown),
+        );
+    }
+
+    /// Claims and runs jobs of `queue` with `handler` until `shutdown` turns true.
+    pub async fn run_queue<H: JobHandler>(
+        &self,
+        queue: Queue,
+        handler: Arc<H>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let policy = self.config.policy(queue);
+        let slots = Arc::new(Semaphore::new(policy.concurrency));
+        tracing::info!(
+            queue = queue.as_str(),
+            concurrency = policy.concurrency,
+            "worker started"
+        );
+        loop {
+            let permit = tokio::select! {
+                () = stopped(&mut shutdown) => break,
+                permit = slots.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+            };
+            match self.store.claim(queue, self.config.lease()).await {
+                Ok(Some(job)) => {
+                    let attempt = Attempt {
+                        worker: self.clone(),
+                        policy,
+                        handler: handler.clone(),
+                    };
+                    tokio::spawn(async move {
+                        attempt.run(job).await;
+                        drop(permit);
+                    });
+                }
+                Ok(None) => {
+                    drop(permit);
+                    tokio::select! {
+                        () = stopped(&mut shutdown) => break,
+                        () = tokio::time::sleep(self.config.poll_interval()) => {}
+                    }
+                }
+                Err(err) => {
+                    drop(permit);
+                    tracing::warn!(queue = queue.as_str(), error = %err, "could not claim a job");
+                    tokio::select! {
+                        () = stopped(&mut shutdown) => break,
+                        () = tokio::time::sleep(self.config.poll_interval() * 4) => {}
+                    }
+                }
+            }
+        }
+        let grace = std::time::Duration::from_secs(self.config.shutdown_grace_s);
+        let all = u32::try_from(policy.concurrency).unwrap_or(u32::MAX);
+        if tokio::time::timeout(grace, slots.acquire_many(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                queue = queue.as_str(),
+                "handlers still running after the grace period; their leases will expire and the jobs run again"
+            );
+        }
+        tracing::info!(queue = queue.as_str(), "worker stopped");
+    }
+
+    /// Every reap interval: takes back jobs with expired leases and samples queue depth.
+    pub async fn run_reaper(&self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            for queue in Queue::ALL {
+                match self.store.reap(queue).await {
+                    Ok((requeued, dead)) => {
+                        if requeued + dead > 0 {
+                            tracing::warn!(
+                                queue = queue.as_str(),
+                                requeued,
+                                dead,
+                                "took back jobs whose lease expired"
+                            );
+                            self.metrics.recovered(queue, requeued + dead);
+                            self.metrics.dead_lettered(queue, dead);
+                        }
+                    }
+                    Err(err) => tracing::warn!(queue = queue.as_str(), error = %err, "reaper failed"),
+                }
+                match self.store.depth(queue).await {
+                    Ok(depth) => self.metrics.set_depth(queue, depth),
+                    Err(err) => tracing::debug!(error = %err, "could not sample queue depth"),
+                }
+            }
+            tokio::select! {
+                () = stopped(&mut shutdown) => return,
+                () = tokio::time::sleep(self.config.reap_interval()) => {}
+            }
+        }
+    }
+}
+
+/// One attempt of one job.
+struct Attempt<H> {
+    worker: Worker,
+    policy: QueuePolicy,
+    handler: Arc<H>,
+}
+
+impl<H: JobHandler> Attempt<H> {
+    async fn run(self, job: ClaimedJob) {
+        let Worker {
+            store,
+            config,
+            metrics,
+        } = &self.worker;
+        let queue = job.queue;
+        let in_flight = metrics.in_flight(queue);
+        in_flight.inc();
+        let started = Instant::now();
+        let lease = config.lease();
+        let debug_delay = std::time::Duration::from_millis(config.debug_delay_ms);
+        let work = tokio::time::timeout(self.policy.timeout, async {
+            if !debug_delay.is_zero() {
+                tokio::time::sleep(debug_delay).await;
+            }
+            self.handler.handle(&job).await
+        });
+        let renew = async {
+            let mut every = tokio::time::interval(lease / 3);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                match store.heartbeat(&job, lease).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(err) => tracing::warn!(job = %job.id, error = %err, "could not renew a lease"),
+                }
+            }
+        };
+        let finished = tokio::select! {
+            finished = work => finished,
+            () = renew => {
+                tracing::warn!(job = %job.id, "lease lost; abandoning the attempt (another worker owns the job)");
+                in_flight.dec();
+                return;
+            }
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        let (label, outcome) = match finished {
+            Ok(Ok(result)) => (
+                "succeeded",
+                Outcome::Succeeded {
+                    result,
+                    keep: std::time::Duration::from_secs(config.keep_succeeded_s),
+                },
+            ),
+            Ok(Err(failure)) => ("failed", self.failed(&job, failure.message, failure.permanent)),
+            Err(_) => {
+                let message = format!("attempt timed out after {:?}", self.policy.timeout);
+                ("timed_out", self.failed(&job, message, false))
+            }
+        };
+        metrics.attempt_finished(queue, label, seconds);
+        match &outcome {
+            Outcome::Retry { error, delay } => {
+                metrics.retried(queue);
+                tracing::warn!(job = %job.id, queue = queue.as_str(), attempt = job.attempt, error, retry_in_ms = delay.as_millis(), "job attempt failed");
+            }
+            Outcome::Dead { error } => {
+                metrics.dead_lettered(queue, 1);
+                tracing::error!(job = %job.id, queue = queue.as_str(), attempt = job.attempt, error, "job dead-lettered");
+            }
+            Outcome::Succeeded { .. } => {
+                tracing::debug!(job = %job.id, queue = queue.as_str(), seconds, "job succeeded");
+            }
+        }
+        match store.finish(&job, &outcome).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(job = %job.id, "outcome not recorded: the lease was lost meanwhile"),
+            Err(err) => {
+                tracing::warn!(job = %job.id, error = %err, "outcome not recorded; the job runs again when its lease expires")
+            }
+        }
+        in_flight.dec();
+    }
+
+    fn failed(&self, job: &ClaimedJob, error: String, permanent: bool) -> Outcome {
+        match self.policy.after_failure(job.attempt, permanent) {
+            AfterFailure::RetryIn(delay) => Outcome::Retry { error, delay },
+            AfterFailure::DeadLetter => Outcome::Dead { error },
+        }
+    }
+}
+
+/// Resolves once the shutdown flag is (or becomes) true, or its sender is gone.
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
