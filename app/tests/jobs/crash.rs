@@ -1,0 +1,109 @@
+//! The real `perfstack-app worker` killed with SIGKILL while jobs run, then restarted: every job
+//! finishes, and each takes effect exactly once.
+use std::{process::Stdio, time::Duration};
+
+use perfstack_app::jobs::{JobId, JobQueue, JobState, Queue, email::EmailJob, report::ReportRequest};
+use sqlx::PgPool;
+use tokio::process::{Child, Command};
+
+use crate::support::{cleanup, database_url, job_queue, redis_url, seed, wait_for};
+
+fn spawn_worker(pool: &PgPool, jobs: &JobQueue) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_perfstack-app"))
+        .arg("worker")
+        .env_clear()
+        .env("DATABASE_URL", database_url(pool))
+        .env("REDIS_URL", redis_url())
+        .env("JOBS_KEY_PREFIX", &jobs.config.key_prefix)
+        .env("WORKER_METRICS_ADDR", "127.0.0.1:0")
+        // Long enough for the kill to land mid-job, short enough to keep the test fast.
+        .env("JOBS_DEBUG_DELAY_MS", "150")
+        .env("JOBS_LEASE_MS", "900")
+        .env("JOBS_REAP_INTERVAL_MS", "100")
+        .env("JOBS_POLL_INTERVAL_MS", "20")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn perfstack-app worker")
+}
+
+async fn count(pool: &PgPool, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test]
+async fn sigkill_mid_run_loses_nothing_and_doubles_nothing(pool: PgPool) {
+    let (user, project, tasks) = seed(&pool, 40).await;
+    let jobs = job_queue(&[]).await;
+    let mut ids: Vec<JobId> = Vec::new();
+    for task in &tasks {
+        let payload = serde_json::to_value(EmailJob::TaskAssigned {
+            task_id: *task,
+            assignee_id: user,
+        })
+        .unwrap();
+        ids.push(jobs.enqueue(Queue::Email, &payload).await.unwrap());
+    }
+    for _ in 0..6 {
+        let payload = serde_json::to_value(ReportRequest::ProjectTaskStats { project_id: project }).unwrap();
+        ids.push(jobs.enqueue(Queue::Report, &payload).await.unwrap());
+    }
+
+    let mut first = spawn_worker(&pool, &jobs);
+    // Kill once some emails are written and others are mid-attempt.
+    wait_for(Duration::from_secs(30), "the first emails", || async {
+        (count(&pool, "outbox").await >= 5).then_some(())
+    })
+    .await;
+    let depth = jobs.store.depth(Queue::Email).await.unwrap();
+    first.start_kill().unwrap(); // SIGKILL
+    first.wait().await.unwrap();
+    assert!(
+        depth.running > 0,
+        "the kill should land while jobs run: {depth:?}"
+    );
+    let written_before_restart = count(&pool, "outbox").await;
+    assert!(written_before_restart < 40, "killed too late to prove anything");
+
+    let mut second = spawn_worker(&pool, &jobs);
+    let mut retried = 0;
+    for id in &ids {
+        let job = wait_for(
+            Duration::from_secs(60),
+            &format!("job {id} to finish"),
+            || async {
+                jobs.store
+                    .get(id)
+                    .await
+                    .unwrap()
+                    .filter(|j| matches!(j.state, JobState::Succeeded | JobState::Dead))
+            },
+        )
+        .await;
+        assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+        if job.attempts > 1 {
+            retried += 1;
+        }
+    }
+    second.start_kill().unwrap();
+    second.wait().await.unwrap();
+    assert!(
+        retried > 0,
+        "some attempts were interrupted by the kill and ran again"
+    );
+    assert_eq!(count(&pool, "outbox").await, 40, "one email per email job");
+    assert_eq!(count(&pool, "reports").await, 6, "one report per report job");
+    let distinct: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT job_id) FROM (SELECT job_id FROM outbox UNION ALL SELECT job_id FROM reports) j",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(distinct, 46);
+    cleanup(&jobs).await;
+}
