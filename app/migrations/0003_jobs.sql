@@ -25,3 +25,14 @@ CREATE TABLE reports (
     created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
     CONSTRAINT reports_job_id_key UNIQUE (job_id)
 );
+
+-- Jobs requested inside a database transaction (the email for a task assignment), committed with
+-- the change that caused them and moved to Redis by the workers' relay. A Redis outage or a crash
+-- right after the commit therefore cannot lose them; the relay enqueues by job id, which Redis
+-- ignores when the job exists, so moving a request twice enqueues it once.
+CREATE TABLE job_requests (
+    job_id      TEXT PRIMARY KEY,
+    queue       TEXT NOT NULL CHECK (queue IN ('email', 'report')),
+    payload     JSONB NOT NULL,
+    created_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+);

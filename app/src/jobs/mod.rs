@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod notify;
 pub mod policy;
 pub mod record;
+pub mod relay;
 pub mod report;
 pub mod standalone;
 pub mod store;

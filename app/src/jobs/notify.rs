@@ -1,5 +1,8 @@
-//! The seam between the task routes and the `email` queue: an assignment enqueues a notification.
-use super::{JobId, JobQueue, JobsError, Queue, email::EmailJob};
+//! The seam between the task routes and the `email` queue: an assignment requests a notification
+//! email in the same transaction as the task change (see `jobs::relay`).
+use sqlx::PgExecutor;
+
+use super::{JobId, JobQueue, Queue, email::EmailJob, relay};
 
 /// The user to notify when a task's assignee goes from `before` to `after`: the new assignee, if
 /// there is one and it changed (creating a task counts as `before = None`).
@@ -10,33 +13,27 @@ pub fn newly_assigned(before: Option<i64>, after: Option<i64>) -> Option<i64> {
     }
 }
 
-/// Enqueues the notification email for `task_id` assigned to `assignee_id`.
-pub async fn task_assigned(jobs: &JobQueue, task_id: i64, assignee_id: i64) -> Result<JobId, JobsError> {
-    let payload = serde_json::to_value(EmailJob::TaskAssigned { task_id, assignee_id })
-        .unwrap_or(serde_json::Value::Null);
-    jobs.enqueue(Queue::Email, &payload).await
-}
-
-/// For handlers: enqueue when the assignee changed, and log (not fail the request) when Redis is
-/// down or not configured. The task change is committed either way.
-pub async fn on_assignment(
+/// Requests the notification email for a change of assignee from `before` to `after`, in the
+/// caller's transaction: call it with the transaction that writes the task, so the email is
+/// committed (or rolled back) with the assignment. Returns the job id when one was requested.
+/// Without a job queue configured (no Redis) nothing is requested.
+pub async fn on_assignment<'e>(
+    executor: impl PgExecutor<'e>,
     jobs: Option<&JobQueue>,
     task_id: i64,
     before: Option<i64>,
     after: Option<i64>,
-) -> Option<JobId> {
-    let assignee = newly_assigned(before, after)?;
-    let Some(jobs) = jobs else {
-        tracing::debug!(task_id, "no job queue configured; assignment email not sent");
-        return None;
+) -> Result<Option<JobId>, sqlx::Error> {
+    let Some(assignee_id) = newly_assigned(before, after) else {
+        return Ok(None);
     };
-    match task_assigned(jobs, task_id, assignee).await {
-        Ok(id) => Some(id),
-        Err(err) => {
-            tracing::error!(task_id, error = %err, "could not enqueue the assignment email");
-            None
-        }
+    if jobs.is_none() {
+        tracing::debug!(task_id, "no job queue configured; no assignment email");
+        return Ok(None);
     }
+    let payload = serde_json::to_value(EmailJob::TaskAssigned { task_id, assignee_id })
+        .unwrap_or(serde_json::Value::Null);
+    relay::request(executor, Queue::Email, &payload).await.map(Some)
 }
 
 #[cfg(test)]

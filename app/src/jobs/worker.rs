@@ -5,11 +5,14 @@ use std::{future::Future, sync::Arc, time::Instant};
 
 use tokio::sync::{Semaphore, watch};
 
+use crate::db::Db;
+
 use super::{
     JobContext, JobQueue, JobsConfig, Queue,
     email::EmailHandler,
     metrics::JobMetrics,
     policy::{AfterFailure, QueuePolicy},
+    relay,
     report::ReportHandler,
     store::{ClaimedJob, JobStore, Outcome},
 };
@@ -69,12 +72,14 @@ impl Worker {
     /// Runs both queues with the real handlers and the reaper until `shutdown` turns true, then
     /// lets running handlers finish (up to the grace period).
     pub async fn run(self, ctx: JobContext, shutdown: watch::Receiver<bool>) {
+        let db = ctx.db.clone();
         let email = Arc::new(EmailHandler::new(ctx.clone()));
         let report = Arc::new(ReportHandler::new(ctx));
         tokio::join!(
             self.run_queue(Queue::Email, email, shutdown.clone()),
             self.run_queue(Queue::Report, report, shutdown.clone()),
-            self.run_reaper(shutdown),
+            self.run_reaper(shutdown.clone()),
+            self.run_relay(db, shutdown),
         );
     }
 
@@ -141,6 +146,32 @@ impl Worker {
             );
         }
         tracing::info!(queue = queue.as_str(), "worker stopped");
+    }
+
+    /// Every poll interval: moves jobs requested in database transactions to Redis.
+    pub async fn run_relay(&self, db: Db, mut shutdown: watch::Receiver<bool>) {
+        const BATCH: i64 = 100;
+        let jobs = JobQueue {
+            store: self.store.clone(),
+            config: self.config.clone(),
+        };
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let pause = match relay::relay_batch(&db, &jobs, BATCH).await {
+                Ok(moved) if i64::try_from(moved) == Ok(BATCH) => continue,
+                Ok(_) => self.config.poll_interval(),
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not relay requested jobs");
+                    self.config.poll_interval() * 4
+                }
+            };
+            tokio::select! {
+                () = stopped(&mut shutdown) => return,
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
     }
 
     /// Every reap interval: takes back jobs with expired leases and samples queue depth.

@@ -146,14 +146,15 @@ async fn assignment_emails_reach_the_outbox_and_dead_jobs_are_listed(pool: PgPoo
     let (user, _project, tasks) = seed(&pool, 2).await;
     let jobs = job_queue(&[]).await;
     let app = app(&pool, Some(jobs.clone())).await;
-    let sent = notify::on_assignment(Some(&jobs), tasks[0], None, Some(user))
+    // As the task routes do: in the transaction that changes the assignee.
+    let mut tx = pool.begin().await.unwrap();
+    let sent = notify::on_assignment(&mut *tx, Some(&jobs), tasks[0], None, Some(user))
         .await
-        .unwrap();
-    assert!(
-        notify::on_assignment(Some(&jobs), tasks[1], Some(user), Some(user))
-            .await
-            .is_none()
-    );
+        .unwrap()
+        .expect("a new assignee gets an email");
+    let unchanged = notify::on_assignment(&mut *tx, Some(&jobs), tasks[1], Some(user), Some(user));
+    assert!(unchanged.await.unwrap().is_none());
+    tx.commit().await.unwrap();
     // A payload no handler understands: dead at its first attempt.
     let poison = jobs
         .enqueue(Queue::Email, &serde_json::json!({"kind": "spam"}))

@@ -9,6 +9,8 @@ mod crash;
 #[cfg(test)]
 mod handlers;
 #[cfg(test)]
+mod relay;
+#[cfg(test)]
 mod runtime;
 #[cfg(test)]
 mod support;

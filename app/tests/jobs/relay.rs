@@ -1,0 +1,78 @@
+//! Jobs requested in a database transaction reach Redis only when it commits, and exactly once.
+use perfstack_app::jobs::{JobState, Queue, notify, relay};
+use sqlx::PgPool;
+
+use crate::support::{app_db, cleanup, job_queue, seed};
+
+#[sqlx::test]
+async fn requests_move_to_redis_after_commit_only_and_once(pool: PgPool) {
+    let (user, _project, tasks) = seed(&pool, 2).await;
+    let jobs = job_queue(&[]).await;
+    let db = app_db(&pool).await;
+
+    let mut tx = pool.begin().await.unwrap();
+    let rolled_back = notify::on_assignment(&mut *tx, Some(&jobs), tasks[0], None, Some(user))
+        .await
+        .unwrap()
+        .unwrap();
+    tx.rollback().await.unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    let committed = notify::on_assignment(&mut *tx, Some(&jobs), tasks[1], None, Some(user))
+        .await
+        .unwrap()
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(
+        jobs.store.get(&committed).await.unwrap().is_none(),
+        "not in Redis before the relay"
+    );
+
+    assert_eq!(relay::relay_batch(&db, &jobs, 100).await.unwrap(), 1);
+    assert!(jobs.store.get(&rolled_back).await.unwrap().is_none());
+    let job = jobs.store.get(&committed).await.unwrap().unwrap();
+    assert_eq!(
+        (job.queue, job.state, job.max_attempts),
+        (Queue::Email, JobState::Queued, 3)
+    );
+    assert_eq!(job.payload["taskId"], tasks[1]);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM job_requests")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+
+    // A relay that died after Redis but before its commit moves the same request again: no-op.
+    sqlx::query("INSERT INTO job_requests (job_id, queue, payload) VALUES ($1, 'email', '{}')")
+        .bind(committed.as_str())
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(relay::relay_batch(&db, &jobs, 100).await.unwrap(), 1);
+    assert_eq!(jobs.store.depth(Queue::Email).await.unwrap().ready, 1);
+    let job = jobs.store.get(&committed).await.unwrap().unwrap();
+    assert_eq!(job.payload["taskId"], tasks[1], "the first enqueue stands");
+    cleanup(&jobs).await;
+}
+
+#[sqlx::test]
+async fn no_request_without_a_queue_or_a_new_assignee(pool: PgPool) {
+    let (user, _project, tasks) = seed(&pool, 1).await;
+    let jobs = job_queue(&[]).await;
+    assert!(
+        notify::on_assignment(&pool, None, tasks[0], None, Some(user))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        notify::on_assignment(&pool, Some(&jobs), tasks[0], Some(user), None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM job_requests")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 0);
+}
