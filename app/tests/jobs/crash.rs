@@ -9,6 +9,10 @@ use tokio::process::{Child, Command};
 use crate::support::{cleanup, database_url, job_queue, redis_url, seed, wait_for};
 
 fn spawn_worker(pool: &PgPool, jobs: &JobQueue) -> Child {
+    spawn_worker_with(pool, jobs, "150")
+}
+
+fn spawn_worker_with(pool: &PgPool, jobs: &JobQueue, debug_delay_ms: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_perfstack-app"))
         .arg("worker")
         .env_clear()
@@ -17,7 +21,7 @@ fn spawn_worker(pool: &PgPool, jobs: &JobQueue) -> Child {
         .env("JOBS_KEY_PREFIX", &jobs.config.key_prefix)
         .env("WORKER_METRICS_ADDR", "127.0.0.1:0")
         // Long enough for the kill to land mid-job, short enough to keep the test fast.
-        .env("JOBS_DEBUG_DELAY_MS", "150")
+        .env("JOBS_DEBUG_DELAY_MS", debug_delay_ms)
         .env("JOBS_LEASE_MS", "900")
         .env("JOBS_REAP_INTERVAL_MS", "100")
         .env("JOBS_POLL_INTERVAL_MS", "20")
@@ -105,5 +109,41 @@ async fn sigkill_mid_run_loses_nothing_and_doubles_nothing(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(distinct, 46);
+    cleanup(&jobs).await;
+}
+
+#[sqlx::test]
+async fn sigterm_lets_running_jobs_finish_before_exit(pool: PgPool) {
+    let (_user, project, _tasks) = seed(&pool, 3).await;
+    let jobs = job_queue(&[]).await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let payload = serde_json::to_value(ReportRequest::ProjectTaskStats { project_id: project }).unwrap();
+        ids.push(jobs.enqueue(Queue::Report, &payload).await.unwrap());
+    }
+    let mut worker = spawn_worker_with(&pool, &jobs, "800");
+    wait_for(Duration::from_secs(30), "two reports running", || async {
+        (jobs.store.depth(Queue::Report).await.unwrap().running == 2).then_some(())
+    })
+    .await;
+    let pid = worker.id().expect("worker pid").to_string();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = tokio::time::timeout(Duration::from_secs(20), worker.wait())
+        .await
+        .expect("the worker exits after draining")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let depth = jobs.store.depth(Queue::Report).await.unwrap();
+    assert_eq!(depth.running, 0, "no attempt left behind");
+    assert_eq!(
+        count(&pool, "reports").await,
+        2,
+        "the two running reports finished"
+    );
+    assert_eq!(depth.ready, 3, "the others wait for the next worker");
     cleanup(&jobs).await;
 }
