@@ -199,6 +199,31 @@ impl JobHandler for EmailHandler {
 mod tests {
     use super::*;
 
+    fn config(args: &[&str]) -> JobsConfig {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            jobs: JobsConfig,
+        }
+        let mut all = vec!["test"];
+        all.extend_from_slice(args);
+        <Flags as clap::Parser>::parse_from(all).jobs
+    }
+
+    // The SMTP pool spawns its reaper on the runtime, hence tokio::test.
+    #[tokio::test]
+    async fn smtp_is_used_only_when_configured_and_its_secret_stays_hidden() {
+        assert!(matches!(Mailer::from_config(&config(&[])), Ok(Mailer::Outbox)));
+        let smtp = config(&["--smtp-url", "smtps://mailer:hunter2@mail.example.com:465"]);
+        assert!(matches!(Mailer::from_config(&smtp), Ok(Mailer::Smtp { .. })));
+        assert!(!format!("{smtp:?}").contains("hunter2"));
+        let bad = config(&["--smtp-url", "gopher://mailer:hunter2@mail.example.com"]);
+        let err = Mailer::from_config(&bad).err().expect("not an SMTP URL");
+        assert!(!format!("{err} {err:?}").contains("hunter2"));
+        let bad_from = config(&["--smtp-url", "smtp://mail.example.com", "--mail-from", "nobody"]);
+        assert!(matches!(Mailer::from_config(&bad_from), Err(JobsError::MailFrom)));
+    }
+
     #[test]
     fn payload_has_a_stable_json_shape() {
         let job = EmailJob::TaskAssigned {
