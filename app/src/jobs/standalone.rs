@@ -1,5 +1,6 @@
 //! `perfstack-app worker`: the workers without the API, so they scale apart from it. Serves only
-//! `/livez` and `/metrics` (the job families) on its own address.
+//! `/livez`, `/readyz` (PostgreSQL and Redis answer) and `/metrics` (the job families) on its own
+//! address.
 use std::{net::SocketAddr, sync::Arc};
 
 use axum::{Router, http::header, response::IntoResponse, routing::get};
@@ -35,13 +36,23 @@ pub async fn run(db_cfg: DbConfig, args: WorkerArgs, cfg: JobsConfig) -> anyhow:
     let registry = Arc::new(registry);
     let listener = tokio::net::TcpListener::bind(args.metrics_addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "worker metrics listening");
-    let endpoints = Router::new().route("/livez", get(|| async { "ok" })).route(
-        "/metrics",
-        get(move || {
-            let registry = registry.clone();
-            async move { encode(&registry) }
-        }),
-    );
+    let probe = (db.clone(), queue.store.clone());
+    let endpoints = Router::new()
+        .route("/livez", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let (db, store) = probe.clone();
+                async move { ready(&db, &store).await }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let registry = registry.clone();
+                async move { encode(&registry) }
+            }),
+        );
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(async move { axum::serve(listener, endpoints).await });
     let worker = tokio::spawn(Worker::new(&queue, metrics).run(JobContext { db, mailer }, stopped));
@@ -50,6 +61,21 @@ pub async fn run(db_cfg: DbConfig, args: WorkerArgs, cfg: JobsConfig) -> anyhow:
     let _ = worker.await;
     server.abort();
     Ok(())
+}
+
+async fn ready(db: &Db, store: &super::JobStore) -> axum::response::Response {
+    let postgres = sqlx::query("SELECT 1").execute(&db.pool()).await.is_ok();
+    let redis = store.ping().await.is_ok();
+    let status = if postgres && redis {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        axum::Json(serde_json::json!({ "postgres": postgres, "redis": redis })),
+    )
+        .into_response()
 }
 
 fn encode(registry: &Registry) -> axum::response::Response {

@@ -9,17 +9,17 @@ use tokio::process::{Child, Command};
 use crate::support::{cleanup, database_url, job_queue, redis_url, seed, wait_for};
 
 fn spawn_worker(pool: &PgPool, jobs: &JobQueue) -> Child {
-    spawn_worker_with(pool, jobs, "150")
+    spawn_worker_with(pool, jobs, "150", "127.0.0.1:0")
 }
 
-fn spawn_worker_with(pool: &PgPool, jobs: &JobQueue, debug_delay_ms: &str) -> Child {
+fn spawn_worker_with(pool: &PgPool, jobs: &JobQueue, debug_delay_ms: &str, metrics_addr: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_perfstack-app"))
         .arg("worker")
         .env_clear()
         .env("DATABASE_URL", database_url(pool))
         .env("REDIS_URL", redis_url())
         .env("JOBS_KEY_PREFIX", &jobs.config.key_prefix)
-        .env("WORKER_METRICS_ADDR", "127.0.0.1:0")
+        .env("WORKER_METRICS_ADDR", metrics_addr)
         // Long enough for the kill to land mid-job, short enough to keep the test fast.
         .env("JOBS_DEBUG_DELAY_MS", debug_delay_ms)
         .env("JOBS_LEASE_MS", "900")
@@ -31,6 +31,17 @@ fn spawn_worker_with(pool: &PgPool, jobs: &JobQueue, debug_delay_ms: &str) -> Ch
         .kill_on_drop(true)
         .spawn()
         .expect("spawn perfstack-app worker")
+}
+
+/// A plain HTTP/1.1 GET against the worker's endpoints; returns the whole response.
+async fn get(port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
 }
 
 async fn count(pool: &PgPool, table: &str) -> i64 {
@@ -74,7 +85,12 @@ async fn sigkill_mid_run_loses_nothing_and_doubles_nothing(pool: PgPool) {
     let written_before_restart = count(&pool, "outbox").await;
     assert!(written_before_restart < 40, "killed too late to prove anything");
 
-    let mut second = spawn_worker(&pool, &jobs);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut second = spawn_worker_with(&pool, &jobs, "150", &format!("127.0.0.1:{port}"));
     let mut retried = 0;
     for id in &ids {
         let job = wait_for(
@@ -94,8 +110,23 @@ async fn sigkill_mid_run_loses_nothing_and_doubles_nothing(pool: PgPool) {
             retried += 1;
         }
     }
+    let (ready, metrics) = (get(port, "/readyz").await, get(port, "/metrics").await);
     second.start_kill().unwrap();
     second.wait().await.unwrap();
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    assert!(
+        metrics.contains("perfstack_job_attempts_total{queue=\"email\",outcome=\"succeeded\"}"),
+        "{metrics}"
+    );
+    let recovered = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("perfstack_job_recovered_total{queue=\"email\"} "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(
+        recovered >= 1.0,
+        "the restarted worker took back the killed one's jobs:\n{metrics}"
+    );
     assert!(
         retried > 0,
         "some attempts were interrupted by the kill and ran again"
@@ -121,7 +152,7 @@ async fn sigterm_lets_running_jobs_finish_before_exit(pool: PgPool) {
         let payload = serde_json::to_value(ReportRequest::ProjectTaskStats { project_id: project }).unwrap();
         ids.push(jobs.enqueue(Queue::Report, &payload).await.unwrap());
     }
-    let mut worker = spawn_worker_with(&pool, &jobs, "800");
+    let mut worker = spawn_worker_with(&pool, &jobs, "800", "127.0.0.1:0");
     wait_for(Duration::from_secs(30), "two reports running", || async {
         (jobs.store.depth(Queue::Report).await.unwrap().running == 2).then_some(())
     })

@@ -103,7 +103,7 @@ async fn failed_attempts_are_retried_with_exponential_backoff() {
         assert_eq!(job.last_error.as_deref(), Some("injected failure 2"));
         let starts = handler.starts.lock().unwrap()[id.as_str()].clone();
         assert_eq!(starts.len(), 3);
-        // 200 ms then 400 ms; late by at most a poll interval plus scheduling noise.
+        // 200 ms then 400 ms; late by at most a poll interval plus scheduling noise (busy CI).
         for (gap, expected) in starts.windows(2).zip([200u64, 400]) {
             let waited = gap[1] - gap[0];
             let expected = Duration::from_millis(expected);
@@ -112,7 +112,7 @@ async fn failed_attempts_are_retried_with_exponential_backoff() {
                 "retried after {waited:?}, before the {expected:?} backoff"
             );
             assert!(
-                waited <= expected + Duration::from_millis(300),
+                waited <= expected + Duration::from_millis(400),
                 "retried after {waited:?}, long after the {expected:?} backoff"
             );
         }
