@@ -103,24 +103,18 @@ async fn create_report(
 ) -> ApiResult<Response> {
     let Json(request) = body.map_err(|e| JobsApiError::BadRequest(e.body_text()))?;
     let jobs = queue_of(&state)?;
-    match &request {
-        report::ReportRequest::ProjectTaskStats { project_id } => {
-            let pid = *project_id;
-            // language=PostgreSQL
-            let sql = "SELECT EXISTS (SELECT 1 FROM projects WHERE id = $1)";
-            let exists: bool = state
-                .db
-                .timed("reports.project_exists", sql, |pool| async move {
-                    sqlx::query_scalar(sql).bind(pid).fetch_one(&pool).await
-                })
-                .await?;
-            if !exists {
-                return Err(JobsApiError::Validation {
-                    field: "parameters.projectId",
-                    message: format!("project {pid} does not exist"),
-                });
-            }
-        }
+    let (sql, subject_id, field, what) = request.subject();
+    let exists: bool = state
+        .db
+        .timed("reports.subject_exists", sql, |pool| async move {
+            sqlx::query_scalar(sql).bind(subject_id).fetch_one(&pool).await
+        })
+        .await?;
+    if !exists {
+        return Err(JobsApiError::Validation {
+            field,
+            message: format!("{what} {subject_id} does not exist"),
+        });
     }
     let payload = serde_json::to_value(&request).map_err(|e| JobsApiError::BadRequest(e.to_string()))?;
     let id = jobs.enqueue(Queue::Report, &payload).await?;

@@ -23,12 +23,34 @@ use super::{
 pub enum ReportRequest {
     /// Counts of a project's tasks by status and priority, unassigned and overdue ones.
     ProjectTaskStats { project_id: i64 },
+    /// A user's assigned tasks: by status, overdue, due within a week, across how many projects.
+    UserWorkload { user_id: i64 },
 }
 
 impl ReportRequest {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::ProjectTaskStats { .. } => "projectTaskStats",
+            Self::UserWorkload { .. } => "userWorkload",
+        }
+    }
+
+    /// The row the report is about, for checking it exists before enqueueing:
+    /// (existence query, its parameter, the request field naming it, a noun for messages).
+    pub fn subject(&self) -> (&'static str, i64, &'static str, &'static str) {
+        match self {
+            Self::ProjectTaskStats { project_id } => (
+                "SELECT EXISTS (SELECT 1 FROM projects WHERE id = $1)",
+                *project_id,
+                "parameters.projectId",
+                "project",
+            ),
+            Self::UserWorkload { user_id } => (
+                "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)",
+                *user_id,
+                "parameters.userId",
+                "user",
+            ),
         }
     }
 }
@@ -91,6 +113,53 @@ const PROJECT_TASK_STATS: &str = "
     WHERE p.id = $1
     GROUP BY p.id, p.name";
 
+/// The workload of one user.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct UserWorkload {
+    pub user_id: i64,
+    pub username: String,
+    /// Assigned tasks not done.
+    pub open: i64,
+    #[sqlx(flatten)]
+    pub by_status: StatusCounts,
+    pub overdue: i64,
+    /// Not done and due today or within the next 6 days.
+    pub due_this_week: i64,
+    pub projects: i64,
+}
+
+// language=PostgreSQL
+const USER_WORKLOAD: &str = "
+    SELECT u.id AS user_id, u.username,
+           count(t.id) FILTER (WHERE t.status <> 'done') AS open,
+           count(t.id) FILTER (WHERE t.status = 'todo') AS todo,
+           count(t.id) FILTER (WHERE t.status = 'in_progress') AS in_progress,
+           count(t.id) FILTER (WHERE t.status = 'review') AS review,
+           count(t.id) FILTER (WHERE t.status = 'done') AS done,
+           count(t.id) FILTER (WHERE t.due_date < current_date AND t.status <> 'done') AS overdue,
+           count(t.id) FILTER (WHERE t.due_date >= current_date AND t.due_date < current_date + 7
+                                 AND t.status <> 'done') AS due_this_week,
+           count(DISTINCT t.project_id) AS projects
+    FROM users u LEFT JOIN tasks t ON t.assignee_id = u.id
+    WHERE u.id = $1
+    GROUP BY u.id, u.username";
+
+/// Runs `sql` (one row or none) in `tx`; a missing row is a permanent failure naming `what`.
+async fn compute<T>(
+    tx: &mut sqlx::PgConnection,
+    sql: &'static str,
+    id: i64,
+    what: &str,
+) -> Result<serde_json::Value, JobFailure>
+where
+    T: Serialize + Send + Unpin + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+{
+    let row: Option<T> = sqlx::query_as(sql).bind(id).fetch_optional(tx).await?;
+    let row = row.ok_or_else(|| JobFailure::permanent(format!("{what} {id} does not exist")))?;
+    serde_json::to_value(row).map_err(|e| JobFailure::permanent(format!("could not encode the report: {e}")))
+}
+
 /// A stored report, as `GET /api/v1/reports/{id}` returns it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
@@ -136,14 +205,10 @@ impl JobHandler for ReportHandler {
         }
         let result = match &request {
             ReportRequest::ProjectTaskStats { project_id } => {
-                let stats: Option<ProjectTaskStats> = sqlx::query_as(PROJECT_TASK_STATS)
-                    .bind(project_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let stats = stats
-                    .ok_or_else(|| JobFailure::permanent(format!("project {project_id} does not exist")))?;
-                serde_json::to_value(stats)
-                    .map_err(|e| JobFailure::permanent(format!("could not encode the report: {e}")))?
+                compute::<ProjectTaskStats>(&mut tx, PROJECT_TASK_STATS, *project_id, "project").await?
+            }
+            ReportRequest::UserWorkload { user_id } => {
+                compute::<UserWorkload>(&mut tx, USER_WORKLOAD, *user_id, "user").await?
             }
         };
         let parameters = serde_json::to_value(&request)

@@ -115,6 +115,15 @@ async fn bad_report_requests_get_4xx(pool: PgPool) {
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(problem["field"], "parameters.projectId");
+    let (status, _, problem) = call(
+        &app,
+        "POST",
+        "/api/v1/reports",
+        Some(r#"{"type":"userWorkload","parameters":{"userId":424242}}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem["field"], "parameters.userId");
     let (status, _, _) = call(&app, "POST", "/api/v1/reports", Some(r#"{"type":"payroll"}"#)).await;
     assert!(status.is_client_error(), "{status}");
     let (status, _, _) = call(&app, "POST", "/api/v1/reports", Some("not json")).await;

@@ -132,3 +132,47 @@ async fn report_of_a_missing_project_fails_permanently(pool: PgPool) {
     assert!(failure.permanent);
     assert!(failure.message.contains("999"));
 }
+
+#[sqlx::test]
+async fn user_workload_report_counts_the_users_tasks(pool: PgPool) {
+    let (user, _project, _tasks) = seed(&pool, 8).await;
+    // Two tasks due soon (one of them done), one task of another user.
+    sqlx::query("UPDATE tasks SET due_date = current_date + 2 WHERE title IN ('task 0', 'task 3')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let other: i64 = sqlx::query_scalar(
+        "INSERT INTO users (email, username) VALUES ('bob@example.com', 'bob') RETURNING id",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE tasks SET assignee_id = $1 WHERE title = 'task 7'")
+        .bind(other)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let handler = ReportHandler::new(job_context(&pool).await);
+    let payload = serde_json::to_value(ReportRequest::UserWorkload { user_id: user }).unwrap();
+    let job = claimed(Queue::Report, payload, 1);
+    handler.handle(&job).await.unwrap();
+    let result: serde_json::Value = sqlx::query_scalar("SELECT result FROM reports WHERE job_id = $1")
+        .bind(job.id.as_str())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    // Tasks 0..6 are the user's: statuses todo, in_progress, review, done, todo, in_progress, review;
+    // all but 0 and 3 due in 2020, so the five not done among them are overdue.
+    assert_eq!(
+        result,
+        serde_json::json!({
+            "userId": user,
+            "username": "ada",
+            "open": 6,
+            "byStatus": { "todo": 2, "inProgress": 2, "review": 2, "done": 1 },
+            "overdue": 5,
+            "dueThisWeek": 1,
+            "projects": 1,
+        })
+    );
+}
