@@ -220,7 +220,7 @@ impl JobHandler for Gauge {
     async fn handle(&self, _job: &ClaimedJob) -> Result<serde_json::Value, JobFailure> {
         let running = self.now.fetch_add(1, Ordering::SeqCst) + 1;
         self.max.fetch_max(running, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(60)).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
         self.now.fetch_sub(1, Ordering::SeqCst);
         self.done.fetch_add(1, Ordering::SeqCst);
         Ok(serde_json::Value::Null)
