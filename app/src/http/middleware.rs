@@ -50,15 +50,21 @@ async fn honor_no_compression(mut request: Request) -> Request {
     request
 }
 
-/// Turns any 4xx/5xx that is not already problem+json into one, keeping its headers (e.g.
-/// `Allow` on a 405) and a short plain-text body as the detail.
+/// Turns any 4xx/5xx without a JSON body (axum's own rejections, empty 404/405, plain-text
+/// errors of layers) into problem+json, keeping its headers (e.g. `Allow` on a 405) and a
+/// short plain-text body as the detail. JSON error bodies (problems, `/health`) pass as they are.
 async fn problem_for_bare_errors(response: Response) -> Response {
     let status = response.status();
-    let is_problem = response
+    let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| {
+            let mime = mime.trim();
+            mime == "application/json" || mime.ends_with("+json")
+        });
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
     let (parts, body) = response.into_parts();
