@@ -166,8 +166,7 @@ impl QueryMonitor {
     /// Records one finished operation.
     pub fn observe(&self, op: &'static str, sql: &str, elapsed: std::time::Duration, ok: bool) {
         if elapsed >= self.slow {
-            let statement: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
-            let statement: String = statement.chars().take(LOGGED_STATEMENT_CHARS).collect();
+            let statement = loggable_statement(sql);
             tracing::warn!(
                 operation = op,
                 duration_ms = elapsed.as_secs_f64() * 1000.0,
@@ -176,5 +175,34 @@ impl QueryMonitor {
                 "slow query"
             );
         }
+    }
+}
+
+/// The statement as it goes into a log line: whitespace collapsed, cut to
+/// [`LOGGED_STATEMENT_CHARS`] characters. Statements carry `$n` placeholders, never values.
+pub fn loggable_statement(sql: &str) -> String {
+    let collapsed = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut chars = collapsed.chars();
+    let mut out: String = chars.by_ref().take(LOGGED_STATEMENT_CHARS).collect();
+    if chars.next().is_some() {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logged_statements_are_collapsed_and_truncated() {
+        assert_eq!(
+            loggable_statement("SELECT *\n   FROM users\tWHERE id = $1"),
+            "SELECT * FROM users WHERE id = $1"
+        );
+        let long = format!("SELECT {} FROM t", "é, ".repeat(300));
+        let logged = loggable_statement(&long);
+        assert_eq!(logged.chars().count(), LOGGED_STATEMENT_CHARS + 1);
+        assert!(logged.ends_with('…'));
     }
 }

@@ -8,5 +8,6 @@ mod export;
 mod helpers;
 mod migrate;
 mod projects;
+mod seed;
 mod tasks;
 mod users;
