@@ -9,5 +9,6 @@ mod helpers;
 mod migrate;
 mod projects;
 mod seed;
+mod serve;
 mod tasks;
 mod users;
