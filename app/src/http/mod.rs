@@ -1,11 +1,28 @@
 //! The HTTP API: one router per resource, shared state, middleware and the server loop.
 pub mod error;
+pub mod export;
+pub mod extract;
+pub mod fields;
 pub mod health;
+pub mod middleware;
+pub mod pagination;
+pub mod projects;
+pub mod tasks;
+pub mod users;
+pub mod validate;
 
-use std::{sync::Arc, time::Instant};
+use std::{sync::Arc, time::Duration, time::Instant};
 
-use axum::Router;
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::{HeaderValue, Method, StatusCode, Uri, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
 use secrecy::ExposeSecret;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
     config::{DbConfig, ServeConfig},
@@ -13,25 +30,115 @@ use crate::{
     jobs::{self, JobContext, JobQueue, JobsConfig, config::ServeWorkers, metrics::JobMetrics},
 };
 
-/// What every handler can reach. Cheap to clone.
+/// What every handler can reach. Cheap to clone. Build it with [`AppState::new`] so that new
+/// fields (cache, job queue, metrics) only need a default there.
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
     pub started: Instant,
     pub config: Arc<ServeConfig>,
+    /// Rows held by running exports (see [`export::ExportGauge`]).
+    pub exports: Arc<export::ExportGauge>,
     /// The job queues; `None` when no Redis is configured (job routes answer 503).
     pub jobs: Option<JobQueue>,
 }
 
-/// The whole application as a `Router`, so tests can drive it without a socket.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .merge(health::router())
-        .merge(jobs::http::router())
-        .with_state(state)
+impl AppState {
+    pub fn new(db: Db, config: ServeConfig) -> Self {
+        Self {
+            db,
+            started: Instant::now(),
+            config: Arc::new(config),
+            exports: Arc::default(),
+            jobs: None,
+        }
+    }
+
+    /// With the job queues (routes under /api/v1/jobs, /reports, /outbox; assignment emails).
+    pub fn with_jobs(mut self, jobs: Option<JobQueue>) -> Self {
+        self.jobs = jobs;
+        self
+    }
 }
 
-/// Connects, serves on the configured address, and shuts down gracefully on SIGTERM/SIGINT.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "perfstack API",
+        description = "Users, projects and tasks. Errors are application/problem+json (RFC 9457)."
+    ),
+    tags(
+        (name = "users"), (name = "projects"), (name = "tasks"),
+        (name = "health", description = "Probes for Kubernetes and people")
+    )
+)]
+struct ApiDoc;
+
+/// The routes with their OpenAPI description, before state and middleware.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let v1 = OpenApiRouter::new()
+        .merge(users::router())
+        .merge(projects::router())
+        .merge(tasks::router());
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", v1)
+        .merge(health::router())
+        .split_for_parts()
+}
+
+/// The OpenAPI document as JSON.
+pub fn openapi_json() -> String {
+    let (_, mut doc) = api();
+    doc.paths.paths.insert(
+        "/openapi.json".to_owned(),
+        utoipa::openapi::path::PathItem::new(
+            utoipa::openapi::HttpMethod::Get,
+            utoipa::openapi::path::OperationBuilder::new()
+                .summary(Some("This document"))
+                .tag("meta")
+                .response("200", utoipa::openapi::Response::new("OpenAPI 3.1 document")),
+        ),
+    );
+    doc.to_json().unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// The whole application as a `Router`, so tests can drive it without a socket.
+pub fn router(state: AppState) -> Router {
+    let (api, _) = api();
+    let spec: Arc<str> = openapi_json().into();
+    let body_limit = state.config.body_limit;
+    let app = api
+        .merge(jobs::http::router())
+        .route(
+            "/openapi.json",
+            get(move || {
+                let spec = Arc::clone(&spec);
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                        spec.to_string(),
+                    )
+                }
+            }),
+        )
+        .fallback(unknown_route)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state);
+    middleware::wrap(app)
+}
+
+async fn unknown_route(method: Method, uri: Uri) -> Response {
+    error::problem(
+        StatusCode::NOT_FOUND,
+        format!("no route for {method} {}", uri.path()),
+        None,
+    )
+    .into_response()
+}
+
+/// Connects, serves on the configured address, and shuts down gracefully on SIGTERM/SIGINT:
+/// the listener closes at once, in-flight requests get `shutdown_grace_s` to finish.
+/// Unless `--no-workers`, the job workers run alongside and drain on the same signal.
 pub async fn serve(
     db_cfg: DbConfig,
     cfg: ServeConfig,
@@ -45,33 +152,39 @@ pub async fn serve(
     };
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "perfstack-app listening");
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    // TODO(metrics): register `job_metrics` in the app registry once /metrics exists in main.
-    let job_metrics = JobMetrics::default();
+    let grace = Duration::from_secs(cfg.shutdown_grace_s);
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    // TODO(metrics): register the job metrics in the app registry once /metrics is in main.
     let worker = match (&jobs, workers.no_workers) {
         (Some(queue), false) => {
             let ctx = JobContext {
                 db: db.clone(),
                 mailer: jobs::email::Mailer::from_config(&jobs_cfg)?,
             };
-            let worker = jobs::worker::Worker::new(queue, job_metrics);
-            Some(tokio::spawn(worker.run(ctx, stopped)))
+            let worker = jobs::worker::Worker::new(queue, JobMetrics::default());
+            Some(tokio::spawn(worker.run(ctx, stop_tx.subscribe())))
         }
         _ => None,
     };
-    let state = AppState {
-        db,
-        started: Instant::now(),
-        config: Arc::new(cfg),
-        jobs,
+    let state = AppState::new(db.clone(), cfg).with_jobs(jobs);
+    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let deadline = async move {
+        let _ = stop_rx.wait_for(|stopped| *stopped).await;
+        tokio::time::sleep(grace).await;
     };
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    let _ = stop.send(true);
+    tokio::select! {
+        result = server => result?,
+        () = deadline => tracing::warn!(grace_s = grace.as_secs(), "grace period over; dropping unfinished requests"),
+    }
     if let Some(worker) = worker {
+        // Stops on the same signal; bounded by JOBS_SHUTDOWN_GRACE_S.
         let _ = worker.await;
     }
+    db.pool().close().await;
+    tracing::info!("stopped");
     Ok(())
 }
 

@@ -100,7 +100,7 @@ pub struct JobsConfig {
         env = "JOBS_SHUTDOWN_GRACE_S",
         default_value_t = 25
     )]
-    pub shutdown_grace_s: u64,
+    pub job_shutdown_grace_s: u64,
     /// SMTP server, e.g. smtps://user:password@mail.example.com:465 (or smtp://...:587 for
     /// STARTTLS). Never logged. Without it, emails go to the `outbox` table.
     #[arg(long = "smtp-url", env = "SMTP_URL", hide_env_values = true)]

@@ -36,6 +36,25 @@ pub async fn on_assignment<'e>(
     relay::request(executor, Queue::Email, &payload).await.map(Some)
 }
 
+/// For the task routes, after the task was written: requests the email through the pool and logs
+/// (does not fail the request) when that fails, since the task change is committed already. The
+/// request is a separate statement, so a crash between the two loses the email; see docs/jobs.md.
+pub async fn after_task_write(
+    db: &crate::db::Db,
+    jobs: Option<&JobQueue>,
+    task_id: i64,
+    before: Option<i64>,
+    after: Option<i64>,
+) {
+    if newly_assigned(before, after).is_none() || jobs.is_none() {
+        return;
+    }
+    let pool = db.pool();
+    if let Err(err) = on_assignment(&pool, jobs, task_id, before, after).await {
+        tracing::error!(task_id, error = %err, "could not request the assignment email");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::newly_assigned;

@@ -134,7 +134,7 @@ impl Worker {
                 }
             }
         }
-        let grace = std::time::Duration::from_secs(self.config.shutdown_grace_s);
+        let grace = std::time::Duration::from_secs(self.config.job_shutdown_grace_s);
         let all = u32::try_from(policy.concurrency).unwrap_or(u32::MAX);
         if tokio::time::timeout(grace, slots.acquire_many(all))
             .await

@@ -1,6 +1,6 @@
 //! The job routes driven through the router: reports end to end, job state, dead letters, outbox,
 //! and the 4xx answers to bad input.
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use axum::{
     Router,
@@ -26,12 +26,7 @@ struct Flags {
 }
 
 async fn app(pool: &PgPool, jobs: Option<JobQueue>) -> Router {
-    let state = AppState {
-        db: app_db(pool).await,
-        started: std::time::Instant::now(),
-        config: Arc::new(Flags::parse_from(["test"]).serve),
-        jobs,
-    };
+    let state = AppState::new(app_db(pool).await, Flags::parse_from(["test"]).serve).with_jobs(jobs);
     router(state)
 }
 
@@ -193,5 +188,58 @@ async fn assignment_emails_reach_the_outbox_and_dead_jobs_are_listed(pool: PgPoo
 
     let (status, _, _) = call(&app, "POST", &format!("/api/v1/jobs/{sent}/retry"), None).await;
     assert_eq!(status, StatusCode::CONFLICT, "only dead jobs can be retried");
+    cleanup(&jobs).await;
+}
+
+#[sqlx::test]
+async fn assigning_a_task_through_the_api_emails_the_assignee(pool: PgPool) {
+    let (ada, project, _tasks) = seed(&pool, 0).await;
+    let bob: i64 = sqlx::query_scalar(
+        "INSERT INTO users (email, username) VALUES ('bob@example.com', 'bob') RETURNING id",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let jobs = job_queue(&[]).await;
+    let app = app(&pool, Some(jobs.clone())).await;
+    let requests = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM job_requests")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    let body = format!(r#"{{"projectId":{project},"title":"Ship it","assigneeId":{ada}}}"#);
+    let (status, _, task) = call(&app, "POST", "/api/v1/tasks", Some(&body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{task}");
+    let uri = format!("/api/v1/tasks/{}", task["id"]);
+    assert_eq!(requests().await, 1, "created with an assignee");
+    let same = format!(r#"{{"assigneeId":{ada}}}"#);
+    assert_eq!(call(&app, "PATCH", &uri, Some(&same)).await.0, StatusCode::OK);
+    assert_eq!(
+        call(&app, "PATCH", &uri, Some(r#"{"title":"Ship it now"}"#))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(requests().await, 1, "no email without a new assignee");
+    let other = format!(r#"{{"assigneeId":{bob}}}"#);
+    assert_eq!(call(&app, "PATCH", &uri, Some(&other)).await.0, StatusCode::OK);
+    assert_eq!(requests().await, 2, "reassigned");
+
+    let _stop = start_workers(&jobs, job_context(&pool).await);
+    crate::support::wait_for(Duration::from_secs(10), "both emails handled", || async {
+        let done: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let ids = jobs.store.depth(Queue::Email).await.unwrap();
+        (done == 1 && requests().await == 0 && ids.ready == 0 && ids.running == 0).then_some(())
+    })
+    .await;
+    // Ada's email was overtaken by the reassignment: only Bob hears about the task.
+    let (_, _, outbox) = call(&app, "GET", "/api/v1/outbox", None).await;
+    assert_eq!(outbox["pagination"]["total"], 1);
+    assert_eq!(outbox["data"][0]["recipient"], "bob@example.com");
+    assert_eq!(outbox["data"][0]["subject"], "You were assigned: Ship it now");
     cleanup(&jobs).await;
 }
