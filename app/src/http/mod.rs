@@ -69,6 +69,7 @@ impl AppState {
     ),
     tags(
         (name = "users"), (name = "projects"), (name = "tasks"),
+        (name = "jobs", description = "Background jobs: reports, job state, dead letters, the email outbox"),
         (name = "health", description = "Probes for Kubernetes and people")
     )
 )]
@@ -79,7 +80,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let v1 = OpenApiRouter::new()
         .merge(users::router())
         .merge(projects::router())
-        .merge(tasks::router());
+        .merge(tasks::router())
+        .merge(jobs::http::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
         .merge(health::router())
@@ -108,7 +110,6 @@ pub fn router(state: AppState) -> Router {
     let spec: Arc<str> = openapi_json().into();
     let body_limit = state.config.body_limit;
     let app = api
-        .merge(jobs::http::router())
         .route(
             "/openapi.json",
             get(move || {

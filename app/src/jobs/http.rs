@@ -1,17 +1,21 @@
-//! Routes of the job system: reports (`POST /api/v1/reports` -> 202 + job id, `GET /api/v1/reports/{id}`),
-//! jobs (`GET /api/v1/jobs/{id}`, `GET /api/v1/jobs?state=dead`, `POST /api/v1/jobs/{id}/retry`) and
-//! the email outbox (`GET /api/v1/outbox`, `GET /api/v1/outbox/{id}`).
+//! Routes of the job system, mounted under `/api/v1`: reports (`POST /reports` -> 202 + job id,
+//! `GET /reports/{id}`), jobs (`GET /jobs/{id}`, `GET /jobs?state=dead`, `POST /jobs/{id}/retry`)
+//! and the email outbox (`GET /outbox`, `GET /outbox/{id}`).
 use axum::{
-    Json, Router,
+    Json,
     extract::{Path, Query, State, rejection::JsonRejection},
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{JobId, JobQueue, JobState, JobsError, Queue, report};
-use crate::http::{AppState, error::problem};
+use crate::http::{
+    AppState,
+    error::{Problem, problem},
+};
 
 /// Errors of the job routes, each a problem+json answer. Internal details are logged, not returned.
 #[derive(Debug, thiserror::Error)]
@@ -70,15 +74,16 @@ impl IntoResponse for JobsApiError {
 
 type ApiResult<T> = Result<T, JobsApiError>;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/reports", post(create_report))
-        .route("/api/v1/reports/{id}", get(get_report))
-        .route("/api/v1/jobs", get(list_jobs))
-        .route("/api/v1/jobs/{id}", get(get_job))
-        .route("/api/v1/jobs/{id}/retry", post(retry_job))
-        .route("/api/v1/outbox", get(list_outbox))
-        .route("/api/v1/outbox/{id}", get(get_outbox))
+/// The routes, relative to `/api/v1`, with their OpenAPI description.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_report))
+        .routes(routes!(get_report))
+        .routes(routes!(list_jobs))
+        .routes(routes!(get_job))
+        .routes(routes!(retry_job))
+        .routes(routes!(list_outbox))
+        .routes(routes!(get_outbox))
 }
 
 fn queue_of(state: &AppState) -> ApiResult<&JobQueue> {
@@ -89,7 +94,8 @@ fn parse_job_id(text: &str) -> ApiResult<JobId> {
     JobId::parse(text).ok_or(JobsApiError::NotFound("job"))
 }
 
-#[derive(Debug, Serialize)]
+/// Answer of `POST /reports`: the job that computes the report.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Accepted {
     job_id: JobId,
@@ -97,6 +103,14 @@ struct Accepted {
     href: String,
 }
 
+/// Request a report; it is computed in the background by the `report` queue.
+#[utoipa::path(post, path = "/reports", tag = "jobs", request_body = report::ReportRequest,
+    responses(
+        (status = 202, description = "Accepted; `Location` names the job", body = Accepted),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The report's subject does not exist", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No job queue (Redis) available", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn create_report(
     State(state): State<AppState>,
     body: Result<Json<report::ReportRequest>, JsonRejection>,
@@ -134,6 +148,12 @@ async fn create_report(
     Ok(response)
 }
 
+/// A computed report.
+#[utoipa::path(get, path = "/reports/{id}", tag = "jobs", params(("id" = i64, Path)),
+    responses(
+        (status = 200, body = report::StoredReport),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn get_report(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<Response> {
     let found = report::fetch(&state.db, id).await?;
     found
@@ -141,6 +161,13 @@ async fn get_report(State(state): State<AppState>, Path(id): Path<i64>) -> ApiRe
         .ok_or(JobsApiError::NotFound("report"))
 }
 
+/// A job: state, attempts, last error and where its result is.
+#[utoipa::path(get, path = "/jobs/{id}", tag = "jobs", params(("id" = String, Path, description = "Job id (UUID)")),
+    responses(
+        (status = 200, body = super::JobRecord),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn get_job(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let id = parse_job_id(&id)?;
     let job = queue_of(&state)?.store.get(&id).await?;
@@ -148,6 +175,13 @@ async fn get_job(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
         .ok_or(JobsApiError::NotFound("job"))
 }
 
+/// Give a dead job a fresh set of attempts.
+#[utoipa::path(post, path = "/jobs/{id}/retry", tag = "jobs", params(("id" = String, Path)),
+    responses(
+        (status = 202, description = "Queued again", body = super::JobRecord),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The job is not dead", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn retry_job(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let id = parse_job_id(&id)?;
     let store = &queue_of(&state)?.store;
@@ -164,10 +198,15 @@ async fn retry_job(State(state): State<AppState>, Path(id): Path<String>) -> Api
     Ok((StatusCode::ACCEPTED, Json(job)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// Filters of `GET /jobs`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct JobListQuery {
+    /// `queued`, `running`, `failed` or `dead` (default: the dead-letter view).
     state: Option<String>,
+    /// `email` or `report` (default: both).
     queue: Option<String>,
+    /// 1..=100, default 20.
     limit: Option<usize>,
 }
 
@@ -175,6 +214,12 @@ const MAX_LIMIT: usize = 100;
 const DEFAULT_LIMIT: usize = 20;
 
 /// Lists jobs of one state (default `dead`: the dead-letter view), per queue or of both.
+#[utoipa::path(get, path = "/jobs", tag = "jobs", params(JobListQuery),
+    responses(
+        (status = 200, description = "`{data: [Job], pagination: {limit}}`", body = Object),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn list_jobs(State(state): State<AppState>, Query(q): Query<JobListQuery>) -> ApiResult<Response> {
     let job_state = match q.state.as_deref() {
         None => JobState::Dead,
@@ -201,7 +246,7 @@ async fn list_jobs(State(state): State<AppState>, Query(q): Query<JobListQuery>)
 }
 
 /// One email as the outbox lists it.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OutboxEmail {
     pub id: i64,
@@ -213,13 +258,16 @@ pub struct OutboxEmail {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PageQuery {
     page: Option<i64>,
     limit: Option<i64>,
 }
 
-/// Newest first, paged like every list of the API.
+/// Emails written instead of sent (no SMTP configured) or recorded after sending; newest first.
+#[utoipa::path(get, path = "/outbox", tag = "jobs", params(PageQuery),
+    responses((status = 200, description = "`{data: [OutboxEmail], pagination}`", body = Object)))]
 async fn list_outbox(State(state): State<AppState>, Query(q): Query<PageQuery>) -> ApiResult<Response> {
     let page = q.page.unwrap_or(1).max(1);
     let limit = q.limit.unwrap_or(20).clamp(1, 100);
@@ -254,6 +302,12 @@ async fn list_outbox(State(state): State<AppState>, Query(q): Query<PageQuery>) 
     .into_response())
 }
 
+/// One email of the outbox.
+#[utoipa::path(get, path = "/outbox/{id}", tag = "jobs", params(("id" = i64, Path)),
+    responses(
+        (status = 200, body = OutboxEmail),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn get_outbox(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<Response> {
     // language=PostgreSQL
     let sql = "SELECT id, job_id, recipient, subject, body, transport, created_at FROM outbox WHERE id = $1";

@@ -3,10 +3,12 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// A job id: a UUID, so ids never repeat even if Redis loses its data (effects are keyed by it).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = String, example = "0b9e6c9e-5d47-4c55-9a8e-2f4f1e0e6a51")]
 pub struct JobId(String);
 
 impl JobId {
@@ -41,7 +43,7 @@ impl std::fmt::Display for JobId {
 }
 
 /// The two queues.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Queue {
     Email,
@@ -64,7 +66,7 @@ impl Queue {
 }
 
 /// Where a job is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
     /// Waiting for a worker.
@@ -110,7 +112,7 @@ impl std::fmt::Display for JobState {
 }
 
 /// A job as `GET /api/v1/jobs/{id}` returns it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JobRecord {
     pub id: JobId,
@@ -120,7 +122,9 @@ pub struct JobRecord {
     pub max_attempts: u32,
     pub last_error: Option<String>,
     /// Where the effect is, e.g. `{"reportId": 7, "href": "/api/v1/reports/7"}`.
+    #[schema(value_type = Option<Object>)]
     pub result: Option<serde_json::Value>,
+    #[schema(value_type = Object)]
     pub payload: serde_json::Value,
     pub created_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,

@@ -12,7 +12,7 @@ use super::{
 
 /// What `POST /api/v1/reports` accepts, and the payload of a `report` job:
 /// `{"type": "projectTaskStats", "parameters": {"projectId": 1}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(
     tag = "type",
     content = "parameters",
@@ -161,14 +161,17 @@ where
 }
 
 /// A stored report, as `GET /api/v1/reports/{id}` returns it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StoredReport {
     pub id: i64,
     pub job_id: String,
     #[serde(rename = "type")]
     pub kind: String,
+    #[schema(value_type = Object)]
     pub parameters: Json<serde_json::Value>,
+    /// The statistics; shape per `type` (see docs/jobs.md).
+    #[schema(value_type = Object)]
     pub result: Json<serde_json::Value>,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }

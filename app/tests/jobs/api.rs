@@ -243,3 +243,24 @@ async fn assigning_a_task_through_the_api_emails_the_assignee(pool: PgPool) {
     assert_eq!(outbox["data"][0]["subject"], "You were assigned: Ship it now");
     cleanup(&jobs).await;
 }
+
+#[sqlx::test(migrations = false)]
+async fn job_routes_are_in_the_openapi_document(pool: PgPool) {
+    let app = app(&pool, None).await;
+    let (status, _, doc) = call(&app, "GET", "/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    for (path, method) in [
+        ("/api/v1/reports", "post"),
+        ("/api/v1/reports/{id}", "get"),
+        ("/api/v1/jobs", "get"),
+        ("/api/v1/jobs/{id}", "get"),
+        ("/api/v1/jobs/{id}/retry", "post"),
+        ("/api/v1/outbox", "get"),
+        ("/api/v1/outbox/{id}", "get"),
+    ] {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path} missing");
+    }
+    for schema in ["JobRecord", "ReportRequest", "StoredReport", "OutboxEmail"] {
+        assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
+    }
+}
