@@ -50,6 +50,7 @@ pub fn deployment(stack: &ValidatedStack, image: &str, replicas: Option<i32>) ->
         ports: Some(vec![ContainerPort {
             name: Some("http".into()),
             container_port: app.port,
+            protocol: Some("TCP".into()),
             ..ContainerPort::default()
         }]),
         env_from: Some(vec![EnvFromSource {
@@ -142,6 +143,7 @@ pub fn service(stack: &ValidatedStack) -> Service {
                 name: Some("http".into()),
                 port: stack.spec.app.port,
                 target_port: Some(IntOrString::String("http".into())),
+                protocol: Some("TCP".into()),
                 ..ServicePort::default()
             }]),
             ..ServiceSpec::default()

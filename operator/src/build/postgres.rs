@@ -36,6 +36,7 @@ pub fn statefulset(stack: &ValidatedStack) -> StatefulSet {
         ports: Some(vec![ContainerPort {
             name: Some("postgres".into()),
             container_port: POSTGRES_PORT,
+            protocol: Some("TCP".into()),
             ..ContainerPort::default()
         }]),
         env: Some(vec![
@@ -129,6 +130,7 @@ pub fn service(stack: &ValidatedStack) -> Service {
                 name: Some("postgres".into()),
                 port: POSTGRES_PORT,
                 target_port: Some(IntOrString::String("postgres".into())),
+                protocol: Some("TCP".into()),
                 ..ServicePort::default()
             }]),
             publish_not_ready_addresses: Some(true),

@@ -43,6 +43,7 @@ pub fn deployment(stack: &ValidatedStack) -> Deployment {
         ports: Some(vec![ContainerPort {
             name: Some("redis".into()),
             container_port: REDIS_PORT,
+            protocol: Some("TCP".into()),
             ..ContainerPort::default()
         }]),
         readiness_probe: Some(probe.clone()),
@@ -99,6 +100,7 @@ pub fn service(stack: &ValidatedStack) -> Service {
                 name: Some("redis".into()),
                 port: REDIS_PORT,
                 target_port: Some(IntOrString::String("redis".into())),
+                protocol: Some("TCP".into()),
                 ..ServicePort::default()
             }]),
             ..ServiceSpec::default()

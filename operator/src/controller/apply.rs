@@ -70,26 +70,28 @@ fn digest_of<K: Serialize>(object: &K) -> Result<String, Error> {
         .collect())
 }
 
+/// `desired` with the digest annotation of its content set, as the operator applies it.
+pub fn with_applied_digest<K: Resource + Serialize>(mut desired: K) -> Result<K, Error> {
+    let digest = digest_of(&desired)?;
+    desired
+        .annotations_mut()
+        .insert(APPLIED_DIGEST_ANNOTATION.into(), digest);
+    Ok(desired)
+}
+
 /// Applies `desired` unless `live` already carries the same digest; returns the live object.
-pub async fn apply_child<K>(
-    api: &Api<K>,
-    kind: &'static str,
-    mut desired: K,
-    live: Option<K>,
-) -> Result<K, Error>
+pub async fn apply_child<K>(api: &Api<K>, kind: &'static str, desired: K, live: Option<K>) -> Result<K, Error>
 where
     K: Resource + Serialize + DeserializeOwned + Clone + Debug,
 {
     let name = desired.name_any();
-    let digest = digest_of(&desired)?;
+    let desired = with_applied_digest(desired)?;
     if let Some(live) = live
-        && live.annotations().get(APPLIED_DIGEST_ANNOTATION) == Some(&digest)
+        && live.annotations().get(APPLIED_DIGEST_ANNOTATION)
+            == desired.annotations().get(APPLIED_DIGEST_ANNOTATION)
     {
         return Ok(live);
     }
-    desired
-        .annotations_mut()
-        .insert(APPLIED_DIGEST_ANNOTATION.into(), digest);
     tracing::info!(kind, name, "applying child");
     api.patch(&name, &apply_params(), &Patch::Apply(&desired))
         .await

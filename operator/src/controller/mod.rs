@@ -163,7 +163,7 @@ pub enum Error {
     #[error("serializing a child")]
     Serialize(#[source] serde_json::Error),
     /// Adding or removing the finalizer failed, or apply/cleanup failed inside it.
-    #[error("finalizer")]
+    #[error("{0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
@@ -265,10 +265,16 @@ pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
 
 impl std::fmt::Display for ErrorChain<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
+        // Many errors already print their source; skip a cause the previous message ends with.
+        let mut shown = self.0.to_string();
+        write!(f, "{shown}")?;
         let mut source = self.0.source();
         while let Some(cause) = source {
-            write!(f, ": {cause}")?;
+            let message = cause.to_string();
+            if !shown.ends_with(&message) {
+                write!(f, ": {message}")?;
+            }
+            shown = message;
             source = cause.source();
         }
         Ok(())

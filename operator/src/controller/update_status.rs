@@ -9,12 +9,12 @@ use crate::crd::{PerformanceStack, StackStatus};
 /// A transition worth an Event: (reason, note, is_warning).
 pub type Transition = (String, String, bool);
 
-/// Condition status changes and phase changes between `old` and `new`, as Events.
+/// Condition status changes (not reason or message changes) and phase changes between `old` and `new`, as Events.
 pub fn transitions(old: &StackStatus, new: &StackStatus) -> Vec<Transition> {
     let mut out = Vec::new();
     for condition in &new.conditions {
         let before = old.conditions.iter().find(|c| c.type_ == condition.type_);
-        let changed = before.is_none_or(|b| b.status != condition.status || b.reason != condition.reason);
+        let changed = before.is_none_or(|b| b.status != condition.status);
         // A condition first appearing as False is the normal start of provisioning, not news.
         let first_false = before.is_none() && condition.status != "True";
         if changed && !first_false {
