@@ -494,9 +494,10 @@ async fn new_stack_gets_the_finalizer_first() {
 }
 
 fn deleting(policy: DeletionPolicy) -> PerformanceStack {
-    let mut spec = PerformanceStackSpec::default();
-    spec.deletion_policy = policy;
-    let mut stack = stack(spec);
+    let mut stack = stack(PerformanceStackSpec {
+        deletion_policy: policy,
+        ..PerformanceStackSpec::default()
+    });
     stack.meta_mut().deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::now()));
     stack
 }
