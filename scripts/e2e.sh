@@ -57,8 +57,9 @@ wait_for() {
 }
 
 start_operator() {
-  ./target/debug/perfstack-operator run --namespaces "$NS,$NS_BAD" --metrics-addr "127.0.0.1:$METRICS_PORT" \
-    --log-format json >>"$WORK/operator.log" 2>&1 &
+  POD_NAME=e2e-operator-$1 ./target/debug/perfstack-operator run --namespaces "$NS,$NS_BAD" \
+    --metrics-addr "127.0.0.1:$METRICS_PORT" --log-format json \
+    --leader-election --lease-name perfstack-operator --lease-namespace "$NS" >>"$WORK/operator.log" 2>&1 &
   OPERATOR_PID=$!
   wait_for 30 "operator /readyz" curl -fsS "http://127.0.0.1:$METRICS_PORT/readyz"
 }
@@ -76,8 +77,10 @@ K apply --validate=false -f crds/ >/dev/null
 wait_for 30 "CRD established" K wait --for condition=established --timeout=1s crd/performancestacks.perfstack.dev
 K create namespace "$NS" >/dev/null
 K create namespace "$NS_BAD" >/dev/null
-start_operator
+start_operator 1
 curl -fsS "http://127.0.0.1:$METRICS_PORT/healthz" >/dev/null || fail "/healthz"
+holder() { [[ $(K get lease -n "$NS" perfstack-operator -o jsonpath='{.spec.holderIdentity}') == "$1" ]]; }
+wait_for 30 "Lease held by e2e-operator-1" holder e2e-operator-1
 pass "operator running (metrics on 127.0.0.1:$METRICS_PORT)"
 
 for example in examples/*.yaml; do
@@ -174,7 +177,10 @@ versions() {
 before=$(versions)
 stop_operator
 mark=$(wc -l <"$WORK/operator.log")
-start_operator
+start_operator 2
+# The first instance released the Lease on shutdown, so the second leads at once instead of after expiry.
+wait_for 10 "Lease handed to e2e-operator-2" holder e2e-operator-2
+pass "leader election: the Lease is held, released on shutdown and taken over"
 reconciled() { curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" | awk -v n="${#STACKS[@]}" '/^perfstack_operator_reconciles_total/ {exit !($2 >= n)}'; }
 wait_for 30 "a full reconcile after restart" reconciled
 sleep 3
@@ -183,7 +189,29 @@ after=$(versions)
 tail -n +"$mark" "$WORK/operator.log" | grep -q '"applying child"' && fail "the second pass applied children"
 pass "a second pass (operator restarted) changed no resourceVersion"
 
-# ---------- 4. invalid stacks ----------
+# ---------- 4. a new image rolls out only after its migration ----------
+stack=${STACKS[0]}
+old_image=$(K get deployment -n "$NS" "$stack-api" -o jsonpath='{.spec.template.spec.containers[0].image}')
+old_job=$(K get job -n "$NS" -l "perfstack.dev/stack=$stack" -o jsonpath='{.items[0].metadata.name}')
+secret_rv=$(K get secret -n "$NS" "$stack-credentials" -o jsonpath='{.metadata.resourceVersion}' 2>/dev/null || true)
+K patch pstack -n "$NS" "$stack" --type=merge -p '{"spec":{"app":{"image":"ghcr.io/perfstack/perfstack-app:e2e-next"}}}' >/dev/null
+new_job_running() { [[ $(condition "$NS" "$stack" MigrationsApplied reason) == MigrationRunning ]]; }
+wait_for 30 "$stack: migration of the new image" new_job_running
+[[ $(K get deployment -n "$NS" "$stack-api" -o jsonpath='{.spec.template.spec.containers[0].image}') == "$old_image" ]] ||
+  fail "$stack: the API rolled to the new image before its migration succeeded"
+pass "$stack: new image waits for its migration; the API keeps $old_image"
+rolled() {
+  play_kubelet "$stack"
+  [[ $(K get deployment -n "$NS" "$stack-api" -o jsonpath='{.spec.template.spec.containers[0].image}') == ghcr.io/perfstack/perfstack-app:e2e-next ]] &&
+    [[ $(condition "$NS" "$stack" Ready) == True ]]
+}
+wait_for 90 "$stack: rolled to the new image and Ready" rolled
+wait_for 30 "$stack: superseded migration Job deleted" sh -c "! kubectl get job -n $NS $old_job"
+[[ $(K get secret -n "$NS" "$stack-credentials" -o jsonpath='{.metadata.resourceVersion}' 2>/dev/null || true) == "$secret_rv" ]] ||
+  fail "$stack: the credentials Secret was rewritten"
+pass "$stack: rolled to the new image after its migration; old Job removed; credentials untouched"
+
+# ---------- 5. invalid stacks ----------
 if K apply --validate=false -n "$NS_BAD" -f - >/dev/null 2>&1 <<'EOF'
 apiVersion: perfstack.dev/v1alpha1
 kind: PerformanceStack
@@ -210,7 +238,7 @@ else
   pass "an invalid stack is rejected by the schema's CEL rule"
 fi
 
-# ---------- 5. deletion: children collected, PVCs kept under Retain ----------
+# ---------- 6. deletion: children collected, PVCs kept under Retain ----------
 for stack in "${STACKS[@]}"; do
   policy=$(stack_json "$NS" "$stack" | jq -r '.spec.deletionPolicy // "Retain"')
   bundled=$(stack_json "$NS" "$stack" | jq -r '.spec.database.mode // "Bundled"')

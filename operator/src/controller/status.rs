@@ -263,6 +263,8 @@ pub fn compute(
     let (phase, reason) = match &blocker {
         None => (Phase::Ready, "StackReady"),
         Some(("MigrationFailed", _)) => (Phase::Failed, "MigrationFailed"),
+        // An upgrade's migration: the previous version keeps serving, nothing is degraded.
+        Some(("MigrationRunning", _)) => (Phase::Provisioning, "MigrationRunning"),
         Some((reason, _)) if matches!(old.phase, Some(Phase::Ready | Phase::Degraded)) => {
             (Phase::Degraded, *reason)
         }
