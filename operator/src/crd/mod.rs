@@ -1,11 +1,17 @@
 //! The `PerformanceStack` custom resource: what a user asks for (spec) and what the operator reports (status).
 //!
 //! Every `///` on a field becomes that field's description in the CRD, so they are written for users.
+//! Spec parts for the deployed components live here; pool, SLO, tuning and data policies in
+//! [`policy`]; the status in [`status`].
+mod policy;
+mod status;
+
 use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
+pub use policy::{DeletionPolicy, MigrationsSpec, PoolSpec, SloSpec, TuningMode, TuningSpec};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+pub use status::{Phase, StackStatus};
 
 /// The API group of the custom resource.
 pub const GROUP: &str = "perfstack.dev";
@@ -255,214 +261,6 @@ impl Default for CacheSpec {
     }
 }
 
-/// Connection pool of each API pod.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[x_kube(validation = Rule::new("self.minConnections <= self.maxConnections").message("pool.minConnections must not exceed pool.maxConnections"))]
-#[serde(rename_all = "camelCase")]
-pub struct PoolSpec {
-    /// Connections each pod keeps open even when idle (starting value).
-    #[serde(default = "default_pool_min")]
-    #[schemars(range(min = 0, max = 500))]
-    pub min_connections: i32,
-    /// Most connections each pod may open (starting value, and the upper bound for tuning).
-    #[serde(default = "default_pool_max")]
-    #[schemars(range(min = 1, max = 500))]
-    pub max_connections: i32,
-    /// How long a request waits for a free connection before failing, in milliseconds.
-    #[serde(default = "default_acquire_timeout_ms")]
-    #[schemars(range(min = 1, max = 600000))]
-    pub acquire_timeout_ms: i32,
-    /// Idle connections above the minimum are closed after this many seconds.
-    #[serde(default = "default_idle_timeout_s")]
-    #[schemars(range(min = 1, max = 86400))]
-    pub idle_timeout_seconds: i32,
-}
-
-impl Default for PoolSpec {
-    fn default() -> Self {
-        Self {
-            min_connections: default_pool_min(),
-            max_connections: default_pool_max(),
-            acquire_timeout_ms: default_acquire_timeout_ms(),
-            idle_timeout_seconds: default_idle_timeout_s(),
-        }
-    }
-}
-
-/// Service level objectives.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[x_kube(validation = Rule::new("self.p95LatencyMs <= self.p99LatencyMs").message("slo.p95LatencyMs must not exceed slo.p99LatencyMs"))]
-#[serde(rename_all = "camelCase")]
-pub struct SloSpec {
-    /// Target 95th percentile request latency, in milliseconds.
-    #[serde(default = "default_p95_ms")]
-    #[schemars(range(min = 1, max = 60000))]
-    pub p95_latency_ms: i32,
-    /// Target 99th percentile request latency, in milliseconds.
-    #[serde(default = "default_p99_ms")]
-    #[schemars(range(min = 1, max = 60000))]
-    pub p99_latency_ms: i32,
-    /// Highest acceptable share of 5xx responses, in percent.
-    #[serde(default = "default_error_rate")]
-    #[schemars(range(min = 0.0, max = 100.0))]
-    pub max_error_rate_percent: f64,
-}
-
-impl Default for SloSpec {
-    fn default() -> Self {
-        Self {
-            p95_latency_ms: default_p95_ms(),
-            p99_latency_ms: default_p99_ms(),
-            max_error_rate_percent: default_error_rate(),
-        }
-    }
-}
-
-/// How pool tuning acts.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum TuningMode {
-    /// Apply pool decisions to the running API pods.
-    #[default]
-    Auto,
-    /// Compute decisions and report them in status without applying them.
-    Recommend,
-    /// No tuning: the pool keeps the values in spec.pool.
-    Off,
-}
-
-/// Pool tuning.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct TuningSpec {
-    /// Auto applies decisions, Recommend only reports them, Off disables tuning.
-    #[serde(default)]
-    pub mode: TuningMode,
-    /// Seconds between two tuning evaluations.
-    #[serde(default = "default_tuning_interval")]
-    #[schemars(range(min = 10, max = 3600))]
-    pub interval_seconds: i32,
-    /// A larger pool is applied only after the evidence held for this many seconds.
-    #[serde(default = "default_scale_up_window")]
-    #[schemars(range(min = 0, max = 3600))]
-    pub scale_up_stabilization_seconds: i32,
-    /// A smaller pool is applied only after the evidence held for this many seconds.
-    #[serde(default = "default_scale_down_window")]
-    #[schemars(range(min = 0, max = 3600))]
-    pub scale_down_stabilization_seconds: i32,
-}
-
-impl Default for TuningSpec {
-    fn default() -> Self {
-        Self {
-            mode: TuningMode::Auto,
-            interval_seconds: default_tuning_interval(),
-            scale_up_stabilization_seconds: default_scale_up_window(),
-            scale_down_stabilization_seconds: default_scale_down_window(),
-        }
-    }
-}
-
-/// Schema migrations.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct MigrationsSpec {
-    /// Run `perfstack-app migrate` as a Job whenever the API image or the database changes, and roll
-    /// out a new API image only after it succeeded.
-    #[serde(default = "default_true")]
-    pub enabled: bool,
-}
-
-impl Default for MigrationsSpec {
-    fn default() -> Self {
-        Self { enabled: true }
-    }
-}
-
-/// What happens to data when the stack is deleted.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum DeletionPolicy {
-    /// Keep the database volumes and the credentials Secret.
-    #[default]
-    Retain,
-    /// Delete the database volumes together with the stack.
-    Delete,
-}
-
-/// Lifecycle phase of a stack.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub enum Phase {
-    /// Accepted, nothing created yet.
-    #[default]
-    Pending,
-    /// Children are being created or rolled out.
-    Provisioning,
-    /// Every part of the stack is ready.
-    Ready,
-    /// The stack was ready before and a part of it no longer is.
-    Degraded,
-    /// spec.suspend is true.
-    Suspended,
-    /// The stack cannot be deployed as specified.
-    Failed,
-}
-
-impl Phase {
-    /// Every phase, for metrics that report a count per phase.
-    pub const ALL: [Phase; 6] = [
-        Phase::Pending,
-        Phase::Provisioning,
-        Phase::Ready,
-        Phase::Degraded,
-        Phase::Suspended,
-        Phase::Failed,
-    ];
-
-    /// The phase as written in status.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Pending => "Pending",
-            Phase::Provisioning => "Provisioning",
-            Phase::Ready => "Ready",
-            Phase::Degraded => "Degraded",
-            Phase::Suspended => "Suspended",
-            Phase::Failed => "Failed",
-        }
-    }
-}
-
-/// What the operator observed about the stack.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct StackStatus {
-    /// The metadata.generation this status describes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    /// Lifecycle phase: Pending, Provisioning, Ready, Degraded, Suspended or Failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<Phase>,
-    /// Why the stack is in its phase, in one PascalCase word.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Ready, DatabaseReady, CacheReady, AppReady, MigrationsApplied and Autoscaling.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<Condition>,
-    /// In-cluster URL of the API.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_url: Option<String>,
-    /// API image the Deployment runs (it changes only after that image's migration succeeded).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub app_image: Option<String>,
-    /// Ready API replicas.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replicas: Option<i32>,
-    /// Connection pool per API pod in force, as min-max.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pool: Option<String>,
-    /// Latest observed p95 request latency, e.g. 120ms (reported by the tuner).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_p95: Option<String>,
-}
-
 fn default_app_port() -> i32 {
     8080
 }
@@ -492,37 +290,4 @@ fn default_redis_image() -> String {
 }
 fn default_maxmemory() -> String {
     "256mb".to_owned()
-}
-fn default_pool_min() -> i32 {
-    2
-}
-fn default_pool_max() -> i32 {
-    20
-}
-fn default_acquire_timeout_ms() -> i32 {
-    3000
-}
-fn default_idle_timeout_s() -> i32 {
-    600
-}
-fn default_p95_ms() -> i32 {
-    200
-}
-fn default_p99_ms() -> i32 {
-    500
-}
-fn default_error_rate() -> f64 {
-    1.0
-}
-fn default_tuning_interval() -> i32 {
-    60
-}
-fn default_scale_up_window() -> i32 {
-    60
-}
-fn default_scale_down_window() -> i32 {
-    300
-}
-fn default_true() -> bool {
-    true
 }
