@@ -339,3 +339,7 @@ fn sort_conditions(conditions: &mut [Condition]) {
     ];
     conditions.sort_by_key(|c| order.iter().position(|t| *t == c.type_).unwrap_or(order.len()));
 }
+
+#[cfg(test)]
+#[path = "status_tests.rs"]
+mod tests;

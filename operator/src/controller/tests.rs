@@ -572,3 +572,20 @@ fn backoff_grows_exponentially_with_jitter_and_is_capped() {
     assert_eq!(backoff(30, 1.0), Duration::from_secs(300));
     assert!(backoff(3, 0.3) < backoff(3, 0.9));
 }
+
+#[tokio::test]
+async fn suspended_stack_only_reports_suspended() {
+    let stack = stack(PerformanceStackSpec {
+        suspend: true,
+        ..PerformanceStackSpec::default()
+    });
+    let script = vec![checked(
+        Method::PATCH,
+        format!("{}/status?", stacks("shop")),
+        Reply::Json(stack_json(&stack)),
+        |body| {
+            assert_eq!(body["status"]["phase"], "Suspended");
+        },
+    )];
+    assert_eq!(run_scenario(stack, false, script).await, Action::await_change());
+}
