@@ -39,6 +39,7 @@ cleanup() {
   local rc=$?
   [[ -n $OPERATOR_PID ]] && kill "$OPERATOR_PID" 2>/dev/null && wait "$OPERATOR_PID" 2>/dev/null
   K delete namespace "$NS" "$NS_BAD" --wait=false >/dev/null 2>&1 || true
+  K delete clusterrole,clusterrolebinding "$NS" --ignore-not-found >/dev/null 2>&1 || true
   ((rc == 0)) || log "e2e FAILED (operator log: $WORK/operator.log)"
   exit $rc
 }
@@ -56,8 +57,9 @@ wait_for() {
   done
 }
 
+OPERATOR_KUBECONFIG=$KUBECONFIG
 start_operator() {
-  POD_NAME=e2e-operator-$1 ./target/debug/perfstack-operator run --namespaces "$NS,$NS_BAD" \
+  KUBECONFIG=$OPERATOR_KUBECONFIG POD_NAME=e2e-operator-$1 ./target/debug/perfstack-operator run --namespaces "$NS,$NS_BAD" \
     --metrics-addr "127.0.0.1:$METRICS_PORT" --log-format json \
     --leader-election --lease-name perfstack-operator --lease-namespace "$NS" >>"$WORK/operator.log" 2>&1 &
   OPERATOR_PID=$!
@@ -77,6 +79,15 @@ K apply --validate=false -f crds/ >/dev/null
 wait_for 30 "CRD established" K wait --for condition=established --timeout=1s crd/performancestacks.perfstack.dev
 K create namespace "$NS" >/dev/null
 K create namespace "$NS_BAD" >/dev/null
+# With the k8s-lab the operator runs as a ServiceAccount holding exactly the chart's RBAC (e2e/rbac.yaml).
+if [[ -n ${lab:-} ]]; then
+  K create serviceaccount -n "$NS" perfstack-operator >/dev/null
+  sed "s/NAME/$NS/" e2e/rbac.yaml | K apply -f - >/dev/null
+  K create clusterrolebinding "$NS" --clusterrole="$NS" --serviceaccount="$NS:perfstack-operator" >/dev/null
+  "$lab/sa-kubeconfig.sh" "$NS" perfstack-operator >"$WORK/operator.kubeconfig"
+  OPERATOR_KUBECONFIG=$WORK/operator.kubeconfig
+  log "the operator runs as ServiceAccount $NS/perfstack-operator with e2e/rbac.yaml"
+fi
 start_operator 1
 curl -fsS "http://127.0.0.1:$METRICS_PORT/healthz" >/dev/null || fail "/healthz"
 holder() { [[ $(K get lease -n "$NS" perfstack-operator -o jsonpath='{.spec.holderIdentity}') == "$1" ]]; }

@@ -42,17 +42,47 @@ pub enum MigrationState {
     Failed { job: String, message: Option<String> },
 }
 
+/// What the operator found of a Secret the user references (it reads key names, never values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExternalSecret {
+    /// The Secret exists and holds the key.
+    Ready,
+    /// The Secret exists without the key.
+    MissingKey,
+    /// No such Secret.
+    Missing,
+}
+
+async fn check_external_secret(
+    secrets: &Api<Secret>,
+    name: &str,
+    key: &str,
+) -> Result<ExternalSecret, Error> {
+    Ok(match get_child(secrets, "Secret", name).await? {
+        None => ExternalSecret::Missing,
+        Some(secret) => {
+            let in_data = secret.data.as_ref().is_some_and(|d| d.contains_key(key));
+            let in_string_data = secret.string_data.as_ref().is_some_and(|d| d.contains_key(key));
+            if in_data || in_string_data {
+                ExternalSecret::Ready
+            } else {
+                ExternalSecret::MissingKey
+            }
+        }
+    })
+}
+
 /// What is live after the apply step; status is computed from this alone.
 #[derive(Clone, Debug, Default)]
 pub struct Applied {
     /// The PostgreSQL StatefulSet (bundled database only).
     pub postgres: Option<StatefulSet>,
-    /// Whether the user's database Secret exists (external database only).
-    pub external_database_secret: Option<bool>,
+    /// The user's database Secret (external database only).
+    pub external_database_secret: Option<ExternalSecret>,
     /// The Redis Deployment (bundled cache only).
     pub redis: Option<Deployment>,
-    /// Whether the user's cache Secret exists (external cache only).
-    pub external_cache_secret: Option<bool>,
+    /// The user's cache Secret (external cache only).
+    pub external_cache_secret: Option<ExternalSecret>,
     /// The migration of the desired image.
     pub migration: Option<MigrationState>,
     /// The API Deployment; None until an image has been migrated.
@@ -144,8 +174,8 @@ pub async fn apply_all(
             let sets: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
             applied.postgres = Some(ensure(&sets, "StatefulSet", postgres::statefulset(stack)).await?);
         }
-        DatabaseSource::External { secret, .. } => {
-            applied.external_database_secret = Some(get_child(&secrets, "Secret", secret).await?.is_some());
+        DatabaseSource::External { secret, key } => {
+            applied.external_database_secret = Some(check_external_secret(&secrets, secret, key).await?);
         }
     }
     match &stack.cache {
@@ -153,8 +183,8 @@ pub async fn apply_all(
             ensure(&services, "Service", redis::service(stack)).await?;
             applied.redis = Some(ensure(&deployments, "Deployment", redis::deployment(stack)).await?);
         }
-        CacheSource::External { secret, .. } => {
-            applied.external_cache_secret = Some(get_child(&secrets, "Secret", secret).await?.is_some());
+        CacheSource::External { secret, key } => {
+            applied.external_cache_secret = Some(check_external_secret(&secrets, secret, key).await?);
         }
         CacheSource::Disabled => {}
     }

@@ -4,7 +4,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::AutoscalingApi;
-use super::apply::{Applied, MigrationState};
+use super::apply::{Applied, ExternalSecret, MigrationState};
 use super::validate::InvalidSpec;
 use crate::build::ValidatedStack;
 use crate::crd::{PerformanceStack, Phase, StackStatus};
@@ -74,23 +74,42 @@ fn deployment_available(deployment: &Deployment) -> (bool, String) {
     )
 }
 
+fn external_condition(
+    type_: &'static str,
+    ok_reason: &'static str,
+    field: &str,
+    found: ExternalSecret,
+) -> Observed {
+    match found {
+        ExternalSecret::Ready => Observed(
+            type_,
+            true,
+            ok_reason,
+            format!("using the URL in the Secret named by {field}"),
+        ),
+        ExternalSecret::MissingKey => Observed(
+            type_,
+            false,
+            "SecretKeyNotFound",
+            format!("the Secret named by {field} has no such key"),
+        ),
+        ExternalSecret::Missing => Observed(
+            type_,
+            false,
+            "SecretNotFound",
+            format!("the Secret named by {field} does not exist"),
+        ),
+    }
+}
+
 fn database_condition(stack: &ValidatedStack, applied: &Applied) -> Observed {
-    if let Some(exists) = applied.external_database_secret {
-        return if exists {
-            Observed(
-                DATABASE_READY,
-                true,
-                "ExternalDatabaseConfigured",
-                "using the URL in spec.database.external.secretRef".into(),
-            )
-        } else {
-            Observed(
-                DATABASE_READY,
-                false,
-                "SecretNotFound",
-                "the Secret named in spec.database.external.secretRef does not exist".into(),
-            )
-        };
+    if let Some(found) = applied.external_database_secret {
+        return external_condition(
+            DATABASE_READY,
+            "ExternalDatabaseConfigured",
+            "spec.database.external.secretRef",
+            found,
+        );
     }
     let ready = applied
         .postgres
@@ -119,22 +138,13 @@ fn database_condition(stack: &ValidatedStack, applied: &Applied) -> Observed {
 }
 
 fn cache_condition(applied: &Applied) -> Observed {
-    if let Some(exists) = applied.external_cache_secret {
-        return if exists {
-            Observed(
-                CACHE_READY,
-                true,
-                "ExternalCacheConfigured",
-                "using the URL in spec.cache.external.secretRef".into(),
-            )
-        } else {
-            Observed(
-                CACHE_READY,
-                false,
-                "SecretNotFound",
-                "the Secret named in spec.cache.external.secretRef does not exist".into(),
-            )
-        };
+    if let Some(found) = applied.external_cache_secret {
+        return external_condition(
+            CACHE_READY,
+            "ExternalCacheConfigured",
+            "spec.cache.external.secretRef",
+            found,
+        );
     }
     match &applied.redis {
         None => Observed(
