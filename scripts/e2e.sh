@@ -118,9 +118,9 @@ expected_children() {
 
 # Plays the kubelet: marks the migration pod finished with a summary, other pods Running and Ready.
 play_kubelet() {
-  local stack=$1 now pod
+  local stack=$1 migrations=${2:-finish} now pod
   now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-  for pod in $(K get pods -n "$NS" -l "perfstack.dev/stack=$stack,app.kubernetes.io/component=migration" \
+  [[ $migrations == finish ]] && for pod in $(K get pods -n "$NS" -l "perfstack.dev/stack=$stack,app.kubernetes.io/component=migration" \
       -o jsonpath='{range .items[?(@.status.phase=="Pending")]}{.metadata.name}{" "}{end}'); do
     K patch pod -n "$NS" "$pod" --subresource=status --type=merge -p "$(jq -cn --arg now "$now" '{status:{phase:"Succeeded",
       containerStatuses:[{name:"migrate",image:"x",imageID:"",ready:false,restartCount:0,
@@ -144,11 +144,15 @@ stack_ready() {
 HPA_V2=false
 K api-versions | grep -qx autoscaling/v2 && HPA_V2=true
 for stack in "${STACKS[@]}"; do
-  wait_for 30 "$stack: migration Job" sh -c "kubectl get job -n $NS -l perfstack.dev/stack=$stack -o name | grep -q ."
+  waiting_for_db() { [[ $(condition "$NS" "$stack" MigrationsApplied reason) == WaitingForDatabase ]]; }
+  wait_for 30 "$stack: MigrationsApplied WaitingForDatabase before PostgreSQL is ready" waiting_for_db
+  job_created() { play_kubelet "$stack" hold; K get job -n "$NS" -l "perfstack.dev/stack=$stack" -o name | grep -q .; }
+  wait_for 30 "$stack: migration Job once the database is ready" job_created
+  sleep 1
   [[ -z $(K get deployment -n "$NS" "$stack-api" --ignore-not-found -o name) ]] ||
     fail "$stack: API Deployment exists before its migration succeeded"
   [[ $(condition "$NS" "$stack" MigrationsApplied reason) == MigrationRunning ]] || fail "$stack: MigrationsApplied is not MigrationRunning"
-  pass "$stack: the API waits for its migration"
+  pass "$stack: the migration waits for the database, the API for the migration"
   wait_for 120 "$stack to become Ready" stack_ready "$stack"
   uid=$(stack_json "$NS" "$stack" | jq -r .metadata.uid)
   while read -r line; do

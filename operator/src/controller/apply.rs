@@ -34,6 +34,9 @@ pub fn apply_params() -> PatchParams {
 pub enum MigrationState {
     /// spec.migrations.enabled is false.
     Disabled,
+    /// The Job is not created yet because the database is not ready (a Job started earlier would burn
+    /// its retries against a database that is still starting).
+    WaitingForDatabase { job: String },
     /// The Job exists and has not finished.
     Running { job: String },
     /// The Job succeeded; `summary` is the migrate summary from the pod's termination message.
@@ -193,8 +196,13 @@ pub async fn apply_all(
     ensure(&config_maps, "ConfigMap", tuning).await?;
 
     let live_api = get_child(&deployments, "Deployment", &stack.names().api()).await?;
+    let database_ready = match (&applied.postgres, applied.external_database_secret) {
+        (_, Some(found)) => found == ExternalSecret::Ready,
+        (Some(set), None) => set.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0) >= 1,
+        (None, None) => false,
+    };
     let migration = if stack.spec.migrations.enabled {
-        Some(ensure_migration(stack, ctx, previous_migration).await?)
+        Some(ensure_migration(stack, ctx, previous_migration, database_ready).await?)
     } else {
         None
     };
@@ -280,12 +288,14 @@ async fn ensure_migration(
     stack: &ValidatedStack,
     ctx: &Context,
     previous: Option<&str>,
+    database_ready: bool,
 ) -> Result<MigrationState, Error> {
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &stack.namespace);
     let desired = migration::job(stack);
     let name = desired.name_any();
     let job = match get_child(&jobs, "Job", &name).await? {
         Some(job) => job,
+        None if !database_ready => return Ok(MigrationState::WaitingForDatabase { job: name }),
         None => {
             ctx.events.migration_started(stack, &name).await;
             apply_child(&jobs, "Job", desired, None).await?

@@ -168,6 +168,12 @@ fn migration_condition(applied: &Applied) -> Observed {
             "MigrationsDisabled",
             "spec.migrations.enabled is false".into(),
         ),
+        MigrationState::WaitingForDatabase { job } => Observed(
+            MIGRATIONS_APPLIED,
+            false,
+            "WaitingForDatabase",
+            format!("Job {job} starts once the database is ready"),
+        ),
         MigrationState::Running { job } => Observed(
             MIGRATIONS_APPLIED,
             false,
@@ -184,7 +190,7 @@ fn migration_condition(applied: &Applied) -> Observed {
             false,
             "MigrationFailed",
             format!(
-                "Job {job} failed: {}",
+                "Job {job} failed (delete it to retry): {}",
                 message.unwrap_or_else(|| "no termination message".into())
             ),
         ),
@@ -274,7 +280,9 @@ pub fn compute(
         None => (Phase::Ready, "StackReady"),
         Some(("MigrationFailed", _)) => (Phase::Failed, "MigrationFailed"),
         // An upgrade's migration: the previous version keeps serving, nothing is degraded.
-        Some(("MigrationRunning", _)) => (Phase::Provisioning, "MigrationRunning"),
+        Some((reason @ ("MigrationRunning" | "WaitingForDatabase"), _)) if applied.api.is_some() => {
+            (Phase::Provisioning, *reason)
+        }
         Some((reason, _)) if matches!(old.phase, Some(Phase::Ready | Phase::Degraded)) => {
             (Phase::Degraded, *reason)
         }

@@ -154,7 +154,11 @@ fn external_secrets_are_reported_by_what_is_missing() {
     let status = compute(&stack, &v, &external, &at(0));
     assert_eq!(condition(&status, DATABASE_READY).reason, "SecretKeyNotFound");
     assert_eq!(condition(&status, CACHE_READY).reason, "SecretNotFound");
-    assert!(condition(&status, CACHE_READY).message.contains("spec.cache.external.secretRef"));
+    assert!(
+        condition(&status, CACHE_READY)
+            .message
+            .contains("spec.cache.external.secretRef")
+    );
     assert_eq!(condition(&status, READY).reason, "SecretKeyNotFound");
     external.external_database_secret = Some(ExternalSecret::Ready);
     external.external_cache_secret = Some(ExternalSecret::Ready);

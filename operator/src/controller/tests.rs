@@ -221,10 +221,12 @@ async fn first_reconcile_creates_every_child_and_reports_provisioning() {
             apps("statefulsets", &names.postgres()),
             Reply::NotFound,
         ),
-        apply(
-            apps("statefulsets", &names.postgres()),
-            "StatefulSet",
-            names.postgres(),
+        // The database comes up ready here, so the migration Job starts in this same pass.
+        checked(
+            Method::PATCH,
+            format!("{}{APPLY_QUERY}", apps("statefulsets", &names.postgres())),
+            Reply::Json(json_of(ready_statefulset(&validated(&stack)))),
+            is_apply_of("StatefulSet", names.postgres()),
         ),
         call(Method::GET, core("services", &names.redis()), Reply::NotFound),
         apply(core("services", &names.redis()), "Service", names.redis()),
@@ -305,6 +307,9 @@ async fn first_reconcile_creates_every_child_and_reports_provisioning() {
                 assert_eq!(status["conditions"][0]["status"], "False");
             },
         ),
+        checked(Method::POST, events_uri.clone(), Reply::Echo, |body| {
+            assert_eq!(body["reason"], "PostgresReady")
+        }),
         checked(Method::POST, events_uri.clone(), Reply::Echo, |body| {
             assert_eq!(body["reason"], "HorizontalPodAutoscalerReady")
         }),
@@ -571,6 +576,87 @@ fn backoff_grows_exponentially_with_jitter_and_is_capped() {
     assert_eq!(backoff(4, 1.0), Duration::from_secs(16));
     assert_eq!(backoff(30, 1.0), Duration::from_secs(300));
     assert!(backoff(3, 0.3) < backoff(3, 0.9));
+}
+
+#[tokio::test]
+async fn migration_waits_for_the_database() {
+    let stack = stack(PerformanceStackSpec::default());
+    let v = validated(&stack);
+    let names = v.names();
+    let mut starting = ready_statefulset(&v);
+    starting.status = None;
+    let json = |object: Value| Reply::Json(object);
+    let script = vec![
+        call(
+            Method::GET,
+            core("secrets", &names.credentials()),
+            json(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": names.credentials()}})),
+        ),
+        call(
+            Method::GET,
+            core("services", &names.postgres()),
+            json(json_of(with_applied_digest(postgres::service(&v)).unwrap())),
+        ),
+        call(
+            Method::GET,
+            apps("statefulsets", &names.postgres()),
+            json(json_of(starting)),
+        ),
+        call(
+            Method::GET,
+            core("services", &names.redis()),
+            json(json_of(with_applied_digest(redis::service(&v)).unwrap())),
+        ),
+        call(
+            Method::GET,
+            apps("deployments", &names.redis()),
+            json(json_of(ready_deployment(redis::deployment(&v)))),
+        ),
+        call(
+            Method::GET,
+            core("configmaps", &names.config()),
+            json(json_of(with_applied_digest(app_config_map(&v)).unwrap())),
+        ),
+        call(
+            Method::GET,
+            core("configmaps", &names.tuning()),
+            json(json_of(
+                with_applied_digest(tuning_config_map(&v, &TuningFile::from_spec(&v)).unwrap()).unwrap(),
+            )),
+        ),
+        call(Method::GET, apps("deployments", &names.api()), Reply::NotFound),
+        // The Job is looked up but not created while PostgreSQL is not ready.
+        call(
+            Method::GET,
+            ns_path(
+                "/apis/batch/v1",
+                "jobs",
+                &migration::job(&v).metadata.name.unwrap(),
+            ),
+            Reply::NotFound,
+        ),
+        call(
+            Method::GET,
+            core("services", &names.api()),
+            json(json_of(with_applied_digest(app::service(&v)).unwrap())),
+        ),
+        call(
+            Method::GET,
+            ns_path("/apis/autoscaling/v2", "horizontalpodautoscalers", &names.api()),
+            json(json_of(with_applied_digest(hpa::hpa(&v)).unwrap())),
+        ),
+        checked(
+            Method::PATCH,
+            format!("{}/status?", stacks("shop")),
+            Reply::Json(stack_json(&stack)),
+            |body| {
+                let migration = &body["status"]["conditions"][3];
+                assert_eq!(migration["type"], "MigrationsApplied");
+                assert_eq!(migration["reason"], "WaitingForDatabase");
+            },
+        ),
+    ];
+    run_scenario(stack, false, script).await;
 }
 
 #[tokio::test]
