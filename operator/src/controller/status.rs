@@ -4,7 +4,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::AutoscalingApi;
-use super::apply::{Applied, ExternalSecret, MigrationState};
+use super::apply::{Applied, ExternalSecret};
+use super::migrate::MigrationState;
 use super::validate::InvalidSpec;
 use crate::build::ValidatedStack;
 use crate::crd::{PerformanceStack, Phase, StackStatus};
