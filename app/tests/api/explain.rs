@@ -6,6 +6,7 @@ use perfstack_app::db::{
     Db, QueryMonitor,
     migrate::{self, MigrateOptions},
     page::Window,
+    projects::{self, ProjectFilter, ProjectStatus},
     seed::{self, SeedSizes},
     tasks::{self, TaskFilter, TaskOrder, TaskStatus},
     users::{self, UserFilter, UserStatus},
@@ -104,4 +105,24 @@ async fn planner_uses_the_intended_indexes(pool: PgPool) {
     tasks::push_list(&mut qb, &filter, TaskOrder::DueDate(None), &page);
     let (names, plan) = explain(&db, qb).await;
     assert_eq!(names, vec!["idx_tasks_assignee_due_date"], "{plan:#}");
+
+    // projects by owner + status
+    let mut qb = QueryBuilder::new("EXPLAIN (FORMAT JSON) ");
+    let filter = ProjectFilter {
+        owner_id: Some(42),
+        status: Some(ProjectStatus::Active),
+    };
+    projects::push_list(&mut qb, &filter, &Window::Offset { limit: 20, offset: 0 });
+    let (names, plan) = explain(&db, qb).await;
+    assert_eq!(names, vec!["idx_projects_owner_status"], "{plan:#}");
+
+    // full-text search for a selective term (a common one rightly walks the primary key)
+    let mut qb = QueryBuilder::new("EXPLAIN (FORMAT JSON) ");
+    let filter = TaskFilter {
+        search: Some("4242".into()),
+        ..TaskFilter::default()
+    };
+    tasks::push_list(&mut qb, &filter, TaskOrder::Id(None), &page);
+    let (names, plan) = explain(&db, qb).await;
+    assert!(names.contains(&"idx_tasks_search".to_owned()), "{plan:#}");
 }
