@@ -74,12 +74,16 @@ enum IndexState {
 /// Applies pending migrations and makes every index in [`INDEXES`] exist and be valid.
 pub async fn apply(db: &Db, opts: &MigrateOptions) -> Result<MigrateSummary, MigrateError> {
     let before = applied_migrations(db).await.map_err(MigrateError::State)?;
-    db.timed("migrate.schema", "<sqlx migrations in app/migrations>", |pool| async move {
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|err| sqlx::Error::Migrate(Box::new(err)))
-    })
+    db.timed(
+        "migrate.schema",
+        "<sqlx migrations in app/migrations>",
+        |pool| async move {
+            MIGRATOR
+                .run(&pool)
+                .await
+                .map_err(|err| sqlx::Error::Migrate(Box::new(err)))
+        },
+    )
     .await
     .map_err(MigrateError::Schema)?;
     let after = applied_migrations(db).await.map_err(MigrateError::State)?;

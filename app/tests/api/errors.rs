@@ -333,6 +333,21 @@ async fn probes_and_openapi(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = false)]
+async fn every_response_carries_a_request_id(pool: PgPool) {
+    let app = spawn(pool).await;
+    let reply = app.get("/api/v1/users/77").await;
+    let id = reply.headers["x-request-id"].to_str().unwrap();
+    assert_eq!(id.len(), 36, "{id}");
+    let given = Request::builder()
+        .uri("/livez")
+        .header("x-request-id", "abc-123")
+        .body(Body::empty())
+        .unwrap();
+    let reply = app.request(given).await;
+    assert_eq!(reply.headers["x-request-id"], "abc-123");
+}
+
+#[sqlx::test(migrations = false)]
 async fn readiness_fails_when_the_database_is_gone(pool: PgPool) {
     let app = spawn(pool).await;
     app.db().pool().close().await;
