@@ -108,6 +108,8 @@ pub async fn export_project_tasks(
     if !db::projects::exists(&state.db, id).await? {
         return Err(ApiError::NotFound("project"));
     }
+    // Take the connection before answering: an exhausted pool is a 503, not a truncated 200.
+    let conn = state.db.pool().acquire().await?;
     let (tx, rx) = mpsc::channel::<Task>(ROWS_IN_FLIGHT);
     let (done_tx, done_rx) = oneshot::channel::<bool>();
     let tally = Arc::new(ExportTally {
@@ -123,7 +125,7 @@ pub async fn export_project_tasks(
     };
     let db = state.db.clone();
     tokio::spawn(async move {
-        let ok = match db::tasks::export(&db, id, Box::pin(counted)).await {
+        let ok = match db::tasks::export(&db, conn, id, Box::pin(counted)).await {
             Ok(rows) => {
                 tracing::debug!(project = id, rows, "export finished");
                 true

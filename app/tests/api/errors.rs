@@ -358,3 +358,36 @@ async fn readiness_fails_when_the_database_is_gone(pool: PgPool) {
     assert_eq!(health.json["services"]["database"], "down");
     assert_eq!(app.get("/livez").await.status, StatusCode::OK);
 }
+
+/// With every connection busy, requests fail fast with 503 + Retry-After (the export too, before
+/// it commits to a 200), and recover when connections come back.
+#[sqlx::test(migrations = false)]
+async fn exhausted_pool_is_503_with_retry_after(
+    pool_opts: sqlx::postgres::PgPoolOptions,
+    connect: sqlx::postgres::PgConnectOptions,
+) {
+    let pool = pool_opts
+        .max_connections(2)
+        .acquire_timeout(std::time::Duration::from_millis(300))
+        .connect_with(connect)
+        .await
+        .unwrap();
+    let app = spawn(pool.clone()).await;
+    let owner = app.user("owner").await;
+    let project = app.project(owner, "p").await;
+
+    let held = (pool.acquire().await.unwrap(), pool.acquire().await.unwrap());
+    for uri in [
+        format!("/api/v1/users/{owner}"),
+        format!("/api/v1/projects/{project}/tasks/export"),
+    ] {
+        let reply = app.get(&uri).await;
+        assert_problem(&reply, StatusCode::SERVICE_UNAVAILABLE, None);
+        assert_eq!(reply.headers[header::RETRY_AFTER], "1");
+    }
+    drop(held);
+    assert_eq!(
+        app.get(&format!("/api/v1/users/{owner}")).await.status,
+        StatusCode::OK
+    );
+}
