@@ -391,3 +391,41 @@ async fn exhausted_pool_is_503_with_retry_after(
         StatusCode::OK
     );
 }
+
+#[sqlx::test(migrations = false)]
+async fn null_for_a_required_field_is_422(pool: PgPool) {
+    let app = spawn(pool).await;
+    let owner = app.user("owner").await;
+    let project = app.project(owner, "p").await;
+    let task = app.task(json!({"projectId": project, "title": "t"})).await;
+    let cases = [
+        (format!("/api/v1/users/{owner}"), json!({"email": null}), "email"),
+        (
+            format!("/api/v1/projects/{project}"),
+            json!({"name": null}),
+            "name",
+        ),
+        (
+            format!("/api/v1/tasks/{}", task["id"]),
+            json!({"title": null}),
+            "title",
+        ),
+        (
+            format!("/api/v1/tasks/{}", task["id"]),
+            json!({"priority": null}),
+            "priority",
+        ),
+    ];
+    for (uri, body, field) in cases {
+        let reply = app.patch(&uri, body).await;
+        assert_problem(&reply, StatusCode::UNPROCESSABLE_ENTITY, Some(field));
+    }
+    // null still clears the nullable ones
+    let cleared = app
+        .patch(
+            &format!("/api/v1/tasks/{}", task["id"]),
+            json!({"description": null}),
+        )
+        .await;
+    assert_eq!(cleared.status, StatusCode::OK);
+}
