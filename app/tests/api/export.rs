@@ -94,12 +94,8 @@ async fn a_million_rows_stream_with_bounded_rows_in_flight(pool: PgPool) {
             let held = gauge.in_flight();
             assert!(held > 0 && held <= bound, "rows held while client waits: {held}");
         }
-        rows += i64::try_from(
-            data.windows(b"\"projectId\"".len())
-                .filter(|w| *w == b"\"projectId\"")
-                .count(),
-        )
-        .unwrap();
+        // one `{` per task: the rows are flat objects and the titles hold no braces
+        rows += i64::try_from(data.iter().filter(|b| **b == b'{').count()).unwrap();
         if first.is_empty() {
             first = data.to_vec();
         }
