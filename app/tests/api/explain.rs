@@ -19,7 +19,7 @@ async fn seeded(pool: PgPool) -> Db {
     migrate::apply(&db, &MigrateOptions::default()).await.unwrap();
     let sizes = SeedSizes {
         users: 10_000,
-        projects: 500,
+        projects: 5_000,
         tasks: 50_000,
     };
     seed::apply(&db, sizes).await.unwrap();
@@ -125,4 +125,14 @@ async fn planner_uses_the_intended_indexes(pool: PgPool) {
     tasks::push_list(&mut qb, &filter, TaskOrder::Id(None), &page);
     let (names, plan) = explain(&db, qb).await;
     assert!(names.contains(&"idx_tasks_search".to_owned()), "{plan:#}");
+
+    // projects newest first
+    let mut qb = QueryBuilder::new("EXPLAIN (FORMAT JSON) ");
+    projects::push_list(
+        &mut qb,
+        &ProjectFilter::default(),
+        &Window::Offset { limit: 20, offset: 0 },
+    );
+    let (names, plan) = explain(&db, qb).await;
+    assert_eq!(names, vec!["idx_projects_created_at_desc"], "{plan:#}");
 }
