@@ -221,8 +221,7 @@ impl<H: JobHandler> Attempt<H> {
             metrics,
         } = &self.worker;
         let queue = job.queue;
-        let in_flight = metrics.in_flight(queue);
-        in_flight.inc();
+        let _in_flight = InFlight::enter(metrics.in_flight(queue));
         let started = Instant::now();
         let lease = config.lease();
         let debug_delay = std::time::Duration::from_millis(config.debug_delay_ms);
@@ -248,7 +247,6 @@ impl<H: JobHandler> Attempt<H> {
             finished = work => finished,
             () = renew => {
                 tracing::warn!(job = %job.id, "lease lost; abandoning the attempt (another worker owns the job)");
-                in_flight.dec();
                 return;
             }
         };
@@ -288,7 +286,6 @@ impl<H: JobHandler> Attempt<H> {
                 tracing::warn!(job = %job.id, error = %err, "outcome not recorded; the job runs again when its lease expires")
             }
         }
-        in_flight.dec();
     }
 
     fn failed(&self, job: &ClaimedJob, error: String, permanent: bool) -> Outcome {
@@ -296,6 +293,23 @@ impl<H: JobHandler> Attempt<H> {
             AfterFailure::RetryIn(delay) => Outcome::Retry { error, delay },
             AfterFailure::DeadLetter => Outcome::Dead { error },
         }
+    }
+}
+
+/// Counts a running handler in the in-flight gauge until dropped, even when the handler panics
+/// (the panic ends the attempt; its lease expires and the reaper takes the job back).
+struct InFlight(prometheus_client::metrics::gauge::Gauge);
+
+impl InFlight {
+    fn enter(gauge: prometheus_client::metrics::gauge::Gauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

@@ -296,3 +296,23 @@ async fn heartbeats_keep_long_attempts_leased() {
     assert_eq!(job.attempts, 1, "the lease never expired");
     cleanup(&jobs).await;
 }
+
+/// Panics, like a handler with a bug.
+struct Panics;
+impl JobHandler for Panics {
+    async fn handle(&self, _job: &ClaimedJob) -> Result<serde_json::Value, JobFailure> {
+        panic!("handler bug");
+    }
+}
+
+#[tokio::test]
+async fn a_handler_that_panics_is_retried_then_dead_lettered() {
+    let jobs = job_queue(&["--job-lease-ms", "300", "--job-reap-interval-ms", "50"]).await;
+    let ids = enqueue_n(&jobs, Queue::Email, 1).await;
+    let _reaper = start_reaper(&jobs);
+    let _stop = start(&jobs, Queue::Email, Arc::new(Panics));
+    let job = wait_for_state(&jobs, &ids[0], JobState::Dead, Duration::from_secs(10)).await;
+    assert_eq!(job.attempts, 3);
+    assert!(job.last_error.unwrap_or_default().contains("lost"));
+    cleanup(&jobs).await;
+}
