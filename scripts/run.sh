@@ -19,6 +19,11 @@ perfstack API on http://$addr  (Ctrl-C stops it; make services-down stops Postgr
   curl 'http://$addr/api/v1/users/42/tasks?cursor='
   curl -o tasks.json http://$addr/api/v1/projects/1/tasks/export
   curl http://$addr/openapi.json
+  curl -X POST -H 'content-type: application/json' \
+       -d '{"type":"projectTaskStats","parameters":{"projectId":1}}' http://$addr/api/v1/reports
+  curl http://$addr/api/v1/jobs/<jobId>      # then the report at result.href
+  curl -X PATCH -H 'content-type: application/json' -d '{"assigneeId":7}' http://$addr/api/v1/tasks/1
+  curl http://$addr/api/v1/outbox            # the assignment email (no SMTP configured)
 
 URLS
 exec "$app" serve --listen "$addr"
