@@ -101,11 +101,10 @@ async fn problem_for_bare_errors(response: Response) -> Response {
     } else {
         String::new()
     };
-    let allow = parts.headers.get(header::ALLOW).and_then(|v| v.to_str().ok());
-    let detail = match (detail.is_empty(), allow) {
-        (_, Some(allow)) => format!("method not allowed here; allowed: {allow}"),
-        (true, None) => status.canonical_reason().unwrap_or("error").to_owned(),
-        (false, None) => detail,
+    let detail = if detail.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        detail
     };
     let mut converted = problem(status, detail, None);
     for (name, value) in &parts.headers {

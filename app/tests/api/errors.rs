@@ -176,11 +176,6 @@ async fn routing_errors_are_problems(pool: PgPool) {
     assert_problem(&put, StatusCode::METHOD_NOT_ALLOWED, None);
     let allow = put.headers[header::ALLOW].to_str().unwrap();
     assert!(allow.contains("PATCH"), "{allow}");
-    assert!(
-        put.json["detail"].as_str().unwrap().contains(allow),
-        "{}",
-        put.json
-    );
 }
 
 #[sqlx::test(migrations = false)]
