@@ -214,6 +214,9 @@ after=$(versions)
 [[ $before == "$after" ]] || fail "a second pass changed resourceVersions: $(diff <(echo "$before") <(echo "$after") || true)"
 tail -n +"$mark" "$WORK/operator.log" | grep -q '"applying child"' && fail "the second pass applied children"
 pass "a second pass (operator restarted) changed no resourceVersion"
+K delete configmap -n "$NS" "${STACKS[0]}-config" >/dev/null
+wait_for 30 "a deleted child is re-created" K get configmap -n "$NS" "${STACKS[0]}-config"
+pass "a deleted child is re-created"
 
 # ---------- 4. a new image rolls out only after its migration ----------
 stack=${STACKS[0]}

@@ -62,7 +62,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         signal.clone(),
     ));
 
-    Api::<PerformanceStack>::all(client.clone())
+    // Probe where the operator will watch, so a namespaced grant is enough when --namespaces is set.
+    let probe: Api<PerformanceStack> = match args.watched_namespaces().first() {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    probe
         .list(&ListParams::default().limit(1))
         .await
         .context("listing PerformanceStacks (is crds/performancestack.yaml installed?)")?;
