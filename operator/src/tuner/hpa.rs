@@ -1,0 +1,142 @@
+//! The HPA floor (`minReplicas`) from latency, with the HPA's own semantics.
+//!
+//! `desired = ceil(current * observed / target)` with `observed` the interval's p95 and `target`
+//! the SLO; nothing moves inside the tolerance band (10 %). Raising is immediate but bounded
+//! (at most `max(2 * current, current + 4)`, the HPA's default scale-up policy). Lowering needs p95
+//! comfortably below the SLO (below the band, errors within the SLO), takes the highest
+//! recommendation of the stabilization window (the HPA's scale-down rule, so a raise is never
+//! undone inside the window), and never puts more requests per pod on the remaining pods than
+//! 80 % of the load at which the SLO last broke.
+use std::time::Duration;
+
+use super::history::History;
+use super::observe::Observation;
+use super::spec::TuningSpec;
+
+/// Headroom kept below the per-pod load at which the SLO last broke.
+const OVERLOAD_MARGIN: f64 = 0.8;
+
+/// What latency asks of the floor, before stabilization.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FloorRecommendation {
+    /// Replicas the latency asks for.
+    pub replicas: u32,
+    /// The SLO broke at this many requests per second per pod (to remember).
+    pub overload_rps_per_pod: Option<f64>,
+    /// Why, for the decision's reason.
+    pub reason: String,
+}
+
+/// The floor latency asks for. `current_floor` is the HPA `minReplicas` in force and `bounds`
+/// the `(min, max)` the floor may take.
+pub fn recommend_floor(
+    obs: &Observation,
+    spec: &TuningSpec,
+    history: &History,
+    current_floor: u32,
+    bounds: (u32, u32),
+) -> FloorRecommendation {
+    let hold = |reason: String| FloorRecommendation {
+        replicas: current_floor,
+        overload_rps_per_pod: None,
+        reason,
+    };
+    if obs.pods.answered == 0 {
+        return hold(format!("no pod answered of {}: floor held", obs.pods.asked));
+    }
+    let current = obs.pods.asked.max(1);
+    let target = spec.slo.p95.as_secs_f64();
+    let ratio = obs.p95.map_or(0.0, |p95| p95 / target);
+    let p95_text = obs
+        .p95
+        .map_or_else(|| "no requests".to_owned(), |p| format!("p95 {}", ms(p)));
+    let slo_text = format!("SLO {}", ms(target));
+    if ratio > 1.0 + spec.tolerance {
+        let desired = ceil_u32(f64::from(current) * ratio);
+        let bounded = desired.min((2 * current).max(current + 4));
+        let replicas = bounded.clamp(bounds.0, bounds.1);
+        return FloorRecommendation {
+            replicas,
+            overload_rps_per_pod: Some(obs.requests_per_second / f64::from(current)),
+            reason: format!(
+                "{p95_text} > {slo_text} (x{ratio:.2}) on {current} pods: wants {desired} replicas{}",
+                if bounded < desired {
+                    format!(", bounded to {bounded}")
+                } else {
+                    String::new()
+                }
+            ),
+        };
+    }
+    if obs.error_rate > spec.slo.max_error_rate {
+        return hold(format!(
+            "{p95_text}, but error rate {:.2} % > SLO {:.2} %: floor not lowered",
+            obs.error_rate * 100.0,
+            spec.slo.max_error_rate * 100.0
+        ));
+    }
+    if ratio >= 1.0 - spec.tolerance {
+        return hold(format!(
+            "{p95_text} within {:.0} % of {slo_text}",
+            spec.tolerance * 100.0
+        ));
+    }
+    let proportional = ceil_u32(f64::from(current) * ratio);
+    let guard = history.overload_rps_per_pod().map_or(0, |overload| {
+        ceil_u32(obs.requests_per_second / (OVERLOAD_MARGIN * overload))
+    });
+    let replicas = proportional
+        .max(guard)
+        .min(current_floor)
+        .clamp(bounds.0, bounds.1);
+    FloorRecommendation {
+        replicas,
+        overload_rps_per_pod: None,
+        reason: format!(
+            "{p95_text} comfortably below {slo_text} (x{ratio:.2}) on {current} pods: wants {}",
+            if guard > proportional {
+                format!("{guard} replicas (80 % of the load per pod that last broke the SLO)")
+            } else {
+                format!("{proportional} replicas")
+            }
+        ),
+    }
+}
+
+/// The HPA floor to set: raised at once, lowered only to the highest recommendation of the
+/// stabilization window (this interval's included), and only once a whole window was observed.
+pub fn stabilize(
+    current_floor: u32,
+    recommendation: u32,
+    history: &History,
+    now: Duration,
+    window: Duration,
+) -> u32 {
+    if recommendation >= current_floor {
+        return recommendation;
+    }
+    if !history.spans(now, window) {
+        return current_floor;
+    }
+    let highest = history
+        .within(now, window)
+        .map(|i| i.floor_recommendation)
+        .fold(recommendation, u32::max);
+    highest.min(current_floor)
+}
+
+/// `ceil` into `u32`, saturating; NaN and negatives give 0.
+pub fn ceil_u32(x: f64) -> u32 {
+    if x.is_nan() || x <= 0.0 {
+        0
+    } else if x >= f64::from(u32::MAX) {
+        u32::MAX
+    } else {
+        x.ceil() as u32
+    }
+}
+
+/// Seconds as milliseconds text.
+pub fn ms(seconds: f64) -> String {
+    format!("{:.0} ms", seconds * 1000.0)
+}
