@@ -54,6 +54,21 @@ impl Decision {
     }
 }
 
+/// What every step of the decision reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    /// Settings in force.
+    pub settings: &'a Settings,
+    /// Memory of past intervals.
+    pub history: &'a History,
+    /// This interval.
+    pub obs: &'a Observation,
+    /// What the user asked for.
+    pub spec: &'a TuningSpec,
+    /// The time of the decision (any fixed origin).
+    pub now: Duration,
+}
+
 /// Decides the settings for the next interval. See the module docs for the order of the steps.
 pub fn decide(
     settings: &Settings,
@@ -62,16 +77,25 @@ pub fn decide(
     spec: &TuningSpec,
     now: Duration,
 ) -> Decision {
+    let inputs = Inputs {
+        settings,
+        history,
+        obs,
+        spec,
+        now,
+    };
     let plan = spec.budget.plan(spec.replicas, spec.pool);
     let bounds = (plan.replicas_min, plan.replicas_max);
     let floor_now = settings.hpa_min.clamp(bounds.0, bounds.1);
     let window = spec.scale_down_stabilization;
 
-    let recommendation = recommend_floor(obs, spec, history, floor_now, bounds);
+    let recommendation = recommend_floor(&inputs, floor_now, bounds);
     let floor = stabilize(floor_now, recommendation.replicas, history, now, window).clamp(bounds.0, bounds.1);
     let replicas_needed = floor.max(obs.pods.asked).min(plan.replicas_max);
 
-    let pool = decide_pool(settings, obs, spec, &plan, history, now, replicas_needed);
+    // On the way down, one knob at a time: the pool does not shrink while the floor drops.
+    let may_shrink = floor >= floor_now;
+    let pool = decide_pool(&inputs, &plan, replicas_needed, may_shrink);
     let pool_min = plan.pool_min.min(pool.max);
     let ceiling = plan
         .replicas_max
@@ -127,7 +151,9 @@ pub fn decide(
         interval: Interval {
             at: now,
             floor_recommendation: recommendation.replicas,
+            requests_per_second: obs.requests_per_second,
             peak_in_use_per_pod: obs.pool.peak_in_use_per_pod,
+            in_use_total: obs.pool.in_use,
             pool_pressure: pool.pressure,
             pool_change,
             floor_change,

@@ -142,7 +142,9 @@ fn lowering_keeps_per_pod_load_below_the_load_that_broke_the_slo() {
         Interval {
             at: at(0),
             floor_recommendation: 1,
+            requests_per_second: 300.0,
             peak_in_use_per_pod: 1.0,
+            in_use_total: 4.0,
             pool_pressure: false,
             pool_change: Change::Hold,
             floor_change: Change::Hold,
@@ -170,9 +172,9 @@ fn waiting_pods_grow_the_pool_and_the_ceiling_gives_way_within_the_budget() {
         at(0),
     );
     assert_eq!(d.pool, Change::Up, "{}", d.reason);
-    // ceil((19 + 6) * 1.25) = 32, within spec max 40 and 190 / 2 replicas.
-    assert_eq!(d.settings.pool_max, 32, "{}", d.reason);
-    assert_eq!(d.settings.hpa_max, 5, "190 / 32 = 5: {}", d.reason);
+    // ceil((19 + 6) * 1.5) = 38 (= doubling), within spec max 40 and 190 / 2 replicas.
+    assert_eq!(d.settings.pool_max, 38, "{}", d.reason);
+    assert_eq!(d.settings.hpa_max, 5, "190 / 38 = 5: {}", d.reason);
     assert_eq!(d.settings.generation, 2);
     assert!(d.pool_settings_changed());
     assert!(d.settings.peak_connections() + 10 <= 200);

@@ -33,8 +33,12 @@ pub struct Interval {
     pub at: Duration,
     /// HPA floor the latency asked for (before stabilization).
     pub floor_recommendation: u32,
+    /// Requests per second over all pods.
+    pub requests_per_second: f64,
     /// The busiest pod's connections in use.
     pub peak_in_use_per_pod: f64,
+    /// Connections in use over all pods.
+    pub in_use_total: f64,
     /// Whether pods waited for connections.
     pub pool_pressure: bool,
     /// What happened to the pool maximum.

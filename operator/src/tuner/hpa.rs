@@ -3,18 +3,21 @@
 //! `desired = ceil(current * observed / target)` with `observed` the interval's p95 and `target`
 //! the SLO; nothing moves inside the tolerance band (10 %). Raising is immediate but bounded
 //! (at most `max(2 * current, current + 4)`, the HPA's default scale-up policy). Lowering needs p95
-//! comfortably below the SLO (below the band, errors within the SLO), takes the highest
-//! recommendation of the stabilization window (the HPA's scale-down rule, so a raise is never
-//! undone inside the window), and never puts more requests per pod on the remaining pods than
-//! 80 % of the load at which the SLO last broke.
+//! comfortably below the SLO (below the band, errors within the SLO) and goes no lower than any
+//! of: the latency formula; pool utilisation of the remaining pods at most 50 % (utilisation is
+//! linear in load per pod, latency is not); 80 % of the per-pod load at which the SLO last broke.
+//! Load is projected one window ahead along its trend first. The result is stabilized like the
+//! HPA's scale-down: the highest recommendation of the window wins, so a raise is never undone
+//! inside the window, and nothing is lowered before a whole window was observed.
 use std::time::Duration;
 
+use super::decide::Inputs;
 use super::history::History;
-use super::observe::Observation;
-use super::spec::TuningSpec;
 
 /// Headroom kept below the per-pod load at which the SLO last broke.
 const OVERLOAD_MARGIN: f64 = 0.8;
+/// Pool utilisation the remaining pods may reach after the floor drops (the HPA-style target).
+const POOL_TARGET: f64 = 0.5;
 
 /// What latency asks of the floor, before stabilization.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,13 +32,14 @@ pub struct FloorRecommendation {
 
 /// The floor latency asks for. `current_floor` is the HPA `minReplicas` in force and `bounds`
 /// the `(min, max)` the floor may take.
-pub fn recommend_floor(
-    obs: &Observation,
-    spec: &TuningSpec,
-    history: &History,
-    current_floor: u32,
-    bounds: (u32, u32),
-) -> FloorRecommendation {
+pub fn recommend_floor(inputs: &Inputs<'_>, current_floor: u32, bounds: (u32, u32)) -> FloorRecommendation {
+    let Inputs {
+        settings,
+        history,
+        obs,
+        spec,
+        now,
+    } = *inputs;
     let hold = |reason: String| FloorRecommendation {
         replicas: current_floor,
         overload_rps_per_pod: None,
@@ -81,24 +85,50 @@ pub fn recommend_floor(
             spec.tolerance * 100.0
         ));
     }
-    let proportional = ceil_u32(f64::from(current) * ratio);
-    let guard = history.overload_rps_per_pod().map_or(0, |overload| {
-        ceil_u32(obs.requests_per_second / (OVERLOAD_MARGIN * overload))
-    });
-    let replicas = proportional
-        .max(guard)
-        .min(current_floor)
-        .clamp(bounds.0, bounds.1);
+    // Comfortably below: each limit below is a replica count the load still needs; the floor
+    // may drop to the largest of them. Load is projected one window ahead along its trend.
+    let rps = obs.requests_per_second;
+    let window_start = history
+        .within(now, spec.scale_down_stabilization)
+        .next()
+        .map_or(rps, |i| i.requests_per_second);
+    let projected = rps + (rps - window_start).max(0.0);
+    let growth = if rps > 0.0 { projected / rps } else { 1.0 };
+    let in_use_per_pod = obs.pool.in_use / f64::from(obs.pods.answered);
+    let limits = [
+        (ceil_u32(f64::from(current) * ratio), "latency".to_owned()),
+        (
+            ceil_u32(
+                f64::from(current) * in_use_per_pod * growth
+                    / (POOL_TARGET * f64::from(settings.pool_max.max(1))),
+            ),
+            format!(
+                "{:.0} % pool use at max {}",
+                POOL_TARGET * 100.0,
+                settings.pool_max
+            ),
+        ),
+        (
+            history
+                .overload_rps_per_pod()
+                .map_or(0, |o| ceil_u32(projected / (OVERLOAD_MARGIN * o))),
+            format!(
+                "{:.0} % of the load per pod that last broke the SLO",
+                OVERLOAD_MARGIN * 100.0
+            ),
+        ),
+    ];
+    let (wanted, binding) = limits
+        .iter()
+        .max_by_key(|(n, _)| *n)
+        .map_or((0, "latency"), |(n, why)| (*n, why.as_str()));
+    let replicas = wanted.min(current_floor).clamp(bounds.0, bounds.1);
     FloorRecommendation {
         replicas,
         overload_rps_per_pod: None,
         reason: format!(
-            "{p95_text} comfortably below {slo_text} (x{ratio:.2}) on {current} pods: wants {}",
-            if guard > proportional {
-                format!("{guard} replicas (80 % of the load per pod that last broke the SLO)")
-            } else {
-                format!("{proportional} replicas")
-            }
+            "{p95_text} comfortably below {slo_text} (x{ratio:.2}) on {current} pods at {rps:.0} rps \
+             (trend {projected:.0}): wants {wanted} replicas ({binding})"
         ),
     }
 }

@@ -20,7 +20,7 @@ pub mod spec;
 // pub mod tuning_file;
 
 #[cfg(test)]
-// mod sim;
+mod sim;
 #[cfg(test)]
 mod testing;
 

@@ -1,19 +1,19 @@
 //! The per-pod pool maximum from waiting, acquire time and idle connections.
 //!
 //! Grows when pods wait for connections (waiting acquirers, slow or timed-out acquires) to cover
-//! what was in use plus what waited, with 25 % headroom, at most doubling per step, and only as
+//! what was in use plus what waited, with 50 % headroom, at most doubling per step, and only as
 //! far as the connection budget allows at the replicas the HPA floor and the running pods need.
-//! Shrinks when no pod waited during the whole stabilization window and the busiest pod's peak
-//! use, plus 50 % and one spare, is at most three quarters of the pool (at most halving per step).
+//! Shrinks when no pod waited during the whole stabilization window and twice the peak need per
+//! pod, plus one spare, is at most three quarters of the pool (at most halving per step). The need
+//! is the busiest pod's use, or all connections in use spread over the fewest replicas the spec
+//! allows, whichever is more, so that lowering the HPA floor later does not call for a bigger pool;
+//! the shrink target always lies above what a growth step sets, so the two cannot chase each other.
 //! A tuning decision waits until every answering pod ran the last generation for a whole interval;
 //! only the budget may lower the pool on stale data, because it is a safety limit.
-use std::time::Duration;
-
 use super::budget::BudgetPlan;
-use super::history::{Change, History};
+use super::decide::Inputs;
+use super::history::Change;
 use super::hpa::{ceil_u32, ms};
-use super::observe::Observation;
-use super::spec::{Settings, TuningSpec};
 
 /// Waiting acquirers per pod (averaged over pods) that count as pressure.
 const WAITING_PER_POD: f64 = 0.5;
@@ -30,16 +30,21 @@ pub struct PoolOutcome {
 }
 
 /// Decides the pool maximum. `replicas_needed` is the most replicas the budget must leave room
-/// for (the new HPA floor, or the pods running now if more).
+/// for (the new HPA floor, or the pods running now if more); `may_shrink` is false while the
+/// floor drops (one knob down at a time).
 pub fn decide_pool(
-    settings: &Settings,
-    obs: &Observation,
-    spec: &TuningSpec,
+    inputs: &Inputs<'_>,
     plan: &BudgetPlan,
-    history: &History,
-    now: Duration,
     replicas_needed: u32,
+    may_shrink: bool,
 ) -> PoolOutcome {
+    let Inputs {
+        settings,
+        history,
+        obs,
+        spec,
+        now,
+    } = *inputs;
     let current = settings.pool_max;
     let cap = plan
         .pool_limit
@@ -87,7 +92,7 @@ pub fn decide_pool(
         obs.pool.acquire_timeouts
     );
     if pressure {
-        let want = ceil_u32((in_use + waiting) * 1.25)
+        let want = ceil_u32((in_use + waiting) * 1.5)
             .max(current + 1)
             .min(current.saturating_mul(2));
         let new = want.min(cap);
@@ -98,6 +103,9 @@ pub fn decide_pool(
             );
         }
         return outcome(new, format!("{load}: pool max {current} -> {new}"));
+    }
+    if !may_shrink {
+        return outcome(current, format!("{load}: pool held while the HPA floor drops"));
     }
     let window = spec.scale_down_stabilization;
     let recent: Vec<_> = history.within(now, window).collect();
@@ -111,16 +119,23 @@ pub fn decide_pool(
             format!("{load}: pool held inside the stabilization window"),
         );
     }
+    // Size for the busiest pod, and for all connections in use landing on the fewest pods the
+    // floor may drop to, so a later lower floor does not need a bigger pool again.
     let peak = recent
         .iter()
         .map(|i| i.peak_in_use_per_pod)
         .fold(obs.pool.peak_in_use_per_pod, f64::max);
-    let target = ceil_u32(peak * 1.5 + 1.0).max(plan.pool_min);
+    let total = recent
+        .iter()
+        .map(|i| i.in_use_total)
+        .fold(obs.pool.in_use, f64::max);
+    let need = peak.max(total / f64::from(plan.replicas_min.max(1)));
+    let target = ceil_u32(need * 2.0 + 1.0).max(plan.pool_min);
     if f64::from(target) <= f64::from(current) * 0.75 {
         let new = target.max(current.div_ceil(2));
         return outcome(
             new,
-            format!("{load}, peak {peak:.1} over the window: pool max {current} -> {new}"),
+            format!("{load}, {need:.1} needed per pod at peak over the window: pool max {current} -> {new}"),
         );
     }
     outcome(current, format!("{load}: pool held"))
