@@ -12,7 +12,7 @@ pub struct Sample {
     /// Metric name including any `_bucket`/`_count`/`_sum`/`_total` suffix.
     pub name: String,
     /// Labels in the order written.
-    pub labels: Vec<(String, String)>,
+    pub labels: Labels,
     /// The value (`+Inf`, `-Inf` and `NaN` allowed).
     pub value: f64,
 }
@@ -78,8 +78,11 @@ fn valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
+/// Label pairs in the order written.
+type Labels = Vec<(String, String)>;
+
 /// Parses `k="v",k2="v2"}` and returns the labels and the text after `}`.
-fn parse_labels(mut s: &str) -> Result<(Vec<(String, String)>, &str), String> {
+fn parse_labels(mut s: &str) -> Result<(Labels, &str), String> {
     let mut labels = Vec::new();
     loop {
         s = s.trim_start();

@@ -5,7 +5,7 @@
 //! [`decide`] and [`hpa`] (the decision). I/O parts: [`scrape`] (fetch `/metrics` from pods) and
 //! [`act_local`] (the `perfstack-operator local` loop writing the tuning file).
 //! How the decision works, with a worked example: `docs/tuning.md`.
-// pub mod act_local;
+pub mod act_local;
 pub mod budget;
 pub mod decide;
 pub mod error;
@@ -15,9 +15,9 @@ pub mod history;
 pub mod hpa;
 pub mod observe;
 pub mod pool;
-// pub mod scrape;
+pub mod scrape;
 pub mod spec;
-// pub mod tuning_file;
+pub mod tuning_file;
 
 #[cfg(test)]
 mod sim;
