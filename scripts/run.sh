@@ -5,8 +5,16 @@ source "$(dirname "$0")/lib.sh"
 cd "$PERFSTACK_ROOT"
 scripts/services.sh up
 source "$RUN_DIR/env"
-cargo build --bin perfstack-app
+cargo build --bin perfstack-app --bin perfstack-operator
 app=target/debug/perfstack-app
 "$app" migrate
 "$app" seed
-exec "$app" serve
+# The pool tuner beside the app (docs/tuning.md): it reads /metrics every 30 s, prints each
+# decision and rewrites the tuning file the app reloads. services.sh sets max_connections = 200.
+export TUNING_FILE="$RUN_DIR/tuning.yaml"
+addr=${LISTEN_ADDR:-127.0.0.1:8080}
+target/debug/perfstack-operator local --app-url "http://${addr/0.0.0.0/127.0.0.1}" \
+  --tuning-file "$TUNING_FILE" --db-max-connections 200 &
+tuner=$!
+trap 'kill "$tuner" 2>/dev/null || true' EXIT
+"$app" serve

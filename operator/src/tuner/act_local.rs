@@ -122,7 +122,13 @@ pub async fn run(args: &LocalArgs, mut report: impl FnMut(&str)) -> Result<(), T
         url: format!("{}/metrics", args.app_url.trim_end_matches('/')),
     };
     let targets = [target];
-    let first = scraper.scrape_all(&targets).await;
+    // The app may still be starting (`make run` starts both): give it one interval to answer.
+    let deadline = Instant::now() + args.interval;
+    let mut first = scraper.scrape_all(&targets).await;
+    while first.iter().any(|(_, a)| a.is_err()) && Instant::now() < deadline {
+        tokio::time::sleep((args.interval / 10).min(Duration::from_secs(1))).await;
+        first = scraper.scrape_all(&targets).await;
+    }
     let first_snapshot = first.first().and_then(|(_, a)| a.as_ref().ok());
     let mut file = initial_file(TuningFile::read(&args.tuning_file)?, first_snapshot, &spec);
     let settings = Settings {

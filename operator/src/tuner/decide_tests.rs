@@ -240,3 +240,27 @@ fn decision_is_deterministic() {
     let b = decide(&settings(10, 3, 0), &History::default(), &o, &spec(), at(90));
     assert_eq!(a, b);
 }
+
+/// The worked example of docs/tuning.md; keep both in step.
+#[test]
+fn worked_example_from_the_docs() {
+    let spec = spec();
+    let plan = spec.budget.plan(spec.replicas, spec.pool);
+    assert_eq!((plan.verdict.reason(), plan.pool_max), ("PoolCapped", 19));
+    let d = decide(
+        &settings(19, 2, 1),
+        &History::default(),
+        &obs(2, 300.0, 200.0, 19.0, 6.0, 1),
+        &spec,
+        at(0),
+    );
+    let s = d.settings;
+    assert_eq!(
+        (s.hpa_min, s.pool_max, s.hpa_max, s.generation),
+        (3, 38, 5, 2),
+        "{}",
+        d.reason
+    );
+    assert_eq!(s.peak_connections() + 10, 200);
+    println!("{}", d.reason);
+}
