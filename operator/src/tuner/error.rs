@@ -29,6 +29,14 @@ pub enum TunerError {
         /// The status it answered.
         status: u16,
     },
+    /// A pod's `/metrics` could not be read through the API server's pod proxy.
+    #[error("scraping {path} through the API server: {message}")]
+    Proxy {
+        /// The proxy path asked.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
     /// Building the HTTP client failed (TLS backend).
     #[error("building the metrics HTTP client: {0}")]
     Client(#[source] reqwest::Error),

@@ -5,6 +5,7 @@
 //! [`decide`] and [`hpa`] (the decision). I/O parts: [`scrape`] (fetch `/metrics` from pods) and
 //! [`act_local`] (the `perfstack-operator local` loop writing the tuning file).
 //! How the decision works, with a worked example: `docs/tuning.md`.
+pub mod act;
 pub mod act_local;
 pub mod budget;
 pub mod decide;
@@ -17,6 +18,7 @@ pub mod observe;
 pub mod pool;
 pub mod scrape;
 pub mod spec;
+pub mod targets;
 pub mod tuning_file;
 
 #[cfg(test)]
