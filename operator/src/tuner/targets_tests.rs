@@ -10,7 +10,7 @@ fn pod(name: &str, phase: &str, ready: bool, ip: Option<&str>, terminating: bool
         metadata: ObjectMeta {
             name: Some(name.into()),
             namespace: Some("shop".into()),
-            deletion_timestamp: terminating.then(|| Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)),
+            deletion_timestamp: terminating.then_some(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)),
             ..ObjectMeta::default()
         },
         status: Some(PodStatus {
