@@ -9,6 +9,7 @@ pub mod act;
 pub mod act_local;
 pub mod budget;
 pub mod decide;
+pub mod effective;
 pub mod error;
 pub mod exposition;
 pub mod histogram;
