@@ -29,6 +29,9 @@ pub enum TunerError {
         /// The status it answered.
         status: u16,
     },
+    /// The app pods could not be listed.
+    #[error("listing the app pods: {0}")]
+    ListPods(String),
     /// A pod's `/metrics` could not be read through the API server's pod proxy.
     #[error("scraping {path} through the API server: {message}")]
     Proxy {

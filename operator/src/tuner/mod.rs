@@ -19,6 +19,7 @@ pub mod observe;
 pub mod pool;
 pub mod scrape;
 pub mod spec;
+pub mod stack;
 pub mod targets;
 pub mod tuning_file;
 
