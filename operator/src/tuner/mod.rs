@@ -17,6 +17,7 @@ pub mod history;
 pub mod hpa;
 pub mod observe;
 pub mod pool;
+pub mod registry;
 pub mod scrape;
 pub mod spec;
 pub mod stack;

@@ -1,0 +1,172 @@
+//! The tuners of all stacks, shared by reconciles (the controller's `Context` holds one).
+//!
+//! A reconcile asks [`TuningRegistry::tick_if_due`] to run the stack's interval when it is due;
+//! builders ask [`TuningRegistry::settings_in_force`] what to write into the tuning ConfigMap and
+//! the HPA. The controller runs at most one reconcile per stack at a time, so a stack's tuner is
+//! taken out of the map while it ticks and put back afterwards.
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use super::act::{Mode, TuningStatus};
+use super::error::TunerError;
+use super::spec::{Settings, TuningSpec};
+use super::stack::{AppPods, StackTuner, Tick};
+use super::targets::MetricsSource;
+use super::tuning_file::PoolTuning;
+
+struct Entry {
+    tuner: StackTuner,
+    last_tick: Option<Instant>,
+    status: Option<TuningStatus>,
+}
+
+/// Per-stack tuners, keyed by `namespace/name`.
+pub struct TuningRegistry {
+    origin: Instant,
+    stacks: Mutex<HashMap<String, Entry>>,
+}
+
+impl Default for TuningRegistry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One due interval's inputs besides the stack key.
+pub struct TickRequest<'a> {
+    /// The stack's tuning spec now.
+    pub spec: TuningSpec,
+    /// Settings in force when the registry has none yet (e.g. read back from the live ConfigMap
+    /// and HPA after an operator restart, or the spec's starting values).
+    pub seed: Settings,
+    /// `spec.tuning.intervalSeconds`.
+    pub interval: Duration,
+    /// Where the app pods are.
+    pub pods: &'a AppPods,
+    /// How to read their metrics.
+    pub source: &'a MetricsSource,
+    /// `spec.tuning.mode`.
+    pub mode: Mode,
+    /// Acquire/idle timeouts the tuning file keeps.
+    pub timeouts: PoolTuning,
+}
+
+impl TuningRegistry {
+    /// An empty registry; its creation is the origin of the tuners' clock.
+    pub fn new() -> Self {
+        Self {
+            origin: Instant::now(),
+            stacks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.stacks.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The settings the tuner put in force for `key`, if it has any.
+    pub fn settings_in_force(&self, key: &str) -> Option<Settings> {
+        self.lock().get(key).map(|e| e.tuner.tuner.settings)
+    }
+
+    /// The last `status.tuning` of `key`.
+    pub fn status(&self, key: &str) -> Option<TuningStatus> {
+        self.lock().get(key).and_then(|e| e.status.clone())
+    }
+
+    /// Forgets a deleted stack.
+    pub fn forget(&self, key: &str) {
+        self.lock().remove(key);
+    }
+
+    /// Whether `key`'s next interval is due at `now`.
+    pub fn is_due(&self, key: &str, interval: Duration, now: Instant) -> bool {
+        self.lock()
+            .get(key)
+            .and_then(|e| e.last_tick)
+            .is_none_or(|last| now.duration_since(last) >= interval)
+    }
+
+    /// Runs `key`'s interval if it is due at `now` (`wall` for the status); `Ok(None)` when not
+    /// due, on the first (baseline) interval, or with mode Off.
+    pub async fn tick_if_due(
+        &self,
+        key: &str,
+        request: TickRequest<'_>,
+        now: Instant,
+        wall: DateTime<Utc>,
+    ) -> Result<Option<Tick>, TunerError> {
+        if !self.is_due(key, request.interval, now) {
+            return Ok(None);
+        }
+        let taken = self.lock().remove(key);
+        let mut entry = taken.unwrap_or_else(|| Entry {
+            tuner: StackTuner::new(request.spec.clone(), request.seed),
+            last_tick: None,
+            status: None,
+        });
+        entry.tuner.respec(request.spec);
+        let clock = now.saturating_duration_since(self.origin);
+        let result = entry
+            .tuner
+            .tick(
+                request.pods,
+                request.source,
+                request.mode,
+                request.timeouts,
+                clock,
+                wall,
+            )
+            .await;
+        entry.last_tick = Some(now);
+        if let Ok(Some(tick)) = &result {
+            entry.status = Some(tick.status.clone());
+        }
+        self.lock().insert(key.to_owned(), entry);
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stack_is_due_once_per_interval() {
+        let registry = TuningRegistry::new();
+        let t0 = Instant::now();
+        assert!(registry.is_due("ns/a", Duration::from_secs(30), t0));
+        registry.lock().insert(
+            "ns/a".into(),
+            Entry {
+                tuner: StackTuner::new(
+                    TuningSpec::new(
+                        super::super::spec::PoolBounds { min: 1, max: 10 },
+                        super::super::spec::ReplicaBounds { min: 1, max: 2 },
+                        super::super::budget::ConnectionBudget {
+                            max_connections: 100,
+                            reserved: 10,
+                        },
+                    ),
+                    Settings {
+                        pool_min: 1,
+                        pool_max: 5,
+                        hpa_min: 1,
+                        hpa_max: 2,
+                        generation: 4,
+                    },
+                ),
+                last_tick: Some(t0),
+                status: None,
+            },
+        );
+        assert!(!registry.is_due("ns/a", Duration::from_secs(30), t0 + Duration::from_secs(29)));
+        assert!(registry.is_due("ns/a", Duration::from_secs(30), t0 + Duration::from_secs(30)));
+        assert_eq!(registry.settings_in_force("ns/a").map(|s| s.generation), Some(4));
+        registry.forget("ns/a");
+        assert_eq!(registry.settings_in_force("ns/a"), None);
+    }
+}
