@@ -9,7 +9,8 @@ use super::*;
 use crate::tuner::testing::PodMetrics;
 
 /// A stand-in for the app that honours the tuning file like the real one: it reports the pool
-/// maximum and generation of the file in force, and a pool that is always full with 3 waiting.
+/// maximum and generation of the file in force, and a full pool whose waiting tasks drop as it
+/// grows (60 / pool max), so each growth visibly helps.
 async fn app_reading(tuning_file: PathBuf) -> String {
     let served = Arc::new(AtomicU64::new(0));
     let metrics = move || {
@@ -26,7 +27,7 @@ async fn app_reading(tuning_file: PathBuf) -> String {
                 in_use: pool_max,
                 pool_min: 2,
                 pool_max,
-                waiting: 3,
+                waiting: 60 / pool_max.max(1),
                 acquire: vec![(0.001, 0), (0.05, n)],
                 generation,
                 ..PodMetrics::default()

@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use super::budget::{BudgetPlan, BudgetVerdict};
-use super::history::{Change, History, Interval};
+use super::history::{Change, Growth, History, Interval};
 use super::hpa::{recommend_floor, stabilize};
 use super::observe::Observation;
 use super::pool::decide_pool;
@@ -40,6 +40,10 @@ pub struct Decision {
     pub interval: Interval,
     /// Per-pod load at which the SLO broke this interval, if it did.
     pub overload_rps_per_pod: Option<f64>,
+    /// A pool growth to remember, to judge it once the pods run it.
+    pub growth: Option<Growth>,
+    /// Pool growth paused until then.
+    pub pause_growth_until: Option<Duration>,
 }
 
 impl Decision {
@@ -159,6 +163,8 @@ pub fn decide(
             floor_change,
         },
         overload_rps_per_pod: recommendation.overload_rps_per_pod,
+        growth: pool.growth,
+        pause_growth_until: pool.pause_growth_until,
     }
 }
 
@@ -199,6 +205,12 @@ impl Tuner {
             .record(decision.interval, self.spec.scale_down_stabilization);
         if let Some(rps) = decision.overload_rps_per_pod {
             self.history.note_overload(rps);
+        }
+        if let Some(growth) = decision.growth {
+            self.history.note_growth(growth);
+        }
+        if let Some(until) = decision.pause_growth_until {
+            self.history.pause_growth(until);
         }
         self.settings = decision.settings;
         decision

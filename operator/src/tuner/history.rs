@@ -47,12 +47,31 @@ pub struct Interval {
     pub floor_change: Change,
 }
 
+/// A pool growth and what the pods saw just before it, to judge whether it helped.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Growth {
+    /// Generation that carried the larger pool.
+    pub generation: u64,
+    /// p95 before (seconds).
+    pub p95: Option<f64>,
+    /// Waiting acquirers per pod before.
+    pub waiting_per_pod: f64,
+    /// Acquire p95 before (seconds).
+    pub acquire_p95: Option<f64>,
+    /// Requests per second per answering pod before.
+    pub rps_per_pod: f64,
+}
+
 /// The decision's memory, trimmed to the stabilization window.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct History {
     intervals: VecDeque<Interval>,
     /// Requests per second per pod when p95 last exceeded the SLO (beyond the tolerance).
     overload_rps_per_pod: Option<f64>,
+    /// The last pool growth.
+    last_growth: Option<Growth>,
+    /// No pool growth before this time (a growth did not help).
+    growth_paused_until: Option<Duration>,
 }
 
 impl History {
@@ -84,6 +103,26 @@ impl History {
     /// Per-pod load at which the SLO last broke.
     pub fn overload_rps_per_pod(&self) -> Option<f64> {
         self.overload_rps_per_pod
+    }
+
+    /// Remembers a pool growth.
+    pub fn note_growth(&mut self, growth: Growth) {
+        self.last_growth = Some(growth);
+    }
+
+    /// The last pool growth.
+    pub fn last_growth(&self) -> Option<Growth> {
+        self.last_growth
+    }
+
+    /// Pauses pool growth until `until`.
+    pub fn pause_growth(&mut self, until: Duration) {
+        self.growth_paused_until = Some(until);
+    }
+
+    /// Until when pool growth is paused, if it is at `now`.
+    pub fn growth_paused(&self, now: Duration) -> Option<Duration> {
+        self.growth_paused_until.filter(|until| now < *until)
     }
 
     /// Intervals decided within `window` before `now` (inclusive), oldest first.

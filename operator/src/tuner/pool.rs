@@ -9,10 +9,14 @@
 //! allows, whichever is more, so that lowering the HPA floor later does not call for a bigger pool;
 //! the shrink target always lies above what a growth step sets, so the two cannot chase each other.
 //! A tuning decision waits until every answering pod ran the last generation for a whole interval;
-//! only the budget may lower the pool on stale data, because it is a safety limit.
+//! only the budget may lower the pool on stale data, because it is a safety limit. A growth that,
+//! at the same load per pod (±10 %), lowered neither waiting, acquire time nor p95 means more connections do not
+//! help (typically a saturated database): growth then pauses for a stabilization window.
+use std::time::Duration;
+
 use super::budget::BudgetPlan;
 use super::decide::Inputs;
-use super::history::Change;
+use super::history::{Change, Growth};
 use super::hpa::{ceil_u32, ms};
 
 /// Waiting acquirers per pod (averaged over pods) that count as pressure.
@@ -27,6 +31,10 @@ pub struct PoolOutcome {
     pub pressure: bool,
     /// Why, for the decision's reason.
     pub reason: String,
+    /// The growth to remember (when the pool grows).
+    pub growth: Option<Growth>,
+    /// Pause growth until then (the last growth did not help).
+    pub pause_growth_until: Option<Duration>,
 }
 
 /// Decides the pool maximum. `replicas_needed` is the most replicas the budget must leave room
@@ -61,6 +69,8 @@ pub fn decide_pool(
         max,
         pressure,
         reason,
+        growth: None,
+        pause_growth_until: None,
     };
 
     if current > cap {
@@ -92,6 +102,36 @@ pub fn decide_pool(
         obs.pool.acquire_timeouts
     );
     if pressure {
+        if let Some(until) = history.growth_paused(now) {
+            return outcome(
+                current,
+                format!(
+                    "{load}: pool growth paused for {}s more: the last growth did not help \
+                     (database saturated?)",
+                    until.saturating_sub(now).as_secs()
+                ),
+            );
+        }
+        if let Some(g) = history
+            .last_growth()
+            .filter(|g| g.generation == settings.generation)
+            && (obs.requests_per_second / answered - g.rps_per_pod).abs() <= g.rps_per_pod * 0.1
+            && !helped(&g, obs.p95, waiting, obs.pool.acquire_p95)
+        {
+            let until = now + spec.scale_down_stabilization;
+            return PoolOutcome {
+                pause_growth_until: Some(until),
+                ..outcome(
+                    current,
+                    format!(
+                        "{load}: the last growth (generation {}) lowered neither waiting nor \
+                         latency at the same load; database saturated? pool growth paused for {}s",
+                        g.generation,
+                        spec.scale_down_stabilization.as_secs()
+                    ),
+                )
+            };
+        }
         let want = ceil_u32((in_use + waiting) * 1.5)
             .max(current + 1)
             .min(current.saturating_mul(2));
@@ -102,7 +142,16 @@ pub fn decide_pool(
                 format!("{load}: pool cannot grow past {cap} (spec max / connection budget)"),
             );
         }
-        return outcome(new, format!("{load}: pool max {current} -> {new}"));
+        return PoolOutcome {
+            growth: Some(Growth {
+                generation: settings.generation + 1,
+                p95: obs.p95,
+                waiting_per_pod: waiting,
+                acquire_p95: obs.pool.acquire_p95,
+                rps_per_pod: obs.requests_per_second / answered,
+            }),
+            ..outcome(new, format!("{load}: pool max {current} -> {new}"))
+        };
     }
     if !may_shrink {
         return outcome(current, format!("{load}: pool held while the HPA floor drops"));
@@ -139,4 +188,13 @@ pub fn decide_pool(
         );
     }
     outcome(current, format!("{load}: pool held"))
+}
+
+/// Whether the pods are better off than just before `growth`: p95 down 10 %, or waiting or
+/// acquire time down 30 %.
+fn helped(growth: &Growth, p95: Option<f64>, waiting_per_pod: f64, acquire_p95: Option<f64>) -> bool {
+    let lower = |now: Option<f64>, before: Option<f64>, factor: f64| matches!((now, before), (Some(n), Some(b)) if n < b * factor);
+    lower(p95, growth.p95, 0.9)
+        || lower(acquire_p95, growth.acquire_p95, 0.7)
+        || waiting_per_pod < growth.waiting_per_pod * 0.7
 }

@@ -253,3 +253,27 @@ fn tight_budget_trades_pool_for_replicas_and_never_exceeds_it() {
     );
     assert_converges(&tuner, &steps, 4, 2, 10);
 }
+
+#[test]
+fn saturated_database_pauses_pool_growth_instead_of_piling_on_connections() {
+    // At most 3 replicas: the budget would let each pool grow to the spec's 50.
+    let mut tuner = start(5, 2);
+    tuner.spec.replicas = ReplicaBounds { min: 1, max: 3 };
+    let model = Model { db_cores: 6.0 };
+    let steps = run_on(&model, &mut tuner, &hold(60.0, 15), INTERVAL);
+    assert_safe(&tuner, &steps);
+    assert!(
+        steps.iter().any(|s| s.reason.contains("database saturated")),
+        "the useless growth must be noticed\n{}",
+        trace(&steps)
+    );
+    let peak_pool = steps.iter().map(|s| s.settings.pool_max).max().unwrap_or(0);
+    assert!(
+        peak_pool <= 20,
+        "pool grew to {peak_pool} against a saturated database\n{}",
+        trace(&steps)
+    );
+    if std::env::var_os("TUNER_SIM_TRACE").is_some() {
+        eprintln!("{}", trace(&steps));
+    }
+}
