@@ -12,7 +12,7 @@
 //! Modes (Auto, Recommend, Off) are the caller's business: this only says what should be.
 use std::time::Duration;
 
-use super::budget::{BudgetPlan, BudgetVerdict};
+use super::budget::BudgetPlan;
 use super::history::{Change, Growth, History, Interval};
 use super::hpa::{recommend_floor, stabilize};
 use super::observe::Observation;
@@ -140,7 +140,7 @@ pub fn decide(
             spec.budget.max_connections
         ));
     }
-    if plan.verdict != BudgetVerdict::Fits {
+    if !plan.verdict.satisfied() {
         reason.push(format!("budget {}: {plan}", plan.verdict.reason()));
     }
 
