@@ -264,3 +264,31 @@ fn worked_example_from_the_docs() {
     assert_eq!(s.peak_connections() + 10, 200);
     println!("{}", d.reason);
 }
+
+#[test]
+fn slow_p95_while_pods_are_still_starting_never_lowers_the_floor() {
+    // Floor 6 in force, only 2 pods Ready yet, p95 above the SLO: ceil(2 x 1.5) = 3 < 6, with a
+    // whole window of low recommendations behind it.
+    let mut history = History::default();
+    for t in [0, 300, 600] {
+        let low = Interval {
+            at: at(t),
+            floor_recommendation: 2,
+            requests_per_second: 100.0,
+            peak_in_use_per_pod: 1.0,
+            in_use_total: 2.0,
+            pool_pressure: false,
+            pool_change: Change::Hold,
+            floor_change: Change::Hold,
+        };
+        history.record(low, spec().scale_down_stabilization);
+    }
+    let d = decide(
+        &settings(10, 6, 0),
+        &history,
+        &obs(2, 300.0, 200.0, 3.0, 0.0, 0),
+        &spec(),
+        at(900),
+    );
+    assert_eq!(d.settings.hpa_min, 6, "{}", d.reason);
+}

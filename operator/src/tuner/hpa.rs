@@ -58,7 +58,8 @@ pub fn recommend_floor(inputs: &Inputs<'_>, current_floor: u32, bounds: (u32, u3
     if ratio > 1.0 + spec.tolerance {
         let desired = ceil_u32(f64::from(current) * ratio);
         let bounded = desired.min((2 * current).max(current + 4));
-        let replicas = bounded.clamp(bounds.0, bounds.1);
+        // Never below the floor in force: pods still starting must not read as a reason to lower it.
+        let replicas = bounded.max(current_floor).clamp(bounds.0, bounds.1);
         return FloorRecommendation {
             replicas,
             overload_rps_per_pod: Some(obs.requests_per_second / f64::from(current)),
