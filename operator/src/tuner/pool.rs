@@ -97,7 +97,7 @@ pub fn decide_pool(
         );
     }
     let load = format!(
-        "{in_use:.1} in use and {waiting:.1} waiting per pod of max {current}, acquire p95 {}, {} timeouts",
+        "{in_use:.1} in use and {waiting:.1} waiting per pod of max {current}, acquire p95 {}, {:.0} timeouts",
         obs.pool.acquire_p95.map_or_else(|| "n/a".to_owned(), ms),
         obs.pool.acquire_timeouts
     );
