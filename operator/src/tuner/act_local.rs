@@ -208,25 +208,27 @@ fn describe(d: &Decision, at: Duration, obs: &super::observe::Observation) -> St
     )
 }
 
-/// Entry point of the subcommand: runs the loop on its own runtime until Ctrl-C.
-pub fn main(args: LocalArgs) -> std::process::ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("perfstack-operator local: starting the runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
+/// The subcommand on the caller's runtime: runs the loop until Ctrl-C or `--iterations`.
+pub async fn command(args: LocalArgs) -> std::process::ExitCode {
+    let result = tokio::select! {
+        r = run(&args, |line| println!("{line}")) => r,
+        _ = tokio::signal::ctrl_c() => Ok(()),
     };
-    let result = runtime.block_on(async {
-        tokio::select! {
-            r = run(&args, |line| println!("{line}")) => r,
-            _ = tokio::signal::ctrl_c() => Ok(()),
-        }
-    });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("perfstack-operator local: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The subcommand from synchronous code: [`command`] on a runtime of its own.
+pub fn main(args: LocalArgs) -> std::process::ExitCode {
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(command(args)),
+        Err(e) => {
+            eprintln!("perfstack-operator local: starting the runtime: {e}");
             std::process::ExitCode::FAILURE
         }
     }
