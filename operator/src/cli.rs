@@ -1,4 +1,4 @@
-//! Command line: `run` (the controller) and `crdgen` (print the CRD).
+//! Command line: `run` (the controller), `crdgen` (print the CRD) and `local` (tune a local app).
 use std::net::SocketAddr;
 
 use clap::{Args, Parser, Subcommand};
@@ -25,6 +25,9 @@ pub enum Command {
     Run(RunArgs),
     /// Print the PerformanceStack CustomResourceDefinition as YAML.
     Crdgen,
+    /// Tune the pool of an app running on this machine (no cluster): scrape its /metrics,
+    /// decide, write the tuning file it watches, print every decision with its reason.
+    Local(crate::tuner::act_local::LocalArgs),
 }
 
 /// Options of `run`.

@@ -236,6 +236,7 @@ pub fn validate(stack: &PerformanceStack) -> Result<ValidatedStack, InvalidSpec>
         spec: spec.clone(),
         database,
         cache,
+        tuned: None,
     })
 }
 

@@ -12,6 +12,7 @@ pub mod decide;
 pub mod effective;
 pub mod error;
 pub mod exposition;
+pub mod from_crd;
 pub mod histogram;
 pub mod history;
 pub mod hpa;
