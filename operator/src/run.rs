@@ -196,6 +196,10 @@ async fn controller(namespace: Option<String>, ctx: Arc<Context>, stop: StopFutu
         .for_each(|result| async move {
             match result {
                 Ok((stack, _)) => tracing::debug!(stack = %stack.name, "reconciled"),
+                // A child's event for a stack that is already gone: nothing to do.
+                Err(kube::runtime::controller::Error::ObjectNotFound(object)) => {
+                    tracing::debug!(%object, "stack no longer exists")
+                }
                 Err(error) => tracing::warn!(error = %ErrorChain(&error), "controller error"),
             }
         })

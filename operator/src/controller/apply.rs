@@ -5,19 +5,17 @@
 use std::fmt::Debug;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
+use super::migrate::{MigrationState, ensure_migration};
 use super::{AutoscalingApi, Context, Error};
 use crate::build::config::{TuningFile, app_config_map, tuning_config_map};
-use crate::build::{
-    CacheSource, DatabaseSource, ValidatedStack, app, credentials, hpa, migration, postgres, redis,
-};
+use crate::build::{CacheSource, DatabaseSource, ValidatedStack, app, credentials, hpa, postgres, redis};
 
 /// Annotation holding the digest of the content the operator last applied to a child.
 pub const APPLIED_DIGEST_ANNOTATION: &str = "perfstack.dev/applied-digest";
@@ -29,17 +27,34 @@ pub fn apply_params() -> PatchParams {
     PatchParams::apply(crate::MANAGER).force()
 }
 
-/// Where the migration for the desired image stands.
-#[derive(Clone, Debug, PartialEq)]
-pub enum MigrationState {
-    /// spec.migrations.enabled is false.
-    Disabled,
-    /// The Job exists and has not finished.
-    Running { job: String },
-    /// The Job succeeded; `summary` is the migrate summary from the pod's termination message.
-    Succeeded { job: String, summary: Option<String> },
-    /// The Job failed; `message` is the pod's termination message, when there is one.
-    Failed { job: String, message: Option<String> },
+/// What the operator found of a Secret the user references (it reads key names, never values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExternalSecret {
+    /// The Secret exists and holds the key.
+    Ready,
+    /// The Secret exists without the key.
+    MissingKey,
+    /// No such Secret.
+    Missing,
+}
+
+async fn check_external_secret(
+    secrets: &Api<Secret>,
+    name: &str,
+    key: &str,
+) -> Result<ExternalSecret, Error> {
+    Ok(match get_child(secrets, "Secret", name).await? {
+        None => ExternalSecret::Missing,
+        Some(secret) => {
+            let in_data = secret.data.as_ref().is_some_and(|d| d.contains_key(key));
+            let in_string_data = secret.string_data.as_ref().is_some_and(|d| d.contains_key(key));
+            if in_data || in_string_data {
+                ExternalSecret::Ready
+            } else {
+                ExternalSecret::MissingKey
+            }
+        }
+    })
 }
 
 /// What is live after the apply step; status is computed from this alone.
@@ -47,12 +62,12 @@ pub enum MigrationState {
 pub struct Applied {
     /// The PostgreSQL StatefulSet (bundled database only).
     pub postgres: Option<StatefulSet>,
-    /// Whether the user's database Secret exists (external database only).
-    pub external_database_secret: Option<bool>,
+    /// The user's database Secret (external database only).
+    pub external_database_secret: Option<ExternalSecret>,
     /// The Redis Deployment (bundled cache only).
     pub redis: Option<Deployment>,
-    /// Whether the user's cache Secret exists (external cache only).
-    pub external_cache_secret: Option<bool>,
+    /// The user's cache Secret (external cache only).
+    pub external_cache_secret: Option<ExternalSecret>,
     /// The migration of the desired image.
     pub migration: Option<MigrationState>,
     /// The API Deployment; None until an image has been migrated.
@@ -144,8 +159,8 @@ pub async fn apply_all(
             let sets: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
             applied.postgres = Some(ensure(&sets, "StatefulSet", postgres::statefulset(stack)).await?);
         }
-        DatabaseSource::External { secret, .. } => {
-            applied.external_database_secret = Some(get_child(&secrets, "Secret", secret).await?.is_some());
+        DatabaseSource::External { secret, key } => {
+            applied.external_database_secret = Some(check_external_secret(&secrets, secret, key).await?);
         }
     }
     match &stack.cache {
@@ -153,8 +168,8 @@ pub async fn apply_all(
             ensure(&services, "Service", redis::service(stack)).await?;
             applied.redis = Some(ensure(&deployments, "Deployment", redis::deployment(stack)).await?);
         }
-        CacheSource::External { secret, .. } => {
-            applied.external_cache_secret = Some(get_child(&secrets, "Secret", secret).await?.is_some());
+        CacheSource::External { secret, key } => {
+            applied.external_cache_secret = Some(check_external_secret(&secrets, secret, key).await?);
         }
         CacheSource::Disabled => {}
     }
@@ -162,8 +177,13 @@ pub async fn apply_all(
     ensure_tuning_config_map(stack, &config_maps).await?;
 
     let live_api = get_child(&deployments, "Deployment", &stack.names().api()).await?;
+    let database_ready = match (&applied.postgres, applied.external_database_secret) {
+        (_, Some(found)) => found == ExternalSecret::Ready,
+        (Some(set), None) => set.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0) >= 1,
+        (None, None) => false,
+    };
     let migration = if stack.spec.migrations.enabled {
-        Some(ensure_migration(stack, ctx, previous_migration).await?)
+        Some(ensure_migration(stack, ctx, previous_migration, database_ready).await?)
     } else {
         None
     };
@@ -263,116 +283,4 @@ async fn ensure_credentials(secrets: &Api<Secret>, stack: &ValidatedStack) -> Re
             source,
         }),
     }
-}
-
-/// Creates the migration Job for the desired image if absent and reports where it stands. Jobs are
-/// immutable, so an existing Job of that name is only read.
-async fn ensure_migration(
-    stack: &ValidatedStack,
-    ctx: &Context,
-    previous: Option<&str>,
-) -> Result<MigrationState, Error> {
-    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &stack.namespace);
-    let desired = migration::job(stack);
-    let name = desired.name_any();
-    let job = match get_child(&jobs, "Job", &name).await? {
-        Some(job) => job,
-        None => {
-            ctx.events.migration_started(stack, &name).await;
-            apply_child(&jobs, "Job", desired, None).await?
-        }
-    };
-    let status = job.status.unwrap_or_default();
-    let failed = status
-        .conditions
-        .unwrap_or_default()
-        .iter()
-        .any(|c| c.type_ == "Failed" && c.status == "True");
-    if status.succeeded.unwrap_or(0) >= 1 {
-        let prefix = super::status::migration_message_prefix(&name);
-        if let Some(previous) = previous.filter(|m| m.starts_with(&prefix)) {
-            let summary = previous[prefix.len()..].trim_start_matches(": ").to_owned();
-            return Ok(MigrationState::Succeeded {
-                job: name,
-                summary: Some(summary).filter(|s| !s.is_empty()),
-            });
-        }
-        let summary = termination_message(ctx, stack, &name, "Succeeded").await?;
-        delete_old_migrations(ctx, stack, &name).await?;
-        Ok(MigrationState::Succeeded { job: name, summary })
-    } else if failed {
-        let message = termination_message(ctx, stack, &name, "Failed").await?;
-        Ok(MigrationState::Failed { job: name, message })
-    } else {
-        Ok(MigrationState::Running { job: name })
-    }
-}
-
-/// The termination message of the migrate container in a pod of `job` that ended in `phase`.
-async fn termination_message(
-    ctx: &Context,
-    stack: &ValidatedStack,
-    job: &str,
-    phase: &str,
-) -> Result<Option<String>, Error> {
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &stack.namespace);
-    let selector = format!("job-name={job}");
-    let list = pods
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(|source| Error::Read {
-            kind: "Pod",
-            name: selector.clone(),
-            source,
-        })?;
-    let message = list
-        .items
-        .iter()
-        .filter(|pod| pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some(phase))
-        .flat_map(|pod| {
-            pod.status
-                .iter()
-                .flat_map(|s| s.container_statuses.iter().flatten())
-        })
-        .filter(|c| c.name == migration::CONTAINER)
-        .find_map(|c| c.state.as_ref()?.terminated.as_ref()?.message.clone())
-        .map(|m| m.trim().chars().take(1024).collect::<String>());
-    Ok(message)
-}
-
-/// Deletes the migration Jobs of earlier images once a newer one succeeded.
-async fn delete_old_migrations(ctx: &Context, stack: &ValidatedStack, current: &str) -> Result<(), Error> {
-    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &stack.namespace);
-    let selector = format!(
-        "{}={},app.kubernetes.io/component={}",
-        crate::build::STACK_LABEL,
-        stack.name,
-        migration::COMPONENT
-    );
-    let list = jobs
-        .list_metadata(&ListParams::default().labels(&selector))
-        .await
-        .map_err(|source| Error::Read {
-            kind: "Job",
-            name: selector.clone(),
-            source,
-        })?;
-    let params = DeleteParams {
-        propagation_policy: Some(PropagationPolicy::Background),
-        ..DeleteParams::default()
-    };
-    for old in list.items.iter().map(|j| j.name_any()).filter(|n| n != current) {
-        match jobs.delete(&old, &params).await {
-            Ok(_) => tracing::info!(job = old, "deleted superseded migration Job"),
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(source) => {
-                return Err(Error::Delete {
-                    kind: "Job",
-                    name: old,
-                    source,
-                });
-            }
-        }
-    }
-    Ok(())
 }

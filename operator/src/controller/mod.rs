@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod cleanup;
 pub mod events;
+pub mod migrate;
 pub mod status;
 pub mod tune;
 pub mod update_status;

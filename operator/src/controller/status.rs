@@ -4,7 +4,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::AutoscalingApi;
-use super::apply::{Applied, MigrationState};
+use super::apply::{Applied, ExternalSecret};
+use super::migrate::MigrationState;
 use super::validate::InvalidSpec;
 use crate::build::ValidatedStack;
 use crate::crd::{PerformanceStack, Phase, StackStatus};
@@ -76,23 +77,42 @@ fn deployment_available(deployment: &Deployment) -> (bool, String) {
     )
 }
 
+fn external_condition(
+    type_: &'static str,
+    ok_reason: &'static str,
+    field: &str,
+    found: ExternalSecret,
+) -> Observed {
+    match found {
+        ExternalSecret::Ready => Observed(
+            type_,
+            true,
+            ok_reason,
+            format!("using the URL in the Secret named by {field}"),
+        ),
+        ExternalSecret::MissingKey => Observed(
+            type_,
+            false,
+            "SecretKeyNotFound",
+            format!("the Secret named by {field} has no such key"),
+        ),
+        ExternalSecret::Missing => Observed(
+            type_,
+            false,
+            "SecretNotFound",
+            format!("the Secret named by {field} does not exist"),
+        ),
+    }
+}
+
 fn database_condition(stack: &ValidatedStack, applied: &Applied) -> Observed {
-    if let Some(exists) = applied.external_database_secret {
-        return if exists {
-            Observed(
-                DATABASE_READY,
-                true,
-                "ExternalDatabaseConfigured",
-                "using the URL in spec.database.external.secretRef".into(),
-            )
-        } else {
-            Observed(
-                DATABASE_READY,
-                false,
-                "SecretNotFound",
-                "the Secret named in spec.database.external.secretRef does not exist".into(),
-            )
-        };
+    if let Some(found) = applied.external_database_secret {
+        return external_condition(
+            DATABASE_READY,
+            "ExternalDatabaseConfigured",
+            "spec.database.external.secretRef",
+            found,
+        );
     }
     let ready = applied
         .postgres
@@ -121,22 +141,13 @@ fn database_condition(stack: &ValidatedStack, applied: &Applied) -> Observed {
 }
 
 fn cache_condition(applied: &Applied) -> Observed {
-    if let Some(exists) = applied.external_cache_secret {
-        return if exists {
-            Observed(
-                CACHE_READY,
-                true,
-                "ExternalCacheConfigured",
-                "using the URL in spec.cache.external.secretRef".into(),
-            )
-        } else {
-            Observed(
-                CACHE_READY,
-                false,
-                "SecretNotFound",
-                "the Secret named in spec.cache.external.secretRef does not exist".into(),
-            )
-        };
+    if let Some(found) = applied.external_cache_secret {
+        return external_condition(
+            CACHE_READY,
+            "ExternalCacheConfigured",
+            "spec.cache.external.secretRef",
+            found,
+        );
     }
     match &applied.redis {
         None => Observed(
@@ -160,6 +171,12 @@ fn migration_condition(applied: &Applied) -> Observed {
             "MigrationsDisabled",
             "spec.migrations.enabled is false".into(),
         ),
+        MigrationState::WaitingForDatabase { job } => Observed(
+            MIGRATIONS_APPLIED,
+            false,
+            "WaitingForDatabase",
+            format!("Job {job} starts once the database is ready"),
+        ),
         MigrationState::Running { job } => Observed(
             MIGRATIONS_APPLIED,
             false,
@@ -176,7 +193,7 @@ fn migration_condition(applied: &Applied) -> Observed {
             false,
             "MigrationFailed",
             format!(
-                "Job {job} failed: {}",
+                "Job {job} failed (delete it to retry): {}",
                 message.unwrap_or_else(|| "no termination message".into())
             ),
         ),
@@ -266,7 +283,9 @@ pub fn compute(
         None => (Phase::Ready, "StackReady"),
         Some(("MigrationFailed", _)) => (Phase::Failed, "MigrationFailed"),
         // An upgrade's migration: the previous version keeps serving, nothing is degraded.
-        Some(("MigrationRunning", _)) => (Phase::Provisioning, "MigrationRunning"),
+        Some((reason @ ("MigrationRunning" | "WaitingForDatabase"), _)) if applied.api.is_some() => {
+            (Phase::Provisioning, *reason)
+        }
         Some((reason, _)) if matches!(old.phase, Some(Phase::Ready | Phase::Degraded)) => {
             (Phase::Degraded, *reason)
         }

@@ -141,3 +141,27 @@ fn invalid_spec_keeps_other_conditions_and_names_the_field() {
 fn validate(stack: &PerformanceStack) -> ValidatedStack {
     crate::controller::validate::validate(stack).unwrap()
 }
+
+#[test]
+fn external_secrets_are_reported_by_what_is_missing() {
+    let stack = stack();
+    let v = validate(&stack);
+    let mut external = applied(true, succeeded());
+    external.postgres = None;
+    external.redis = None;
+    external.external_database_secret = Some(ExternalSecret::MissingKey);
+    external.external_cache_secret = Some(ExternalSecret::Missing);
+    let status = compute(&stack, &v, &external, &at(0));
+    assert_eq!(condition(&status, DATABASE_READY).reason, "SecretKeyNotFound");
+    assert_eq!(condition(&status, CACHE_READY).reason, "SecretNotFound");
+    assert!(
+        condition(&status, CACHE_READY)
+            .message
+            .contains("spec.cache.external.secretRef")
+    );
+    assert_eq!(condition(&status, READY).reason, "SecretKeyNotFound");
+    external.external_database_secret = Some(ExternalSecret::Ready);
+    external.external_cache_secret = Some(ExternalSecret::Ready);
+    let status = compute(&stack, &v, &external, &at(0));
+    assert_eq!(status.phase, Some(Phase::Ready));
+}

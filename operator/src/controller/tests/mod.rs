@@ -1,155 +1,24 @@
 //! Reconcile scenarios against a mocked API server (tower-test). Each scenario scripts every call the
 //! reconcile must make (method, URI, body) and fails on a missing, different or extra call.
-use std::sync::Arc;
+mod mock;
+
 use std::time::Duration;
 
-use http::{Method, Request, Response};
+use http::Method;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus, StatefulSet, StatefulSetStatus};
 use k8s_openapi::api::batch::v1::{Job, JobStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::client::Body;
+use kube::Resource;
 use kube::runtime::controller::Action;
-use kube::{Client, Resource};
 use serde_json::{Value, json};
 
-use super::apply::{Applied, MigrationState, with_applied_digest};
-use super::{AutoscalingApi, Context, FINALIZER, StackEvents, reconcile};
+use super::apply::{Applied, with_applied_digest};
+use super::migrate::MigrationState;
+use super::{AutoscalingApi, FINALIZER};
 use crate::build::config::{TuningFile, app_config_map, tuning_config_map};
 use crate::build::{ValidatedStack, app, hpa, migration, postgres, redis};
 use crate::crd::{DeletionPolicy, PerformanceStack, PerformanceStackSpec};
-use crate::metrics::Metrics;
-
-type Check = Box<dyn Fn(&Value) + Send>;
-
-/// How the mock answers a call.
-enum Reply {
-    /// 200 with this body.
-    Json(Value),
-    /// 200 (201 for POST) with the request body echoed back, as an apply or create would.
-    Echo,
-    /// 404 Not Found.
-    NotFound,
-}
-
-/// One expected call.
-struct Call {
-    method: Method,
-    /// The request URI must start with this (path and the start of the query).
-    uri: String,
-    check: Option<Check>,
-    reply: Reply,
-}
-
-fn call(method: Method, uri: impl Into<String>, reply: Reply) -> Call {
-    Call {
-        method,
-        uri: uri.into(),
-        check: None,
-        reply,
-    }
-}
-
-fn checked(
-    method: Method,
-    uri: impl Into<String>,
-    reply: Reply,
-    check: impl Fn(&Value) + Send + 'static,
-) -> Call {
-    Call {
-        method,
-        uri: uri.into(),
-        check: Some(Box::new(check)),
-        reply,
-    }
-}
-
-const NS: &str = "team-a";
-
-fn ns_path(group_path: &str, plural: &str, name: &str) -> String {
-    format!("{group_path}/namespaces/{NS}/{plural}/{name}")
-}
-
-fn core(plural: &str, name: &str) -> String {
-    ns_path("/api/v1", plural, name)
-}
-
-fn apps(plural: &str, name: &str) -> String {
-    ns_path("/apis/apps/v1", plural, name)
-}
-
-fn stacks(name: &str) -> String {
-    ns_path("/apis/perfstack.dev/v1alpha1", "performancestacks", name)
-}
-
-fn not_found() -> Value {
-    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "not found", "reason": "NotFound", "code": 404})
-}
-
-/// Serves `script` in order, then fails if any further call arrives.
-async fn serve(mut handle: tower_test::mock::Handle<Request<Body>, Response<Body>>, script: Vec<Call>) {
-    for expected in script {
-        let next = tokio::time::timeout(Duration::from_secs(2), handle.next_request()).await;
-        let (request, send) = match next {
-            Ok(Some(pair)) => pair,
-            _ => panic!("expected {} {} but no call came", expected.method, expected.uri),
-        };
-        let uri = request.uri().to_string();
-        assert_eq!(
-            request.method(),
-            expected.method,
-            "method of call to {uri} (expected {})",
-            expected.uri
-        );
-        assert!(
-            uri.starts_with(&expected.uri),
-            "expected a call to {}, got {uri}",
-            expected.uri
-        );
-        let bytes = request.into_body().collect_bytes().await.unwrap_or_default();
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if let Some(check) = &expected.check {
-            check(&body);
-        }
-        let (status, reply) = match expected.reply {
-            Reply::Json(value) => (200, value),
-            Reply::Echo => (if expected.method == Method::POST { 201 } else { 200 }, body),
-            Reply::NotFound => (404, not_found()),
-        };
-        let response = Response::builder()
-            .status(status)
-            .body(Body::from(serde_json::to_vec(&reply).unwrap()))
-            .unwrap();
-        send.send_response(response);
-    }
-    if let Ok(Some((request, _))) =
-        tokio::time::timeout(Duration::from_millis(300), handle.next_request()).await
-    {
-        panic!("unexpected call: {} {}", request.method(), request.uri());
-    }
-}
-
-/// Runs one reconcile of `stack` against `script`.
-async fn run_scenario(stack: PerformanceStack, events: bool, script: Vec<Call>) -> Action {
-    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let client = Client::new(service, NS);
-    let events = if events {
-        StackEvents::new(client.clone(), Some("test".into()))
-    } else {
-        StackEvents::disabled()
-    };
-    let ctx = Arc::new(Context::new(
-        client,
-        AutoscalingApi::V2,
-        events,
-        Arc::new(Metrics::default()),
-    ));
-    let server = tokio::spawn(serve(handle, script));
-    let result = tokio::time::timeout(Duration::from_secs(10), reconcile(Arc::new(stack), ctx)).await;
-    if let Err(panic) = server.await {
-        std::panic::resume_unwind(panic.into_panic());
-    }
-    result.expect("reconcile finished").expect("reconcile succeeded")
-}
+use mock::*;
 
 fn stack(spec: PerformanceStackSpec) -> PerformanceStack {
     let mut stack = PerformanceStack::new("shop", spec);
@@ -221,10 +90,12 @@ async fn first_reconcile_creates_every_child_and_reports_provisioning() {
             apps("statefulsets", &names.postgres()),
             Reply::NotFound,
         ),
-        apply(
-            apps("statefulsets", &names.postgres()),
-            "StatefulSet",
-            names.postgres(),
+        // The database comes up ready here, so the migration Job starts in this same pass.
+        checked(
+            Method::PATCH,
+            format!("{}{APPLY_QUERY}", apps("statefulsets", &names.postgres())),
+            Reply::Json(json_of(ready_statefulset(&validated(&stack)))),
+            is_apply_of("StatefulSet", names.postgres()),
         ),
         call(Method::GET, core("services", &names.redis()), Reply::NotFound),
         apply(core("services", &names.redis()), "Service", names.redis()),
@@ -305,6 +176,9 @@ async fn first_reconcile_creates_every_child_and_reports_provisioning() {
                 assert_eq!(status["conditions"][0]["status"], "False");
             },
         ),
+        checked(Method::POST, events_uri.clone(), Reply::Echo, |body| {
+            assert_eq!(body["reason"], "PostgresReady")
+        }),
         checked(Method::POST, events_uri.clone(), Reply::Echo, |body| {
             assert_eq!(body["reason"], "HorizontalPodAutoscalerReady")
         }),
@@ -571,6 +445,87 @@ fn backoff_grows_exponentially_with_jitter_and_is_capped() {
     assert_eq!(backoff(4, 1.0), Duration::from_secs(16));
     assert_eq!(backoff(30, 1.0), Duration::from_secs(300));
     assert!(backoff(3, 0.3) < backoff(3, 0.9));
+}
+
+#[tokio::test]
+async fn migration_waits_for_the_database() {
+    let stack = stack(PerformanceStackSpec::default());
+    let v = validated(&stack);
+    let names = v.names();
+    let mut starting = ready_statefulset(&v);
+    starting.status = None;
+    let json = |object: Value| Reply::Json(object);
+    let script = vec![
+        call(
+            Method::GET,
+            core("secrets", &names.credentials()),
+            json(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": names.credentials()}})),
+        ),
+        call(
+            Method::GET,
+            core("services", &names.postgres()),
+            json(json_of(with_applied_digest(postgres::service(&v)).unwrap())),
+        ),
+        call(
+            Method::GET,
+            apps("statefulsets", &names.postgres()),
+            json(json_of(starting)),
+        ),
+        call(
+            Method::GET,
+            core("services", &names.redis()),
+            json(json_of(with_applied_digest(redis::service(&v)).unwrap())),
+        ),
+        call(
+            Method::GET,
+            apps("deployments", &names.redis()),
+            json(json_of(ready_deployment(redis::deployment(&v)))),
+        ),
+        call(
+            Method::GET,
+            core("configmaps", &names.config()),
+            json(json_of(with_applied_digest(app_config_map(&v)).unwrap())),
+        ),
+        call(
+            Method::GET,
+            core("configmaps", &names.tuning()),
+            json(json_of(
+                with_applied_digest(tuning_config_map(&v, &TuningFile::from_spec(&v)).unwrap()).unwrap(),
+            )),
+        ),
+        call(Method::GET, apps("deployments", &names.api()), Reply::NotFound),
+        // The Job is looked up but not created while PostgreSQL is not ready.
+        call(
+            Method::GET,
+            ns_path(
+                "/apis/batch/v1",
+                "jobs",
+                &migration::job(&v).metadata.name.unwrap(),
+            ),
+            Reply::NotFound,
+        ),
+        call(
+            Method::GET,
+            core("services", &names.api()),
+            json(json_of(with_applied_digest(app::service(&v)).unwrap())),
+        ),
+        call(
+            Method::GET,
+            ns_path("/apis/autoscaling/v2", "horizontalpodautoscalers", &names.api()),
+            json(json_of(with_applied_digest(hpa::hpa(&v)).unwrap())),
+        ),
+        checked(
+            Method::PATCH,
+            format!("{}/status?", stacks("shop")),
+            Reply::Json(stack_json(&stack)),
+            |body| {
+                let migration = &body["status"]["conditions"][3];
+                assert_eq!(migration["type"], "MigrationsApplied");
+                assert_eq!(migration["reason"], "WaitingForDatabase");
+            },
+        ),
+    ];
+    run_scenario(stack, false, script).await;
 }
 
 #[tokio::test]
