@@ -110,7 +110,7 @@ impl TuningRegistry {
         });
         entry.tuner.respec(request.spec);
         let clock = now.saturating_duration_since(self.origin);
-        let result = entry
+        let mut result = entry
             .tuner
             .tick(
                 request.pods,
@@ -122,7 +122,14 @@ impl TuningRegistry {
             )
             .await;
         entry.last_tick = Some(now);
-        if let Ok(Some(tick)) = &result {
+        if let Ok(Some(tick)) = &mut result {
+            // An interval that changed nothing keeps the last decision's record, so a steady stack's
+            // status stays byte-for-byte the same and costs no status write.
+            if !tick.decision.changed()
+                && let Some(previous) = entry.status.as_ref().and_then(|s| s.last_decision.clone())
+            {
+                tick.status.last_decision = Some(previous);
+            }
             entry.status = Some(tick.status.clone());
         }
         self.lock().insert(key.to_owned(), entry);
