@@ -51,6 +51,21 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,
+    /// How the tuner reaches the app pods' /metrics: by pod IP (in a cluster), through the API
+    /// server's pod proxy (from a laptop), or auto (pod IP when running in a cluster).
+    #[arg(long, env = "TUNER_SCRAPE", value_enum, default_value = "auto")]
+    pub tuner_scrape: TunerScrape,
+}
+
+/// How the tuner reaches pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TunerScrape {
+    /// Pod IP in a cluster, pod proxy outside.
+    Auto,
+    /// `http://<podIP>:<port>/metrics`.
+    PodIp,
+    /// `/api/v1/namespaces/<ns>/pods/<pod>:<port>/proxy/metrics`.
+    Proxy,
 }
 
 impl RunArgs {

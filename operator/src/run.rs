@@ -75,7 +75,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let identity =
         std::env::var("POD_NAME").unwrap_or_else(|_| format!("{}-{}", crate::MANAGER, std::process::id()));
     let events = StackEvents::new(client.clone(), Some(identity.clone()));
-    let tuning = crate::controller::tune::Tuning::new(&client);
+    let tuning = crate::controller::tune::Tuning::new(&client, args.tuner_scrape);
     let ctx = Arc::new(Context::new(client.clone(), autoscaling, events, metrics).with_tuning(tuning));
 
     let stop = if args.leader_election {

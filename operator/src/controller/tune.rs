@@ -12,6 +12,7 @@ use kube::{Api, Client};
 use super::apply::{self, Applied};
 use super::{Context, Error, status};
 use crate::build::{ValidatedStack, app};
+use crate::cli::TunerScrape;
 use crate::crd::{PerformanceStack, StackStatus};
 use crate::tuner::act::Mode;
 use crate::tuner::effective::{StartingPool, effective_settings};
@@ -36,11 +37,15 @@ pub struct Tuning {
 }
 
 impl Tuning {
-    /// In a cluster (KUBERNETES_SERVICE_HOST set) pods are scraped by IP; from a laptop through the
-    /// API server's pod proxy with the operator's credentials.
-    pub fn new(client: &Client) -> Self {
-        let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
-        let direct = Scraper::new(SCRAPE_TIMEOUT).ok().filter(|_| in_cluster);
+    /// With `Auto`, pods are scraped by IP in a cluster (KUBERNETES_SERVICE_HOST set) and through
+    /// the API server's pod proxy with the operator's credentials from a laptop.
+    pub fn new(client: &Client, scrape: TunerScrape) -> Self {
+        let by_ip = match scrape {
+            TunerScrape::Auto => std::env::var_os("KUBERNETES_SERVICE_HOST").is_some(),
+            TunerScrape::PodIp => true,
+            TunerScrape::Proxy => false,
+        };
+        let direct = Scraper::new(SCRAPE_TIMEOUT).ok().filter(|_| by_ip);
         let (reach, source) = match direct {
             Some(scraper) => (Reach::PodIp, MetricsSource::Direct(scraper)),
             None => (
