@@ -249,6 +249,9 @@ async fn apply_stack(stack: &PerformanceStack, ctx: &Context) -> Result<Action, 
         .filter(|c| c.status == "True")
         .map(|c| c.message.as_str());
     let key = stack_key(stack);
+    if let Some(tuning) = &ctx.tuning {
+        tune::recover(tuning, ctx, &key, &validated).await;
+    }
     let prepared = ctx
         .tuning
         .as_ref()

@@ -5,13 +5,13 @@
 //! and the ConnectionBudget condition. Decision logic lives in `crate::tuner` (pure).
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Api, Client};
 
 use super::apply::{self, Applied};
 use super::{Context, Error, status};
-use crate::build::{ValidatedStack, app};
+use crate::build::{TUNING_KEY, ValidatedStack, app};
 use crate::cli::TunerScrape;
 use crate::crd::{PerformanceStack, StackStatus};
 use crate::tuner::act::Mode;
@@ -20,8 +20,8 @@ use crate::tuner::registry::{TickRequest, TuningRegistry};
 use crate::tuner::scrape::Scraper;
 use crate::tuner::stack::AppPods;
 use crate::tuner::targets::{MetricsSource, Reach};
-use crate::tuner::tuning_file::PoolTuning;
-use crate::tuner::{BudgetPlan, TuningSpec, from_crd};
+use crate::tuner::tuning_file::{PoolTuning, TuningFile};
+use crate::tuner::{BudgetPlan, Settings, TuningSpec, from_crd};
 
 /// How long one pod may take to answer `/metrics`.
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -81,6 +81,38 @@ impl Prepared {
     pub fn active(&self) -> bool {
         self.mode != Mode::Off
     }
+}
+
+/// After an operator restart, picks up the pool the tuner had put in force from the live tuning
+/// ConfigMap (mode Auto only), so a restart does not undo the tuning. HPA bounds restart from the
+/// spec. A missing or unreadable ConfigMap leaves the spec's values.
+pub async fn recover(tuning: &Tuning, ctx: &Context, key: &str, validated: &ValidatedStack) {
+    if tuning.registry.knows(key) || from_crd::mode(&validated.spec) != Mode::Auto {
+        return;
+    }
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &validated.namespace);
+    let name = validated.names().tuning();
+    let Ok(Some(live)) = config_maps.get_opt(&name).await else {
+        return;
+    };
+    let Some(text) = live.data.as_ref().and_then(|d| d.get(TUNING_KEY)) else {
+        return;
+    };
+    let Ok(file) = TuningFile::parse(text, std::path::Path::new(&name)) else {
+        tracing::warn!(configmap = %name, "tuning ConfigMap unreadable; starting from spec.pool");
+        return;
+    };
+    let spec = from_crd::tuning_spec(&validated.spec);
+    let plan = spec.budget.plan(spec.replicas, spec.pool);
+    let settings = Settings {
+        pool_min: file.pool.min_connections,
+        pool_max: file.pool.max_connections,
+        hpa_min: plan.replicas_min,
+        hpa_max: plan.replicas_max,
+        generation: file.generation,
+    };
+    tracing::info!(configmap = %name, generation = file.generation, "tuning picked up from the live ConfigMap");
+    tuning.registry.seed(key, spec, settings);
 }
 
 /// Before apply: sets `validated.tuned` to the settings to write.
@@ -210,6 +242,43 @@ mod tests {
 
     fn now() -> Time {
         Time(k8s_openapi::jiff::Timestamp::from_second(1_700_000_000).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_restarted_operator_picks_up_the_tuned_pool_from_the_live_config_map() {
+        use kube::client::Body;
+        let (service, mut handle) = tower_test::mock::pair::<http::Request<Body>, http::Response<Body>>();
+        let server = tokio::spawn(async move {
+            let (request, send) = handle
+                .next_request()
+                .await
+                .expect("a GET of the tuning ConfigMap");
+            assert_eq!(
+                request.uri().path(),
+                "/api/v1/namespaces/ns/configmaps/shop-tuning"
+            );
+            let cm = serde_json::json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "shop-tuning", "namespace": "ns"},
+                "data": {"tuning.yaml": "generation: 7\npool:\n  minConnections: 2\n  maxConnections: 15\n  acquireTimeoutMs: 3000\n  idleTimeoutSeconds: 600\n"}
+            });
+            send.send_response(http::Response::new(Body::from(serde_json::to_vec(&cm).unwrap())));
+        });
+        let client = kube::Client::new(service, "ns");
+        let ctx = Context::new(
+            client,
+            super::super::AutoscalingApi::V2,
+            super::super::StackEvents::disabled(),
+            std::sync::Arc::new(crate::metrics::Metrics::default()),
+        );
+        let (_, mut validated) = stack(PerformanceStackSpec::default());
+        let tuning = tuning();
+        recover(&tuning, &ctx, "ns/shop", &validated).await;
+        server.await.unwrap();
+        let _ = prepare(&tuning, "ns/shop", &mut validated);
+        let tuned = validated.tuned.unwrap();
+        assert_eq!((tuned.pool_max, tuned.generation), (15, 7));
+        assert_eq!(TuningFile::from_spec(&validated).pool.max_connections, 15);
     }
 
     #[test]

@@ -77,6 +77,21 @@ impl TuningRegistry {
         self.lock().get(key).and_then(|e| e.status.clone())
     }
 
+    /// Whether the registry holds a tuner for `key` (it does from the first interval on).
+    pub fn knows(&self, key: &str) -> bool {
+        self.lock().contains_key(key)
+    }
+
+    /// Starts `key`'s tuner from settings found in force (e.g. the live tuning ConfigMap after an
+    /// operator restart) unless it already has one.
+    pub fn seed(&self, key: &str, spec: TuningSpec, settings: Settings) {
+        self.lock().entry(key.to_owned()).or_insert_with(|| Entry {
+            tuner: StackTuner::new(spec, settings),
+            last_tick: None,
+            status: None,
+        });
+    }
+
     /// Forgets a deleted stack.
     pub fn forget(&self, key: &str) {
         self.lock().remove(key);
