@@ -1,10 +1,16 @@
 //! The tuner: observe the app's metrics, decide pool size and HPA bounds, act on them.
 //!
-//! Pure parts (no I/O, time passed in): [`spec`] (inputs), [`budget`] (the connection-budget
-//! invariant), [`exposition`] and [`observe`] (Prometheus text to an interval observation),
-//! [`decide`] and [`hpa`] (the decision). I/O parts: [`scrape`] (fetch `/metrics` from pods) and
-//! [`act_local`] (the `perfstack-operator local` loop writing the tuning file).
-//! How the decision works, with a worked example: `docs/tuning.md`.
+//! Pure (no I/O, time passed in):
+//! - inputs: [`spec`] (the tuner's own types), [`from_crd`] (from the `PerformanceStack` spec);
+//! - [`budget`]: the invariant `maxReplicas * poolMax + reserved <= max_connections`;
+//! - observing: [`exposition`] (Prometheus text), [`histogram`], [`observe`] (one interval);
+//! - deciding: [`decide`](mod@decide) with [`hpa`] (floor), [`pool`] (pool size) and [`history`] (memory);
+//! - acting: [`act`] (mode → writes, Events, `status.tuning`), [`effective`] (what the controller
+//!   writes in every mode).
+//!
+//! I/O: [`scrape`] and [`targets`] (fetch `/metrics` by pod IP or API-server proxy), [`stack`] and
+//! [`registry`] (one stack's interval, all stacks' tuners for the controller), [`act_local`] and
+//! [`tuning_file`] (the `perfstack-operator local` loop). How the decision works: `docs/tuning.md`.
 pub mod act;
 pub mod act_local;
 pub mod budget;
