@@ -120,6 +120,14 @@ pub fn prepare(tuning: &Tuning, key: &str, validated: &mut ValidatedStack) -> Pr
     let spec = from_crd::tuning_spec(&validated.spec);
     let mode = from_crd::mode(&validated.spec);
     let start: StartingPool = from_crd::starting_pool(&validated.spec, validated.generation);
+    let (spec_settings, _) = effective_settings(&spec, start, None, Mode::Off);
+    let fingerprint = format!(
+        "{:?} {:?} {:?} {:?}",
+        validated.spec.pool, spec.replicas, spec.budget, spec.slo
+    );
+    if tuning.registry.follow_spec(key, fingerprint, spec_settings) {
+        tracing::info!("spec.pool, replicas or database changed: tuning restarts from the spec");
+    }
     let in_force = tuning.registry.settings_in_force(key);
     let (settings, plan) = effective_settings(&spec, start, in_force.as_ref(), mode);
     validated.tuned = Some(settings);

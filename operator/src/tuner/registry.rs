@@ -21,6 +21,8 @@ struct Entry {
     tuner: StackTuner,
     last_tick: Option<Instant>,
     status: Option<TuningStatus>,
+    /// The spec's starting point the settings in force derive from (see [`TuningRegistry::follow_spec`]).
+    start: Option<String>,
 }
 
 /// Per-stack tuners, keyed by `namespace/name`.
@@ -89,7 +91,35 @@ impl TuningRegistry {
             tuner: StackTuner::new(spec, settings),
             last_tick: None,
             status: None,
+            start: None,
         });
+    }
+
+    /// Records the spec's starting point `start` (a fingerprint of what the spec asks of the pool
+    /// and replicas). When it differs from the one recorded — the user edited the spec — the spec's
+    /// values replace the settings in force (an edit is an explicit instruction; tuning continues
+    /// from there) and `true` is returned. A first sighting only records it.
+    pub fn follow_spec(&self, key: &str, start: String, spec_settings: Settings) -> bool {
+        let mut stacks = self.lock();
+        let Some(entry) = stacks.get_mut(key) else {
+            return false;
+        };
+        let edited = entry.start.as_ref().is_some_and(|s| *s != start);
+        if edited {
+            let generation = entry
+                .tuner
+                .tuner
+                .settings
+                .generation
+                .max(spec_settings.generation)
+                + 1;
+            entry.tuner.tuner.settings = Settings {
+                generation,
+                ..spec_settings
+            };
+        }
+        entry.start = Some(start);
+        edited
     }
 
     /// Forgets a deleted stack.
@@ -122,6 +152,7 @@ impl TuningRegistry {
             tuner: StackTuner::new(request.spec.clone(), request.seed),
             last_tick: None,
             status: None,
+            start: None,
         });
         entry.tuner.respec(request.spec);
         let clock = now.saturating_duration_since(self.origin);
@@ -183,11 +214,38 @@ mod tests {
                 ),
                 last_tick: Some(t0),
                 status: None,
+                start: None,
             },
         );
         assert!(!registry.is_due("ns/a", Duration::from_secs(30), t0 + Duration::from_secs(29)));
         assert!(registry.is_due("ns/a", Duration::from_secs(30), t0 + Duration::from_secs(30)));
         assert_eq!(registry.settings_in_force("ns/a").map(|s| s.generation), Some(4));
+        let spec_values = Settings {
+            pool_min: 2,
+            pool_max: 8,
+            hpa_min: 1,
+            hpa_max: 2,
+            generation: 1,
+        };
+        assert!(
+            !registry.follow_spec("ns/a", "pool 10".into(), spec_values),
+            "first sighting"
+        );
+        assert_eq!(
+            registry.settings_in_force("ns/a").map(|s| s.pool_max),
+            Some(5),
+            "tuned kept"
+        );
+        assert!(
+            registry.follow_spec("ns/a", "pool 8".into(), spec_values),
+            "an edit"
+        );
+        let s = registry.settings_in_force("ns/a").unwrap();
+        assert_eq!(
+            (s.pool_max, s.generation),
+            (8, 5),
+            "spec values at a newer generation"
+        );
         registry.forget("ns/a");
         assert_eq!(registry.settings_in_force("ns/a"), None);
     }
