@@ -14,8 +14,8 @@ mod tests;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, EnvVar, EnvVarSource, PodSecurityContext, ResourceRequirements, SeccompProfile,
-    SecretKeySelector, SecurityContext,
+    Capabilities, EnvVar, EnvVarSource, ObjectReference, PodSecurityContext, ResourceRequirements,
+    SeccompProfile, SecretKeySelector, SecurityContext,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -75,6 +75,8 @@ pub struct ValidatedStack {
     pub uid: String,
     /// metadata.generation.
     pub generation: i64,
+    /// Reference to the stack, for Events about it.
+    pub object_ref: ObjectReference,
     /// The validated spec.
     pub spec: PerformanceStackSpec,
     /// The API image to run (spec.app.image or the operator's default).
