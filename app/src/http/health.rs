@@ -22,16 +22,25 @@ async fn database_up(state: &AppState) -> bool {
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    if database_up(&state).await {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "database unreachable")
+    if !database_up(&state).await {
+        return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable");
     }
+    if state.cache.redis_up().await == Some(false) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable");
+    }
+    (StatusCode::OK, "ready")
 }
 
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let db = database_up(&state).await;
-    let status = if db { "healthy" } else { "unhealthy" };
+    let redis = state.cache.redis_up().await;
+    let up_down = |up: bool| if up { "up" } else { "down" };
+    // Redis down degrades the cache, not the service.
+    let status = match (db, redis) {
+        (false, _) => "unhealthy",
+        (true, Some(false)) => "degraded",
+        (true, _) => "healthy",
+    };
     let code = if db {
         StatusCode::OK
     } else {
@@ -41,7 +50,11 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
         "status": status,
         "version": env!("CARGO_PKG_VERSION"),
         "uptimeSeconds": state.started.elapsed().as_secs(),
-        "services": { "database": if db { "up" } else { "down" } },
+        "services": {
+            "database": up_down(db),
+            "redis": redis.map_or("disabled", up_down),
+        },
+        "memory": { "residentBytes": crate::metrics::process::resident_bytes() },
     });
     (code, Json(body))
 }
