@@ -1,5 +1,8 @@
 //! Cross-replica L1 eviction over Redis pub/sub, and the retry of evictions Redis missed.
-use std::{sync::Weak, time::Duration};
+use std::{
+    sync::{Weak, atomic::Ordering},
+    time::Duration,
+};
 
 use futures::StreamExt;
 
@@ -64,9 +67,13 @@ pub async fn listen(weak: Weak<Inner>) {
                 continue;
             }
         };
-        if connected_before && let Some(inner) = weak.upgrade() {
-            tracing::info!("eviction subscription restored; clearing L1 in case messages were missed");
+        // Entries loaded before the subscription was up may have missed evictions.
+        if let Some(inner) = weak.upgrade() {
+            if connected_before {
+                tracing::info!("eviction subscription restored; clearing L1 in case messages were missed");
+            }
             inner.l1.invalidate_all();
+            inner.subscribed.store(true, Ordering::Release);
         }
         connected_before = true;
         let mut messages = pubsub.into_on_message();
@@ -90,6 +97,7 @@ pub async fn listen(weak: Weak<Inner>) {
                 .inc();
         }
         if let Some(inner) = weak.upgrade() {
+            inner.subscribed.store(false, Ordering::Release);
             subscribe_failed(&inner, "connection closed");
         }
         tokio::time::sleep(RECONNECT_DELAY).await;

@@ -66,6 +66,8 @@ struct Inner {
     telemetry: CacheTelemetry,
     /// Names this replica in eviction messages, so it ignores its own.
     instance: String,
+    /// Whether the eviction subscription is up.
+    subscribed: std::sync::atomic::AtomicBool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -89,7 +91,7 @@ impl Cache {
     /// A cache with L2 when `redis_url` is given. Connects to Redis in the background, so a
     /// Redis that is down at start only means no L2 until it comes up. Needs a Tokio runtime.
     pub fn new(cfg: &CacheConfig, redis_url: Option<&str>) -> Result<Self, CacheError> {
-        let telemetry = CacheTelemetry::default();
+        let telemetry = CacheTelemetry::new();
         let l1 = moka::future::Cache::builder()
             .max_capacity(cfg.l1_max_bytes)
             .weigher(|key: &String, entry: &Arc<Entry>| {
@@ -118,6 +120,7 @@ impl Cache {
                 epochs: Epochs::default(),
                 telemetry,
                 instance: format!("{:016x}", rand::random::<u64>()),
+                subscribed: std::sync::atomic::AtomicBool::new(false),
                 tasks: Mutex::new(Vec::new()),
             }),
         };
@@ -142,6 +145,24 @@ impl Cache {
     /// Whether a Redis L2 is configured.
     pub fn has_l2(&self) -> bool {
         self.inner.l2.is_some()
+    }
+
+    /// Waits up to `timeout` until Redis is connected and evictions are subscribed (at once
+    /// without Redis). The app serves either way; this only lets the first requests use L2.
+    pub async fn wait_until_ready(&self, timeout: std::time::Duration) -> bool {
+        let Some(l2) = &self.inner.l2 else {
+            return true;
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if l2.is_connected() && self.inner.subscribed.load(std::sync::atomic::Ordering::Acquire) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     /// `Some(up)` when Redis is configured.
@@ -207,8 +228,9 @@ impl Cache {
     {
         let inner = &self.inner;
         let l2_read = match &inner.l2 {
-            Some(l2) => l2.get(key).await,
-            None => None,
+            // Redis may still hold the value of a write whose eviction has not reached it.
+            Some(l2) if !l2.is_pending(key) => l2.get(key).await,
+            _ => None,
         };
         if let Some(json) = l2_read.as_ref().and_then(|read| read.value.as_ref())
             && serde_json::from_str::<T>(json).is_ok()
@@ -247,6 +269,10 @@ impl Cache {
             .inc();
         if let Some(l2) = &inner.l2 {
             l2.evict(key, &eviction::message(&inner.instance, key)).await;
+            // A load that started after the first bump may still have read the old value from
+            // Redis before the deletion landed: move the epoch past it too.
+            inner.epochs.bump(key);
+            inner.l1.invalidate(key).await;
         }
     }
 

@@ -86,6 +86,15 @@ impl RedisTier {
         }
     }
 
+    /// Whether an eviction of `key` is still waiting to reach Redis.
+    pub fn is_pending(&self, key: &str) -> bool {
+        self.pending.lock().map(|p| p.contains(key)).unwrap_or(true)
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.conn.load().is_some()
+    }
+
     pub fn client(&self) -> &redis::Client {
         &self.client
     }

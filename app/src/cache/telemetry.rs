@@ -45,7 +45,31 @@ pub struct CacheTelemetry {
     pub memory_limit_bytes: Gauge,
 }
 
+/// Redis operations counted in `perfstack_cache_redis_errors_total`.
+pub const REDIS_OPERATIONS: [&str; 6] = ["get", "set", "evict", "ping", "connect", "subscribe"];
+
 impl CacheTelemetry {
+    /// Families with every label value at zero, so each series exists from the first scrape.
+    pub fn new() -> Self {
+        let t = Self::default();
+        for level in [&L1, &L2] {
+            t.hits.get_or_create(level).inc_by(0);
+            t.misses.get_or_create(level).inc_by(0);
+        }
+        for operation in REDIS_OPERATIONS {
+            t.redis_errors
+                .get_or_create(&OperationLabel { operation })
+                .inc_by(0);
+        }
+        for source in ["local", "remote"] {
+            t.evictions.get_or_create(&SourceLabel { source }).inc_by(0);
+        }
+        t.memory_guard_actions
+            .get_or_create(&ActionLabel { action: "clear_l1" })
+            .inc_by(0);
+        t
+    }
+
     pub fn hits(&self, level: &LevelLabel) -> u64 {
         self.hits.get_or_create(level).get()
     }
@@ -53,7 +77,7 @@ impl CacheTelemetry {
         self.misses.get_or_create(level).get()
     }
     pub fn redis_error_count(&self) -> u64 {
-        ["get", "set", "evict", "ping", "connect", "subscribe"]
+        REDIS_OPERATIONS
             .iter()
             .map(|operation| {
                 self.redis_errors

@@ -51,7 +51,7 @@ pub struct DbTelemetry {
 
 impl Default for DbTelemetry {
     fn default() -> Self {
-        Self {
+        let telemetry = Self {
             connections: Family::default(),
             min_connections: Gauge::default(),
             max_connections: Gauge::default(),
@@ -65,7 +65,9 @@ impl Default for DbTelemetry {
             query_duration: Family::new_with_constructor(latency_histogram),
             queries: Family::default(),
             last_waiter_warning: Arc::new(AtomicU64::new(0)),
-        }
+        };
+        telemetry.pool_occupancy(0, 0);
+        telemetry
     }
 }
 

@@ -67,6 +67,13 @@ pub async fn serve(db_cfg: DbConfig, cfg: ServeConfig) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "perfstack-app listening");
     let state = AppState::new(db, cfg)?;
+    if !state
+        .cache
+        .wait_until_ready(std::time::Duration::from_secs(2))
+        .await
+    {
+        tracing::warn!("Redis not reachable at start; serving without L2 until it is");
+    }
     if let Some(path) = state.config.tuning_file.clone() {
         let poll = std::time::Duration::from_millis(state.config.cache.tuning_poll_ms.max(100));
         tracing::info!(path = %path.display(), "watching the tuning file");

@@ -8,7 +8,7 @@ use std::{
 use axum::{
     Json, Router,
     extract::State,
-    http::{StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
     response::{Html, IntoResponse, Response},
     routing::get,
 };
@@ -19,7 +19,7 @@ use super::AppState;
 use crate::{
     cache::telemetry::{L1, L2},
     db::stats::{self, DatabaseFigures},
-    metrics::route_stats::EndpointFigures,
+    metrics::{route_stats::EndpointFigures, text_format},
 };
 
 /// Statements listed from pg_stat_statements.
@@ -32,19 +32,27 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard", get(dashboard_page))
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+/// OpenMetrics when the scraper asks for it (Prometheus does), else the classic text format.
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     state.db.refresh_pool_gauges();
     state.cache.refresh_gauges().await;
-    match state.metrics.encode() {
-        Ok(text) => (
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
+    let Ok(text) = state.metrics.encode() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    if text_format::wants_openmetrics(accept) {
+        (
+            [(header::CONTENT_TYPE, text_format::OPENMETRICS_CONTENT_TYPE)],
             text,
         )
-            .into_response(),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            .into_response()
+    } else {
+        let classic = text_format::to_classic(&text);
+        (
+            [(header::CONTENT_TYPE, text_format::CLASSIC_CONTENT_TYPE)],
+            classic,
+        )
+            .into_response()
     }
 }
 

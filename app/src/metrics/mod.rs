@@ -4,6 +4,7 @@
 pub mod http;
 pub mod process;
 pub mod route_stats;
+pub mod text_format;
 
 use std::sync::Arc;
 
