@@ -91,7 +91,30 @@ impl Cache {
     /// A cache with L2 when `redis_url` is given. Connects to Redis in the background, so a
     /// Redis that is down at start only means no L2 until it comes up. Needs a Tokio runtime.
     pub fn new(cfg: &CacheConfig, redis_url: Option<&str>) -> Result<Self, CacheError> {
+        let Some(url) = redis_url else {
+            return Ok(Self::without_redis(cfg));
+        };
+        let client = redis::Client::open(url).map_err(CacheError::InvalidRedisUrl)?;
         let telemetry = CacheTelemetry::new();
+        let tier = Arc::new(RedisTier::new(
+            client,
+            cfg.redis_timeout(),
+            cfg.l2_ttl(),
+            telemetry.clone(),
+        ));
+        tier.start_connecting();
+        let cache = Self::assemble(cfg, Some(tier), telemetry);
+        cache.spawn(eviction::listen(Arc::downgrade(&cache.inner)));
+        cache.spawn(eviction::retry_pending(Arc::downgrade(&cache.inner)));
+        Ok(cache)
+    }
+
+    /// An L1-only cache (no Redis configured).
+    pub fn without_redis(cfg: &CacheConfig) -> Self {
+        Self::assemble(cfg, None, CacheTelemetry::new())
+    }
+
+    fn assemble(cfg: &CacheConfig, l2: Option<Arc<RedisTier>>, telemetry: CacheTelemetry) -> Self {
         let l1 = moka::future::Cache::builder()
             .max_capacity(cfg.l1_max_bytes)
             .weigher(|key: &String, entry: &Arc<Entry>| {
@@ -99,21 +122,7 @@ impl Cache {
             })
             .time_to_live(cfg.l1_ttl())
             .build();
-        let l2 = match redis_url {
-            Some(url) => {
-                let client = redis::Client::open(url).map_err(CacheError::InvalidRedisUrl)?;
-                let tier = Arc::new(RedisTier::new(
-                    client,
-                    cfg.redis_timeout(),
-                    cfg.l2_ttl(),
-                    telemetry.clone(),
-                ));
-                tier.start_connecting();
-                Some(tier)
-            }
-            None => None,
-        };
-        let cache = Self {
+        Self {
             inner: Arc::new(Inner {
                 l1,
                 l2,
@@ -123,12 +132,7 @@ impl Cache {
                 subscribed: std::sync::atomic::AtomicBool::new(false),
                 tasks: Mutex::new(Vec::new()),
             }),
-        };
-        if cache.inner.l2.is_some() {
-            cache.spawn(eviction::listen(Arc::downgrade(&cache.inner)));
-            cache.spawn(eviction::retry_pending(Arc::downgrade(&cache.inner)));
         }
-        Ok(cache)
     }
 
     fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {

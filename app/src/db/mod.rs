@@ -1,16 +1,21 @@
 //! Database access: the pool handle every query goes through, and the query monitor that times them.
+pub mod indexes;
 pub mod migrate;
+pub mod page;
 mod pool;
+pub mod projects;
 pub mod seed;
 pub mod stats;
+pub mod tasks;
 pub mod telemetry;
 pub mod tuning;
+pub mod users;
 
 use std::{future::Future, sync::Arc, time::Instant};
 
 use arc_swap::ArcSwap;
 use sqlx::{
-    PgPool,
+    ConnectOptions, PgPool,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
@@ -36,6 +41,17 @@ impl PoolSettings {
             max_connections: cfg.pool_max,
             acquire_timeout_ms: cfg.acquire_timeout_ms,
             idle_timeout_s: cfg.idle_timeout_s,
+        }
+    }
+
+    /// The settings an existing pool was built with.
+    pub fn of_pool(pool: &PgPool) -> Self {
+        let options = pool.options();
+        Self {
+            min_connections: options.get_min_connections(),
+            max_connections: options.get_max_connections(),
+            acquire_timeout_ms: u64::try_from(options.get_acquire_timeout().as_millis()).unwrap_or(u64::MAX),
+            idle_timeout_s: options.get_idle_timeout().map_or(0, |idle| idle.as_secs()),
         }
     }
 
@@ -80,22 +96,62 @@ impl Db {
     /// Connects with the settings from configuration and checks the connection once.
     pub async fn connect(cfg: &DbConfig) -> Result<Self, ConnectError> {
         let connect: PgConnectOptions = cfg.expose_url().parse().map_err(ConnectError::InvalidUrl)?;
+        // The query monitor logs slow queries (truncated, without values); sqlx's own statement
+        // logging would repeat them in full.
+        let connect = connect
+            .log_statements(log::LevelFilter::Off)
+            .log_slow_statements(log::LevelFilter::Off, std::time::Duration::from_secs(3600));
         let settings = PoolSettings::from_config(cfg);
         let pool = settings
             .pool_options()
             .connect_with(connect.clone())
             .await
             .map_err(ConnectError::Connect)?;
+        Ok(Self::assemble(
+            pool,
+            settings,
+            connect,
+            QueryMonitor::new(cfg.slow_query()),
+        ))
+    }
+
+    /// A handle around `pool`, with fresh telemetry that `monitor` also records into (unless
+    /// it already records somewhere).
+    fn assemble(
+        pool: PgPool,
+        settings: PoolSettings,
+        connect: PgConnectOptions,
+        monitor: QueryMonitor,
+    ) -> Self {
         let telemetry = DbTelemetry::default();
         telemetry.settings_in_force(&settings, 0);
-        Ok(Self {
+        let monitor = if monitor.telemetry.is_some() {
+            monitor
+        } else {
+            monitor.with_telemetry(telemetry.clone())
+        };
+        Self {
             pool: Arc::new(ArcSwap::from_pointee(PoolHandle::new(pool, settings, 0))),
             connect,
-            monitor: QueryMonitor::new(cfg.slow_query()).with_telemetry(telemetry.clone()),
+            monitor,
             telemetry,
             started: Instant::now(),
             waiter_warning: Arc::new(DEFAULT_WAITER_WARNING.into()),
-        })
+        }
+    }
+
+    /// Wraps an existing pool (tests, tools), keeping its connect options for replacements.
+    pub fn from_pool(pool: PgPool, monitor: QueryMonitor) -> Self {
+        let connect = PgConnectOptions::clone(&pool.connect_options());
+        let settings = PoolSettings::of_pool(&pool);
+        Self::assemble(pool, settings, connect, monitor)
+    }
+
+    /// A separate handle with its own (lazily connected) pool and the same monitor, e.g. a
+    /// single session with other runtime parameters for DDL.
+    pub fn derive(&self, connect: PgConnectOptions, settings: &PoolSettings) -> Self {
+        let pool = settings.pool_options().connect_lazy_with(connect.clone());
+        Self::assemble(pool, *settings, connect, self.monitor.clone())
     }
 
     /// The pool in force now.
@@ -260,8 +316,7 @@ impl QueryMonitor {
                 .inc();
         }
         if elapsed >= self.slow {
-            let statement: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
-            let statement: String = statement.chars().take(LOGGED_STATEMENT_CHARS).collect();
+            let statement = loggable_statement(sql);
             tracing::warn!(
                 operation = op,
                 duration_ms = elapsed.as_secs_f64() * 1000.0,
@@ -270,5 +325,34 @@ impl QueryMonitor {
                 "slow query"
             );
         }
+    }
+}
+
+/// The statement as it goes into a log line: whitespace collapsed, cut to
+/// [`LOGGED_STATEMENT_CHARS`] characters. Statements carry `$n` placeholders, never values.
+pub fn loggable_statement(sql: &str) -> String {
+    let collapsed = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut chars = collapsed.chars();
+    let mut out: String = chars.by_ref().take(LOGGED_STATEMENT_CHARS).collect();
+    if chars.next().is_some() {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logged_statements_are_collapsed_and_truncated() {
+        assert_eq!(
+            loggable_statement("SELECT *\n   FROM users\tWHERE id = $1"),
+            "SELECT * FROM users WHERE id = $1"
+        );
+        let long = format!("SELECT {} FROM t", "é, ".repeat(300));
+        let logged = loggable_statement(&long);
+        assert_eq!(logged.chars().count(), LOGGED_STATEMENT_CHARS + 1);
+        assert!(logged.ends_with('…'));
     }
 }

@@ -1,26 +1,46 @@
 //! The HTTP API: one router per resource, shared state, middleware and the server loop.
 pub mod error;
+pub mod export;
+pub mod extract;
+pub mod fields;
 pub mod health;
+pub mod middleware;
 pub mod observability;
+pub mod pagination;
+pub mod projects;
+pub mod tasks;
+pub mod users;
+pub mod validate;
 
-use std::{sync::Arc, time::Instant};
+use std::{sync::Arc, time::Duration, time::Instant};
 
-use axum::Router;
-use secrecy::ExposeSecret;
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::{HeaderValue, Method, StatusCode, Uri, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
-    cache::Cache,
+    cache::{Cache, CacheError},
     config::{DbConfig, ServeConfig},
     db::{Db, tuning},
     metrics::{Metrics, http::track},
 };
+use secrecy::ExposeSecret;
 
-/// What every handler can reach. Cheap to clone.
+/// What every handler can reach. Cheap to clone. Build it with [`AppState::new`] so that new
+/// fields (cache, job queue, metrics) only need a default there.
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
     pub started: Instant,
     pub config: Arc<ServeConfig>,
+    /// Rows held by running exports (see [`export::ExportGauge`]).
+    pub exports: Arc<export::ExportGauge>,
     /// Two-level entity cache (L2 only when Redis is configured).
     pub cache: Cache,
     /// The Prometheus registry and per-route statistics.
@@ -30,62 +50,160 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Like [`AppState::try_new`]; a Redis URL that does not parse is logged and the cache runs
+    /// without L2 (`serve` uses `try_new` and refuses to start instead).
+    pub fn new(db: Db, config: ServeConfig) -> Self {
+        match Self::try_new(db.clone(), config.clone()) {
+            Ok(state) => state,
+            Err(err) => {
+                tracing::error!(error = %err, "cache without Redis");
+                let config = ServeConfig {
+                    redis_url: None,
+                    ..config
+                };
+                let cache = Cache::without_redis(&config.cache);
+                Self::assemble(db, config, cache)
+            }
+        }
+    }
+
     /// State with a cache built from `config` (Redis from `config.redis_url`) and a registry
     /// holding the database and cache families. Needs a Tokio runtime.
-    pub fn new(db: Db, config: ServeConfig) -> Result<Self, crate::cache::CacheError> {
+    pub fn try_new(db: Db, config: ServeConfig) -> Result<Self, CacheError> {
         let redis_url = config
             .redis_url
             .as_ref()
             .map(|url| url.expose_secret().to_owned());
         let cache = Cache::new(&config.cache, redis_url.as_deref())?;
+        Ok(Self::assemble(db, config, cache))
+    }
+
+    fn assemble(db: Db, config: ServeConfig, cache: Cache) -> Self {
         db.set_waiter_warning(config.cache.db_waiters_warning);
         let metrics = Metrics::new(&[db.telemetry(), cache.telemetry()]);
-        Ok(Self {
+        Self {
             db,
             started: Instant::now(),
             config: Arc::new(config),
+            exports: Arc::default(),
             cache,
             metrics,
             dashboard: Arc::default(),
-        })
+        }
     }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "perfstack API",
+        description = "Users, projects and tasks. Errors are application/problem+json (RFC 9457)."
+    ),
+    tags(
+        (name = "users"), (name = "projects"), (name = "tasks"),
+        (name = "health", description = "Probes for Kubernetes and people")
+    )
+)]
+struct ApiDoc;
+
+/// The routes with their OpenAPI description, before state and middleware.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let v1 = OpenApiRouter::new()
+        .merge(users::router())
+        .merge(projects::router())
+        .merge(tasks::router());
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", v1)
+        .merge(health::router())
+        .split_for_parts()
+}
+
+/// The OpenAPI document as JSON.
+pub fn openapi_json() -> String {
+    let (_, mut doc) = api();
+    doc.paths.paths.insert(
+        "/openapi.json".to_owned(),
+        utoipa::openapi::path::PathItem::new(
+            utoipa::openapi::HttpMethod::Get,
+            utoipa::openapi::path::OperationBuilder::new()
+                .summary(Some("This document"))
+                .tag("meta")
+                .response("200", utoipa::openapi::Response::new("OpenAPI 3.1 document")),
+        ),
+    );
+    doc.to_json().unwrap_or_else(|_| "{}".to_owned())
 }
 
 /// The whole application as a `Router`, so tests can drive it without a socket.
 pub fn router(state: AppState) -> Router {
-    let metrics = state.metrics.clone();
-    Router::new()
-        .merge(health::router())
+    let (api, _) = api();
+    let spec: Arc<str> = openapi_json().into();
+    let body_limit = state.config.body_limit;
+    let app = api
+        .route(
+            "/openapi.json",
+            get(move || {
+                let spec = Arc::clone(&spec);
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                        spec.to_string(),
+                    )
+                }
+            }),
+        )
         .merge(observability::router())
-        .layer(axum::middleware::from_fn_with_state(metrics, track))
-        .with_state(state)
+        .fallback(unknown_route)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), track))
+        .with_state(state);
+    middleware::wrap(app)
 }
 
-/// Connects, serves on the configured address, and shuts down gracefully on SIGTERM/SIGINT.
+async fn unknown_route(method: Method, uri: Uri) -> Response {
+    error::problem(
+        StatusCode::NOT_FOUND,
+        format!("no route for {method} {}", uri.path()),
+        None,
+    )
+    .into_response()
+}
+
+/// Connects, serves on the configured address, and shuts down gracefully on SIGTERM/SIGINT:
+/// the listener closes at once, in-flight requests get `shutdown_grace_s` to finish.
 pub async fn serve(db_cfg: DbConfig, cfg: ServeConfig) -> anyhow::Result<()> {
     let db = Db::connect(&db_cfg).await?;
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "perfstack-app listening");
-    let state = AppState::new(db, cfg)?;
-    if !state
-        .cache
-        .wait_until_ready(std::time::Duration::from_secs(2))
-        .await
-    {
+    let grace = Duration::from_secs(cfg.shutdown_grace_s);
+    let state = AppState::try_new(db.clone(), cfg)?;
+    if !state.cache.wait_until_ready(Duration::from_secs(2)).await {
         tracing::warn!("Redis not reachable at start; serving without L2 until it is");
     }
     if let Some(path) = state.config.tuning_file.clone() {
-        let poll = std::time::Duration::from_millis(state.config.cache.tuning_poll_ms.max(100));
+        let poll = Duration::from_millis(state.config.cache.tuning_poll_ms.max(100));
         tracing::info!(path = %path.display(), "watching the tuning file");
         tokio::spawn(tuning::watch(state.db.clone(), path, poll));
     }
     state.cache.start_memory_guard(
         state.config.cache.memory_limit_bytes,
-        std::time::Duration::from_millis(state.config.cache.memory_sample_ms),
+        Duration::from_millis(state.config.cache.memory_sample_ms),
     );
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let deadline = async move {
+        let _ = stop_rx.wait_for(|stopped| *stopped).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = server => result?,
+        () = deadline => tracing::warn!(grace_s = grace.as_secs(), "grace period over; dropping unfinished requests"),
+    }
+    db.pool().close().await;
+    tracing::info!("stopped");
     Ok(())
 }
 

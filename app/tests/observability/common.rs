@@ -57,7 +57,7 @@ pub fn serve_config(redis: Option<&RedisServer>) -> ServeConfig {
 }
 
 pub async fn app_state(redis: Option<&RedisServer>) -> AppState {
-    let state = AppState::new(db(10).await, serve_config(redis)).expect("app state");
+    let state = AppState::try_new(db(10).await, serve_config(redis)).expect("app state");
     assert!(state.cache.wait_until_ready(Duration::from_secs(5)).await);
     state
 }
