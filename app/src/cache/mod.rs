@@ -9,6 +9,7 @@
 //! - Redis being down or slow costs one short timeout, is counted and logged, and the request
 //!   goes on with the database; see [`redis_tier`].
 pub mod config;
+pub mod entities;
 mod epochs;
 mod eviction;
 pub mod memory_guard;
