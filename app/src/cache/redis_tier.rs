@@ -115,6 +115,21 @@ impl RedisTier {
         None
     }
 
+    /// The connection, waiting up to `limit` for the first one to open.
+    async fn wait_for_connection(self: &Arc<Self>, limit: Duration) -> Option<Arc<ConnectionManager>> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(conn) = self.conn.load_full() {
+                return Some(conn);
+            }
+            self.start_connecting();
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Opens the connection in the background, retrying until it succeeds.
     pub fn start_connecting(self: &Arc<Self>) {
         if self.connecting.swap(true, Ordering::AcqRel) {
@@ -289,8 +304,7 @@ impl RedisTier {
 
     /// Whether Redis answers a PING now (for `/readyz`); ignores the breaker.
     pub async fn ping(self: &Arc<Self>) -> bool {
-        let Some(conn) = self.conn.load_full() else {
-            self.start_connecting();
+        let Some(conn) = self.wait_for_connection(Duration::from_secs(1)).await else {
             return false;
         };
         let mut conn = ConnectionManager::clone(&conn);
