@@ -15,8 +15,9 @@ cargo build -q --bin perfstack-app
 app=target/debug/perfstack-app
 work=$(mktemp -d)
 app_pid=
+replica_pid=
 cleanup() {
-  [[ -n $app_pid ]] && kill "$app_pid" 2>/dev/null && wait "$app_pid" 2>/dev/null
+  for pid in $app_pid $replica_pid; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -78,6 +79,25 @@ echo "pool: [" >"$work/tuning.yaml"
 sleep 0.6
 [[ $(metric perfstack_db_pool_settings_generation) == 2 ]] || die "an invalid tuning file was applied"
 grep -q "ignoring an invalid tuning file" "$work/app.log" || die "the invalid tuning file was not logged"
+
+log "a write on one process evicts the other's L1 within a second"
+port2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+replica=http://127.0.0.1:$port2
+LISTEN_ADDR=127.0.0.1:$port2 "$app" serve >"$work/replica.log" 2>&1 &
+replica_pid=$!
+for _ in $(seq 100); do curl -fs "$replica/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+first_name() { curl -fs "$1/api/v1/users/$user" | python3 -c 'import json,sys; print(json.load(sys.stdin)["firstName"])'; }
+for _ in 1 2 3; do [[ $(first_name "$replica") == Obs ]] || die "the replica does not serve the user"; done
+curl -fs -X PATCH -H 'content-type: application/json' -d '{"firstName":"Changed"}' "$base/api/v1/users/$user" >/dev/null
+written=$EPOCHREALTIME
+seen=$(first_name "$replica")
+while [[ $seen != Changed ]] && awk -v a="$written" -v b="$EPOCHREALTIME" 'BEGIN { exit !(b - a < 1.0) }'; do
+  sleep 0.05
+  seen=$(first_name "$replica")
+done
+[[ $seen == Changed ]] || die "the replica still served '$seen' a second after the write"
+curl -fs "$replica/metrics" | grep -q 'perfstack_cache_evictions_total{source="remote"} 1' \
+  || die "the replica did not count the remote eviction"
 
 log "dashboard in headless Chromium"
 profile=$work/chromium-profile

@@ -41,7 +41,11 @@ pub async fn listen(weak: Weak<Inner>) {
     loop {
         let Some(inner) = weak.upgrade() else { return };
         let Some(l2) = inner.l2.clone() else { return };
-        let channel = l2.channel.clone();
+        let Some(channel) = l2.channel() else {
+            // Keys and channel wait for the scope (see `Cache::set_scope`).
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
         let instance = inner.instance.clone();
         drop(inner);
         let attempt = tokio::time::timeout(Duration::from_secs(2), async {

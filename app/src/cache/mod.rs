@@ -92,6 +92,16 @@ impl Cache {
     /// A cache with L2 when `redis_url` is given. Connects to Redis in the background, so a
     /// Redis that is down at start only means no L2 until it comes up. Needs a Tokio runtime.
     pub fn new(cfg: &CacheConfig, redis_url: Option<&str>) -> Result<Self, CacheError> {
+        Self::scoped(cfg, redis_url, Some("default"))
+    }
+
+    /// Like [`Cache::new`], with Redis keys and channel under `scope`; with `None`, Redis is
+    /// not used until [`Cache::set_scope`] names it (see [`crate::db::stats::cache_scope`]).
+    pub fn scoped(
+        cfg: &CacheConfig,
+        redis_url: Option<&str>,
+        scope: Option<&str>,
+    ) -> Result<Self, CacheError> {
         let Some(url) = redis_url else {
             return Ok(Self::without_redis(cfg));
         };
@@ -103,6 +113,9 @@ impl Cache {
             cfg.l2_ttl(),
             telemetry.clone(),
         ));
+        if let Some(scope) = scope {
+            tier.set_scope(scope);
+        }
         tier.start_connecting();
         let cache = Self::assemble(cfg, Some(tier), telemetry);
         cache.spawn(eviction::listen(Arc::downgrade(&cache.inner)));
@@ -152,6 +165,13 @@ impl Cache {
         self.inner.l2.is_some()
     }
 
+    /// Names the Redis scope of a cache built without one; only the first call counts.
+    pub fn set_scope(&self, scope: &str) {
+        if let Some(l2) = &self.inner.l2 {
+            l2.set_scope(scope);
+        }
+    }
+
     /// Waits up to `timeout` until Redis is connected and evictions are subscribed (at once
     /// without Redis). The app serves either way; this only lets the first requests use L2.
     pub async fn wait_until_ready(&self, timeout: std::time::Duration) -> bool {
@@ -160,7 +180,10 @@ impl Cache {
         };
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if l2.is_connected() && self.inner.subscribed.load(std::sync::atomic::Ordering::Acquire) {
+            if l2.is_connected()
+                && l2.has_scope()
+                && self.inner.subscribed.load(std::sync::atomic::Ordering::Acquire)
+            {
                 return true;
             }
             if tokio::time::Instant::now() >= deadline {
@@ -307,8 +330,19 @@ fn failed_load<T>(failure: Arc<LoadFailure>) -> Result<Option<T>, sqlx::Error> {
         Ok(LoadFailure::Database(err)) => Err(err),
         Err(shared) => match shared.as_ref() {
             LoadFailure::Missing => Ok(None),
-            // Waiters that shared a failed load get the message; the error kind is not Clone.
-            LoadFailure::Database(err) => Err(sqlx::Error::Protocol(format!("shared load failed: {err}"))),
+            LoadFailure::Database(err) => Err(copy_error(err)),
         },
+    }
+}
+
+/// A copy of a load error for each waiter that shared it (`sqlx::Error` is not `Clone`): the
+/// kinds handlers map to a status (pool exhausted or closed, row missing) keep their variant.
+fn copy_error(err: &sqlx::Error) -> sqlx::Error {
+    match err {
+        sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
+        sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
+        sqlx::Error::RowNotFound => sqlx::Error::RowNotFound,
+        sqlx::Error::Io(io) => sqlx::Error::Io(std::io::Error::new(io.kind(), io.to_string())),
+        other => sqlx::Error::Protocol(format!("shared load failed: {other}")),
     }
 }

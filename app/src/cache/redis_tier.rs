@@ -21,6 +21,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use super::telemetry::{CacheTelemetry, OperationLabel};
 
 /// Prefix of every key and channel; bump to abandon all cached data after a format change.
+/// After it comes the scope (the database the values come from), so that apps on different
+/// databases can share one Redis without reading each other's rows.
 pub const NAMESPACE: &str = "perfstack:v1:";
 /// How long Redis is skipped after a failure.
 const BREAKER_OPEN: Duration = Duration::from_secs(1);
@@ -57,15 +59,8 @@ pub struct RedisTier {
     last_error_log_ms: AtomicU64,
     pending: Mutex<BTreeSet<String>>,
     set_script: redis::Script,
-    pub channel: String,
-}
-
-fn data_key(key: &str) -> String {
-    format!("{NAMESPACE}{key}")
-}
-
-fn version_key(key: &str) -> String {
-    format!("{NAMESPACE}ver:{key}")
+    /// `perfstack:v1:<scope>:`, once the scope is known; Redis is not used before.
+    prefix: std::sync::OnceLock<String>,
 }
 
 impl RedisTier {
@@ -82,8 +77,30 @@ impl RedisTier {
             last_error_log_ms: AtomicU64::new(0),
             pending: Mutex::new(BTreeSet::new()),
             set_script: redis::Script::new(SET_IF_UNCHANGED),
-            channel: format!("{NAMESPACE}evictions"),
+            prefix: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Puts keys and channel under `scope` (the first call wins; later ones are ignored).
+    pub fn set_scope(&self, scope: &str) {
+        let _ = self.prefix.set(format!("{NAMESPACE}{scope}:"));
+    }
+
+    pub fn has_scope(&self) -> bool {
+        self.prefix.get().is_some()
+    }
+
+    /// The eviction channel, once the scope is known.
+    pub fn channel(&self) -> Option<String> {
+        self.prefix.get().map(|prefix| format!("{prefix}evictions"))
+    }
+
+    fn data_key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix.get().map_or("", String::as_str))
+    }
+
+    fn version_key(&self, key: &str) -> String {
+        format!("{}ver:{key}", self.prefix.get().map_or("", String::as_str))
     }
 
     /// Whether an eviction of `key` is still waiting to reach Redis.
@@ -105,6 +122,9 @@ impl RedisTier {
 
     /// The connection, unless the breaker is open or none exists yet (then one is started).
     fn connection(self: &Arc<Self>) -> Option<ConnectionManager> {
+        if !self.has_scope() {
+            return None;
+        }
         if self.now_ms() < self.open_until_ms.load(Ordering::Relaxed) {
             return None;
         }
@@ -213,7 +233,7 @@ impl RedisTier {
 
     /// Value and version of `key`; `None` when Redis is unavailable.
     pub async fn get(self: &Arc<Self>, key: &str) -> Option<L2Read> {
-        let keys = [data_key(key), version_key(key)];
+        let keys = [self.data_key(key), self.version_key(key)];
         let (value, version): (Option<String>, Option<String>) = self
             .run("get", |mut conn| async move {
                 redis::cmd("MGET").arg(&keys).query_async(&mut conn).await
@@ -232,8 +252,8 @@ impl RedisTier {
         let _stored: Option<i64> = self
             .run("set", |mut conn| async move {
                 script
-                    .key(data_key(key))
-                    .key(version_key(key))
+                    .key(self.data_key(key))
+                    .key(self.version_key(key))
                     .arg(version)
                     .arg(value)
                     .arg(ttl)
@@ -264,15 +284,21 @@ impl RedisTier {
 
     async fn evict_now(self: &Arc<Self>, key: &str, message: &str) -> bool {
         let version_ttl = self.ttl.as_secs().max(1) * 2;
-        let channel = &self.channel;
+        let Some(channel) = self.channel() else {
+            return false;
+        };
+        let channel = &channel;
         self.run("evict", |mut conn| async move {
             redis::pipe()
                 .atomic()
-                .incr(version_key(key), 1)
+                .incr(self.version_key(key), 1)
                 .ignore()
-                .expire(version_key(key), i64::try_from(version_ttl).unwrap_or(i64::MAX))
+                .expire(
+                    self.version_key(key),
+                    i64::try_from(version_ttl).unwrap_or(i64::MAX),
+                )
                 .ignore()
-                .del(data_key(key))
+                .del(self.data_key(key))
                 .ignore()
                 .publish(channel, message)
                 .ignore()

@@ -178,6 +178,14 @@ impl Db {
     /// Puts a new pool with `settings` in force without failing anyone: queries already running
     /// keep the old pool, which is closed once they are all done (see `pool::drain`).
     pub fn apply_settings(&self, settings: PoolSettings, generation: u64) {
+        let current = self.pool.load_full();
+        if current.settings == settings {
+            // Same pool, newer generation: nothing to rebuild, only the generation to report.
+            self.pool.store(Arc::new(current.with_generation(generation)));
+            self.telemetry.settings_in_force(&settings, generation);
+            tracing::info!(generation, "tuning generation applied; pool settings unchanged");
+            return;
+        }
         let fresh = Arc::new(PoolHandle::new(self.build_pool(&settings), settings, generation));
         let old = self.pool.swap(fresh);
         self.telemetry.settings_in_force(&settings, generation);

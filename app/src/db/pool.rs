@@ -47,6 +47,16 @@ impl PoolHandle {
         }
     }
 
+    /// The same pool and gate under another tuning generation.
+    pub fn with_generation(&self, generation: u64) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            settings: self.settings,
+            generation,
+            gate: Arc::clone(&self.gate),
+        }
+    }
+
     /// A slot without waiting, when one is free.
     pub fn try_slot(self: &Arc<Self>) -> Option<Slot> {
         let permit = Arc::clone(&self.gate).try_acquire_owned().ok()?;

@@ -128,3 +128,21 @@ pub async fn read(db: &Db, top: i64) -> Result<DatabaseFigures, sqlx::Error> {
         top_statements,
     })
 }
+
+// language=PostgreSQL
+const SCOPE_SQL: &str =
+    "SELECT current_database() || '@' || oid::text FROM pg_database WHERE datname = current_database()";
+
+/// The cache scope of this database: `host:port/name@oid`. The same on every replica of one app;
+/// different for another database, and for a database dropped and made again under the same
+/// name (new oid), so cached rows never outlive the database they came from.
+pub async fn cache_scope(db: &Db) -> Result<String, sqlx::Error> {
+    let connect = db.connect_options();
+    let (host, port) = (connect.get_host().to_owned(), connect.get_port());
+    let name = db
+        .timed("stats.scope", SCOPE_SQL, |pool| async move {
+            sqlx::query_scalar::<_, String>(SCOPE_SQL).fetch_one(&pool).await
+        })
+        .await?;
+    Ok(format!("{host}:{port}/{name}"))
+}

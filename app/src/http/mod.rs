@@ -74,7 +74,11 @@ impl AppState {
             .redis_url
             .as_ref()
             .map(|url| url.expose_secret().to_owned());
-        let cache = Cache::new(&config.cache, redis_url.as_deref())?;
+        let cache = Cache::scoped(&config.cache, redis_url.as_deref(), None)?;
+        if cache.has_l2() {
+            let (db, cache) = (db.clone(), cache.clone());
+            tokio::spawn(async move { name_cache_scope(&db, &cache).await });
+        }
         Ok(Self::assemble(db, config, cache))
     }
 
@@ -105,6 +109,22 @@ impl AppState {
     )
 )]
 struct ApiDoc;
+
+/// Names the cache's Redis scope after the database, retrying until the database answers.
+async fn name_cache_scope(db: &Db, cache: &Cache) {
+    loop {
+        match crate::db::stats::cache_scope(db).await {
+            Ok(scope) => {
+                cache.set_scope(&scope);
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot identify the database yet; Redis cache waits");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
 
 /// The routes with their OpenAPI description, before state and middleware.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {

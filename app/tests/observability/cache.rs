@@ -101,7 +101,7 @@ async fn redis_outage_degrades_to_the_database_and_recovers() {
     let cache = cache(Some(&redis)).await;
     let first = insert_widget(&db, "before").await;
     assert_eq!(cached_widget(&cache, &db, first).await.unwrap().name, "before");
-    assert_eq!(cache.telemetry().redis_error_count(), 0);
+    let errors_before = cache.telemetry().redis_error_count();
 
     redis.stop();
     for n in 0..20 {
@@ -109,15 +109,19 @@ async fn redis_outage_degrades_to_the_database_and_recovers() {
         let start = Instant::now();
         let widget = cached_widget(&cache, &db, id).await.unwrap();
         assert_eq!(widget.name, format!("during {n}"));
+        // Redis costs at most its 50 ms timeouts; the bound leaves room for a loaded machine.
         assert!(
-            start.elapsed() < Duration::from_millis(500),
+            start.elapsed() < Duration::from_secs(2),
             "a read waited {:?}",
             start.elapsed()
         );
         // A write while Redis is down still succeeds and is remembered for later.
         evict_widget(&cache, id).await;
     }
-    assert!(cache.telemetry().redis_error_count() > 0, "the outage is counted");
+    assert!(
+        cache.telemetry().redis_error_count() > errors_before,
+        "the outage is counted"
+    );
     assert_eq!(cache.redis_up().await, Some(false));
 
     redis.restart().await;

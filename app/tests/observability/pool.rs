@@ -24,9 +24,11 @@ async fn sleep_query(db: &Db, seconds: f64) -> Result<(), sqlx::Error> {
     .await
 }
 
+/// Settings with a long acquire timeout: a loaded CI machine may be slow, but only a resize
+/// that drops or closes connections under their users could fail an operation.
 fn tuning_yaml(generation: u64, min: u32, max: u32) -> String {
     format!(
-        "generation: {generation}\npool:\n  minConnections: {min}\n  maxConnections: {max}\n  acquireTimeoutMs: 5000\n  idleTimeoutSeconds: 60\n"
+        "generation: {generation}\npool:\n  minConnections: {min}\n  maxConnections: {max}\n  acquireTimeoutMs: 60000\n  idleTimeoutSeconds: 60\n"
     )
 }
 
@@ -50,7 +52,9 @@ async fn wait_for(what: &str, check: impl Fn() -> bool) {
 
 #[tokio::test]
 async fn resize_under_load_fails_no_request() {
-    let db = db(4).await;
+    let mut cfg = db_config(4);
+    cfg.acquire_timeout_ms = 60_000;
+    let db = Db::connect(&cfg).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tuning.yaml");
     let watcher = tokio::spawn(tuning::watch(db.clone(), path, Duration::from_millis(50)));
@@ -99,6 +103,9 @@ async fn resize_under_load_fails_no_request() {
     assert_eq!(telemetry.max_connections.get(), 3, "the last good settings stay");
     write_tuning(dir.path(), &tuning_yaml(4, 1, 8));
     wait_for("generation 4", || generation() == 4).await;
+    // A new generation with the same settings keeps the pool.
+    write_tuning(dir.path(), &tuning_yaml(5, 1, 8));
+    wait_for("generation 5", || generation() == 5).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Release);
     for worker in workers {
