@@ -28,6 +28,8 @@ pub const NAMESPACE: &str = "perfstack:v1:";
 const BREAKER_OPEN: Duration = Duration::from_secs(1);
 /// Least time between two logged Redis errors (each one is counted).
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// Least time an eviction may take before it is counted as failed and queued for retry.
+const EVICT_TIMEOUT_FLOOR: Duration = Duration::from_millis(250);
 /// Most evictions kept for retry while Redis is unreachable.
 const MAX_PENDING: usize = 10_000;
 
@@ -215,7 +217,13 @@ impl RedisTier {
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let conn = self.connection()?;
-        match tokio::time::timeout(self.timeout, f(conn)).await {
+        // Evictions are what keeps other replicas and L2 fresh: they may wait longer than reads.
+        let limit = if operation == "evict" {
+            (self.timeout * 10).max(EVICT_TIMEOUT_FLOOR)
+        } else {
+            self.timeout
+        };
+        match tokio::time::timeout(limit, f(conn)).await {
             Ok(Ok(value)) => {
                 self.telemetry.redis_up.set(1);
                 Some(value)
