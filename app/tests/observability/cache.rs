@@ -155,6 +155,43 @@ async fn redis_outage_degrades_to_the_database_and_recovers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_redis_costs_reads_only_its_timeout() {
+    let redis = RedisServer::start().await;
+    let db = db(4).await;
+    widgets(&db).await;
+    let cache = cache(Some(&redis)).await;
+    let errors_before = cache.telemetry().redis_error_count();
+    let mut conn = redis.connection().await.unwrap();
+    // Redis answers nothing for two seconds.
+    let sleeper = tokio::spawn(async move {
+        redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(2)
+            .query_async::<()>(&mut conn)
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let start = Instant::now();
+    for n in 0..5 {
+        let id = insert_widget(&db, &format!("slow {n}")).await;
+        assert_eq!(
+            cached_widget(&cache, &db, id).await.unwrap().name,
+            format!("slow {n}")
+        );
+    }
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed < Duration::from_millis(1500),
+        "5 reads took {elapsed:?} while Redis slept"
+    );
+    assert!(
+        cache.telemetry().redis_error_count() > errors_before,
+        "the timeout is counted"
+    );
+    sleeper.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_read_after_a_write_returns_the_old_value() {
     let redis = RedisServer::start().await;
     let db = db(10).await;
