@@ -155,3 +155,50 @@ async fn entity_reads_are_cached_and_writes_evict_every_replica(pool: PgPool) {
     })
     .await;
 }
+
+#[sqlx::test(migrations = false)]
+async fn redis_outage_fails_readiness_not_requests(pool: PgPool) {
+    let db = Db::from_pool(pool.clone(), QueryMonitor::new(Duration::from_secs(10)));
+    migrate::apply(&db, &migrate::MigrateOptions::default())
+        .await
+        .unwrap();
+    let mut redis = RedisServer::start().await;
+    let app = Replica::start(pool, &redis).await;
+    let (_, user) = app
+        .send(
+            "POST",
+            "/api/v1/users",
+            Some(json!({"email": "bobby@example.org", "username": "bobby", "firstName": "Bobby"})),
+        )
+        .await;
+    let uri = format!("/api/v1/users/{}", user["id"].as_i64().expect("created"));
+    assert_eq!(app.send("GET", "/readyz", None).await.0, 200);
+
+    redis.stop();
+    assert_eq!(
+        app.send("GET", "/readyz", None).await.0,
+        503,
+        "readiness reports Redis"
+    );
+    let (status, health) = app.send("GET", "/health", None).await;
+    assert_eq!((status, &health["services"]["redis"]), (503, &json!("down")));
+    for n in 0..10 {
+        assert_eq!(app.send("GET", &uri, None).await.0, 200);
+        let (status, _) = app
+            .send("PATCH", &uri, Some(json!({"lastName": format!("v{n}")})))
+            .await;
+        assert_eq!(status, 200, "writes succeed without Redis");
+        assert_eq!(app.send("GET", &uri, None).await.1["lastName"], format!("v{n}"));
+    }
+
+    redis.restart().await;
+    let start = Instant::now();
+    while app.send("GET", "/readyz", None).await.0 != 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "readiness did not recover"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.send("GET", &uri, None).await.1["lastName"], "v9");
+}
