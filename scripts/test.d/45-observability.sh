@@ -23,8 +23,17 @@ cleanup() {
 trap cleanup EXIT
 
 "$app" migrate >/dev/null
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-base=http://127.0.0.1:$port
+# listen_addr LOG : the address a `serve` started with LISTEN_ADDR=127.0.0.1:0 logged.
+listen_addr() {
+  local addr=
+  for _ in $(seq 300); do
+    addr=$(grep -o '"addr":"[0-9.:]*"' "$1" | head -1 | cut -d'"' -f4) || true
+    [[ -n $addr ]] && { echo "$addr"; return; }
+    sleep 0.1
+  done
+  cat "$1" >&2
+  die "the app did not start listening"
+}
 cat >"$work/tuning.yaml" <<YAML
 generation: 1
 pool:
@@ -33,9 +42,10 @@ pool:
   acquireTimeoutMs: 3000
   idleTimeoutSeconds: 60
 YAML
-LISTEN_ADDR=127.0.0.1:$port TUNING_FILE=$work/tuning.yaml TUNING_POLL_MS=200 DASHBOARD_CACHE_MS=0 \
+LISTEN_ADDR=127.0.0.1:0 LOG_FORMAT=json TUNING_FILE=$work/tuning.yaml TUNING_POLL_MS=200 DASHBOARD_CACHE_MS=0 \
   "$app" serve >"$work/app.log" 2>&1 &
 app_pid=$!
+base=http://$(listen_addr "$work/app.log")
 for _ in $(seq 100); do curl -fs "$base/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 curl -fs "$base/readyz" >/dev/null || { cat "$work/app.log" >&2; die "the app did not become ready"; }
 
@@ -49,7 +59,8 @@ wait_metric() { # NAME VALUE
 suffix=$RANDOM$RANDOM
 user=$(curl -fs -H 'content-type: application/json' \
   -d "{\"email\":\"obs$suffix@example.org\",\"username\":\"obs$suffix\",\"firstName\":\"Obs\"}" \
-  "$base/api/v1/users" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  "$base/api/v1/users" | grep -o '"id":[0-9]*' | head -1 | cut -d: -f2)
+[[ -n $user ]] || die "could not create a user"
 for _ in $(seq 20); do curl -fs "$base/api/v1/users/$user" >/dev/null; done
 curl -s -o /dev/null "$base/api/v1/users/999999999"
 curl -fs "$base/api/v1/users?limit=5" >/dev/null
@@ -81,12 +92,11 @@ sleep 0.6
 grep -q "ignoring an invalid tuning file" "$work/app.log" || die "the invalid tuning file was not logged"
 
 log "a write on one process evicts the other's L1 within a second"
-port2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-replica=http://127.0.0.1:$port2
-LISTEN_ADDR=127.0.0.1:$port2 "$app" serve >"$work/replica.log" 2>&1 &
+LISTEN_ADDR=127.0.0.1:0 LOG_FORMAT=json "$app" serve >"$work/replica.log" 2>&1 &
 replica_pid=$!
+replica=http://$(listen_addr "$work/replica.log")
 for _ in $(seq 100); do curl -fs "$replica/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
-first_name() { curl -fs "$1/api/v1/users/$user" | python3 -c 'import json,sys; print(json.load(sys.stdin)["firstName"])'; }
+first_name() { curl -fs "$1/api/v1/users/$user" | grep -o '"firstName":"[^"]*"' | cut -d'"' -f4; }
 for _ in 1 2 3; do [[ $(first_name "$replica") == Obs ]] || die "the replica does not serve the user"; done
 curl -fs -X PATCH -H 'content-type: application/json' -d '{"firstName":"Changed"}' "$base/api/v1/users/$user" >/dev/null
 written=$EPOCHREALTIME
