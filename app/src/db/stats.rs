@@ -38,7 +38,9 @@ pub struct SessionCounts {
 #[derive(Debug, Clone, Serialize, FromRow, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct StatementFigures {
-    /// Normalised statement text (constants replaced by `$n` by PostgreSQL), truncated.
+    /// Normalised statement text (constants replaced by `$n` by PostgreSQL), truncated. Only
+    /// plannable statements: utility statements (`ALTER ROLE ... PASSWORD ...`) keep their
+    /// literals, so they are never shown.
     pub query: String,
     pub calls: i64,
     pub total_ms: f64,
@@ -83,6 +85,7 @@ const TOP_STATEMENTS_SQL: &str = "SELECT left(regexp_replace(query, '\\s+', ' ',
        calls, total_exec_time AS total_ms, mean_exec_time AS mean_ms, rows
   FROM pg_stat_statements
  WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+   AND query ~* '^\\s*(select|insert|update|delete|with)\\M'
  ORDER BY total_exec_time DESC LIMIT $1";
 
 /// Reads all three views. Statements are skipped (not failed) when the extension is missing

@@ -73,3 +73,24 @@ async fn dashboard_page_is_self_contained() {
         );
     }
 }
+
+#[tokio::test]
+async fn top_statements_never_show_utility_literals() {
+    let db = db(2).await;
+    // A utility statement keeps its literal in pg_stat_statements (think ALTER ROLE ... PASSWORD).
+    sqlx::query("SET application_name = 'dashboard-secret-4711'")
+        .execute(&db.pool())
+        .await
+        .unwrap();
+    // Every statement, not only the top ten, so the utility one would be among them.
+    let figures = perfstack_app::db::stats::read(&db, 100_000).await.unwrap();
+    let Some(statements) = figures.top_statements else {
+        return; // pg_stat_statements not created in this database: nothing to show
+    };
+    assert!(!statements.is_empty(), "plannable statements are listed");
+    let leaked: Vec<_> = statements
+        .iter()
+        .filter(|s| s.query.contains("dashboard-secret-4711"))
+        .collect();
+    assert!(leaked.is_empty(), "a utility literal leaked: {leaked:?}");
+}
