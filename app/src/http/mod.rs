@@ -5,6 +5,7 @@ pub mod extract;
 pub mod fields;
 pub mod health;
 pub mod middleware;
+pub mod observability;
 pub mod pagination;
 pub mod projects;
 pub mod tasks;
@@ -20,15 +21,17 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use secrecy::ExposeSecret;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
+    cache::{Cache, CacheError},
     config::{DbConfig, ServeConfig},
-    db::Db,
+    db::{Db, tuning},
     jobs::{self, JobContext, JobQueue, JobsConfig, config::ServeWorkers, metrics::JobMetrics},
+    metrics::{Metrics, http::track},
 };
+use secrecy::ExposeSecret;
 
 /// What every handler can reach. Cheap to clone. Build it with [`AppState::new`] so that new
 /// fields (cache, job queue, metrics) only need a default there.
@@ -41,16 +44,63 @@ pub struct AppState {
     pub exports: Arc<export::ExportGauge>,
     /// The job queues; `None` when no Redis is configured (job routes answer 503).
     pub jobs: Option<JobQueue>,
+    /// Job metric families, registered in `metrics`; fed by the workers `serve` runs.
+    pub job_metrics: JobMetrics,
+    /// Two-level entity cache (L2 only when Redis is configured).
+    pub cache: Cache,
+    /// The Prometheus registry and per-route statistics.
+    pub metrics: Metrics,
+    /// The performance dashboard's last figures.
+    pub dashboard: Arc<observability::DashboardCache>,
 }
 
 impl AppState {
+    /// Like [`AppState::try_new`]; a Redis URL that does not parse is logged and the cache runs
+    /// without L2 (`serve` uses `try_new` and refuses to start instead).
     pub fn new(db: Db, config: ServeConfig) -> Self {
+        match Self::try_new(db.clone(), config.clone()) {
+            Ok(state) => state,
+            Err(err) => {
+                tracing::error!(error = %err, "cache without Redis");
+                let config = ServeConfig {
+                    redis_url: None,
+                    ..config
+                };
+                let cache = Cache::without_redis(&config.cache);
+                Self::assemble(db, config, cache)
+            }
+        }
+    }
+
+    /// State with a cache built from `config` (Redis from `config.redis_url`) and a registry
+    /// holding the database and cache families. Needs a Tokio runtime.
+    pub fn try_new(db: Db, config: ServeConfig) -> Result<Self, CacheError> {
+        let redis_url = config
+            .redis_url
+            .as_ref()
+            .map(|url| url.expose_secret().to_owned());
+        let cache = Cache::scoped(&config.cache, redis_url.as_deref(), None)?;
+        if cache.has_l2() {
+            let (db, cache) = (db.clone(), cache.clone());
+            tokio::spawn(async move { name_cache_scope(&db, &cache).await });
+        }
+        Ok(Self::assemble(db, config, cache))
+    }
+
+    fn assemble(db: Db, config: ServeConfig, cache: Cache) -> Self {
+        db.set_waiter_warning(config.cache.db_waiters_warning);
+        let job_metrics = JobMetrics::default();
+        let metrics = Metrics::new(&[db.telemetry(), cache.telemetry(), &job_metrics]);
         Self {
             db,
             started: Instant::now(),
             config: Arc::new(config),
             exports: Arc::default(),
             jobs: None,
+            job_metrics,
+            cache,
+            metrics,
+            dashboard: Arc::default(),
         }
     }
 
@@ -74,6 +124,22 @@ impl AppState {
     )
 )]
 struct ApiDoc;
+
+/// Names the cache's Redis scope after the database, retrying until the database answers.
+async fn name_cache_scope(db: &Db, cache: &Cache) {
+    loop {
+        match crate::db::stats::cache_scope(db).await {
+            Ok(scope) => {
+                cache.set_scope(&scope);
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot identify the database yet; Redis cache waits");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
 
 /// The routes with their OpenAPI description, before state and middleware.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
@@ -122,8 +188,10 @@ pub fn router(state: AppState) -> Router {
                 }
             }),
         )
+        .merge(observability::router())
         .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), track))
         .with_state(state);
     middleware::wrap(app)
 }
@@ -154,20 +222,31 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "perfstack-app listening");
     let grace = Duration::from_secs(cfg.shutdown_grace_s);
+    let state = AppState::try_new(db.clone(), cfg)?.with_jobs(jobs);
+    if !state.cache.wait_until_ready(Duration::from_secs(2)).await {
+        tracing::warn!("Redis not reachable at start; serving without L2 until it is");
+    }
+    if let Some(path) = state.config.tuning_file.clone() {
+        let poll = Duration::from_millis(state.config.cache.tuning_poll_ms.max(100));
+        tracing::info!(path = %path.display(), "watching the tuning file");
+        tokio::spawn(tuning::watch(state.db.clone(), path, poll));
+    }
+    state.cache.start_memory_guard(
+        state.config.cache.memory_limit_bytes,
+        Duration::from_millis(state.config.cache.memory_sample_ms),
+    );
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    // TODO(metrics): register the job metrics in the app registry once /metrics is in main.
-    let worker = match (&jobs, workers.no_workers) {
+    let worker = match (&state.jobs, workers.no_workers) {
         (Some(queue), false) => {
             let ctx = JobContext {
                 db: db.clone(),
                 mailer: jobs::email::Mailer::from_config(&jobs_cfg)?,
             };
-            let worker = jobs::worker::Worker::new(queue, JobMetrics::default());
+            let worker = jobs::worker::Worker::new(queue, state.job_metrics.clone());
             Some(tokio::spawn(worker.run(ctx, stop_tx.subscribe())))
         }
         _ => None,
     };
-    let state = AppState::new(db.clone(), cfg).with_jobs(jobs);
     let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);

@@ -18,6 +18,7 @@ use super::{
     validate,
 };
 use crate::{
+    cache::entities,
     db::{
         self,
         tasks::{NewTask, Task, TaskFilter, TaskPatch, TaskStatus},
@@ -196,7 +197,7 @@ async fn get_task(
     Query(fields): Query<FieldsParam>,
 ) -> Result<impl IntoResponse, ApiError> {
     let fields = FieldSet::parse(fields.fields.as_deref(), db::tasks::FIELDS)?;
-    let task = db::tasks::get(&state.db, id)
+    let task = entities::task(&state.cache, &state.db, id)
         .await?
         .ok_or(ApiError::NotFound("task"))?;
     Ok(axum::Json(fields.project(&task)?))
@@ -221,9 +222,9 @@ async fn update_task(
         (Some(Some(_)), Some(_)) => db::tasks::get(&state.db, id).await?.and_then(|t| t.assignee_id),
         _ => None,
     };
-    let task = db::tasks::update(&state.db, id, &patch)
-        .await?
-        .ok_or(ApiError::NotFound("task"))?;
+    let updated = db::tasks::update(&state.db, id, &patch).await;
+    entities::evict(&state.cache, entities::TASK, id).await;
+    let task = updated?.ok_or(ApiError::NotFound("task"))?;
     if patch.assignee_id.is_some() {
         notify::after_task_write(&state.db, state.jobs.as_ref(), task.id, before, task.assignee_id).await;
     }
@@ -237,7 +238,9 @@ async fn update_task(
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn delete_task(State(state): State<AppState>, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
-    if db::tasks::delete(&state.db, id).await? {
+    let deleted = db::tasks::delete(&state.db, id).await;
+    entities::evict(&state.cache, entities::TASK, id).await;
+    if deleted? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound("task"))

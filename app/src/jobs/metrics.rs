@@ -66,6 +66,12 @@ fn queue_labels(queue: Queue) -> QueueLabels {
     }
 }
 
+impl crate::metrics::RegisterMetrics for JobMetrics {
+    fn register(&self, registry: &mut Registry) {
+        JobMetrics::register(self, registry);
+    }
+}
+
 impl JobMetrics {
     /// Adds every family to `registry`.
     pub fn register(&self, registry: &mut Registry) {

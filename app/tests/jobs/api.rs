@@ -264,3 +264,30 @@ async fn job_routes_are_in_the_openapi_document(pool: PgPool) {
         assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
     }
 }
+
+#[sqlx::test(migrations = false)]
+async fn job_families_are_in_the_app_metrics(pool: PgPool) {
+    let state = AppState::new(app_db(&pool).await, Flags::parse_from(["test"]).serve);
+    // What the workers `serve` runs record.
+    state
+        .job_metrics
+        .attempt_finished(Queue::Email, "succeeded", 0.02);
+    state.job_metrics.retried(Queue::Email);
+    state.job_metrics.dead_lettered(Queue::Report, 1);
+    state.job_metrics.set_depth(Queue::Email, Default::default());
+    let app = router(state);
+    let request = Request::builder().uri("/metrics").body(Body::empty()).unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    for sample in [
+        "perfstack_job_attempts_total{queue=\"email\",outcome=\"succeeded\"} 1",
+        "perfstack_job_duration_seconds_count{queue=\"email\"} 1",
+        "perfstack_job_retries_total{queue=\"email\"} 1",
+        "perfstack_job_dead_letters_total{queue=\"report\"} 1",
+        "perfstack_job_queue_depth{queue=\"email\",state=\"ready\"} 0",
+    ] {
+        assert!(text.contains(sample), "{sample} missing in\n{text}");
+    }
+}
