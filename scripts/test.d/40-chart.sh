@@ -1,6 +1,7 @@
 # The Helm chart: lint, render with default and non-default values, validate the output against the
 # Kubernetes schemas, check RBAC/Deployment invariants, check that bad values are refused by
-# values.schema.json, and that the chart's CRDs and the plain-kubectl manifest are not stale.
+# values.schema.json, that the chart's CRDs and the plain-kubectl manifest are not stale, and that
+# examples/ match the CRD.
 set -euo pipefail
 ROOT=${PERFSTACK_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 cd "$ROOT"
@@ -25,6 +26,15 @@ if compgen -G 'crds/*.yaml' >/dev/null; then
   fi
 else
   log "crds/ not generated yet (operator core not merged): chart CRD comparison skipped"
+fi
+
+# 1b. The examples people copy match the CRD: types, bounds, and no field the API server would drop.
+if compgen -G 'crds/*.yaml' >/dev/null; then
+  if cat crds/*.yaml >"$out/crds.yaml" && "$TOOLS_PYTHON" "$TESTS/check_examples.py" "$out/crds.yaml" examples/*.yaml; then ok; else
+    ko "examples/ do not match crds/"
+  fi
+else
+  log "crds/ not generated yet: examples not checked against the CRD"
 fi
 
 # 2. helm lint, strict, with each values set.
