@@ -180,11 +180,21 @@ expect_can no "$cwho" "$OTHER" update leases.coordination.k8s.io
 expect_can no "$cwho" --all-namespaces list nodes
 expect_can no "$cwho" --all-namespaces create clusterroles.rbac.authorization.k8s.io
 
+# Upgrade in place, then uninstall: nothing cluster-wide may be left behind.
+if helm upgrade "$REL" "$CHART" -n "$SYS" --reuse-values --set replicaCount=1 >"$work/upgrade.log" 2>&1 \
+  && [[ $(kubectl get -n "$SYS" "deployment/$SA" -o jsonpath='{.spec.replicas}') == 1 ]]; then ok; else
+  ko "helm upgrade (namespaced)"; cat "$work/upgrade.log" >&2
+fi
+if helm uninstall "$CREL" -n "$CSYS" >"$work/uninstall.log" 2>&1; then ok; else ko "helm uninstall"; cat "$work/uninstall.log" >&2; fi
+for obj in "clusterrole/$CSA" "clusterrolebinding/$CSA" "clusterrole/$CSA-edit" "clusterrole/$CSA-view"; do
+  kubectl get "$obj" >/dev/null 2>&1 && ko "$obj left after uninstall" || ok
+done
+
 # 3. The operator itself, with the chart's ServiceAccount token and nothing else.
 run_operator_checks() {
   local bin=target/debug/perfstack-operator port stack deadline
   cargo build -q -p perfstack-operator 2>"$work/build.log" || { ko "cargo build -p perfstack-operator"; cat "$work/build.log" >&2; return; }
-  kubectl apply --server-side -f crds/ >/dev/null || { ko "apply crds/"; return; }
+  kubectl apply --server-side --force-conflicts -f crds/ >/dev/null || { ko "apply crds/"; return; }
   if [[ -n $LAB ]]; then
     "$LAB/sa-kubeconfig.sh" "$SYS" "$SA" >"$work/sa.kubeconfig" || { ko "sa-kubeconfig.sh"; return; }
   else
