@@ -75,7 +75,7 @@ trap cleanup EXIT
 # SubjectAccessReview (exact, and unlike `kubectl auth can-i` independent of discovery, so it works
 # before the CRD exists). WHO is a ServiceAccount, with the groups the API server gives its tokens.
 can() {
-  local who=$1 ns=$2 verb=$3 resource=${4%%.*} sub=${5:-} group= sa_ns allowed
+  local who=$1 ns=$2 verb=$3 resource=${4%%.*} sub=${5:-} group='' sa_ns allowed
   [[ $4 == *.* ]] && group=${4#*.}
   [[ $ns == --all-namespaces ]] && ns=
   sa_ns=$(cut -d: -f3 <<<"$who")

@@ -166,6 +166,9 @@ def check_namespaced(docs):
     check(dep["spec"]["replicas"] == 2, "replicas from values")
     check("--namespaces=team-a,team-b" in args, f"--namespaces flag: {args}")
     check("--leader-election" in args and "--lease-name=perfstack-leader" in args, f"lease flags: {args}")
+    _, pod, c = operator_container(docs)
+    check([v["name"] for v in pod.get("volumes", [])] == ["tmp", "corporate-ca"], "extraVolumes appended")
+    check([m["mountPath"] for m in c.get("volumeMounts", [])] == ["/tmp", "/etc/ssl/corporate"], "extraVolumeMounts appended")
     pdb = one(docs, "PodDisruptionBudget")
     check(pdb.get("spec", {}).get("minAvailable") == 1 and "maxUnavailable" not in pdb.get("spec", {}),
           "minAvailable wins over maxUnavailable")
