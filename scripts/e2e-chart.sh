@@ -192,7 +192,7 @@ done
 
 # 3. The operator itself, with the chart's ServiceAccount token and nothing else.
 run_operator_checks() {
-  local bin=target/debug/perfstack-operator port stack deadline
+  local bin=${CARGO_TARGET_DIR:-target}/debug/perfstack-operator port stack deadline probe
   cargo build -q -p perfstack-operator 2>"$work/build.log" || { ko "cargo build -p perfstack-operator"; cat "$work/build.log" >&2; return; }
   kubectl apply --server-side --force-conflicts -f crds/ >/dev/null || { ko "apply crds/"; return; }
   if [[ -n $LAB ]]; then
@@ -225,6 +225,11 @@ run_operator_checks() {
     && ok || ko "stack status never written"
   [[ $(kubectl get lease "$SA" -n "$SYS" -o jsonpath='{.spec.holderIdentity}' 2>/dev/null) == e2e-chart-0 ]] \
     && ok || ko "Lease $SYS/$SA not held by e2e-chart-0"
+  # The chart's probes: both endpoints answer 200 on the metrics address (a standby must be ready too).
+  for probe in healthz readyz; do
+    python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' \
+      "http://127.0.0.1:$port/$probe" 2>/dev/null && ok || ko "/$probe did not answer 200"
+  done
   if grep -qiE 'forbidden|"code":403| 403 ' "$work/operator.log"; then
     ko "the operator was refused something:"; grep -iE 'forbidden|403' "$work/operator.log" | head -5 >&2
   else ok; fi
