@@ -1,4 +1,4 @@
-"""Validates the PerformanceStacks in examples/ against the CRD in crds/, offline.
+"""Validates the PerformanceStacks in examples/ against the CRD in crds/, offline, and the CRD's enums.
 
     check_examples.py CRD.yaml EXAMPLE.yaml...
 
@@ -40,6 +40,21 @@ def unknown_fields(value, schema, path):
     return found
 
 
+def mistyped_enums(schema, path):
+    """Enum values whose YAML type differs from the schema's type. Kubernetes reads YAML 1.1, as PyYAML
+    does: an unquoted Off, No or Yes in a CRD is a boolean, and the string can then never be set."""
+    found = []
+    if isinstance(schema, dict):
+        if schema.get("type") == "string":
+            found += [f"{path}: {v!r}" for v in schema.get("enum", []) if not isinstance(v, str)]
+        for key, sub in schema.items():
+            found += mistyped_enums(sub, f"{path}.{key}" if key != "properties" else path)
+    elif isinstance(schema, list):
+        for i, sub in enumerate(schema):
+            found += mistyped_enums(sub, f"{path}[{i}]")
+    return found
+
+
 def main():
     crds = [d for d in load_all(sys.argv[1]) if d.get("kind") == "CustomResourceDefinition"]
     schemas = {}
@@ -48,6 +63,9 @@ def main():
         for version in crd["spec"]["versions"]:
             schemas[(f"{group}/{version['name']}", kind)] = version["schema"]["openAPIV3Schema"]
     failures, checked = [], 0
+    for (api_version, kind), schema in schemas.items():
+        for bad in mistyped_enums(schema, kind):
+            failures.append(f"CRD {api_version} {bad} is not a string as Kubernetes reads it (quote it in the YAML)")
     for path in sys.argv[2:]:
         for doc in load_all(path):
             schema = schemas.get((doc.get("apiVersion"), doc.get("kind")))
