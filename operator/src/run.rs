@@ -62,10 +62,20 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         signal.clone(),
     ));
 
-    Api::<PerformanceStack>::all(client.clone())
-        .list(&ListParams::default().limit(1))
-        .await
-        .context("listing PerformanceStacks (is crds/performancestack.yaml installed?)")?;
+    // Probe where the operator will watch: a namespaced install (the chart's watchNamespaces) has no
+    // right to list PerformanceStacks cluster-wide.
+    let probes: Vec<Api<PerformanceStack>> = match args.watched_namespaces().as_slice() {
+        [] => vec![Api::all(client.clone())],
+        namespaces => namespaces
+            .iter()
+            .map(|ns| Api::namespaced(client.clone(), ns))
+            .collect(),
+    };
+    for api in probes {
+        api.list(&ListParams::default().limit(1))
+            .await
+            .context("listing PerformanceStacks (is crds/performancestack.yaml installed?)")?;
+    }
     let autoscaling = AutoscalingApi::discover(&client)
         .await
         .context("discovering the autoscaling API")?;
