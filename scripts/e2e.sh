@@ -200,6 +200,21 @@ versions() {
     -o jsonpath='{range .items[*]}{.kind}/{.metadata.name}={.metadata.resourceVersion}{"\n"}{end}' | sort
   K get pstack -n "$NS" -o jsonpath='{range .items[*]}{.kind}/{.metadata.name}={.metadata.resourceVersion}{"\n"}{end}' | sort
 }
+# The HPA controller raises each API Deployment to minReplicas on its own schedule (every 15 s), and the
+# stack's status then counts the new pods: let both settle before the snapshot, or the comparison races
+# the controller-manager rather than testing the operator.
+hpa_settled() {
+  local s min
+  for s in "${STACKS[@]}"; do
+    play_kubelet "$s"
+    min=$(K get "$hpa" -n "$NS" "$s-api" -o jsonpath='{.spec.minReplicas}')
+    (($(K get deployment -n "$NS" "$s-api" -o jsonpath='{.spec.replicas}') >= ${min:-1})) || return 1
+    [[ $(stack_json "$NS" "$s" | jq -r .status.replicas) == "$(K get deployment -n "$NS" "$s-api" -o jsonpath='{.spec.replicas}')" ]] || return 1
+    [[ $(condition "$NS" "$s" Ready) == True ]] || return 1
+  done
+}
+wait_for 60 "the HPAs to raise the API Deployments to minReplicas and the stacks to count them" hpa_settled
+sleep 2
 before=$(versions)
 stop_operator
 mark=$(wc -l <"$WORK/operator.log")
