@@ -3,6 +3,7 @@
     check_render.py default RENDER.yaml     chart defaults (release "ps" in perfstack-system)
     check_render.py namespaced RENDER.yaml  ci/namespaced-values.yaml
     check_render.py kube120 RENDER.yaml     defaults rendered with --kube-version 1.20.2
+    check_render.py e2e-rbac e2e/rbac.yaml  the rights the operator's own e2e grants
 
 The operator's rights are written out here, independently of the chart's templates, from the RBAC list
 the operator core asks for: the chart must grant exactly these, no more and no fewer.
@@ -187,11 +188,21 @@ def check_kube120(docs):
     check(pdb.get("apiVersion") == "policy/v1beta1", "PDB must fall back to policy/v1beta1 before 1.21")
 
 
+def check_e2e_rbac(docs):
+    """The operator's own e2e runs it with e2e/rbac.yaml: a rule added there must reach the chart."""
+    roles = by_kind(docs, "ClusterRole")
+    check(len(roles) == 1, f"expected one ClusterRole in e2e/rbac.yaml, found {len(roles)}")
+    want = {**OPERATOR_RIGHTS, **LEASE_RIGHTS}
+    for role in roles:
+        check(rights(role) == want, "e2e/rbac.yaml and the chart's RBAC differ (update both):\n"
+              + diff(rights(role), want))
+
+
 def diff(got, want):
     lines = []
     for key in sorted(set(got) | set(want)):
         if got.get(key) != want.get(key):
-            lines.append(f"  {key}: chart grants {sorted(got.get(key, []))}, operator needs {sorted(want.get(key, []))}")
+            lines.append(f"  {key}: granted {sorted(got.get(key, []))}, operator uses {sorted(want.get(key, []))}")
     return "\n".join(lines)
 
 
@@ -199,7 +210,9 @@ def main():
     mode, path = sys.argv[1], sys.argv[2]
     with open(path) as f:
         docs = [d for d in yaml.safe_load_all(f) if d]
-    {"default": check_default, "namespaced": check_namespaced, "kube120": check_kube120}[mode](docs)
+    checks = {"default": check_default, "namespaced": check_namespaced, "kube120": check_kube120,
+              "e2e-rbac": check_e2e_rbac}
+    checks[mode](docs)
     if failures:
         for message in failures:
             print(f"chart check ({mode}): {message}", file=sys.stderr)

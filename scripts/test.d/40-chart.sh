@@ -72,6 +72,10 @@ for name in default namespaced kube120; do
   if "$TOOLS_PYTHON" "$TESTS/check_render.py" "$name" "$out/$name.yaml"; then ok; else ko "check_render $name"; fi
 done
 
+if [[ -f e2e/rbac.yaml ]]; then
+  if "$TOOLS_PYTHON" "$TESTS/check_render.py" e2e-rbac e2e/rbac.yaml; then ok; else ko "e2e/rbac.yaml differs from the chart"; fi
+fi
+
 # 6. Bad values fail at install time, through values.schema.json (not later in a template).
 for bad in "$TESTS"/invalid-values/*.yaml; do
   expect=$(sed -n '1s/^# expect: //p' "$bad")
