@@ -85,6 +85,9 @@ pub struct ValidatedStack {
     pub database: DatabaseSource,
     /// Where the Redis URL comes from.
     pub cache: CacheSource,
+    /// Pool and HPA bounds the tuner put in force (always within the connection budget); `None`
+    /// writes `spec.pool` and `spec.app` replicas as they are (no tuner wired in).
+    pub tuned: Option<crate::tuner::Settings>,
 }
 
 /// The API image released with this operator version, used when spec.app.image is empty.

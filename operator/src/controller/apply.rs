@@ -174,8 +174,7 @@ pub async fn apply_all(
         CacheSource::Disabled => {}
     }
     ensure(&config_maps, "ConfigMap", app_config_map(stack)).await?;
-    let tuning = tuning_config_map(stack, &TuningFile::from_spec(stack)).map_err(Error::TuningFile)?;
-    ensure(&config_maps, "ConfigMap", tuning).await?;
+    ensure_tuning_config_map(stack, &config_maps).await?;
 
     let live_api = get_child(&deployments, "Deployment", &stack.names().api()).await?;
     let database_ready = match (&applied.postgres, applied.external_database_secret) {
@@ -200,6 +199,21 @@ pub async fn apply_all(
         applied.api = Some(apply_child(&deployments, "Deployment", desired, live_api).await?);
     }
     ensure(&services, "Service", app::service(stack)).await?;
+    ensure_hpa(stack, ctx).await?;
+    Ok(applied)
+}
+
+/// Applies the tuning ConfigMap (pool settings the app reloads live).
+async fn ensure_tuning_config_map(stack: &ValidatedStack, config_maps: &Api<ConfigMap>) -> Result<(), Error> {
+    let tuning = tuning_config_map(stack, &TuningFile::from_spec(stack)).map_err(Error::TuningFile)?;
+    ensure(config_maps, "ConfigMap", tuning).await?;
+    Ok(())
+}
+
+/// Applies the HPA with the autoscaling API the cluster serves (none when it serves neither).
+async fn ensure_hpa(stack: &ValidatedStack, ctx: &Context) -> Result<(), Error> {
+    let client = ctx.client.clone();
+    let ns = stack.namespace.as_str();
     match &ctx.autoscaling {
         AutoscalingApi::V2 => {
             let hpas: Api<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler> =
@@ -213,7 +227,14 @@ pub async fn apply_all(
         }
         AutoscalingApi::Unavailable => {}
     }
-    Ok(applied)
+    Ok(())
+}
+
+/// Applies the two children the tuner changes between reconciles: the tuning ConfigMap and the HPA.
+pub async fn apply_tuned(stack: &ValidatedStack, ctx: &Context) -> Result<(), Error> {
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &stack.namespace);
+    ensure_tuning_config_map(stack, &config_maps).await?;
+    ensure_hpa(stack, ctx).await
 }
 
 /// The image the API Deployment should run: the desired one once its migration succeeded (or when

@@ -237,6 +237,7 @@ pub fn validate(stack: &PerformanceStack) -> Result<ValidatedStack, InvalidSpec>
         spec: spec.clone(),
         database,
         cache,
+        tuned: None,
     })
 }
 
