@@ -148,6 +148,16 @@ stack_ready() {
   play_kubelet "$1"
   [[ $(condition "$NS" "$1" Ready) == True ]]
 }
+# The HPA controller raises the Deployment to minReplicas on its own schedule; a stack is settled once
+# it did and every pod is ready, so later resourceVersion comparisons see only the operator's doing.
+stack_settled() {
+  stack_ready "$1" || return 1
+  local min deploy
+  min=$(K get hpa -n "$NS" "$1-api" -o jsonpath='{.spec.minReplicas}' 2>/dev/null) || min=1
+  deploy=$(K get deployment -n "$NS" "$1-api" -o json)
+  jq -e --argjson min "${min:-1}" '.spec.replicas >= $min and .status.readyReplicas == .spec.replicas
+    and .status.updatedReplicas == .spec.replicas and (.status.replicas // 0) == .spec.replicas' <<<"$deploy" >/dev/null
+}
 
 # ---------- 1. children with owner references; 2. Ready ----------
 HPA_V2=false
@@ -179,7 +189,7 @@ for stack in "${STACKS[@]}"; do
   [[ $(jq -r .status.observedGeneration <<<"$json") == $(jq -r .metadata.generation <<<"$json") ]] || fail "$stack: observedGeneration lags"
   condition "$NS" "$stack" MigrationsApplied message | grep -q '"migrationsApplied":4' || fail "$stack: migrate summary not in MigrationsApplied"
   replicas=$(K get deployment -n "$NS" "$stack-api" -o json | jq '.spec.replicas')
-  managers=$(K get deployment -n "$NS" "$stack-api" --show-managed-fields -o json | jq -r '[.metadata.managedFields[] | select(.manager=="perfstack-operator") | .fieldsV1["f:spec"]["f:replicas"] // empty] | length')
+  managers=$(K get --raw "/apis/apps/v1/namespaces/$NS/deployments/$stack-api" | jq -r '[.metadata.managedFields[] | select(.manager=="perfstack-operator") | .fieldsV1["f:spec"]["f:replicas"] // empty] | length')
   [[ $managers == 0 ]] || fail "$stack: the operator owns the Deployment's replicas while an HPA scales it"
   pass "$stack: Ready, migrate summary in status, replicas ($replicas) left to the HPA"
   # ---------- HPA v2 absent: a clear condition, the rest works ----------
@@ -200,20 +210,7 @@ versions() {
     -o jsonpath='{range .items[*]}{.kind}/{.metadata.name}={.metadata.resourceVersion}{"\n"}{end}' | sort
   K get pstack -n "$NS" -o jsonpath='{range .items[*]}{.kind}/{.metadata.name}={.metadata.resourceVersion}{"\n"}{end}' | sort
 }
-# The HPA controller raises each API Deployment to minReplicas on its own schedule (every 15 s), and the
-# stack's status then counts the new pods: let both settle before the snapshot, or the comparison races
-# the controller-manager rather than testing the operator.
-hpa_settled() {
-  local s min
-  for s in "${STACKS[@]}"; do
-    play_kubelet "$s"
-    min=$(K get "$hpa" -n "$NS" "$s-api" -o jsonpath='{.spec.minReplicas}')
-    (($(K get deployment -n "$NS" "$s-api" -o jsonpath='{.spec.replicas}') >= ${min:-1})) || return 1
-    [[ $(stack_json "$NS" "$s" | jq -r .status.replicas) == "$(K get deployment -n "$NS" "$s-api" -o jsonpath='{.spec.replicas}')" ]] || return 1
-    [[ $(condition "$NS" "$s" Ready) == True ]] || return 1
-  done
-}
-wait_for 60 "the HPAs to raise the API Deployments to minReplicas and the stacks to count them" hpa_settled
+for stack in "${STACKS[@]}"; do wait_for 90 "$stack: API scaled to the HPA's minimum and ready" stack_settled "$stack"; done
 sleep 2
 before=$(versions)
 stop_operator
@@ -319,6 +316,22 @@ for stack in "${STACKS[@]}"; do
     pass "$stack deleted: children collected"
   fi
 done
+# deletionPolicy Delete removes the database volume with the stack.
+K apply --validate=false -n "$NS" -f - >/dev/null <<'EOF'
+apiVersion: perfstack.dev/v1alpha1
+kind: PerformanceStack
+metadata: {name: purge}
+spec: {deletionPolicy: Delete, cache: {mode: Disabled}}
+EOF
+wait_for 30 "purge: database volume created" sh -c "kubectl get pvc -n $NS -l perfstack.dev/stack=purge -o name | grep -q ."
+K delete pstack -n "$NS" purge --wait=false >/dev/null
+volume_gone() {
+  [[ -z $(K get pvc -n "$NS" -l perfstack.dev/stack=purge -o jsonpath='{range .items[?(!@.metadata.deletionTimestamp)]}{.metadata.name}{end}' 2>/dev/null) ]] &&
+    ! K get pstack -n "$NS" purge >/dev/null 2>&1
+}
+wait_for 60 "purge: stack and its volume deleted" volume_gone
+pass "purge deleted: PVC removed with the stack (Delete)"
+
 # A stack re-created under the same name takes back its retained credentials (and so its data).
 stack=${STACKS[0]}
 if K get secret -n "$NS" "$stack-credentials" >/dev/null 2>&1; then
