@@ -25,6 +25,8 @@ lab_dir() {
 }
 
 LAB=$(lab_dir)
+# helm and kubectl (1.33) first on PATH before the lab starts, so up.sh and sa-kubeconfig.sh use them.
+[[ -n ${KUBECONFIG:-} || -n $LAB ]] && source scripts/tools.sh
 if [[ -z ${KUBECONFIG:-} ]]; then
   if [[ -z $LAB ]]; then
     echo "e2e-chart: SKIPPED: no KUBECONFIG and no k8s-lab (looked in \$K8S_LAB, ../shared/k8s-lab, ../../shared/k8s-lab)"
@@ -35,7 +37,6 @@ fi
 # The lab's sa-kubeconfig.sh only speaks for the lab; another cluster gets sa_kubeconfig below.
 [[ -n $LAB && $KUBECONFIG == "${K8S_LAB_DIR:-/tmp/k8s-lab}/kubeconfig" ]] || LAB=
 export KUBECONFIG
-source scripts/tools.sh
 set +e # from here on, failures are counted and reported, and cleanup always runs
 set -uo pipefail
 

