@@ -4,7 +4,8 @@ SHELL := /bin/bash
 CARGO ?= cargo
 ENV := source .run/env &&
 
-.PHONY: help run test lint fmt services-up services-down build crds e2e bench images run-operator
+.PHONY: help run test lint fmt services-up services-down build crds e2e bench images run-operator \
+	chart manifests e2e-chart tools
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -45,3 +46,15 @@ images: ## container images (needs a container engine; CI here has none)
 
 run-operator: ## run the operator against the cluster in KUBECONFIG
 	$(CARGO) run -p perfstack-operator -- run
+
+tools: ## install helm, kubectl and kubernetes-validate into .run/tools (only what is missing)
+	@scripts/tools.sh
+
+chart: ## lint, render and validate the Helm chart (the make-test stage alone)
+	@bash scripts/test.d/40-chart.sh
+
+manifests: ## render deploy/perfstack-operator.yaml (plain-kubectl install) from the chart
+	@scripts/chart.sh manifest
+
+e2e-chart: ## install the chart into KUBECONFIG or ../shared/k8s-lab and prove its RBAC
+	@scripts/e2e-chart.sh

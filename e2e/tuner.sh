@@ -6,13 +6,16 @@
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$PERFSTACK_ROOT"
+# kubectl from scripts/tools.sh (1.33, from PyPI) first on PATH, before the lab starts: the checks use
+# `--subresource=status` and the lab's sa-kubeconfig.sh uses `kubectl create token`, which Debian's
+# kubernetes-client (1.20) lacks, and no other kubectl can be assumed on a fresh machine.
+source "$PERFSTACK_ROOT/scripts/tools.sh"
 
 for candidate in "${K8S_LAB:-}" "$PERFSTACK_ROOT/../shared/k8s-lab" "$PERFSTACK_ROOT/../../shared/k8s-lab"; do
   [[ -z ${KUBECONFIG:-} && -n $candidate && -x $candidate/up.sh ]] && eval "$("$candidate/up.sh" | tail -n 1)"
 done
 [[ -n ${KUBECONFIG:-} ]] || die "no KUBECONFIG and no k8s-lab"
 export KUBECONFIG
-command -v kubectl >/dev/null || apt_install kubernetes-client
 command -v jq >/dev/null || apt_install jq
 command -v python3 >/dev/null || apt_install python3
 

