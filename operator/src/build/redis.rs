@@ -33,12 +33,14 @@ pub fn deployment(stack: &ValidatedStack) -> Deployment {
             "redis-server".into(),
             "--maxmemory".into(),
             cache.maxmemory.clone(),
+            // The app's job queues live in this Redis (docs/contract.md): only keys with a TTL (the
+            // cache) may be evicted, and the append-only file keeps queued jobs across a restart.
             "--maxmemory-policy".into(),
-            "allkeys-lru".into(),
+            "volatile-lru".into(),
             "--save".into(),
             String::new(),
             "--appendonly".into(),
-            "no".into(),
+            "yes".into(),
         ]),
         ports: Some(vec![ContainerPort {
             name: Some("redis".into()),
