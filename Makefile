@@ -8,7 +8,7 @@ ENV := source .run/env &&
 	chart manifests e2e-chart tools
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 services-up: ## install (if missing) and start PostgreSQL 15 and Redis 7 on 127.0.0.1, data in .run/
 	@scripts/services.sh up
