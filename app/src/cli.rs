@@ -1,9 +1,10 @@
-//! Subcommands: `serve`, `migrate`, `seed`.
+//! Subcommands: `serve`, `migrate`, `seed`, `loadtest`.
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
     config::{DbConfig, ServeConfig},
     db, http,
+    loadtest::{self, LoadtestArgs},
     telemetry::LogArgs,
 };
 
@@ -41,6 +42,9 @@ pub enum Command {
         #[command(flatten)]
         sizes: SeedArgs,
     },
+    /// Drive a running API with a load scenario, check the SLOs, write JSON and HTML reports.
+    /// Exits 1 when a check fails.
+    Loadtest(LoadtestArgs),
 }
 
 /// How much demo data `seed` makes.
@@ -63,5 +67,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Seed { db, sizes } => db::seed::run(&db, &sizes).await,
+        Command::Loadtest(args) => Ok(loadtest::run(&args).await?),
     }
 }

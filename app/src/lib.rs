@@ -3,4 +3,5 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod loadtest;
 pub mod telemetry;
