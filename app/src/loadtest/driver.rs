@@ -2,7 +2,7 @@
 //! virtual users (a semaphore) bound how many are in flight, and a request that finds every user
 //! busy waits for one. Latency counts from the intended send time, so queueing behind a slow
 //! server is measured instead of hidden (no coordinated omission).
-use std::{io::IsTerminal, sync::Arc, time::Duration};
+use std::{future::Future, io::IsTerminal, sync::Arc, time::Duration};
 
 use rand::{SeedableRng, rngs::StdRng};
 use tokio::{
@@ -23,10 +23,21 @@ pub struct RunFigures {
     pub totals: Totals,
     pub elapsed: Duration,
     pub sent: u64,
+    /// `stop` resolved before the schedule was done; the requests sent so far were still awaited.
+    pub interrupted: bool,
 }
 
-/// Runs the plan to the end (every scheduled request is sent and answered or timed out).
-pub async fn drive(plan: &Plan, client: ApiClient, data: Dataset, seed: u64) -> RunFigures {
+/// Runs the plan to the end (every scheduled request is sent and answered or timed out), or until
+/// `stop` resolves (e.g. Ctrl-C): then nothing more is sent and the requests in flight finish.
+pub async fn drive(
+    plan: &Plan,
+    client: ApiClient,
+    data: Dataset,
+    seed: u64,
+    stop: impl Future<Output = ()>,
+) -> RunFigures {
+    let mut stop = std::pin::pin!(stop);
+    let mut interrupted = false;
     let (tx, rx) = mpsc::unbounded_channel::<Outcome>();
     let start = Instant::now();
     let progress = Progress::new(plan.planned_requests());
@@ -41,7 +52,14 @@ pub async fn drive(plan: &Plan, client: ApiClient, data: Dataset, seed: u64) -> 
         }
         let spec = next_request(&mut rng, &data, sequence as u64);
         let intended = start + slot.at;
-        tokio::time::sleep_until(intended).await;
+        tokio::select! {
+            biased;
+            () = &mut stop => {
+                interrupted = true;
+                break;
+            }
+            () = tokio::time::sleep_until(intended) => {}
+        }
         let Ok(permit) = vus.semaphore.clone().acquire_owned().await else {
             break; // the semaphore is never closed; nothing more could be sent
         };
@@ -76,6 +94,7 @@ pub async fn drive(plan: &Plan, client: ApiClient, data: Dataset, seed: u64) -> 
         totals: recorder.finish(),
         elapsed,
         sent,
+        interrupted,
     }
 }
 

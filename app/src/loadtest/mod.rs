@@ -90,7 +90,10 @@ pub async fn execute(args: &LoadtestArgs) -> Result<Finished, LoadtestError> {
         args.base_url
     );
     let started_at = chrono::Utc::now().to_rfc3339();
-    let figures = driver::drive(&plan, client, data, args.seed).await;
+    let figures = driver::drive(&plan, client, data, args.seed, interrupt()).await;
+    if figures.interrupted {
+        eprintln!("interrupted: stopped sending, the report covers what was sent");
+    }
     let elapsed = figures.elapsed.as_secs_f64().max(f64::EPSILON);
     let totals = figures.totals;
     let throughput_rps = totals.requests as f64 / elapsed;
@@ -113,6 +116,7 @@ pub async fn execute(args: &LoadtestArgs) -> Result<Finished, LoadtestError> {
         planned_requests: plan.planned_requests(),
         plan,
         sent_requests: figures.sent,
+        interrupted: figures.interrupted,
         elapsed_seconds: elapsed,
         throughput_rps,
         error_rate_pct,
@@ -124,6 +128,24 @@ pub async fn execute(args: &LoadtestArgs) -> Result<Finished, LoadtestError> {
     };
     let written = report::write(&report, &args.out).await?;
     Ok(Finished { report, written })
+}
+
+/// Resolves on Ctrl-C or SIGTERM; never when the signal handlers cannot be installed.
+async fn interrupt() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
 }
 
 /// The subcommand: runs, prints the verdict, and fails (exit code 1) when a check fails.

@@ -34,6 +34,13 @@ pub fn render(r: &Report) -> String {
         scale = r.plan.scale,
         version = r.version,
     );
+    if r.interrupted {
+        let _ = write!(
+            out,
+            "<p class=\"fail\">Interrupted: {} of {} planned requests were sent.</p>",
+            r.sent_requests, r.planned_requests
+        );
+    }
     summary_table(&mut out, r);
     checks_table(&mut out, r);
     out.push_str(&latency_chart(r));

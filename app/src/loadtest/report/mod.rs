@@ -22,6 +22,8 @@ pub struct Report {
     pub plan: Plan,
     pub planned_requests: u64,
     pub sent_requests: u64,
+    /// The run was stopped (Ctrl-C / SIGTERM) before the schedule was done.
+    pub interrupted: bool,
     pub elapsed_seconds: f64,
     pub throughput_rps: f64,
     pub error_rate_pct: f64,
@@ -88,4 +90,96 @@ pub async fn write(report: &Report, dir: &Path) -> Result<Written, ReportError> 
         .await
         .map_err(|e| ReportError::Write(html.clone(), e))?;
     Ok(Written { json, html })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::loadtest::{
+        mix::Operation,
+        scenario::Scenario,
+        stats::{Outcome, Recorder},
+        verdict::Measured,
+    };
+
+    fn report() -> Report {
+        let mut recorder = Recorder::new();
+        for i in 0..300u64 {
+            recorder.record(&Outcome {
+                operation: if i % 3 == 0 {
+                    Operation::CreateTask
+                } else {
+                    Operation::GetTask
+                },
+                latency: Duration::from_millis(5 + i % 40),
+                finished_at: Duration::from_millis(i * 10),
+                error: (i == 7).then(|| "http_500".to_owned()),
+            });
+        }
+        let results = recorder.finish();
+        let thresholds = Thresholds {
+            max_p95_ms: 200.0,
+            max_p99_ms: 500.0,
+            max_error_pct: 1.0,
+            min_rps: 100.0,
+        };
+        let checks = thresholds.check(&Measured {
+            p95_ms: results.latency_ms.p95,
+            p99_ms: results.latency_ms.p99,
+            error_pct: 0.33,
+            rps: 99.0,
+        });
+        let plan = Plan::new(Scenario::Spike, 0.01).unwrap();
+        Report {
+            version: "test",
+            base_url: "http://example.test/<x>".to_owned(),
+            seed: 1,
+            started_at: "2026-01-01T00:00:00Z".to_owned(),
+            planned_requests: plan.planned_requests(),
+            plan,
+            sent_requests: 300,
+            interrupted: false,
+            elapsed_seconds: 3.0,
+            throughput_rps: 99.0,
+            error_rate_pct: 0.33,
+            dataset: DatasetSummary::from(&Dataset::default()),
+            thresholds,
+            passed: false,
+            checks,
+            results,
+        }
+    }
+
+    #[test]
+    fn html_has_both_charts_and_the_verdict() {
+        let html = html::render(&report());
+        assert!(html.contains(r#"<svg id="latency-chart""#));
+        assert!(html.contains(r#"<svg id="throughput-chart""#));
+        assert_eq!(html.matches("<polyline").count(), 6);
+        assert!(html.contains("FAILED"));
+        assert!(html.contains("throughput &gt; 100 rps"));
+        assert!(html.contains("http://example.test/&lt;x&gt;"));
+        assert!(!html.contains("<script"));
+    }
+
+    #[tokio::test]
+    async fn json_and_html_are_written_side_by_side() {
+        let dir = std::env::temp_dir().join(format!("perfstack-report-{}", std::process::id()));
+        let written = write(&report(), &dir).await.unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&written.json).unwrap()).unwrap();
+        assert_eq!(written.json, dir.join("spike.json"));
+        assert_eq!(json["plan"]["scenario"], "spike");
+        assert_eq!(json["plan"]["stages"][1]["vus"], 100);
+        assert_eq!(json["results"]["errorsByKind"]["http_500"], 1);
+        assert_eq!(json["results"]["timeline"].as_array().unwrap().len(), 3);
+        assert_eq!(json["checks"][3]["passed"], false);
+        assert!(
+            std::fs::read_to_string(&written.html)
+                .unwrap()
+                .starts_with("<!DOCTYPE html>")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
