@@ -89,7 +89,7 @@ pub async fn execute(args: &LoadtestArgs) -> Result<Finished, LoadtestError> {
         plan.max_vus(),
         args.base_url
     );
-    let started_at = chrono::Utc::now().to_rfc3339();
+    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let figures = driver::drive(&plan, client, data, args.seed, interrupt()).await;
     if figures.interrupted {
         eprintln!("interrupted: stopped sending, the report covers what was sent");

@@ -105,7 +105,7 @@ fn latency_chart(r: &Report) -> String {
             .timeline
             .iter()
             .filter(|s| s.requests > 0)
-            .map(|s| (s.second as f64, f(s)))
+            .map(|s| (mid(s.second), f(s)))
             .collect()
     };
     line_chart(
@@ -199,6 +199,11 @@ fn operations_table(out: &mut String, r: &Report) {
         );
     }
     out.push_str("</table>");
+}
+
+/// Per-second figures cover `[s, s + 1)`: they are drawn at the middle of that second.
+fn mid(second: u64) -> f64 {
+    second as f64 + 0.5
 }
 
 /// Escapes text for HTML element content and attribute values.

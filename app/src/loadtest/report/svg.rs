@@ -42,8 +42,9 @@ pub fn line_chart(id: &str, title: &str, unit: &str, series: &[Series<'_>]) -> S
             format_tick(y)
         );
     }
-    for i in 0..=5 {
-        let x = x_max * f64::from(i) / 5.0;
+    let x_step = nice_ceiling(x_max / 6.0);
+    let mut x = 0.0;
+    while x <= x_max + f64::EPSILON {
         let _ = write!(
             out,
             r##"<text x="{:.1}" y="{}" class="tick" text-anchor="middle">{}s</text>"##,
@@ -51,6 +52,7 @@ pub fn line_chart(id: &str, title: &str, unit: &str, series: &[Series<'_>]) -> S
             HEIGHT - BOTTOM + 16.0,
             format_tick(x)
         );
+        x += x_step;
     }
     for (i, s) in series.iter().enumerate() {
         let points: Vec<String> = s
@@ -104,7 +106,7 @@ fn nice_ceiling(v: f64) -> f64 {
 }
 
 fn format_tick(v: f64) -> String {
-    if v >= 10.0 || v == 0.0 {
+    if v >= 10.0 || v.fract() == 0.0 {
         format!("{v:.0}")
     } else {
         format!("{v:.2}")
