@@ -9,4 +9,16 @@ cargo build --bin perfstack-app
 app=target/debug/perfstack-app
 "$app" migrate
 "$app" seed
-exec "$app" serve
+addr=${LISTEN_ADDR:-127.0.0.1:8080}
+cat >&2 <<URLS
+
+perfstack API on http://$addr  (Ctrl-C stops it; make services-down stops PostgreSQL and Redis)
+  curl http://$addr/health
+  curl 'http://$addr/api/v1/users?limit=5&fields=id,email,username'
+  curl 'http://$addr/api/v1/projects/1/tasks?status=todo&limit=5'
+  curl 'http://$addr/api/v1/users/42/tasks?cursor='
+  curl -o tasks.json http://$addr/api/v1/projects/1/tasks/export
+  curl http://$addr/openapi.json
+
+URLS
+exec "$app" serve --listen "$addr"

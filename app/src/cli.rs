@@ -1,9 +1,12 @@
 //! Subcommands: `serve`, `migrate`, `seed`, `loadtest`.
+use std::{path::PathBuf, time::Duration};
+
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
     config::{DbConfig, ServeConfig},
-    db, http,
+    db::{self, Db, migrate::MigrateOptions, seed::SeedSizes},
+    http,
     loadtest::{self, LoadtestArgs},
     telemetry::LogArgs,
 };
@@ -34,6 +37,8 @@ pub enum Command {
     Migrate {
         #[command(flatten)]
         db: DbConfig,
+        #[command(flatten)]
+        opts: MigrateArgs,
     },
     /// Fill the database with a deterministic demo dataset.
     Seed {
@@ -47,6 +52,21 @@ pub enum Command {
     Loadtest(LoadtestArgs),
 }
 
+/// Flags of `migrate`.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// Also write the JSON summary line to this file (the migration Job uses /dev/termination-log).
+    #[arg(long = "summary-file", env = "MIGRATE_SUMMARY_FILE")]
+    pub summary_file: Option<PathBuf>,
+    /// Longest wait for a table lock before an index build gives up and is retried, in milliseconds.
+    #[arg(
+        long = "lock-timeout-ms",
+        env = "MIGRATE_LOCK_TIMEOUT_MS",
+        default_value_t = 5000
+    )]
+    pub lock_timeout_ms: u64,
+}
+
 /// How much demo data `seed` makes.
 #[derive(Debug, Clone, Args)]
 pub struct SeedArgs {
@@ -58,15 +78,60 @@ pub struct SeedArgs {
     pub tasks: u32,
 }
 
+impl SeedArgs {
+    pub fn sizes(&self) -> SeedSizes {
+        SeedSizes {
+            users: self.users,
+            projects: self.projects,
+            tasks: self.tasks,
+        }
+    }
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { db, serve } => http::serve(db, serve).await,
-        Command::Migrate { db } => {
-            let summary = db::migrate::run(&db).await?;
-            println!("{}", serde_json::to_string(&summary)?);
+        Command::Migrate { db, opts } => migrate(&db, &opts).await,
+        Command::Seed { db, sizes } => {
+            let handle = Db::connect(&db).await?;
+            let started = std::time::Instant::now();
+            db::seed::apply(&handle, sizes.sizes()).await?;
+            tracing::info!(
+                users = sizes.users,
+                projects = sizes.projects,
+                tasks = sizes.tasks,
+                seconds = started.elapsed().as_secs_f64(),
+                "demo data seeded"
+            );
             Ok(())
         }
-        Command::Seed { db, sizes } => db::seed::run(&db, &sizes).await,
         Command::Loadtest(args) => Ok(loadtest::run(&args).await?),
     }
+}
+
+/// Runs migrate and reports one JSON line on stdout (and in the summary file). On failure the
+/// summary file gets `{"error": "..."}` so the operator can show why.
+async fn migrate(cfg: &DbConfig, args: &MigrateArgs) -> anyhow::Result<()> {
+    let opts = MigrateOptions {
+        lock_timeout: Duration::from_millis(args.lock_timeout_ms),
+    };
+    let result = async {
+        let handle = Db::connect(cfg).await?;
+        let summary = db::migrate::apply(&handle, &opts).await?;
+        handle.pool().close().await;
+        anyhow::Ok(summary)
+    }
+    .await;
+    let line = match &result {
+        Ok(summary) => serde_json::to_string(summary)?,
+        Err(err) => serde_json::json!({ "error": format!("{err:#}") }).to_string(),
+    };
+    if let Some(path) = &args.summary_file
+        && let Err(err) = std::fs::write(path, format!("{line}\n"))
+    {
+        tracing::warn!(path = %path.display(), error = %err, "could not write the summary file");
+    }
+    result?;
+    println!("{line}");
+    Ok(())
 }

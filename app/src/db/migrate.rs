@@ -1,8 +1,24 @@
 //! `perfstack-app migrate`: schema migrations, then the indexes, built concurrently and repaired
 //! when a failed build left them INVALID.
-use serde::Serialize;
+//!
+//! Indexes are not in the sqlx migrations because `CREATE INDEX CONCURRENTLY` cannot run inside a
+//! transaction. They are built one at a time on a dedicated connection with a `lock_timeout`, under
+//! a session advisory lock so that two migrate runs never race on the same index.
+use std::time::Duration;
 
-use crate::config::DbConfig;
+use serde::Serialize;
+use sqlx::postgres::PgConnectOptions;
+
+use super::{Db, PoolSettings, indexes::INDEXES, indexes::IndexSpec};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Advisory lock key held while indexes are checked and built ("perfstk" in ASCII).
+const INDEX_LOCK_KEY: i64 = 0x0070_6572_6673_746b;
+/// SQLSTATE of `lock_not_available`, raised when `lock_timeout` expires.
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+/// How often an index build that timed out waiting for a lock is tried.
+const BUILD_ATTEMPTS: u32 = 3;
 
 /// The one line of JSON `migrate` prints (contract with the operator: docs/contract.md).
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -18,6 +34,216 @@ pub struct MigrateSummary {
     pub indexes_valid: Vec<String>,
 }
 
-pub async fn run(_cfg: &DbConfig) -> anyhow::Result<MigrateSummary> {
-    anyhow::bail!("migrate: not implemented yet")
+/// How the index builds behave.
+#[derive(Debug, Clone, Copy)]
+pub struct MigrateOptions {
+    /// Longest wait for a table lock before an index build gives up (and is retried).
+    pub lock_timeout: Duration,
+}
+
+impl Default for MigrateOptions {
+    fn default() -> Self {
+        Self {
+            lock_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error("schema migrations failed")]
+    Schema(#[source] sqlx::migrate::MigrateError),
+    #[error("could not read the migration state")]
+    State(#[source] sqlx::Error),
+    #[error("could not build index {index}")]
+    Index {
+        index: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+/// What was found for one index before acting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IndexState {
+    Missing,
+    Invalid,
+    Valid,
+}
+
+/// Applies pending migrations and makes every index in [`INDEXES`] exist and be valid.
+pub async fn apply(db: &Db, opts: &MigrateOptions) -> Result<MigrateSummary, MigrateError> {
+    let before = applied_migrations(db).await.map_err(MigrateError::State)?;
+    MIGRATOR.run(&db.pool()).await.map_err(MigrateError::Schema)?;
+    let after = applied_migrations(db).await.map_err(MigrateError::State)?;
+    let mut summary = MigrateSummary {
+        migrations_applied: u32::try_from(after.saturating_sub(before)).unwrap_or(u32::MAX),
+        ..MigrateSummary::default()
+    };
+
+    let ddl = ddl_connection(db, opts);
+    lock(&ddl, true).await.map_err(MigrateError::State)?;
+    let result = ensure_indexes(&ddl, &mut summary).await;
+    let unlocked = lock(&ddl, false).await;
+    ddl.pool().close().await;
+    result?;
+    unlocked.map_err(MigrateError::State)?;
+    Ok(summary)
+}
+
+/// One connection with a `lock_timeout`, so that a build never queues behind long transactions
+/// while blocking writers behind itself.
+fn ddl_connection(db: &Db, opts: &MigrateOptions) -> Db {
+    let lock_ms = opts.lock_timeout.as_millis().to_string();
+    let connect: PgConnectOptions = db
+        .connect_options()
+        .clone()
+        .application_name("perfstack-migrate")
+        .options([("lock_timeout", lock_ms.as_str()), ("statement_timeout", "0")]);
+    let settings = PoolSettings {
+        min_connections: 0,
+        max_connections: 1,
+        acquire_timeout_ms: 30_000,
+        idle_timeout_s: 600,
+    };
+    db.derive(connect, &settings)
+}
+
+async fn lock(ddl: &Db, take: bool) -> Result<(), sqlx::Error> {
+    // language=PostgreSQL
+    let sql = if take {
+        "SELECT pg_advisory_lock($1)"
+    } else {
+        "SELECT pg_advisory_unlock($1)"
+    };
+    ddl.timed("migrate.lock", sql, |pool| async move {
+        sqlx::query(sql).bind(INDEX_LOCK_KEY).execute(&pool).await?;
+        Ok(())
+    })
+    .await
+}
+
+async fn ensure_indexes(ddl: &Db, summary: &mut MigrateSummary) -> Result<(), MigrateError> {
+    for spec in INDEXES {
+        let state = index_state(ddl, spec.name)
+            .await
+            .map_err(|source| MigrateError::Index {
+                index: spec.name,
+                source,
+            })?;
+        let name = spec.name.to_owned();
+        match state {
+            IndexState::Valid => summary.indexes_valid.push(name),
+            IndexState::Missing => {
+                build(ddl, spec).await?;
+                summary.indexes_created.push(name);
+            }
+            IndexState::Invalid => {
+                tracing::warn!(index = spec.name, "index is INVALID; dropping and rebuilding");
+                drop_index(ddl, spec)
+                    .await
+                    .map_err(|source| MigrateError::Index {
+                        index: spec.name,
+                        source,
+                    })?;
+                build(ddl, spec).await?;
+                summary.indexes_repaired.push(name);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn index_state(ddl: &Db, name: &str) -> Result<IndexState, sqlx::Error> {
+    // language=PostgreSQL
+    let sql = "SELECT i.indisvalid AND i.indisready \
+               FROM pg_index i \
+               JOIN pg_class c ON c.oid = i.indexrelid \
+               JOIN pg_namespace n ON n.oid = c.relnamespace \
+               WHERE c.relname = $1 AND n.nspname = current_schema()";
+    let valid = ddl
+        .timed("migrate.index_state", sql, |pool| async move {
+            sqlx::query_scalar::<_, bool>(sql)
+                .bind(name)
+                .fetch_optional(&pool)
+                .await
+        })
+        .await?;
+    Ok(match valid {
+        None => IndexState::Missing,
+        Some(false) => IndexState::Invalid,
+        Some(true) => IndexState::Valid,
+    })
+}
+
+/// Builds one index concurrently, retrying when the build timed out waiting for a lock (the
+/// failed build leaves an INVALID index behind, which is dropped first).
+async fn build(ddl: &Db, spec: &IndexSpec) -> Result<(), MigrateError> {
+    let sql = &spec.create_sql();
+    let mut attempt = 1;
+    loop {
+        let result = ddl
+            .timed("migrate.create_index", sql, |pool| async move {
+                sqlx::raw_sql(sql).execute(&pool).await.map(drop)
+            })
+            .await;
+        match result {
+            Ok(()) => return Ok(()),
+            Err(err) if is_lock_timeout(&err) && attempt < BUILD_ATTEMPTS => {
+                tracing::warn!(
+                    index = spec.name,
+                    attempt,
+                    "index build timed out waiting for a lock; retrying"
+                );
+                drop_index(ddl, spec)
+                    .await
+                    .map_err(|source| MigrateError::Index {
+                        index: spec.name,
+                        source,
+                    })?;
+                tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+                attempt += 1;
+            }
+            Err(source) => {
+                return Err(MigrateError::Index {
+                    index: spec.name,
+                    source,
+                });
+            }
+        }
+    }
+}
+
+async fn drop_index(ddl: &Db, spec: &IndexSpec) -> Result<(), sqlx::Error> {
+    let sql = &spec.drop_sql();
+    ddl.timed("migrate.drop_index", sql, |pool| async move {
+        sqlx::raw_sql(sql).execute(&pool).await.map(drop)
+    })
+    .await
+}
+
+fn is_lock_timeout(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == LOCK_NOT_AVAILABLE)
+}
+
+/// Successful schema migrations recorded so far (0 before the first run).
+async fn applied_migrations(db: &Db) -> Result<i64, sqlx::Error> {
+    // language=PostgreSQL
+    let exists = "SELECT to_regclass('_sqlx_migrations') IS NOT NULL";
+    let table = db
+        .timed("migrate.has_history", exists, |pool| async move {
+            sqlx::query_scalar::<_, bool>(exists).fetch_one(&pool).await
+        })
+        .await?;
+    if !table {
+        return Ok(0);
+    }
+    // language=PostgreSQL
+    let sql = "SELECT count(*) FROM _sqlx_migrations WHERE success";
+    db.timed("migrate.applied", sql, |pool| async move {
+        sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await
+    })
+    .await
 }

@@ -1,12 +1,17 @@
 //! Database access: the pool handle every query goes through, and the query monitor that times them.
+pub mod indexes;
 pub mod migrate;
+pub mod page;
+pub mod projects;
 pub mod seed;
+pub mod tasks;
+pub mod users;
 
 use std::{future::Future, sync::Arc, time::Instant};
 
 use arc_swap::ArcSwap;
 use sqlx::{
-    PgPool,
+    ConnectOptions, PgPool,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
@@ -62,6 +67,11 @@ impl Db {
     /// Connects with the settings from configuration and checks the connection once.
     pub async fn connect(cfg: &DbConfig) -> Result<Self, ConnectError> {
         let connect: PgConnectOptions = cfg.expose_url().parse().map_err(ConnectError::InvalidUrl)?;
+        // The query monitor logs slow queries (truncated, without values); sqlx's own statement
+        // logging would repeat them in full.
+        let connect = connect
+            .log_statements(log::LevelFilter::Off)
+            .log_slow_statements(log::LevelFilter::Off, std::time::Duration::from_secs(3600));
         let settings = PoolSettings::from_config(cfg);
         let pool = settings
             .pool_options()
@@ -73,6 +83,27 @@ impl Db {
             connect,
             monitor: QueryMonitor::new(cfg.slow_query()),
         })
+    }
+
+    /// Wraps an existing pool (tests, tools), keeping its connect options for replacements.
+    pub fn from_pool(pool: PgPool, monitor: QueryMonitor) -> Self {
+        let connect = PgConnectOptions::clone(&pool.connect_options());
+        Self {
+            pool: Arc::new(ArcSwap::from_pointee(pool)),
+            connect,
+            monitor,
+        }
+    }
+
+    /// A separate handle with its own (lazily connected) pool and the same monitor, e.g. a
+    /// single session with other runtime parameters for DDL.
+    pub fn derive(&self, connect: PgConnectOptions, settings: &PoolSettings) -> Self {
+        let pool = settings.pool_options().connect_lazy_with(connect.clone());
+        Self {
+            pool: Arc::new(ArcSwap::from_pointee(pool)),
+            connect,
+            monitor: self.monitor.clone(),
+        }
     }
 
     /// The pool in force now.
@@ -135,8 +166,7 @@ impl QueryMonitor {
     /// Records one finished operation.
     pub fn observe(&self, op: &'static str, sql: &str, elapsed: std::time::Duration, ok: bool) {
         if elapsed >= self.slow {
-            let statement: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
-            let statement: String = statement.chars().take(LOGGED_STATEMENT_CHARS).collect();
+            let statement = loggable_statement(sql);
             tracing::warn!(
                 operation = op,
                 duration_ms = elapsed.as_secs_f64() * 1000.0,
@@ -145,5 +175,34 @@ impl QueryMonitor {
                 "slow query"
             );
         }
+    }
+}
+
+/// The statement as it goes into a log line: whitespace collapsed, cut to
+/// [`LOGGED_STATEMENT_CHARS`] characters. Statements carry `$n` placeholders, never values.
+pub fn loggable_statement(sql: &str) -> String {
+    let collapsed = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut chars = collapsed.chars();
+    let mut out: String = chars.by_ref().take(LOGGED_STATEMENT_CHARS).collect();
+    if chars.next().is_some() {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logged_statements_are_collapsed_and_truncated() {
+        assert_eq!(
+            loggable_statement("SELECT *\n   FROM users\tWHERE id = $1"),
+            "SELECT * FROM users WHERE id = $1"
+        );
+        let long = format!("SELECT {} FROM t", "é, ".repeat(300));
+        let logged = loggable_statement(&long);
+        assert_eq!(logged.chars().count(), LOGGED_STATEMENT_CHARS + 1);
+        assert!(logged.ends_with('…'));
     }
 }

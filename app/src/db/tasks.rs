@@ -1,0 +1,353 @@
+//! Tasks: row type, filters, the three list orders and the export cursor.
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::{Sink, SinkExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use sqlx::{FromRow, Postgres, QueryBuilder};
+use utoipa::ToSchema;
+
+use super::{
+    Db,
+    page::{Slice, Window},
+};
+
+/// Where a task is in its workflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum TaskStatus {
+    Todo,
+    InProgress,
+    Review,
+    Done,
+}
+
+/// A task as stored and as returned by the API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, FromRow, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Task {
+    pub id: i64,
+    pub project_id: i64,
+    pub title: String,
+    pub description: Option<String>,
+    pub status: TaskStatus,
+    /// 0..=4, higher is more urgent.
+    pub priority: i16,
+    pub assignee_id: Option<i64>,
+    /// `YYYY-MM-DD`.
+    pub due_date: Option<NaiveDate>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The fields `?fields=` may pick from a task.
+pub const FIELDS: &[&str] = &[
+    "id",
+    "projectId",
+    "title",
+    "description",
+    "status",
+    "priority",
+    "assigneeId",
+    "dueDate",
+    "createdAt",
+    "updatedAt",
+];
+
+/// A validated new task.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub project_id: i64,
+    pub title: String,
+    pub description: Option<String>,
+    pub status: TaskStatus,
+    pub priority: i16,
+    pub assignee_id: Option<i64>,
+    pub due_date: Option<NaiveDate>,
+}
+
+/// A validated partial update; `None` leaves the column, `Some(None)` clears a nullable one.
+#[derive(Debug, Clone, Default)]
+pub struct TaskPatch {
+    pub project_id: Option<i64>,
+    pub title: Option<String>,
+    pub description: Option<Option<String>>,
+    pub status: Option<TaskStatus>,
+    pub priority: Option<i16>,
+    pub assignee_id: Option<Option<i64>>,
+    pub due_date: Option<Option<NaiveDate>>,
+}
+
+/// List filters. `project_id` + `status` are served by `idx_tasks_project_status_priority`,
+/// `assignee_id` by `idx_tasks_assignee_due_date`, `search` by `idx_tasks_search`.
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    pub project_id: Option<i64>,
+    pub assignee_id: Option<i64>,
+    pub status: Option<TaskStatus>,
+    pub priority: Option<i16>,
+    /// Full-text search over title and description (English stemming).
+    pub search: Option<String>,
+}
+
+/// Position in the per-project order (priority first): `(priority, id)`.
+pub type PriorityKey = (i16, i64);
+/// Position in the per-assignee order (due date first, undated last): `(due_date, id)`.
+pub type DueDateKey = (Option<NaiveDate>, i64);
+
+const COLUMNS: &str = "id, project_id, title, description, status, priority, assignee_id, \
+                       due_date, created_at, updated_at";
+
+/// The full-text expression; must stay identical to the definition of `idx_tasks_search`.
+pub const SEARCH_VECTOR: &str = "to_tsvector('english', title || ' ' || coalesce(description, ''))";
+
+pub async fn create(db: &Db, new: &NewTask) -> Result<Task, sqlx::Error> {
+    // language=PostgreSQL
+    let sql = &format!(
+        "INSERT INTO tasks (project_id, title, description, status, priority, assignee_id, due_date) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+    );
+    db.timed("tasks.create", sql, |pool| async move {
+        sqlx::query_as::<_, Task>(sql)
+            .bind(new.project_id)
+            .bind(&new.title)
+            .bind(&new.description)
+            .bind(new.status)
+            .bind(new.priority)
+            .bind(new.assignee_id)
+            .bind(new.due_date)
+            .fetch_one(&pool)
+            .await
+    })
+    .await
+}
+
+pub async fn get(db: &Db, id: i64) -> Result<Option<Task>, sqlx::Error> {
+    // language=PostgreSQL
+    let sql = &format!("SELECT {COLUMNS} FROM tasks WHERE id = $1");
+    db.timed("tasks.get", sql, |pool| async move {
+        sqlx::query_as::<_, Task>(sql)
+            .bind(id)
+            .fetch_optional(&pool)
+            .await
+    })
+    .await
+}
+
+pub async fn update(db: &Db, id: i64, patch: &TaskPatch) -> Result<Option<Task>, sqlx::Error> {
+    let mut qb = QueryBuilder::<Postgres>::new("UPDATE tasks SET updated_at = now()");
+    if let Some(v) = patch.project_id {
+        qb.push(", project_id = ").push_bind(v);
+    }
+    if let Some(v) = &patch.title {
+        qb.push(", title = ").push_bind(v.clone());
+    }
+    if let Some(v) = &patch.description {
+        qb.push(", description = ").push_bind(v.clone());
+    }
+    if let Some(v) = patch.status {
+        qb.push(", status = ").push_bind(v);
+    }
+    if let Some(v) = patch.priority {
+        qb.push(", priority = ").push_bind(v);
+    }
+    if let Some(v) = patch.assignee_id {
+        qb.push(", assignee_id = ").push_bind(v);
+    }
+    if let Some(v) = patch.due_date {
+        qb.push(", due_date = ").push_bind(v);
+    }
+    qb.push(" WHERE id = ").push_bind(id);
+    qb.push(format_args!(" RETURNING {COLUMNS}"));
+    let sql = qb.sql().to_owned();
+    db.timed("tasks.update", &sql, |pool| async move {
+        qb.build_query_as::<Task>().fetch_optional(&pool).await
+    })
+    .await
+}
+
+pub async fn delete(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
+    // language=PostgreSQL
+    let sql = "DELETE FROM tasks WHERE id = $1";
+    db.timed("tasks.delete", sql, |pool| async move {
+        let done = sqlx::query(sql).bind(id).execute(&pool).await?;
+        Ok(done.rows_affected() > 0)
+    })
+    .await
+}
+
+fn push_filters(qb: &mut QueryBuilder<'_, Postgres>, filter: &TaskFilter) {
+    qb.push(" WHERE TRUE");
+    if let Some(v) = filter.project_id {
+        qb.push(" AND project_id = ").push_bind(v);
+    }
+    if let Some(v) = filter.assignee_id {
+        qb.push(" AND assignee_id = ").push_bind(v);
+    }
+    if let Some(v) = filter.status {
+        qb.push(" AND status = ").push_bind(v);
+    }
+    if let Some(v) = filter.priority {
+        qb.push(" AND priority = ").push_bind(v);
+    }
+    if let Some(q) = &filter.search {
+        qb.push(format_args!(
+            " AND {SEARCH_VECTOR} @@ plainto_tsquery('english', "
+        ))
+        .push_bind(q.clone())
+        .push(")");
+    }
+}
+
+/// Where a task list continues: after which row, in which order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskOrder {
+    /// Id order, after an id.
+    Id(Option<i64>),
+    /// Most urgent first, ties by id (`idx_tasks_project_status_priority`).
+    Priority(Option<PriorityKey>),
+    /// Soonest due first, undated last, ties by id (`idx_tasks_assignee_due_date`).
+    DueDate(Option<DueDateKey>),
+}
+
+/// Appends a task list query to `qb`; tests prefix it with `EXPLAIN`.
+pub fn push_list<K>(
+    qb: &mut QueryBuilder<'_, Postgres>,
+    filter: &TaskFilter,
+    order: TaskOrder,
+    window: &Window<K>,
+) {
+    qb.push(format_args!("SELECT {COLUMNS} FROM tasks"));
+    push_filters(qb, filter);
+    let order_by = match order {
+        TaskOrder::Id(after) => {
+            if let Some(id) = after {
+                qb.push(" AND id > ").push_bind(id);
+            }
+            "id"
+        }
+        TaskOrder::Priority(after) => {
+            if let Some((priority, id)) = after {
+                qb.push(" AND (priority < ")
+                    .push_bind(priority)
+                    .push(" OR (priority = ")
+                    .push_bind(priority)
+                    .push(" AND id > ")
+                    .push_bind(id)
+                    .push("))");
+            }
+            "priority DESC, id"
+        }
+        TaskOrder::DueDate(after) => {
+            match after {
+                Some((Some(due), id)) => {
+                    qb.push(" AND (due_date > ")
+                        .push_bind(due)
+                        .push(" OR due_date IS NULL OR (due_date = ")
+                        .push_bind(due)
+                        .push(" AND id > ")
+                        .push_bind(id)
+                        .push("))");
+                }
+                Some((None, id)) => {
+                    qb.push(" AND due_date IS NULL AND id > ").push_bind(id);
+                }
+                None => {}
+            }
+            "due_date, id"
+        }
+    };
+    qb.push(format_args!(" ORDER BY {order_by}"));
+    window.push_limit(qb);
+}
+
+/// Tasks in id order.
+pub async fn list(db: &Db, filter: &TaskFilter, window: &Window<i64>) -> Result<Slice<Task>, sqlx::Error> {
+    let order = TaskOrder::Id(window.after().copied());
+    list_ordered(db, "tasks.list", filter, order, window).await
+}
+
+/// A project's tasks, most urgent first (`idx_tasks_project_status_priority`).
+pub async fn list_for_project(
+    db: &Db,
+    project_id: i64,
+    status: Option<TaskStatus>,
+    window: &Window<PriorityKey>,
+) -> Result<Slice<Task>, sqlx::Error> {
+    let filter = TaskFilter {
+        project_id: Some(project_id),
+        status,
+        ..TaskFilter::default()
+    };
+    let order = TaskOrder::Priority(window.after().copied());
+    list_ordered(db, "tasks.list_for_project", &filter, order, window).await
+}
+
+/// The tasks assigned to a user, soonest due first, undated last (`idx_tasks_assignee_due_date`).
+pub async fn list_for_assignee(
+    db: &Db,
+    assignee_id: i64,
+    window: &Window<DueDateKey>,
+) -> Result<Slice<Task>, sqlx::Error> {
+    let filter = TaskFilter {
+        assignee_id: Some(assignee_id),
+        ..TaskFilter::default()
+    };
+    let order = TaskOrder::DueDate(window.after().copied());
+    list_ordered(db, "tasks.list_for_assignee", &filter, order, window).await
+}
+
+async fn list_ordered<K>(
+    db: &Db,
+    op: &'static str,
+    filter: &TaskFilter,
+    order: TaskOrder,
+    window: &Window<K>,
+) -> Result<Slice<Task>, sqlx::Error> {
+    let mut qb = QueryBuilder::<Postgres>::new("");
+    push_list(&mut qb, filter, order, window);
+    let sql = qb.sql().to_owned();
+    let rows = db
+        .timed(op, &sql, |pool| async move {
+            qb.build_query_as::<Task>().fetch_all(&pool).await
+        })
+        .await?;
+    let total = match window {
+        Window::Offset { .. } => Some(count(db, filter).await?),
+        Window::Keyset { .. } => None,
+    };
+    Ok(Slice::from_rows(rows, window, total))
+}
+
+async fn count(db: &Db, filter: &TaskFilter) -> Result<i64, sqlx::Error> {
+    let mut qb = QueryBuilder::<Postgres>::new("SELECT count(*) FROM tasks");
+    push_filters(&mut qb, filter);
+    let sql = qb.sql().to_owned();
+    db.timed("tasks.count", &sql, |pool| async move {
+        qb.build_query_scalar::<i64>().fetch_one(&pool).await
+    })
+    .await
+}
+
+/// Streams every task of a project in id order from one statement's cursor into `sink` as rows
+/// arrive; rows are never collected, and a bounded sink holds the database back while the client
+/// is slow. Stops early, without error, when the sink is closed (the client went away). Returns
+/// the number of rows handed over.
+pub async fn export<S>(db: &Db, project_id: i64, mut sink: S) -> Result<u64, sqlx::Error>
+where
+    S: Sink<Task> + Unpin,
+{
+    // language=PostgreSQL
+    let sql = &format!("SELECT {COLUMNS} FROM tasks WHERE project_id = $1 ORDER BY id");
+    db.timed("tasks.export", sql, |pool| async move {
+        let mut rows = sqlx::query_as::<_, Task>(sql).bind(project_id).fetch(&pool);
+        let mut sent = 0_u64;
+        while let Some(task) = rows.try_next().await? {
+            if sink.send(task).await.is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        Ok(sent)
+    })
+    .await
+}

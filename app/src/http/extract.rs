@@ -1,0 +1,220 @@
+//! JSON body, path and query extractors whose rejections are problem+json with the field named.
+use axum::{
+    extract::{FromRequest, FromRequestParts, RawPathParams, Request, rejection::PathRejection},
+    http::{StatusCode, header, request::Parts},
+};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+/// A JSON request body. Malformed JSON is a 400; well-formed JSON of the wrong shape (wrong
+/// type, missing or unknown field, bad enum value) is a 422 naming the field; a body over the
+/// limit is a 413; a non-JSON content type is a 415.
+#[derive(Debug, Clone)]
+pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::bad_request(None, rejection.body_text())
+            }
+        })?;
+        decode_json(&bytes).map(Json)
+    }
+}
+
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .is_some_and(|mime| mime == "application/json" || mime.ends_with("+json"))
+}
+
+/// Decodes a JSON body, telling syntax errors (400) from shape errors (422 with the field path).
+pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let message = inner.to_string();
+                let field = field_of(&path, &message);
+                ApiError::validation(field, strip_position(&message))
+            }
+            _ => ApiError::bad_request(None, format!("malformed JSON: {inner}")),
+        }
+    })?;
+    de.end()
+        .map_err(|err| ApiError::bad_request(None, format!("malformed JSON: {err}")))?;
+    Ok(value)
+}
+
+/// The field a shape error is about: its path, or for an unknown field the field's own name.
+fn field_of(path: &str, message: &str) -> String {
+    let named = ["unknown field `", "missing field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
+        .and_then(|rest| rest.split('`').next());
+    if let Some(name) = named {
+        // serde_path_to_error already ends the path with an unknown key, not with a missing one.
+        return match path {
+            "." | "" => name.to_owned(),
+            p if p == name || p.ends_with(&format!(".{name}")) => p.to_owned(),
+            parent => format!("{parent}.{name}"),
+        };
+    }
+    if path == "." || path.is_empty() {
+        "body".to_owned()
+    } else {
+        path.to_owned()
+    }
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// Path parameters; an unparsable one (e.g. `/users/abc`) is a 400 naming the parameter.
+#[derive(Debug, Clone)]
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(rejection) => {
+                // A single value (`Path<i64>`) fails without a key; name the route's only parameter.
+                let only_param = match RawPathParams::from_request_parts(parts, state).await {
+                    Ok(params) => {
+                        let names: Vec<&str> = params.iter().map(|(name, _)| name).collect();
+                        match names.as_slice() {
+                            [name] => Some((*name).to_owned()),
+                            _ => None,
+                        }
+                    }
+                    Err(_) => None,
+                };
+                Err(path_problem(&rejection, only_param))
+            }
+        }
+    }
+}
+
+fn path_problem(rejection: &PathRejection, only_param: Option<String>) -> ApiError {
+    use axum::extract::path::ErrorKind;
+    let field = match rejection {
+        PathRejection::FailedToDeserializePathParams(err) => match err.kind() {
+            ErrorKind::ParseErrorAtKey { key, .. }
+            | ErrorKind::InvalidUtf8InPathParam { key }
+            | ErrorKind::DeserializeError { key, .. } => Some(key.clone()),
+            _ => only_param,
+        },
+        _ => None,
+    };
+    ApiError::bad_request(field, rejection.body_text())
+}
+
+/// Query parameters; a value of the wrong type is a 400 naming the parameter. Unknown
+/// parameters are ignored, so several `Query` extractors can read one query string.
+#[derive(Debug, Clone)]
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        decode_query(parts.uri.query().unwrap_or_default()).map(Query)
+    }
+}
+
+/// Decodes a query string into `T`, naming the parameter at fault.
+pub fn decode_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let field = (path != "." && !path.is_empty()).then(|| path.clone());
+        ApiError::bad_request(field, format!("invalid query parameter {path}: {}", err.inner()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    #[allow(dead_code)]
+    struct Body {
+        first_name: String,
+        priority: u8,
+    }
+
+    fn field(err: ApiError) -> Option<String> {
+        match err {
+            ApiError::Validation { field, .. } => Some(field),
+            ApiError::BadRequest { field, .. } => field,
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn shape_errors_name_the_field() {
+        let err = decode_json::<Body>(br#"{"firstName": 1, "priority": 1}"#).unwrap_err();
+        assert_eq!(field(err).as_deref(), Some("firstName"));
+        let err = decode_json::<Body>(br#"{"firstName": "a", "priority": 1, "x": 2}"#).unwrap_err();
+        assert_eq!(field(err).as_deref(), Some("x"));
+        let err = decode_json::<Body>(br#"{"firstName": "a"}"#).unwrap_err();
+        assert_eq!(field(err).as_deref(), Some("priority"));
+    }
+
+    #[test]
+    fn syntax_errors_are_bad_requests() {
+        let err = decode_json::<Body>(br#"{"firstName": "#).unwrap_err();
+        assert!(matches!(err, ApiError::BadRequest { .. }), "{err:?}");
+        let err = decode_json::<Body>(br#"{"firstName": "a", "priority": 1} x"#).unwrap_err();
+        assert!(matches!(err, ApiError::BadRequest { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn query_errors_name_the_parameter() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Q {
+            limit: Option<u32>,
+        }
+        let err = decode_query::<Q>("limit=abc").unwrap_err();
+        assert_eq!(field(err).as_deref(), Some("limit"));
+        assert!(decode_query::<Q>("limit=5&other=x").is_ok());
+    }
+}

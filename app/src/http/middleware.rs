@@ -1,0 +1,97 @@
+//! Middleware around every route: compression, and problem+json for every error response,
+//! including the ones axum and tower produce themselves (405, 413, ...).
+use axum::{
+    Router,
+    extract::Request,
+    http::{HeaderValue, header},
+    response::Response,
+};
+use http_body_util::BodyExt;
+use tower_http::{
+    compression::{
+        CompressionLayer,
+        predicate::{NotForContentType, Predicate, SizeAbove},
+    },
+    trace::TraceLayer,
+};
+
+use super::error::{PROBLEM_JSON, problem};
+
+/// Responses smaller than this are sent uncompressed.
+pub const COMPRESS_ABOVE_BYTES: u16 = 1024;
+/// Request header that turns compression off for one request.
+pub const NO_COMPRESSION_HEADER: &str = "x-no-compression";
+/// Longest plain-text error body that is carried over into a problem's `detail`.
+const MAX_DETAIL_BYTES: usize = 1024;
+
+/// Adds the middleware stack to `app` (outermost first: tracing, the no-compression switch,
+/// compression, problem bodies).
+pub fn wrap(app: Router) -> Router {
+    let predicate = SizeAbove::new(COMPRESS_ABOVE_BYTES)
+        .and(NotForContentType::GRPC)
+        .and(NotForContentType::IMAGES)
+        .and(NotForContentType::SSE);
+    app.layer(axum::middleware::map_response(problem_for_bare_errors))
+        .layer(
+            CompressionLayer::new()
+                .gzip(true)
+                .br(true)
+                .compress_when(predicate),
+        )
+        .layer(axum::middleware::map_request(honor_no_compression))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Hides `Accept-Encoding` from the compression layer when the client sent `x-no-compression`.
+async fn honor_no_compression(mut request: Request) -> Request {
+    if request.headers().contains_key(NO_COMPRESSION_HEADER) {
+        request.headers_mut().remove(header::ACCEPT_ENCODING);
+    }
+    request
+}
+
+/// Turns any 4xx/5xx without a JSON body (axum's own rejections, empty 404/405, plain-text
+/// errors of layers) into problem+json, keeping its headers (e.g. `Allow` on a 405) and a
+/// short plain-text body as the detail. JSON error bodies (problems, `/health`) pass as they are.
+async fn problem_for_bare_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| {
+            let mime = mime.trim();
+            mime == "application/json" || mime.ends_with("+json")
+        });
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let small = http_body::Body::size_hint(&body)
+        .upper()
+        .is_some_and(|n| n <= MAX_DETAIL_BYTES as u64);
+    let detail = if small {
+        match body.collect().await {
+            Ok(collected) => String::from_utf8_lossy(&collected.to_bytes()).trim().to_owned(),
+            Err(_) => String::new(),
+        }
+    } else {
+        String::new()
+    };
+    let detail = if detail.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        detail
+    };
+    let mut converted = problem(status, detail, None);
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            converted.headers_mut().insert(name, value.clone());
+        }
+    }
+    converted
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    converted
+}

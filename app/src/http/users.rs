@@ -1,0 +1,228 @@
+//! `/api/v1/users`: CRUD, the filtered list and the tasks assigned to a user.
+use axum::{
+    extract::State,
+    http::{StatusCode, header},
+    response::IntoResponse,
+};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{
+    AppState,
+    error::{ApiError, Problem},
+    extract::{Json, Path, Query},
+    pagination::{FieldsParam, ListParams, Page},
+    validate,
+};
+use crate::db::{
+    self,
+    tasks::{DueDateKey, Task},
+    users::{NewUser, Role, User, UserFilter, UserPatch, UserStatus},
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_user, list_users))
+        .routes(routes!(get_user, update_user, delete_user))
+        .routes(routes!(list_user_tasks))
+}
+
+/// Body of `POST /users`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateUser {
+    pub email: String,
+    /// 3-50 characters: letters, digits, `_`, `.`, `-`.
+    pub username: String,
+    #[serde(default)]
+    pub first_name: String,
+    #[serde(default)]
+    pub last_name: String,
+    /// Default `member`.
+    pub role: Option<Role>,
+    /// Default `active`.
+    pub status: Option<UserStatus>,
+}
+
+/// Body of `PATCH /users/{id}`; absent fields stay as they are.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpdateUser {
+    pub email: Option<String>,
+    pub username: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub role: Option<Role>,
+    pub status: Option<UserStatus>,
+}
+
+/// Filters of `GET /users`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UserListFilter {
+    /// Exact email (stored lower-case). With `status=active` this is the login lookup.
+    pub email: Option<String>,
+    /// Username, matched case-insensitively.
+    pub username: Option<String>,
+    pub status: Option<UserStatus>,
+    pub role: Option<Role>,
+}
+
+impl CreateUser {
+    fn validate(self) -> Result<NewUser, ApiError> {
+        Ok(NewUser {
+            email: validate::email(&self.email)?,
+            username: validate::username(&self.username)?,
+            first_name: validate::text("firstName", self.first_name, 0, 100)?,
+            last_name: validate::text("lastName", self.last_name, 0, 100)?,
+            role: self.role.unwrap_or(Role::Member),
+            status: self.status.unwrap_or(UserStatus::Active),
+        })
+    }
+}
+
+impl UpdateUser {
+    fn validate(self) -> Result<UserPatch, ApiError> {
+        Ok(UserPatch {
+            email: self.email.as_deref().map(validate::email).transpose()?,
+            username: self.username.as_deref().map(validate::username).transpose()?,
+            first_name: self
+                .first_name
+                .map(|v| validate::text("firstName", v, 0, 100))
+                .transpose()?,
+            last_name: self
+                .last_name
+                .map(|v| validate::text("lastName", v, 0, 100))
+                .transpose()?,
+            role: self.role,
+            status: self.status,
+        })
+    }
+}
+
+/// Create a user.
+#[utoipa::path(post, path = "/users", tag = "users", request_body = CreateUser,
+    responses(
+        (status = 201, description = "Created; `Location` names the user", body = User),
+        (status = 409, description = "Email or username taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn create_user(
+    State(state): State<AppState>,
+    Json(body): Json<CreateUser>,
+) -> Result<impl IntoResponse, ApiError> {
+    let user = db::users::create(&state.db, &body.validate()?).await?;
+    let location = format!("/api/v1/users/{}", user.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        axum::Json(user),
+    ))
+}
+
+/// List users in id order, paged by `page`/`limit` or by `cursor`.
+#[utoipa::path(get, path = "/users", tag = "users", params(ListParams, UserListFilter),
+    responses(
+        (status = 200, body = Page<User>),
+        (status = 400, description = "Bad paging, filter or fields parameter", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_users(
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+    Query(filter): Query<UserListFilter>,
+) -> Result<impl IntoResponse, ApiError> {
+    let request = params.parse::<i64>(db::users::FIELDS)?;
+    let filter = UserFilter {
+        email: filter.email.map(|e| e.trim().to_lowercase()),
+        username: filter.username,
+        status: filter.status,
+        role: filter.role,
+    };
+    let slice = db::users::list(&state.db, &filter, &request.window).await?;
+    Ok(axum::Json(request.respond(slice, |u| u.id)?))
+}
+
+/// Get one user.
+#[utoipa::path(get, path = "/users/{id}", tag = "users", params(("id" = i64, Path), FieldsParam),
+    responses(
+        (status = 200, body = User),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_user(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Query(fields): Query<FieldsParam>,
+) -> Result<impl IntoResponse, ApiError> {
+    let fields = super::fields::FieldSet::parse(fields.fields.as_deref(), db::users::FIELDS)?;
+    let user = db::users::get(&state.db, id)
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    Ok(axum::Json(fields.project(&user)?))
+}
+
+/// Change some fields of a user.
+#[utoipa::path(patch, path = "/users/{id}", tag = "users", params(("id" = i64, Path)),
+    request_body = UpdateUser,
+    responses(
+        (status = 200, body = User),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn update_user(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Json(body): Json<UpdateUser>,
+) -> Result<impl IntoResponse, ApiError> {
+    let user = db::users::update(&state.db, id, &body.validate()?)
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    Ok(axum::Json(user))
+}
+
+/// Delete a user. Tasks assigned to them become unassigned; a user who owns projects cannot be
+/// deleted (409) until the projects are moved or deleted.
+#[utoipa::path(delete, path = "/users/{id}", tag = "users", params(("id" = i64, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The user still owns projects", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn delete_user(State(state): State<AppState>, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
+    let deleted = db::users::delete(&state.db, id).await.map_err(|err| {
+        let owns_projects = err
+            .as_database_error()
+            .and_then(|e| e.constraint())
+            .is_some_and(|c| c == "projects_owner_id_fkey");
+        if owns_projects {
+            ApiError::conflict(None, "the user still owns projects")
+        } else {
+            ApiError::from(err)
+        }
+    })?;
+    if deleted {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("user"))
+    }
+}
+
+/// Tasks assigned to a user, soonest due date first (undated last).
+#[utoipa::path(get, path = "/users/{id}/tasks", tag = "users", params(("id" = i64, Path), ListParams),
+    responses(
+        (status = 200, body = Page<Task>),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_user_tasks(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Query(params): Query<ListParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    let request = params.parse::<DueDateKey>(db::tasks::FIELDS)?;
+    if db::users::get(&state.db, id).await?.is_none() {
+        return Err(ApiError::NotFound("user"));
+    }
+    let slice = db::tasks::list_for_assignee(&state.db, id, &request.window).await?;
+    Ok(axum::Json(request.respond(slice, |t| (t.due_date, t.id))?))
+}

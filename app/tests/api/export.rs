@@ -1,0 +1,119 @@
+//! The export streams a project's tasks as one JSON array without holding them in memory.
+use std::time::{Duration, Instant};
+
+use axum::{
+    body::Body,
+    http::{Request, StatusCode, header},
+};
+use http_body_util::BodyExt;
+use perfstack_app::http::export::{ROWS_IN_FLIGHT, ROWS_PER_CHUNK};
+use serde_json::json;
+use sqlx::PgPool;
+use tower::ServiceExt;
+
+use crate::helpers::{assert_problem, spawn};
+
+#[sqlx::test(migrations = false)]
+async fn export_is_a_json_array_of_all_the_projects_tasks(pool: PgPool) {
+    let app = spawn(pool).await;
+    let owner = app.user("owner").await;
+    let project = app.project(owner, "p").await;
+    let other = app.project(owner, "q").await;
+    let empty = app.project(owner, "e").await;
+    for i in 0..7 {
+        app.task(json!({"projectId": project, "title": format!("t{i}"), "priority": i % 5}))
+            .await;
+    }
+    app.task(json!({"projectId": other, "title": "not exported"}))
+        .await;
+
+    let reply = app.get(&format!("/api/v1/projects/{project}/tasks/export")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.content_type(), "application/json");
+    assert!(reply.headers.get(header::CONTENT_LENGTH).is_none());
+    let listed = app.get(&format!("/api/v1/tasks?projectId={project}")).await.json;
+    assert_eq!(reply.json, listed["data"]);
+    assert_eq!(reply.json.as_array().unwrap().len(), 7);
+
+    let none = app.get(&format!("/api/v1/projects/{empty}/tasks/export")).await;
+    assert_eq!(none.json, json!([]));
+    assert_problem(
+        &app.get("/api/v1/projects/999999/tasks/export").await,
+        StatusCode::NOT_FOUND,
+        None,
+    );
+}
+
+/// 1,000,000 rows are streamed chunk by chunk while the rows between the database and the
+/// response body never exceed the channel bound: nothing is buffered whole.
+#[sqlx::test(migrations = false)]
+async fn a_million_rows_stream_with_bounded_rows_in_flight(pool: PgPool) {
+    const ROWS: i64 = 1_000_000;
+    let app = spawn(pool.clone()).await;
+    let owner = app.user("owner").await;
+    let project = app.project(owner, "big").await;
+    // Bulk load without the task indexes (this database is the test's own).
+    sqlx::raw_sql(
+        "DROP INDEX idx_tasks_search, idx_tasks_project_status_priority, idx_tasks_assignee_due_date",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO tasks (project_id, title, priority, due_date)
+         SELECT $1, 'task ' || i, (i % 5)::smallint, date '2026-01-01' + (i % 365)::int
+         FROM generate_series(1, $2::bigint) AS i",
+    )
+    .bind(project)
+    .bind(ROWS)
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let request = Request::builder()
+        .uri(format!("/api/v1/projects/{project}/tasks/export"))
+        .body(Body::empty())
+        .unwrap();
+    let response = app.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let gauge = app.state.exports.clone();
+    let bound = i64::try_from(ROWS_IN_FLIGHT + ROWS_PER_CHUNK + 2).unwrap();
+
+    let mut rows = 0_i64;
+    let mut chunks = 0_u64;
+    let mut first = Vec::new();
+    let mut last = Vec::new();
+    let started = Instant::now();
+    while let Some(frame) = body.frame().await {
+        let data = frame.unwrap().into_data().unwrap();
+        chunks += 1;
+        if chunks == 2 {
+            // A slow client: the reader must stop at the bound, not run ahead.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let held = gauge.in_flight();
+            assert!(held > 0 && held <= bound, "rows held while client waits: {held}");
+        }
+        rows += i64::try_from(
+            data.windows(b"\"projectId\"".len())
+                .filter(|w| *w == b"\"projectId\"")
+                .count(),
+        )
+        .unwrap();
+        if first.is_empty() {
+            first = data.to_vec();
+        }
+        last = data.to_vec();
+    }
+    assert_eq!(rows, ROWS);
+    assert_eq!(first, b"[");
+    assert_eq!(last, b"]");
+    assert!(chunks > 1000, "streamed in {chunks} chunks");
+    assert!(gauge.peak() <= bound, "peak rows held: {}", gauge.peak());
+    assert_eq!(gauge.in_flight(), 0);
+    eprintln!(
+        "exported {rows} rows in {chunks} chunks, {:?}, peak {} rows held",
+        started.elapsed(),
+        gauge.peak()
+    );
+}

@@ -1,0 +1,160 @@
+//! Test app and request helpers.
+use std::time::Duration;
+
+use axum::{
+    Router,
+    body::Body,
+    http::{HeaderMap, Method, Request, StatusCode, header},
+};
+use clap::Parser;
+use http_body_util::BodyExt;
+use perfstack_app::{
+    config::ServeConfig,
+    db::{Db, QueryMonitor, migrate},
+    http::{AppState, router},
+};
+use serde_json::Value;
+use sqlx::PgPool;
+use tower::ServiceExt;
+
+#[derive(Parser)]
+struct ServeFlags {
+    #[command(flatten)]
+    serve: ServeConfig,
+}
+
+/// Server settings as `serve` would parse them from these flags.
+pub fn serve_config(flags: &[&str]) -> ServeConfig {
+    let args = std::iter::once("perfstack-app").chain(flags.iter().copied());
+    ServeFlags::try_parse_from(args).expect("serve flags").serve
+}
+
+pub struct TestApp {
+    pub state: AppState,
+    pub router: Router,
+}
+
+/// A response, its body decoded as JSON when it is JSON.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub json: Value,
+}
+
+impl Reply {
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// Migrates the fresh database behind `pool` and builds the app on it.
+pub async fn spawn(pool: PgPool) -> TestApp {
+    spawn_with(pool, &[]).await
+}
+
+pub async fn spawn_with(pool: PgPool, flags: &[&str]) -> TestApp {
+    let db = Db::from_pool(pool, QueryMonitor::new(Duration::from_millis(100)));
+    migrate::apply(&db, &migrate::MigrateOptions::default())
+        .await
+        .expect("migrate");
+    let state = AppState::new(db, serve_config(flags));
+    TestApp {
+        router: router(state.clone()),
+        state,
+    }
+}
+
+impl TestApp {
+    pub fn db(&self) -> &Db {
+        &self.state.db
+    }
+
+    pub async fn request(&self, request: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let json = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Reply {
+            status,
+            headers,
+            json,
+        }
+    }
+
+    pub async fn send(&self, method: Method, uri: &str, body: Option<Value>) -> Reply {
+        let builder = Request::builder().method(method).uri(uri);
+        let request = match body {
+            Some(json) => builder
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(json.to_string())),
+            None => builder.body(Body::empty()),
+        };
+        self.request(request.expect("request")).await
+    }
+
+    pub async fn get(&self, uri: &str) -> Reply {
+        self.send(Method::GET, uri, None).await
+    }
+
+    pub async fn post(&self, uri: &str, body: Value) -> Reply {
+        self.send(Method::POST, uri, Some(body)).await
+    }
+
+    pub async fn patch(&self, uri: &str, body: Value) -> Reply {
+        self.send(Method::PATCH, uri, Some(body)).await
+    }
+
+    pub async fn delete(&self, uri: &str) -> Reply {
+        self.send(Method::DELETE, uri, None).await
+    }
+
+    /// Creates a user and returns its id.
+    pub async fn user(&self, name: &str) -> i64 {
+        let reply = self
+            .post(
+                "/api/v1/users",
+                serde_json::json!({"email": format!("{name}@example.com"), "username": name}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
+        reply.json["id"].as_i64().expect("id")
+    }
+
+    /// Creates a project owned by `owner` and returns its id.
+    pub async fn project(&self, owner: i64, name: &str) -> i64 {
+        let reply = self
+            .post(
+                "/api/v1/projects",
+                serde_json::json!({"ownerId": owner, "name": name}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
+        reply.json["id"].as_i64().expect("id")
+    }
+
+    /// Creates a task from `body` and returns it.
+    pub async fn task(&self, body: Value) -> Value {
+        let reply = self.post("/api/v1/tasks", body).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
+        reply.json
+    }
+}
+
+/// Asserts a problem+json reply with this status (and field, when given).
+#[track_caller]
+pub fn assert_problem(reply: &Reply, status: StatusCode, field: Option<&str>) {
+    assert_eq!(reply.status, status, "{}", reply.json);
+    assert_eq!(reply.content_type(), "application/problem+json", "{}", reply.json);
+    assert_eq!(reply.json["status"], status.as_u16(), "{}", reply.json);
+    for key in ["type", "title", "detail"] {
+        assert!(reply.json[key].is_string(), "missing {key}: {}", reply.json);
+    }
+    if let Some(field) = field {
+        assert_eq!(reply.json["field"], field, "{}", reply.json);
+    }
+}

@@ -1,0 +1,14 @@
+//! API tests: the real router driven with `oneshot`, each test on a fresh PostgreSQL database
+//! (`#[sqlx::test]` creates and drops it) migrated by our own `migrate`.
+// This whole binary is test code: a panic is how a helper reports a broken precondition.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+mod errors;
+mod explain;
+mod export;
+mod helpers;
+mod migrate;
+mod projects;
+mod seed;
+mod serve;
+mod tasks;
+mod users;

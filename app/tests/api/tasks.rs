@@ -1,0 +1,219 @@
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use crate::helpers::{TestApp, assert_problem, spawn};
+
+fn ids(page: &Value) -> Vec<i64> {
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_i64().unwrap())
+        .collect()
+}
+
+/// Follows `nextCursor` from the first keyset page to the last, collecting ids.
+async fn walk(app: &TestApp, base: &str, limit: u32) -> Vec<i64> {
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    for _ in 0..100 {
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let page = app
+            .get(&format!("{base}{sep}limit={limit}&cursor={cursor}"))
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.json);
+        seen.extend(ids(&page.json));
+        match page.json["pagination"]["nextCursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => return seen,
+        }
+    }
+    panic!("keyset walk did not end");
+}
+
+#[sqlx::test(migrations = false)]
+async fn task_crud_round_trip(pool: PgPool) {
+    let app = spawn(pool).await;
+    let owner = app.user("owner").await;
+    let project = app.project(owner, "p").await;
+    let created = app
+        .post(
+            "/api/v1/tasks",
+            json!({"projectId": project, "title": "Write docs", "assigneeId": owner,
+                   "dueDate": "2026-03-01", "priority": 4, "status": "in_progress"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.json);
+    let id = created.json["id"].as_i64().unwrap();
+    assert_eq!(
+        created.headers["location"].to_str().unwrap(),
+        format!("/api/v1/tasks/{id}")
+    );
+    assert_eq!(created.json["dueDate"], "2026-03-01");
+    assert_eq!(created.json["status"], "in_progress");
+    assert_eq!(created.json["priority"], 4);
+
+    let defaults = app.task(json!({"projectId": project, "title": "x"})).await;
+    assert_eq!(defaults["status"], "todo");
+    assert_eq!(defaults["priority"], 2);
+    assert_eq!(defaults["assigneeId"], Value::Null);
+
+    assert_eq!(app.get(&format!("/api/v1/tasks/{id}")).await.json, created.json);
+    let picked = app
+        .get(&format!("/api/v1/tasks/{id}?fields=title,dueDate"))
+        .await
+        .json;
+    assert_eq!(picked, json!({"title": "Write docs", "dueDate": "2026-03-01"}));
+
+    let patched = app
+        .patch(
+            &format!("/api/v1/tasks/{id}"),
+            json!({"assigneeId": null, "dueDate": null, "status": "done"}),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.json);
+    assert_eq!(patched.json["assigneeId"], Value::Null);
+    assert_eq!(patched.json["dueDate"], Value::Null);
+    assert_eq!(patched.json["status"], "done");
+    assert_eq!(patched.json["title"], "Write docs");
+
+    assert_eq!(
+        app.delete(&format!("/api/v1/tasks/{id}")).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_problem(
+        &app.get(&format!("/api/v1/tasks/{id}")).await,
+        StatusCode::NOT_FOUND,
+        None,
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn project_tasks_by_priority_with_status_filter(pool: PgPool) {
+    let app = spawn(pool).await;
+    let owner = app.user("owner").await;
+    let project = app.project(owner, "p").await;
+    let other = app.project(owner, "q").await;
+    let mut made = Vec::new();
+    for (i, priority) in [1, 4, 2, 4, 0, 2, 3].into_iter().enumerate() {
+        let status = if i % 3 == 0 { "done" } else { "todo" };
+        let t = app
+            .task(json!({"projectId": project, "title": format!("t{i}"),
+                         "priority": priority, "status": status}))
+            .await;
+        made.push((priority, t["id"].as_i64().unwrap(), status));
+    }
+    app.task(json!({"projectId": other, "title": "elsewhere", "priority": 4}))
+        .await;
+    let mut expected = made.clone();
+    expected.sort_by_key(|(p, id, _)| (-p, *id));
+    let expected_ids: Vec<i64> = expected.iter().map(|(_, id, _)| *id).collect();
+
+    let page = app.get(&format!("/api/v1/projects/{project}/tasks")).await.json;
+    assert_eq!(ids(&page), expected_ids);
+    assert_eq!(page["pagination"]["total"], 7);
+    // keyset across priority ties
+    let walked = walk(&app, &format!("/api/v1/projects/{project}/tasks"), 2).await;
+    assert_eq!(walked, expected_ids);
+
+    let todo: Vec<i64> = expected
+        .iter()
+        .filter(|(_, _, s)| *s == "todo")
+        .map(|(_, id, _)| *id)
+        .collect();
+    let page = app
+        .get(&format!("/api/v1/projects/{project}/tasks?status=todo"))
+        .await
+        .json;
+    assert_eq!(ids(&page), todo);
+    let walked = walk(&app, &format!("/api/v1/projects/{project}/tasks?status=todo"), 3).await;
+    assert_eq!(walked, todo);
+
+    assert_problem(
+        &app.get("/api/v1/projects/999999/tasks").await,
+        StatusCode::NOT_FOUND,
+        None,
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn assignee_tasks_by_due_date_undated_last(pool: PgPool) {
+    let app = spawn(pool).await;
+    let ann = app.user("ann").await;
+    let bob = app.user("bob").await;
+    let project = app.project(ann, "p").await;
+    let dates = [
+        Some("2026-05-01"),
+        None,
+        Some("2026-01-15"),
+        Some("2026-05-01"),
+        None,
+        Some("2025-12-31"),
+    ];
+    let mut made = Vec::new();
+    for (i, due) in dates.into_iter().enumerate() {
+        let t = app
+            .task(json!({"projectId": project, "title": format!("t{i}"),
+                         "assigneeId": ann, "dueDate": due}))
+            .await;
+        made.push((due, t["id"].as_i64().unwrap()));
+    }
+    app.task(json!({"projectId": project, "title": "bob's", "assigneeId": bob, "dueDate": "2020-01-01"}))
+        .await;
+    // dated first by date (ties by id), undated last
+    made.sort_by_key(|(due, id)| (due.is_none(), *due, *id));
+    let expected: Vec<i64> = made.iter().map(|(_, id)| *id).collect();
+
+    let page = app.get(&format!("/api/v1/users/{ann}/tasks")).await.json;
+    assert_eq!(ids(&page), expected);
+    for limit in [1, 2, 4] {
+        let walked = walk(&app, &format!("/api/v1/users/{ann}/tasks"), limit).await;
+        assert_eq!(walked, expected, "limit {limit}");
+    }
+    assert_problem(
+        &app.get("/api/v1/users/999999/tasks").await,
+        StatusCode::NOT_FOUND,
+        None,
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn task_list_filters_and_search(pool: PgPool) {
+    let app = spawn(pool).await;
+    let ann = app.user("ann").await;
+    let project = app.project(ann, "p").await;
+    let other = app.project(ann, "q").await;
+    let a = app
+        .task(json!({"projectId": project, "title": "Migrate the billing database", "priority": 3}))
+        .await;
+    let b = app
+        .task(json!({"projectId": other, "title": "Lunch", "description": "billing lunch receipts", "assigneeId": ann}))
+        .await;
+    app.task(json!({"projectId": other, "title": "Unrelated"})).await;
+
+    let found = app.get("/api/v1/tasks?q=billing").await.json;
+    assert_eq!(
+        ids(&found),
+        vec![a["id"].as_i64().unwrap(), b["id"].as_i64().unwrap()]
+    );
+    let in_project = app
+        .get(&format!("/api/v1/tasks?projectId={other}&q=billing"))
+        .await
+        .json;
+    assert_eq!(ids(&in_project), vec![b["id"].as_i64().unwrap()]);
+    let by_assignee = app.get(&format!("/api/v1/tasks?assigneeId={ann}")).await.json;
+    assert_eq!(ids(&by_assignee), vec![b["id"].as_i64().unwrap()]);
+    let by_priority = app.get("/api/v1/tasks?priority=3").await.json;
+    assert_eq!(ids(&by_priority), vec![a["id"].as_i64().unwrap()]);
+    assert_problem(
+        &app.get("/api/v1/tasks?priority=9").await,
+        StatusCode::BAD_REQUEST,
+        Some("priority"),
+    );
+    assert_problem(
+        &app.get("/api/v1/tasks?projectId=abc").await,
+        StatusCode::BAD_REQUEST,
+        Some("projectId"),
+    );
+}
