@@ -96,7 +96,7 @@ mod fixture {
             .env("DATABASE_URL", database_url)
             .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .env("DB_POOL_MAX", "20")
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "error")
             .stdout(Stdio::null())
             .kill_on_drop(true)
             .spawn()
