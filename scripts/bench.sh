@@ -128,6 +128,10 @@ GET_LUA=$(lua get 'local base = tonumber(os.getenv("MIN_TASK"))
 request = function() return wrk.format("GET", "/api/v1/tasks/" .. (base + math.random(0, 999))) end')
 LIST_LUA=$(lua list 'request = function()
   return wrk.format("GET", "/api/v1/tasks?page=" .. math.random(1, 50) .. "&limit=20") end')
+PROJECT_LIST_LUA=$(lua list-project 'local p = tonumber(os.getenv("MIN_PROJECT"))
+request = function()
+  return wrk.format("GET", "/api/v1/projects/" .. (p + math.random(0, 999)) .. "/tasks?limit=20") end')
+KEYSET_LUA=$(lua list-keyset 'request = function() return wrk.format("GET", "/api/v1/tasks?cursor=&limit=20") end')
 CREATE_LUA=$(lua create 'local p, u = tonumber(os.getenv("MIN_PROJECT")), tonumber(os.getenv("MIN_USER"))
 local n = 0
 request = function()
@@ -162,6 +166,8 @@ sample_rss "$OUT/rss-load" &
 SAMPLER=$!
 if ((HAS_CACHE)); then bench get-l1 "$GET_LUA"; else bench get-uncached "$GET_LUA"; fi
 bench list "$LIST_LUA"
+bench list-project "$PROJECT_LIST_LUA"
+bench list-keyset "$KEYSET_LUA"
 bench create "$CREATE_LUA"
 kill "$SAMPLER" 2>/dev/null || true
 wait "$SAMPLER" 2>/dev/null || true
@@ -218,20 +224,22 @@ COMMIT=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- app Cargo.lock ||
   echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') at commit \`$COMMIT\` on $(nproc) cores"
   echo "($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) memory."
   echo "wrk: $THREADS threads, $CONNECTIONS connections, $DURATION per case after a 3 s warm-up, on the same machine as the"
-  echo "app, PostgreSQL and Redis. Data: 10,000 users, 1,001 projects, $((100000 + EXPORT_TASKS)) tasks (seeded in ${seed_seconds} s)."
+  echo "app, PostgreSQL and Redis. Data: 10,000 users, 1,001 projects, $(printf "%'d" $((100000 + EXPORT_TASKS)) 2>/dev/null || echo $((100000 + EXPORT_TASKS))) tasks (seeded in ${seed_seconds} s)."
   echo
   echo "| case | requests/s | p50 ms | p99 ms | errors |"
   echo "| --- | ---: | ---: | ---: | ---: |"
   row get-l1 "GET /tasks/{id}, from L1 (in-process)"
   row get-l2 "GET /tasks/{id}, from L2 (Redis; L1 off: \`CACHE_L1_MAX_BYTES=0\`)"
   row get-uncached "GET /tasks/{id}, uncached (no Redis, L1 off)"
-  row list "GET /tasks?page=1..50&limit=20"
+  row list "GET /tasks?page=1..50&limit=20 (offset, with total)"
+  row list-project "GET /projects/{id}/tasks?limit=20 (100 tasks per project)"
+  row list-keyset "GET /tasks?cursor=&limit=20 (keyset, first page)"
   row create "POST /tasks"
   echo
   echo "Ratios in this run: L1 / uncached $(ratio get-l1 get-uncached), L2 / uncached $(ratio get-l2 get-uncached)."
   echo
   if [[ $EXPORT_STATUS == 200 ]]; then
-    echo "Export of $EXPORT_TASKS tasks (\`GET /projects/{id}/tasks/export\`): ${EXPORT_SECONDS} s,"
+    echo "Export of $EXPORT_TASKS tasks (\`GET /projects/{id}/tasks/export\`): $(printf '%.2f' "$EXPORT_SECONDS") s,"
     echo "$(awk -v n="$EXPORT_TASKS" -v s="$EXPORT_SECONDS" 'BEGIN { printf "%.0f", n / s }') rows/s,"
     echo "$(awk -v b="$EXPORT_BYTES" 'BEGIN { printf "%.1f", b / 1048576 }') MiB streamed; peak app RSS during the export $(mib "$RSS_EXPORT") MiB."
   else

@@ -277,4 +277,8 @@ async fn queueing_behind_a_slow_server_counts_as_latency() {
     assert!(l.p50 > 300.0, "queueing hidden: {l:?}");
     assert!(l.p99 > 800.0, "queueing hidden: {l:?}");
     assert!(overloaded.elapsed >= Duration::from_millis(1900));
+    // The server itself stayed fast: the latency is queueing, and the report tells them apart.
+    for op in &overloaded.totals.operations {
+        assert!(op.service_ms.p50 < 300.0, "{op:?}");
+    }
 }

@@ -67,6 +67,7 @@ pub async fn drive(
         let client = client.clone();
         let tx = tx.clone();
         tokio::spawn(async move {
+            let sent_at = Instant::now();
             let result = client.send(spec.method, &spec.path, spec.body.as_ref()).await;
             let now = Instant::now();
             drop(permit);
@@ -79,6 +80,7 @@ pub async fn drive(
             let _ = tx.send(Outcome {
                 operation: spec.operation,
                 latency: now - intended,
+                service: now - sent_at,
                 finished_at: now - start,
                 error,
             });

@@ -14,6 +14,8 @@ const HIGHEST_MICROS: u64 = 600_000_000;
 pub struct Outcome {
     pub operation: Operation,
     pub latency: Duration,
+    /// From the moment it actually left to its answer: what the server took, without the queueing.
+    pub service: Duration,
     /// Seconds from the start of the run to the moment the answer (or failure) arrived.
     pub finished_at: Duration,
     /// `None` when it succeeded (2xx), else a short label (`http_500`, `timeout`, ...).
@@ -71,7 +73,19 @@ pub struct OperationSummary {
     pub operation: Operation,
     pub requests: u64,
     pub errors: u64,
+    /// From the intended send time (what a user of the SLO sees).
     pub latency_ms: Latency,
+    /// From the actual send time (what the server took); far below `latency_ms` means queueing.
+    pub service_ms: Latency,
+}
+
+/// Counts and histograms of one operation.
+#[derive(Debug)]
+struct OperationStats {
+    requests: u64,
+    errors: u64,
+    latency: Histogram<u64>,
+    service: Histogram<u64>,
 }
 
 #[derive(Debug)]
@@ -85,7 +99,7 @@ struct Window {
 #[derive(Debug)]
 pub struct Recorder {
     all: Histogram<u64>,
-    operations: Vec<(u64, u64, Histogram<u64>)>,
+    operations: Vec<OperationStats>,
     open: BTreeMap<u64, Window>,
     closed: Vec<SecondSummary>,
     errors_by_kind: BTreeMap<String, u64>,
@@ -99,6 +113,11 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HIGHEST_MICROS, 3).expect("valid histogram bounds")
 }
 
+/// Whole microseconds, at least 1 (the histograms' lowest value).
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
+}
+
 impl Default for Recorder {
     fn default() -> Self {
         Self::new()
@@ -109,7 +128,15 @@ impl Recorder {
     pub fn new() -> Self {
         Self {
             all: histogram(),
-            operations: Operation::ALL.iter().map(|_| (0, 0, histogram())).collect(),
+            operations: Operation::ALL
+                .iter()
+                .map(|_| OperationStats {
+                    requests: 0,
+                    errors: 0,
+                    latency: histogram(),
+                    service: histogram(),
+                })
+                .collect(),
             open: BTreeMap::new(),
             closed: Vec::new(),
             errors_by_kind: BTreeMap::new(),
@@ -119,8 +146,7 @@ impl Recorder {
     }
 
     pub fn record(&mut self, outcome: &Outcome) {
-        let micros = u64::try_from(outcome.latency.as_micros()).unwrap_or(u64::MAX);
-        let micros = micros.max(1);
+        let micros = micros(outcome.latency);
         self.all.saturating_record(micros);
         self.requests += 1;
         let failed = outcome.error.is_some();
@@ -128,10 +154,11 @@ impl Recorder {
             self.errors += 1;
             *self.errors_by_kind.entry(kind.clone()).or_default() += 1;
         }
-        if let Some((n, e, h)) = self.operations.get_mut(outcome.operation.index()) {
-            *n += 1;
-            *e += u64::from(failed);
-            h.saturating_record(micros);
+        if let Some(op) = self.operations.get_mut(outcome.operation.index()) {
+            op.requests += 1;
+            op.errors += u64::from(failed);
+            op.latency.saturating_record(micros);
+            op.service.saturating_record(self::micros(outcome.service));
         }
         // A straggler for a second already summarised counts in the oldest open one.
         let first_open = self.closed.last().map_or(0, |c| c.second + 1);
@@ -196,12 +223,13 @@ impl Recorder {
         let operations = Operation::ALL
             .iter()
             .zip(&self.operations)
-            .filter(|(_, (n, _, _))| *n > 0)
-            .map(|(op, (n, e, h))| OperationSummary {
+            .filter(|(_, stats)| stats.requests > 0)
+            .map(|(op, stats)| OperationSummary {
                 operation: *op,
-                requests: *n,
-                errors: *e,
-                latency_ms: Latency::of(h),
+                requests: stats.requests,
+                errors: stats.errors,
+                latency_ms: Latency::of(&stats.latency),
+                service_ms: Latency::of(&stats.service),
             })
             .collect();
         Totals {
@@ -235,6 +263,7 @@ mod tests {
         Outcome {
             operation: Operation::GetTask,
             latency: Duration::from_millis(ms),
+            service: Duration::from_millis(ms / 2),
             finished_at: Duration::from_millis(at_s * 1000 + 500),
             error: error.map(str::to_owned),
         }
@@ -255,6 +284,7 @@ mod tests {
         assert_eq!(t.errors_by_kind["http_500"], 1);
         assert_eq!(t.operations.len(), 1);
         assert_eq!(t.operations[0].errors, 1);
+        assert!((t.operations[0].service_ms.p50 - 25.0).abs() < 0.5);
     }
 
     #[test]

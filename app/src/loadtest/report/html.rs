@@ -183,22 +183,24 @@ fn throughput_chart(r: &Report) -> String {
 }
 
 fn operations_table(out: &mut String, r: &Report) {
-    out.push_str("<h2>Operations</h2><table id=\"operations\"><tr><th>operation</th><th>requests</th><th>errors</th><th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>max ms</th></tr>");
+    out.push_str("<h2>Operations</h2><table id=\"operations\"><tr><th>operation</th><th>requests</th><th>errors</th><th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>max ms</th><th>service p50 ms</th><th>service p99 ms</th></tr>");
     for op in &r.results.operations {
         let l = &op.latency_ms;
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td></tr>",
             op.operation.name(),
             op.requests,
             op.errors,
             l.p50,
             l.p95,
             l.p99,
-            l.max
+            l.max,
+            op.service_ms.p50,
+            op.service_ms.p99
         );
     }
-    out.push_str("</table>");
+    out.push_str("</table><p>Latency counts from the intended send time; service time from the moment the request actually left. A large gap between them is queueing: the server (or the virtual users) could not keep up with the arrival rate.</p>");
 }
 
 /// Per-second figures cover `[s, s + 1)`: they are drawn at the middle of that second.

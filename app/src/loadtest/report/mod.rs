@@ -114,6 +114,7 @@ mod tests {
                     Operation::GetTask
                 },
                 latency: Duration::from_millis(5 + i % 40),
+                service: Duration::from_millis(5),
                 finished_at: Duration::from_millis(i * 10),
                 error: (i == 7).then(|| "http_500".to_owned()),
             });
