@@ -1,2 +1,9 @@
 #!/usr/bin/env bash
-echo "make crds: not yet (see the issues)"
+# `make crds`: regenerate crds/performancestack.yaml from the Rust types (operator/src/crd.rs).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$PERFSTACK_ROOT"
+mkdir -p crds
+cargo run -q -p perfstack-operator -- crdgen > crds/performancestack.yaml.tmp
+mv crds/performancestack.yaml.tmp crds/performancestack.yaml
+log "wrote crds/performancestack.yaml"

@@ -40,7 +40,7 @@ pub enum Command {
         #[command(flatten)]
         opts: MigrateArgs,
     },
-    /// Fill the database with a deterministic demo dataset.
+    /// Replace users, projects and tasks with a deterministic demo dataset (demo databases only).
     Seed {
         #[command(flatten)]
         db: DbConfig,
@@ -70,10 +70,13 @@ pub struct MigrateArgs {
 /// How much demo data `seed` makes.
 #[derive(Debug, Clone, Args)]
 pub struct SeedArgs {
+    /// Users to make (ids 1..=N; 80% active).
     #[arg(long, default_value_t = 10_000)]
     pub users: u32,
+    /// Projects to make, owned by seeded users.
     #[arg(long, default_value_t = 2_000)]
     pub projects: u32,
+    /// Tasks to make, spread evenly over the projects.
     #[arg(long, default_value_t = 100_000)]
     pub tasks: u32,
 }

@@ -1,31 +1,32 @@
 //! `perfstack-operator`: wiring only.
-use clap::{Parser, Subcommand};
+use std::process::ExitCode;
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "perfstack-operator",
-    version,
-    about = "Deploys and tunes perfstack stacks"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
+use clap::Parser;
+use perfstack_operator::cli::{Cli, Command};
 
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Run the controller against the cluster in KUBECONFIG or in-cluster config.
-    Run,
-    /// Print the PerformanceStack CustomResourceDefinition as YAML.
-    Crdgen,
-}
-
-fn main() -> std::process::ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run | Command::Crdgen => {
-            eprintln!("perfstack-operator: not yet");
-            std::process::ExitCode::FAILURE
+        Command::Crdgen => match perfstack_operator::crd_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("perfstack-operator: rendering the CRD: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run(args) => {
+            perfstack_operator::telemetry::init(args.log_format);
+            match perfstack_operator::run::run(args).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    tracing::error!(error = format!("{error:#}"), "operator stopped");
+                    ExitCode::FAILURE
+                }
+            }
         }
     }
 }

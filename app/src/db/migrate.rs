@@ -52,7 +52,7 @@ impl Default for MigrateOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
     #[error("schema migrations failed")]
-    Schema(#[source] sqlx::migrate::MigrateError),
+    Schema(#[source] sqlx::Error),
     #[error("could not read the migration state")]
     State(#[source] sqlx::Error),
     #[error("could not build index {index}")]
@@ -74,7 +74,18 @@ enum IndexState {
 /// Applies pending migrations and makes every index in [`INDEXES`] exist and be valid.
 pub async fn apply(db: &Db, opts: &MigrateOptions) -> Result<MigrateSummary, MigrateError> {
     let before = applied_migrations(db).await.map_err(MigrateError::State)?;
-    MIGRATOR.run(&db.pool()).await.map_err(MigrateError::Schema)?;
+    db.timed(
+        "migrate.schema",
+        "<sqlx migrations in app/migrations>",
+        |pool| async move {
+            MIGRATOR
+                .run(&pool)
+                .await
+                .map_err(|err| sqlx::Error::Migrate(Box::new(err)))
+        },
+    )
+    .await
+    .map_err(MigrateError::Schema)?;
     let after = applied_migrations(db).await.map_err(MigrateError::State)?;
     let mut summary = MigrateSummary {
         migrations_applied: u32::try_from(after.saturating_sub(before)).unwrap_or(u32::MAX),

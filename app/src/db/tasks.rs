@@ -2,7 +2,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::{Sink, SinkExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
-use sqlx::{FromRow, Postgres, QueryBuilder};
+use sqlx::{FromRow, Postgres, QueryBuilder, pool::PoolConnection};
 use utoipa::ToSchema;
 
 use super::{
@@ -330,16 +330,21 @@ async fn count(db: &Db, filter: &TaskFilter) -> Result<i64, sqlx::Error> {
 
 /// Streams every task of a project in id order from one statement's cursor into `sink` as rows
 /// arrive; rows are never collected, and a bounded sink holds the database back while the client
-/// is slow. Stops early, without error, when the sink is closed (the client went away). Returns
-/// the number of rows handed over.
-pub async fn export<S>(db: &Db, project_id: i64, mut sink: S) -> Result<u64, sqlx::Error>
+/// is slow. Runs on `conn`, acquired by the caller before it commits to a response. Stops early,
+/// without error, when the sink is closed (the client went away). Returns the rows handed over.
+pub async fn export<S>(
+    db: &Db,
+    mut conn: PoolConnection<Postgres>,
+    project_id: i64,
+    mut sink: S,
+) -> Result<u64, sqlx::Error>
 where
     S: Sink<Task> + Unpin,
 {
     // language=PostgreSQL
     let sql = &format!("SELECT {COLUMNS} FROM tasks WHERE project_id = $1 ORDER BY id");
-    db.timed("tasks.export", sql, |pool| async move {
-        let mut rows = sqlx::query_as::<_, Task>(sql).bind(project_id).fetch(&pool);
+    db.timed("tasks.export", sql, |_pool| async move {
+        let mut rows = sqlx::query_as::<_, Task>(sql).bind(project_id).fetch(&mut *conn);
         let mut sent = 0_u64;
         while let Some(task) = rows.try_next().await? {
             if sink.send(task).await.is_err() {

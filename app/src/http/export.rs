@@ -64,6 +64,36 @@ impl ExportGauge {
     }
 }
 
+/// The rows one export holds, kept in step with the shared [`ExportGauge`]. Whatever is still
+/// held when the export ends (rows left in the channel when the client went away) is given back
+/// on drop, so the gauge never drifts.
+struct ExportTally {
+    gauge: Arc<ExportGauge>,
+    held: AtomicI64,
+}
+
+impl ExportTally {
+    fn acquire(&self) {
+        self.held.fetch_add(1, Ordering::Relaxed);
+        self.gauge.acquire();
+    }
+
+    fn release(&self, rows: usize) {
+        let n = i64::try_from(rows).unwrap_or(i64::MAX);
+        self.held.fetch_sub(n, Ordering::Relaxed);
+        self.gauge.release(rows);
+    }
+}
+
+impl Drop for ExportTally {
+    fn drop(&mut self) {
+        let left = *self.held.get_mut();
+        if left > 0 {
+            self.gauge.release(usize::try_from(left).unwrap_or(0));
+        }
+    }
+}
+
 /// Export all tasks of a project as a JSON array (streamed, chunked).
 #[utoipa::path(get, path = "/projects/{id}/tasks/export", tag = "projects",
     params(("id" = i64, Path)),
@@ -78,19 +108,24 @@ pub async fn export_project_tasks(
     if !db::projects::exists(&state.db, id).await? {
         return Err(ApiError::NotFound("project"));
     }
+    // Take the connection before answering: an exhausted pool is a 503, not a truncated 200.
+    let conn = state.db.pool().acquire().await?;
     let (tx, rx) = mpsc::channel::<Task>(ROWS_IN_FLIGHT);
     let (done_tx, done_rx) = oneshot::channel::<bool>();
-    let gauge = Arc::clone(&state.exports);
+    let tally = Arc::new(ExportTally {
+        gauge: Arc::clone(&state.exports),
+        held: AtomicI64::new(0),
+    });
     let counted = {
-        let gauge = Arc::clone(&gauge);
+        let tally = Arc::clone(&tally);
         tx.with(move |task: Task| {
-            gauge.acquire();
+            tally.acquire();
             futures::future::ready(Ok::<_, mpsc::SendError>(task))
         })
     };
     let db = state.db.clone();
     tokio::spawn(async move {
-        let ok = match db::tasks::export(&db, id, Box::pin(counted)).await {
+        let ok = match db::tasks::export(&db, conn, id, Box::pin(counted)).await {
             Ok(rows) => {
                 tracing::debug!(project = id, rows, "export finished");
                 true
@@ -103,7 +138,7 @@ pub async fn export_project_tasks(
         let _ = done_tx.send(ok);
     });
 
-    let mut response = Body::from_stream(json_array(rx, done_rx, gauge)).into_response();
+    let mut response = Body::from_stream(json_array(rx, done_rx, tally)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"project-{id}-tasks.json\"")) {
@@ -123,13 +158,13 @@ enum Phase {
 fn json_array(
     rows: mpsc::Receiver<Task>,
     done: oneshot::Receiver<bool>,
-    gauge: Arc<ExportGauge>,
+    tally: Arc<ExportTally>,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
     let batches = rows.ready_chunks(ROWS_PER_CHUNK);
     stream::unfold(
         (Phase::Open, batches, Some(done)),
         move |(phase, mut batches, mut done)| {
-            let gauge = Arc::clone(&gauge);
+            let tally = Arc::clone(&tally);
             async move {
                 match phase {
                     Phase::Open => Some((
@@ -139,7 +174,7 @@ fn json_array(
                     Phase::Rows { first } => match batches.next().await {
                         Some(batch) => {
                             let chunk = encode(&batch, first);
-                            gauge.release(batch.len());
+                            tally.release(batch.len());
                             Some((chunk, (Phase::Rows { first: false }, batches, done)))
                         }
                         None => {

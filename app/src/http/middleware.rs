@@ -3,7 +3,7 @@
 use axum::{
     Router,
     extract::Request,
-    http::{HeaderValue, header},
+    http::{HeaderName, HeaderValue, header},
     response::Response,
 };
 use http_body_util::BodyExt;
@@ -12,6 +12,7 @@ use tower_http::{
         CompressionLayer,
         predicate::{NotForContentType, Predicate, SizeAbove},
     },
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
 };
 
@@ -24,9 +25,13 @@ pub const NO_COMPRESSION_HEADER: &str = "x-no-compression";
 /// Longest plain-text error body that is carried over into a problem's `detail`.
 const MAX_DETAIL_BYTES: usize = 1024;
 
-/// Adds the middleware stack to `app` (outermost first: tracing, the no-compression switch,
-/// compression, problem bodies).
+/// Header carrying the request id (taken from the client when it sends one).
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Adds the middleware stack to `app` (outermost first: request id, tracing, the no-compression
+/// switch, compression, problem bodies).
 pub fn wrap(app: Router) -> Router {
+    let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     let predicate = SizeAbove::new(COMPRESS_ABOVE_BYTES)
         .and(NotForContentType::GRPC)
         .and(NotForContentType::IMAGES)
@@ -39,7 +44,24 @@ pub fn wrap(app: Router) -> Router {
                 .compress_when(predicate),
         )
         .layer(axum::middleware::map_request(honor_no_compression))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// The span every request runs in. The query string stays out: it can hold emails.
+fn request_span(request: &Request) -> tracing::Span {
+    let id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = id
+    )
 }
 
 /// Hides `Accept-Encoding` from the compression layer when the client sent `x-no-compression`.

@@ -46,11 +46,14 @@ pub struct CreateProject {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct UpdateProject {
+    #[serde(default, deserialize_with = "validate::non_null")]
     pub owner_id: Option<i64>,
+    #[serde(default, deserialize_with = "validate::non_null")]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "validate::nullable")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "validate::non_null")]
     pub status: Option<ProjectStatus>,
 }
 

@@ -49,12 +49,16 @@ pub struct CreateTask {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct UpdateTask {
+    #[serde(default, deserialize_with = "validate::non_null")]
     pub project_id: Option<i64>,
+    #[serde(default, deserialize_with = "validate::non_null")]
     pub title: Option<String>,
     #[serde(default, deserialize_with = "validate::nullable")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "validate::non_null")]
     pub status: Option<TaskStatus>,
+    #[serde(default, deserialize_with = "validate::non_null")]
     pub priority: Option<i64>,
     #[serde(default, deserialize_with = "validate::nullable")]
     #[schema(value_type = Option<i64>)]

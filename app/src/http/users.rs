@@ -49,11 +49,17 @@ pub struct CreateUser {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct UpdateUser {
+    #[serde(default, deserialize_with = "validate::non_null")]
     pub email: Option<String>,
+    #[serde(default, deserialize_with = "validate::non_null")]
     pub username: Option<String>,
+    #[serde(default, deserialize_with = "validate::non_null")]
     pub first_name: Option<String>,
+    #[serde(default, deserialize_with = "validate::non_null")]
     pub last_name: Option<String>,
+    #[serde(default, deserialize_with = "validate::non_null")]
     pub role: Option<Role>,
+    #[serde(default, deserialize_with = "validate::non_null")]
     pub status: Option<UserStatus>,
 }
 

@@ -93,6 +93,19 @@ where
     <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
 }
 
+/// Serde helper for PATCH bodies: a field that may be absent but not `null` (the column is
+/// NOT NULL); `null` is a 422 naming the field.
+pub fn non_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    match <Option<T> as serde::Deserialize>::deserialize(deserializer)? {
+        Some(value) => Ok(Some(value)),
+        None => Err(serde::de::Error::custom("may not be null")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

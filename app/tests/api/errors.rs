@@ -333,6 +333,21 @@ async fn probes_and_openapi(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = false)]
+async fn every_response_carries_a_request_id(pool: PgPool) {
+    let app = spawn(pool).await;
+    let reply = app.get("/api/v1/users/77").await;
+    let id = reply.headers["x-request-id"].to_str().unwrap();
+    assert_eq!(id.len(), 36, "{id}");
+    let given = Request::builder()
+        .uri("/livez")
+        .header("x-request-id", "abc-123")
+        .body(Body::empty())
+        .unwrap();
+    let reply = app.request(given).await;
+    assert_eq!(reply.headers["x-request-id"], "abc-123");
+}
+
+#[sqlx::test(migrations = false)]
 async fn readiness_fails_when_the_database_is_gone(pool: PgPool) {
     let app = spawn(pool).await;
     app.db().pool().close().await;
@@ -342,4 +357,75 @@ async fn readiness_fails_when_the_database_is_gone(pool: PgPool) {
     assert_eq!(health.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(health.json["services"]["database"], "down");
     assert_eq!(app.get("/livez").await.status, StatusCode::OK);
+}
+
+/// With every connection busy, requests fail fast with 503 + Retry-After (the export too, before
+/// it commits to a 200), and recover when connections come back.
+#[sqlx::test(migrations = false)]
+async fn exhausted_pool_is_503_with_retry_after(
+    pool_opts: sqlx::postgres::PgPoolOptions,
+    connect: sqlx::postgres::PgConnectOptions,
+) {
+    let pool = pool_opts
+        .max_connections(2)
+        .acquire_timeout(std::time::Duration::from_millis(300))
+        .connect_with(connect)
+        .await
+        .unwrap();
+    let app = spawn(pool.clone()).await;
+    let owner = app.user("owner").await;
+    let project = app.project(owner, "p").await;
+
+    let held = (pool.acquire().await.unwrap(), pool.acquire().await.unwrap());
+    for uri in [
+        format!("/api/v1/users/{owner}"),
+        format!("/api/v1/projects/{project}/tasks/export"),
+    ] {
+        let reply = app.get(&uri).await;
+        assert_problem(&reply, StatusCode::SERVICE_UNAVAILABLE, None);
+        assert_eq!(reply.headers[header::RETRY_AFTER], "1");
+    }
+    drop(held);
+    assert_eq!(
+        app.get(&format!("/api/v1/users/{owner}")).await.status,
+        StatusCode::OK
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn null_for_a_required_field_is_422(pool: PgPool) {
+    let app = spawn(pool).await;
+    let owner = app.user("owner").await;
+    let project = app.project(owner, "p").await;
+    let task = app.task(json!({"projectId": project, "title": "t"})).await;
+    let cases = [
+        (format!("/api/v1/users/{owner}"), json!({"email": null}), "email"),
+        (
+            format!("/api/v1/projects/{project}"),
+            json!({"name": null}),
+            "name",
+        ),
+        (
+            format!("/api/v1/tasks/{}", task["id"]),
+            json!({"title": null}),
+            "title",
+        ),
+        (
+            format!("/api/v1/tasks/{}", task["id"]),
+            json!({"priority": null}),
+            "priority",
+        ),
+    ];
+    for (uri, body, field) in cases {
+        let reply = app.patch(&uri, body).await;
+        assert_problem(&reply, StatusCode::UNPROCESSABLE_ENTITY, Some(field));
+    }
+    // null still clears the nullable ones
+    let cleared = app
+        .patch(
+            &format!("/api/v1/tasks/{}", task["id"]),
+            json!({"description": null}),
+        )
+        .await;
+    assert_eq!(cleared.status, StatusCode::OK);
 }

@@ -6,6 +6,7 @@ use perfstack_app::db::{
     Db, QueryMonitor,
     migrate::{self, MigrateOptions},
     page::Window,
+    projects::{self, ProjectFilter, ProjectStatus},
     seed::{self, SeedSizes},
     tasks::{self, TaskFilter, TaskOrder, TaskStatus},
     users::{self, UserFilter, UserStatus},
@@ -18,7 +19,7 @@ async fn seeded(pool: PgPool) -> Db {
     migrate::apply(&db, &MigrateOptions::default()).await.unwrap();
     let sizes = SeedSizes {
         users: 10_000,
-        projects: 500,
+        projects: 5_000,
         tasks: 50_000,
     };
     seed::apply(&db, sizes).await.unwrap();
@@ -104,4 +105,34 @@ async fn planner_uses_the_intended_indexes(pool: PgPool) {
     tasks::push_list(&mut qb, &filter, TaskOrder::DueDate(None), &page);
     let (names, plan) = explain(&db, qb).await;
     assert_eq!(names, vec!["idx_tasks_assignee_due_date"], "{plan:#}");
+
+    // projects by owner + status
+    let mut qb = QueryBuilder::new("EXPLAIN (FORMAT JSON) ");
+    let filter = ProjectFilter {
+        owner_id: Some(42),
+        status: Some(ProjectStatus::Active),
+    };
+    projects::push_list(&mut qb, &filter, &Window::Offset { limit: 20, offset: 0 });
+    let (names, plan) = explain(&db, qb).await;
+    assert_eq!(names, vec!["idx_projects_owner_status"], "{plan:#}");
+
+    // full-text search for a selective term (a common one rightly walks the primary key)
+    let mut qb = QueryBuilder::new("EXPLAIN (FORMAT JSON) ");
+    let filter = TaskFilter {
+        search: Some("4242".into()),
+        ..TaskFilter::default()
+    };
+    tasks::push_list(&mut qb, &filter, TaskOrder::Id(None), &page);
+    let (names, plan) = explain(&db, qb).await;
+    assert!(names.contains(&"idx_tasks_search".to_owned()), "{plan:#}");
+
+    // projects newest first
+    let mut qb = QueryBuilder::new("EXPLAIN (FORMAT JSON) ");
+    projects::push_list(
+        &mut qb,
+        &ProjectFilter::default(),
+        &Window::Offset { limit: 20, offset: 0 },
+    );
+    let (names, plan) = explain(&db, qb).await;
+    assert_eq!(names, vec!["idx_projects_created_at_desc"], "{plan:#}");
 }

@@ -1,0 +1,170 @@
+//! The API: its Deployment (probes, resources, non-root read-only containers, rolling update) and Service.
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
+use k8s_openapi::api::core::v1::{
+    ConfigMapEnvSource, ConfigMapVolumeSource, Container, ContainerPort, EnvFromSource, HTTPGetAction,
+    PodSpec, PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use sha2::{Digest, Sha256};
+
+use super::config::app_config_map;
+use super::postgres::empty_dir;
+use super::{
+    APP_UID, CacheSource, TUNING_DIR, ValidatedStack, restricted_container, restricted_pod, secret_env,
+};
+
+/// Component label of the API.
+pub const COMPONENT: &str = "api";
+/// Name of the API container.
+pub const CONTAINER: &str = "api";
+/// Pod-template annotation holding a digest of the app ConfigMap, so a config change rolls the pods.
+pub const CONFIG_DIGEST_ANNOTATION: &str = "perfstack.dev/config-digest";
+
+/// The API Deployment running `image`. `replicas` is None while an autoscaler owns the replica count,
+/// so the operator's apply never takes that field over.
+pub fn deployment(stack: &ValidatedStack, image: &str, replicas: Option<i32>) -> Deployment {
+    let names = stack.names();
+    let app = &stack.spec.app;
+    let mut env = app.env.clone();
+    env.push(stack.database_url_env());
+    if let CacheSource::External { secret, key } = &stack.cache {
+        env.push(secret_env("REDIS_URL", secret.clone(), key.clone()));
+    }
+    let http_probe = |path: &str, period: i32| Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String("http".into()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period),
+        timeout_seconds: Some(2),
+        ..Probe::default()
+    };
+    let container = Container {
+        name: CONTAINER.into(),
+        image: Some(image.into()),
+        args: Some(vec!["serve".into()]),
+        ports: Some(vec![ContainerPort {
+            name: Some("http".into()),
+            container_port: app.port,
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        }]),
+        env_from: Some(vec![EnvFromSource {
+            config_map_ref: Some(ConfigMapEnvSource {
+                name: names.config(),
+                optional: Some(false),
+            }),
+            ..EnvFromSource::default()
+        }]),
+        env: Some(env),
+        readiness_probe: Some(Probe {
+            failure_threshold: Some(2),
+            ..http_probe("/readyz", 5)
+        }),
+        liveness_probe: Some(Probe {
+            initial_delay_seconds: Some(10),
+            failure_threshold: Some(3),
+            ..http_probe("/livez", 10)
+        }),
+        resources: app.resources.clone(),
+        security_context: Some(restricted_container(APP_UID)),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "tuning".into(),
+                mount_path: TUNING_DIR.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: "tmp".into(),
+                mount_path: "/tmp".into(),
+                ..VolumeMount::default()
+            },
+        ]),
+        ..Container::default()
+    };
+    let tuning_volume = Volume {
+        name: "tuning".into(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: names.tuning(),
+            ..ConfigMapVolumeSource::default()
+        }),
+        ..Volume::default()
+    };
+    Deployment {
+        metadata: stack.child_meta(names.api(), COMPONENT),
+        spec: Some(DeploymentSpec {
+            replicas,
+            selector: LabelSelector {
+                match_labels: Some(stack.selector_labels(COMPONENT)),
+                ..LabelSelector::default()
+            },
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_surge: Some(IntOrString::String("25%".into())),
+                    max_unavailable: Some(IntOrString::Int(0)),
+                }),
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(stack.labels(COMPONENT)),
+                    annotations: Some(BTreeMap::from([(
+                        CONFIG_DIGEST_ANNOTATION.into(),
+                        config_digest(stack),
+                    )])),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    security_context: Some(restricted_pod(APP_UID)),
+                    termination_grace_period_seconds: Some(30),
+                    volumes: Some(vec![tuning_volume, empty_dir("tmp")]),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        ..Deployment::default()
+    }
+}
+
+/// The API Service.
+pub fn service(stack: &ValidatedStack) -> Service {
+    Service {
+        metadata: stack.child_meta(stack.names().api(), COMPONENT),
+        spec: Some(ServiceSpec {
+            selector: Some(stack.selector_labels(COMPONENT)),
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: stack.spec.app.port,
+                target_port: Some(IntOrString::String("http".into())),
+                protocol: Some("TCP".into()),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    }
+}
+
+/// Digest of the app ConfigMap's data (12 hex characters).
+fn config_digest(stack: &ValidatedStack) -> String {
+    let mut hasher = Sha256::new();
+    for (key, value) in app_config_map(stack).data.unwrap_or_default() {
+        hasher.update(key.as_bytes());
+        hasher.update([0]);
+        hasher.update(value.as_bytes());
+        hasher.update([0]);
+    }
+    hasher
+        .finalize()
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

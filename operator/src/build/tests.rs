@@ -1,0 +1,193 @@
+//! Whole-object tests of every builder for a minimal and a full spec. The expected objects are the
+//! reviewed YAML files in operator/tests/golden/; `UPDATE_GOLDEN=1 cargo test -p perfstack-operator`
+//! rewrites them after an intended change (review the diff before committing).
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use serde::Serialize;
+
+use super::config::{TuningFile, app_config_map, tuning_config_map};
+use super::*;
+use crate::crd::{CacheMode, DatabaseMode, DeletionPolicy, ExternalSpec, PerformanceStackSpec, SecretKeyRef};
+
+fn validated(spec: PerformanceStackSpec) -> ValidatedStack {
+    let mut stack = crate::crd::PerformanceStack::new("shop", spec);
+    stack.metadata.namespace = Some("team-a".into());
+    stack.metadata.uid = Some("0b7c6a52-1111-2222-3333-444455556666".into());
+    stack.metadata.generation = Some(3);
+    crate::controller::validate::validate(&stack).expect("valid spec")
+}
+
+fn minimal() -> ValidatedStack {
+    validated(PerformanceStackSpec::default())
+}
+
+fn full() -> ValidatedStack {
+    let resources = ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".into(), Quantity("250m".into())),
+            ("memory".into(), Quantity("256Mi".into())),
+        ])),
+        limits: Some(BTreeMap::from([("memory".into(), Quantity("512Mi".into()))])),
+        ..ResourceRequirements::default()
+    };
+    let mut spec = PerformanceStackSpec::default();
+    spec.app.image = Some("registry.example/perfstack-app:1.4.2".into());
+    spec.app.port = 9000;
+    spec.app.min_replicas = 3;
+    spec.app.max_replicas = 12;
+    spec.app.target_cpu_utilization = 60;
+    spec.app.resources = Some(resources.clone());
+    spec.app.env = vec![plain_env("RUST_LOG", "debug")];
+    spec.database.mode = DatabaseMode::External;
+    spec.database.external = Some(ExternalSpec {
+        secret_ref: SecretKeyRef {
+            name: "shop-db".into(),
+            key: Some("url".into()),
+        },
+    });
+    spec.cache.mode = CacheMode::External;
+    spec.cache.external = Some(ExternalSpec {
+        secret_ref: SecretKeyRef {
+            name: "shop-redis".into(),
+            key: None,
+        },
+    });
+    spec.pool.min_connections = 4;
+    spec.pool.max_connections = 40;
+    spec.pool.acquire_timeout_ms = 1500;
+    spec.pool.idle_timeout_seconds = 120;
+    spec.deletion_policy = DeletionPolicy::Delete;
+    validated(spec)
+}
+
+/// A bundled database and cache with every bundled option set.
+fn full_bundled() -> ValidatedStack {
+    let mut spec = PerformanceStackSpec::default();
+    spec.database.bundled.image = "postgres:15.6".into();
+    spec.database.bundled.storage_size = "50Gi".into();
+    spec.database.bundled.storage_class_name = Some("fast-ssd".into());
+    spec.database.bundled.max_connections = 400;
+    spec.database.bundled.resources = Some(ResourceRequirements {
+        requests: Some(BTreeMap::from([("cpu".into(), Quantity("1".into()))])),
+        ..ResourceRequirements::default()
+    });
+    spec.cache.image = "redis:7.2".into();
+    spec.cache.maxmemory = "1gb".into();
+    validated(spec)
+}
+
+fn check<T: Serialize>(case: &str, child: &str, object: &T) {
+    let actual = serde_yaml::to_string(object).expect("serializes");
+    let path = format!("{}/tests/golden/{case}/{child}.yaml", env!("CARGO_MANIFEST_DIR"));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(std::path::Path::new(&path).parent().expect("has parent")).expect("mkdir");
+        std::fs::write(&path, &actual).expect("write golden");
+        return;
+    }
+    let expected =
+        std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing {path}; run with UPDATE_GOLDEN=1"));
+    assert!(
+        expected == actual,
+        "{case}/{child} differs from {path}:\n--- expected\n{expected}\n--- actual\n{actual}"
+    );
+}
+
+#[test]
+fn minimal_spec_builds_the_expected_children() {
+    let stack = minimal();
+    check(
+        "minimal",
+        "credentials-secret",
+        &credentials::credentials_secret(&stack, "not-a-real-password"),
+    );
+    check("minimal", "postgres-statefulset", &postgres::statefulset(&stack));
+    check("minimal", "postgres-service", &postgres::service(&stack));
+    check("minimal", "redis-deployment", &redis::deployment(&stack));
+    check("minimal", "redis-service", &redis::service(&stack));
+    check("minimal", "app-configmap", &app_config_map(&stack));
+    check(
+        "minimal",
+        "tuning-configmap",
+        &tuning_config_map(&stack, &TuningFile::from_spec(&stack)).expect("renders"),
+    );
+    check("minimal", "migration-job", &migration::job(&stack));
+    check(
+        "minimal",
+        "api-deployment",
+        &app::deployment(&stack, &stack.app_image, None),
+    );
+    check("minimal", "api-service", &app::service(&stack));
+    check("minimal", "hpa", &hpa::hpa(&stack));
+    check("minimal", "hpa-v2beta2", &hpa::hpa_v2beta2(&stack));
+}
+
+#[test]
+fn full_spec_builds_the_expected_children() {
+    let stack = full();
+    check("full", "app-configmap", &app_config_map(&stack));
+    check(
+        "full",
+        "tuning-configmap",
+        &tuning_config_map(&stack, &TuningFile::from_spec(&stack)).expect("renders"),
+    );
+    check("full", "migration-job", &migration::job(&stack));
+    check(
+        "full",
+        "api-deployment",
+        &app::deployment(&stack, &stack.app_image, Some(3)),
+    );
+    check("full", "api-service", &app::service(&stack));
+    check("full", "hpa", &hpa::hpa(&stack));
+    let bundled = full_bundled();
+    check("full", "postgres-statefulset", &postgres::statefulset(&bundled));
+    check("full", "redis-deployment", &redis::deployment(&bundled));
+}
+
+#[test]
+fn migration_job_name_follows_image_and_database_only() {
+    let a = minimal();
+    let mut b = minimal();
+    b.spec.pool.max_connections = 50;
+    assert_eq!(migration::job(&a).metadata.name, migration::job(&b).metadata.name);
+    b.app_image = "ghcr.io/perfstack/perfstack-app:9.9.9".into();
+    assert_ne!(migration::job(&a).metadata.name, migration::job(&b).metadata.name);
+    let name = migration::job(&a).metadata.name.expect("named");
+    assert!(
+        name.starts_with("shop-migrate-") && name.len() == "shop-migrate-".len() + 10,
+        "{name}"
+    );
+}
+
+#[test]
+fn api_deployment_leaves_replicas_to_the_autoscaler_and_rolls_on_config_change() {
+    let stack = minimal();
+    let deployment = app::deployment(&stack, "img:1", None);
+    assert_eq!(deployment.spec.as_ref().and_then(|s| s.replicas), None);
+    let value = serde_json::to_value(&deployment).expect("serializes");
+    assert!(
+        value["spec"].get("replicas").is_none(),
+        "replicas must not be serialized at all"
+    );
+    let mut changed = minimal();
+    changed.spec.pool.max_connections = 30;
+    let digest = |d: &k8s_openapi::api::apps::v1::Deployment| {
+        d.spec
+            .as_ref()
+            .and_then(|s| s.template.metadata.as_ref())
+            .and_then(|m| m.annotations.clone())
+    };
+    assert_ne!(
+        digest(&deployment),
+        digest(&app::deployment(&changed, "img:1", None))
+    );
+}
+
+#[test]
+fn generated_passwords_are_long_and_different() {
+    let (a, b) = (credentials::generate_password(), credentials::generate_password());
+    assert_eq!(a.len(), 32);
+    assert_ne!(a, b);
+    assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+}

@@ -1,0 +1,62 @@
+//! Command line: `run` (the controller) and `crdgen` (print the CRD).
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::telemetry::LogFormat;
+
+/// perfstack-operator: deploys and tunes perfstack stacks.
+#[derive(Debug, Parser)]
+#[command(
+    name = "perfstack-operator",
+    version,
+    about = "Deploys and tunes perfstack stacks"
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the controller against the cluster in KUBECONFIG or the in-cluster config.
+    Run(RunArgs),
+    /// Print the PerformanceStack CustomResourceDefinition as YAML.
+    Crdgen,
+}
+
+/// Options of `run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Namespaces to watch, comma separated; all namespaces when empty.
+    #[arg(long, env = "WATCH_NAMESPACES", value_delimiter = ',', default_value = "")]
+    pub namespaces: Vec<String>,
+    /// Address of the HTTP server for /metrics, /healthz and /readyz.
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Reconcile only while holding the Lease, so several replicas can run.
+    #[arg(long, env = "LEADER_ELECTION", default_value_t = false)]
+    pub leader_election: bool,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "LEASE_NAME", default_value = "perfstack-operator")]
+    pub lease_name: String,
+    /// Namespace of the Lease; defaults to POD_NAMESPACE, then the kubeconfig's namespace.
+    #[arg(long, env = "LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: LogFormat,
+}
+
+impl RunArgs {
+    /// The namespaces to watch, without empty entries; empty means all.
+    pub fn watched_namespaces(&self) -> Vec<String> {
+        self.namespaces
+            .iter()
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .collect()
+    }
+}

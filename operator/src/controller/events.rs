@@ -1,0 +1,61 @@
+//! Events: events.k8s.io Events about a stack, recorded on transitions only. A failed Event never fails
+//! a reconcile; it is logged.
+use kube::Resource;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+use crate::build::ValidatedStack;
+use crate::crd::PerformanceStack;
+
+/// Records Events about stacks under the operator's name.
+#[derive(Clone)]
+pub struct StackEvents {
+    recorder: Option<Recorder>,
+}
+
+impl StackEvents {
+    /// Events reported as `perfstack-operator`, instance `instance` (the pod name).
+    pub fn new(client: kube::Client, instance: Option<String>) -> Self {
+        let reporter = Reporter {
+            controller: crate::MANAGER.into(),
+            instance,
+        };
+        Self {
+            recorder: Some(Recorder::new(client, reporter)),
+        }
+    }
+
+    /// No Events at all (tests of other behaviour).
+    pub fn disabled() -> Self {
+        Self { recorder: None }
+    }
+
+    /// Publishes one Event about `stack`.
+    pub async fn publish(&self, stack: &PerformanceStack, reason: &str, note: &str, warning: bool) {
+        let Some(recorder) = &self.recorder else {
+            return;
+        };
+        let event = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.into(),
+            note: Some(note.chars().take(1000).collect()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(error) = recorder.publish(&event, &stack.object_ref(&())).await {
+            tracing::warn!(%error, reason, "could not record Event");
+        }
+    }
+
+    /// A migration Job is about to be created.
+    pub async fn migration_started(&self, stack: &ValidatedStack, job: &str) {
+        let mut reference = PerformanceStack::new(&stack.name, stack.spec.clone());
+        reference.metadata.namespace = Some(stack.namespace.clone());
+        reference.metadata.uid = Some(stack.uid.clone());
+        let note = format!("running migrations for {} in Job {job}", stack.app_image);
+        self.publish(&reference, "MigrationStarted", &note, false).await;
+    }
+}

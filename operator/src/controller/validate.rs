@@ -1,0 +1,320 @@
+//! Validate: turn a `PerformanceStack` into a [`ValidatedStack`] or name the field that is wrong.
+//!
+//! The CRD schema carries the same bounds and CEL rules, but older API servers ignore CEL and objects
+//! may predate a schema change, so the controller checks everything it relies on itself.
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+use crate::build::{CacheSource, DatabaseSource, ValidatedStack, default_app_image};
+use crate::crd::{CacheMode, DatabaseMode, ExternalSpec, PerformanceStack};
+
+/// Environment variables the operator sets on the API container; spec.app.env must not override them.
+pub const RESERVED_ENV: &[&str] = &[
+    "DATABASE_URL",
+    "REDIS_URL",
+    "LISTEN_ADDR",
+    "LOG_FORMAT",
+    "TUNING_FILE",
+    "DB_POOL_MIN",
+    "DB_POOL_MAX",
+    "DB_ACQUIRE_TIMEOUT_MS",
+    "DB_IDLE_TIMEOUT_S",
+];
+
+/// A spec the operator cannot deploy, with the offending field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct InvalidSpec {
+    /// JSON path of the field, e.g. `spec.pool.maxConnections`.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> InvalidSpec {
+    InvalidSpec {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+fn in_range(field: &str, value: i32, min: i32, max: i32) -> Result<(), InvalidSpec> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(invalid(field, format!("{value} is outside {min}..={max}")))
+    }
+}
+
+fn external_ref(
+    field: &str,
+    external: &Option<ExternalSpec>,
+    default_key: &str,
+) -> Result<(String, String), InvalidSpec> {
+    let external = external
+        .as_ref()
+        .ok_or_else(|| invalid(field, "is required when mode is External"))?;
+    let name = external.secret_ref.name.trim();
+    if name.is_empty() {
+        return Err(invalid(&format!("{field}.secretRef.name"), "must not be empty"));
+    }
+    let key = external
+        .secret_ref
+        .key
+        .clone()
+        .filter(|k| !k.is_empty())
+        .unwrap_or_else(|| default_key.to_owned());
+    Ok((name.to_owned(), key))
+}
+
+/// Checks the stack's spec and resolves defaults.
+pub fn validate(stack: &PerformanceStack) -> Result<ValidatedStack, InvalidSpec> {
+    let name = stack
+        .metadata
+        .name
+        .clone()
+        .ok_or_else(|| invalid("metadata.name", "is missing"))?;
+    let namespace = stack
+        .metadata
+        .namespace
+        .clone()
+        .ok_or_else(|| invalid("metadata.namespace", "is missing"))?;
+    let uid = stack
+        .metadata
+        .uid
+        .clone()
+        .ok_or_else(|| invalid("metadata.uid", "is missing"))?;
+    // Child names append up to 12 characters ("-credentials") and must stay DNS labels for Services.
+    if name.len() > 40 {
+        return Err(invalid("metadata.name", "must be at most 40 characters"));
+    }
+    let spec = &stack.spec;
+    let app = &spec.app;
+    in_range("spec.app.port", app.port, 1, 65535)?;
+    in_range("spec.app.minReplicas", app.min_replicas, 1, 100)?;
+    in_range("spec.app.maxReplicas", app.max_replicas, 1, 100)?;
+    in_range(
+        "spec.app.targetCpuUtilization",
+        app.target_cpu_utilization,
+        1,
+        100,
+    )?;
+    if app.min_replicas > app.max_replicas {
+        return Err(invalid(
+            "spec.app.minReplicas",
+            format!(
+                "{} must not exceed spec.app.maxReplicas ({})",
+                app.min_replicas, app.max_replicas
+            ),
+        ));
+    }
+    if let Some(image) = &app.image
+        && (image.trim().is_empty() || image.contains(char::is_whitespace))
+    {
+        return Err(invalid(
+            "spec.app.image",
+            "must be a non-empty image reference without spaces",
+        ));
+    }
+    for (i, var) in app.env.iter().enumerate() {
+        if RESERVED_ENV.contains(&var.name.as_str()) {
+            return Err(invalid(
+                &format!("spec.app.env[{i}].name"),
+                format!("{} is set by the operator and cannot be overridden", var.name),
+            ));
+        }
+    }
+    let pool = &spec.pool;
+    in_range("spec.pool.minConnections", pool.min_connections, 0, 500)?;
+    in_range("spec.pool.maxConnections", pool.max_connections, 1, 500)?;
+    in_range("spec.pool.acquireTimeoutMs", pool.acquire_timeout_ms, 1, 600_000)?;
+    in_range(
+        "spec.pool.idleTimeoutSeconds",
+        pool.idle_timeout_seconds,
+        1,
+        86_400,
+    )?;
+    if pool.min_connections > pool.max_connections {
+        return Err(invalid(
+            "spec.pool.minConnections",
+            format!(
+                "{} must not exceed spec.pool.maxConnections ({})",
+                pool.min_connections, pool.max_connections
+            ),
+        ));
+    }
+    let slo = &spec.slo;
+    in_range("spec.slo.p95LatencyMs", slo.p95_latency_ms, 1, 60_000)?;
+    in_range("spec.slo.p99LatencyMs", slo.p99_latency_ms, 1, 60_000)?;
+    if slo.p95_latency_ms > slo.p99_latency_ms {
+        return Err(invalid(
+            "spec.slo.p95LatencyMs",
+            "must not exceed spec.slo.p99LatencyMs",
+        ));
+    }
+    if !(0.0..=100.0).contains(&slo.max_error_rate_percent) {
+        return Err(invalid("spec.slo.maxErrorRatePercent", "must be within 0..=100"));
+    }
+    let tuning = &spec.tuning;
+    in_range("spec.tuning.intervalSeconds", tuning.interval_seconds, 10, 3600)?;
+    in_range(
+        "spec.tuning.scaleUpStabilizationSeconds",
+        tuning.scale_up_stabilization_seconds,
+        0,
+        3600,
+    )?;
+    in_range(
+        "spec.tuning.scaleDownStabilizationSeconds",
+        tuning.scale_down_stabilization_seconds,
+        0,
+        3600,
+    )?;
+
+    let db = &spec.database;
+    in_range(
+        "spec.database.reservedConnections",
+        db.reserved_connections,
+        0,
+        1000,
+    )?;
+    let database = match db.mode {
+        DatabaseMode::Bundled => {
+            let bundled = &db.bundled;
+            in_range(
+                "spec.database.bundled.maxConnections",
+                bundled.max_connections,
+                10,
+                10_000,
+            )?;
+            if db.reserved_connections >= bundled.max_connections {
+                return Err(invalid(
+                    "spec.database.reservedConnections",
+                    "must be below spec.database.bundled.maxConnections",
+                ));
+            }
+            if pool.max_connections > bundled.max_connections - db.reserved_connections {
+                return Err(invalid(
+                    "spec.pool.maxConnections",
+                    "must fit within spec.database.bundled.maxConnections minus spec.database.reservedConnections",
+                ));
+            }
+            if bundled.image.trim().is_empty() {
+                return Err(invalid("spec.database.bundled.image", "must not be empty"));
+            }
+            check_quantity("spec.database.bundled.storageSize", &bundled.storage_size)?;
+            DatabaseSource::Bundled
+        }
+        DatabaseMode::External => {
+            let (secret, key) = external_ref("spec.database.external", &db.external, "database-url")?;
+            DatabaseSource::External { secret, key }
+        }
+    };
+    let cache = match spec.cache.mode {
+        CacheMode::Bundled => {
+            if spec.cache.image.trim().is_empty() {
+                return Err(invalid("spec.cache.image", "must not be empty"));
+            }
+            if !is_redis_memory(&spec.cache.maxmemory) {
+                return Err(invalid(
+                    "spec.cache.maxmemory",
+                    "must be a number with an optional kb, mb or gb suffix",
+                ));
+            }
+            CacheSource::Bundled
+        }
+        CacheMode::External => {
+            let (secret, key) = external_ref("spec.cache.external", &spec.cache.external, "redis-url")?;
+            CacheSource::External { secret, key }
+        }
+        CacheMode::Disabled => CacheSource::Disabled,
+    };
+    Ok(ValidatedStack {
+        name,
+        namespace,
+        uid,
+        generation: stack.metadata.generation.unwrap_or(0),
+        app_image: app.image.clone().unwrap_or_else(default_app_image),
+        spec: spec.clone(),
+        database,
+        cache,
+    })
+}
+
+fn is_redis_memory(value: &str) -> bool {
+    let digits = value.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let suffix = &value[digits.len()..];
+    !digits.is_empty()
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && ["", "kb", "mb", "gb"].contains(&suffix)
+}
+
+fn check_quantity(field: &str, value: &str) -> Result<(), InvalidSpec> {
+    let quantity = Quantity(value.to_owned());
+    let digits = quantity.0.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let suffix = &quantity.0[digits.len()..];
+    let number_ok = !digits.is_empty() && digits.parse::<f64>().is_ok_and(|n| n > 0.0);
+    let suffix_ok = ["", "k", "M", "G", "T", "Ki", "Mi", "Gi", "Ti"].contains(&suffix);
+    if number_ok && suffix_ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            field,
+            format!("{value:?} is not a storage quantity such as 10Gi"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::PerformanceStackSpec;
+
+    fn stack(spec: PerformanceStackSpec) -> PerformanceStack {
+        let mut stack = PerformanceStack::new("demo", spec);
+        stack.metadata.namespace = Some("ns".into());
+        stack.metadata.uid = Some("uid-1".into());
+        stack
+    }
+
+    #[test]
+    fn defaults_are_valid_and_resolve_the_image() {
+        let validated = validate(&stack(PerformanceStackSpec::default())).unwrap();
+        assert_eq!(validated.app_image, default_app_image());
+        assert_eq!(validated.database, DatabaseSource::Bundled);
+        assert_eq!(validated.cache, CacheSource::Bundled);
+    }
+
+    #[test]
+    fn pool_min_above_max_names_the_field() {
+        let mut spec = PerformanceStackSpec::default();
+        spec.pool.min_connections = 30;
+        spec.pool.max_connections = 20;
+        let err = validate(&stack(spec)).unwrap_err();
+        assert_eq!(err.field, "spec.pool.minConnections");
+    }
+
+    #[test]
+    fn external_database_needs_a_secret_reference() {
+        let mut spec = PerformanceStackSpec::default();
+        spec.database.mode = DatabaseMode::External;
+        let err = validate(&stack(spec)).unwrap_err();
+        assert_eq!(err.field, "spec.database.external");
+    }
+
+    #[test]
+    fn replicas_out_of_bounds_and_reserved_env_are_rejected() {
+        let mut spec = PerformanceStackSpec::default();
+        spec.app.max_replicas = 101;
+        assert_eq!(validate(&stack(spec)).unwrap_err().field, "spec.app.maxReplicas");
+        let mut spec = PerformanceStackSpec::default();
+        spec.app.env.push(crate::build::plain_env("DATABASE_URL", "x"));
+        assert_eq!(validate(&stack(spec)).unwrap_err().field, "spec.app.env[0].name");
+    }
+
+    #[test]
+    fn quantities_and_memory_sizes() {
+        assert!(check_quantity("f", "10Gi").is_ok());
+        assert!(check_quantity("f", "ten").is_err());
+        assert!(is_redis_memory("256mb"));
+        assert!(!is_redis_memory("256 mb"));
+    }
+}

@@ -1,0 +1,265 @@
+//! `perfstack-operator run`: the HTTP server for metrics and probes, leader election, and one
+//! controller per watched namespace (or one for all), until SIGTERM/SIGINT or lost leadership.
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use futures::future::{BoxFuture, Shared};
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::runtime::controller::Controller;
+use kube::runtime::watcher;
+use kube::{Client, Resource};
+
+use crate::build::{MANAGED_SELECTOR, hpa::v2beta2_resource};
+use crate::cli::RunArgs;
+use crate::controller::{AutoscalingApi, Context, ErrorChain, StackEvents, error_policy, reconcile};
+use crate::crd::PerformanceStack;
+use crate::metrics::Metrics;
+
+/// Why the controllers stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    Signal,
+    LostLeadership,
+}
+
+type StopFuture = Shared<BoxFuture<'static, Stop>>;
+
+#[derive(Clone)]
+struct ServerState {
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+}
+
+/// Runs the operator until a shutdown signal; an error means the process should exit non-zero.
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let client = Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API")?;
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let signal: StopFuture = async {
+        shutdown_signal().await;
+        Stop::Signal
+    }
+    .boxed()
+    .shared();
+    let server = tokio::spawn(serve(
+        args.metrics_addr,
+        ServerState {
+            metrics: metrics.clone(),
+            ready: ready.clone(),
+        },
+        signal.clone(),
+    ));
+
+    Api::<PerformanceStack>::all(client.clone())
+        .list(&ListParams::default().limit(1))
+        .await
+        .context("listing PerformanceStacks (is crds/performancestack.yaml installed?)")?;
+    let autoscaling = AutoscalingApi::discover(&client)
+        .await
+        .context("discovering the autoscaling API")?;
+    tracing::info!(?autoscaling, "autoscaling API");
+    ready.store(true, Ordering::Release);
+
+    let identity =
+        std::env::var("POD_NAME").unwrap_or_else(|_| format!("{}-{}", crate::MANAGER, std::process::id()));
+    let events = StackEvents::new(client.clone(), Some(identity.clone()));
+    let ctx = Arc::new(Context::new(client.clone(), autoscaling, events, metrics));
+
+    let stop = if args.leader_election {
+        let namespace = args
+            .lease_namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .unwrap_or_else(|| client.default_namespace().to_owned());
+        let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+            .with_namespace(&namespace)
+            .with_identity(&identity)
+            .with_duration(15)
+            .with_grace(5)
+            .build()
+            .await
+            .context("setting up leader election")?;
+        let (mut leader, lease_task) = manager.watch().await;
+        tracing::info!(
+            lease = args.lease_name,
+            namespace,
+            identity,
+            "waiting for leadership"
+        );
+        let became_leader = tokio::select! {
+            changed = leader.wait_for(|is_leader| *is_leader) => changed.is_ok(),
+            _ = signal.clone() => false,
+        };
+        let stop = if became_leader {
+            tracing::info!("leading; starting controllers");
+            let lost = async move {
+                let _ = leader.wait_for(|is_leader| !*is_leader).await;
+                Stop::LostLeadership
+            };
+            let stop: StopFuture = futures::future::select(signal.clone(), lost.boxed())
+                .map(|either| either.factor_first().0)
+                .boxed()
+                .shared();
+            run_controllers(&args, ctx, stop.clone()).await;
+            stop.await
+        } else {
+            drop(leader);
+            Stop::Signal
+        };
+        // Dropping the receiver makes the lease task release the Lease for the next leader.
+        let _ = lease_task.await;
+        stop
+    } else {
+        run_controllers(&args, ctx, signal.clone()).await;
+        signal.clone().await
+    };
+    let _ = server.await;
+    match stop {
+        Stop::Signal => Ok(()),
+        Stop::LostLeadership => {
+            anyhow::bail!("lost leadership of the Lease; exiting so a new leader takes over")
+        }
+    }
+}
+
+async fn run_controllers(args: &RunArgs, ctx: Arc<Context>, stop: StopFuture) {
+    let namespaces = args.watched_namespaces();
+    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.into_iter().map(Some).collect()
+    };
+    tracing::info!(?scopes, "starting controllers");
+    futures::future::join_all(
+        scopes
+            .into_iter()
+            .map(|ns| controller(ns, ctx.clone(), stop.clone())),
+    )
+    .await;
+}
+
+fn scoped<K>(client: &Client, namespace: &Option<String>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+async fn controller(namespace: Option<String>, ctx: Arc<Context>, stop: StopFuture) {
+    let client = ctx.client.clone();
+    // Owned kinds are watched only where they carry the operator's label, so memory does not grow with
+    // unrelated objects in the cluster.
+    let owned = watcher::Config::default().labels(MANAGED_SELECTOR);
+    let mut controller = Controller::new(
+        scoped::<PerformanceStack>(&client, &namespace),
+        watcher::Config::default().any_semantic(),
+    )
+    .owns(scoped::<Secret>(&client, &namespace), owned.clone())
+    .owns(scoped::<ConfigMap>(&client, &namespace), owned.clone())
+    .owns(scoped::<Service>(&client, &namespace), owned.clone())
+    .owns(scoped::<StatefulSet>(&client, &namespace), owned.clone())
+    .owns(scoped::<Deployment>(&client, &namespace), owned.clone())
+    .owns(scoped::<Job>(&client, &namespace), owned.clone());
+    let hpa_resource = match ctx.autoscaling {
+        AutoscalingApi::V2 => Some(kube::core::ApiResource::erase::<
+            k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler,
+        >(&())),
+        AutoscalingApi::V2beta2 => Some(v2beta2_resource()),
+        AutoscalingApi::Unavailable => None,
+    };
+    if let Some(resource) = hpa_resource {
+        let api: Api<DynamicObject> = match &namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        };
+        controller = controller.owns_with(api, resource, owned.clone());
+    }
+    controller
+        .graceful_shutdown_on(stop.map(|_| ()))
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((stack, _)) => tracing::debug!(stack = %stack.name, "reconciled"),
+                // A child's event for a stack that is already gone: nothing to do.
+                Err(kube::runtime::controller::Error::ObjectNotFound(object)) => {
+                    tracing::debug!(%object, "stack no longer exists")
+                }
+                Err(error) => tracing::warn!(error = %ErrorChain(&error), "controller error"),
+            }
+        })
+        .await;
+}
+
+async fn serve(addr: SocketAddr, state: ServerState, stop: StopFuture) -> anyhow::Result<()> {
+    let app = Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(stop.map(|_| ()))
+        .await
+        .context("metrics server")
+}
+
+async fn metrics_handler(
+    State(state): State<ServerState>,
+) -> (StatusCode, [(&'static str, &'static str); 1], String) {
+    let content_type = [(
+        "content-type",
+        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+    )];
+    match state.metrics.encode() {
+        Ok(text) => (StatusCode::OK, content_type, text),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, content_type, String::new()),
+    }
+}
+
+async fn readyz(State(state): State<ServerState>) -> StatusCode {
+    if state.ready.load(Ordering::Acquire) {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
