@@ -142,14 +142,24 @@ request = function()
   return wrk.format("POST", "/api/v1/tasks", {["Content-Type"] = "application/json"}, body)
 end')
 
-declare -A RESULT
-# bench CASE SCRIPT: a warm-up run (also fills caches), then the measured one.
+declare -A RESULT HITS
+# hits LEVEL: the app's cache hits at that level so far (0 without the cache metrics).
+hits() {
+  curl -fsS "$APP_URL/metrics" 2>/dev/null |
+    awk -v l="$1" 'index($1, "perfstack_cache_hits_total{") == 1 && index($1, "level=\"" l "\"") { s += $2 }
+      END { printf "%d", s }'
+}
+# bench CASE SCRIPT: a warm-up run (also fills caches), then the measured one; for GET-by-id cases
+# the cache hits per level during the measured run prove where the answers came from.
 bench() {
-  local case=$1 script=$2
+  local case=$1 script=$2 l1 l2
   wrk -t"$THREADS" -c"$CONNECTIONS" -d3s -s "$script" "$APP_URL" >/dev/null
+  l1=$(hits l1)
+  l2=$(hits l2)
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout 10s -s "$script" "$APP_URL" >"$OUT/$case.txt"
   RESULT[$case]=$(grep '^RESULT' "$OUT/$case.txt" | cut -d' ' -f2-)
-  log "$case: ${RESULT[$case]}"
+  HITS[$case]="L1 hits $(($(hits l1) - l1)), L2 hits $(($(hits l2) - l2))"
+  log "$case: ${RESULT[$case]} (${HITS[$case]})"
 }
 field() { sed -E "s/.*$2=([0-9.]+).*/\1/" <<<"${RESULT[$1]}"; }
 ms() { awk -v us="$1" 'BEGIN { printf "%.2f", us / 1000 }'; }
@@ -237,6 +247,10 @@ COMMIT=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- app Cargo.lock ||
   row create "POST /tasks"
   echo
   echo "Ratios in this run: L1 / uncached $(ratio get-l1 get-uncached), L2 / uncached $(ratio get-l2 get-uncached)."
+  if ((HAS_CACHE)); then
+    echo "Cache hits during the measured GET runs (from \`/metrics\`): L1 case ${HITS[get-l1]:-n/a};"
+    echo "L2 case ${HITS[get-l2]:-n/a}; uncached case ${HITS[get-uncached]:-n/a}."
+  fi
   echo
   if [[ $EXPORT_STATUS == 200 ]]; then
     echo "Export of $EXPORT_TASKS tasks (\`GET /projects/{id}/tasks/export\`): $(printf '%.2f' "$EXPORT_SECONDS") s,"
