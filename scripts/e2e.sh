@@ -214,6 +214,9 @@ after=$(versions)
 [[ $before == "$after" ]] || fail "a second pass changed resourceVersions: $(diff <(echo "$before") <(echo "$after") || true)"
 tail -n +"$mark" "$WORK/operator.log" | grep -q '"applying child"' && fail "the second pass applied children"
 pass "a second pass (operator restarted) changed no resourceVersion"
+K delete configmap -n "$NS" "${STACKS[0]}-config" >/dev/null
+wait_for 30 "a deleted child is re-created" K get configmap -n "$NS" "${STACKS[0]}-config"
+pass "a deleted child is re-created"
 
 # ---------- 4. a new image rolls out only after its migration ----------
 stack=${STACKS[0]}
@@ -237,7 +240,21 @@ wait_for 30 "$stack: superseded migration Job deleted" sh -c "! kubectl get job 
   fail "$stack: the credentials Secret was rewritten"
 pass "$stack: rolled to the new image after its migration; old Job removed; credentials untouched"
 
-# ---------- 5. invalid stacks ----------
+# ---------- 5. suspend freezes the stack ----------
+K patch pstack -n "$NS" "$stack" --type=merge -p '{"spec":{"suspend":true}}' >/dev/null
+suspended() { [[ $(stack_json "$NS" "$stack" | jq -r .status.phase) == Suspended ]]; }
+wait_for 30 "$stack: phase Suspended" suspended
+config_rv=$(K get configmap -n "$NS" "$stack-tuning" -o jsonpath='{.metadata.resourceVersion}')
+K patch pstack -n "$NS" "$stack" --type=merge -p '{"spec":{"pool":{"maxConnections":25}}}' >/dev/null
+sleep 3
+[[ $(K get configmap -n "$NS" "$stack-tuning" -o jsonpath='{.metadata.resourceVersion}') == "$config_rv" ]] ||
+  fail "$stack: a suspended stack's children changed"
+K patch pstack -n "$NS" "$stack" --type=merge -p '{"spec":{"suspend":false}}' >/dev/null
+resumed() { K get configmap -n "$NS" "$stack-tuning" -o jsonpath='{.data.tuning\.yaml}' | grep -q 'maxConnections: 25'; }
+wait_for 30 "$stack: resumed and applied the pool change" resumed
+pass "$stack: suspend freezes the children; resuming applies what changed meanwhile"
+
+# ---------- 6. invalid stacks ----------
 if K apply --validate=false -n "$NS_BAD" -f - >/dev/null 2>&1 <<'EOF'
 apiVersion: perfstack.dev/v1alpha1
 kind: PerformanceStack
@@ -264,7 +281,7 @@ else
   pass "an invalid stack is rejected by the schema's CEL rule"
 fi
 
-# ---------- 6. deletion: children collected, PVCs kept under Retain ----------
+# ---------- 7. deletion: children collected, PVCs kept under Retain ----------
 for stack in "${STACKS[@]}"; do
   policy=$(stack_json "$NS" "$stack" | jq -r '.spec.deletionPolicy // "Retain"')
   bundled=$(stack_json "$NS" "$stack" | jq -r '.spec.database.mode // "Bundled"')
@@ -286,4 +303,18 @@ for stack in "${STACKS[@]}"; do
     pass "$stack deleted: children collected"
   fi
 done
+# A stack re-created under the same name takes back its retained credentials (and so its data).
+stack=${STACKS[0]}
+if K get secret -n "$NS" "$stack-credentials" >/dev/null 2>&1; then
+  password_hash=$(K get secret -n "$NS" "$stack-credentials" -o jsonpath='{.data.password}' | sha256sum)
+  for example in examples/*.yaml; do K apply --validate=false -n "$NS" -f "$example" >/dev/null; done
+  adopted() {
+    [[ $(K get secret -n "$NS" "$stack-credentials" -o jsonpath='{.metadata.ownerReferences[0].uid}') == \
+      $(K get pstack -n "$NS" "$stack" -o jsonpath='{.metadata.uid}') ]]
+  }
+  wait_for 30 "$stack: re-created stack adopts its retained credentials" adopted
+  [[ $(K get secret -n "$NS" "$stack-credentials" -o jsonpath='{.data.password}' | sha256sum) == "$password_hash" ]] ||
+    fail "$stack: the retained password changed"
+  pass "$stack: re-created stack adopted the retained credentials, password unchanged"
+fi
 log "e2e passed in ${SECONDS}s"

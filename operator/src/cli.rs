@@ -37,7 +37,7 @@ pub struct RunArgs {
     #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
     /// Reconcile only while holding the Lease, so several replicas can run.
-    #[arg(long, env = "LEADER_ELECTION", default_value_t = false)]
+    #[arg(long, env = "LEADER_ELECTION", value_parser = clap::builder::FalseyValueParser::new())]
     pub leader_election: bool,
     /// Name of the leader-election Lease.
     #[arg(long, env = "LEASE_NAME", default_value = "perfstack-operator")]
@@ -58,5 +58,53 @@ impl RunArgs {
             .map(|n| n.trim().to_owned())
             .filter(|n| !n.is_empty())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_flags_parse_as_the_chart_passes_them() {
+        let cli = Cli::try_parse_from([
+            "perfstack-operator",
+            "run",
+            "--namespaces",
+            "a, b,,",
+            "--metrics-addr",
+            "127.0.0.1:9090",
+            "--leader-election",
+            "--lease-name",
+            "lease",
+            "--lease-namespace",
+            "ops",
+            "--log-format",
+            "text",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("run expected")
+        };
+        assert_eq!(args.watched_namespaces(), ["a", "b"]);
+        assert_eq!(args.metrics_addr.port(), 9090);
+        assert!(args.leader_election);
+        assert_eq!(args.lease_name, "lease");
+        assert_eq!(args.lease_namespace.as_deref(), Some("ops"));
+        assert_eq!(args.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn run_defaults_watch_everything_without_leader_election() {
+        let Command::Run(args) = Cli::try_parse_from(["perfstack-operator", "run"])
+            .unwrap()
+            .command
+        else {
+            panic!("run expected")
+        };
+        assert!(args.watched_namespaces().is_empty());
+        assert!(!args.leader_election);
+        assert_eq!(args.metrics_addr.to_string(), "0.0.0.0:8080");
+        assert_eq!(args.log_format, LogFormat::Json);
     }
 }

@@ -62,7 +62,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         signal.clone(),
     ));
 
-    Api::<PerformanceStack>::all(client.clone())
+    // Probe where the operator will watch, so a namespaced grant is enough when --namespaces is set.
+    let probe: Api<PerformanceStack> = match args.watched_namespaces().first() {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    probe
         .list(&ListParams::default().limit(1))
         .await
         .context("listing PerformanceStacks (is crds/performancestack.yaml installed?)")?;
@@ -99,24 +104,32 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             "waiting for leadership"
         );
         let became_leader = tokio::select! {
-            changed = leader.wait_for(|is_leader| *is_leader) => changed.is_ok(),
-            _ = signal.clone() => false,
+            changed = leader.wait_for(|is_leader| *is_leader) => Some(changed.is_ok()),
+            _ = signal.clone() => None,
         };
-        let stop = if became_leader {
-            tracing::info!("leading; starting controllers");
-            let lost = async move {
-                let _ = leader.wait_for(|is_leader| !*is_leader).await;
-                Stop::LostLeadership
-            };
-            let stop: StopFuture = futures::future::select(signal.clone(), lost.boxed())
-                .map(|either| either.factor_first().0)
-                .boxed()
-                .shared();
-            run_controllers(&args, ctx, stop.clone()).await;
-            stop.await
-        } else {
-            drop(leader);
-            Stop::Signal
+        let stop = match became_leader {
+            Some(true) => {
+                tracing::info!("leading; starting controllers");
+                let lost = async move {
+                    // Also resolves if the lease task ends: without it nobody renews the Lease.
+                    let _ = leader.wait_for(|is_leader| !*is_leader).await;
+                    Stop::LostLeadership
+                };
+                let stop: StopFuture = futures::future::select(signal.clone(), lost.boxed())
+                    .map(|either| either.factor_first().0)
+                    .boxed()
+                    .shared();
+                run_controllers(&args, ctx, stop.clone()).await;
+                stop.await
+            }
+            Some(false) => {
+                let ended = lease_task.await;
+                anyhow::bail!("leader election stopped before this instance led: {ended:?}");
+            }
+            None => {
+                drop(leader);
+                Stop::Signal
+            }
         };
         // Dropping the receiver makes the lease task release the Lease for the next leader.
         let _ = lease_task.await;

@@ -6,7 +6,7 @@ use axum::{
     http::{Request, StatusCode, header},
 };
 use http_body_util::BodyExt;
-use perfstack_app::http::export::{ROWS_IN_FLIGHT, ROWS_PER_CHUNK};
+use perfstack_app::http::export::{ExportGauge, ROWS_IN_FLIGHT, ROWS_PER_CHUNK};
 use serde_json::json;
 use sqlx::PgPool;
 use tower::ServiceExt;
@@ -89,10 +89,13 @@ async fn a_million_rows_stream_with_bounded_rows_in_flight(pool: PgPool) {
         let data = frame.unwrap().into_data().unwrap();
         chunks += 1;
         if chunks == 2 {
-            // A slow client: the reader must stop at the bound, not run ahead.
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let held = gauge.in_flight();
+            // A slow client: while it waits the reader fills the channel, then stops at the bound
+            // instead of running ahead.
+            let held = wait_for_rows_held(&gauge, i64::try_from(ROWS_IN_FLIGHT).unwrap()).await;
             assert!(held > 0 && held <= bound, "rows held while client waits: {held}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let held = gauge.in_flight();
+            assert!(held <= bound, "rows held while client waits: {held}");
         }
         // one `{` per task: the rows are flat objects and the titles hold no braces
         rows += i64::try_from(data.iter().filter(|b| **b == b'{').count()).unwrap();
@@ -136,8 +139,7 @@ async fn a_client_leaving_mid_export_releases_rows_and_connection(pool: PgPool) 
     body.frame().await.unwrap().unwrap();
     body.frame().await.unwrap().unwrap();
     let gauge = app.state.exports.clone();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(gauge.in_flight() > 0);
+    assert!(wait_for_rows_held(&gauge, 1).await > 0);
     drop(body);
 
     let db_pool = app.db().pool();
@@ -154,4 +156,14 @@ async fn a_client_leaving_mid_export_releases_rows_and_connection(pool: PgPool) 
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Waits (up to 30 s, for loaded machines) until the export holds at least `rows` rows; returns
+/// what it holds then.
+async fn wait_for_rows_held(gauge: &ExportGauge, rows: i64) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while gauge.in_flight() < rows && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gauge.in_flight()
 }

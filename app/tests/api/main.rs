@@ -7,6 +7,7 @@ mod explain;
 mod export;
 mod helpers;
 mod migrate;
+mod monitor;
 mod projects;
 mod seed;
 mod serve;

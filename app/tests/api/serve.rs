@@ -43,7 +43,7 @@ async fn get(stream: &mut TcpStream, path: &str) {
 
 #[sqlx::test(migrations = false)]
 async fn serve_streams_with_flat_memory_and_drains_on_sigterm(pool: PgPool) {
-    const ROWS: i64 = 300_000;
+    const ROWS: i64 = 60_000;
     let app = spawn(pool.clone()).await;
     let owner = app.user("owner").await;
     let project = app.project(owner, "big").await;
@@ -55,7 +55,7 @@ async fn serve_streams_with_flat_memory_and_drains_on_sigterm(pool: PgPool) {
     .unwrap();
     sqlx::query(
         "INSERT INTO tasks (project_id, title, description, priority)
-         SELECT $1, 'task ' || i, repeat('x', 200), (i % 5)::smallint
+         SELECT $1, 'task ' || i, repeat('x', 1500), (i % 5)::smallint
          FROM generate_series(1, $2::bigint) AS i",
     )
     .bind(project)
@@ -74,7 +74,7 @@ async fn serve_streams_with_flat_memory_and_drains_on_sigterm(pool: PgPool) {
         .port();
     let child = Command::new(env!("CARGO_BIN_EXE_perfstack-app"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--shutdown-grace-s", "60"])
+        .args(["--shutdown-grace-s", "600"])
         .env("DATABASE_URL", url)
         .env_remove("REDIS_URL")
         .stdout(Stdio::null())
@@ -139,10 +139,15 @@ async fn serve_streams_with_flat_memory_and_drains_on_sigterm(pool: PgPool) {
         &text[..200.min(text.len())]
     );
     assert!(text.to_ascii_lowercase().contains("transfer-encoding: chunked"));
-    assert!(text.ends_with("]\r\n0\r\n\r\n"), "export did not finish cleanly");
+    assert!(
+        text.ends_with("]\r\n0\r\n\r\n"),
+        "export did not finish cleanly after {} bytes: ...{:?}",
+        received.len(),
+        &text[text.len().saturating_sub(80)..]
+    );
     let rows = text.matches("\"projectId\"").count();
     assert_eq!(i64::try_from(rows).unwrap(), ROWS);
-    // ~80 MB of JSON went through; the server grew by far less than that.
+    // ~95 MB of JSON went through; the server grew by far less than that.
     let grew_mib = peak.saturating_sub(baseline) / 1024;
     assert!(
         grew_mib < 32,

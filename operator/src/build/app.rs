@@ -152,10 +152,20 @@ pub fn service(stack: &ValidatedStack) -> Service {
     }
 }
 
-/// Digest of the app ConfigMap's data (12 hex characters).
+/// Keys of the app ConfigMap that do not restart pods when they change: the pool start values, since
+/// the tuning file carries the same settings to running pods without a restart.
+const LIVE_KEYS: &[&str] = &[
+    "DB_POOL_MIN",
+    "DB_POOL_MAX",
+    "DB_ACQUIRE_TIMEOUT_MS",
+    "DB_IDLE_TIMEOUT_S",
+];
+
+/// Digest of the app ConfigMap's data except [`LIVE_KEYS`] (12 hex characters).
 fn config_digest(stack: &ValidatedStack) -> String {
     let mut hasher = Sha256::new();
-    for (key, value) in app_config_map(stack).data.unwrap_or_default() {
+    let data = app_config_map(stack).data.unwrap_or_default();
+    for (key, value) in data.iter().filter(|(k, _)| !LIVE_KEYS.contains(&k.as_str())) {
         hasher.update(key.as_bytes());
         hasher.update([0]);
         hasher.update(value.as_bytes());

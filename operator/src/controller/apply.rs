@@ -235,11 +235,37 @@ pub fn running_image(deployment: &Deployment) -> Option<String> {
         .clone()
 }
 
+/// A credentials Secret kept by `deletionPolicy: Retain` has no owner; the stack of the same name that
+/// finds it takes it back (owner reference only: its data is never touched).
+async fn adopt_retained_credentials(
+    secrets: &Api<Secret>,
+    stack: &ValidatedStack,
+    existing: &Secret,
+) -> Result<(), Error> {
+    let orphan = existing.owner_references().is_empty();
+    let ours = existing.labels().get(crate::build::STACK_LABEL) == Some(&stack.name);
+    if !(orphan && ours) {
+        return Ok(());
+    }
+    let name = existing.name_any();
+    tracing::info!(name, "adopting retained credentials Secret");
+    let patch = serde_json::json!({ "metadata": { "ownerReferences": [stack.owner_reference()] } });
+    secrets
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|source| Error::Apply {
+            kind: "Secret",
+            name,
+            source,
+        })?;
+    Ok(())
+}
+
 /// Creates the credentials Secret if it does not exist. An existing one is never rewritten.
 async fn ensure_credentials(secrets: &Api<Secret>, stack: &ValidatedStack) -> Result<(), Error> {
     let name = stack.names().credentials();
-    if get_child(secrets, "Secret", &name).await?.is_some() {
-        return Ok(());
+    if let Some(existing) = get_child(secrets, "Secret", &name).await? {
+        return adopt_retained_credentials(secrets, stack, &existing).await;
     }
     let secret = credentials::credentials_secret(stack, &credentials::generate_password());
     tracing::info!(name, "creating credentials Secret");

@@ -48,8 +48,11 @@ pub async fn write(ctx: &Context, stack: &PerformanceStack, new: StackStatus) ->
     let name = stack.metadata.name.clone().unwrap_or_default();
     let namespace = stack.metadata.namespace.clone().unwrap_or_default();
     let api: Api<PerformanceStack> = Api::namespaced(ctx.client.clone(), &namespace);
-    // A merge patch of the whole status: this operator is the only writer of these fields.
-    let patch = json!({ "status": new });
+    // A merge patch of the fields the controller owns. observedP95 belongs to the tuner: leaving it out
+    // of the patch keeps a value the tuner wrote after this reconcile read the stack.
+    let mut owned = new.clone();
+    owned.observed_p95 = None;
+    let patch = json!({ "status": owned });
     api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map_err(|source| Error::Status { source })?;

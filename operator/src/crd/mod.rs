@@ -29,6 +29,7 @@ pub const VERSION: &str = "v1alpha1";
     shortname = "pstack",
     namespaced,
     status = "StackStatus",
+    validation = Rule::new("size(self.metadata.name) <= 40").message("metadata.name must be at most 40 characters (child names append up to 19)"),
     doc = "A perfstack deployment: the API with its PostgreSQL database and Redis cache, migrated, autoscaled and with a tuned connection pool.",
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase","description":"Lifecycle phase of the stack"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status","description":"Whether the whole stack serves traffic"}"#,

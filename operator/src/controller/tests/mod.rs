@@ -322,13 +322,19 @@ async fn invalid_spec_sets_ready_false_naming_the_field_and_touches_no_child() {
     let mut spec = PerformanceStackSpec::default();
     spec.pool.min_connections = 50;
     spec.pool.max_connections = 20;
-    let stack = stack(spec);
+    let mut stack = stack(spec);
+    // Written by the tuner; the controller's patch must leave it alone.
+    stack.status = Some(crate::crd::StackStatus {
+        observed_p95: Some("120ms".into()),
+        ..crate::crd::StackStatus::default()
+    });
     let script = vec![checked(
         Method::PATCH,
         format!("{}/status?", stacks("shop")),
         Reply::Json(stack_json(&stack)),
         |body| {
             let status = &body["status"];
+            assert!(status.get("observedP95").is_none(), "{status}");
             assert_eq!(status["phase"], "Failed");
             let ready = &status["conditions"][0];
             assert_eq!(ready["type"], "Ready");

@@ -1,0 +1,79 @@
+//! The query monitor: a query over the threshold is logged with its operation, duration and
+//! statement text, never with the values bound to it.
+use std::{
+    io::Write,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use perfstack_app::db::{
+    Db, QueryMonitor,
+    migrate::{self, MigrateOptions},
+    users,
+};
+use sqlx::PgPool;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn slow_queries_are_logged_without_their_values(pool: PgPool) {
+    let quiet = Db::from_pool(pool.clone(), QueryMonitor::new(Duration::from_secs(3600)));
+    migrate::apply(&quiet, &MigrateOptions::default()).await.unwrap();
+
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    // everything is "slow" with a zero threshold
+    let db = Db::from_pool(pool, QueryMonitor::new(Duration::ZERO));
+    let found = users::find_active_by_email(&db, "very-secret-address@example.com")
+        .await
+        .unwrap();
+    assert!(found.is_none());
+
+    let logs = captured.text();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("users.find_active_by_email"))
+        .unwrap_or_else(|| panic!("no slow-query line in {logs}"));
+    let event: serde_json::Value = serde_json::from_str(line).unwrap();
+    let fields = &event["fields"];
+    assert_eq!(fields["message"], "slow query");
+    assert_eq!(event["level"], "WARN");
+    assert!(fields["duration_ms"].as_f64().unwrap() >= 0.0);
+    let statement = fields["statement"].as_str().unwrap();
+    assert!(statement.contains("WHERE email = $1"), "{statement}");
+    assert!(
+        !logs.contains("very-secret-address"),
+        "a bound value reached the log"
+    );
+
+    // under the threshold nothing is logged
+    let before = captured.text().len();
+    users::find_active_by_email(&quiet, "x@example.com")
+        .await
+        .unwrap();
+    assert_eq!(captured.text().len(), before);
+}
