@@ -245,12 +245,13 @@ K patch pstack -n "$NS" "$stack" --type=merge -p '{"spec":{"suspend":true}}' >/d
 suspended() { [[ $(stack_json "$NS" "$stack" | jq -r .status.phase) == Suspended ]]; }
 wait_for 30 "$stack: phase Suspended" suspended
 config_rv=$(K get configmap -n "$NS" "$stack-tuning" -o jsonpath='{.metadata.resourceVersion}')
-K patch pstack -n "$NS" "$stack" --type=merge -p '{"spec":{"pool":{"maxConnections":25}}}' >/dev/null
+# 15 keeps the default 10 replicas x pool + 10 reserved within max_connections 200 (docs/tuning.md).
+K patch pstack -n "$NS" "$stack" --type=merge -p '{"spec":{"pool":{"maxConnections":15}}}' >/dev/null
 sleep 3
 [[ $(K get configmap -n "$NS" "$stack-tuning" -o jsonpath='{.metadata.resourceVersion}') == "$config_rv" ]] ||
   fail "$stack: a suspended stack's children changed"
 K patch pstack -n "$NS" "$stack" --type=merge -p '{"spec":{"suspend":false}}' >/dev/null
-resumed() { K get configmap -n "$NS" "$stack-tuning" -o jsonpath='{.data.tuning\.yaml}' | grep -q 'maxConnections: 25'; }
+resumed() { K get configmap -n "$NS" "$stack-tuning" -o jsonpath='{.data.tuning\.yaml}' | grep -q 'maxConnections: 15'; }
 wait_for 30 "$stack: resumed and applied the pool change" resumed
 pass "$stack: suspend freezes the children; resuming applies what changed meanwhile"
 

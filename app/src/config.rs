@@ -59,7 +59,7 @@ pub struct ServeConfig {
     /// Redis URL for the shared cache and job queues. Never logged.
     #[arg(long = "redis-url", env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<SecretString>,
-    /// File with pool settings that is watched and applied live (see docs/tuning-file.md).
+    /// File with pool settings that is watched and applied live (format in docs/contract.md).
     #[arg(long = "tuning-file", env = "TUNING_FILE")]
     pub tuning_file: Option<PathBuf>,
     /// Largest accepted request body, in bytes.
@@ -68,4 +68,7 @@ pub struct ServeConfig {
     /// How long in-flight requests may take to finish after a shutdown signal, in seconds.
     #[arg(long = "shutdown-grace-s", env = "SHUTDOWN_GRACE_S", default_value_t = 25)]
     pub shutdown_grace_s: u64,
+    /// Cache, memory guard, pool telemetry and dashboard settings.
+    #[command(flatten)]
+    pub cache: crate::cache::config::CacheConfig,
 }

@@ -1,4 +1,4 @@
-//! Command line: `run` (the controller) and `crdgen` (print the CRD).
+//! Command line: `run` (the controller), `crdgen` (print the CRD) and `local` (tune a local app).
 use std::net::SocketAddr;
 
 use clap::{Args, Parser, Subcommand};
@@ -25,6 +25,9 @@ pub enum Command {
     Run(RunArgs),
     /// Print the PerformanceStack CustomResourceDefinition as YAML.
     Crdgen,
+    /// Tune the pool of an app running on this machine (no cluster): scrape its /metrics,
+    /// decide, write the tuning file it watches, print every decision with its reason.
+    Local(crate::tuner::act_local::LocalArgs),
 }
 
 /// Options of `run`.
@@ -48,6 +51,21 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,
+    /// How the tuner reaches the app pods' /metrics: by pod IP (in a cluster), through the API
+    /// server's pod proxy (from a laptop), or auto (pod IP when running in a cluster).
+    #[arg(long, env = "TUNER_SCRAPE", value_enum, default_value = "auto")]
+    pub tuner_scrape: TunerScrape,
+}
+
+/// How the tuner reaches pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TunerScrape {
+    /// Pod IP in a cluster, pod proxy outside.
+    Auto,
+    /// `http://<podIP>:<port>/metrics`.
+    PodIp,
+    /// `/api/v1/namespaces/<ns>/pods/<pod>:<port>/proxy/metrics`.
+    Proxy,
 }
 
 impl RunArgs {

@@ -7,7 +7,7 @@ pub mod crd;
 pub mod metrics;
 pub mod run;
 pub mod telemetry;
-// The pool tuner (operator/src/tuner/) is added by its own change and hooks into `controller::Context`.
+pub mod tuner;
 
 pub use crd::{PerformanceStack, PerformanceStackSpec, StackStatus};
 

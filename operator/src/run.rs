@@ -80,7 +80,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let identity =
         std::env::var("POD_NAME").unwrap_or_else(|_| format!("{}-{}", crate::MANAGER, std::process::id()));
     let events = StackEvents::new(client.clone(), Some(identity.clone()));
-    let ctx = Arc::new(Context::new(client.clone(), autoscaling, events, metrics));
+    let tuning = crate::controller::tune::Tuning::new(&client, args.tuner_scrape);
+    let ctx = Arc::new(Context::new(client.clone(), autoscaling, events, metrics).with_tuning(tuning));
 
     let stop = if args.leader_election {
         let namespace = args

@@ -2,9 +2,13 @@
 pub mod indexes;
 pub mod migrate;
 pub mod page;
+mod pool;
 pub mod projects;
 pub mod seed;
+pub mod stats;
 pub mod tasks;
+pub mod telemetry;
+pub mod tuning;
 pub mod users;
 
 use std::{future::Future, sync::Arc, time::Instant};
@@ -15,6 +19,10 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
+use self::{
+    pool::{PoolHandle, Slot},
+    telemetry::{DbTelemetry, OperationLabel, OutcomeLabels},
+};
 use crate::config::DbConfig;
 
 /// Pool settings that can change while the app runs (see the tuning file).
@@ -36,6 +44,21 @@ impl PoolSettings {
         }
     }
 
+    /// The settings an existing pool was built with.
+    pub fn of_pool(pool: &PgPool) -> Self {
+        let options = pool.options();
+        Self {
+            min_connections: options.get_min_connections(),
+            max_connections: options.get_max_connections(),
+            acquire_timeout_ms: u64::try_from(options.get_acquire_timeout().as_millis()).unwrap_or(u64::MAX),
+            idle_timeout_s: options.get_idle_timeout().map_or(0, |idle| idle.as_secs()),
+        }
+    }
+
+    pub fn acquire_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.acquire_timeout_ms)
+    }
+
     fn pool_options(&self) -> PgPoolOptions {
         PgPoolOptions::new()
             .min_connections(self.min_connections)
@@ -54,13 +77,19 @@ pub enum ConnectError {
     Connect(#[source] sqlx::Error),
 }
 
+/// Default number of waiting acquirers from which a warning is logged.
+pub const DEFAULT_WAITER_WARNING: u32 = 5;
+
 /// The shared handle to PostgreSQL. Cheap to clone. The pool inside can be replaced at run time
-/// (live resizing); callers take the current pool per query with [`Db::pool`].
+/// (live resizing, [`Db::apply_settings`]); callers take the current pool per query.
 #[derive(Clone)]
 pub struct Db {
-    pool: Arc<ArcSwap<PgPool>>,
+    pool: Arc<ArcSwap<PoolHandle>>,
     connect: PgConnectOptions,
     monitor: QueryMonitor,
+    telemetry: DbTelemetry,
+    started: Instant,
+    waiter_warning: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl Db {
@@ -78,37 +107,62 @@ impl Db {
             .connect_with(connect.clone())
             .await
             .map_err(ConnectError::Connect)?;
-        Ok(Self {
-            pool: Arc::new(ArcSwap::from_pointee(pool)),
+        Ok(Self::assemble(
+            pool,
+            settings,
             connect,
-            monitor: QueryMonitor::new(cfg.slow_query()),
-        })
+            QueryMonitor::new(cfg.slow_query()),
+        ))
+    }
+
+    /// A handle around `pool`, with fresh telemetry that `monitor` also records into (unless
+    /// it already records somewhere).
+    fn assemble(
+        pool: PgPool,
+        settings: PoolSettings,
+        connect: PgConnectOptions,
+        monitor: QueryMonitor,
+    ) -> Self {
+        let telemetry = DbTelemetry::default();
+        telemetry.settings_in_force(&settings, 0);
+        let monitor = if monitor.telemetry.is_some() {
+            monitor
+        } else {
+            monitor.with_telemetry(telemetry.clone())
+        };
+        Self {
+            pool: Arc::new(ArcSwap::from_pointee(PoolHandle::new(pool, settings, 0))),
+            connect,
+            monitor,
+            telemetry,
+            started: Instant::now(),
+            waiter_warning: Arc::new(DEFAULT_WAITER_WARNING.into()),
+        }
     }
 
     /// Wraps an existing pool (tests, tools), keeping its connect options for replacements.
     pub fn from_pool(pool: PgPool, monitor: QueryMonitor) -> Self {
         let connect = PgConnectOptions::clone(&pool.connect_options());
-        Self {
-            pool: Arc::new(ArcSwap::from_pointee(pool)),
-            connect,
-            monitor,
-        }
+        let settings = PoolSettings::of_pool(&pool);
+        Self::assemble(pool, settings, connect, monitor)
     }
 
     /// A separate handle with its own (lazily connected) pool and the same monitor, e.g. a
     /// single session with other runtime parameters for DDL.
     pub fn derive(&self, connect: PgConnectOptions, settings: &PoolSettings) -> Self {
         let pool = settings.pool_options().connect_lazy_with(connect.clone());
-        Self {
-            pool: Arc::new(ArcSwap::from_pointee(pool)),
-            connect,
-            monitor: self.monitor.clone(),
-        }
+        Self::assemble(pool, *settings, connect, self.monitor.clone())
     }
 
     /// The pool in force now.
     pub fn pool(&self) -> PgPool {
-        PgPool::clone(&self.pool.load())
+        self.pool.load().pool.clone()
+    }
+
+    /// Settings and tuning generation in force.
+    pub fn settings(&self) -> (PoolSettings, u64) {
+        let handle = self.pool.load();
+        (handle.settings, handle.generation)
     }
 
     /// Options used to open new connections (for a replacement pool).
@@ -121,34 +175,115 @@ impl Db {
         settings.pool_options().connect_lazy_with(self.connect.clone())
     }
 
-    /// Puts `pool` in force and returns the one it replaced.
-    pub fn swap_pool(&self, pool: PgPool) -> PgPool {
-        PgPool::clone(&self.pool.swap(Arc::new(pool)))
+    /// Puts a new pool with `settings` in force without failing anyone: queries already running
+    /// keep the old pool, which is closed once they are all done (see `pool::drain`).
+    pub fn apply_settings(&self, settings: PoolSettings, generation: u64) {
+        let current = self.pool.load_full();
+        if current.settings == settings {
+            // Same pool, newer generation: nothing to rebuild, only the generation to report.
+            self.pool.store(Arc::new(current.with_generation(generation)));
+            self.telemetry.settings_in_force(&settings, generation);
+            tracing::info!(generation, "tuning generation applied; pool settings unchanged");
+            return;
+        }
+        let fresh = Arc::new(PoolHandle::new(self.build_pool(&settings), settings, generation));
+        let old = self.pool.swap(fresh);
+        self.telemetry.settings_in_force(&settings, generation);
+        self.telemetry.pool_swaps.inc();
+        tracing::info!(
+            generation,
+            min_connections = settings.min_connections,
+            max_connections = settings.max_connections,
+            acquire_timeout_ms = settings.acquire_timeout_ms,
+            idle_timeout_s = settings.idle_timeout_s,
+            previous_max = old.settings.max_connections,
+            "database pool settings applied"
+        );
+        tokio::spawn(pool::drain(old));
     }
 
     pub fn monitor(&self) -> &QueryMonitor {
         &self.monitor
     }
 
-    /// Runs one database operation through the query monitor: timed per `op` (a stable
-    /// operation name such as `users.get`), logged when slow with `sql` truncated and without
-    /// parameter values.
+    pub fn telemetry(&self) -> &DbTelemetry {
+        &self.telemetry
+    }
+
+    /// Waiting acquirers from which a warning is logged (0: never).
+    pub fn set_waiter_warning(&self, threshold: u32) {
+        self.waiter_warning
+            .store(threshold, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Refreshes the occupancy gauges from the pool in force (call before a scrape).
+    pub fn refresh_pool_gauges(&self) {
+        let handle = self.pool.load();
+        self.telemetry
+            .pool_occupancy(handle.pool.size(), handle.pool.num_idle());
+    }
+
+    /// Waits for a connection slot of the pool in force: counted in `waiting` while it waits,
+    /// timed into the acquire histogram, and failed with `PoolTimedOut` after the acquire timeout.
+    async fn acquire_slot(&self) -> Result<Slot, sqlx::Error> {
+        let handle = self.pool.load_full();
+        let start = Instant::now();
+        let immediate = handle.try_slot();
+        let slot = match immediate {
+            Some(slot) => Ok(slot),
+            None => {
+                self.telemetry.waiting.inc();
+                let waiting = self.telemetry.waiting.get();
+                self.telemetry.warn_if_many_waiters(
+                    waiting,
+                    self.waiter_warning.load(std::sync::atomic::Ordering::Relaxed),
+                    self.started.elapsed().as_secs(),
+                );
+                let slot = handle.slot(handle.settings.acquire_timeout()).await;
+                self.telemetry.waiting.dec();
+                slot
+            }
+        };
+        self.telemetry
+            .acquire_duration
+            .observe(start.elapsed().as_secs_f64());
+        if slot.is_err() {
+            self.telemetry.acquire_timeouts.inc();
+        }
+        slot
+    }
+
+    /// Runs one database operation through the query monitor: waits for a pool slot (see
+    /// `acquire_slot`), then times the operation per `op` (a stable operation name such as
+    /// `users.get`), logged when slow with `sql` truncated and without parameter values.
     pub async fn timed<T, F, Fut>(&self, op: &'static str, sql: &str, f: F) -> Result<T, sqlx::Error>
     where
         F: FnOnce(PgPool) -> Fut,
         Fut: Future<Output = Result<T, sqlx::Error>>,
     {
+        let slot = match self.acquire_slot().await {
+            Ok(slot) => slot,
+            Err(err) => {
+                self.monitor.observe(op, sql, std::time::Duration::ZERO, false);
+                return Err(err);
+            }
+        };
         let start = Instant::now();
-        let result = f(self.pool()).await;
+        let result = f(slot.pool().clone()).await;
+        drop(slot);
+        if matches!(result, Err(sqlx::Error::PoolTimedOut)) {
+            self.telemetry.acquire_timeouts.inc();
+        }
         self.monitor.observe(op, sql, start.elapsed(), result.is_ok());
         result
     }
 }
 
 /// Times queries and reports slow ones.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct QueryMonitor {
     slow: std::time::Duration,
+    telemetry: Option<DbTelemetry>,
 }
 
 /// Longest statement text that goes into a slow-query log line.
@@ -156,7 +291,16 @@ const LOGGED_STATEMENT_CHARS: usize = 200;
 
 impl QueryMonitor {
     pub fn new(slow: std::time::Duration) -> Self {
-        Self { slow }
+        Self {
+            slow,
+            telemetry: None,
+        }
+    }
+
+    /// Also records every operation into the query metrics.
+    pub fn with_telemetry(mut self, telemetry: DbTelemetry) -> Self {
+        self.telemetry = Some(telemetry);
+        self
     }
 
     pub fn slow_threshold(&self) -> std::time::Duration {
@@ -165,6 +309,20 @@ impl QueryMonitor {
 
     /// Records one finished operation.
     pub fn observe(&self, op: &'static str, sql: &str, elapsed: std::time::Duration, ok: bool) {
+        if let Some(telemetry) = &self.telemetry {
+            telemetry
+                .query_duration
+                .get_or_create(&OperationLabel { operation: op })
+                .observe(elapsed.as_secs_f64());
+            let outcome = if ok { "ok" } else { "error" };
+            telemetry
+                .queries
+                .get_or_create(&OutcomeLabels {
+                    operation: op,
+                    outcome,
+                })
+                .inc();
+        }
         if elapsed >= self.slow {
             let statement = loggable_statement(sql);
             tracing::warn!(

@@ -23,10 +23,14 @@ pub struct Probe {
 /// Checks every dependency the app uses. This is the one place to add a dependency: the Redis
 /// check joins here once the cache uses Redis (readiness and `/health` both follow this list).
 pub async fn probe_dependencies(state: &AppState) -> Vec<Probe> {
-    vec![Probe {
+    let mut probes = vec![Probe {
         name: "database",
         up: database_up(state).await,
-    }]
+    }];
+    if let Some(up) = state.cache.redis_up().await {
+        probes.push(Probe { name: "redis", up });
+    }
+    probes
 }
 
 async fn database_up(state: &AppState) -> bool {

@@ -5,6 +5,7 @@ pub mod extract;
 pub mod fields;
 pub mod health;
 pub mod middleware;
+pub mod observability;
 pub mod pagination;
 pub mod projects;
 pub mod tasks;
@@ -24,9 +25,12 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
+    cache::{Cache, CacheError},
     config::{DbConfig, ServeConfig},
-    db::Db,
+    db::{Db, tuning},
+    metrics::{Metrics, http::track},
 };
+use secrecy::ExposeSecret;
 
 /// What every handler can reach. Cheap to clone. Build it with [`AppState::new`] so that new
 /// fields (cache, job queue, metrics) only need a default there.
@@ -37,15 +41,58 @@ pub struct AppState {
     pub config: Arc<ServeConfig>,
     /// Rows held by running exports (see [`export::ExportGauge`]).
     pub exports: Arc<export::ExportGauge>,
+    /// Two-level entity cache (L2 only when Redis is configured).
+    pub cache: Cache,
+    /// The Prometheus registry and per-route statistics.
+    pub metrics: Metrics,
+    /// The performance dashboard's last figures.
+    pub dashboard: Arc<observability::DashboardCache>,
 }
 
 impl AppState {
+    /// Like [`AppState::try_new`]; a Redis URL that does not parse is logged and the cache runs
+    /// without L2 (`serve` uses `try_new` and refuses to start instead).
     pub fn new(db: Db, config: ServeConfig) -> Self {
+        match Self::try_new(db.clone(), config.clone()) {
+            Ok(state) => state,
+            Err(err) => {
+                tracing::error!(error = %err, "cache without Redis");
+                let config = ServeConfig {
+                    redis_url: None,
+                    ..config
+                };
+                let cache = Cache::without_redis(&config.cache);
+                Self::assemble(db, config, cache)
+            }
+        }
+    }
+
+    /// State with a cache built from `config` (Redis from `config.redis_url`) and a registry
+    /// holding the database and cache families. Needs a Tokio runtime.
+    pub fn try_new(db: Db, config: ServeConfig) -> Result<Self, CacheError> {
+        let redis_url = config
+            .redis_url
+            .as_ref()
+            .map(|url| url.expose_secret().to_owned());
+        let cache = Cache::scoped(&config.cache, redis_url.as_deref(), None)?;
+        if cache.has_l2() {
+            let (db, cache) = (db.clone(), cache.clone());
+            tokio::spawn(async move { name_cache_scope(&db, &cache).await });
+        }
+        Ok(Self::assemble(db, config, cache))
+    }
+
+    fn assemble(db: Db, config: ServeConfig, cache: Cache) -> Self {
+        db.set_waiter_warning(config.cache.db_waiters_warning);
+        let metrics = Metrics::new(&[db.telemetry(), cache.telemetry()]);
         Self {
             db,
             started: Instant::now(),
             config: Arc::new(config),
             exports: Arc::default(),
+            cache,
+            metrics,
+            dashboard: Arc::default(),
         }
     }
 }
@@ -62,6 +109,22 @@ impl AppState {
     )
 )]
 struct ApiDoc;
+
+/// Names the cache's Redis scope after the database, retrying until the database answers.
+async fn name_cache_scope(db: &Db, cache: &Cache) {
+    loop {
+        match crate::db::stats::cache_scope(db).await {
+            Ok(scope) => {
+                cache.set_scope(&scope);
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot identify the database yet; Redis cache waits");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
 
 /// The routes with their OpenAPI description, before state and middleware.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
@@ -109,8 +172,10 @@ pub fn router(state: AppState) -> Router {
                 }
             }),
         )
+        .merge(observability::router())
         .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), track))
         .with_state(state);
     middleware::wrap(app)
 }
@@ -131,7 +196,19 @@ pub async fn serve(db_cfg: DbConfig, cfg: ServeConfig) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "perfstack-app listening");
     let grace = Duration::from_secs(cfg.shutdown_grace_s);
-    let state = AppState::new(db.clone(), cfg);
+    let state = AppState::try_new(db.clone(), cfg)?;
+    if !state.cache.wait_until_ready(Duration::from_secs(2)).await {
+        tracing::warn!("Redis not reachable at start; serving without L2 until it is");
+    }
+    if let Some(path) = state.config.tuning_file.clone() {
+        let poll = Duration::from_millis(state.config.cache.tuning_poll_ms.max(100));
+        tracing::info!(path = %path.display(), "watching the tuning file");
+        tokio::spawn(tuning::watch(state.db.clone(), path, poll));
+    }
+    state.cache.start_memory_guard(
+        state.config.cache.memory_limit_bytes,
+        Duration::from_millis(state.config.cache.memory_sample_ms),
+    );
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
         shutdown_signal().await;

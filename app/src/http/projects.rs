@@ -16,6 +16,7 @@ use super::{
     pagination::{FieldsParam, ListParams, Page},
     validate,
 };
+use crate::cache::entities::{self, Dependents};
 use crate::db::{
     self,
     projects::{NewProject, Project, ProjectFilter, ProjectKey, ProjectPatch, ProjectStatus},
@@ -154,7 +155,7 @@ async fn get_project(
     Query(fields): Query<FieldsParam>,
 ) -> Result<impl IntoResponse, ApiError> {
     let fields = FieldSet::parse(fields.fields.as_deref(), db::projects::FIELDS)?;
-    let project = db::projects::get(&state.db, id)
+    let project = entities::project(&state.cache, &state.db, id)
         .await?
         .ok_or(ApiError::NotFound("project"))?;
     Ok(axum::Json(fields.project(&project)?))
@@ -173,9 +174,9 @@ async fn update_project(
     Path(id): Path<i64>,
     Json(body): Json<UpdateProject>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let project = db::projects::update(&state.db, id, &body.validate()?)
-        .await?
-        .ok_or(ApiError::NotFound("project"))?;
+    let updated = db::projects::update(&state.db, id, &body.validate()?).await;
+    entities::evict(&state.cache, entities::PROJECT, id).await;
+    let project = updated?.ok_or(ApiError::NotFound("project"))?;
     Ok(axum::Json(project))
 }
 
@@ -186,7 +187,11 @@ async fn update_project(
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn delete_project(State(state): State<AppState>, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
-    if db::projects::delete(&state.db, id).await? {
+    let tasks = entities::dependent_tasks(&state.db, Dependents::InProject(id)).await?;
+    let deleted = db::projects::delete(&state.db, id).await;
+    entities::evict(&state.cache, entities::PROJECT, id).await;
+    entities::evict_tasks(&state.cache, &tasks).await;
+    if deleted? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound("project"))

@@ -17,6 +17,7 @@ use super::{
     pagination::{FieldsParam, ListParams, Page},
     validate,
 };
+use crate::cache::entities;
 use crate::db::{
     self,
     tasks::{NewTask, Task, TaskFilter, TaskPatch, TaskStatus},
@@ -192,7 +193,7 @@ async fn get_task(
     Query(fields): Query<FieldsParam>,
 ) -> Result<impl IntoResponse, ApiError> {
     let fields = FieldSet::parse(fields.fields.as_deref(), db::tasks::FIELDS)?;
-    let task = db::tasks::get(&state.db, id)
+    let task = entities::task(&state.cache, &state.db, id)
         .await?
         .ok_or(ApiError::NotFound("task"))?;
     Ok(axum::Json(fields.project(&task)?))
@@ -211,9 +212,9 @@ async fn update_task(
     Path(id): Path<i64>,
     Json(body): Json<UpdateTask>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let task = db::tasks::update(&state.db, id, &body.validate()?)
-        .await?
-        .ok_or(ApiError::NotFound("task"))?;
+    let updated = db::tasks::update(&state.db, id, &body.validate()?).await;
+    entities::evict(&state.cache, entities::TASK, id).await;
+    let task = updated?.ok_or(ApiError::NotFound("task"))?;
     Ok(axum::Json(task))
 }
 
@@ -224,7 +225,9 @@ async fn update_task(
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn delete_task(State(state): State<AppState>, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
-    if db::tasks::delete(&state.db, id).await? {
+    let deleted = db::tasks::delete(&state.db, id).await;
+    entities::evict(&state.cache, entities::TASK, id).await;
+    if deleted? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound("task"))

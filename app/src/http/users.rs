@@ -15,6 +15,7 @@ use super::{
     pagination::{FieldsParam, ListParams, Page},
     validate,
 };
+use crate::cache::entities::{self, Dependents};
 use crate::db::{
     self,
     tasks::{DueDateKey, Task},
@@ -161,7 +162,7 @@ async fn get_user(
     Query(fields): Query<FieldsParam>,
 ) -> Result<impl IntoResponse, ApiError> {
     let fields = super::fields::FieldSet::parse(fields.fields.as_deref(), db::users::FIELDS)?;
-    let user = db::users::get(&state.db, id)
+    let user = entities::user(&state.cache, &state.db, id)
         .await?
         .ok_or(ApiError::NotFound("user"))?;
     Ok(axum::Json(fields.project(&user)?))
@@ -181,9 +182,9 @@ async fn update_user(
     Path(id): Path<i64>,
     Json(body): Json<UpdateUser>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let user = db::users::update(&state.db, id, &body.validate()?)
-        .await?
-        .ok_or(ApiError::NotFound("user"))?;
+    let updated = db::users::update(&state.db, id, &body.validate()?).await;
+    entities::evict(&state.cache, entities::USER, id).await;
+    let user = updated?.ok_or(ApiError::NotFound("user"))?;
     Ok(axum::Json(user))
 }
 
@@ -196,7 +197,11 @@ async fn update_user(
         (status = 409, description = "The user still owns projects", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn delete_user(State(state): State<AppState>, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
-    let deleted = db::users::delete(&state.db, id).await.map_err(|err| {
+    let assigned = entities::dependent_tasks(&state.db, Dependents::AssignedTo(id)).await?;
+    let deleted = db::users::delete(&state.db, id).await;
+    entities::evict(&state.cache, entities::USER, id).await;
+    entities::evict_tasks(&state.cache, &assigned).await;
+    let deleted = deleted.map_err(|err| {
         let owns_projects = err
             .as_database_error()
             .and_then(|e| e.constraint())

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
 use k8s_openapi::api::core::v1::{
     ConfigMapEnvSource, ConfigMapVolumeSource, Container, ContainerPort, EnvFromSource, HTTPGetAction,
-    PodSpec, PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    PodSpec, PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, TopologySpreadConstraint, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -70,7 +71,12 @@ pub fn deployment(stack: &ValidatedStack, image: &str, replicas: Option<i32>) ->
             failure_threshold: Some(3),
             ..http_probe("/livez", 10)
         }),
-        resources: app.resources.clone(),
+        resources: Some(super::resources_or(
+            &app.resources,
+            "100m",
+            "128Mi",
+            Some("512Mi"),
+        )),
         security_context: Some(restricted_container(APP_UID)),
         volume_mounts: Some(vec![
             VolumeMount {
@@ -123,6 +129,17 @@ pub fn deployment(stack: &ValidatedStack, image: &str, replicas: Option<i32>) ->
                     containers: vec![container],
                     security_context: Some(restricted_pod(APP_UID)),
                     termination_grace_period_seconds: Some(30),
+                    // Spread replicas over nodes when the scheduler can; never block scheduling on it.
+                    topology_spread_constraints: Some(vec![TopologySpreadConstraint {
+                        max_skew: 1,
+                        topology_key: "kubernetes.io/hostname".into(),
+                        when_unsatisfiable: "ScheduleAnyway".into(),
+                        label_selector: Some(LabelSelector {
+                            match_labels: Some(stack.selector_labels(COMPONENT)),
+                            ..LabelSelector::default()
+                        }),
+                        ..TopologySpreadConstraint::default()
+                    }]),
                     volumes: Some(vec![tuning_volume, empty_dir("tmp")]),
                     ..PodSpec::default()
                 }),

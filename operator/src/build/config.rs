@@ -46,13 +46,20 @@ pub struct TuningFile {
 }
 
 impl TuningFile {
-    /// The file the controller writes when the tuner has made no decision: spec.pool at the stack's
-    /// generation.
+    /// The file the controller writes: spec.pool at the stack's generation, or the pool the tuner
+    /// put in force at its generation.
     pub fn from_spec(stack: &ValidatedStack) -> Self {
-        Self {
+        let mut file = Self {
             generation: stack.generation,
             pool: PoolSettings::from(&stack.spec.pool),
+        };
+        // The tuner's settings in force (within the connection budget) replace the spec's pool.
+        if let Some(tuned) = stack.tuned {
+            file.generation = i64::try_from(tuned.generation).unwrap_or(i64::MAX);
+            file.pool.min_connections = i32::try_from(tuned.pool_min).unwrap_or(i32::MAX);
+            file.pool.max_connections = i32::try_from(tuned.pool_max).unwrap_or(i32::MAX);
         }
+        file
     }
 }
 

@@ -8,7 +8,8 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 
 use super::ValidatedStack;
 
-/// The HPA scaling the API Deployment between spec.app.minReplicas and maxReplicas on CPU.
+/// The HPA scaling the API Deployment on CPU between spec.app.minReplicas and maxReplicas, or the
+/// bounds the tuner put in force.
 pub fn hpa(stack: &ValidatedStack) -> HorizontalPodAutoscaler {
     let app = &stack.spec.app;
     HorizontalPodAutoscaler {
@@ -19,8 +20,8 @@ pub fn hpa(stack: &ValidatedStack) -> HorizontalPodAutoscaler {
                 kind: "Deployment".into(),
                 name: stack.names().api(),
             },
-            min_replicas: Some(app.min_replicas),
-            max_replicas: app.max_replicas,
+            min_replicas: Some(stack.tuned.map_or(app.min_replicas, |t| to_i32(t.hpa_min))),
+            max_replicas: stack.tuned.map_or(app.max_replicas, |t| to_i32(t.hpa_max)),
             metrics: Some(vec![MetricSpec {
                 type_: "Resource".into(),
                 resource: Some(ResourceMetricSource {
@@ -37,6 +38,10 @@ pub fn hpa(stack: &ValidatedStack) -> HorizontalPodAutoscaler {
         }),
         status: None,
     }
+}
+
+fn to_i32(v: u32) -> i32 {
+    i32::try_from(v).unwrap_or(i32::MAX)
 }
 
 /// ApiResource of autoscaling/v2beta2 HorizontalPodAutoscalers.

@@ -52,7 +52,12 @@ pub fn job(stack: &ValidatedStack) -> Job {
             super::plain_env("LOG_FORMAT", "json"),
         ]),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
-        resources: stack.spec.app.resources.clone(),
+        resources: Some(super::resources_or(
+            &stack.spec.app.resources,
+            "100m",
+            "128Mi",
+            Some("512Mi"),
+        )),
         security_context: Some(restricted_container(APP_UID)),
         volume_mounts: Some(vec![VolumeMount {
             name: "tmp".into(),

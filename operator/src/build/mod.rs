@@ -14,9 +14,10 @@ mod tests;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, EnvVar, EnvVarSource, PodSecurityContext, SeccompProfile, SecretKeySelector,
-    SecurityContext,
+    Capabilities, EnvVar, EnvVarSource, ObjectReference, PodSecurityContext, ResourceRequirements,
+    SeccompProfile, SecretKeySelector, SecurityContext,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use crate::crd::PerformanceStackSpec;
@@ -74,6 +75,8 @@ pub struct ValidatedStack {
     pub uid: String,
     /// metadata.generation.
     pub generation: i64,
+    /// Reference to the stack, for Events about it.
+    pub object_ref: ObjectReference,
     /// The validated spec.
     pub spec: PerformanceStackSpec,
     /// The API image to run (spec.app.image or the operator's default).
@@ -82,6 +85,9 @@ pub struct ValidatedStack {
     pub database: DatabaseSource,
     /// Where the Redis URL comes from.
     pub cache: CacheSource,
+    /// Pool and HPA bounds the tuner put in force (always within the connection budget); `None`
+    /// writes `spec.pool` and `spec.app` replicas as they are (no tuner wired in).
+    pub tuned: Option<crate::tuner::Settings>,
 }
 
 /// The API image released with this operator version, used when spec.app.image is empty.
@@ -255,4 +261,23 @@ pub fn restricted_pod(user: i64) -> PodSecurityContext {
         }),
         ..PodSecurityContext::default()
     }
+}
+
+/// `given`, or requests of `cpu` and `memory` (and a memory limit, if any) when the spec sets
+/// none: the autoscaler computes CPU utilisation against requests, and a pod without them is the first
+/// to be evicted.
+pub fn resources_or(
+    given: &Option<ResourceRequirements>,
+    cpu: &str,
+    memory: &str,
+    memory_limit: Option<&str>,
+) -> ResourceRequirements {
+    given.clone().unwrap_or_else(|| ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".into(), Quantity(cpu.into())),
+            ("memory".into(), Quantity(memory.into())),
+        ])),
+        limits: memory_limit.map(|limit| BTreeMap::from([("memory".into(), Quantity(limit.into()))])),
+        ..ResourceRequirements::default()
+    })
 }

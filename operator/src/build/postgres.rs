@@ -50,7 +50,12 @@ pub fn statefulset(stack: &ValidatedStack) -> StatefulSet {
             initial_delay_seconds: Some(30),
             ..pg_isready(10)
         }),
-        resources: bundled.resources.clone(),
+        resources: Some(super::resources_or(
+            &bundled.resources,
+            "250m",
+            "256Mi",
+            Some("1Gi"),
+        )),
         security_context: Some(restricted_container(POSTGRES_UID)),
         volume_mounts: Some(vec![
             VolumeMount {
@@ -108,6 +113,8 @@ pub fn statefulset(stack: &ValidatedStack) -> StatefulSet {
                 spec: Some(PodSpec {
                     containers: vec![container],
                     security_context: Some(restricted_pod(POSTGRES_UID)),
+                    // Time for a clean shutdown (checkpoint) instead of crash recovery at start.
+                    termination_grace_period_seconds: Some(60),
                     volumes: Some(vec![empty_dir("run"), empty_dir("tmp")]),
                     ..PodSpec::default()
                 }),

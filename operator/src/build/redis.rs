@@ -51,7 +51,8 @@ pub fn deployment(stack: &ValidatedStack) -> Deployment {
             initial_delay_seconds: Some(15),
             ..probe
         }),
-        resources: cache.resources.clone(),
+        // No default memory limit: it would have to follow spec.cache.maxmemory.
+        resources: Some(super::resources_or(&cache.resources, "50m", "64Mi", None)),
         security_context: Some(restricted_container(REDIS_UID)),
         volume_mounts: Some(vec![VolumeMount {
             name: "data".into(),

@@ -174,8 +174,7 @@ pub async fn apply_all(
         CacheSource::Disabled => {}
     }
     ensure(&config_maps, "ConfigMap", app_config_map(stack)).await?;
-    let tuning = tuning_config_map(stack, &TuningFile::from_spec(stack)).map_err(Error::TuningFile)?;
-    ensure(&config_maps, "ConfigMap", tuning).await?;
+    ensure_tuning_config_map(stack, &config_maps).await?;
 
     let live_api = get_child(&deployments, "Deployment", &stack.names().api()).await?;
     let database_ready = match (&applied.postgres, applied.external_database_secret) {
@@ -188,22 +187,33 @@ pub async fn apply_all(
     } else {
         None
     };
-    // The API rolls to the desired image only once its migration succeeded; until then it keeps the
-    // image it runs (or is not created at all on a new stack).
-    let image = match &migration {
-        None | Some(MigrationState::Succeeded { .. }) => Some(stack.app_image.clone()),
-        Some(_) => live_api.as_ref().and_then(running_image),
-    };
+    let image = rollout_image(
+        migration.as_ref(),
+        &stack.app_image,
+        live_api.as_ref().and_then(running_image),
+    );
     applied.migration = Some(migration.unwrap_or(MigrationState::Disabled));
     if let Some(image) = image {
-        let replicas = match ctx.autoscaling {
-            AutoscalingApi::Unavailable => Some(stack.spec.app.min_replicas),
-            _ => None,
-        };
+        let replicas = api_replicas(&ctx.autoscaling, stack.spec.app.min_replicas);
         let desired = app::deployment(stack, &image, replicas);
         applied.api = Some(apply_child(&deployments, "Deployment", desired, live_api).await?);
     }
     ensure(&services, "Service", app::service(stack)).await?;
+    ensure_hpa(stack, ctx).await?;
+    Ok(applied)
+}
+
+/// Applies the tuning ConfigMap (pool settings the app reloads live).
+async fn ensure_tuning_config_map(stack: &ValidatedStack, config_maps: &Api<ConfigMap>) -> Result<(), Error> {
+    let tuning = tuning_config_map(stack, &TuningFile::from_spec(stack)).map_err(Error::TuningFile)?;
+    ensure(config_maps, "ConfigMap", tuning).await?;
+    Ok(())
+}
+
+/// Applies the HPA with the autoscaling API the cluster serves (none when it serves neither).
+async fn ensure_hpa(stack: &ValidatedStack, ctx: &Context) -> Result<(), Error> {
+    let client = ctx.client.clone();
+    let ns = stack.namespace.as_str();
     match &ctx.autoscaling {
         AutoscalingApi::V2 => {
             let hpas: Api<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler> =
@@ -217,7 +227,35 @@ pub async fn apply_all(
         }
         AutoscalingApi::Unavailable => {}
     }
-    Ok(applied)
+    Ok(())
+}
+
+/// Applies the two children the tuner changes between reconciles: the tuning ConfigMap and the HPA.
+pub async fn apply_tuned(stack: &ValidatedStack, ctx: &Context) -> Result<(), Error> {
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &stack.namespace);
+    ensure_tuning_config_map(stack, &config_maps).await?;
+    ensure_hpa(stack, ctx).await
+}
+
+/// The image the API Deployment should run: the desired one once its migration succeeded (or when
+/// migrations are off); until then the image it runs now, or none (no Deployment yet) on a new stack.
+pub fn rollout_image(
+    migration: Option<&MigrationState>,
+    desired: &str,
+    running: Option<String>,
+) -> Option<String> {
+    match migration {
+        None | Some(MigrationState::Succeeded { .. }) => Some(desired.to_owned()),
+        Some(_) => running,
+    }
+}
+
+/// The replicas the operator writes into the API Deployment: none while an HPA owns the count.
+pub fn api_replicas(autoscaling: &AutoscalingApi, min_replicas: i32) -> Option<i32> {
+    match autoscaling {
+        AutoscalingApi::Unavailable => Some(min_replicas),
+        AutoscalingApi::V2 | AutoscalingApi::V2beta2 => None,
+    }
 }
 
 /// The image of the API container in a live Deployment.
@@ -287,5 +325,50 @@ async fn ensure_credentials(secrets: &Api<Secret>, stack: &ValidatedStack) -> Re
             name,
             source,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_image_waits_for_its_migration() {
+        let running = || Some("app:1".to_owned());
+        let job = || "shop-migrate-1".to_owned();
+        let succeeded = MigrationState::Succeeded {
+            job: job(),
+            summary: None,
+        };
+        assert_eq!(
+            rollout_image(Some(&succeeded), "app:2", running()).as_deref(),
+            Some("app:2")
+        );
+        assert_eq!(rollout_image(None, "app:2", running()).as_deref(), Some("app:2"));
+        for pending in [
+            MigrationState::WaitingForDatabase { job: job() },
+            MigrationState::Running { job: job() },
+            MigrationState::Failed {
+                job: job(),
+                message: None,
+            },
+        ] {
+            assert_eq!(
+                rollout_image(Some(&pending), "app:2", running()).as_deref(),
+                Some("app:1")
+            );
+            assert_eq!(
+                rollout_image(Some(&pending), "app:2", None),
+                None,
+                "no Deployment before the first migration"
+            );
+        }
+    }
+
+    #[test]
+    fn replicas_are_left_to_the_autoscaler_when_there_is_one() {
+        assert_eq!(api_replicas(&AutoscalingApi::V2, 3), None);
+        assert_eq!(api_replicas(&AutoscalingApi::V2beta2, 3), None);
+        assert_eq!(api_replicas(&AutoscalingApi::Unavailable, 3), Some(3));
     }
 }

@@ -16,6 +16,9 @@ use crate::crd::{DeletionPolicy, PerformanceStack};
 pub async fn cleanup(stack: &PerformanceStack, ctx: &Context) -> Result<Action, Error> {
     let namespace = stack.namespace().unwrap_or_default();
     let name = stack.name_any();
+    if let Some(tuning) = &ctx.tuning {
+        tuning.registry.forget(&format!("{namespace}/{name}"));
+    }
     match stack.spec.deletion_policy {
         DeletionPolicy::Retain => {
             let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);

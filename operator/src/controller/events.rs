@@ -1,5 +1,6 @@
 //! Events: events.k8s.io Events about a stack, recorded on transitions only. A failed Event never fails
 //! a reconcile; it is logged.
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Resource;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
@@ -31,6 +32,12 @@ impl StackEvents {
 
     /// Publishes one Event about `stack`.
     pub async fn publish(&self, stack: &PerformanceStack, reason: &str, note: &str, warning: bool) {
+        self.publish_about(&stack.object_ref(&()), reason, note, warning)
+            .await;
+    }
+
+    /// Publishes one Event about the object `regarding`.
+    async fn publish_about(&self, regarding: &ObjectReference, reason: &str, note: &str, warning: bool) {
         let Some(recorder) = &self.recorder else {
             return;
         };
@@ -45,17 +52,15 @@ impl StackEvents {
             action: "Reconcile".into(),
             secondary: None,
         };
-        if let Err(error) = recorder.publish(&event, &stack.object_ref(&())).await {
+        if let Err(error) = recorder.publish(&event, regarding).await {
             tracing::warn!(%error, reason, "could not record Event");
         }
     }
 
     /// A migration Job is about to be created.
     pub async fn migration_started(&self, stack: &ValidatedStack, job: &str) {
-        let mut reference = PerformanceStack::new(&stack.name, stack.spec.clone());
-        reference.metadata.namespace = Some(stack.namespace.clone());
-        reference.metadata.uid = Some(stack.uid.clone());
         let note = format!("running migrations for {} in Job {job}", stack.app_image);
-        self.publish(&reference, "MigrationStarted", &note, false).await;
+        self.publish_about(&stack.object_ref, "MigrationStarted", &note, false)
+            .await;
     }
 }

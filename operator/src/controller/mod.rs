@@ -6,6 +6,7 @@ pub mod cleanup;
 pub mod events;
 pub mod migrate;
 pub mod status;
+pub mod tune;
 pub mod update_status;
 pub mod validate;
 
@@ -80,6 +81,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Consecutive failed reconciles per stack (namespace/name), for exponential backoff.
     pub failures: Mutex<HashMap<String, u32>>,
+    /// The pool/HPA tuner; `None` writes spec.pool and spec.app replicas unchanged.
+    pub tuning: Option<tune::Tuning>,
 }
 
 impl Context {
@@ -96,7 +99,14 @@ impl Context {
             events,
             metrics,
             failures: Mutex::new(HashMap::new()),
+            tuning: None,
         }
+    }
+
+    /// The same context with the tuner wired in.
+    pub fn with_tuning(mut self, tuning: tune::Tuning) -> Self {
+        self.tuning = Some(tuning);
+        self
     }
 
     fn record_failure(&self, key: String) -> u32 {
@@ -220,7 +230,7 @@ async fn apply_stack(stack: &PerformanceStack, ctx: &Context) -> Result<Action, 
         update_status::write(ctx, stack, status::suspended(stack)).await?;
         return Ok(Action::await_change());
     }
-    let validated = match validate::validate(stack) {
+    let mut validated = match validate::validate(stack) {
         Ok(validated) => validated,
         Err(invalid) => {
             tracing::warn!(%invalid, "invalid spec; waiting for a change");
@@ -238,10 +248,47 @@ async fn apply_stack(stack: &PerformanceStack, ctx: &Context) -> Result<Action, 
         })
         .filter(|c| c.status == "True")
         .map(|c| c.message.as_str());
-    let applied = apply::apply_all(&validated, ctx, previous_migration).await?;
-    let new_status = status::compute(stack, &validated, &applied, &now());
+    let key = stack_key(stack);
+    if let Some(tuning) = &ctx.tuning {
+        tune::recover(tuning, ctx, &key, &validated).await;
+    }
+    let prepared = ctx
+        .tuning
+        .as_ref()
+        .map(|tuning| (tuning, tune::prepare(tuning, &key, &mut validated)));
+    // Boxed: applying every child is a large future; keep the reconcile future small.
+    let applied = Box::pin(apply::apply_all(&validated, ctx, previous_migration)).await?;
+    let mut requeue = RESYNC;
+    if let Some((tuning, prepared)) = &prepared {
+        // Boxed: the tuning interval (listing and scraping pods) is a large future.
+        Box::pin(tune::act(
+            tuning,
+            ctx,
+            stack,
+            &key,
+            &mut validated,
+            prepared,
+            &applied,
+        ))
+        .await?;
+        if prepared.active() {
+            requeue = requeue.min(prepared.interval);
+        }
+    }
+    let now = now();
+    let mut new_status = status::compute(stack, &validated, &applied, &now);
+    if let Some((tuning, prepared)) = &prepared {
+        tune::report(
+            tuning,
+            &key,
+            prepared,
+            stack.metadata.generation,
+            &mut new_status,
+            &now,
+        );
+    }
     update_status::write(ctx, stack, new_status).await?;
-    Ok(Action::requeue(RESYNC))
+    Ok(Action::requeue(requeue))
 }
 
 /// Retry delay after a failed reconcile: exponential in the number of consecutive failures, capped,

@@ -22,6 +22,8 @@ pub const APP_READY: &str = "AppReady";
 pub const MIGRATIONS_APPLIED: &str = "MigrationsApplied";
 /// The HPA exists, and with which API.
 pub const AUTOSCALING: &str = "Autoscaling";
+/// maxReplicas x pool max + reserved fits PostgreSQL's max_connections (the tuner's invariant).
+pub const CONNECTION_BUDGET: &str = "ConnectionBudget";
 
 /// Start of the MigrationsApplied message of a succeeded Job; the summary follows it.
 pub fn migration_message_prefix(job: &str) -> String {
@@ -301,6 +303,10 @@ pub fn compute(
     set_condition(&mut conditions, ready, generation, now);
     sort_conditions(&mut conditions);
     let pool = &validated.spec.pool;
+    let pool_in_force = validated.tuned.map_or_else(
+        || format!("{}-{}", pool.min_connections, pool.max_connections),
+        |t| format!("{}-{}", t.pool_min, t.pool_max),
+    );
     StackStatus {
         observed_generation: generation,
         phase: Some(phase),
@@ -315,8 +321,9 @@ pub fn compute(
                 .and_then(|d| d.status.as_ref()?.ready_replicas)
                 .unwrap_or(0),
         ),
-        pool: Some(format!("{}-{}", pool.min_connections, pool.max_connections)),
+        pool: Some(pool_in_force),
         observed_p95: old.observed_p95,
+        tuning: old.tuning,
     }
 }
 
@@ -347,6 +354,19 @@ pub fn suspended(stack: &PerformanceStack) -> StackStatus {
     status
 }
 
+/// Sets the ConnectionBudget condition from the tuner's budget plan (the message has the numbers).
+pub fn set_connection_budget(
+    status: &mut StackStatus,
+    plan: &crate::tuner::BudgetPlan,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    let (ok, reason) = (plan.verdict.satisfied(), plan.verdict.reason());
+    let observed = Observed(CONNECTION_BUDGET, ok, reason, plan.to_string());
+    set_condition(&mut status.conditions, observed, generation, now);
+    sort_conditions(&mut status.conditions);
+}
+
 fn sort_conditions(conditions: &mut [Condition]) {
     let order = [
         READY,
@@ -355,6 +375,7 @@ fn sort_conditions(conditions: &mut [Condition]) {
         MIGRATIONS_APPLIED,
         APP_READY,
         AUTOSCALING,
+        CONNECTION_BUDGET,
     ];
     conditions.sort_by_key(|c| order.iter().position(|t| *t == c.type_).unwrap_or(order.len()));
 }

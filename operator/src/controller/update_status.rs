@@ -48,10 +48,13 @@ pub async fn write(ctx: &Context, stack: &PerformanceStack, new: StackStatus) ->
     let name = stack.metadata.name.clone().unwrap_or_default();
     let namespace = stack.metadata.namespace.clone().unwrap_or_default();
     let api: Api<PerformanceStack> = Api::namespaced(ctx.client.clone(), &namespace);
-    // A merge patch of the fields the controller owns. observedP95 belongs to the tuner: leaving it out
-    // of the patch keeps a value the tuner wrote after this reconcile read the stack.
+    // A merge patch of the fields the controller owns. observedP95 belongs to the tuner: without a
+    // tuner in this process it is left out of the patch, keeping a value another writer put there
+    // after this reconcile read the stack; with one (controller/tune.rs) the reconcile computed it.
     let mut owned = new.clone();
-    owned.observed_p95 = None;
+    if ctx.tuning.is_none() {
+        owned.observed_p95 = None;
+    }
     let patch = json!({ "status": owned });
     api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
         .await

@@ -232,10 +232,12 @@ pub fn validate(stack: &PerformanceStack) -> Result<ValidatedStack, InvalidSpec>
         namespace,
         uid,
         generation: stack.metadata.generation.unwrap_or(0),
+        object_ref: kube::Resource::object_ref(stack, &()),
         app_image: app.image.clone().unwrap_or_else(default_app_image),
         spec: spec.clone(),
         database,
         cache,
+        tuned: None,
     })
 }
 

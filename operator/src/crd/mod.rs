@@ -83,7 +83,8 @@ pub struct AppSpec {
     #[serde(default = "default_app_port")]
     #[schemars(range(min = 1, max = 65535))]
     pub port: i32,
-    /// CPU and memory requests and limits of each API container.
+    /// CPU and memory requests and limits of each API container. Default: requests 100m CPU and 128Mi
+    /// memory, memory limit 512Mi (the autoscaler needs CPU requests to compute utilisation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
     /// Fewest API replicas; the autoscaler never goes below it.

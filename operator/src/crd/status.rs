@@ -76,4 +76,7 @@ pub struct StackStatus {
     /// Latest observed p95 request latency, e.g. 120ms (reported by the tuner).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_p95: Option<String>,
+    /// The tuner: settings in force, its last decision (time, reason) and last observation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuning: Option<crate::tuner::act::TuningStatus>,
 }

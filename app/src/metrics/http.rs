@@ -1,0 +1,96 @@
+//! The middleware that records every request by route template (never the raw path, so that
+//! ids do not explode label cardinality).
+use std::time::Instant;
+
+use axum::{
+    extract::{MatchedPath, Request, State},
+    middleware::Next,
+    response::Response,
+};
+
+use super::{Metrics, RequestLabels, RouteLabels};
+
+/// Route label of requests that matched no route.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// `2xx`, `4xx`, ...: the status class label.
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// Known methods keep their name; anything else is `other` (bounded label values).
+fn method_label(method: &http::Method) -> &'static str {
+    match *method {
+        http::Method::GET => "GET",
+        http::Method::POST => "POST",
+        http::Method::PUT => "PUT",
+        http::Method::PATCH => "PATCH",
+        http::Method::DELETE => "DELETE",
+        http::Method::HEAD => "HEAD",
+        http::Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// Decrements the in-flight gauge even when the handler future is dropped mid-way.
+struct InFlight<'a>(&'a Metrics);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.http.in_flight.dec();
+    }
+}
+
+/// `axum::middleware::from_fn_with_state(metrics, track)`.
+pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(UNMATCHED_ROUTE, MatchedPath::as_str)
+        .to_owned();
+    let method = method_label(request.method());
+    metrics.http.in_flight.inc();
+    let guard = InFlight(&metrics);
+    let start = Instant::now();
+    let response = next.run(request).await;
+    let elapsed = start.elapsed();
+    drop(guard);
+    let status = response.status().as_u16();
+    metrics
+        .http
+        .requests
+        .get_or_create(&RequestLabels {
+            route: route.clone(),
+            method: method.to_owned(),
+            status_class: status_class(status).to_owned(),
+        })
+        .inc();
+    metrics
+        .http
+        .duration
+        .get_or_create(&RouteLabels {
+            route: route.clone(),
+            method: method.to_owned(),
+        })
+        .observe(elapsed.as_secs_f64());
+    metrics.routes.record(method, &route, elapsed, status >= 500);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_classes() {
+        assert_eq!(status_class(204), "2xx");
+        assert_eq!(status_class(404), "4xx");
+        assert_eq!(status_class(503), "5xx");
+    }
+}

@@ -1,0 +1,111 @@
+//! Prometheus metrics of the API: one registry, the HTTP families recorded by [`http::track`],
+//! and the families other areas own (pool, queries, cache, memory) registered into it.
+//! Names and labels are a contract (docs/contract.md, docs/metrics.md).
+pub mod http;
+pub mod process;
+pub mod route_stats;
+pub mod text_format;
+
+use std::sync::Arc;
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::{Registry, Unit},
+};
+
+use self::route_stats::RouteStats;
+
+/// Latency buckets in seconds, 1 ms .. 5 s, about 12 per decade at the low end so that
+/// p50/p95/p99 can be interpolated within a few percent.
+pub const LATENCY_BUCKETS: [f64; 24] = [
+    0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4,
+    0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0,
+];
+
+/// A histogram with [`LATENCY_BUCKETS`].
+pub fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+/// Labels of a finished request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: String,
+    pub method: String,
+    pub status_class: String,
+}
+
+/// Labels of a request latency observation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+    pub method: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// The HTTP families, recorded by the middleware.
+#[derive(Clone)]
+pub struct HttpMetrics {
+    pub requests: Family<RequestLabels, Counter>,
+    pub duration: HistogramFamily<RouteLabels>,
+    pub in_flight: Gauge,
+}
+
+/// Something that owns metric families and adds them to the registry.
+pub trait RegisterMetrics {
+    fn register(&self, registry: &mut Registry);
+}
+
+/// The registry and the HTTP metrics. Cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    pub http: HttpMetrics,
+    pub routes: Arc<RouteStats>,
+}
+
+impl Metrics {
+    /// A registry with the HTTP and process families plus those of `parts`.
+    pub fn new(parts: &[&dyn RegisterMetrics]) -> Self {
+        let mut registry = Registry::default();
+        let http = HttpMetrics {
+            requests: Family::default(),
+            duration: Family::new_with_constructor(latency_histogram),
+            in_flight: Gauge::default(),
+        };
+        registry.register(
+            "perfstack_http_requests",
+            "Finished HTTP requests by route template, method and status class",
+            http.requests.clone(),
+        );
+        registry.register_with_unit(
+            "perfstack_http_request_duration",
+            "HTTP request latency by route template and method",
+            Unit::Seconds,
+            http.duration.clone(),
+        );
+        registry.register(
+            "perfstack_http_requests_in_flight",
+            "HTTP requests being served",
+            http.in_flight.clone(),
+        );
+        process::register(&mut registry);
+        for part in parts {
+            part.register(&mut registry);
+        }
+        Self {
+            registry: Arc::new(registry),
+            http,
+            routes: Arc::new(RouteStats::default()),
+        }
+    }
+
+    /// The registry in the Prometheus text format.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::with_capacity(16 * 1024);
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,291 @@
+//! The connection budget: `hpaMaxReplicas * poolMax + reserved <= max_connections`, always.
+//!
+//! An HPA that scales out while every pod may open `poolMax` connections can exhaust PostgreSQL.
+//! [`ConnectionBudget::plan`] turns the spec's wishes into bounds that keep the invariant, and
+//! says with the numbers what it had to give up (the `ConnectionBudget` condition).
+use std::fmt;
+
+use super::spec::{PoolBounds, ReplicaBounds};
+
+/// PostgreSQL's connection limit and the share kept for everyone but the app pods
+/// (migrations, admins, monitoring, `superuser_reserved_connections`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionBudget {
+    /// `max_connections` of the database (the bundled spec, or `SHOW max_connections`).
+    pub max_connections: u32,
+    /// Connections the app pods must leave free.
+    pub reserved: u32,
+}
+
+/// How the spec fared against the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetVerdict {
+    /// `replicas.max * pool.max` fits as asked.
+    Fits,
+    /// Fits at the pool minimum: the pool ceiling is lowered to what `replicas.max` allows.
+    PoolCapped,
+    /// Does not fit even at the pool minimum: `maxReplicas` is lowered (pool at its minimum).
+    ReplicasCapped,
+    /// Not even one pod at the pool minimum fits: a single pod gets what is left.
+    Exhausted,
+}
+
+impl BudgetVerdict {
+    /// The `ConnectionBudget` condition's status: the spec fits (possibly with a lower pool ceiling).
+    pub fn satisfied(self) -> bool {
+        matches!(self, Self::Fits | Self::PoolCapped)
+    }
+
+    /// PascalCase reason for the condition and Events.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Fits => "Fits",
+            Self::PoolCapped => "PoolCapped",
+            Self::ReplicasCapped => "ReplicasCapped",
+            Self::Exhausted => "Exhausted",
+        }
+    }
+}
+
+/// Bounds that keep the invariant, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BudgetPlan {
+    /// The budget planned against.
+    pub budget: ConnectionBudget,
+    /// What the spec asked for.
+    pub requested_replicas: ReplicaBounds,
+    /// What the spec asked for.
+    pub requested_pool: PoolBounds,
+    /// Highest `maxReplicas` allowed (>= 1).
+    pub replicas_max: u32,
+    /// Highest `minReplicas` allowed (<= `replicas_max`).
+    pub replicas_min: u32,
+    /// Highest pool maximum per pod allowed at `replicas_max` (>= 1).
+    pub pool_max: u32,
+    /// Pool minimum per pod (<= `pool_max`).
+    pub pool_min: u32,
+    /// The most one pod may ever get: the spec's pool max, within what is available. The tuner
+    /// may grow the pool up to here by lowering `maxReplicas` below `replicas_max`.
+    pub pool_limit: u32,
+    /// The outcome.
+    pub verdict: BudgetVerdict,
+}
+
+impl ConnectionBudget {
+    /// Connections the app pods may share: `max_connections - reserved` (0 when reserved is larger).
+    pub fn available(&self) -> u32 {
+        self.max_connections.saturating_sub(self.reserved)
+    }
+
+    /// Whether `replicas` pods with `pool_max` connections each stay within the budget.
+    pub fn allows(&self, replicas: u32, pool_max: u32) -> bool {
+        u64::from(replicas) * u64::from(pool_max) <= u64::from(self.available())
+    }
+
+    /// Largest pool per pod that `replicas` pods may have (0 when `replicas` is 0).
+    pub fn pool_for(&self, replicas: u32) -> u32 {
+        self.available().checked_div(replicas).unwrap_or(0)
+    }
+
+    /// Largest replica count whose pools of `pool_max` fit (0 when `pool_max` is 0).
+    pub fn replicas_for(&self, pool_max: u32) -> u32 {
+        self.available().checked_div(pool_max).unwrap_or(0)
+    }
+
+    /// Fit the spec's replica and pool bounds into the budget, lowering the pool ceiling first
+    /// (the tuner can grow it back within the budget) and `maxReplicas` only when even the pool
+    /// minimum does not fit. Bounds given in the wrong order are read as `min <= max`.
+    pub fn plan(&self, replicas: ReplicaBounds, pool: PoolBounds) -> BudgetPlan {
+        let r_max = replicas.max.max(replicas.min).max(1);
+        let r_min = replicas.min.min(r_max).max(1);
+        let p_max = pool.max.max(pool.min).max(1);
+        let p_min = pool.min.min(p_max).max(1);
+        let available = self.available();
+        let (replicas_max, pool_max, verdict) = if self.allows(r_max, p_max) {
+            (r_max, p_max, BudgetVerdict::Fits)
+        } else if self.allows(r_max, p_min) {
+            (r_max, self.pool_for(r_max), BudgetVerdict::PoolCapped)
+        } else if available >= p_min {
+            (self.replicas_for(p_min), p_min, BudgetVerdict::ReplicasCapped)
+        } else {
+            (1, available.max(1), BudgetVerdict::Exhausted)
+        };
+        BudgetPlan {
+            budget: *self,
+            requested_replicas: replicas,
+            requested_pool: pool,
+            replicas_max,
+            replicas_min: r_min.min(replicas_max),
+            pool_max,
+            pool_min: p_min.min(pool_max),
+            pool_limit: p_max.min(available).max(pool_max),
+            verdict,
+        }
+    }
+}
+
+impl BudgetPlan {
+    /// Connections the plan may open at most: `replicas_max * pool_max + reserved`.
+    pub fn peak_connections(&self) -> u64 {
+        u64::from(self.replicas_max) * u64::from(self.pool_max) + u64::from(self.budget.reserved)
+    }
+}
+
+impl fmt::Display for BudgetPlan {
+    /// The condition message: the arithmetic, so a reader can check it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.budget;
+        let (rr, rp) = (self.requested_replicas, self.requested_pool);
+        let asked = u64::from(rr.max) * u64::from(rp.max) + u64::from(b.reserved);
+        let at_min = u64::from(rr.max) * u64::from(rp.min) + u64::from(b.reserved);
+        match self.verdict {
+            BudgetVerdict::Fits => write!(
+                f,
+                "maxReplicas {} x pool max {} + reserved {} = {asked} <= max_connections {}",
+                rr.max, rp.max, b.reserved, b.max_connections
+            ),
+            BudgetVerdict::PoolCapped => write!(
+                f,
+                "maxReplicas {} x pool max {} + reserved {} = {asked} > max_connections {}; \
+                 pool max per pod capped at {} ({} total)",
+                rr.max,
+                rp.max,
+                b.reserved,
+                b.max_connections,
+                self.pool_max,
+                self.peak_connections()
+            ),
+            BudgetVerdict::ReplicasCapped => write!(
+                f,
+                "even at pool min: maxReplicas {} x pool min {} + reserved {} = {at_min} > \
+                 max_connections {}; maxReplicas lowered to {} ({} total)",
+                rr.max,
+                rp.min,
+                b.reserved,
+                b.max_connections,
+                self.replicas_max,
+                self.peak_connections()
+            ),
+            BudgetVerdict::Exhausted => write!(
+                f,
+                "max_connections {} - reserved {} leaves {} connections, fewer than pool min {} \
+                 for a single pod; 1 replica with pool max {}",
+                b.max_connections,
+                b.reserved,
+                b.available(),
+                rp.min,
+                self.pool_max
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(max_conn: u32, reserved: u32, r: (u32, u32), p: (u32, u32)) -> BudgetPlan {
+        ConnectionBudget {
+            max_connections: max_conn,
+            reserved,
+        }
+        .plan(
+            ReplicaBounds { min: r.0, max: r.1 },
+            PoolBounds { min: p.0, max: p.1 },
+        )
+    }
+
+    #[test]
+    fn spec_that_fits_is_kept() {
+        let p = plan(200, 10, (1, 10), (2, 19));
+        assert_eq!(
+            (p.replicas_max, p.pool_max, p.verdict),
+            (10, 19, BudgetVerdict::Fits)
+        );
+        assert!(p.verdict.satisfied());
+    }
+
+    #[test]
+    fn pool_ceiling_is_lowered_before_replicas() {
+        let p = plan(200, 10, (2, 10), (5, 50));
+        assert_eq!((p.replicas_max, p.pool_max), (10, 19));
+        assert_eq!(p.verdict, BudgetVerdict::PoolCapped);
+        assert!(p.verdict.satisfied());
+        assert!(p.to_string().contains("capped at 19 (200 total)"), "{p}");
+    }
+
+    #[test]
+    fn replicas_are_lowered_when_pool_min_does_not_fit_and_message_has_numbers() {
+        let p = plan(100, 10, (2, 20), (5, 20));
+        assert_eq!((p.replicas_max, p.pool_max), (18, 5));
+        assert_eq!(p.verdict, BudgetVerdict::ReplicasCapped);
+        assert!(!p.verdict.satisfied());
+        assert_eq!(
+            p.to_string(),
+            "even at pool min: maxReplicas 20 x pool min 5 + reserved 10 = 110 > max_connections \
+             100; maxReplicas lowered to 18 (100 total)"
+        );
+    }
+
+    #[test]
+    fn exhausted_budget_is_reported_and_single_pod_gets_the_rest() {
+        let p = plan(20, 17, (1, 4), (5, 10));
+        assert_eq!(p.verdict, BudgetVerdict::Exhausted);
+        assert_eq!(
+            (p.replicas_max, p.replicas_min, p.pool_max, p.pool_min),
+            (1, 1, 3, 3)
+        );
+        assert!(p.to_string().contains("leaves 3 connections"), "{p}");
+    }
+
+    /// Property: over many inputs, the plan keeps the invariant whenever any connection is
+    /// available, keeps min <= max on both knobs, never raises what was asked, and gives up no
+    /// more than needed (one more pool connection or replica would break the budget).
+    #[test]
+    fn invariant_holds_over_many_inputs() {
+        let mut seed: u64 = 0x5eed;
+        let mut next = |bound: u32| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            u32::try_from((seed >> 33) % u64::from(bound)).unwrap_or(0)
+        };
+        for _ in 0..20_000 {
+            let max_conn = next(1_000);
+            let reserved = next(60);
+            let r = (next(12), next(120));
+            let p = (next(30), next(520));
+            let plan = plan(max_conn, reserved, r, p);
+            let avail = u64::from(max_conn.saturating_sub(reserved));
+            assert!(
+                plan.replicas_min >= 1 && plan.replicas_min <= plan.replicas_max,
+                "{plan:?}"
+            );
+            assert!(plan.pool_min >= 1 && plan.pool_min <= plan.pool_max, "{plan:?}");
+            assert!(plan.pool_max <= plan.pool_limit, "{plan:?}");
+            assert!(avail == 0 || u64::from(plan.pool_limit) <= avail, "{plan:?}");
+            assert!(plan.replicas_max <= r.1.max(r.0).max(1), "{plan:?}");
+            assert!(plan.pool_max <= p.1.max(p.0).max(1), "{plan:?}");
+            if avail >= 1 {
+                assert!(
+                    plan.peak_connections() <= u64::from(max_conn),
+                    "invariant broken: {plan:?}"
+                );
+            } else {
+                assert_eq!(plan.verdict, BudgetVerdict::Exhausted);
+            }
+            match plan.verdict {
+                BudgetVerdict::Fits => {}
+                BudgetVerdict::PoolCapped => assert!(
+                    u64::from(plan.replicas_max) * u64::from(plan.pool_max + 1) > avail,
+                    "pool capped more than needed: {plan:?}"
+                ),
+                BudgetVerdict::ReplicasCapped => assert!(
+                    u64::from(plan.replicas_max + 1) * u64::from(plan.pool_max) > avail,
+                    "replicas capped more than needed: {plan:?}"
+                ),
+                BudgetVerdict::Exhausted => assert!(avail < u64::from(p.0.max(1))),
+            }
+        }
+    }
+}

@@ -1,0 +1,294 @@
+use std::time::Duration;
+
+use super::*;
+use crate::tuner::budget::ConnectionBudget;
+use crate::tuner::observe::{PodCounts, PoolObservation};
+use crate::tuner::spec::{PoolBounds, ReplicaBounds};
+
+fn spec() -> TuningSpec {
+    TuningSpec::new(
+        PoolBounds { min: 2, max: 40 },
+        ReplicaBounds { min: 1, max: 10 },
+        ConnectionBudget {
+            max_connections: 200,
+            reserved: 10,
+        },
+    )
+}
+
+fn settings(pool_max: u32, hpa_min: u32, generation: u64) -> Settings {
+    Settings {
+        pool_min: 2,
+        pool_max,
+        hpa_min,
+        hpa_max: 10,
+        generation,
+    }
+}
+
+/// `pods` pods, each with `in_use` and `waiting` connections, at `p95_ms` and `rps` in total.
+fn obs(pods: u32, p95_ms: f64, rps: f64, in_use: f64, waiting: f64, generation: u64) -> Observation {
+    let n = f64::from(pods);
+    Observation {
+        seconds: 30.0,
+        pods: PodCounts {
+            asked: pods,
+            answered: pods,
+            ..PodCounts::default()
+        },
+        p95: Some(p95_ms / 1000.0),
+        p99: Some(p95_ms * 1.5 / 1000.0),
+        requests_per_second: rps,
+        error_rate: 0.0,
+        pool: PoolObservation {
+            in_use: in_use * n,
+            idle: 0.0,
+            max: 0.0,
+            peak_in_use_per_pod: in_use,
+            waiting: waiting * n,
+            acquire_p95: Some(if waiting > 0.0 { 0.05 } else { 0.001 }),
+            acquire_timeouts: 0.0,
+        },
+        generation_lowest: generation,
+        generation_highest: generation,
+    }
+}
+
+fn at(seconds: u64) -> Duration {
+    Duration::from_secs(seconds)
+}
+
+#[test]
+fn slow_p95_raises_the_floor_at_once_by_the_hpa_formula() {
+    let d = decide(
+        &settings(10, 2, 0),
+        &History::default(),
+        &obs(2, 300.0, 200.0, 3.0, 0.0, 0),
+        &spec(),
+        at(0),
+    );
+    assert_eq!(d.settings.hpa_min, 3, "ceil(2 * 300/200) = 3: {}", d.reason);
+    assert_eq!(d.floor, Change::Up);
+    assert!(d.reason.contains("p95 300 ms > SLO 200 ms"), "{}", d.reason);
+    assert_eq!(d.overload_rps_per_pod, Some(100.0));
+}
+
+#[test]
+fn scale_up_is_bounded() {
+    let d = decide(
+        &settings(10, 1, 0),
+        &History::default(),
+        &obs(1, 5000.0, 10.0, 1.0, 0.0, 0),
+        &spec(),
+        at(0),
+    );
+    assert_eq!(d.settings.hpa_min, 5, "max(2 x 1, 1 + 4): {}", d.reason);
+    assert!(
+        d.reason.contains("wants 25 replicas, bounded to 5"),
+        "{}",
+        d.reason
+    );
+}
+
+#[test]
+fn within_tolerance_nothing_moves() {
+    for p95 in [181.0, 200.0, 219.0] {
+        let d = decide(
+            &settings(10, 3, 0),
+            &History::default(),
+            &obs(3, p95, 300.0, 3.0, 0.0, 0),
+            &spec(),
+            at(0),
+        );
+        assert!(!d.changed(), "{p95}: {}", d.reason);
+    }
+}
+
+#[test]
+fn floor_is_lowered_only_after_a_whole_window_of_low_recommendations() {
+    let mut tuner = Tuner::new(spec(), settings(10, 6, 0));
+    // Comfortably below from the start: the first 300 s only collect recommendations.
+    let quiet = obs(6, 40.0, 60.0, 1.0, 0.0, 0);
+    for t in (0..300).step_by(30) {
+        let d = tuner.step(&quiet, at(t));
+        assert_eq!(d.settings.hpa_min, 6, "t={t}: {}", d.reason);
+    }
+    let d = tuner.step(&quiet, at(300));
+    assert_eq!(d.floor, Change::Down, "{}", d.reason);
+    assert_eq!(d.settings.hpa_min, 2, "ceil(6 x 40/200) = 2: {}", d.reason);
+}
+
+#[test]
+fn a_raise_is_not_undone_inside_the_window() {
+    let mut tuner = Tuner::new(spec(), settings(10, 2, 0));
+    for t in (0..=300).step_by(30) {
+        tuner.step(&obs(2, 150.0, 100.0, 1.0, 0.0, 0), at(t));
+    }
+    let up = tuner.step(&obs(2, 400.0, 400.0, 2.0, 0.0, 0), at(330));
+    assert_eq!(up.settings.hpa_min, 4, "{}", up.reason);
+    for t in (360..630).step_by(30) {
+        let d = tuner.step(&obs(4, 30.0, 40.0, 1.0, 0.0, 0), at(t));
+        assert_eq!(d.settings.hpa_min, 4, "t={t}: {}", d.reason);
+    }
+    let down = tuner.step(&obs(4, 30.0, 40.0, 1.0, 0.0, 0), at(660));
+    assert_eq!(down.floor, Change::Down, "{}", down.reason);
+}
+
+#[test]
+fn lowering_keeps_per_pod_load_below_the_load_that_broke_the_slo() {
+    let mut history = History::default();
+    history.note_overload(100.0);
+    history.record(
+        Interval {
+            at: at(0),
+            floor_recommendation: 1,
+            requests_per_second: 300.0,
+            peak_in_use_per_pod: 1.0,
+            in_use_total: 4.0,
+            pool_pressure: false,
+            pool_change: Change::Hold,
+            floor_change: Change::Hold,
+        },
+        spec().scale_down_stabilization,
+    );
+    // p95 is far below target, but 4 pods carry 300 rps: 2 pods would carry 150 each.
+    let d = decide(
+        &settings(10, 4, 0),
+        &history,
+        &obs(4, 20.0, 300.0, 1.0, 0.0, 0),
+        &spec(),
+        at(400),
+    );
+    assert_eq!(d.settings.hpa_min, 4, "ceil(300 / 80) = 4: {}", d.reason);
+}
+
+#[test]
+fn waiting_pods_grow_the_pool_and_the_ceiling_gives_way_within_the_budget() {
+    let d = decide(
+        &settings(19, 2, 1),
+        &History::default(),
+        &obs(2, 190.0, 200.0, 19.0, 6.0, 1),
+        &spec(),
+        at(0),
+    );
+    assert_eq!(d.pool, Change::Up, "{}", d.reason);
+    // ceil((19 + 6) * 1.5) = 38 (= doubling), within spec max 40 and 190 / 2 replicas.
+    assert_eq!(d.settings.pool_max, 38, "{}", d.reason);
+    assert_eq!(d.settings.hpa_max, 5, "190 / 38 = 5: {}", d.reason);
+    assert_eq!(d.settings.generation, 2);
+    assert!(d.pool_settings_changed());
+    assert!(d.settings.peak_connections() + 10 <= 200);
+}
+
+#[test]
+fn pool_waits_for_every_pod_to_run_the_last_generation() {
+    let mut o = obs(2, 400.0, 200.0, 10.0, 6.0, 3);
+    o.generation_lowest = 2;
+    let d = decide(&settings(10, 2, 3), &History::default(), &o, &spec(), at(0));
+    assert_eq!(d.settings.pool_max, 10, "{}", d.reason);
+    assert!(
+        d.reason.contains("waiting for every pod to run generation 3"),
+        "{}",
+        d.reason
+    );
+    assert_eq!(d.settings.generation, 3);
+}
+
+#[test]
+fn budget_lowers_the_pool_even_on_stale_data() {
+    let mut o = obs(8, 400.0, 800.0, 30.0, 0.0, 3);
+    o.generation_lowest = 2;
+    // Floor 8 (pods running) x pool 30 > 190 available.
+    let d = decide(&settings(30, 8, 3), &History::default(), &o, &spec(), at(0));
+    assert!(d.settings.hpa_min >= 8);
+    assert!(
+        u64::from(d.settings.hpa_max) * u64::from(d.settings.pool_max) <= 190,
+        "{:?}: {}",
+        d.settings,
+        d.reason
+    );
+    assert_eq!(d.pool, Change::Down);
+}
+
+#[test]
+fn idle_pool_shrinks_after_a_window_without_pressure() {
+    let mut tuner = Tuner::new(spec(), settings(20, 1, 0));
+    let idle = obs(1, 20.0, 10.0, 2.0, 0.0, 0);
+    let mut shrunk = None;
+    for t in (0..=600).step_by(30) {
+        let idle = Observation {
+            generation_lowest: tuner.settings.generation,
+            generation_highest: tuner.settings.generation,
+            ..idle.clone()
+        };
+        let d = tuner.step(&idle, at(t));
+        if d.pool == Change::Down && shrunk.is_none() {
+            shrunk = Some((t, d.settings.pool_max));
+        }
+    }
+    assert_eq!(shrunk, Some((300, 10)), "halved at most, once the window spans");
+    assert_eq!(
+        tuner.settings.pool_max, 5,
+        "peak 2 x 1.5 + 1 = 4, but no lower than half of 10"
+    );
+}
+
+#[test]
+fn decision_is_deterministic() {
+    let o = obs(3, 350.0, 300.0, 8.0, 2.0, 0);
+    let a = decide(&settings(10, 3, 0), &History::default(), &o, &spec(), at(90));
+    let b = decide(&settings(10, 3, 0), &History::default(), &o, &spec(), at(90));
+    assert_eq!(a, b);
+}
+
+/// The worked example of docs/tuning.md; keep both in step.
+#[test]
+fn worked_example_from_the_docs() {
+    let spec = spec();
+    let plan = spec.budget.plan(spec.replicas, spec.pool);
+    assert_eq!((plan.verdict.reason(), plan.pool_max), ("PoolCapped", 19));
+    let d = decide(
+        &settings(19, 2, 1),
+        &History::default(),
+        &obs(2, 300.0, 200.0, 19.0, 6.0, 1),
+        &spec,
+        at(0),
+    );
+    let s = d.settings;
+    assert_eq!(
+        (s.hpa_min, s.pool_max, s.hpa_max, s.generation),
+        (3, 38, 5, 2),
+        "{}",
+        d.reason
+    );
+    assert_eq!(s.peak_connections() + 10, 200);
+    println!("{}", d.reason);
+}
+
+#[test]
+fn slow_p95_while_pods_are_still_starting_never_lowers_the_floor() {
+    // Floor 6 in force, only 2 pods Ready yet, p95 above the SLO: ceil(2 x 1.5) = 3 < 6, with a
+    // whole window of low recommendations behind it.
+    let mut history = History::default();
+    for t in [0, 300, 600] {
+        let low = Interval {
+            at: at(t),
+            floor_recommendation: 2,
+            requests_per_second: 100.0,
+            peak_in_use_per_pod: 1.0,
+            in_use_total: 2.0,
+            pool_pressure: false,
+            pool_change: Change::Hold,
+            floor_change: Change::Hold,
+        };
+        history.record(low, spec().scale_down_stabilization);
+    }
+    let d = decide(
+        &settings(10, 6, 0),
+        &history,
+        &obs(2, 300.0, 200.0, 3.0, 0.0, 0),
+        &spec(),
+        at(900),
+    );
+    assert_eq!(d.settings.hpa_min, 6, "{}", d.reason);
+}

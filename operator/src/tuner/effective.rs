@@ -1,0 +1,170 @@
+//! The pool and HPA bounds the controller writes, in every mode, always within the budget.
+//!
+//! In mode Auto the tuner's settings in force win; otherwise (Recommend, Off, or no decision yet)
+//! the spec's starting values do. Either way the connection budget is applied first, so an
+//! autoscaler can never open more connections than PostgreSQL allows — even with tuning Off.
+use super::act::Mode;
+use super::budget::BudgetPlan;
+use super::spec::{Settings, TuningSpec};
+
+/// The spec's starting point for the pool (`spec.pool`) and the generation to write with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartingPool {
+    /// `spec.pool.minConnections`.
+    pub min: u32,
+    /// `spec.pool.maxConnections`.
+    pub max: u32,
+    /// Generation for a file carrying these values.
+    pub generation: u64,
+}
+
+/// Settings to write, with the budget plan they keep (for the `ConnectionBudget` condition).
+pub fn effective_settings(
+    spec: &TuningSpec,
+    start: StartingPool,
+    tuned: Option<&Settings>,
+    mode: Mode,
+) -> (Settings, BudgetPlan) {
+    let plan = spec.budget.plan(spec.replicas, spec.pool);
+    let wanted = match (mode, tuned) {
+        (Mode::Auto, Some(tuned)) => *tuned,
+        // Without a decision the pool yields first (PoolCapped), keeping the autoscaler's room.
+        _ => Settings {
+            pool_min: start.min,
+            pool_max: start.max.min(plan.pool_max),
+            hpa_min: plan.replicas_min,
+            hpa_max: plan.replicas_max,
+            generation: start.generation,
+        },
+    };
+    (within_budget(&plan, spec, wanted), plan)
+}
+
+/// Clamps settings into the plan (the spec may have changed since the tuner decided): the floor
+/// within the replica bounds, the pool within what the budget leaves at that floor, the ceiling
+/// from the pool. The generation moves on when the pool had to change.
+pub fn within_budget(plan: &BudgetPlan, spec: &TuningSpec, wanted: Settings) -> Settings {
+    let hpa_min = wanted.hpa_min.clamp(plan.replicas_min, plan.replicas_max);
+    let pool_cap = plan.pool_limit.min(spec.budget.pool_for(hpa_min)).max(1);
+    let pool_max = wanted.pool_max.clamp(plan.pool_min.min(pool_cap), pool_cap);
+    let pool_min = wanted.pool_min.min(pool_max);
+    let hpa_max = wanted
+        .hpa_max
+        .min(plan.replicas_max)
+        .min(spec.budget.replicas_for(pool_max))
+        .max(hpa_min)
+        .max(1);
+    let moved = pool_max != wanted.pool_max || pool_min != wanted.pool_min;
+    Settings {
+        pool_min,
+        pool_max,
+        hpa_min,
+        hpa_max,
+        generation: wanted.generation + u64::from(moved),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tuner::budget::ConnectionBudget;
+    use crate::tuner::spec::{PoolBounds, ReplicaBounds};
+
+    fn spec(max_connections: u32) -> TuningSpec {
+        TuningSpec::new(
+            PoolBounds { min: 2, max: 40 },
+            ReplicaBounds { min: 2, max: 10 },
+            ConnectionBudget {
+                max_connections,
+                reserved: 10,
+            },
+        )
+    }
+
+    const START: StartingPool = StartingPool {
+        min: 2,
+        max: 40,
+        generation: 3,
+    };
+
+    #[test]
+    fn off_and_recommend_still_keep_the_budget() {
+        for mode in [Mode::Off, Mode::Recommend] {
+            let tuned = Settings {
+                pool_min: 2,
+                pool_max: 80,
+                hpa_min: 9,
+                hpa_max: 10,
+                generation: 9,
+            };
+            let (s, plan) = effective_settings(&spec(200), START, Some(&tuned), mode);
+            assert_eq!((s.pool_max, s.hpa_min, s.hpa_max), (19, 2, 10), "{mode:?}");
+            assert_eq!(
+                s.generation, 3,
+                "the spec's values, capped deterministically: same generation"
+            );
+            assert!(s.peak_connections() + 10 <= 200);
+            assert_eq!(plan.verdict.reason(), "PoolCapped");
+        }
+    }
+
+    #[test]
+    fn auto_uses_the_tuned_settings() {
+        let tuned = Settings {
+            pool_min: 2,
+            pool_max: 38,
+            hpa_min: 3,
+            hpa_max: 5,
+            generation: 7,
+        };
+        let (s, _) = effective_settings(&spec(200), START, Some(&tuned), Mode::Auto);
+        assert_eq!(s, tuned);
+    }
+
+    #[test]
+    fn tuned_settings_are_clamped_after_the_spec_shrank_the_database() {
+        let tuned = Settings {
+            pool_min: 2,
+            pool_max: 38,
+            hpa_min: 3,
+            hpa_max: 5,
+            generation: 7,
+        };
+        let (s, _) = effective_settings(&spec(100), START, Some(&tuned), Mode::Auto);
+        assert_eq!((s.pool_max, s.hpa_min, s.hpa_max, s.generation), (30, 3, 3, 8));
+        assert!(s.peak_connections() + 10 <= 100);
+    }
+
+    #[test]
+    fn over_many_inputs_the_invariant_holds() {
+        let mut seed: u64 = 7;
+        let mut next = |bound: u32| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            u32::try_from((seed >> 33) % u64::from(bound)).unwrap_or(0)
+        };
+        for _ in 0..10_000 {
+            let mut sp = spec(20 + next(500));
+            sp.pool = PoolBounds {
+                min: 1 + next(10),
+                max: 1 + next(100),
+            };
+            sp.replicas = ReplicaBounds {
+                min: 1 + next(5),
+                max: 1 + next(30),
+            };
+            let tuned = Settings {
+                pool_min: next(20),
+                pool_max: 1 + next(200),
+                hpa_min: next(40),
+                hpa_max: next(40),
+                generation: 1,
+            };
+            let (s, _) = effective_settings(&sp, START, Some(&tuned), Mode::Auto);
+            assert!(
+                s.peak_connections() + 10 <= u64::from(sp.budget.max_connections),
+                "{sp:?} {tuned:?} -> {s:?}"
+            );
+            assert!(s.pool_min <= s.pool_max && s.hpa_min <= s.hpa_max, "{s:?}");
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The tuner's inputs: what the user asked for (SLO, bounds, budget) and the settings in force.
+//!
+//! These map one-to-one from the `PerformanceStack` spec (`spec.slo`, `spec.pool`,
+//! `spec.app.replicas`, `spec.database`, `spec.tuning`) so the controller only copies fields.
+use std::time::Duration;
+
+use super::budget::ConnectionBudget;
+
+/// Latency and error objectives the tuner steers towards (`spec.slo`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SloSpec {
+    /// 95th percentile request latency target.
+    pub p95: Duration,
+    /// 99th percentile request latency target (reported; p95 drives the decision).
+    pub p99: Duration,
+    /// Largest acceptable share of 5xx responses, 0.0..=1.0.
+    pub max_error_rate: f64,
+}
+
+impl Default for SloSpec {
+    /// The seed's objectives: 200 ms p95, 500 ms p99, 1 % errors.
+    fn default() -> Self {
+        Self {
+            p95: Duration::from_millis(200),
+            p99: Duration::from_millis(500),
+            max_error_rate: 0.01,
+        }
+    }
+}
+
+/// Bounds for the per-pod connection pool (`spec.pool.min` / `spec.pool.max`).
+///
+/// `min` is the smallest pool maximum the tuner will set (and the pool minimum it keeps);
+/// `max` the largest pool maximum it may grow to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolBounds {
+    /// Smallest pool size per pod.
+    pub min: u32,
+    /// Largest pool size per pod.
+    pub max: u32,
+}
+
+/// Bounds for the app's replicas (`spec.app.replicas`): the HPA floor and ceiling move inside them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaBounds {
+    /// Lowest HPA `minReplicas` the tuner may set.
+    pub min: u32,
+    /// Highest HPA `maxReplicas` the tuner may set (the budget can lower it).
+    pub max: u32,
+}
+
+/// Everything the decision needs from the spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TuningSpec {
+    /// Objectives.
+    pub slo: SloSpec,
+    /// Per-pod pool bounds.
+    pub pool: PoolBounds,
+    /// Replica bounds.
+    pub replicas: ReplicaBounds,
+    /// PostgreSQL `max_connections` and the connections kept for others.
+    pub budget: ConnectionBudget,
+    /// How long a lower recommendation must persist before the tuner lowers a knob
+    /// (the HPA's `scaleDown.stabilizationWindowSeconds`, default 300 s).
+    pub scale_down_stabilization: Duration,
+    /// Relative band around the target in which nothing changes (the HPA's 10 %).
+    pub tolerance: f64,
+}
+
+impl TuningSpec {
+    /// A spec with the seed's SLO, the HPA's default tolerance and stabilization window.
+    pub fn new(pool: PoolBounds, replicas: ReplicaBounds, budget: ConnectionBudget) -> Self {
+        Self {
+            slo: SloSpec::default(),
+            pool,
+            replicas,
+            budget,
+            scale_down_stabilization: Duration::from_secs(300),
+            tolerance: 0.1,
+        }
+    }
+}
+
+/// The settings in force: what the last decision wrote (or what the stack started with).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// Pool minimum per pod.
+    pub pool_min: u32,
+    /// Pool maximum per pod.
+    pub pool_max: u32,
+    /// HPA `minReplicas`.
+    pub hpa_min: u32,
+    /// HPA `maxReplicas`.
+    pub hpa_max: u32,
+    /// Tuning-file generation carrying `pool_min`/`pool_max` (0: none written yet).
+    pub generation: u64,
+}
+
+impl Settings {
+    /// Connections the settings can open at most: `hpa_max * pool_max`.
+    pub fn peak_connections(&self) -> u64 {
+        u64::from(self.hpa_max) * u64::from(self.pool_max)
+    }
+}

@@ -1,0 +1,114 @@
+//! Which pods to observe and how to reach them: Ready app pods by pod IP (in-cluster), or through
+//! the API server's pod proxy (from a laptop, where pod IPs are not routable).
+use std::time::Duration;
+
+use futures::future::join_all;
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+
+use super::error::TunerError;
+use super::exposition;
+use super::observe::{PodAnswer, PodSnapshot};
+use super::scrape::{Scraper, Target};
+
+/// How the operator reaches pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// `http://<podIP>:<port>/metrics` (the operator runs in the cluster).
+    PodIp,
+    /// `/api/v1/namespaces/<ns>/pods/<name>:<port>/proxy/metrics` through the API server.
+    ApiServerProxy,
+}
+
+/// The pods to scrape, and the ones left out.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PodTargets {
+    /// Ready pods with an address.
+    pub targets: Vec<Target>,
+    /// Pods not Ready (or without an IP, or terminating): not asked, listed for the status.
+    pub not_ready: Vec<String>,
+}
+
+/// Picks the Ready, running, not-terminating pods and builds their metrics URLs.
+pub fn targets_from_pods(pods: &[Pod], port: u16, reach: Reach) -> PodTargets {
+    let mut out = PodTargets::default();
+    for pod in pods {
+        let name = pod.name_any();
+        let status = pod.status.as_ref();
+        let ready = status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        let running = status.and_then(|s| s.phase.as_deref()) == Some("Running");
+        let ip = status
+            .and_then(|s| s.pod_ip.as_deref())
+            .filter(|ip| !ip.is_empty());
+        let terminating = pod.metadata.deletion_timestamp.is_some();
+        match (ready && running && !terminating, ip) {
+            (true, Some(ip)) => {
+                let url = match reach {
+                    Reach::PodIp if ip.contains(':') => format!("http://[{ip}]:{port}/metrics"),
+                    Reach::PodIp => format!("http://{ip}:{port}/metrics"),
+                    Reach::ApiServerProxy => format!(
+                        "/api/v1/namespaces/{}/pods/{name}:{port}/proxy/metrics",
+                        pod.namespace().unwrap_or_default()
+                    ),
+                };
+                out.targets.push(Target { name, url });
+            }
+            _ => out.not_ready.push(name),
+        }
+    }
+    out.targets.sort_by(|a, b| a.name.cmp(&b.name));
+    out.not_ready.sort();
+    out
+}
+
+/// Where `/metrics` comes from: direct HTTP or the API server's proxy.
+#[derive(Clone)]
+pub enum MetricsSource {
+    /// Direct HTTP to pod IPs.
+    Direct(Scraper),
+    /// Through the API server with the operator's credentials, each call bounded by the timeout.
+    Proxy(kube::Client, Duration),
+}
+
+impl MetricsSource {
+    /// Scrapes every target concurrently, answers in the targets' order.
+    pub async fn scrape_all(&self, targets: &[Target]) -> Vec<PodAnswer> {
+        match self {
+            Self::Direct(scraper) => scraper.scrape_all(targets).await,
+            Self::Proxy(client, timeout) => {
+                let answers = join_all(targets.iter().map(|t| proxy_scrape(client, &t.url, *timeout))).await;
+                targets
+                    .iter()
+                    .zip(answers)
+                    .map(|(t, a)| (t.name.clone(), a.map_err(|e| e.to_string())))
+                    .collect()
+            }
+        }
+    }
+}
+
+async fn proxy_scrape(
+    client: &kube::Client,
+    path: &str,
+    timeout: Duration,
+) -> Result<PodSnapshot, TunerError> {
+    let unreachable = |message: String| TunerError::Proxy {
+        path: path.to_owned(),
+        message,
+    };
+    let request = http::Request::get(path)
+        .body(Vec::new())
+        .map_err(|e| unreachable(e.to_string()))?;
+    let text = tokio::time::timeout(timeout, client.request_text(request))
+        .await
+        .map_err(|_| unreachable(format!("no answer within {timeout:?}")))?
+        .map_err(|e| unreachable(e.to_string()))?;
+    let samples = exposition::parse(&text)?;
+    Ok(PodSnapshot::from_samples(&samples))
+}
+
+#[cfg(test)]
+#[path = "targets_tests.rs"]
+mod tests;

@@ -1,0 +1,99 @@
+use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::client::Body;
+
+use super::*;
+use crate::tuner::testing::PodMetrics;
+
+fn pod(name: &str, phase: &str, ready: bool, ip: Option<&str>, terminating: bool) -> Pod {
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("shop".into()),
+            deletion_timestamp: terminating.then_some(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)),
+            ..ObjectMeta::default()
+        },
+        status: Some(PodStatus {
+            phase: Some(phase.into()),
+            pod_ip: ip.map(Into::into),
+            conditions: Some(vec![PodCondition {
+                type_: "Ready".into(),
+                status: if ready { "True" } else { "False" }.into(),
+                ..PodCondition::default()
+            }]),
+            ..PodStatus::default()
+        }),
+        ..Pod::default()
+    }
+}
+
+fn pods() -> Vec<Pod> {
+    vec![
+        pod("api-b", "Running", true, Some("10.0.0.2"), false),
+        pod("api-a", "Running", true, Some("10.0.0.1"), false),
+        pod("api-starting", "Running", false, Some("10.0.0.3"), false),
+        pod("api-pending", "Pending", false, None, false),
+        pod("api-leaving", "Running", true, Some("10.0.0.4"), true),
+        pod("api-v6", "Running", true, Some("fd00::5"), false),
+    ]
+}
+
+#[test]
+fn only_ready_running_pods_with_an_ip_are_asked() {
+    let t = targets_from_pods(&pods(), 8080, Reach::PodIp);
+    let urls: Vec<&str> = t.targets.iter().map(|t| t.url.as_str()).collect();
+    assert_eq!(
+        urls,
+        [
+            "http://10.0.0.1:8080/metrics",
+            "http://10.0.0.2:8080/metrics",
+            "http://[fd00::5]:8080/metrics"
+        ]
+    );
+    assert_eq!(t.not_ready, ["api-leaving", "api-pending", "api-starting"]);
+}
+
+#[test]
+fn proxy_paths_name_namespace_pod_and_port() {
+    let t = targets_from_pods(&pods(), 8080, Reach::ApiServerProxy);
+    assert_eq!(
+        t.targets[0].url,
+        "/api/v1/namespaces/shop/pods/api-a:8080/proxy/metrics"
+    );
+}
+
+#[tokio::test]
+async fn proxy_scrape_goes_through_the_api_server() {
+    let (service, mut handle) = tower_test::mock::pair::<http::Request<Body>, http::Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let server = tokio::spawn(async move {
+        let (request, send) = handle.next_request().await.expect("one request");
+        assert_eq!(request.method(), http::Method::GET);
+        assert_eq!(
+            request.uri().path(),
+            "/api/v1/namespaces/shop/pods/api-a:8080/proxy/metrics"
+        );
+        let text = PodMetrics {
+            ok: 7,
+            pool_max: 9,
+            generation: 2,
+            ..PodMetrics::default()
+        }
+        .render();
+        send.send_response(http::Response::new(Body::from(text.into_bytes())));
+    });
+    let source = MetricsSource::Proxy(client, Duration::from_secs(5));
+    let targets = targets_from_pods(&pods()[1..2], 8080, Reach::ApiServerProxy).targets;
+    let answers = source.scrape_all(&targets).await;
+    server.await.unwrap();
+    let snap = answers[0].1.as_ref().unwrap();
+    assert_eq!(
+        (
+            answers[0].0.as_str(),
+            snap.requests,
+            snap.pool_max,
+            snap.generation
+        ),
+        ("api-a", 7.0, 9.0, 2)
+    );
+}

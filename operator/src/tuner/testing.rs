@@ -1,0 +1,88 @@
+//! Test support: renders pod metrics in the contract's exposition format, the way the app does.
+use std::fmt::Write;
+
+/// Counters and gauges of one pod, rendered by [`PodMetrics::render`].
+#[derive(Debug, Clone, Default)]
+pub struct PodMetrics {
+    /// 2xx responses.
+    pub ok: u64,
+    /// 5xx responses.
+    pub server_errors: u64,
+    /// Cumulative latency buckets `(le, count)`, finite bounds only; `+Inf` = ok + errors.
+    pub latency: Vec<(f64, u64)>,
+    pub in_use: u64,
+    pub idle: u64,
+    pub pool_min: u64,
+    pub pool_max: u64,
+    pub waiting: u64,
+    /// Cumulative acquire buckets `(le, count)`; `+Inf` = the last count.
+    pub acquire: Vec<(f64, u64)>,
+    pub timeouts: u64,
+    pub generation: u64,
+}
+
+impl PodMetrics {
+    /// The exposition text, with each counter split over two routes so tests exercise summing.
+    pub fn render(&self) -> String {
+        let mut out = String::from("# TYPE perfstack_http_requests_total counter\n");
+        let routes = [("/api/v1/users", "GET"), ("/api/v1/tasks/{id}", "PATCH")];
+        let halves = |n: u64| [n / 2, n - n / 2];
+        for (class, n) in [("2xx", self.ok), ("5xx", self.server_errors)] {
+            for ((route, method), part) in routes.iter().zip(halves(n)) {
+                let _ = writeln!(
+                    out,
+                    "perfstack_http_requests_total{{route=\"{route}\",method=\"{method}\",status_class=\"{class}\"}} {part}"
+                );
+            }
+        }
+        out.push_str("# TYPE perfstack_http_request_duration_seconds histogram\n");
+        let total = self.ok + self.server_errors;
+        for ((route, method), i) in routes.iter().zip(0..) {
+            let mut buckets: Vec<(String, u64)> = self
+                .latency
+                .iter()
+                .map(|&(le, c)| (le.to_string(), halves(c)[i]))
+                .collect();
+            buckets.push(("+Inf".into(), halves(total)[i]));
+            for (le, c) in buckets {
+                let _ = writeln!(
+                    out,
+                    "perfstack_http_request_duration_seconds_bucket{{route=\"{route}\",method=\"{method}\",le=\"{le}\"}} {c}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "perfstack_http_request_duration_seconds_count{{route=\"{route}\",method=\"{method}\"}} {}",
+                halves(total)[i]
+            );
+        }
+        let _ = writeln!(
+            out,
+            "perfstack_db_pool_connections{{state=\"idle\"}} {}",
+            self.idle
+        );
+        let _ = writeln!(
+            out,
+            "perfstack_db_pool_connections{{state=\"in_use\"}} {}",
+            self.in_use
+        );
+        let _ = writeln!(out, "perfstack_db_pool_min_connections {}", self.pool_min);
+        let _ = writeln!(out, "perfstack_db_pool_max_connections {}", self.pool_max);
+        let _ = writeln!(out, "perfstack_db_pool_waiting {}", self.waiting);
+        let acquired = self.acquire.last().map_or(0, |&(_, c)| c);
+        for &(le, c) in &self.acquire {
+            let _ = writeln!(
+                out,
+                "perfstack_db_pool_acquire_duration_seconds_bucket{{le=\"{le}\"}} {c}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "perfstack_db_pool_acquire_duration_seconds_bucket{{le=\"+Inf\"}} {acquired}"
+        );
+        let _ = writeln!(out, "perfstack_db_pool_acquire_timeouts_total {}", self.timeouts);
+        let _ = writeln!(out, "perfstack_db_pool_settings_generation {}", self.generation);
+        out.push_str("# EOF\n");
+        out
+    }
+}
