@@ -85,7 +85,8 @@ start_app() {
   local port
   port=$(free_port)
   APP_URL="http://127.0.0.1:$port"
-  env DATABASE_URL="$BENCH_URL" LISTEN_ADDR="127.0.0.1:$port" DB_POOL_MAX=20 RUST_LOG=warn "$@" \
+  # REDIS_URL is exported by .run/env: unset it so only the cases that pass it get Redis.
+  env -u REDIS_URL DATABASE_URL="$BENCH_URL" LISTEN_ADDR="127.0.0.1:$port" DB_POOL_MAX=20 RUST_LOG=warn "$@" \
     "$APP" serve >"$OUT/app-$name.log" 2>&1 &
   APP_PID=$!
   for _ in $(seq 1 100); do
