@@ -1,2 +1,283 @@
 #!/usr/bin/env bash
-echo "make bench: not yet (see the issues)"
+# `make bench`: the API (release build) on the local PostgreSQL/Redis, measured with wrk at a fixed
+# concurrency and with `perfstack-app loadtest`; the figures replace the generated block of
+# docs/benchmarks.md (machine, date and commit included). Raw outputs stay in bench-out/.
+#
+# Knobs (environment): BENCH_DURATION (wrk run, default 15s), BENCH_CONNECTIONS (32),
+# BENCH_THREADS (2), EXPORT_TASKS (1000000), LOADTEST_SCALE (0.05: peak for 30 s).
+# Never part of `make test`: figures are recorded, not asserted.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$PERFSTACK_ROOT"
+
+DURATION=${BENCH_DURATION:-15s}
+CONNECTIONS=${BENCH_CONNECTIONS:-32}
+THREADS=${BENCH_THREADS:-2}
+EXPORT_TASKS=${EXPORT_TASKS:-1000000}
+LOADTEST_SCALE=${LOADTEST_SCALE:-0.05}
+OUT=$PERFSTACK_ROOT/bench-out
+DOC=docs/benchmarks.md
+mkdir -p "$OUT"
+
+command -v wrk >/dev/null || apt_install wrk
+command -v curl >/dev/null || apt_install curl ca-certificates
+scripts/services.sh up
+source "$RUN_DIR/env"
+command -v psql >/dev/null || apt_install postgresql-client-15
+
+log "building perfstack-app (release)"
+cargo build --release -p perfstack-app --bin perfstack-app
+APP=$PERFSTACK_ROOT/target/release/perfstack-app
+
+# --- a database of its own, seeded with set-based SQL -------------------------------------------
+BENCH_DB=perfstack_bench
+BENCH_URL="${DATABASE_URL%/*}/$BENCH_DB"
+log "creating $BENCH_DB"
+psql -q "$DATABASE_URL" -v ON_ERROR_STOP=1 \
+  -c "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" -c "CREATE DATABASE $BENCH_DB" >/dev/null
+DATABASE_URL=$BENCH_URL "$APP" migrate >"$OUT/migrate.json"
+log "seeding 10,000 users, 1,000 projects, 100,000 tasks, and one project with $EXPORT_TASKS tasks"
+seed_start=$SECONDS
+psql -q "$BENCH_URL" -v ON_ERROR_STOP=1 -v export_tasks="$EXPORT_TASKS" <<'SQL' >/dev/null
+INSERT INTO users (email, username, first_name, last_name, role)
+SELECT 'user' || g || '@bench.test', 'user' || g, 'First' || g, 'Last' || g,
+       (ARRAY['admin', 'manager', 'member', 'member'])[1 + g % 4]
+FROM generate_series(1, 10000) g;
+INSERT INTO projects (owner_id, name, description)
+SELECT (SELECT min(id) FROM users) + g % 10000, 'project ' || g, 'benchmark project ' || g
+FROM generate_series(1, 1000) g;
+INSERT INTO tasks (project_id, title, description, status, priority, assignee_id, due_date)
+SELECT (SELECT min(id) FROM projects) + g % 1000, 'task ' || g, 'benchmark task ' || g,
+       (ARRAY['todo', 'in_progress', 'review', 'done'])[1 + g % 4], g % 5,
+       (SELECT min(id) FROM users) + g % 10000, DATE '2027-01-01' + g % 365
+FROM generate_series(1, 100000) g;
+INSERT INTO projects (owner_id, name, description)
+SELECT min(id), 'export', 'the project whose tasks the export benchmark streams' FROM users;
+INSERT INTO tasks (project_id, title, description, status, priority, assignee_id, due_date)
+SELECT (SELECT max(id) FROM projects), 'export task ' || g, 'row ' || g,
+       (ARRAY['todo', 'in_progress', 'review', 'done'])[1 + g % 4], g % 5,
+       (SELECT min(id) FROM users) + g % 10000, DATE '2027-01-01' + g % 365
+FROM generate_series(1, :export_tasks) g;
+ANALYZE;
+SQL
+seed_seconds=$((SECONDS - seed_start))
+q() { psql -qtAX "$BENCH_URL" -c "$1"; }
+MIN_TASK=$(q "SELECT min(id) FROM tasks")
+MIN_PROJECT=$(q "SELECT min(id) FROM projects")
+MIN_USER=$(q "SELECT min(id) FROM users")
+EXPORT_PROJECT=$(q "SELECT max(id) FROM projects")
+export MIN_TASK MIN_PROJECT MIN_USER
+
+# --- the app under test -------------------------------------------------------------------------
+APP_PID=
+APP_URL=
+free_port() {
+  local p
+  for p in $(seq 18080 18180); do
+    (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+  die "no free port in 18080..18180"
+}
+# start_app NAME [VAR=value...]: serve with the given extra environment, wait until ready.
+start_app() {
+  local name=$1
+  shift
+  local port
+  port=$(free_port)
+  APP_URL="http://127.0.0.1:$port"
+  # REDIS_URL is exported by .run/env: unset it so only the cases that pass it get Redis.
+  env -u REDIS_URL DATABASE_URL="$BENCH_URL" LISTEN_ADDR="127.0.0.1:$port" DB_POOL_MAX=20 RUST_LOG=warn "$@" \
+    "$APP" serve >"$OUT/app-$name.log" 2>&1 &
+  APP_PID=$!
+  for _ in $(seq 1 100); do
+    curl -fsS -o /dev/null "$APP_URL/readyz" 2>/dev/null && return 0
+    kill -0 "$APP_PID" 2>/dev/null || die "app ($name) exited, see $OUT/app-$name.log"
+    sleep 0.2
+  done
+  die "app ($name) not ready, see $OUT/app-$name.log"
+}
+stop_app() {
+  [[ -n $APP_PID ]] || return 0
+  kill "$APP_PID" 2>/dev/null || true
+  wait "$APP_PID" 2>/dev/null || true
+  APP_PID=
+}
+trap stop_app EXIT
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$APP_PID/status"; }
+# sample_rss FILE: writes the largest VmRSS (KiB) seen until killed, every 100 ms.
+sample_rss() {
+  local max=0 v
+  while kill -0 "$APP_PID" 2>/dev/null; do
+    v=$(rss_kib 2>/dev/null || echo 0)
+    ((v > max)) && max=$v && echo "$max" >"$1"
+    sleep 0.1
+  done
+}
+
+# --- wrk ---------------------------------------------------------------------------------------
+# The done() hook every script shares: one parseable line (latencies in microseconds).
+REPORT_LUA='
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT rps=%.1f p50=%d p99=%d requests=%d errors=%d\n",
+    summary.requests / (summary.duration / 1e6), latency:percentile(50), latency:percentile(99),
+    summary.requests, e.connect + e.read + e.write + e.status + e.timeout))
+end'
+lua() { printf '%s\n%s\n' "$2" "$REPORT_LUA" >"$OUT/$1.lua"; echo "$OUT/$1.lua"; }
+# The same 1,000 task ids for every GET-by-id case, so L1, L2 and uncached see one access pattern.
+GET_LUA=$(lua get 'local base = tonumber(os.getenv("MIN_TASK"))
+request = function() return wrk.format("GET", "/api/v1/tasks/" .. (base + math.random(0, 999))) end')
+LIST_LUA=$(lua list 'request = function()
+  return wrk.format("GET", "/api/v1/tasks?page=" .. math.random(1, 50) .. "&limit=20") end')
+PROJECT_LIST_LUA=$(lua list-project 'local p = tonumber(os.getenv("MIN_PROJECT"))
+request = function()
+  return wrk.format("GET", "/api/v1/projects/" .. (p + math.random(0, 999)) .. "/tasks?limit=20") end')
+KEYSET_LUA=$(lua list-keyset 'request = function() return wrk.format("GET", "/api/v1/tasks?cursor=&limit=20") end')
+CREATE_LUA=$(lua create 'local p, u = tonumber(os.getenv("MIN_PROJECT")), tonumber(os.getenv("MIN_USER"))
+local n = 0
+request = function()
+  n = n + 1
+  local body = string.format(
+    [[{"projectId":%d,"title":"bench task %d","priority":%d,"assigneeId":%d,"dueDate":"2027-06-01"}]],
+    p + math.random(0, 999), n, math.random(0, 4), u + math.random(0, 9999))
+  return wrk.format("POST", "/api/v1/tasks", {["Content-Type"] = "application/json"}, body)
+end')
+
+declare -A RESULT HITS
+# hits LEVEL: the app's cache hits at that level so far (0 without the cache metrics).
+hits() {
+  curl -fsS "$APP_URL/metrics" 2>/dev/null |
+    awk -v l="$1" 'index($1, "perfstack_cache_hits_total{") == 1 && index($1, "level=\"" l "\"") { s += $2 }
+      END { printf "%d", s }'
+}
+# bench CASE SCRIPT: a warm-up run (also fills caches), then the measured one; for GET-by-id cases
+# the cache hits per level during the measured run prove where the answers came from.
+bench() {
+  local case=$1 script=$2 l1 l2
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d3s -s "$script" "$APP_URL" >/dev/null
+  l1=$(hits l1)
+  l2=$(hits l2)
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout 10s -s "$script" "$APP_URL" >"$OUT/$case.txt"
+  RESULT[$case]=$(grep '^RESULT' "$OUT/$case.txt" | cut -d' ' -f2-)
+  HITS[$case]="L1 hits $(($(hits l1) - l1)), L2 hits $(($(hits l2) - l2))"
+  log "$case: ${RESULT[$case]} (${HITS[$case]})"
+}
+field() { sed -E "s/.*$2=([0-9.]+).*/\1/" <<<"${RESULT[$1]}"; }
+ms() { awk -v us="$1" 'BEGIN { printf "%.2f", us / 1000 }'; }
+
+# The cache knobs of this build decide which GET-by-id variants can be measured.
+HAS_CACHE=0
+"$APP" serve --help | grep -q -- '--cache-l1-max-bytes' && HAS_CACHE=1
+
+# 1) default configuration: L1 + L2 (when built in): GET by id from L1, list, create, RSS, export.
+start_app default REDIS_URL="$REDIS_URL"
+sleep 1
+RSS_IDLE=$(rss_kib)
+sample_rss "$OUT/rss-load" &
+SAMPLER=$!
+if ((HAS_CACHE)); then bench get-l1 "$GET_LUA"; else bench get-uncached "$GET_LUA"; fi
+bench list "$LIST_LUA"
+bench list-project "$PROJECT_LIST_LUA"
+bench list-keyset "$KEYSET_LUA"
+bench create "$CREATE_LUA"
+kill "$SAMPLER" 2>/dev/null || true
+wait "$SAMPLER" 2>/dev/null || true
+RSS_LOAD=$(cat "$OUT/rss-load" 2>/dev/null || echo 0)
+
+log "exporting $EXPORT_TASKS tasks"
+echo 0 >"$OUT/rss-export"
+sample_rss "$OUT/rss-export" &
+SAMPLER=$!
+EXPORT=$(curl -sS -o /dev/null --max-time 900 -w '%{http_code} %{time_total} %{size_download}' \
+  "$APP_URL/api/v1/projects/$EXPORT_PROJECT/tasks/export")
+kill "$SAMPLER" 2>/dev/null || true
+wait "$SAMPLER" 2>/dev/null || true
+read -r EXPORT_STATUS EXPORT_SECONDS EXPORT_BYTES <<<"$EXPORT"
+RSS_EXPORT=$(cat "$OUT/rss-export")
+log "export: HTTP $EXPORT_STATUS in ${EXPORT_SECONDS}s, $EXPORT_BYTES bytes"
+
+log "loadtest peak at scale $LOADTEST_SCALE"
+LOADTEST_STATUS=passed
+"$APP" loadtest --base-url "$APP_URL" --scenario peak --scale "$LOADTEST_SCALE" --out "$OUT" \
+  >/dev/null 2>"$OUT/loadtest.log" || LOADTEST_STATUS=failed
+stop_app
+
+# 2) and 3) the same GET by id with L1 off (served by Redis), then with no cache at all.
+if ((HAS_CACHE)); then
+  start_app l2 REDIS_URL="$REDIS_URL" CACHE_L1_MAX_BYTES=0
+  bench get-l2 "$GET_LUA"
+  stop_app
+  start_app uncached CACHE_L1_MAX_BYTES=0
+  bench get-uncached "$GET_LUA"
+  stop_app
+fi
+
+# --- docs/benchmarks.md -------------------------------------------------------------------------
+row() {
+  local case=$1 what=$2
+  if [[ -z ${RESULT[$case]:-} ]]; then
+    echo "| $what | not measured: this build has no cache knobs | | | |"
+    return
+  fi
+  printf '| %s | %s | %s | %s | %s |\n' "$what" "$(field "$case" rps)" "$(ms "$(field "$case" p50)")" \
+    "$(ms "$(field "$case" p99)")" "$(field "$case" errors)/$(field "$case" requests)"
+}
+ratio() {
+  [[ -n ${RESULT[$1]:-} && -n ${RESULT[$2]:-} ]] || { echo "n/a"; return; }
+  awk -v a="$(field "$1" rps)" -v b="$(field "$2" rps)" 'BEGIN { printf "%.2fx", a / b }'
+}
+LT=$OUT/peak.json
+lt() { sed -nE "s/.*\"$1\": ([0-9.e+-]+).*/\1/p" "$LT" | head -1; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+COMMIT=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- app Cargo.lock || echo "+local changes")
+{
+  echo "<!-- bench:begin (generated by scripts/bench.sh; edit the prose outside this block) -->"
+  echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') at commit \`$COMMIT\` on $(nproc) cores"
+  echo "($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) memory."
+  echo "wrk: $THREADS threads, $CONNECTIONS connections, $DURATION per case after a 3 s warm-up, on the same machine as the"
+  echo "app, PostgreSQL and Redis. Data: 10,000 users, 1,001 projects, $(printf "%'d" $((100000 + EXPORT_TASKS)) 2>/dev/null || echo $((100000 + EXPORT_TASKS))) tasks (seeded in ${seed_seconds} s)."
+  echo
+  echo "| case | requests/s | p50 ms | p99 ms | errors |"
+  echo "| --- | ---: | ---: | ---: | ---: |"
+  row get-l1 "GET /tasks/{id}, from L1 (in-process)"
+  row get-l2 "GET /tasks/{id}, from L2 (Redis; L1 off: \`CACHE_L1_MAX_BYTES=0\`)"
+  row get-uncached "GET /tasks/{id}, uncached (no Redis, L1 off)"
+  row list "GET /tasks?page=1..50&limit=20 (offset, with total)"
+  row list-project "GET /projects/{id}/tasks?limit=20 (100 tasks per project)"
+  row list-keyset "GET /tasks?cursor=&limit=20 (keyset, first page)"
+  row create "POST /tasks"
+  echo
+  echo "Ratios in this run: L1 / uncached $(ratio get-l1 get-uncached), L2 / uncached $(ratio get-l2 get-uncached)."
+  if ((HAS_CACHE)); then
+    echo "Cache hits during the measured GET runs (from \`/metrics\`): L1 case ${HITS[get-l1]:-n/a};"
+    echo "L2 case ${HITS[get-l2]:-n/a}; uncached case ${HITS[get-uncached]:-n/a}."
+  fi
+  echo
+  if [[ $EXPORT_STATUS == 200 ]]; then
+    echo "Export of $EXPORT_TASKS tasks (\`GET /projects/{id}/tasks/export\`): $(printf '%.2f' "$EXPORT_SECONDS") s,"
+    echo "$(awk -v n="$EXPORT_TASKS" -v s="$EXPORT_SECONDS" 'BEGIN { printf "%.0f", n / s }') rows/s,"
+    echo "$(awk -v b="$EXPORT_BYTES" 'BEGIN { printf "%.1f", b / 1048576 }') MiB streamed; peak app RSS during the export $(mib "$RSS_EXPORT") MiB."
+  else
+    echo "Export of $EXPORT_TASKS tasks: not measured (HTTP $EXPORT_STATUS)."
+  fi
+  echo
+  echo "App RSS: idle $(mib "$RSS_IDLE") MiB; under load (largest sample during the wrk cases) $(mib "$RSS_LOAD") MiB."
+  echo
+  if [[ -f $LT ]]; then
+    echo "\`perfstack-app loadtest --scenario peak --scale $LOADTEST_SCALE\` (500 rps open model, 100 VUs, mixed"
+    echo "reads/lists/writes): $LOADTEST_STATUS; $(lt requests) requests, $(lt throughputRps | xargs printf '%.1f') rps,"
+    echo "p50 $(lt p50 | xargs printf '%.2f') ms, p95 $(lt p95 | xargs printf '%.2f') ms, p99 $(lt p99 | xargs printf '%.2f') ms, errors $(lt errorRatePct | xargs printf '%.2f') %."
+  else
+    echo "Load test: did not run (see bench-out/loadtest.log)."
+  fi
+  echo "<!-- bench:end -->"
+} >"$OUT/block.md"
+
+# Replace the generated block, keep the prose around it.
+awk -v block="$OUT/block.md" '
+  /<!-- bench:begin/ { while ((getline line < block) > 0) print line; skip = 1; next }
+  /<!-- bench:end -->/ { skip = 0; next }
+  !skip { print }' "$DOC" >"$OUT/benchmarks.md"
+cp "$OUT/benchmarks.md" "$DOC"
+log "figures written to $DOC"
+cat "$OUT/block.md"

@@ -1,4 +1,4 @@
-//! Subcommands: `serve`, `migrate`, `seed`, `worker`.
+//! Subcommands: `serve`, `migrate`, `seed`, `worker`, `loadtest`.
 use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
@@ -8,6 +8,7 @@ use crate::{
     db::{self, Db, migrate::MigrateOptions, seed::SeedSizes},
     http,
     jobs::{JobsConfig, config::ServeWorkers, standalone::WorkerArgs},
+    loadtest::{self, LoadtestArgs},
     telemetry::LogArgs,
 };
 
@@ -60,6 +61,9 @@ pub enum Command {
         #[command(flatten)]
         sizes: SeedArgs,
     },
+    /// Drive a running API with a load scenario, check the SLOs, write JSON and HTML reports.
+    /// Exits 1 when a check fails.
+    Loadtest(LoadtestArgs),
 }
 
 /// Flags of `migrate`.
@@ -124,6 +128,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Loadtest(args) => Ok(loadtest::run(&args).await?),
     }
 }
 

@@ -5,5 +5,6 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod jobs;
+pub mod loadtest;
 pub mod metrics;
 pub mod telemetry;

@@ -1,0 +1,171 @@
+//! `perfstack-app loadtest`: drives the API with an open-model load (baseline, peak, stress,
+//! spike), checks the SLOs and writes a JSON and an HTML report.
+//!
+//! `scenario` plans the intended send times, `mix` draws what each request does, `driver` sends
+//! them on time through `client`, `stats` keeps the histograms, `verdict` applies the thresholds
+//! and `report` writes the results.
+pub mod client;
+pub mod discover;
+pub mod driver;
+pub mod mix;
+pub mod report;
+pub mod scenario;
+pub mod stats;
+pub mod verdict;
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::Args;
+
+use self::{
+    client::{ApiClient, ClientError},
+    discover::DiscoverError,
+    report::{Report, ReportError, Written},
+    scenario::{Plan, SCALE_RANGE, Scenario},
+    verdict::{Measured, Thresholds},
+};
+
+/// Flags of `perfstack-app loadtest`.
+#[derive(Debug, Clone, Args)]
+pub struct LoadtestArgs {
+    /// Base URL of the API, e.g. http://127.0.0.1:8080.
+    #[arg(long, env = "LOADTEST_BASE_URL")]
+    pub base_url: String,
+    /// Load shape to run.
+    #[arg(long, value_enum, default_value_t = Scenario::Baseline)]
+    pub scenario: Scenario,
+    /// Multiplies every stage's duration (0.01 runs the 5-minute baseline in 3 seconds).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Directory for `<scenario>.json` and `<scenario>.html`.
+    #[arg(long, default_value = "loadtest-results")]
+    pub out: PathBuf,
+    /// Seed of the request mix; the same seed and dataset give the same requests.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// A request with no complete answer after this long counts as an error, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub request_timeout_ms: u64,
+    #[command(flatten)]
+    pub thresholds: Thresholds,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadtestError {
+    #[error("--scale must be within {lo}..={hi}, got {0}", lo = SCALE_RANGE.start(), hi = SCALE_RANGE.end())]
+    Scale(f64),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("could not discover the seeded data")]
+    Discover(#[from] DiscoverError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error("SLO checks failed: {0}")]
+    ChecksFailed(String),
+}
+
+/// A finished run and where its report went.
+#[derive(Debug)]
+pub struct Finished {
+    pub report: Report,
+    pub written: Written,
+}
+
+/// Runs the scenario and writes the report; the returned report says whether the checks passed.
+pub async fn execute(args: &LoadtestArgs) -> Result<Finished, LoadtestError> {
+    let plan = Plan::new(args.scenario, args.scale).ok_or(LoadtestError::Scale(args.scale))?;
+    let client = ApiClient::new(
+        &args.base_url,
+        Duration::from_millis(args.request_timeout_ms),
+        plan.max_vus() as usize,
+    )?;
+    let data = discover::discover(&client).await?;
+    let dataset = report::DatasetSummary::from(&data);
+    eprintln!(
+        "loadtest {}: {} requests over {:.1}s, up to {} virtual users, against {}",
+        plan.scenario.name(),
+        plan.planned_requests(),
+        plan.duration().as_secs_f64(),
+        plan.max_vus(),
+        args.base_url
+    );
+    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let figures = driver::drive(&plan, client, data, args.seed, interrupt()).await;
+    if figures.interrupted {
+        eprintln!("interrupted: stopped sending, the report covers what was sent");
+    }
+    let elapsed = figures.elapsed.as_secs_f64().max(f64::EPSILON);
+    let totals = figures.totals;
+    let throughput_rps = totals.requests as f64 / elapsed;
+    let error_rate_pct = if totals.requests == 0 {
+        100.0
+    } else {
+        totals.errors as f64 * 100.0 / totals.requests as f64
+    };
+    let checks = args.thresholds.check(&Measured {
+        p95_ms: totals.latency_ms.p95,
+        p99_ms: totals.latency_ms.p99,
+        error_pct: error_rate_pct,
+        rps: throughput_rps,
+    });
+    let report = Report {
+        version: env!("CARGO_PKG_VERSION"),
+        base_url: args.base_url.clone(),
+        seed: args.seed,
+        started_at,
+        planned_requests: plan.planned_requests(),
+        plan,
+        sent_requests: figures.sent,
+        interrupted: figures.interrupted,
+        elapsed_seconds: elapsed,
+        throughput_rps,
+        error_rate_pct,
+        dataset,
+        thresholds: args.thresholds.clone(),
+        passed: checks.iter().all(|c| c.passed),
+        checks,
+        results: totals,
+    };
+    let written = report::write(&report, &args.out).await?;
+    Ok(Finished { report, written })
+}
+
+/// Resolves on Ctrl-C or SIGTERM; never when the signal handlers cannot be installed.
+async fn interrupt() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+/// The subcommand: runs, prints the verdict, and fails (exit code 1) when a check fails.
+pub async fn run(args: &LoadtestArgs) -> Result<(), LoadtestError> {
+    let Finished { report, written } = execute(args).await?;
+    for c in &report.checks {
+        let mark = if c.passed { "pass" } else { "FAIL" };
+        eprintln!("  {mark}  {:<24} actual {:.2}", c.rule, c.actual);
+    }
+    println!("{}", written.json.display());
+    println!("{}", written.html.display());
+    if report.passed {
+        Ok(())
+    } else {
+        let failed: Vec<&str> = report
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.rule.as_str())
+            .collect();
+        Err(LoadtestError::ChecksFailed(failed.join(", ")))
+    }
+}

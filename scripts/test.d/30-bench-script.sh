@@ -1,0 +1,10 @@
+# `make bench` is too slow for `make test` (and its figures are never asserted), so this stage only
+# keeps it runnable: the script parses, and docs/benchmarks.md still has the block it rewrites.
+# The load tester itself is tested by the cargo stage (app/tests/loadtest.rs: every scenario at a
+# tiny scale against the real API, the reports, exit code 1).
+set -euo pipefail
+source "$PERFSTACK_ROOT/scripts/lib.sh"
+bash -n "$PERFSTACK_ROOT/scripts/bench.sh"
+doc=$PERFSTACK_ROOT/docs/benchmarks.md
+grep -q '^<!-- bench:begin' "$doc" || die "$doc lost its <!-- bench:begin --> marker"
+grep -q '^<!-- bench:end -->' "$doc" || die "$doc lost its <!-- bench:end --> marker"
