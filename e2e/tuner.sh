@@ -11,11 +11,7 @@ cd "$PERFSTACK_ROOT"
 # kubernetes-client (1.20) lacks, and no other kubectl can be assumed on a fresh machine.
 source "$PERFSTACK_ROOT/scripts/tools.sh"
 
-for candidate in "${K8S_LAB:-}" "$PERFSTACK_ROOT/../shared/k8s-lab" "$PERFSTACK_ROOT/../../shared/k8s-lab"; do
-  [[ -z ${KUBECONFIG:-} && -n $candidate && -x $candidate/up.sh ]] && eval "$("$candidate/up.sh" | tail -n 1)"
-done
-[[ -n ${KUBECONFIG:-} ]] || die "no KUBECONFIG and no k8s-lab"
-export KUBECONFIG
+use_cluster
 command -v jq >/dev/null || apt_install jq
 command -v python3 >/dev/null || apt_install python3
 

@@ -15,16 +15,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$PERFSTACK_ROOT"
 ROOT=$PERFSTACK_ROOT
 
-lab_dir() {
-  if [[ -n ${K8S_LAB:-} ]]; then echo "$K8S_LAB"; return; fi
-  local d
-  for d in "$ROOT/../shared/k8s-lab" "$ROOT/../../shared/k8s-lab"; do
-    [[ -x $d/up.sh ]] && { (cd "$d" && pwd); return; }
-  done
-  return 0 # none: the caller skips
-}
-
-LAB=$(lab_dir)
+LAB=$(k8s_lab_dir || true)
 # helm and kubectl (1.33) first on PATH before the lab starts, so up.sh and sa-kubeconfig.sh use them.
 [[ -n ${KUBECONFIG:-} || -n $LAB ]] && source scripts/tools.sh
 if [[ -z ${KUBECONFIG:-} ]]; then

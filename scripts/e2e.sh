@@ -12,19 +12,7 @@ cd "$PERFSTACK_ROOT"
 # `--subresource=status` and the lab's sa-kubeconfig.sh uses `kubectl create token`, which Debian's
 # kubernetes-client (1.20) lacks, and no other kubectl can be assumed on a fresh machine.
 source "$PERFSTACK_ROOT/scripts/tools.sh"
-find_lab() {
-  local candidate
-  for candidate in "${K8S_LAB:-}" "$PERFSTACK_ROOT/../shared/k8s-lab" "$PERFSTACK_ROOT/../../shared/k8s-lab"; do
-    [[ -n $candidate && -x $candidate/up.sh ]] && { echo "$candidate"; return 0; }
-  done
-  return 1
-}
-if [[ -z ${KUBECONFIG:-} ]]; then
-  lab=$(find_lab) || die "no KUBECONFIG and no k8s-lab (looked in \$K8S_LAB, ../shared/k8s-lab, ../../shared/k8s-lab)"
-  log "starting/using the k8s-lab in $lab"
-  eval "$("$lab/up.sh" | tail -n 1)"
-fi
-export KUBECONFIG
+use_cluster
 command -v jq >/dev/null || apt_install jq
 command -v curl >/dev/null || apt_install curl
 kubectl version >/dev/null 2>&1 || die "the cluster in $KUBECONFIG does not answer"

@@ -27,3 +27,32 @@ apt_install() {
 
 # pid_alive FILE : the pid recorded in FILE names a running process.
 pid_alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# k8s_lab_dir : prints the k8s-lab folder ($K8S_LAB, else ../shared/k8s-lab beside the checkout, else one
+# level further up, where worktrees sit); fails when there is none.
+k8s_lab_dir() {
+  local candidate
+  for candidate in "${K8S_LAB:-}" "$PERFSTACK_ROOT/../shared/k8s-lab" "$PERFSTACK_ROOT/../../shared/k8s-lab"; do
+    [[ -n $candidate && -x $candidate/up.sh ]] && { (cd "$candidate" && pwd); return 0; }
+  done
+  return 1
+}
+
+# e2e_skip_without_cluster WHAT : exits 0 with a plain message when neither KUBECONFIG nor a k8s-lab exists.
+e2e_skip_without_cluster() {
+  [[ -n ${KUBECONFIG:-} ]] && return 0
+  k8s_lab_dir >/dev/null && return 0
+  log "$1 SKIPPED: no KUBECONFIG and no k8s-lab (looked in \$K8S_LAB, ../shared/k8s-lab, ../../shared/k8s-lab); run it against a cluster with \`make e2e\`"
+  exit 0
+}
+
+# use_cluster : KUBECONFIG as given, else the k8s-lab (started, or reused when it runs); exported.
+use_cluster() {
+  if [[ -z ${KUBECONFIG:-} ]]; then
+    local lab
+    lab=$(k8s_lab_dir) || die "no KUBECONFIG and no k8s-lab (looked in \$K8S_LAB, ../shared/k8s-lab, ../../shared/k8s-lab)"
+    log "starting/using the k8s-lab in $lab"
+    eval "$("$lab/up.sh" | tail -n 1)"
+  fi
+  export KUBECONFIG
+}
