@@ -9,6 +9,7 @@ pub mod stats;
 pub mod tasks;
 pub mod telemetry;
 pub mod tuning;
+pub mod tx;
 pub mod users;
 
 use std::{future::Future, sync::Arc, time::Instant};

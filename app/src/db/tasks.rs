@@ -2,7 +2,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::{Sink, SinkExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
-use sqlx::{FromRow, Postgres, QueryBuilder, pool::PoolConnection};
+use sqlx::{FromRow, PgConnection, PgExecutor, Postgres, QueryBuilder, pool::PoolConnection};
 use utoipa::ToSchema;
 
 use super::{
@@ -94,31 +94,43 @@ pub type PriorityKey = (i16, i64);
 /// Position in the per-assignee order (due date first, undated last): `(due_date, id)`.
 pub type DueDateKey = (Option<NaiveDate>, i64);
 
-const COLUMNS: &str = "id, project_id, title, description, status, priority, assignee_id, \
-                       due_date, created_at, updated_at";
+/// The task columns in `Task` order (a macro so that `concat!` can build whole statements).
+macro_rules! columns {
+    () => {
+        "id, project_id, title, description, status, priority, assignee_id, due_date, created_at, updated_at"
+    };
+}
+const COLUMNS: &str = columns!();
 
 /// The full-text expression; must stay identical to the definition of `idx_tasks_search`.
 pub const SEARCH_VECTOR: &str = "to_tsvector('english', title || ' ' || coalesce(description, ''))";
 
+// language=PostgreSQL
+const INSERT_SQL: &str = concat!(
+    "INSERT INTO tasks (project_id, title, description, status, priority, assignee_id, due_date) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
+    columns!()
+);
+
 pub async fn create(db: &Db, new: &NewTask) -> Result<Task, sqlx::Error> {
-    // language=PostgreSQL
-    let sql = &format!(
-        "INSERT INTO tasks (project_id, title, description, status, priority, assignee_id, due_date) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
-    );
-    db.timed("tasks.create", sql, |pool| async move {
-        sqlx::query_as::<_, Task>(sql)
-            .bind(new.project_id)
-            .bind(&new.title)
-            .bind(&new.description)
-            .bind(new.status)
-            .bind(new.priority)
-            .bind(new.assignee_id)
-            .bind(new.due_date)
-            .fetch_one(&pool)
-            .await
+    db.timed("tasks.create", INSERT_SQL, |pool| async move {
+        insert(&pool, new).await
     })
     .await
+}
+
+/// Inserts a task on `executor`; [`create`] on the pool, or in the caller's transaction.
+pub async fn insert<'e>(executor: impl PgExecutor<'e>, new: &NewTask) -> Result<Task, sqlx::Error> {
+    sqlx::query_as::<_, Task>(INSERT_SQL)
+        .bind(new.project_id)
+        .bind(&new.title)
+        .bind(&new.description)
+        .bind(new.status)
+        .bind(new.priority)
+        .bind(new.assignee_id)
+        .bind(new.due_date)
+        .fetch_one(executor)
+        .await
 }
 
 pub async fn get(db: &Db, id: i64) -> Result<Option<Task>, sqlx::Error> {
@@ -134,6 +146,40 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<Task>, sqlx::Error> {
 }
 
 pub async fn update(db: &Db, id: i64, patch: &TaskPatch) -> Result<Option<Task>, sqlx::Error> {
+    let mut qb = update_query(id, patch);
+    let sql = qb.sql().to_owned();
+    db.timed("tasks.update", &sql, |pool| async move {
+        qb.build_query_as::<Task>().fetch_optional(&pool).await
+    })
+    .await
+}
+
+/// Applies `patch` in the caller's transaction; `None` when there is no such task.
+pub async fn patch_in(
+    conn: &mut PgConnection,
+    id: i64,
+    patch: &TaskPatch,
+) -> Result<Option<Task>, sqlx::Error> {
+    update_query(id, patch)
+        .build_query_as::<Task>()
+        .fetch_optional(conn)
+        .await
+}
+
+/// Locks the task's row until the caller's transaction ends and returns its assignee; `None`
+/// when there is no such task. A concurrent change of the same task waits for that transaction
+/// and then sees what it wrote.
+pub async fn lock_assignee(conn: &mut PgConnection, id: i64) -> Result<Option<Option<i64>>, sqlx::Error> {
+    sqlx::query_scalar::<_, Option<i64>>(LOCK_ASSIGNEE_SQL)
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+// language=PostgreSQL
+pub const LOCK_ASSIGNEE_SQL: &str = "SELECT assignee_id FROM tasks WHERE id = $1 FOR UPDATE";
+
+fn update_query(id: i64, patch: &TaskPatch) -> QueryBuilder<'static, Postgres> {
     let mut qb = QueryBuilder::<Postgres>::new("UPDATE tasks SET updated_at = now()");
     if let Some(v) = patch.project_id {
         qb.push(", project_id = ").push_bind(v);
@@ -158,11 +204,7 @@ pub async fn update(db: &Db, id: i64, patch: &TaskPatch) -> Result<Option<Task>,
     }
     qb.push(" WHERE id = ").push_bind(id);
     qb.push(format_args!(" RETURNING {COLUMNS}"));
-    let sql = qb.sql().to_owned();
-    db.timed("tasks.update", &sql, |pool| async move {
-        qb.build_query_as::<Task>().fetch_optional(&pool).await
-    })
-    .await
+    qb
 }
 
 pub async fn delete(db: &Db, id: i64) -> Result<bool, sqlx::Error> {

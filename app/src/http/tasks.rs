@@ -146,8 +146,8 @@ async fn create_task(
     State(state): State<AppState>,
     Json(body): Json<CreateTask>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let task = db::tasks::create(&state.db, &body.validate()?).await?;
-    notify::after_task_write(&state.db, state.jobs.as_ref(), task.id, None, task.assignee_id).await;
+    // With an assignee, the email request commits with the task (see jobs::notify).
+    let task = notify::create_task(&state.db, state.jobs.as_ref(), &body.validate()?).await?;
     let location = format!("/api/v1/tasks/{}", task.id);
     Ok((
         StatusCode::CREATED,
@@ -217,17 +217,11 @@ async fn update_task(
     Json(body): Json<UpdateTask>,
 ) -> Result<impl IntoResponse, ApiError> {
     let patch = body.validate()?;
-    // The assignee before the change, only when an email may follow (see jobs::notify).
-    let before = match (patch.assignee_id, &state.jobs) {
-        (Some(Some(_)), Some(_)) => db::tasks::get(&state.db, id).await?.and_then(|t| t.assignee_id),
-        _ => None,
-    };
-    let updated = db::tasks::update(&state.db, id, &patch).await;
+    // A new assignee's email request commits with the change (see jobs::notify); the cache entry
+    // is evicted once the write has ended, committed or not.
+    let updated = notify::update_task(&state.db, state.jobs.as_ref(), id, &patch).await;
     entities::evict(&state.cache, entities::TASK, id).await;
     let task = updated?.ok_or(ApiError::NotFound("task"))?;
-    if patch.assignee_id.is_some() {
-        notify::after_task_write(&state.db, state.jobs.as_ref(), task.id, before, task.assignee_id).await;
-    }
     Ok(axum::Json(task))
 }
 

@@ -1,8 +1,12 @@
 //! The seam between the task routes and the `email` queue: an assignment requests a notification
-//! email in the same transaction as the task change (see `jobs::relay`).
+//! email in the same transaction as the task change (see `jobs::relay`, docs/jobs.md).
 use sqlx::PgExecutor;
 
 use super::{JobId, JobQueue, Queue, email::EmailJob, relay};
+use crate::db::{
+    Db,
+    tasks::{self, NewTask, Task, TaskPatch},
+};
 
 /// The user to notify when a task's assignee goes from `before` to `after`: the new assignee, if
 /// there is one and it changed (creating a task counts as `before = None`).
@@ -36,23 +40,55 @@ pub async fn on_assignment<'e>(
     relay::request(executor, Queue::Email, &payload).await.map(Some)
 }
 
-/// For the task routes, after the task was written: requests the email through the pool and logs
-/// (does not fail the request) when that fails, since the task change is committed already. The
-/// request is a separate statement, so a crash between the two loses the email; see docs/jobs.md.
-pub async fn after_task_write(
-    db: &crate::db::Db,
+/// What the slow-query log shows for [`create_task`]'s transaction.
+const CREATE_AND_REQUEST: &str =
+    "BEGIN; INSERT INTO tasks (...) RETURNING ...; INSERT INTO job_requests (...); COMMIT";
+/// What the slow-query log shows for [`update_task`]'s transaction.
+const ASSIGN_AND_REQUEST: &str = "BEGIN; SELECT assignee_id FROM tasks WHERE id = $1 FOR UPDATE; \
+     UPDATE tasks SET ... RETURNING ...; INSERT INTO job_requests (...); COMMIT";
+
+/// Creates a task for the task routes. When it has an assignee and a job queue is configured, the
+/// assignment email is requested in the same transaction: both rows commit, or neither does.
+/// Otherwise it is the single `INSERT` of [`tasks::create`].
+pub async fn create_task(db: &Db, jobs: Option<&JobQueue>, new: &NewTask) -> Result<Task, sqlx::Error> {
+    if jobs.is_none() || new.assignee_id.is_none() {
+        return tasks::create(db, new).await;
+    }
+    let mut tx = db.begin("tasks.create_assigned", CREATE_AND_REQUEST).await?;
+    let task = tasks::insert(tx.conn(), new).await?;
+    on_assignment(tx.conn(), jobs, task.id, None, task.assignee_id).await?;
+    tx.commit().await?;
+    Ok(task)
+}
+
+/// Applies a PATCH for the task routes; `None` when there is no such task. When the patch sets an
+/// assignee and a job queue is configured, one transaction locks the row (`FOR UPDATE`), reads the
+/// assignee before the change, writes the patch and requests the email if the assignee is new:
+/// concurrent PATCHes of one task take turns, so assigning the same user twice at once emails
+/// once, and a crash leaves either both the change and its request or neither. Otherwise it is
+/// the single `UPDATE` of [`tasks::update`].
+pub async fn update_task(
+    db: &Db,
     jobs: Option<&JobQueue>,
-    task_id: i64,
-    before: Option<i64>,
-    after: Option<i64>,
-) {
-    if newly_assigned(before, after).is_none() || jobs.is_none() {
-        return;
+    id: i64,
+    patch: &TaskPatch,
+) -> Result<Option<Task>, sqlx::Error> {
+    if jobs.is_none() || !matches!(patch.assignee_id, Some(Some(_))) {
+        return tasks::update(db, id, patch).await;
     }
-    let pool = db.pool();
-    if let Err(err) = on_assignment(&pool, jobs, task_id, before, after).await {
-        tracing::error!(task_id, error = %err, "could not request the assignment email");
-    }
+    let mut tx = db.begin("tasks.update_assignee", ASSIGN_AND_REQUEST).await?;
+    let Some(before) = tasks::lock_assignee(tx.conn(), id).await? else {
+        tx.rollback().await?;
+        return Ok(None);
+    };
+    let Some(task) = tasks::patch_in(tx.conn(), id, patch).await? else {
+        // Cannot happen while the row is locked; answered like a missing task all the same.
+        tx.rollback().await?;
+        return Ok(None);
+    };
+    on_assignment(tx.conn(), jobs, task.id, before, task.assignee_id).await?;
+    tx.commit().await?;
+    Ok(Some(task))
 }
 
 #[cfg(test)]

@@ -25,12 +25,12 @@ struct Flags {
     serve: ServeConfig,
 }
 
-async fn app(pool: &PgPool, jobs: Option<JobQueue>) -> Router {
+pub(crate) async fn app(pool: &PgPool, jobs: Option<JobQueue>) -> Router {
     let state = AppState::new(app_db(pool).await, Flags::parse_from(["test"]).serve).with_jobs(jobs);
     router(state)
 }
 
-async fn call(
+pub(crate) async fn call(
     app: &Router,
     method: &str,
     uri: &str,

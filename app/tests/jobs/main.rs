@@ -5,6 +5,8 @@
 #[cfg(test)]
 mod api;
 #[cfg(test)]
+mod assignment;
+#[cfg(test)]
 mod crash;
 #[cfg(test)]
 mod handlers;
