@@ -117,13 +117,15 @@ pub async fn recover(tuning: &Tuning, ctx: &Context, key: &str, validated: &Vali
 
 /// Before apply: sets `validated.tuned` to the settings to write.
 pub fn prepare(tuning: &Tuning, key: &str, validated: &mut ValidatedStack) -> Prepared {
-    let spec = from_crd::tuning_spec(&validated.spec);
+    let spec = from_crd::tuning_spec_with(&validated.spec, tuning.registry.server_limits(key));
     let mode = from_crd::mode(&validated.spec);
     let start: StartingPool = from_crd::starting_pool(&validated.spec, validated.generation);
     let (spec_settings, _) = effective_settings(&spec, start, None, Mode::Off);
+    // What the user wrote, not what the pods reported: a first report of an External server's
+    // max_connections is no edit (the settings in force are clamped into the new budget instead).
     let fingerprint = format!(
         "{:?} {:?} {:?} {:?}",
-        validated.spec.pool, spec.replicas, spec.budget, spec.slo
+        validated.spec.pool, spec.replicas, validated.spec.database, spec.slo
     );
     if tuning.registry.follow_spec(key, fingerprint, spec_settings) {
         tracing::info!("spec.pool, replicas or database changed: tuning restarts from the spec");

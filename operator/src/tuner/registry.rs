@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use super::act::{Mode, TuningStatus};
+use super::budget::ServerLimits;
 use super::error::TunerError;
 use super::spec::{Settings, TuningSpec};
 use super::stack::{AppPods, StackTuner, Tick};
@@ -23,6 +24,8 @@ struct Entry {
     status: Option<TuningStatus>,
     /// The spec's starting point the settings in force derive from (see [`TuningRegistry::follow_spec`]).
     start: Option<String>,
+    /// The database server's limits as the app pods last reported them.
+    server: Option<ServerLimits>,
 }
 
 /// Per-stack tuners, keyed by `namespace/name`.
@@ -92,6 +95,7 @@ impl TuningRegistry {
             last_tick: None,
             status: None,
             start: None,
+            server: None,
         });
     }
 
@@ -120,6 +124,12 @@ impl TuningRegistry {
         }
         entry.start = Some(start);
         edited
+    }
+
+    /// The database server's limits as `key`'s app pods last reported them (`None` before any
+    /// pod did; a later interval where no pod reports them keeps the last known).
+    pub fn server_limits(&self, key: &str) -> Option<ServerLimits> {
+        self.lock().get(key).and_then(|e| e.server)
     }
 
     /// Forgets a deleted stack.
@@ -153,6 +163,7 @@ impl TuningRegistry {
             last_tick: None,
             status: None,
             start: None,
+            server: None,
         });
         entry.tuner.respec(request.spec);
         let clock = now.saturating_duration_since(self.origin);
@@ -169,6 +180,9 @@ impl TuningRegistry {
             .await;
         entry.last_tick = Some(now);
         if let Ok(Some(tick)) = &mut result {
+            if let Some(server) = tick.observation.server {
+                entry.server = Some(server);
+            }
             // An interval that changed nothing keeps the last decision's record, so a steady stack's
             // status stays byte-for-byte the same and costs no status write.
             if !tick.decision.changed()
@@ -202,6 +216,7 @@ mod tests {
                         super::super::budget::ConnectionBudget {
                             max_connections: 100,
                             reserved: 10,
+                            source: Default::default(),
                         },
                     ),
                     Settings {
@@ -215,6 +230,7 @@ mod tests {
                 last_tick: Some(t0),
                 status: None,
                 start: None,
+                server: None,
             },
         );
         assert!(!registry.is_due("ns/a", Duration::from_secs(30), t0 + Duration::from_secs(29)));

@@ -59,6 +59,7 @@ fn spec() -> TuningSpec {
         ConnectionBudget {
             max_connections: 200,
             reserved: 10,
+            source: Default::default(),
         },
     )
 }
