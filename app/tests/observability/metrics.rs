@@ -137,7 +137,10 @@ async fn server_connection_limits_are_read_by_the_watcher_and_exported() {
         if sample(&text, "perfstack_db_server_max_connections") != Some(0.0) {
             break text;
         }
-        assert!(start.elapsed() < std::time::Duration::from_secs(5), "the watcher never read the limits");
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "the watcher never read the limits"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
     watcher.abort();

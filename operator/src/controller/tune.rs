@@ -354,4 +354,56 @@ mod tests {
             budget.message
         );
     }
+
+    fn budget_message(tuning: &Tuning, stack: &PerformanceStack, prepared: &Prepared) -> String {
+        let mut status = stack.status.clone().unwrap_or_default();
+        report(tuning, "ns/shop", prepared, Some(3), &mut status, &now());
+        status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == status::CONNECTION_BUDGET)
+            .map(|c| c.message.clone())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn an_external_database_is_budgeted_with_the_reported_max_connections_once_known() {
+        use crate::crd::{DatabaseMode, ExternalSpec, SecretKeyRef};
+        use crate::tuner::ServerLimits;
+        let mut spec = PerformanceStackSpec::default();
+        spec.database.mode = DatabaseMode::External;
+        spec.database.external = Some(ExternalSpec {
+            secret_ref: SecretKeyRef {
+                name: "shop-db".into(),
+                key: None,
+            },
+        });
+        spec.app.min_replicas = 2;
+        spec.app.max_replicas = 10;
+        spec.pool.max_connections = 30;
+        spec.database.reserved_connections = 10;
+        let (stack, mut validated) = stack(spec);
+        let tuning = tuning();
+        // Before any pod reported: the fallback (100), and the message says it is assumed.
+        let prepared = prepare(&tuning, "ns/shop", &mut validated);
+        assert_eq!(TuningFile::from_spec(&validated).pool.max_connections, 9);
+        let message = budget_message(&tuning, &stack, &prepared);
+        assert!(message.contains("max_connections 100 assumed"), "{message}");
+        // The pods reported max_connections = 400: the spec's pool fits.
+        tuning.registry.record_server_limits(
+            "ns/shop",
+            ServerLimits {
+                max_connections: 400,
+                reserved: 3,
+            },
+        );
+        let prepared = prepare(&tuning, "ns/shop", &mut validated);
+        assert_eq!(TuningFile::from_spec(&validated).pool.max_connections, 30);
+        let message = budget_message(&tuning, &stack, &prepared);
+        assert!(
+            message.contains("= 310 <= max_connections 400")
+                && message.contains("observed on the external server"),
+            "{message}"
+        );
+    }
 }

@@ -70,9 +70,7 @@ impl PodSnapshot {
                 "perfstack_db_pool_acquire_duration_seconds_bucket" => add_bucket(&mut snap.acquire, s),
                 "perfstack_db_pool_acquire_timeouts_total" => snap.acquire_timeouts += s.value,
                 "perfstack_db_server_max_connections" => snap.server_max_connections = s.value,
-                "perfstack_db_server_reserved_connections" => {
-                    snap.server_reserved_connections = s.value
-                }
+                "perfstack_db_server_reserved_connections" => snap.server_reserved_connections = s.value,
                 "perfstack_db_pool_settings_generation" => {
                     snap.generation = if s.value >= 0.0 { s.value as u64 } else { 0 }
                 }

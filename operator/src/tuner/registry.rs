@@ -24,14 +24,14 @@ struct Entry {
     status: Option<TuningStatus>,
     /// The spec's starting point the settings in force derive from (see [`TuningRegistry::follow_spec`]).
     start: Option<String>,
-    /// The database server's limits as the app pods last reported them.
-    server: Option<ServerLimits>,
 }
 
 /// Per-stack tuners, keyed by `namespace/name`.
 pub struct TuningRegistry {
     origin: Instant,
     stacks: Mutex<HashMap<String, Entry>>,
+    /// The database server's limits as each stack's app pods last reported them.
+    servers: Mutex<HashMap<String, ServerLimits>>,
 }
 
 impl Default for TuningRegistry {
@@ -65,6 +65,7 @@ impl TuningRegistry {
         Self {
             origin: Instant::now(),
             stacks: Mutex::new(HashMap::new()),
+            servers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -95,7 +96,6 @@ impl TuningRegistry {
             last_tick: None,
             status: None,
             start: None,
-            server: None,
         });
     }
 
@@ -129,12 +129,28 @@ impl TuningRegistry {
     /// The database server's limits as `key`'s app pods last reported them (`None` before any
     /// pod did; a later interval where no pod reports them keeps the last known).
     pub fn server_limits(&self, key: &str) -> Option<ServerLimits> {
-        self.lock().get(key).and_then(|e| e.server)
+        self.servers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .copied()
+    }
+
+    /// Records the database server's limits `key`'s app pods reported (kept until a newer report).
+    pub fn record_server_limits(&self, key: &str, limits: ServerLimits) {
+        self.servers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.to_owned(), limits);
     }
 
     /// Forgets a deleted stack.
     pub fn forget(&self, key: &str) {
         self.lock().remove(key);
+        self.servers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
     }
 
     /// Whether `key`'s next interval is due at `now`.
@@ -163,7 +179,6 @@ impl TuningRegistry {
             last_tick: None,
             status: None,
             start: None,
-            server: None,
         });
         entry.tuner.respec(request.spec);
         let clock = now.saturating_duration_since(self.origin);
@@ -181,7 +196,7 @@ impl TuningRegistry {
         entry.last_tick = Some(now);
         if let Ok(Some(tick)) = &mut result {
             if let Some(server) = tick.observation.server {
-                entry.server = Some(server);
+                self.record_server_limits(key, server);
             }
             // An interval that changed nothing keeps the last decision's record, so a steady stack's
             // status stays byte-for-byte the same and costs no status write.
@@ -230,7 +245,6 @@ mod tests {
                 last_tick: Some(t0),
                 status: None,
                 start: None,
-                server: None,
             },
         );
         assert!(!registry.is_due("ns/a", Duration::from_secs(30), t0 + Duration::from_secs(29)));
