@@ -40,6 +40,7 @@ fn pod_a(start: bool) -> PodMetrics {
             acquire: vec![(0.001, 200), (0.01, 300)],
             timeouts: 4,
             generation: 3,
+            ..PodMetrics::default()
         }
     }
 }
