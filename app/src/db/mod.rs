@@ -5,6 +5,7 @@ pub mod page;
 mod pool;
 pub mod projects;
 pub mod seed;
+pub mod server_limits;
 pub mod stats;
 pub mod tasks;
 pub mod telemetry;

@@ -45,6 +45,10 @@ pub struct DbTelemetry {
     pub acquire_timeouts: Counter,
     pub query_duration: Family<OperationLabel, Histogram, fn() -> Histogram>,
     pub queries: Family<OutcomeLabels, Counter>,
+    /// The server's `max_connections` (0 until first read).
+    pub server_max_connections: Gauge,
+    /// Server slots ordinary roles cannot use (0 until first read).
+    pub server_reserved_connections: Gauge,
     /// Seconds since start of the last "many waiters" warning, to log at most one per interval.
     last_waiter_warning: Arc<AtomicU64>,
 }
@@ -64,6 +68,8 @@ impl Default for DbTelemetry {
             acquire_timeouts: Counter::default(),
             query_duration: Family::new_with_constructor(latency_histogram),
             queries: Family::default(),
+            server_max_connections: Gauge::default(),
+            server_reserved_connections: Gauge::default(),
             last_waiter_warning: Arc::new(AtomicU64::new(0)),
         };
         telemetry.pool_occupancy(0, 0);
@@ -87,6 +93,12 @@ impl DbTelemetry {
             .set(settings.acquire_timeout_ms as f64 / 1000.0);
         self.idle_timeout_seconds.set(as_gauge(settings.idle_timeout_s));
         self.settings_generation.set(as_gauge(generation));
+    }
+
+    /// The database server's connection limits, as last read.
+    pub fn server_limits(&self, limits: &super::server_limits::ServerLimits) {
+        self.server_max_connections.set(limits.max_connections);
+        self.server_reserved_connections.set(limits.reserved_connections);
     }
 
     /// Pool occupancy, refreshed before each scrape.
@@ -196,6 +208,16 @@ impl RegisterMetrics for DbTelemetry {
             "perfstack_db_queries",
             "Finished database operations by operation name and outcome",
             self.queries.clone(),
+        );
+        r.register(
+            "perfstack_db_server_max_connections",
+            "max_connections of the PostgreSQL server (0 until first read)",
+            self.server_max_connections.clone(),
+        );
+        r.register(
+            "perfstack_db_server_reserved_connections",
+            "Server connection slots ordinary roles cannot use: superuser_reserved_connections plus reserved_connections (0 until first read)",
+            self.server_reserved_connections.clone(),
         );
     }
 }

@@ -231,6 +231,10 @@ pub async fn serve(
         tracing::info!(path = %path.display(), "watching the tuning file");
         tokio::spawn(tuning::watch(state.db.clone(), path, poll));
     }
+    tokio::spawn(crate::db::server_limits::watch(
+        state.db.clone(),
+        crate::db::server_limits::REFRESH_INTERVAL,
+    ));
     state.cache.start_memory_guard(
         state.config.cache.memory_limit_bytes,
         Duration::from_millis(state.config.cache.memory_sample_ms),

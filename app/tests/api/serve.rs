@@ -161,3 +161,45 @@ async fn serve_streams_with_flat_memory_and_drains_on_sigterm(pool: PgPool) {
     assert!(exit, "server did not exit cleanly after draining");
     eprintln!("export over HTTP: {rows} rows, RSS peak {peak} KiB (baseline {baseline} KiB)");
 }
+
+/// `serve` reads the server's connection limits at start and exports them (the operator budgets
+/// an External database with them).
+#[tokio::test]
+async fn serve_exports_the_database_servers_max_connections() {
+    let url = std::env::var("DATABASE_URL").unwrap();
+    let expected: i64 = sqlx::query_scalar("SELECT current_setting('max_connections')::bigint")
+        .fetch_one(&PgPool::connect(&url).await.unwrap())
+        .await
+        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_perfstack-app"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("DATABASE_URL", url)
+        .env_remove("REDIS_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Server(child);
+    let wanted = format!("\nperfstack_db_server_max_connections {expected}\n");
+    let started = Instant::now();
+    loop {
+        if let Some(mut stream) = connect(port).await {
+            get(&mut stream, "/metrics").await;
+            let mut text = String::new();
+            let _ = stream.read_to_string(&mut text).await;
+            if text.contains(&wanted) {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "/metrics never showed {wanted:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

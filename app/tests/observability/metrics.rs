@@ -33,6 +33,8 @@ pub const FAMILIES: &[&str] = &[
     "perfstack_db_pool_swaps_total",
     "perfstack_db_query_duration_seconds_bucket",
     "perfstack_db_queries_total",
+    "perfstack_db_server_max_connections",
+    "perfstack_db_server_reserved_connections",
     "perfstack_cache_hits_total",
     "perfstack_cache_misses_total",
     "perfstack_cache_redis_errors_total",
@@ -102,4 +104,58 @@ async fn metrics_has_every_family_by_route_template() {
     );
     let body = openmetrics.into_body().collect().await.unwrap().to_bytes();
     assert!(String::from_utf8_lossy(&body).trim_end().ends_with("# EOF"));
+}
+
+/// The value of the unlabelled sample `name` in `/metrics` text.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn server_connection_limits_are_read_by_the_watcher_and_exported() {
+    let state = app_state(None).await;
+    let (expected_max, expected_reserved): (i64, i64) = sqlx::query_as(
+        "SELECT current_setting('max_connections')::bigint,
+                current_setting('superuser_reserved_connections')::bigint
+                  + COALESCE(current_setting('reserved_connections', true)::bigint, 0)",
+    )
+    .fetch_one(&state.db.pool())
+    .await
+    .unwrap();
+    let app = perfstack_app::http::router(state.clone());
+    let (_, before) = get(&app, "/metrics").await;
+    assert_eq!(sample(&before, "perfstack_db_server_max_connections"), Some(0.0));
+    let watcher = tokio::spawn(perfstack_app::db::server_limits::watch(
+        state.db.clone(),
+        std::time::Duration::from_millis(50),
+    ));
+    let start = std::time::Instant::now();
+    let text = loop {
+        let (status, text) = get(&app, "/metrics").await;
+        assert_eq!(status, 200);
+        if sample(&text, "perfstack_db_server_max_connections") != Some(0.0) {
+            break text;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "the watcher never read the limits"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    watcher.abort();
+    // services.sh starts PostgreSQL with max_connections = 200.
+    assert_eq!(expected_max, 200);
+    assert_eq!(
+        sample(&text, "perfstack_db_server_max_connections"),
+        Some(expected_max as f64)
+    );
+    assert_eq!(
+        sample(&text, "perfstack_db_server_reserved_connections"),
+        Some(expected_reserved as f64)
+    );
+    assert!(
+        state.db.telemetry().query_count("server.limits") >= 1,
+        "read through Db::timed"
+    );
 }

@@ -117,13 +117,15 @@ pub async fn recover(tuning: &Tuning, ctx: &Context, key: &str, validated: &Vali
 
 /// Before apply: sets `validated.tuned` to the settings to write.
 pub fn prepare(tuning: &Tuning, key: &str, validated: &mut ValidatedStack) -> Prepared {
-    let spec = from_crd::tuning_spec(&validated.spec);
+    let spec = from_crd::tuning_spec_with(&validated.spec, tuning.registry.server_limits(key));
     let mode = from_crd::mode(&validated.spec);
     let start: StartingPool = from_crd::starting_pool(&validated.spec, validated.generation);
     let (spec_settings, _) = effective_settings(&spec, start, None, Mode::Off);
+    // What the user wrote, not what the pods reported: a first report of an External server's
+    // max_connections is no edit (the settings in force are clamped into the new budget instead).
     let fingerprint = format!(
         "{:?} {:?} {:?} {:?}",
-        validated.spec.pool, spec.replicas, spec.budget, spec.slo
+        validated.spec.pool, spec.replicas, validated.spec.database, spec.slo
     );
     if tuning.registry.follow_spec(key, fingerprint, spec_settings) {
         tracing::info!("spec.pool, replicas or database changed: tuning restarts from the spec");
@@ -350,6 +352,58 @@ mod tests {
                 .contains("40 x pool min 5 + reserved 10 = 210 > max_connections 110"),
             "{}",
             budget.message
+        );
+    }
+
+    fn budget_message(tuning: &Tuning, stack: &PerformanceStack, prepared: &Prepared) -> String {
+        let mut status = stack.status.clone().unwrap_or_default();
+        report(tuning, "ns/shop", prepared, Some(3), &mut status, &now());
+        status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == status::CONNECTION_BUDGET)
+            .map(|c| c.message.clone())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn an_external_database_is_budgeted_with_the_reported_max_connections_once_known() {
+        use crate::crd::{DatabaseMode, ExternalSpec, SecretKeyRef};
+        use crate::tuner::ServerLimits;
+        let mut spec = PerformanceStackSpec::default();
+        spec.database.mode = DatabaseMode::External;
+        spec.database.external = Some(ExternalSpec {
+            secret_ref: SecretKeyRef {
+                name: "shop-db".into(),
+                key: None,
+            },
+        });
+        spec.app.min_replicas = 2;
+        spec.app.max_replicas = 10;
+        spec.pool.max_connections = 30;
+        spec.database.reserved_connections = 10;
+        let (stack, mut validated) = stack(spec);
+        let tuning = tuning();
+        // Before any pod reported: the fallback (100), and the message says it is assumed.
+        let prepared = prepare(&tuning, "ns/shop", &mut validated);
+        assert_eq!(TuningFile::from_spec(&validated).pool.max_connections, 9);
+        let message = budget_message(&tuning, &stack, &prepared);
+        assert!(message.contains("max_connections 100 assumed"), "{message}");
+        // The pods reported max_connections = 400: the spec's pool fits.
+        tuning.registry.record_server_limits(
+            "ns/shop",
+            ServerLimits {
+                max_connections: 400,
+                reserved: 3,
+            },
+        );
+        let prepared = prepare(&tuning, "ns/shop", &mut validated);
+        assert_eq!(TuningFile::from_spec(&validated).pool.max_connections, 30);
+        let message = budget_message(&tuning, &stack, &prepared);
+        assert!(
+            message.contains("= 310 <= max_connections 400")
+                && message.contains("observed on the external server"),
+            "{message}"
         );
     }
 }

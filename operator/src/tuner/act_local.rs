@@ -82,6 +82,7 @@ impl LocalArgs {
             ConnectionBudget {
                 max_connections: self.db_max_connections,
                 reserved: self.reserved,
+                source: Default::default(),
             },
         );
         spec.slo = SloSpec {

@@ -16,6 +16,7 @@ fn spec() -> TuningSpec {
         ConnectionBudget {
             max_connections: 200,
             reserved: 10,
+            source: Default::default(),
         },
     )
 }
@@ -42,6 +43,7 @@ fn busy() -> Observation {
         },
         generation_lowest: 1,
         generation_highest: 1,
+        server: None,
     }
 }
 
@@ -144,6 +146,7 @@ fn budget_condition_is_false_with_numbers_when_pool_min_does_not_fit() {
     let b = ConnectionBudget {
         max_connections: 100,
         reserved: 10,
+        source: Default::default(),
     };
     let (status, reason, message) =
         budget_condition(&b.plan(ReplicaBounds { min: 2, max: 20 }, PoolBounds { min: 5, max: 20 }));

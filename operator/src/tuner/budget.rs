@@ -15,6 +15,40 @@ pub struct ConnectionBudget {
     pub max_connections: u32,
     /// Connections the app pods must leave free.
     pub reserved: u32,
+    /// Where `max_connections` came from (shown in the condition message).
+    pub source: MaxConnectionsSource,
+}
+
+/// Where the budget's `max_connections` came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MaxConnectionsSource {
+    /// `spec.database.bundled.maxConnections` (the operator configures the server with it).
+    #[default]
+    Spec,
+    /// Reported by the app pods (`perfstack_db_server_max_connections`, from `SHOW max_connections`).
+    Observed,
+    /// An External database no pod has reported yet: a conservative assumption.
+    Assumed,
+}
+
+impl MaxConnectionsSource {
+    /// Words for the condition message.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Spec => "as configured (spec.database.bundled.maxConnections)",
+            Self::Observed => "observed on the external server by the app pods",
+            Self::Assumed => "assumed for the external server until the app pods report it",
+        }
+    }
+}
+
+/// The limits of a database server as the app pods report them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// `max_connections` (`perfstack_db_server_max_connections`).
+    pub max_connections: u32,
+    /// Slots ordinary roles cannot use (`perfstack_db_server_reserved_connections`).
+    pub reserved: u32,
 }
 
 /// How the spec fared against the budget.
@@ -132,8 +166,21 @@ impl BudgetPlan {
 }
 
 impl fmt::Display for BudgetPlan {
-    /// The condition message: the arithmetic, so a reader can check it.
+    /// The condition message: the arithmetic, so a reader can check it, and where
+    /// `max_connections` came from.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_arithmetic(f)?;
+        write!(
+            f,
+            " (max_connections {} {})",
+            self.budget.max_connections,
+            self.budget.source.describe()
+        )
+    }
+}
+
+impl BudgetPlan {
+    fn fmt_arithmetic(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.budget;
         let (rr, rp) = (self.requested_replicas, self.requested_pool);
         let asked = u64::from(rr.max) * u64::from(rp.max) + u64::from(b.reserved);
@@ -188,6 +235,7 @@ mod tests {
         ConnectionBudget {
             max_connections: max_conn,
             reserved,
+            source: MaxConnectionsSource::Spec,
         }
         .plan(
             ReplicaBounds { min: r.0, max: r.1 },
@@ -223,7 +271,8 @@ mod tests {
         assert_eq!(
             p.to_string(),
             "even at pool min: maxReplicas 20 x pool min 5 + reserved 10 = 110 > max_connections \
-             100; maxReplicas lowered to 18 (100 total)"
+             100; maxReplicas lowered to 18 (100 total) (max_connections 100 as \
+             configured (spec.database.bundled.maxConnections))"
         );
     }
 

@@ -12,6 +12,7 @@ fn spec() -> TuningSpec {
         ConnectionBudget {
             max_connections: 200,
             reserved: 10,
+            source: Default::default(),
         },
     )
 }
@@ -51,6 +52,7 @@ fn obs(pods: u32, p95_ms: f64, rps: f64, in_use: f64, waiting: f64, generation: 
         },
         generation_lowest: generation,
         generation_highest: generation,
+        server: None,
     }
 }
 

@@ -77,6 +77,7 @@ mod tests {
             ConnectionBudget {
                 max_connections,
                 reserved: 10,
+                source: Default::default(),
             },
         )
     }

@@ -3,26 +3,54 @@
 use std::time::Duration;
 
 use super::act::Mode;
-use super::budget::ConnectionBudget;
+use super::budget::{ConnectionBudget, MaxConnectionsSource, ServerLimits};
 use super::effective::StartingPool;
 use super::spec::{PoolBounds, ReplicaBounds, SloSpec, TuningSpec};
 use super::tuning_file::PoolTuning;
 use crate::crd::{DatabaseMode, PerformanceStackSpec, TuningMode};
 
-/// `max_connections` assumed for an External database (PostgreSQL's default) until the operator can
-/// ask it (`SHOW max_connections`); the ConnectionBudget condition message shows the number used.
+/// `max_connections` assumed for an External database (PostgreSQL's default) until an app pod has
+/// reported the server's own value (`perfstack_db_server_max_connections`, from `SHOW
+/// max_connections`); the ConnectionBudget condition message says which one is used.
 pub const ASSUMED_EXTERNAL_MAX_CONNECTIONS: u32 = 100;
 
 fn non_negative(v: i32) -> u32 {
     u32::try_from(v).unwrap_or(0)
 }
 
-/// The tuner's spec.
+/// The tuner's spec, before any app pod reported the database server's limits.
 pub fn tuning_spec(spec: &PerformanceStackSpec) -> TuningSpec {
-    let max_connections = match spec.database.mode {
-        DatabaseMode::Bundled => non_negative(spec.database.bundled.max_connections),
-        DatabaseMode::External => ASSUMED_EXTERNAL_MAX_CONNECTIONS,
-    };
+    tuning_spec_with(spec, None)
+}
+
+/// The connection budget. Bundled: the spec's `maxConnections` (the operator configures the
+/// server with it). External: the limits the app pods reported (`server`) — the server's
+/// superuser-only slots count as reserved when they exceed `reservedConnections` — else
+/// [`ASSUMED_EXTERNAL_MAX_CONNECTIONS`].
+pub fn connection_budget(spec: &PerformanceStackSpec, server: Option<ServerLimits>) -> ConnectionBudget {
+    let reserved = non_negative(spec.database.reserved_connections);
+    match (spec.database.mode, server) {
+        (DatabaseMode::Bundled, _) => ConnectionBudget {
+            max_connections: non_negative(spec.database.bundled.max_connections),
+            reserved,
+            source: MaxConnectionsSource::Spec,
+        },
+        (DatabaseMode::External, Some(server)) => ConnectionBudget {
+            max_connections: server.max_connections,
+            reserved: reserved.max(server.reserved),
+            source: MaxConnectionsSource::Observed,
+        },
+        (DatabaseMode::External, None) => ConnectionBudget {
+            max_connections: ASSUMED_EXTERNAL_MAX_CONNECTIONS,
+            reserved,
+            source: MaxConnectionsSource::Assumed,
+        },
+    }
+}
+
+/// The tuner's spec, with the database server's limits as the app pods reported them (`None`:
+/// not reported yet).
+pub fn tuning_spec_with(spec: &PerformanceStackSpec, server: Option<ServerLimits>) -> TuningSpec {
     let mut tuning = TuningSpec::new(
         PoolBounds {
             min: non_negative(spec.pool.min_connections),
@@ -32,10 +60,7 @@ pub fn tuning_spec(spec: &PerformanceStackSpec) -> TuningSpec {
             min: non_negative(spec.app.min_replicas),
             max: non_negative(spec.app.max_replicas),
         },
-        ConnectionBudget {
-            max_connections,
-            reserved: non_negative(spec.database.reserved_connections),
-        },
+        connection_budget(spec, server),
     );
     tuning.slo = SloSpec {
         p95: Duration::from_millis(u64::from(non_negative(spec.slo.p95_latency_ms))),
@@ -104,5 +129,80 @@ mod tests {
             "{plan}"
         );
         assert_eq!(mode(&spec), Mode::Auto);
+    }
+
+    fn external() -> PerformanceStackSpec {
+        let mut spec = PerformanceStackSpec::default();
+        spec.database.mode = DatabaseMode::External;
+        spec.database.reserved_connections = 10;
+        spec.database.bundled.max_connections = 5000; // ignored for External
+        spec.app.min_replicas = 1;
+        spec.app.max_replicas = 10;
+        spec.pool.min_connections = 2;
+        spec.pool.max_connections = 30;
+        spec
+    }
+
+    #[test]
+    fn external_database_without_a_report_uses_the_documented_fallback_and_says_so() {
+        let t = tuning_spec(&external());
+        assert_eq!(
+            t.budget,
+            ConnectionBudget {
+                max_connections: ASSUMED_EXTERNAL_MAX_CONNECTIONS,
+                reserved: 10,
+                source: MaxConnectionsSource::Assumed,
+            }
+        );
+        let plan = t.budget.plan(t.replicas, t.pool);
+        // 10 x 30 + 10 > 100: the pool is capped at (100 - 10) / 10 = 9.
+        assert_eq!(plan.pool_max, 9);
+        let message = plan.to_string();
+        assert!(message.contains("max_connections 100 assumed"), "{message}");
+    }
+
+    #[test]
+    fn external_database_uses_the_reported_limits_and_says_so() {
+        let server = ServerLimits {
+            max_connections: 400,
+            reserved: 3,
+        };
+        let t = tuning_spec_with(&external(), Some(server));
+        assert_eq!(
+            (t.budget.max_connections, t.budget.reserved, t.budget.source),
+            (400, 10, MaxConnectionsSource::Observed)
+        );
+        let plan = t.budget.plan(t.replicas, t.pool);
+        assert_eq!((plan.pool_max, plan.verdict.reason()), (30, "Fits"));
+        let message = plan.to_string();
+        assert!(
+            message.contains("<= max_connections 400") && message.contains("observed on the external server"),
+            "{message}"
+        );
+        // Superuser-only slots above reservedConnections are kept free too.
+        let t = tuning_spec_with(
+            &external(),
+            Some(ServerLimits {
+                max_connections: 400,
+                reserved: 25,
+            }),
+        );
+        assert_eq!(t.budget.reserved, 25);
+    }
+
+    #[test]
+    fn bundled_database_ignores_reports_and_keeps_the_spec() {
+        let mut spec = external();
+        spec.database.mode = DatabaseMode::Bundled;
+        spec.database.bundled.max_connections = 150;
+        let server = ServerLimits {
+            max_connections: 400,
+            reserved: 3,
+        };
+        let t = tuning_spec_with(&spec, Some(server));
+        assert_eq!(
+            (t.budget.max_connections, t.budget.source),
+            (150, MaxConnectionsSource::Spec)
+        );
     }
 }

@@ -36,7 +36,7 @@ mod sim;
 #[cfg(test)]
 mod testing;
 
-pub use budget::{BudgetPlan, BudgetVerdict, ConnectionBudget};
+pub use budget::{BudgetPlan, BudgetVerdict, ConnectionBudget, MaxConnectionsSource, ServerLimits};
 pub use decide::{Decision, Tuner, decide};
 pub use error::TunerError;
 pub use history::History;

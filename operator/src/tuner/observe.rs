@@ -8,6 +8,7 @@
 //! named, never guessed.
 use std::collections::BTreeMap;
 
+use super::budget::ServerLimits;
 use super::exposition::Sample;
 use super::histogram::Histogram;
 
@@ -36,6 +37,10 @@ pub struct PodSnapshot {
     pub acquire_timeouts: f64,
     /// `generation` of the tuning file in force (0: none).
     pub generation: u64,
+    /// The database server's `max_connections` as the pod read it (0: not read yet).
+    pub server_max_connections: f64,
+    /// Server slots ordinary roles cannot use, as the pod read them.
+    pub server_reserved_connections: f64,
 }
 
 impl PodSnapshot {
@@ -64,6 +69,8 @@ impl PodSnapshot {
                 "perfstack_db_pool_waiting" => snap.pool_waiting = s.value,
                 "perfstack_db_pool_acquire_duration_seconds_bucket" => add_bucket(&mut snap.acquire, s),
                 "perfstack_db_pool_acquire_timeouts_total" => snap.acquire_timeouts += s.value,
+                "perfstack_db_server_max_connections" => snap.server_max_connections = s.value,
+                "perfstack_db_server_reserved_connections" => snap.server_reserved_connections = s.value,
                 "perfstack_db_pool_settings_generation" => {
                     snap.generation = if s.value >= 0.0 { s.value as u64 } else { 0 }
                 }
@@ -141,6 +148,9 @@ pub struct Observation {
     pub generation_lowest: u64,
     /// Highest tuning generation any answering pod reported.
     pub generation_highest: u64,
+    /// The database server's limits: the highest any answering pod reported (`None`: no pod
+    /// has read them yet, or an older app that does not export them).
+    pub server: Option<ServerLimits>,
 }
 
 impl Observation {
@@ -189,6 +199,7 @@ pub fn aggregate(start: &BTreeMap<String, PodSnapshot>, end: &[PodAnswer], secon
         obs.pool.max += snap.pool_max;
         obs.pool.waiting += snap.pool_waiting;
         obs.pool.peak_in_use_per_pod = obs.pool.peak_in_use_per_pod.max(snap.pool_in_use);
+        obs.server = higher_limits(obs.server, snap);
         let mut lowest = snap.generation;
         let mut highest = snap.generation;
         match start.get(pod) {
@@ -219,6 +230,21 @@ pub fn aggregate(start: &BTreeMap<String, PodSnapshot>, end: &[PodAnswer], secon
     obs.requests_per_second = if seconds > 0.0 { requests / seconds } else { 0.0 };
     obs.error_rate = if requests > 0.0 { errors / requests } else { 0.0 };
     obs
+}
+
+/// `known` or the limits `snap` reports, whichever allows more connections (pods of one stack
+/// share one server; a pod that read before a server restart may lag).
+fn higher_limits(known: Option<ServerLimits>, snap: &PodSnapshot) -> Option<ServerLimits> {
+    let as_count = |v: f64| (v.is_finite() && v >= 1.0).then(|| v.min(f64::from(u32::MAX)) as u32);
+    let reported = as_count(snap.server_max_connections).map(|max_connections| ServerLimits {
+        max_connections,
+        reserved: as_count(snap.server_reserved_connections).unwrap_or(0),
+    });
+    match (known, reported) {
+        (Some(a), Some(b)) if b.max_connections > a.max_connections => Some(b),
+        (Some(a), _) => Some(a),
+        (None, b) => b,
+    }
 }
 
 struct PodDelta {

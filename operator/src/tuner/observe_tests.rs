@@ -40,6 +40,7 @@ fn pod_a(start: bool) -> PodMetrics {
             acquire: vec![(0.001, 200), (0.01, 300)],
             timeouts: 4,
             generation: 3,
+            ..PodMetrics::default()
         }
     }
 }
@@ -155,4 +156,40 @@ fn no_answers_means_no_figures_rather_than_zeros_guessed_as_quiet() {
     let o = aggregate(&BTreeMap::new(), &end, 30.0);
     assert_eq!((o.pods.asked, o.pods.answered), (1, 0));
     assert_eq!((o.p95, o.settled_generation()), (None, None));
+}
+
+fn with_server(max: f64, reserved: f64) -> PodSnapshot {
+    let text = format!(
+        "# TYPE perfstack_db_server_max_connections gauge\nperfstack_db_server_max_connections {max}\n\
+         # TYPE perfstack_db_server_reserved_connections gauge\nperfstack_db_server_reserved_connections {reserved}\n"
+    );
+    PodSnapshot::from_samples(&parse(&text).unwrap())
+}
+
+#[test]
+fn server_limits_are_the_highest_any_answering_pod_reported() {
+    let end: Vec<PodAnswer> = vec![
+        ("a".into(), Ok(with_server(200.0, 3.0))),
+        ("b".into(), Ok(with_server(0.0, 0.0))), // not read yet
+        ("c".into(), Ok(with_server(250.0, 5.0))),
+        ("d".into(), Err("timeout".into())),
+    ];
+    let obs = aggregate(&BTreeMap::new(), &end, 30.0);
+    assert_eq!(
+        obs.server,
+        Some(ServerLimits {
+            max_connections: 250,
+            reserved: 5
+        })
+    );
+}
+
+#[test]
+fn server_limits_are_unknown_when_no_pod_reports_them() {
+    let end: Vec<PodAnswer> = vec![
+        ("a".into(), Ok(with_server(0.0, 0.0))),
+        ("b".into(), Ok(PodSnapshot::default())),
+        ("c".into(), Err("refused".into())),
+    ];
+    assert_eq!(aggregate(&BTreeMap::new(), &end, 30.0).server, None);
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use super::act::{Mode, TuningStatus};
+use super::budget::ServerLimits;
 use super::error::TunerError;
 use super::spec::{Settings, TuningSpec};
 use super::stack::{AppPods, StackTuner, Tick};
@@ -29,6 +30,8 @@ struct Entry {
 pub struct TuningRegistry {
     origin: Instant,
     stacks: Mutex<HashMap<String, Entry>>,
+    /// The database server's limits as each stack's app pods last reported them.
+    servers: Mutex<HashMap<String, ServerLimits>>,
 }
 
 impl Default for TuningRegistry {
@@ -62,6 +65,7 @@ impl TuningRegistry {
         Self {
             origin: Instant::now(),
             stacks: Mutex::new(HashMap::new()),
+            servers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -122,9 +126,31 @@ impl TuningRegistry {
         edited
     }
 
+    /// The database server's limits as `key`'s app pods last reported them (`None` before any
+    /// pod did; a later interval where no pod reports them keeps the last known).
+    pub fn server_limits(&self, key: &str) -> Option<ServerLimits> {
+        self.servers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .copied()
+    }
+
+    /// Records the database server's limits `key`'s app pods reported (kept until a newer report).
+    pub fn record_server_limits(&self, key: &str, limits: ServerLimits) {
+        self.servers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.to_owned(), limits);
+    }
+
     /// Forgets a deleted stack.
     pub fn forget(&self, key: &str) {
         self.lock().remove(key);
+        self.servers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
     }
 
     /// Whether `key`'s next interval is due at `now`.
@@ -169,6 +195,9 @@ impl TuningRegistry {
             .await;
         entry.last_tick = Some(now);
         if let Ok(Some(tick)) = &mut result {
+            if let Some(server) = tick.observation.server {
+                self.record_server_limits(key, server);
+            }
             // An interval that changed nothing keeps the last decision's record, so a steady stack's
             // status stays byte-for-byte the same and costs no status write.
             if !tick.decision.changed()
@@ -202,6 +231,7 @@ mod tests {
                         super::super::budget::ConnectionBudget {
                             max_connections: 100,
                             reserved: 10,
+                            source: Default::default(),
                         },
                     ),
                     Settings {

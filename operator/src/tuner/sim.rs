@@ -128,6 +128,7 @@ impl Model {
             },
             generation_lowest: generations.0,
             generation_highest: generations.1,
+            server: None,
         }
     }
 }

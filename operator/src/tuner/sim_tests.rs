@@ -16,6 +16,7 @@ fn spec() -> TuningSpec {
         ConnectionBudget {
             max_connections: 200,
             reserved: 10,
+            source: Default::default(),
         },
     )
 }
@@ -241,6 +242,7 @@ fn tight_budget_trades_pool_for_replicas_and_never_exceeds_it() {
     tuner.spec.budget = ConnectionBudget {
         max_connections: 60,
         reserved: 10,
+        source: Default::default(),
     };
     let load = [hold(10.0, 2), hold(100.0, 3), hold(10.0, 15)].concat();
     let steps = run(&mut tuner, &load, INTERVAL);

@@ -59,6 +59,7 @@ fn spec() -> TuningSpec {
         ConnectionBudget {
             max_connections: 200,
             reserved: 10,
+            source: Default::default(),
         },
     )
 }
@@ -104,6 +105,8 @@ async fn two_ticks(mode: Mode) -> (Option<Tick>, Option<Tick>, StackTuner) {
         pool_max: 10,
         waiting: 6,
         acquire: vec![(0.001, 0), (0.05, 3000)],
+        server_max_connections: 300,
+        server_reserved_connections: 3,
         ..PodMetrics::default()
     };
     let second = stack
@@ -130,6 +133,14 @@ async fn auto_tick_observes_ready_pods_and_plans_the_pool_write() {
         (1, 1)
     );
     assert!((tick.observation.requests_per_second - 100.0).abs() < 1e-9);
+    assert_eq!(
+        tick.observation.server,
+        Some(crate::tuner::ServerLimits {
+            max_connections: 300,
+            reserved: 3
+        }),
+        "the server's limits as the pod reports them"
+    );
     let file = tick.act.tuning_file.expect("pool grows: 6 waiting");
     assert_eq!((file.generation, file.pool.max_connections), (1, 20));
     assert_eq!(stack.tuner.settings.pool_max, 20);

@@ -19,6 +19,9 @@ pub struct PodMetrics {
     pub acquire: Vec<(f64, u64)>,
     pub timeouts: u64,
     pub generation: u64,
+    /// The database server's `max_connections` as the pod read it (0: not yet, as the app says).
+    pub server_max_connections: u64,
+    pub server_reserved_connections: u64,
 }
 
 impl PodMetrics {
@@ -82,6 +85,16 @@ impl PodMetrics {
         );
         let _ = writeln!(out, "perfstack_db_pool_acquire_timeouts_total {}", self.timeouts);
         let _ = writeln!(out, "perfstack_db_pool_settings_generation {}", self.generation);
+        let _ = writeln!(
+            out,
+            "perfstack_db_server_max_connections {}",
+            self.server_max_connections
+        );
+        let _ = writeln!(
+            out,
+            "perfstack_db_server_reserved_connections {}",
+            self.server_reserved_connections
+        );
         out.push_str("# EOF\n");
         out
     }
