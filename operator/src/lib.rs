@@ -4,6 +4,7 @@ pub mod build;
 pub mod cli;
 pub mod controller;
 pub mod crd;
+pub mod kube_requests;
 pub mod metrics;
 pub mod run;
 pub mod telemetry;

@@ -1,5 +1,5 @@
 //! Operator metrics in the Prometheus text format: reconciles, failures by reason, reconcile duration
-//! and stacks per phase.
+//! stacks per phase, and requests to the Kubernetes API by verb and resource.
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -20,6 +20,12 @@ struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KubeRequestLabels {
+    verb: &'static str,
+    resource: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabel {
     phase: String,
 }
@@ -31,6 +37,7 @@ pub struct Metrics {
     failures: Family<ReasonLabel, Counter>,
     duration: Histogram,
     stacks: Family<PhaseLabel, Gauge>,
+    kube_requests: Family<KubeRequestLabels, Counter>,
     phases: Mutex<HashMap<String, Phase>>,
 }
 
@@ -53,6 +60,12 @@ impl Default for Metrics {
             duration.clone(),
         );
         registry.register("stacks", "PerformanceStacks by phase", stacks.clone());
+        let kube_requests = Family::<KubeRequestLabels, Counter>::default();
+        registry.register(
+            "kube_requests",
+            "Requests sent to the Kubernetes API, by verb and resource",
+            kube_requests.clone(),
+        );
         for phase in Phase::ALL {
             stacks
                 .get_or_create(&PhaseLabel {
@@ -66,6 +79,7 @@ impl Default for Metrics {
             failures,
             duration,
             stacks,
+            kube_requests,
             phases: Mutex::new(HashMap::new()),
         }
     }
@@ -98,6 +112,16 @@ impl Metrics {
         self.failures
             .get_or_create(&ReasonLabel {
                 reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Counts one request to the Kubernetes API.
+    pub fn kube_request(&self, verb: crate::kube_requests::Verb, resource: &str) {
+        self.kube_requests
+            .get_or_create(&KubeRequestLabels {
+                verb: verb.as_str(),
+                resource: resource.into(),
             })
             .inc();
     }

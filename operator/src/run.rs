@@ -42,10 +42,10 @@ struct ServerState {
 
 /// Runs the operator until a shutdown signal; an error means the process should exit non-zero.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let client = Client::try_default()
+    let metrics = Arc::new(Metrics::default());
+    let client = crate::kube_requests::client(metrics.clone())
         .await
         .context("connecting to the Kubernetes API")?;
-    let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
     let signal: StopFuture = async {
         shutdown_signal().await;
