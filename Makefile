@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 ENV := source .run/env &&
 
-.PHONY: help run test lint fmt services-up services-down build crds e2e bench images run-operator \
+.PHONY: help run test lint fmt services-up services-down build crds e2e bench bench-api bench-operator images run-operator \
 	chart manifests e2e-chart tools
 
 help: ## list the targets
@@ -38,8 +38,15 @@ crds: ## regenerate crds/ from the Rust types
 e2e: ## the e2e suite alone, against KUBECONFIG or ../shared/k8s-lab
 	@scripts/e2e.sh
 
-bench: ## benchmarks; figures go to docs/benchmarks.md
+bench: ## benchmarks (the API on the local stack, then the operator on the k8s-lab); figures go to docs/benchmarks.md
 	@scripts/bench.sh
+	@scripts/bench-operator.sh
+
+bench-api: ## the API part of make bench alone
+	@scripts/bench.sh
+
+bench-operator: ## the operator part of make bench alone (KUBECONFIG or the k8s-lab; BENCH_STACKS=200)
+	@scripts/bench-operator.sh
 
 images: ## container images (needs a container engine; CI here has none)
 	@scripts/images.sh

@@ -5,6 +5,9 @@
 set -euo pipefail
 source "$PERFSTACK_ROOT/scripts/lib.sh"
 bash -n "$PERFSTACK_ROOT/scripts/bench.sh"
+bash -n "$PERFSTACK_ROOT/scripts/bench-operator.sh"
 doc=$PERFSTACK_ROOT/docs/benchmarks.md
 grep -q '^<!-- bench:begin' "$doc" || die "$doc lost its <!-- bench:begin --> marker"
 grep -q '^<!-- bench:end -->' "$doc" || die "$doc lost its <!-- bench:end --> marker"
+grep -q '^<!-- bench-operator:begin' "$doc" || die "$doc lost its <!-- bench-operator:begin --> marker"
+grep -q '^<!-- bench-operator:end -->' "$doc" || die "$doc lost its <!-- bench-operator:end --> marker"

@@ -1,0 +1,543 @@
+//! `make bench` (operator part): the operator, release build, against a real API server (the k8s-lab or
+//! KUBECONFIG). Measures the time from applying a stack to all of its children, the API writes a
+//! steady-state reconcile costs, the operator's RSS with 1 and with N stacks (200 by default), and the
+//! time N stacks take to reach a steady state. The bench plays the kubelet, since the lab has none.
+//!
+//! Environment: KUBECONFIG (admin), PERFSTACK_OPERATOR_BIN, BENCH_STACKS (200), BENCH_OUT (a
+//! directory: operator.log, operator.md with the figures as Markdown, operator.json),
+//! BENCH_QUIET_SECONDS (15: no write for this long is a steady state), BENCH_WINDOW_SECONDS (60: the
+//! unprompted window), BENCH_TUNING_INTERVAL (unset: the example's default of 60 s; the make-test
+//! smoke run uses the minimum, 10).
+//! Run through scripts/bench.sh; figures are recorded there, never asserted.
+mod cluster;
+mod operator;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use perfstack_operator::PerformanceStack;
+use perfstack_operator::controller::AutoscalingApi;
+use serde_json::json;
+
+use cluster::FirstSeen;
+use operator::{Counters, Operator};
+
+/// Reconciles triggered one by one (annotation touches) to count what a steady reconcile writes.
+const TOUCHES: usize = 20;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let stacks: usize = env_or("BENCH_STACKS", "200").parse().context("BENCH_STACKS")?;
+    let out = PathBuf::from(env_or("BENCH_OUT", "bench-out/operator"));
+    std::fs::create_dir_all(&out)?;
+    let binary = PathBuf::from(std::env::var("PERFSTACK_OPERATOR_BIN").context("PERFSTACK_OPERATOR_BIN")?);
+    let client = Client::try_default().await.context("KUBECONFIG")?;
+
+    let namespace = format!("psbench-{:08x}", rand::random::<u32>());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns_object = serde_json::from_value(json!({"metadata": {"name": namespace}}))?;
+    namespaces.create(&PostParams::default(), &ns_object).await?;
+    let result = measure(&client, &namespace, &binary, &out, stacks).await;
+    let _ = namespaces.delete(&namespace, &Default::default()).await;
+    let report = result?;
+    std::fs::write(out.join("operator.md"), &report.markdown)?;
+    std::fs::write(
+        out.join("operator.json"),
+        serde_json::to_string_pretty(&report.json)?,
+    )?;
+    print!("{}", report.markdown);
+    Ok(())
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+struct Report {
+    markdown: String,
+    json: serde_json::Value,
+}
+
+struct Bench {
+    /// Writes stop for this long: the operator is in a steady state.
+    quiet: Duration,
+    /// The window in which the operator is watched doing things unprompted.
+    window: Duration,
+    stacks: Api<PerformanceStack>,
+    operator: Operator,
+    seen: FirstSeen,
+    acted: Arc<Mutex<Vec<(Instant, String)>>>,
+    template: PerformanceStack,
+}
+
+async fn measure(
+    client: &Client,
+    namespace: &str,
+    binary: &std::path::Path,
+    out: &std::path::Path,
+    count: usize,
+) -> anyhow::Result<Report> {
+    let hpa = match AutoscalingApi::discover(client).await? {
+        AutoscalingApi::V2beta2 => perfstack_operator::build::hpa::v2beta2_resource(),
+        _ => kube::api::ApiResource::erase::<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>(&()),
+    };
+    let seen: FirstSeen = Arc::default();
+    let acted = Arc::default();
+    let tasks = [
+        tokio::spawn(cluster::play_kubelet(
+            client.clone(),
+            namespace.into(),
+            Arc::clone(&acted),
+        )),
+        tokio::spawn(cluster::track_children(
+            client.clone(),
+            namespace.into(),
+            hpa,
+            Arc::clone(&seen),
+        )),
+    ];
+    let port = 20000 + rand::random::<u16>() % 20000;
+    let operator = Operator::start(binary, namespace, port, &out.join("operator.log")).await?;
+    let template_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/minimal.yaml");
+    let mut template: PerformanceStack = serde_yaml::from_str(&std::fs::read_to_string(template_path)?)?;
+    if let Ok(interval) = std::env::var("BENCH_TUNING_INTERVAL") {
+        template.spec.tuning.interval_seconds = interval.parse().context("BENCH_TUNING_INTERVAL")?;
+    }
+    let bench = Bench {
+        quiet: Duration::from_secs(
+            env_or("BENCH_QUIET_SECONDS", "15")
+                .parse()
+                .context("BENCH_QUIET_SECONDS")?,
+        ),
+        window: Duration::from_secs(
+            env_or("BENCH_WINDOW_SECONDS", "60")
+                .parse()
+                .context("BENCH_WINDOW_SECONDS")?,
+        ),
+        stacks: Api::namespaced(client.clone(), namespace),
+        operator,
+        seen,
+        acted,
+        template,
+    };
+    let result = run_phases(&bench, count).await;
+    // The stacks carry the operator's cleanup finalizer: delete them while it runs.
+    let deleted = delete_all(&bench).await;
+    for task in tasks {
+        task.abort();
+    }
+    bench.operator.stop().await?;
+    let mut report = result?;
+    let deleted = deleted?;
+    writeln!(
+        report.markdown,
+        "\nDeleting all {count} stacks (one `deletecollection`) until the last was gone: {:.1} s.",
+        deleted.as_secs_f64()
+    )?;
+    if let serde_json::Value::Object(map) = &mut report.json {
+        map.insert("delete_all_seconds".into(), json!(deleted.as_secs_f64()));
+    }
+    Ok(report)
+}
+
+/// Deletes every stack and waits until the operator's finalizer let the last one go.
+async fn delete_all(bench: &Bench) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    bench
+        .stacks
+        .delete_collection(&Default::default(), &ListParams::default())
+        .await?;
+    let deadline = start + Duration::from_secs(600);
+    while !bench
+        .stacks
+        .list_metadata(&ListParams::default())
+        .await?
+        .items
+        .is_empty()
+    {
+        if Instant::now() > deadline {
+            bail!("stacks still present 600 s after their deletion");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Ok(start.elapsed())
+}
+
+async fn run_phases(bench: &Bench, count: usize) -> anyhow::Result<Report> {
+    let mut md = String::new();
+    let mut json = serde_json::Map::new();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = bench.operator.memory()?;
+
+    // 1. One stack on an idle operator: apply -> every child, and the moments in between.
+    let start = Instant::now();
+    create(bench, "bench-1").await?;
+    let one_name = ["bench-1".to_owned()];
+    let one_ready = wait_for(bench, &one_name, Stage::Ready, Duration::from_secs(120)).await? - start;
+    let children = children_of(bench, "bench-1");
+    let all_children = children
+        .iter()
+        .map(|(_, t)| *t)
+        .max()
+        .context("no children seen")?
+        - start;
+    let one_tuned = wait_for(bench, &one_name, Stage::Tuned, Duration::from_secs(300)).await? - start;
+    let one_steady = wait_quiet(bench, Duration::from_secs(120))
+        .await?
+        .saturating_duration_since(start);
+    let one = bench.operator.memory()?;
+    writeln!(
+        md,
+        "One stack (`examples/minimal.yaml`) applied to an idle operator; the bench plays the kubelet"
+    )?;
+    writeln!(
+        md,
+        "(it marks each new pod Ready, and the migration pod Succeeded, as soon as it sees it):\n"
+    )?;
+    writeln!(md, "| ms after `create` | event |\n| ---: | --- |")?;
+    let mut timeline: Vec<(Duration, String)> = children
+        .iter()
+        .map(|(child, t)| (*t - start, format!("operator created {child}")))
+        .collect();
+    timeline.extend(
+        acted_since(bench, start, "bench-1")
+            .into_iter()
+            .map(|(t, what)| (t, format!("bench: {what}"))),
+    );
+    timeline.sort();
+    for (at, what) in &timeline {
+        writeln!(md, "| {} | {what} |", at.as_millis())?;
+    }
+    writeln!(
+        md,
+        "\n**Time from applying one stack to all {} children created: {:.2} s** (first child after {} ms).\n",
+        children.len(),
+        all_children.as_secs_f64(),
+        timeline.first().map_or(0, |(t, _)| t.as_millis()),
+    )?;
+    writeln!(
+        md,
+        "Ready after {:.2} s; the tuner's first decision (it needs two intervals of the API's metrics, 60 s each \
+         by default) after {:.1} s; the operator's last write after {:.1} s.\n",
+        one_ready.as_secs_f64(),
+        one_tuned.as_secs_f64(),
+        one_steady.as_secs_f64()
+    )?;
+    json.insert("single_stack_children".into(), json!(children.len()));
+    json.insert(
+        "single_stack_all_children_seconds".into(),
+        json!(all_children.as_secs_f64()),
+    );
+
+    // 2. Steady state: reconciles triggered by metadata-only touches must write nothing.
+    let touched = touch_and_count(bench, &["bench-1".to_owned()], TOUCHES).await?;
+    writeln!(
+        md,
+        "**API writes per steady-state reconcile: {:.2}** ({} writes over {} reconciles, each triggered by an \
+         annotation change on the stack; reads per reconcile {:.1}; writes: {}).\n",
+        touched.writes() / touched.reconciles.max(1.0),
+        touched.writes(),
+        touched.reconciles,
+        touched.reads() / touched.reconciles.max(1.0),
+        touched.write_breakdown(),
+    )?;
+    json.insert(
+        "steady_writes_per_reconcile_1".into(),
+        json!(touched.writes() / touched.reconciles.max(1.0)),
+    );
+
+    // 3. N stacks at once.
+    let names: Vec<String> = (2..=count).map(|i| format!("bench-{i}")).collect();
+    let before = bench.operator.counters().await?;
+    let start = Instant::now();
+    let created: Vec<(String, Instant)> = futures::stream::iter(names.iter().cloned())
+        .map(|name| async move {
+            let at = Instant::now();
+            create(bench, &name).await.map(|()| (name, at))
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    let created_in = start.elapsed();
+    let mut all_names = names.clone();
+    all_names.push("bench-1".into());
+    let ready_in = wait_for(bench, &all_names, Stage::Ready, Duration::from_secs(900)).await? - start;
+    let tuned_in = wait_for(bench, &all_names, Stage::Tuned, Duration::from_secs(900)).await? - start;
+    let settled_at = wait_quiet(bench, Duration::from_secs(600)).await?;
+    let settled_in = settled_at.saturating_duration_since(start);
+    let during = bench.operator.counters().await?.since(&before);
+    let per_stack: Vec<Duration> = created
+        .iter()
+        .filter_map(|(name, at)| Some(children_of(bench, name).iter().map(|(_, t)| *t).max()? - *at))
+        .collect();
+    let children_all_in = created
+        .iter()
+        .filter_map(|(name, _)| children_of(bench, name).iter().map(|(_, t)| *t).max())
+        .max()
+        .map_or(Duration::ZERO, |t| t - start);
+    let many = bench.operator.memory()?;
+    let touched_many = touch_and_count(bench, &all_names, 1).await?;
+    let window = steady_window(bench, bench.window).await?;
+
+    writeln!(
+        md,
+        "{count} stacks: {} more created by 16 concurrent clients in {:.1} s:\n",
+        count - 1,
+        created_in.as_secs_f64()
+    )?;
+    writeln!(md, "| measure | value |\n| --- | ---: |")?;
+    writeln!(
+        md,
+        "| time until every child of every stack existed | {:.1} s |",
+        children_all_in.as_secs_f64()
+    )?;
+    writeln!(
+        md,
+        "| per stack, `create` to all children: p50 / p95 / max | {:.1} / {:.1} / {:.1} s |",
+        percentile(&per_stack, 0.50),
+        percentile(&per_stack, 0.95),
+        percentile(&per_stack, 1.0)
+    )?;
+    writeln!(
+        md,
+        "| time until all {count} stacks Ready | {:.1} s |",
+        ready_in.as_secs_f64()
+    )?;
+    writeln!(
+        md,
+        "| time until every stack's tuner made its first decision | {:.1} s |",
+        tuned_in.as_secs_f64()
+    )?;
+    writeln!(
+        md,
+        "| **time until steady state** (the operator's last write; then none for {} s) | **{:.1} s** |",
+        bench.quiet.as_secs(),
+        settled_in.as_secs_f64()
+    )?;
+    writeln!(
+        md,
+        "| reconciles / API reads / API writes to get there | {} / {} / {} |",
+        during.reconciles,
+        during.reads(),
+        during.writes()
+    )?;
+    writeln!(
+        md,
+        "| writes per steady-state reconcile, every stack touched once | {:.2} ({} writes, {} reconciles) |",
+        touched_many.writes() / touched_many.reconciles.max(1.0),
+        touched_many.writes(),
+        touched_many.reconciles
+    )?;
+    writeln!(
+        md,
+        "| {} s left alone: reconciles (tuner intervals, HPA status updates) / writes | {} / {} ({}) |",
+        bench.window.as_secs(),
+        window.reconciles,
+        window.writes(),
+        window.write_breakdown()
+    )?;
+    writeln!(md)?;
+    writeln!(
+        md,
+        "| operator memory | RSS | peak RSS so far |\n| --- | ---: | ---: |"
+    )?;
+    for (label, m) in [
+        ("idle, no stacks", idle),
+        ("1 stack, steady", one),
+        (&*format!("{count} stacks, steady"), many),
+    ] {
+        writeln!(md, "| {label} | {} | {} |", mib(m.rss_kib), mib(m.peak_kib))?;
+    }
+    for (key, value) in [
+        ("stacks", json!(count)),
+        ("all_children_seconds", json!(children_all_in.as_secs_f64())),
+        ("all_ready_seconds", json!(ready_in.as_secs_f64())),
+        ("all_tuned_seconds", json!(tuned_in.as_secs_f64())),
+        ("steady_state_seconds", json!(settled_in.as_secs_f64())),
+        ("writes_to_steady_state", json!(during.writes())),
+        (
+            "steady_writes_per_reconcile_n",
+            json!(touched_many.writes() / touched_many.reconciles.max(1.0)),
+        ),
+        ("window_seconds", json!(bench.window.as_secs())),
+        ("window_reconciles", json!(window.reconciles)),
+        ("window_writes", json!(window.writes())),
+        ("rss_kib_idle", json!(idle.rss_kib)),
+        ("rss_kib_1", json!(one.rss_kib)),
+        ("rss_kib_n", json!(many.rss_kib)),
+        ("peak_rss_kib", json!(many.peak_kib)),
+    ] {
+        json.insert(key.into(), value);
+    }
+    Ok(Report {
+        markdown: md,
+        json: serde_json::Value::Object(json),
+    })
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+fn percentile(values: &[Duration], q: f64) -> f64 {
+    let mut sorted: Vec<f64> = values.iter().map(Duration::as_secs_f64).collect();
+    sorted.sort_by(f64::total_cmp);
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[index]
+}
+
+async fn create(bench: &Bench, name: &str) -> anyhow::Result<()> {
+    let mut stack = bench.template.clone();
+    stack.metadata.name = Some(name.into());
+    bench
+        .stacks
+        .create(&PostParams::default(), &stack)
+        .await
+        .with_context(|| format!("creating {name}"))?;
+    Ok(())
+}
+
+fn children_of(bench: &Bench, stack: &str) -> Vec<(String, Instant)> {
+    let seen = bench
+        .seen
+        .lock()
+        .map(|s| s.get(stack).cloned())
+        .unwrap_or_default();
+    let mut children: Vec<(String, Instant)> = seen.unwrap_or_default().into_iter().collect();
+    children.sort_by_key(|(_, t)| *t);
+    children
+}
+
+fn acted_since(bench: &Bench, start: Instant, stack: &str) -> Vec<(Duration, String)> {
+    let prefix = format!("{stack}: ");
+    bench
+        .acted
+        .lock()
+        .map(|a| {
+            a.iter()
+                .filter(|(t, what)| *t >= start && what.starts_with(&prefix))
+                .map(|(t, what)| (*t - start, what[prefix.len()..].to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// How far a stack has come.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Stage {
+    /// Ready for its current generation.
+    Ready,
+    /// Ready, and the tuner has made its first decision (two tuning intervals after the API is up).
+    Tuned,
+}
+
+fn stage_of(stack: &PerformanceStack) -> Option<Stage> {
+    let status = stack.status.clone().unwrap_or_default();
+    let current = status.observed_generation == stack.metadata.generation;
+    let ready = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    let tuned = status.tuning.as_ref().is_some_and(|t| t.last_decision.is_some());
+    match (current && ready, tuned) {
+        (false, _) => None,
+        (true, false) => Some(Stage::Ready),
+        (true, true) => Some(Stage::Tuned),
+    }
+}
+
+/// Waits until every named stack reached `stage`; returns when that was seen.
+async fn wait_for(
+    bench: &Bench,
+    names: &[String],
+    stage: Stage,
+    timeout: Duration,
+) -> anyhow::Result<Instant> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let list = bench.stacks.list(&ListParams::default()).await?;
+        let stages: HashMap<String, Option<Stage>> =
+            list.items.iter().map(|s| (s.name_any(), stage_of(s))).collect();
+        let waiting = names
+            .iter()
+            .filter(|n| stages.get(*n).copied().flatten().is_none_or(|s| s < stage))
+            .count();
+        if waiting == 0 {
+            return Ok(Instant::now());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{waiting} of {} stacks short of the awaited stage after {} s",
+                names.len(),
+                timeout.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Waits until the operator made no write for `bench.quiet`; returns when its last write was seen.
+async fn wait_quiet(bench: &Bench, timeout: Duration) -> anyhow::Result<Instant> {
+    let deadline = Instant::now() + timeout;
+    let mut writes = bench.operator.counters().await?.writes();
+    let mut last = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = bench.operator.counters().await?.writes();
+        if now != writes {
+            writes = now;
+            last = Instant::now();
+        } else if last.elapsed() >= bench.quiet {
+            return Ok(last);
+        }
+        if Instant::now() > deadline {
+            bail!("the operator kept writing for {} s", timeout.as_secs());
+        }
+    }
+}
+
+/// Touches each stack's metadata `rounds` times (no spec change) and returns what the operator did.
+async fn touch_and_count(bench: &Bench, names: &[String], rounds: usize) -> anyhow::Result<Counters> {
+    let before = bench.operator.counters().await?;
+    for round in 0..rounds {
+        let reconciles = bench.operator.counters().await?.reconciles;
+        for name in names {
+            let patch =
+                json!({"metadata": {"annotations": {"bench.perfstack.dev/touch": round.to_string()}}});
+            bench
+                .stacks
+                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+        }
+        let wanted = reconciles + names.len() as f64;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while bench.operator.counters().await?.reconciles < wanted {
+            if Instant::now() > deadline {
+                bail!("touched stacks were not reconciled within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    Ok(bench.operator.counters().await?.since(&before))
+}
+
+/// What the operator did, unprompted, over `window`.
+async fn steady_window(bench: &Bench, window: Duration) -> anyhow::Result<Counters> {
+    let before = bench.operator.counters().await?;
+    tokio::time::sleep(window).await;
+    Ok(bench.operator.counters().await?.since(&before))
+}

@@ -1,0 +1,184 @@
+//! The operator under test: a child process of the bench, its /metrics, and its memory.
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use tokio::process::{Child, Command};
+
+/// A running `perfstack-operator run`, watching one namespace, without leader election.
+pub struct Operator {
+    child: Child,
+    metrics_url: String,
+}
+
+impl Operator {
+    pub async fn start(binary: &Path, namespace: &str, port: u16, log: &Path) -> anyhow::Result<Self> {
+        let log = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let child = Command::new(binary)
+            .args(["run", "--namespaces", namespace, "--log-format", "json"])
+            .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+            .env("RUST_LOG", "info")
+            .env("POD_NAME", "bench-operator")
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let operator = Self {
+            child,
+            metrics_url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = reqwest::get(format!("{}/readyz", operator.metrics_url)).await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                return Ok(operator);
+            }
+            if Instant::now() > deadline {
+                bail!("the operator did not become ready in 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn pid(&self) -> anyhow::Result<u32> {
+        self.child.id().context("the operator exited")
+    }
+
+    /// Current and peak resident memory in KiB (VmRSS, VmHWM).
+    pub fn memory(&self) -> anyhow::Result<Memory> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?))?;
+        let field = |name: &str| -> anyhow::Result<u64> {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .with_context(|| format!("{name} missing in /proc status"))
+        };
+        Ok(Memory {
+            rss_kib: field("VmRSS:")?,
+            peak_kib: field("VmHWM:")?,
+        })
+    }
+
+    pub async fn counters(&self) -> anyhow::Result<Counters> {
+        let text = reqwest::get(format!("{}/metrics", self.metrics_url))
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        Ok(Counters::parse(&text))
+    }
+
+    /// SIGTERM, then wait for the graceful shutdown.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        let pid = self.pid()?;
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await?;
+        match tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await {
+            Ok(status) => {
+                status?;
+            }
+            Err(_) => self.child.kill().await?,
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Memory {
+    pub rss_kib: u64,
+    pub peak_kib: u64,
+}
+
+/// The operator's reconcile count and its Kubernetes API requests by (verb, resource).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Counters {
+    pub reconciles: f64,
+    pub requests: BTreeMap<(String, String), f64>,
+}
+
+const WRITE_VERBS: [&str; 5] = ["create", "update", "patch", "delete", "deletecollection"];
+
+impl Counters {
+    fn parse(text: &str) -> Self {
+        let mut counters = Self::default();
+        for line in text.lines() {
+            let Some((series, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
+            if series == "perfstack_operator_reconciles_total" {
+                counters.reconciles = value;
+            } else if let Some(labels) = series
+                .strip_prefix("perfstack_operator_kube_requests_total{")
+                .and_then(|l| l.strip_suffix('}'))
+            {
+                let label = |name: &str| {
+                    labels
+                        .split(',')
+                        .find_map(|kv| kv.strip_prefix(&format!("{name}=\"")))
+                        .map(|v| v.trim_end_matches('"').to_owned())
+                        .unwrap_or_default()
+                };
+                counters
+                    .requests
+                    .insert((label("verb"), label("resource")), value);
+            }
+        }
+        counters
+    }
+
+    pub fn writes(&self) -> f64 {
+        self.sum(|verb| WRITE_VERBS.contains(&verb))
+    }
+
+    pub fn reads(&self) -> f64 {
+        self.sum(|verb| !WRITE_VERBS.contains(&verb) && verb != "watch")
+    }
+
+    fn sum(&self, pick: impl Fn(&str) -> bool) -> f64 {
+        self.requests
+            .iter()
+            .filter(|((verb, _), _)| pick(verb))
+            .map(|(_, n)| n)
+            // A sum of nothing is -0.0; + 0.0 makes it print as 0.
+            .sum::<f64>()
+            + 0.0
+    }
+
+    /// What happened between `earlier` and `self`.
+    pub fn since(&self, earlier: &Counters) -> Counters {
+        Counters {
+            reconciles: self.reconciles - earlier.reconciles,
+            requests: self
+                .requests
+                .iter()
+                .map(|(k, n)| (k.clone(), n - earlier.requests.get(k).copied().unwrap_or(0.0)))
+                .filter(|(_, n)| *n > 0.0)
+                .collect(),
+        }
+    }
+
+    /// The write requests as `verb resource: n` items.
+    pub fn write_breakdown(&self) -> String {
+        let items: Vec<String> = self
+            .requests
+            .iter()
+            .filter(|((verb, _), n)| WRITE_VERBS.contains(&verb.as_str()) && **n > 0.0)
+            .map(|((verb, resource), n)| format!("{verb} {resource}: {n}"))
+            .collect();
+        if items.is_empty() {
+            "none".into()
+        } else {
+            items.join(", ")
+        }
+    }
+}
