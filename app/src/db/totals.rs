@@ -73,7 +73,24 @@ impl TotalOf {
             Self::Tasks(_) => Table::Tasks,
         }
     }
+
+    /// Whether the total is worth a cache entry: filters with long free text (search terms,
+    /// emails) are counted every time, so that the cache's memory stays bounded by
+    /// `max_entries` times a small key whatever clients send.
+    pub fn cacheable(&self) -> bool {
+        let text = match self {
+            Self::Users(f) => {
+                f.email.as_ref().map_or(0, String::len) + f.username.as_ref().map_or(0, String::len)
+            }
+            Self::Projects(_) => 0,
+            Self::Tasks(f) => f.search.as_ref().map_or(0, String::len),
+        };
+        text <= MAX_CACHED_TEXT_BYTES
+    }
 }
+
+/// Most bytes of free-text filter a cached total's key may hold.
+pub const MAX_CACHED_TEXT_BYTES: usize = 256;
 
 /// A cache key: the rows counted, as of a write generation of their table.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -158,9 +175,12 @@ impl ListTotals {
         Fut: Future<Output = Result<i64, sqlx::Error>>,
     {
         let table = of.table();
-        let Some(cache) = &self.cache else {
-            self.telemetry.record(table, Lookup::Miss);
-            return count().await;
+        let cache = match &self.cache {
+            Some(cache) if of.cacheable() => cache,
+            _ => {
+                self.telemetry.record(table, Lookup::Miss);
+                return count().await;
+            }
         };
         let key = TotalKey {
             generation: self.generation(table),
@@ -170,17 +190,16 @@ impl ListTotals {
             self.telemetry.record(table, Lookup::Hit);
             return Ok(total);
         }
-        let entry = cache
-            .entry(key)
-            .or_try_insert_with(count())
-            .await
-            .map_err(unshare)?;
-        let lookup = if entry.is_fresh() {
-            Lookup::Miss
-        } else {
-            Lookup::Coalesced
+        // The miss is recorded by the one caller that runs the count, failed or not, so that
+        // misses and count queries move together.
+        let run = async {
+            self.telemetry.record(table, Lookup::Miss);
+            count().await
         };
-        self.telemetry.record(table, lookup);
+        let entry = cache.entry(key).or_try_insert_with(run).await.map_err(unshare)?;
+        if !entry.is_fresh() {
+            self.telemetry.record(table, Lookup::Coalesced);
+        }
         Ok(entry.into_value())
     }
 
@@ -356,7 +375,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn failed_counts_are_not_cached_and_zero_ttl_always_counts() {
+    async fn failed_counts_long_texts_and_zero_ttl_are_not_cached() {
         let totals = ListTotals::default();
         let of = || TotalOf::Projects(ProjectFilter::default());
         let failed = totals
@@ -364,6 +383,27 @@ mod tests {
             .await;
         assert!(matches!(failed, Err(sqlx::Error::PoolTimedOut)));
         assert_eq!(totals.get_or_count(of(), || async { Ok(3) }).await.unwrap(), 3);
+
+        let long_search = || {
+            TotalOf::Tasks(TaskFilter {
+                search: Some("x".repeat(MAX_CACHED_TEXT_BYTES + 1)),
+                ..TaskFilter::default()
+            })
+        };
+        assert_eq!(
+            totals
+                .get_or_count(long_search(), || async { Ok(1) })
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            totals
+                .get_or_count(long_search(), || async { Ok(2) })
+                .await
+                .unwrap(),
+            2
+        );
 
         let uncached = ListTotals::new(TotalsSettings {
             ttl: Duration::ZERO,

@@ -93,7 +93,12 @@ impl AppState {
         db.set_waiter_warning(config.cache.db_waiters_warning);
         let job_metrics = JobMetrics::default();
         let totals = ListTotals::new(config.cache.count_cache());
-        let metrics = Metrics::new(&[db.telemetry(), cache.telemetry(), &job_metrics, totals.telemetry()]);
+        let metrics = Metrics::new(&[
+            db.telemetry(),
+            cache.telemetry(),
+            &job_metrics,
+            totals.telemetry(),
+        ]);
         Self {
             db,
             started: Instant::now(),

@@ -222,7 +222,7 @@ async fn list_project_tasks(
     if !db::projects::exists(&state.db, id).await? {
         return Err(ApiError::NotFound("project"));
     }
-    let slice = db::tasks::list_for_project(&state.db, &state.totals, id, filter.status, &request.window)
-        .await?;
+    let slice =
+        db::tasks::list_for_project(&state.db, &state.totals, id, filter.status, &request.window).await?;
     Ok(axum::Json(request.respond(slice, |t| (t.priority, t.id))?))
 }

@@ -98,7 +98,10 @@ async fn writes_through_the_app_show_in_the_next_total(pool: PgPool) {
     assert_eq!(moved.status, StatusCode::OK, "{}", moved.json);
     assert_eq!(total(&app, "/api/v1/tasks?page=1&status=review").await, 0);
 
-    assert_eq!(app.delete(&format!("/api/v1/tasks/{id}")).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.delete(&format!("/api/v1/tasks/{id}")).await.status,
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(total(&app, "/api/v1/tasks?page=1").await, 5);
 
     // Deleting the project deletes its tasks (cascade): task totals are retired as well.
@@ -178,7 +181,10 @@ async fn zero_ttl_counts_every_page(pool: PgPool) {
     project_with_tasks(&app, 3).await;
     let before = counts_run(&app, "tasks").await;
     for page in 1..=4 {
-        assert_eq!(total(&app, &format!("/api/v1/tasks?page={page}&limit=1")).await, 3);
+        assert_eq!(
+            total(&app, &format!("/api/v1/tasks?page={page}&limit=1")).await,
+            3
+        );
     }
     assert_eq!(counts_run(&app, "tasks").await - before, 4);
 }
