@@ -3,6 +3,8 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::db::totals::{self, TotalsSettings};
+
 #[derive(Debug, Clone, Args)]
 pub struct CacheConfig {
     /// How long an entry stays in the in-process (L1) cache, in seconds (at most 300).
@@ -41,6 +43,15 @@ pub struct CacheConfig {
         default_value_t = 2000
     )]
     pub dashboard_cache_ms: u64,
+    /// How long the `total` of an offset-paginated list is reused, per table and filter set, in
+    /// milliseconds (0: count on every request). Writes through this process retire it at once.
+    #[arg(long = "count-cache-ttl-ms", env = "COUNT_CACHE_TTL_MS", default_value_t = totals::DEFAULT_TTL_MS,
+          value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub count_cache_ttl_ms: u64,
+    /// Most list totals kept (distinct table + filter combinations).
+    #[arg(long = "count-cache-max-entries", env = "COUNT_CACHE_MAX_ENTRIES",
+          default_value_t = totals::DEFAULT_MAX_ENTRIES)]
+    pub count_cache_max_entries: u64,
 }
 
 impl Default for CacheConfig {
@@ -55,6 +66,8 @@ impl Default for CacheConfig {
             db_waiters_warning: crate::db::DEFAULT_WAITER_WARNING,
             tuning_poll_ms: 2000,
             dashboard_cache_ms: 2000,
+            count_cache_ttl_ms: totals::DEFAULT_TTL_MS,
+            count_cache_max_entries: totals::DEFAULT_MAX_ENTRIES,
         }
     }
 }
@@ -68,5 +81,12 @@ impl CacheConfig {
     }
     pub fn redis_timeout(&self) -> Duration {
         Duration::from_millis(self.redis_timeout_ms.max(1))
+    }
+    /// Settings of the list totals cache.
+    pub fn count_cache(&self) -> TotalsSettings {
+        TotalsSettings {
+            ttl: Duration::from_millis(self.count_cache_ttl_ms.min(60_000)),
+            max_entries: self.count_cache_max_entries,
+        }
     }
 }

@@ -9,6 +9,7 @@ pub mod server_limits;
 pub mod stats;
 pub mod tasks;
 pub mod telemetry;
+pub mod totals;
 pub mod tuning;
 pub mod tx;
 pub mod users;

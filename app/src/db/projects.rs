@@ -7,10 +7,11 @@ use utoipa::ToSchema;
 use super::{
     Db,
     page::{Slice, Window},
+    totals::{ListTotals, TotalOf},
 };
 
 /// Where a project is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum ProjectStatus {
@@ -62,7 +63,7 @@ pub struct ProjectPatch {
 }
 
 /// List filters; `owner_id` + `status` are served by `idx_projects_owner_status`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ProjectFilter {
     pub owner_id: Option<i64>,
     pub status: Option<ProjectStatus>,
@@ -171,9 +172,11 @@ pub fn push_list(qb: &mut QueryBuilder<'_, Postgres>, filter: &ProjectFilter, wi
     window.push_limit(qb);
 }
 
-/// Projects newest first (`idx_projects_created_at_desc`), ties broken by id.
+/// Projects newest first (`idx_projects_created_at_desc`), ties broken by id; offset pages take
+/// their total from `totals`.
 pub async fn list(
     db: &Db,
+    totals: &ListTotals,
     filter: &ProjectFilter,
     window: &Window<ProjectKey>,
 ) -> Result<Slice<Project>, sqlx::Error> {
@@ -186,13 +189,18 @@ pub async fn list(
         })
         .await?;
     let total = match window {
-        Window::Offset { .. } => Some(count(db, filter).await?),
+        Window::Offset { .. } => Some(
+            totals
+                .get_or_count(TotalOf::Projects(filter.clone()), || count(db, filter))
+                .await?,
+        ),
         Window::Keyset { .. } => None,
     };
     Ok(Slice::from_rows(rows, window, total))
 }
 
-async fn count(db: &Db, filter: &ProjectFilter) -> Result<i64, sqlx::Error> {
+/// Rows matching `filter`: the exact `total` of an offset page (cached by [`ListTotals`]).
+pub async fn count(db: &Db, filter: &ProjectFilter) -> Result<i64, sqlx::Error> {
     let mut qb = QueryBuilder::<Postgres>::new("SELECT count(*) FROM projects");
     push_filters(&mut qb, filter);
     let sql = qb.sql().to_owned();

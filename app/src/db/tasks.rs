@@ -8,10 +8,11 @@ use utoipa::ToSchema;
 use super::{
     Db,
     page::{Slice, Window},
+    totals::{ListTotals, TotalOf},
 };
 
 /// Where a task is in its workflow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum TaskStatus {
@@ -79,7 +80,7 @@ pub struct TaskPatch {
 
 /// List filters. `project_id` + `status` are served by `idx_tasks_project_status_priority`,
 /// `assignee_id` by `idx_tasks_assignee_due_date`, `search` by `idx_tasks_search`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct TaskFilter {
     pub project_id: Option<i64>,
     pub assignee_id: Option<i64>,
@@ -302,15 +303,21 @@ pub fn push_list<K>(
     window.push_limit(qb);
 }
 
-/// Tasks in id order.
-pub async fn list(db: &Db, filter: &TaskFilter, window: &Window<i64>) -> Result<Slice<Task>, sqlx::Error> {
+/// Tasks in id order; offset pages take their total from `totals`.
+pub async fn list(
+    db: &Db,
+    totals: &ListTotals,
+    filter: &TaskFilter,
+    window: &Window<i64>,
+) -> Result<Slice<Task>, sqlx::Error> {
     let order = TaskOrder::Id(window.after().copied());
-    list_ordered(db, "tasks.list", filter, order, window).await
+    list_ordered(db, totals, "tasks.list", filter, order, window).await
 }
 
 /// A project's tasks, most urgent first (`idx_tasks_project_status_priority`).
 pub async fn list_for_project(
     db: &Db,
+    totals: &ListTotals,
     project_id: i64,
     status: Option<TaskStatus>,
     window: &Window<PriorityKey>,
@@ -321,12 +328,13 @@ pub async fn list_for_project(
         ..TaskFilter::default()
     };
     let order = TaskOrder::Priority(window.after().copied());
-    list_ordered(db, "tasks.list_for_project", &filter, order, window).await
+    list_ordered(db, totals, "tasks.list_for_project", &filter, order, window).await
 }
 
 /// The tasks assigned to a user, soonest due first, undated last (`idx_tasks_assignee_due_date`).
 pub async fn list_for_assignee(
     db: &Db,
+    totals: &ListTotals,
     assignee_id: i64,
     window: &Window<DueDateKey>,
 ) -> Result<Slice<Task>, sqlx::Error> {
@@ -335,11 +343,12 @@ pub async fn list_for_assignee(
         ..TaskFilter::default()
     };
     let order = TaskOrder::DueDate(window.after().copied());
-    list_ordered(db, "tasks.list_for_assignee", &filter, order, window).await
+    list_ordered(db, totals, "tasks.list_for_assignee", &filter, order, window).await
 }
 
 async fn list_ordered<K>(
     db: &Db,
+    totals: &ListTotals,
     op: &'static str,
     filter: &TaskFilter,
     order: TaskOrder,
@@ -354,13 +363,18 @@ async fn list_ordered<K>(
         })
         .await?;
     let total = match window {
-        Window::Offset { .. } => Some(count(db, filter).await?),
+        Window::Offset { .. } => Some(
+            totals
+                .get_or_count(TotalOf::Tasks(filter.clone()), || count(db, filter))
+                .await?,
+        ),
         Window::Keyset { .. } => None,
     };
     Ok(Slice::from_rows(rows, window, total))
 }
 
-async fn count(db: &Db, filter: &TaskFilter) -> Result<i64, sqlx::Error> {
+/// Rows matching `filter`: the exact `total` of an offset page (cached by [`ListTotals`]).
+pub async fn count(db: &Db, filter: &TaskFilter) -> Result<i64, sqlx::Error> {
     let mut qb = QueryBuilder::<Postgres>::new("SELECT count(*) FROM tasks");
     push_filters(&mut qb, filter);
     let sql = qb.sql().to_owned();

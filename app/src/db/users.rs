@@ -7,10 +7,11 @@ use utoipa::ToSchema;
 use super::{
     Db,
     page::{Slice, Window},
+    totals::{ListTotals, TotalOf},
 };
 
 /// What a user may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum Role {
@@ -20,7 +21,7 @@ pub enum Role {
 }
 
 /// Whether a user may sign in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum UserStatus {
@@ -92,7 +93,7 @@ pub struct UserPatch {
 
 /// List filters. `email` with `status = active` is served by `idx_users_email_active`;
 /// `username` matches case-insensitively through `idx_users_username_lower`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct UserFilter {
     pub email: Option<String>,
     pub username: Option<String>,
@@ -223,8 +224,13 @@ pub fn push_list(qb: &mut QueryBuilder<'_, Postgres>, filter: &UserFilter, windo
     window.push_limit(qb);
 }
 
-/// Users in id order.
-pub async fn list(db: &Db, filter: &UserFilter, window: &Window<i64>) -> Result<Slice<User>, sqlx::Error> {
+/// Users in id order; offset pages take their total from `totals`.
+pub async fn list(
+    db: &Db,
+    totals: &ListTotals,
+    filter: &UserFilter,
+    window: &Window<i64>,
+) -> Result<Slice<User>, sqlx::Error> {
     let mut qb = QueryBuilder::<Postgres>::new("");
     push_list(&mut qb, filter, window);
     let sql = qb.sql().to_owned();
@@ -234,13 +240,18 @@ pub async fn list(db: &Db, filter: &UserFilter, window: &Window<i64>) -> Result<
         })
         .await?;
     let total = match window {
-        Window::Offset { .. } => Some(count(db, filter).await?),
+        Window::Offset { .. } => Some(
+            totals
+                .get_or_count(TotalOf::Users(filter.clone()), || count(db, filter))
+                .await?,
+        ),
         Window::Keyset { .. } => None,
     };
     Ok(Slice::from_rows(rows, window, total))
 }
 
-async fn count(db: &Db, filter: &UserFilter) -> Result<i64, sqlx::Error> {
+/// Rows matching `filter`: the exact `total` of an offset page (cached by [`ListTotals`]).
+pub async fn count(db: &Db, filter: &UserFilter) -> Result<i64, sqlx::Error> {
     let mut qb = QueryBuilder::<Postgres>::new("SELECT count(*) FROM users");
     push_filters(&mut qb, filter);
     let sql = qb.sql().to_owned();

@@ -27,7 +27,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::{
     cache::{Cache, CacheError},
     config::{DbConfig, ServeConfig},
-    db::{Db, tuning},
+    db::{Db, totals::ListTotals, tuning},
     jobs::{self, JobContext, JobQueue, JobsConfig, config::ServeWorkers, metrics::JobMetrics},
     metrics::{Metrics, http::track},
 };
@@ -48,6 +48,8 @@ pub struct AppState {
     pub job_metrics: JobMetrics,
     /// Two-level entity cache (L2 only when Redis is configured).
     pub cache: Cache,
+    /// Cached totals of offset-paginated lists (see [`crate::db::totals`]).
+    pub totals: ListTotals,
     /// The Prometheus registry and per-route statistics.
     pub metrics: Metrics,
     /// The performance dashboard's last figures.
@@ -90,7 +92,13 @@ impl AppState {
     fn assemble(db: Db, config: ServeConfig, cache: Cache) -> Self {
         db.set_waiter_warning(config.cache.db_waiters_warning);
         let job_metrics = JobMetrics::default();
-        let metrics = Metrics::new(&[db.telemetry(), cache.telemetry(), &job_metrics]);
+        let totals = ListTotals::new(config.cache.count_cache());
+        let metrics = Metrics::new(&[
+            db.telemetry(),
+            cache.telemetry(),
+            &job_metrics,
+            totals.telemetry(),
+        ]);
         Self {
             db,
             started: Instant::now(),
@@ -99,6 +107,7 @@ impl AppState {
             jobs: None,
             job_metrics,
             cache,
+            totals,
             metrics,
             dashboard: Arc::default(),
         }

@@ -35,6 +35,7 @@ pub fn router() -> Router<AppState> {
 /// OpenMetrics when the scraper asks for it (Prometheus does), else the classic text format.
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     state.db.refresh_pool_gauges();
+    state.totals.refresh_gauges();
     state.cache.refresh_gauges().await;
     let Ok(text) = state.metrics.encode() else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();

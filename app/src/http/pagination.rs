@@ -105,7 +105,11 @@ pub enum Pagination {
     Offset {
         page: u32,
         limit: i64,
+        /// Exact number of rows matching the filters, reused for up to `COUNT_CACHE_TTL_MS`
+        /// (default 5 s) per filter set; writes through the same instance show at once, others
+        /// within that time.
         total: i64,
+        /// Whether a page follows, judged from `total`.
         has_next: bool,
         has_prev: bool,
     },

@@ -21,6 +21,7 @@ use crate::db::{
     self,
     projects::{NewProject, Project, ProjectFilter, ProjectKey, ProjectPatch, ProjectStatus},
     tasks::{PriorityKey, Task, TaskStatus},
+    totals::Table,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -114,7 +115,9 @@ async fn create_project(
     State(state): State<AppState>,
     Json(body): Json<CreateProject>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let project = db::projects::create(&state.db, &body.validate()?).await?;
+    let created = db::projects::create(&state.db, &body.validate()?).await;
+    state.totals.wrote(Table::Projects);
+    let project = created?;
     let location = format!("/api/v1/projects/{}", project.id);
     Ok((
         StatusCode::CREATED,
@@ -139,7 +142,7 @@ async fn list_projects(
         owner_id: filter.owner_id,
         status: filter.status,
     };
-    let slice = db::projects::list(&state.db, &filter, &request.window).await?;
+    let slice = db::projects::list(&state.db, &state.totals, &filter, &request.window).await?;
     Ok(axum::Json(request.respond(slice, |p| (p.created_at, p.id))?))
 }
 
@@ -175,6 +178,7 @@ async fn update_project(
     Json(body): Json<UpdateProject>,
 ) -> Result<impl IntoResponse, ApiError> {
     let updated = db::projects::update(&state.db, id, &body.validate()?).await;
+    state.totals.wrote(Table::Projects);
     entities::evict(&state.cache, entities::PROJECT, id).await;
     let project = updated?.ok_or(ApiError::NotFound("project"))?;
     Ok(axum::Json(project))
@@ -189,6 +193,9 @@ async fn update_project(
 async fn delete_project(State(state): State<AppState>, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
     let tasks = entities::dependent_tasks(&state.db, Dependents::InProject(id)).await?;
     let deleted = db::projects::delete(&state.db, id).await;
+    // Its tasks go with it (ON DELETE CASCADE).
+    state.totals.wrote(Table::Projects);
+    state.totals.wrote(Table::Tasks);
     entities::evict(&state.cache, entities::PROJECT, id).await;
     entities::evict_tasks(&state.cache, &tasks).await;
     if deleted? {
@@ -215,6 +222,7 @@ async fn list_project_tasks(
     if !db::projects::exists(&state.db, id).await? {
         return Err(ApiError::NotFound("project"));
     }
-    let slice = db::tasks::list_for_project(&state.db, id, filter.status, &request.window).await?;
+    let slice =
+        db::tasks::list_for_project(&state.db, &state.totals, id, filter.status, &request.window).await?;
     Ok(axum::Json(request.respond(slice, |t| (t.priority, t.id))?))
 }

@@ -22,6 +22,7 @@ use crate::{
     db::{
         self,
         tasks::{NewTask, Task, TaskFilter, TaskPatch, TaskStatus},
+        totals::Table,
     },
     jobs::notify,
 };
@@ -147,7 +148,9 @@ async fn create_task(
     Json(body): Json<CreateTask>,
 ) -> Result<impl IntoResponse, ApiError> {
     // With an assignee, the email request commits with the task (see jobs::notify).
-    let task = notify::create_task(&state.db, state.jobs.as_ref(), &body.validate()?).await?;
+    let created = notify::create_task(&state.db, state.jobs.as_ref(), &body.validate()?).await;
+    state.totals.wrote(Table::Tasks);
+    let task = created?;
     let location = format!("/api/v1/tasks/{}", task.id);
     Ok((
         StatusCode::CREATED,
@@ -181,7 +184,7 @@ async fn list_tasks(
         priority,
         search: filter.q.filter(|q| !q.trim().is_empty()),
     };
-    let slice = db::tasks::list(&state.db, &filter, &request.window).await?;
+    let slice = db::tasks::list(&state.db, &state.totals, &filter, &request.window).await?;
     Ok(axum::Json(request.respond(slice, |t| t.id)?))
 }
 
@@ -220,6 +223,7 @@ async fn update_task(
     // A new assignee's email request commits with the change (see jobs::notify); the cache entry
     // is evicted once the write has ended, committed or not.
     let updated = notify::update_task(&state.db, state.jobs.as_ref(), id, &patch).await;
+    state.totals.wrote(Table::Tasks);
     entities::evict(&state.cache, entities::TASK, id).await;
     let task = updated?.ok_or(ApiError::NotFound("task"))?;
     Ok(axum::Json(task))
@@ -233,6 +237,7 @@ async fn update_task(
     ))]
 async fn delete_task(State(state): State<AppState>, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
     let deleted = db::tasks::delete(&state.db, id).await;
+    state.totals.wrote(Table::Tasks);
     entities::evict(&state.cache, entities::TASK, id).await;
     if deleted? {
         Ok(StatusCode::NO_CONTENT)

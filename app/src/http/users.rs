@@ -19,6 +19,7 @@ use crate::cache::entities::{self, Dependents};
 use crate::db::{
     self,
     tasks::{DueDateKey, Task},
+    totals::Table,
     users::{NewUser, Role, User, UserFilter, UserPatch, UserStatus},
 };
 
@@ -119,7 +120,9 @@ async fn create_user(
     State(state): State<AppState>,
     Json(body): Json<CreateUser>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let user = db::users::create(&state.db, &body.validate()?).await?;
+    let created = db::users::create(&state.db, &body.validate()?).await;
+    state.totals.wrote(Table::Users);
+    let user = created?;
     let location = format!("/api/v1/users/{}", user.id);
     Ok((
         StatusCode::CREATED,
@@ -146,7 +149,7 @@ async fn list_users(
         status: filter.status,
         role: filter.role,
     };
-    let slice = db::users::list(&state.db, &filter, &request.window).await?;
+    let slice = db::users::list(&state.db, &state.totals, &filter, &request.window).await?;
     Ok(axum::Json(request.respond(slice, |u| u.id)?))
 }
 
@@ -183,6 +186,7 @@ async fn update_user(
     Json(body): Json<UpdateUser>,
 ) -> Result<impl IntoResponse, ApiError> {
     let updated = db::users::update(&state.db, id, &body.validate()?).await;
+    state.totals.wrote(Table::Users);
     entities::evict(&state.cache, entities::USER, id).await;
     let user = updated?.ok_or(ApiError::NotFound("user"))?;
     Ok(axum::Json(user))
@@ -199,6 +203,9 @@ async fn update_user(
 async fn delete_user(State(state): State<AppState>, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
     let assigned = entities::dependent_tasks(&state.db, Dependents::AssignedTo(id)).await?;
     let deleted = db::users::delete(&state.db, id).await;
+    // Their tasks lose the assignee (ON DELETE SET NULL): per-assignee task totals change too.
+    state.totals.wrote(Table::Users);
+    state.totals.wrote(Table::Tasks);
     entities::evict(&state.cache, entities::USER, id).await;
     entities::evict_tasks(&state.cache, &assigned).await;
     let deleted = deleted.map_err(|err| {
@@ -234,6 +241,6 @@ async fn list_user_tasks(
     if db::users::get(&state.db, id).await?.is_none() {
         return Err(ApiError::NotFound("user"));
     }
-    let slice = db::tasks::list_for_assignee(&state.db, id, &request.window).await?;
+    let slice = db::tasks::list_for_assignee(&state.db, &state.totals, id, &request.window).await?;
     Ok(axum::Json(request.respond(slice, |t| (t.due_date, t.id))?))
 }

@@ -12,4 +12,5 @@ mod projects;
 mod seed;
 mod serve;
 mod tasks;
+mod totals;
 mod users;
