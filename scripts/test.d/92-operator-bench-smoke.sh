@@ -10,7 +10,7 @@ command -v jq >/dev/null || apt_install jq
 out=$PERFSTACK_ROOT/e2e/.work/bench-smoke
 rm -rf "$out"
 BENCH_STACKS=3 BENCH_PROFILE=dev BENCH_DOC= BENCH_OUT=$out BENCH_TUNING_INTERVAL=10 \
-  BENCH_QUIET_SECONDS=5 BENCH_WINDOW_SECONDS=15 bash "$PERFSTACK_ROOT/scripts/bench-operator.sh" >/dev/null
+  BENCH_QUIET_SECONDS=12 BENCH_WINDOW_SECONDS=15 bash "$PERFSTACK_ROOT/scripts/bench-operator.sh" >/dev/null
 json=$out/operator.json
 [[ -s $out/operator.md ]] || die "the bench wrote no report"
 for key in single_stack_all_children_seconds all_ready_seconds steady_state_seconds rss_kib_1 rss_kib_n delete_all_seconds; do
