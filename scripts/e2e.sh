@@ -284,6 +284,23 @@ if K get pstack -n "$NS_BAD" inverted-pool >/dev/null 2>&1; then
 else
   pass "an invalid stack is rejected by the schema's CEL rule"
 fi
+# A child the API server refuses (here a ResourceQuota allowing no Services) shows in Ready with the
+# server's own words, not only in the operator's log.
+K create quota -n "$NS_BAD" no-services --hard=services=0 >/dev/null
+K apply --validate=false -n "$NS_BAD" -f - >/dev/null <<'EOF'
+apiVersion: perfstack.dev/v1alpha1
+kind: PerformanceStack
+metadata: {name: over-quota}
+spec: {}
+EOF
+refused_reported() {
+  [[ $(condition "$NS_BAD" over-quota Ready reason) == ApplyFailed ]] &&
+    condition "$NS_BAD" over-quota Ready message | grep -q 'applying Service over-quota-.*quota'
+}
+wait_for 60 "Ready=False ApplyFailed naming the refused Service and the quota" refused_reported
+[[ $(stack_json "$NS_BAD" over-quota | jq -r .status.phase) == Provisioning ]] || fail "over-quota: phase is not Provisioning"
+pass "a refused child is reported: Ready=False ApplyFailed, '$(condition "$NS_BAD" over-quota Ready message | cut -c1-90)...'"
+K delete pstack -n "$NS_BAD" over-quota --wait=false >/dev/null
 
 # ---------- 7. deletion: children collected, PVCs kept under Retain ----------
 for stack in "${STACKS[@]}"; do

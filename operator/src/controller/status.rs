@@ -345,6 +345,34 @@ pub fn invalid(stack: &PerformanceStack, error: &InvalidSpec, now: &Time) -> Sta
     status
 }
 
+/// The status after a reconcile that the API server refused (or that could not reach it): Ready False
+/// with `reason` and what failed, every other condition as it was. The phase is Degraded for a stack
+/// that was Ready, Provisioning for one still being created, and kept otherwise (Failed, Degraded).
+pub fn reconcile_failed(
+    stack: &PerformanceStack,
+    reason: &'static str,
+    message: String,
+    now: &Time,
+) -> StackStatus {
+    let mut status = stack.status.clone().unwrap_or_default();
+    let generation = stack.metadata.generation;
+    set_condition(
+        &mut status.conditions,
+        Observed(READY, false, reason, message),
+        generation,
+        now,
+    );
+    sort_conditions(&mut status.conditions);
+    status.observed_generation = generation;
+    status.phase = Some(match status.phase {
+        Some(Phase::Ready) => Phase::Degraded,
+        None | Some(Phase::Pending | Phase::Suspended) => Phase::Provisioning,
+        Some(other) => other,
+    });
+    status.reason = Some(reason.into());
+    status
+}
+
 /// The status of a suspended stack: conditions as they were, phase Suspended.
 pub fn suspended(stack: &PerformanceStack) -> StackStatus {
     let mut status = stack.status.clone().unwrap_or_default();

@@ -165,3 +165,52 @@ fn external_secrets_are_reported_by_what_is_missing() {
     let status = compute(&stack, &v, &external, &at(0));
     assert_eq!(status.phase, Some(Phase::Ready));
 }
+
+#[test]
+fn a_refused_apply_shows_in_ready_and_degrades_only_a_ready_stack() {
+    let mut stack = stack();
+    let first = reconcile_failed(
+        &stack,
+        "ApplyFailed",
+        "applying Service shop-api: quota".into(),
+        &at(1),
+    );
+    assert_eq!(
+        first.phase,
+        Some(Phase::Provisioning),
+        "a new stack is still provisioning"
+    );
+    assert_eq!(condition(&first, READY).reason, "ApplyFailed");
+    assert_eq!(condition(&first, READY).status, "False");
+    assert_eq!(first.observed_generation, Some(2));
+
+    let v = validate(&stack);
+    stack.status = Some(compute(&stack, &v, &applied(true, succeeded()), &at(0)));
+    assert_eq!(stack.status.as_ref().unwrap().phase, Some(Phase::Ready));
+    let degraded = reconcile_failed(
+        &stack,
+        "ApplyFailed",
+        "applying Service shop-api: quota".into(),
+        &at(5),
+    );
+    assert_eq!(degraded.phase, Some(Phase::Degraded));
+    assert_eq!(degraded.reason.as_deref(), Some("ApplyFailed"));
+    assert_eq!(condition(&degraded, READY).last_transition_time, at(5));
+    assert_eq!(
+        condition(&degraded, APP_READY).status,
+        "True",
+        "other conditions stay as they were"
+    );
+
+    stack.status = Some(degraded.clone());
+    let again = reconcile_failed(
+        &stack,
+        "ApplyFailed",
+        "applying Service shop-api: quota".into(),
+        &at(9),
+    );
+    assert_eq!(
+        again, degraded,
+        "the same failure again changes nothing (no status write)"
+    );
+}
