@@ -64,6 +64,23 @@ impl Operator {
         })
     }
 
+    /// CPU time used so far, user + system (from /proc/PID/stat, in clock ticks of 1/100 s, the
+    /// USER_HZ of every mainstream Linux build).
+    pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()?))?;
+        // Fields after the command name (which may contain spaces) start at the state, field 3.
+        let after = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest)
+            .context("unreadable /proc stat")?;
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| -> anyhow::Result<f64> {
+            Ok(fields.get(i).context("short /proc stat")?.parse::<f64>()?)
+        };
+        // utime and stime are fields 14 and 15, i.e. 11 and 12 after the state.
+        Ok((ticks(11)? + ticks(12)?) / 100.0)
+    }
+
     pub async fn counters(&self) -> anyhow::Result<Counters> {
         let text = reqwest::get(format!("{}/metrics", self.metrics_url))
             .await?
