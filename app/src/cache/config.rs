@@ -44,7 +44,8 @@ pub struct CacheConfig {
     )]
     pub dashboard_cache_ms: u64,
     /// How long the `total` of an offset-paginated list is reused, per table and filter set, in
-    /// milliseconds (0: count on every request). Writes through this process retire it at once.
+    /// milliseconds (0: count on every request). Writes through this process retire it (see
+    /// `--count-cache-write-refresh-ms`).
     #[arg(long = "count-cache-ttl-ms", env = "COUNT_CACHE_TTL_MS", default_value_t = totals::DEFAULT_TTL_MS,
           value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pub count_cache_ttl_ms: u64,
@@ -52,6 +53,13 @@ pub struct CacheConfig {
     #[arg(long = "count-cache-max-entries", env = "COUNT_CACHE_MAX_ENTRIES",
           default_value_t = totals::DEFAULT_MAX_ENTRIES)]
     pub count_cache_max_entries: u64,
+    /// Writes through this process retire a table's list totals at most once per this many
+    /// milliseconds: a write after a quiet spell shows in the next total, writes in a busy stream
+    /// within this period (0: every write retires them at once, costing a count per write).
+    #[arg(long = "count-cache-write-refresh-ms", env = "COUNT_CACHE_WRITE_REFRESH_MS",
+          default_value_t = totals::DEFAULT_WRITE_REFRESH_MS,
+          value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub count_cache_write_refresh_ms: u64,
 }
 
 impl Default for CacheConfig {
@@ -68,6 +76,7 @@ impl Default for CacheConfig {
             dashboard_cache_ms: 2000,
             count_cache_ttl_ms: totals::DEFAULT_TTL_MS,
             count_cache_max_entries: totals::DEFAULT_MAX_ENTRIES,
+            count_cache_write_refresh_ms: totals::DEFAULT_WRITE_REFRESH_MS,
         }
     }
 }
@@ -87,6 +96,7 @@ impl CacheConfig {
         TotalsSettings {
             ttl: Duration::from_millis(self.count_cache_ttl_ms.min(60_000)),
             max_entries: self.count_cache_max_entries,
+            write_refresh: Duration::from_millis(self.count_cache_write_refresh_ms.min(60_000)),
         }
     }
 }

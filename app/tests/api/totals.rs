@@ -80,7 +80,8 @@ async fn a_burst_of_pages_runs_one_count(pool: PgPool) {
 
 #[sqlx::test(migrations = false)]
 async fn writes_through_the_app_show_in_the_next_total(pool: PgPool) {
-    let app = spawn(pool).await;
+    // Every write retires at once here; the coalescing of busy write streams has its own test.
+    let app = spawn_with(pool, &["--count-cache-write-refresh-ms", "0"]).await;
     let project = project_with_tasks(&app, 5).await;
     assert_eq!(total(&app, "/api/v1/tasks?page=1").await, 5);
     assert_eq!(total(&app, "/api/v1/tasks?page=1").await, 5);
@@ -187,4 +188,44 @@ async fn zero_ttl_counts_every_page(pool: PgPool) {
         );
     }
     assert_eq!(counts_run(&app, "tasks").await - before, 4);
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_stream_of_writes_retires_totals_once_per_refresh_period(pool: PgPool) {
+    let period = Duration::from_millis(3000);
+    let app = spawn_with(pool, &["--count-cache-write-refresh-ms", "3000"]).await;
+    let project = project_with_tasks(&app, 2).await;
+    // Let the seeding writes settle, so the next write comes after a quiet spell.
+    tokio::time::sleep(period + Duration::from_millis(100)).await;
+    assert_eq!(total(&app, "/api/v1/tasks?page=1").await, 2);
+
+    // A write after a quiet spell shows at once...
+    app.task(json!({"projectId": project, "title": "first"})).await;
+    let first_write = std::time::Instant::now();
+    assert_eq!(total(&app, "/api/v1/tasks?page=1").await, 3);
+    // ...the ones right behind it within the period, however many and however often listed.
+    let runs = counts_run(&app, "tasks").await;
+    for n in 0..5 {
+        app.task(json!({"projectId": project, "title": format!("burst {n}")}))
+            .await;
+        assert_eq!(total(&app, "/api/v1/tasks?page=1").await, 3);
+    }
+    assert!(
+        first_write.elapsed() < period,
+        "the machine is too slow for this period"
+    );
+    assert_eq!(
+        counts_run(&app, "tasks").await,
+        runs,
+        "no count while the period runs"
+    );
+
+    tokio::time::sleep(period.saturating_sub(first_write.elapsed()) + Duration::from_millis(100)).await;
+    assert_eq!(total(&app, "/api/v1/tasks?page=1").await, 8, "no write is lost");
+    assert_eq!(total(&app, "/api/v1/tasks?page=1").await, 8);
+    assert_eq!(
+        counts_run(&app, "tasks").await - runs,
+        1,
+        "one count for the whole burst"
+    );
 }

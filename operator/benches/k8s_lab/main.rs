@@ -360,6 +360,11 @@ async fn run_phases(bench: &Bench, count: usize) -> anyhow::Result<Report> {
     )?;
     writeln!(
         md,
+        "| those writes by verb and resource | {} |",
+        during.write_breakdown()
+    )?;
+    writeln!(
+        md,
         "| operator CPU time to get there (user + system) | {cpu:.1} s |"
     )?;
     writeln!(

@@ -4,18 +4,18 @@
 //! - Concurrent misses of the same key wait for a single count (moka's entry initialisation is
 //!   single-flight).
 //! - A write through this process bumps its table's generation, which is part of every key: the
-//!   next list after a create/update/delete counts again and sees the write.
+//!   next list after a create/update/delete counts again and sees the write. Under a stream of
+//!   writes the bumps are coalesced to one per `write_refresh` (1 s by default), so a busy table is
+//!   counted at most about once a second instead of once per write; a write is then seen at most
+//!   `write_refresh` later.
 //! - Writes from other replicas (or straight SQL) show up at the latest when the entry expires:
 //!   after the TTL plus the duration of the count that produced it.
 //!
 //! Reasons and bounds: docs/api.md ("Totals of offset pages"); metric names: docs/metrics.md.
 use std::{
     future::Future,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
 };
 
 use moka::future::Cache;
@@ -103,6 +103,9 @@ pub struct TotalsSettings {
     pub ttl: Duration,
     /// Most totals kept (distinct table + filter combinations); least recently used go first.
     pub max_entries: u64,
+    /// Writes to a table retire its totals at most once per this period; writes within it are
+    /// seen at its end. Zero retires on every write.
+    pub write_refresh: Duration,
 }
 
 impl Default for TotalsSettings {
@@ -110,6 +113,7 @@ impl Default for TotalsSettings {
         Self {
             ttl: Duration::from_millis(DEFAULT_TTL_MS),
             max_entries: DEFAULT_MAX_ENTRIES,
+            write_refresh: Duration::from_millis(DEFAULT_WRITE_REFRESH_MS),
         }
     }
 }
@@ -118,6 +122,42 @@ impl Default for TotalsSettings {
 pub const DEFAULT_TTL_MS: u64 = 5000;
 /// Default of `--count-cache-max-entries`.
 pub const DEFAULT_MAX_ENTRIES: u64 = 10_000;
+/// Default of `--count-cache-write-refresh-ms`.
+pub const DEFAULT_WRITE_REFRESH_MS: u64 = 1000;
+
+/// A table's write generation, bumped at most once per `write_refresh`.
+#[derive(Debug, Default)]
+struct Generation {
+    value: u64,
+    /// When `value` was last bumped.
+    bumped: Option<Instant>,
+    /// A write came after the last bump and is not yet reflected in `value`.
+    pending: bool,
+}
+
+impl Generation {
+    /// Bumps now if the last bump is at least `period` ago; otherwise leaves the write pending.
+    /// Returns whether it bumped.
+    fn wrote(&mut self, now: Instant, period: Duration) -> bool {
+        self.pending = true;
+        self.settle(now, period)
+    }
+
+    /// Turns a pending write into a bump once `period` has passed since the last one.
+    fn settle(&mut self, now: Instant, period: Duration) -> bool {
+        let due = self
+            .bumped
+            .is_none_or(|at| now.saturating_duration_since(at) >= period);
+        if self.pending && due {
+            self.value += 1;
+            self.bumped = Some(now);
+            self.pending = false;
+            true
+        } else {
+            false
+        }
+    }
+}
 
 /// How a lookup was answered (the `perfstack_count_cache_*` counters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,7 +175,8 @@ pub enum Lookup {
 pub struct ListTotals {
     /// `None` when the TTL is zero: every request counts.
     cache: Option<Cache<TotalKey, i64>>,
-    generations: Arc<[AtomicU64; 3]>,
+    generations: Arc<[Mutex<Generation>; 3]>,
+    write_refresh: Duration,
     telemetry: TotalsTelemetry,
 }
 
@@ -156,6 +197,7 @@ impl ListTotals {
         Self {
             cache,
             generations: Arc::default(),
+            write_refresh: settings.write_refresh,
             telemetry: TotalsTelemetry::new(),
         }
     }
@@ -201,15 +243,30 @@ impl ListTotals {
     }
 
     /// Records that rows of `table` were (or may have been) written by this process: totals
-    /// counted before no longer answer. Call after the write has ended, committed or not.
+    /// counted before no longer answer, at once or, within `write_refresh` of the last
+    /// retirement, once it has passed. Call after the write has ended, committed or not.
     pub fn wrote(&self, table: Table) {
-        self.generations[table.index()].fetch_add(1, Ordering::AcqRel);
+        let bumped = self
+            .lock_generation(table)
+            .wrote(Instant::now(), self.write_refresh);
+        if bumped {
+            self.count_invalidation(table);
+        }
+    }
+
+    fn count_invalidation(&self, table: Table) {
         self.telemetry
             .invalidations
             .get_or_create(&TableLabel {
                 table: table.as_str(),
             })
             .inc();
+    }
+
+    fn lock_generation(&self, table: Table) -> std::sync::MutexGuard<'_, Generation> {
+        self.generations[table.index()]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Refreshes the entries gauge (call before a scrape).
@@ -221,7 +278,11 @@ impl ListTotals {
     }
 
     fn generation(&self, table: Table) -> u64 {
-        self.generations[table.index()].load(Ordering::Acquire)
+        let mut generation = self.lock_generation(table);
+        if generation.settle(Instant::now(), self.write_refresh) {
+            self.count_invalidation(table);
+        }
+        generation.value
     }
 }
 
@@ -241,7 +302,39 @@ fn unshare(err: Arc<sqlx::Error>) -> sqlx::Error {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
     use super::*;
+
+    #[test]
+    fn writes_within_the_refresh_period_are_coalesced_and_none_is_lost() {
+        let period = Duration::from_secs(1);
+        let t0 = Instant::now();
+        let mut g = Generation::default();
+        assert!(g.wrote(t0, period), "a first write retires at once");
+        assert_eq!(g.value, 1);
+        assert!(!g.wrote(t0 + Duration::from_millis(100), period));
+        assert!(!g.wrote(t0 + Duration::from_millis(900), period));
+        assert!(!g.settle(t0 + Duration::from_millis(999), period));
+        assert_eq!(g.value, 1, "within the period the totals stand");
+        assert!(
+            g.settle(t0 + Duration::from_millis(1000), period),
+            "the pending writes retire them"
+        );
+        assert_eq!(g.value, 2);
+        assert!(
+            !g.settle(t0 + Duration::from_secs(5), period),
+            "nothing pending, nothing to retire"
+        );
+        assert!(
+            g.wrote(t0 + Duration::from_secs(5), period),
+            "a write after a quiet period retires at once"
+        );
+        assert_eq!(g.value, 3);
+        let mut every = Generation::default();
+        assert!(every.wrote(t0, Duration::ZERO) && every.wrote(t0, Duration::ZERO));
+        assert_eq!(every.value, 2, "a zero period retires on every write");
+    }
 
     #[tokio::test]
     async fn concurrent_misses_run_one_count() {
