@@ -24,6 +24,8 @@ PIDS=()
 K() { kubectl "$@"; }
 cleanup() {
   local rc=$?
+  # The stack carries the operator's finalizer: delete it while the operator still runs.
+  delete_stacks "$NS"
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   K delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
   ((rc == 0)) || log "tuner e2e FAILED (operator log: $WORK/tuner-operator.log)"

@@ -28,19 +28,8 @@ K() { kubectl "$@"; }
 
 cleanup() {
   local rc=$?
-  # Stacks carry the operator's finalizer: delete them while it still runs (else strip it), so the
-  # namespaces can go and the cluster is left as found.
-  K delete pstack --all -n "$NS" --wait=false >/dev/null 2>&1 || true
-  K delete pstack --all -n "$NS_BAD" --wait=false >/dev/null 2>&1 || true
-  local deadline=$((SECONDS + 30))
-  while ((SECONDS < deadline)) && [[ -n $(K get pstack -n "$NS" -o name 2>/dev/null; K get pstack -n "$NS_BAD" -o name 2>/dev/null) ]]; do
-    sleep 1
-  done
-  for ns in "$NS" "$NS_BAD"; do
-    for stack in $(K get pstack -n "$ns" -o name 2>/dev/null); do
-      K patch -n "$ns" "$stack" --type=merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
-    done
-  done
+  # Stacks carry the operator's finalizer: delete them while it still runs.
+  delete_stacks "$NS" "$NS_BAD"
   [[ -n $OPERATOR_PID ]] && kill "$OPERATOR_PID" 2>/dev/null && wait "$OPERATOR_PID" 2>/dev/null
   K delete namespace "$NS" "$NS_BAD" --wait=false >/dev/null 2>&1 || true
   K delete clusterrole,clusterrolebinding "$NS" --ignore-not-found >/dev/null 2>&1 || true
