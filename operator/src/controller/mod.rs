@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod cleanup;
 pub mod events;
+mod failure;
 pub mod migrate;
 pub mod status;
 pub mod tune;
@@ -178,37 +179,7 @@ pub enum Error {
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
-/// Longest message a failed reconcile puts into the Ready condition.
-const FAILURE_MESSAGE_MAX: usize = 1024;
-
 impl Error {
-    /// The Ready condition's reason and message for this failure, when the stack's status should show
-    /// it (not for a failed status write itself, nor during cleanup). The API server's own words are
-    /// included, except for Secrets: a refusal there could quote what the Secret holds.
-    pub fn condition(&self) -> Option<(&'static str, String)> {
-        let (reason, message) = match self {
-            Error::Read { kind, name, source } => (
-                "ReadFailed",
-                format!("reading {kind} {name}: {}", api_words(kind, source)),
-            ),
-            Error::Apply { kind, name, source } => (
-                "ApplyFailed",
-                format!("applying {kind} {name}: {}", api_words(kind, source)),
-            ),
-            Error::Delete { kind, name, source } => (
-                "DeleteFailed",
-                format!("deleting {kind} {name}: {}", api_words(kind, source)),
-            ),
-            Error::TuningFile(_) | Error::Serialize(_) => ("RenderFailed", self.to_string()),
-            Error::Status { .. } | Error::Cleanup { .. } => return None,
-            Error::Finalizer(inner) => match inner.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e) => return e.condition(),
-                _ => return None,
-            },
-        };
-        Some((reason, message.chars().take(FAILURE_MESSAGE_MAX).collect()))
-    }
-
     /// Short label for the reconcile error metric.
     pub fn metric_label(&self) -> &'static str {
         match self {
@@ -289,7 +260,7 @@ async fn apply_stack(stack: &PerformanceStack, ctx: &Context) -> Result<Action, 
     // Boxed: applying every child is a large future; keep the reconcile future small.
     let applied = match Box::pin(apply::apply_all(&validated, ctx, previous_migration)).await {
         Ok(applied) => applied,
-        Err(error) => return Err(report_failure(ctx, stack, error).await),
+        Err(error) => return Err(failure::report_failure(ctx, stack, error).await),
     };
     let mut requeue = RESYNC;
     if let Some((tuning, prepared)) = &prepared {
@@ -305,7 +276,7 @@ async fn apply_stack(stack: &PerformanceStack, ctx: &Context) -> Result<Action, 
         ))
         .await;
         if let Err(error) = acted {
-            return Err(report_failure(ctx, stack, error).await);
+            return Err(failure::report_failure(ctx, stack, error).await);
         }
         if prepared.active() {
             requeue = requeue.min(prepared.interval);
@@ -325,40 +296,6 @@ async fn apply_stack(stack: &PerformanceStack, ctx: &Context) -> Result<Action, 
     }
     update_status::write(ctx, stack, new_status).await?;
     Ok(Action::requeue(requeue))
-}
-
-/// What the API server said about a request for a `kind`, fit for status.
-fn api_words(kind: &str, error: &kube::Error) -> String {
-    match error {
-        kube::Error::Api(status) if kind == "Secret" => {
-            format!("the API server refused it ({} {})", status.code, status.reason)
-        }
-        kube::Error::Api(status) => format!("{} ({} {})", status.message, status.code, status.reason),
-        kube::Error::Service(_) | kube::Error::HyperError(_) => "the API server did not answer".into(),
-        other if kind == "Secret" => format!("the request failed ({})", error_kind(other)),
-        other => other.to_string(),
-    }
-}
-
-/// The variant of a kube error, without its text.
-fn error_kind(error: &kube::Error) -> &'static str {
-    match error {
-        kube::Error::SerdeError(_) => "unreadable answer",
-        kube::Error::Auth(_) => "authentication",
-        _ => "client error",
-    }
-}
-
-/// Writes the failure into the stack's status (best effort: the reconcile fails with `error` either
-/// way, and is retried with backoff), so `kubectl get pstack` shows it rather than a stale state.
-async fn report_failure(ctx: &Context, stack: &PerformanceStack, error: Error) -> Error {
-    if let Some((reason, message)) = error.condition() {
-        let failed = status::reconcile_failed(stack, reason, message, &now());
-        if let Err(status_error) = update_status::write(ctx, stack, failed).await {
-            tracing::warn!(error = %ErrorChain(&status_error), "could not report the failure in status");
-        }
-    }
-    error
 }
 
 /// Retry delay after a failed reconcile: exponential in the number of consecutive failures, capped,
@@ -396,73 +333,5 @@ impl std::fmt::Display for ErrorChain<'_> {
             source = cause.source();
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod failure_tests {
-    use super::*;
-
-    fn refused(code: u16, reason: &str, message: &str) -> kube::Error {
-        kube::Error::Api(Box::new(kube::core::Status {
-            code,
-            reason: reason.into(),
-            message: message.into(),
-            ..kube::core::Status::default()
-        }))
-    }
-
-    #[test]
-    fn the_ready_condition_carries_the_api_servers_words() {
-        let error = Error::Apply {
-            kind: "Service",
-            name: "shop-api".into(),
-            source: refused(
-                403,
-                "Forbidden",
-                "services \"shop-api\" is forbidden: exceeded quota: q",
-            ),
-        };
-        let (reason, message) = error.condition().unwrap();
-        assert_eq!(reason, "ApplyFailed");
-        assert_eq!(
-            message,
-            "applying Service shop-api: services \"shop-api\" is forbidden: exceeded quota: q (403 Forbidden)"
-        );
-        let wrapped = Error::Finalizer(Box::new(kube::runtime::finalizer::Error::ApplyFailed(error)));
-        assert_eq!(wrapped.condition().unwrap().0, "ApplyFailed");
-    }
-
-    #[test]
-    fn a_refused_secret_is_reported_without_the_servers_text() {
-        let error = Error::Apply {
-            kind: "Secret",
-            name: "shop-credentials".into(),
-            source: refused(
-                422,
-                "Invalid",
-                "Secret \"shop-credentials\" is invalid: data[password]: s3cr3t-value",
-            ),
-        };
-        let (_, message) = error.condition().unwrap();
-        assert!(!message.contains("s3cr3t"), "{message}");
-        assert_eq!(
-            message,
-            "applying Secret shop-credentials: the API server refused it (422 Invalid)"
-        );
-    }
-
-    #[test]
-    fn status_and_cleanup_failures_are_not_written_into_status_and_long_text_is_cut() {
-        let status = Error::Status {
-            source: refused(409, "Conflict", "x"),
-        };
-        assert!(status.condition().is_none());
-        let long = Error::Read {
-            kind: "Pod",
-            name: "p".into(),
-            source: refused(500, "InternalError", &"x".repeat(5000)),
-        };
-        assert_eq!(long.condition().unwrap().1.chars().count(), FAILURE_MESSAGE_MAX);
     }
 }
