@@ -43,12 +43,12 @@ impl Verb {
 
     /// Whether the request changes state in the cluster.
     pub fn is_write(self) -> bool {
-        matches!(
-            self,
-            Verb::Create | Verb::Update | Verb::Patch | Verb::Delete | Verb::DeleteCollection
-        )
+        WRITE_VERBS.contains(&self.as_str())
     }
 }
+
+/// The `verb` label values of requests that change state in the cluster.
+pub const WRITE_VERBS: [&str; 5] = ["create", "update", "patch", "delete", "deletecollection"];
 
 /// The verb and the resource (`deployments`, `performancestacks/status`, `pods/proxy`) of a request.
 /// Paths outside a resource (`/api`, `/apis/apps/v1`, `/version`) are `discovery`.

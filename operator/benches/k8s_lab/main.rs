@@ -8,7 +8,7 @@
 //! BENCH_QUIET_SECONDS (15: no write for this long is a steady state), BENCH_WINDOW_SECONDS (60: the
 //! unprompted window), BENCH_TUNING_INTERVAL (unset: the example's default of 60 s; the make-test
 //! smoke run uses the minimum, 10).
-//! Run through scripts/bench.sh; figures are recorded there, never asserted.
+//! Run through scripts/bench-operator.sh; figures are recorded there, never asserted.
 mod cluster;
 mod operator;
 mod steps;
@@ -30,8 +30,8 @@ use serde_json::json;
 use cluster::FirstSeen;
 use operator::Operator;
 use steps::{
-    Stage, acted_since, children_of, create, delete_all, external_variant, mib, percentile, steady_window,
-    touch_and_count, wait_for, wait_quiet,
+    Stage, acted_since, children_of, create, delete_all, external_variant, last_child_seen, mib, percentile,
+    steady_window, touch_and_count, wait_for, wait_quiet,
 };
 
 /// Reconciles triggered one by one (annotation touches) to count what a steady reconcile writes.
@@ -67,7 +67,7 @@ fn env_or(name: &str, default: &str) -> String {
 
 struct Report {
     markdown: String,
-    json: serde_json::Value,
+    json: serde_json::Map<String, serde_json::Value>,
 }
 
 struct Bench {
@@ -150,9 +150,9 @@ async fn measure(
         "\nDeleting all {count} stacks (one `deletecollection`) until the last was gone: {:.1} s.",
         deleted.as_secs_f64()
     )?;
-    if let serde_json::Value::Object(map) = &mut report.json {
-        map.insert("delete_all_seconds".into(), json!(deleted.as_secs_f64()));
-    }
+    report
+        .json
+        .insert("delete_all_seconds".into(), json!(deleted.as_secs_f64()));
     Ok(report)
 }
 
@@ -168,12 +168,7 @@ async fn run_phases(bench: &Bench, count: usize) -> anyhow::Result<Report> {
     let one_name = ["bench-1".to_owned()];
     let one_ready = wait_for(bench, &one_name, Stage::Ready, Duration::from_secs(120)).await? - start;
     let children = children_of(bench, "bench-1");
-    let all_children = children
-        .iter()
-        .map(|(_, t)| *t)
-        .max()
-        .context("no children seen")?
-        - start;
+    let all_children = last_child_seen(bench, "bench-1", None).context("no children seen")? - start;
     let one_tuned = wait_for(bench, &one_name, Stage::Tuned, Duration::from_secs(300)).await? - start;
     let one_steady = wait_quiet(bench, Duration::from_secs(120))
         .await?
@@ -228,15 +223,15 @@ async fn run_phases(bench: &Bench, count: usize) -> anyhow::Result<Report> {
         md,
         "**API writes per steady-state reconcile: {:.2}** ({} writes over {} reconciles, each triggered by an \
          annotation change on the stack; reads per reconcile {:.1}; writes: {}).\n",
-        touched.writes() / touched.reconciles.max(1.0),
+        touched.writes_per_reconcile(),
         touched.writes(),
         touched.reconciles,
-        touched.reads() / touched.reconciles.max(1.0),
+        touched.reads_per_reconcile(),
         touched.write_breakdown(),
     )?;
     json.insert(
         "steady_writes_per_reconcile_1".into(),
-        json!(touched.writes() / touched.reconciles.max(1.0)),
+        json!(touched.writes_per_reconcile()),
     );
 
     // 3. N stacks at once.
@@ -264,25 +259,18 @@ async fn run_phases(bench: &Bench, count: usize) -> anyhow::Result<Report> {
     let during = bench.operator.counters().await?.since(&before);
     let per_stack: Vec<Duration> = created
         .iter()
-        .filter_map(|(name, at)| Some(children_of(bench, name).iter().map(|(_, t)| *t).max()? - *at))
+        .filter_map(|(name, at)| Some(last_child_seen(bench, name, None)? - *at))
         .collect();
     let children_all_in = created
         .iter()
-        .filter_map(|(name, _)| children_of(bench, name).iter().map(|(_, t)| *t).max())
+        .filter_map(|(name, _)| last_child_seen(bench, name, None))
         .max()
         .map_or(Duration::ZERO, |t| t - start);
     // Everything but the API Deployment, which waits for the migration Job, i.e. for the controller
     // manager (at its default 20 requests/s) to create the Job's pod and record its success.
     let ungated_in = created
         .iter()
-        .filter_map(|(name, _)| {
-            let gated = format!("Deployment/{name}-api");
-            children_of(bench, name)
-                .iter()
-                .filter(|(c, _)| *c != gated)
-                .map(|(_, t)| *t)
-                .max()
-        })
+        .filter_map(|(name, _)| last_child_seen(bench, name, Some(&format!("Deployment/{name}-api"))))
         .max()
         .map_or(Duration::ZERO, |t| t - start);
     let cpu = bench.operator.cpu_seconds()? - cpu_before;
@@ -351,7 +339,7 @@ async fn run_phases(bench: &Bench, count: usize) -> anyhow::Result<Report> {
     writeln!(
         md,
         "| writes per steady-state reconcile, every stack touched once | {:.2} ({} writes, {} reconciles) |",
-        touched_many.writes() / touched_many.reconciles.max(1.0),
+        touched_many.writes_per_reconcile(),
         touched_many.writes(),
         touched_many.reconciles
     )?;
@@ -386,7 +374,7 @@ async fn run_phases(bench: &Bench, count: usize) -> anyhow::Result<Report> {
         ("writes_to_steady_state", json!(during.writes())),
         (
             "steady_writes_per_reconcile_n",
-            json!(touched_many.writes() / touched_many.reconciles.max(1.0)),
+            json!(touched_many.writes_per_reconcile()),
         ),
         ("window_seconds", json!(bench.window.as_secs())),
         ("window_reconciles", json!(window.reconciles)),
@@ -398,8 +386,5 @@ async fn run_phases(bench: &Bench, count: usize) -> anyhow::Result<Report> {
     ] {
         json.insert(key.into(), value);
     }
-    Ok(Report {
-        markdown: md,
-        json: serde_json::Value::Object(json),
-    })
+    Ok(Report { markdown: md, json })
 }

@@ -5,6 +5,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use perfstack_operator::kube_requests::WRITE_VERBS;
 use tokio::process::{Child, Command};
 
 /// A running `perfstack-operator run`, watching one namespace, without leader election.
@@ -120,8 +121,6 @@ pub struct Counters {
     pub requests: BTreeMap<(String, String), f64>,
 }
 
-const WRITE_VERBS: [&str; 5] = ["create", "update", "patch", "delete", "deletecollection"];
-
 impl Counters {
     fn parse(text: &str) -> Self {
         let mut counters = Self::default();
@@ -155,6 +154,16 @@ impl Counters {
 
     pub fn writes(&self) -> f64 {
         self.sum(|verb| WRITE_VERBS.contains(&verb))
+    }
+
+    /// Writes per reconcile (0 without reconciles).
+    pub fn writes_per_reconcile(&self) -> f64 {
+        self.writes() / self.reconciles.max(1.0)
+    }
+
+    /// Reads per reconcile (0 without reconciles).
+    pub fn reads_per_reconcile(&self) -> f64 {
+        self.reads() / self.reconciles.max(1.0)
     }
 
     pub fn reads(&self) -> f64 {

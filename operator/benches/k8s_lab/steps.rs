@@ -101,6 +101,15 @@ pub(crate) fn children_of(bench: &Bench, stack: &str) -> Vec<(String, Instant)> 
     children
 }
 
+/// When the last child of `stack` (other than `except`, `Kind/name`) first appeared.
+pub(crate) fn last_child_seen(bench: &Bench, stack: &str, except: Option<&str>) -> Option<Instant> {
+    children_of(bench, stack)
+        .into_iter()
+        .filter(|(child, _)| Some(child.as_str()) != except)
+        .map(|(_, seen)| seen)
+        .max()
+}
+
 pub(crate) fn acted_since(bench: &Bench, start: Instant, stack: &str) -> Vec<(Duration, String)> {
     let prefix = format!("{stack}: ");
     bench

@@ -68,6 +68,7 @@ pub(super) async fn report_failure(ctx: &Context, stack: &PerformanceStack, erro
     }
     error
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -329,19 +329,36 @@ pub fn compute(
 
 /// The status of a stack whose spec is invalid: Ready=False naming the field; the rest unchanged.
 pub fn invalid(stack: &PerformanceStack, error: &InvalidSpec, now: &Time) -> StackStatus {
+    not_ready(
+        stack,
+        "InvalidSpec",
+        format!("invalid spec: {error}"),
+        now,
+        |_| Phase::Failed,
+    )
+}
+
+/// The stack's status with Ready False (`reason`, `message`), the phase `phase` makes of the
+/// previous one, and every other condition as it was.
+fn not_ready(
+    stack: &PerformanceStack,
+    reason: &'static str,
+    message: String,
+    now: &Time,
+    phase: impl FnOnce(Option<Phase>) -> Phase,
+) -> StackStatus {
     let mut status = stack.status.clone().unwrap_or_default();
     let generation = stack.metadata.generation;
-    let message = format!("invalid spec: {error}");
     set_condition(
         &mut status.conditions,
-        Observed(READY, false, "InvalidSpec", message),
+        Observed(READY, false, reason, message),
         generation,
         now,
     );
     sort_conditions(&mut status.conditions);
     status.observed_generation = generation;
-    status.phase = Some(Phase::Failed);
-    status.reason = Some("InvalidSpec".into());
+    status.phase = Some(phase(status.phase));
+    status.reason = Some(reason.into());
     status
 }
 
@@ -354,23 +371,11 @@ pub fn reconcile_failed(
     message: String,
     now: &Time,
 ) -> StackStatus {
-    let mut status = stack.status.clone().unwrap_or_default();
-    let generation = stack.metadata.generation;
-    set_condition(
-        &mut status.conditions,
-        Observed(READY, false, reason, message),
-        generation,
-        now,
-    );
-    sort_conditions(&mut status.conditions);
-    status.observed_generation = generation;
-    status.phase = Some(match status.phase {
+    not_ready(stack, reason, message, now, |before| match before {
         Some(Phase::Ready) => Phase::Degraded,
         None | Some(Phase::Pending | Phase::Suspended) => Phase::Provisioning,
         Some(other) => other,
-    });
-    status.reason = Some(reason.into());
-    status
+    })
 }
 
 /// The status of a suspended stack: conditions as they were, phase Suspended.
