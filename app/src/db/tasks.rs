@@ -362,14 +362,9 @@ async fn list_ordered<K>(
             qb.build_query_as::<Task>().fetch_all(&pool).await
         })
         .await?;
-    let total = match window {
-        Window::Offset { .. } => Some(
-            totals
-                .get_or_count(TotalOf::Tasks(filter.clone()), || count(db, filter))
-                .await?,
-        ),
-        Window::Keyset { .. } => None,
-    };
+    let total = totals
+        .for_window(window, TotalOf::Tasks(filter.clone()), || count(db, filter))
+        .await?;
     Ok(Slice::from_rows(rows, window, total))
 }
 

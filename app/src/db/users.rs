@@ -239,14 +239,9 @@ pub async fn list(
             qb.build_query_as::<User>().fetch_all(&pool).await
         })
         .await?;
-    let total = match window {
-        Window::Offset { .. } => Some(
-            totals
-                .get_or_count(TotalOf::Users(filter.clone()), || count(db, filter))
-                .await?,
-        ),
-        Window::Keyset { .. } => None,
-    };
+    let total = totals
+        .for_window(window, TotalOf::Users(filter.clone()), || count(db, filter))
+        .await?;
     Ok(Slice::from_rows(rows, window, total))
 }
 

@@ -106,8 +106,9 @@ pub enum Pagination {
         page: u32,
         limit: i64,
         /// Exact number of rows matching the filters, reused for up to `COUNT_CACHE_TTL_MS`
-        /// (default 5 s) per filter set; writes through the same instance show at once, others
-        /// within that time.
+        /// (default 5 s) per filter set; writes through the same instance show at once, or within
+        /// `COUNT_CACHE_WRITE_REFRESH_MS` (default 1 s) under a stream of writes, others within
+        /// the TTL.
         total: i64,
         /// Whether a page follows, judged from `total`.
         has_next: bool,

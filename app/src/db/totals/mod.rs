@@ -21,7 +21,7 @@ use std::{
 use moka::future::Cache;
 
 pub use self::telemetry::{TableLabel, TotalsTelemetry};
-use super::{projects::ProjectFilter, tasks::TaskFilter, users::UserFilter};
+use super::{page::Window, projects::ProjectFilter, tasks::TaskFilter, users::UserFilter};
 
 mod telemetry;
 
@@ -240,6 +240,24 @@ impl ListTotals {
             self.telemetry.record(table, Lookup::Coalesced);
         }
         Ok(entry.into_value())
+    }
+
+    /// The `total` a list in `window` reports: counted (or cached) for an offset page, none for a
+    /// keyset page.
+    pub async fn for_window<K, F, Fut>(
+        &self,
+        window: &Window<K>,
+        of: TotalOf,
+        count: F,
+    ) -> Result<Option<i64>, sqlx::Error>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<i64, sqlx::Error>>,
+    {
+        match window {
+            Window::Offset { .. } => self.get_or_count(of, count).await.map(Some),
+            Window::Keyset { .. } => Ok(None),
+        }
     }
 
     /// Records that rows of `table` were (or may have been) written by this process: totals

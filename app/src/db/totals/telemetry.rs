@@ -39,20 +39,15 @@ impl TotalsTelemetry {
     }
 
     pub(super) fn record(&self, table: Table, lookup: Lookup) {
-        let family = match lookup {
-            Lookup::Hit => &self.hits,
-            Lookup::Coalesced => &self.coalesced,
-            Lookup::Miss => &self.misses,
-        };
-        family
-            .get_or_create(&TableLabel {
-                table: table.as_str(),
-            })
-            .inc();
+        self.counter(table, lookup).inc();
     }
 
     /// How many lookups of `table` were answered as `lookup` so far.
     pub fn count(&self, table: Table, lookup: Lookup) -> u64 {
+        self.counter(table, lookup).get()
+    }
+
+    fn counter(&self, table: Table, lookup: Lookup) -> Counter {
         let family = match lookup {
             Lookup::Hit => &self.hits,
             Lookup::Coalesced => &self.coalesced,
@@ -62,7 +57,7 @@ impl TotalsTelemetry {
             .get_or_create(&TableLabel {
                 table: table.as_str(),
             })
-            .get()
+            .clone()
     }
 }
 
@@ -85,7 +80,7 @@ impl RegisterMetrics for TotalsTelemetry {
         );
         r.register(
             "perfstack_count_cache_invalidations",
-            "Writes through this process that retired the cached totals of a table",
+            "Retirements of a table's cached totals by writes through this process (at most one per write refresh period)",
             self.invalidations.clone(),
         );
         r.register(
