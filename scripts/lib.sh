@@ -76,3 +76,25 @@ delete_stacks() {
     done
   done
 }
+
+# bench_measured PATH... : two lines naming when, at which commit (marked "+local changes" when PATH...
+# differ from it) and on what machine a benchmark ran; the second line has no end punctuation.
+bench_measured() {
+  local commit
+  commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- "$@" || echo "+local changes")
+  echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') at commit \`$commit\` on $(nproc) cores"
+  printf '(%s), %s memory' "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)" \
+    "$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
+}
+
+# replace_generated_block DOC MARKER BLOCK : puts the file BLOCK (which holds its own
+# "<!-- MARKER:begin" and "<!-- MARKER:end -->" lines) in place of DOC's block of that MARKER,
+# keeping the prose around it.
+replace_generated_block() {
+  local doc=$1 marker=$2 block=$3
+  awk -v block="$block" -v begin="<!-- $marker:begin" -v end="<!-- $marker:end -->" '
+    index($0, begin) == 1 { while ((getline line < block) > 0) print line; skip = 1; next }
+    index($0, end) == 1 { skip = 0; next }
+    !skip { print }' "$doc" >"$block.doc"
+  cp "$block.doc" "$doc"
+}
