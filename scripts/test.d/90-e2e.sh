@@ -1,7 +1,6 @@
-# The operator e2e suite (scripts/e2e.sh) when a cluster is at hand: KUBECONFIG, or the k8s-lab beside
-# the repository (started if needed). Without either it says so and passes: the suite needs a real API
-# server, which a developer's machine may not have.
+# The operator e2e suite (e2e/operator.sh, `make e2e`) on a cluster without nodes: KUBECONFIG, or a
+# node-less k8s-lab of its own (e2e/lib.sh). Without either it says so and passes.
 set -euo pipefail
-source "$PERFSTACK_ROOT/scripts/lib.sh"
-e2e_skip_without_cluster "e2e"
-bash "$PERFSTACK_ROOT/scripts/e2e.sh"
+source "$PERFSTACK_ROOT/e2e/lib.sh"
+e2e_skip_unless played "operator e2e"
+bash "$PERFSTACK_ROOT/e2e/operator.sh"

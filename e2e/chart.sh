@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# e2e for the Helm chart against a real API server (KUBECONFIG, else ../shared/k8s-lab):
+# e2e for the Helm chart against a real API server with no node (e2e/lib.sh: KUBECONFIG, or a node-less k8s-lab):
 #  1. installs the chart twice: namespaced (watchNamespaces = one test namespace, 2 replicas) and
 #     cluster-wide (defaults), with `helm install`, so Helm's real capability detection is exercised;
 #  2. proves the ServiceAccount's rights with SubjectAccessReviews: every right the operator needs is
@@ -13,21 +13,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$PERFSTACK_ROOT"
-ROOT=$PERFSTACK_ROOT
-
-LAB=$(k8s_lab_dir || true)
-# helm and kubectl (1.33) first on PATH before the lab starts, so up.sh and sa-kubeconfig.sh use them.
-[[ -n ${KUBECONFIG:-} || -n $LAB ]] && source scripts/tools.sh
-if [[ -z ${KUBECONFIG:-} ]]; then
-  if [[ -z $LAB ]]; then
-    echo "e2e-chart: SKIPPED: no KUBECONFIG and no k8s-lab (looked in \$K8S_LAB, ../shared/k8s-lab, ../../shared/k8s-lab)"
-    exit 0
-  fi
-  eval "$("$LAB/up.sh")"
-fi
-# The lab's sa-kubeconfig.sh only speaks for the lab; another cluster gets sa_kubeconfig below.
-[[ -n $LAB && $KUBECONFIG == "${K8S_LAB_DIR:-/tmp/k8s-lab}/kubeconfig" ]] || LAB=
-export KUBECONFIG
+e2e_init played
 set +e # from here on, failures are counted and reported, and cleanup always runs
 set -uo pipefail
 
@@ -52,11 +38,7 @@ cleanup() {
   if [[ -n $operator_pid ]] && kill -0 "$operator_pid" 2>/dev/null; then
     kill -TERM "$operator_pid"; wait "$operator_pid" 2>/dev/null
   fi
-  kubectl delete performancestacks.perfstack.dev --all -n "$WATCH" --wait=false >/dev/null 2>&1
-  # A stack left with a finalizer (operator gone) would keep its namespace Terminating forever.
-  for s in $(kubectl get performancestacks.perfstack.dev -n "$WATCH" -o name 2>/dev/null); do
-    kubectl patch "$s" -n "$WATCH" --type=merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
-  done
+  delete_stacks "$WATCH"
   helm uninstall "$REL" -n "$SYS" >/dev/null 2>&1
   helm uninstall "$CREL" -n "$CSYS" >/dev/null 2>&1
   kubectl delete ns "$SYS" "$WATCH" "$OTHER" "$CSYS" --wait=false >/dev/null 2>&1
@@ -193,12 +175,8 @@ done
 # 3. The operator itself, with the chart's ServiceAccount token and nothing else.
 run_operator_checks() {
   local bin=$OPERATOR_BIN port stack deadline probe
-  if [[ -n $LAB ]]; then
-    "$LAB/sa-kubeconfig.sh" "$SYS" "$SA" >"$work/sa.kubeconfig" || { ko "sa-kubeconfig.sh"; return; }
-  else
-    sa_kubeconfig "$SYS" "$SA" >"$work/sa.kubeconfig" || { ko "ServiceAccount kubeconfig"; return; }
-  fi
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  sa_kubeconfig "$SYS" "$SA" >"$work/sa.kubeconfig" || { ko "ServiceAccount kubeconfig"; return; }
+  port=$(free_port)
   KUBECONFIG=$work/sa.kubeconfig POD_NAME=e2e-chart-0 POD_NAMESPACE=$SYS "$bin" run \
     --namespaces "$WATCH" --leader-election --lease-name "$SA" --lease-namespace "$SYS" \
     --metrics-addr "127.0.0.1:$port" --log-format json >"$work/operator.log" 2>&1 &
@@ -235,28 +213,6 @@ run_operator_checks() {
     && ok || ko "stack $stack not deleted within 60 s (finalizer not removed?)"
   kill -0 "$operator_pid" 2>/dev/null && ok || { ko "operator exited early:"; tail -20 "$work/operator.log" >&2; }
   kill -TERM "$operator_pid" 2>/dev/null; wait "$operator_pid" 2>/dev/null; operator_pid=
-}
-
-# A ServiceAccount kubeconfig for a cluster that is not the lab (the lab has its own script).
-sa_kubeconfig() {
-  local ns=$1 sa=$2 token server ca
-  token=$(kubectl create token "$sa" -n "$ns" --duration=1h) || return 1
-  server=$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')
-  ca=$(kubectl config view --minify --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')
-  cat <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: c
-  cluster: {server: "$server", certificate-authority-data: "$ca"}
-users:
-- name: $sa
-  user: {token: "$token"}
-contexts:
-- name: c
-  context: {cluster: c, user: $sa, namespace: $ns}
-current-context: c
-EOF
 }
 
 # PERFSTACK_OPERATOR_BIN: test a given operator binary (a release build, another checkout's) instead.
