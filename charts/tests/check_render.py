@@ -142,7 +142,7 @@ def check_default(docs):
     check(not any(a.startswith("--namespaces") for a in args), "no --namespaces by default")
     check("--tuner-scrape=auto" in args, f"tuner scrape mode defaults to auto: {args}")
     _, _, c = operator_container(docs)
-    check(c.get("image") == "perfstack/perfstack-operator:0.1.0", f"image defaults to appVersion: {c.get('image')}")
+    check(c.get("image") == "ghcr.io/perfstack/perfstack-operator:0.1.0", f"image defaults to appVersion: {c.get('image')}")
     pdb = one(docs, "PodDisruptionBudget")
     check(pdb.get("apiVersion") == "policy/v1", "PDB is policy/v1 on current Kubernetes")
     check(pdb.get("spec", {}).get("maxUnavailable") == 1, "default PDB allows one pod down")

@@ -1,0 +1,145 @@
+# Shared by the suites that run the stack on the k8s-lab's real node (e2e/node.sh, e2e/faults.sh):
+# release binaries, images from the project's Dockerfiles, the operator installed with the Helm chart,
+# a stack, and ways to reach its API. Source it after e2e/lib.sh.
+
+VERSION=$(awk -F'"' '/^\[workspace.package\]/ {p=1} p && /^version/ {print $2; exit}' "$PERFSTACK_ROOT/Cargo.toml")
+# One registry and one naming rule for both images: the chart's default, the operator's default API
+# image and `make images` (scripts/images.sh) all use it.
+IMAGE_REGISTRY=ghcr.io/perfstack
+APP_IMAGE=$IMAGE_REGISTRY/perfstack-app:$VERSION
+OPERATOR_IMAGE=$IMAGE_REGISTRY/perfstack-operator:$VERSION
+# A second tag of the same binary, for a rollout that changes nothing but the image.
+APP_IMAGE_NEXT=$IMAGE_REGISTRY/perfstack-app:$VERSION-next
+RELEASE_DIR=${CARGO_TARGET_DIR:-$PERFSTACK_ROOT/target}/release
+# Which builder made the images the suite runs (podman from the Dockerfiles, or the lab's image.sh).
+IMAGE_BUILDER=
+
+# ms_since EPOCHREALTIME : milliseconds elapsed since that moment.
+ms_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%d", (b - a) * 1000 }'; }
+
+# step NAME : starts a timed step; `pass` then reports how long it took (the suite's log lists every
+# check with its timing).
+STEP_START=$EPOCHREALTIME
+step() { STEP_START=$EPOCHREALTIME; log "-- $*"; }
+pass() { log "ok ($(awk -v ms="$(ms_since "$STEP_START")" 'BEGIN { printf "%.1f", ms / 1000 }') s): $*"; STEP_START=$EPOCHREALTIME; }
+
+# figure NAME VALUE : records a figure for the suite's summary (and docs/install.md).
+figure() {
+  printf '%s\t%s\n' "$1" "$2" >>"$WORK/$SUITE-figures.tsv"
+  log "figure: $1 = $2"
+}
+
+# build_release : the API and operator binaries, release profile.
+build_release() {
+  log "building the release binaries (perfstack-app, perfstack-operator)"
+  cargo build -q --release -p perfstack-app -p perfstack-operator --bin perfstack-app --bin perfstack-operator
+}
+
+PODMAN=(podman --storage-driver vfs --cgroup-manager cgroupfs --events-backend file)
+
+# podman_usable : podman from Debian installed and able to build here.
+podman_usable() {
+  [[ -n ${PERFSTACK_E2E_NO_PODMAN:-} ]] && return 1
+  command -v podman >/dev/null || apt_install podman >/dev/null 2>&1 || return 1
+  "${PODMAN[@]}" info >/dev/null 2>&1
+}
+
+# dockerfile_image DOCKERFILE BINARY NAME... : builds the Dockerfile's `prebuilt` target with podman on
+# the lab's Debian base (no registry here: BUILD_IMAGE is never pulled, RUNTIME_IMAGE is local) and
+# imports it into the node under each NAME.
+dockerfile_image() {
+  local dockerfile=$1 binary=$2 name ctx
+  shift 2
+  ctx=$(mktemp -d)
+  cp "$binary" "$ctx/"
+  "${PODMAN[@]}" build -q --target prebuilt --build-arg RUNTIME_IMAGE=localhost/perfstack/runtime-base:lab \
+    --build-arg "VERSION=$VERSION" -f "$dockerfile" -t "$1" "$ctx" >/dev/null
+  for name in "$@"; do
+    [[ $name == "$1" ]] || "${PODMAN[@]}" tag "$1" "$name"
+    "${PODMAN[@]}" save -q --format docker-archive -o "$ctx/image.tar" "$name"
+    lab_run node image.sh import "$ctx/image.tar" >/dev/null
+    rm -f "$ctx/image.tar"
+  done
+  rm -rf "$ctx"
+}
+
+# build_images : PostgreSQL and Redis stand-ins (the operator's default image names), and the operator
+# and API images under the names the chart and the operator use. From the project's Dockerfiles with
+# podman when it works here, else wrapped by the lab's image.sh; IMAGE_BUILDER says which.
+build_images() {
+  lab_run node image.sh postgres >/dev/null
+  lab_run node image.sh redis >/dev/null
+  if podman_usable; then
+    # The lab's minimal Debian base (glibc, CA certificates, tzdata, user 65532) stands in for distroless.
+    lab_run node image.sh binary localhost/perfstack/runtime-base:lab /bin/true >/dev/null 2>&1
+    local archive
+    archive=$(mktemp)
+    ctr --address "${K8S_LAB_DIR:-/tmp/k8s-lab}/node/containerd/containerd.sock" -n k8s.io images export \
+      "$archive" localhost/perfstack/runtime-base:lab && "${PODMAN[@]}" load -q -i "$archive" >/dev/null
+    rm -f "$archive"
+    dockerfile_image operator/Dockerfile "$RELEASE_DIR/perfstack-operator" "$OPERATOR_IMAGE"
+    dockerfile_image app/Dockerfile "$RELEASE_DIR/perfstack-app" "$APP_IMAGE" "$APP_IMAGE_NEXT"
+    IMAGE_BUILDER="podman $("${PODMAN[@]}" version --format '{{.Client.Version}}') from app/Dockerfile and operator/Dockerfile (target prebuilt)"
+  else
+    lab_run node image.sh binary "$OPERATOR_IMAGE" "$RELEASE_DIR/perfstack-operator" >/dev/null
+    lab_run node image.sh binary "$APP_IMAGE" "$RELEASE_DIR/perfstack-app" >/dev/null
+    lab_run node image.sh binary "$APP_IMAGE_NEXT" "$RELEASE_DIR/perfstack-app" >/dev/null
+    IMAGE_BUILDER="the k8s-lab's image.sh (podman not usable here: set PERFSTACK_E2E_NO_PODMAN= and check 'podman info')"
+  fi
+  log "images: $IMAGE_BUILDER"
+}
+
+# install_operator RELEASE NAMESPACE WATCHED [helm flags...] : the chart, as a platform team installs
+# it (its Deployment, ServiceAccount and RBAC, leader election on), watching one namespace; waits until
+# one replica holds the Lease.
+install_operator() {
+  local release=$1 ns=$2 watched=$3
+  shift 3
+  helm install "$release" "$PERFSTACK_ROOT/charts/perfstack-operator" -n "$ns" --create-namespace --skip-crds \
+    --set-json "watchNamespaces=[\"$watched\"]" --set "image.tag=$VERSION" "$@" >/dev/null
+  K rollout status -n "$ns" "deployment/$release-perfstack-operator" --timeout=180s >/dev/null ||
+    fail "the operator Deployment did not become available"
+  lease_held() { [[ -n $(K get lease -n "$ns" "$release-perfstack-operator" -o jsonpath='{.spec.holderIdentity}' 2>/dev/null) ]]; }
+  wait_for 60 "an operator pod to take the Lease" lease_held
+}
+
+# api_pod_ips NS STACK : the Ready API pods' IPs, one per line.
+api_pod_ips() {
+  K get pods -n "$1" -l "perfstack.dev/stack=$2,app.kubernetes.io/component=api" -o json |
+    jq -r '.items[] | select(.metadata.deletionTimestamp == null)
+      | select(any(.status.conditions[]?; .type == "Ready" and .status == "True")) | .status.podIP'
+}
+
+# service_url NS STACK : the API Service's ClusterIP URL (the node reaches it through kube-proxy).
+service_url() {
+  echo "http://$(K get service -n "$1" "$2-api" -o jsonpath='{.spec.clusterIP}'):$(K get service -n "$1" "$2-api" -o jsonpath='{.spec.ports[0].port}')"
+}
+
+# metric URL NAME : one unlabelled sample of a pod's /metrics.
+metric() { curl -fsS --max-time 5 "$1/metrics" | awk -v n="$2" '$1 == n { print $2; exit }'; }
+
+# seed_stack NS STACK USERS PROJECTS TASKS : `perfstack-app seed` as a Job with the stack's database
+# credentials (a demo dataset for the load tester), waits for it.
+seed_stack() {
+  local ns=$1 stack=$2
+  K apply -n "$ns" -f - >/dev/null <<EOF
+apiVersion: batch/v1
+kind: Job
+metadata: {name: $stack-seed}
+spec:
+  backoffLimit: 2
+  template:
+    spec:
+      restartPolicy: Never
+      securityContext: {runAsNonRoot: true, runAsUser: 10001}
+      containers:
+      - name: seed
+        image: $APP_IMAGE
+        args: [seed, --users, "$3", --projects, "$4", --tasks, "$5"]
+        env:
+        - name: DATABASE_URL
+          valueFrom: {secretKeyRef: {name: $stack-credentials, key: database-url}}
+EOF
+  K wait -n "$ns" --for=condition=complete "job/$stack-seed" --timeout=300s >/dev/null ||
+    fail "the seed Job did not complete: $(K logs -n "$ns" "job/$stack-seed" --tail=5 2>&1)"
+}
