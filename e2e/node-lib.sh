@@ -70,13 +70,13 @@ build_images() {
   lab_run node image.sh postgres >/dev/null
   lab_run node image.sh redis >/dev/null
   if podman_usable; then
-    # The lab's minimal Debian base (glibc, CA certificates, tzdata, user 65532) stands in for distroless.
+    # The lab's minimal Debian base (glibc, CA certificates, tzdata, user 65532; the layer image.sh
+    # wraps binaries in) stands in for distroless: image.sh makes it once, podman imports it.
     lab_run node image.sh binary localhost/perfstack/runtime-base:lab /bin/true >/dev/null 2>&1
-    local archive
-    archive=$(mktemp)
-    ctr --address "${K8S_LAB_DIR:-/tmp/k8s-lab}/node/containerd/containerd.sock" -n k8s.io images export \
-      "$archive" localhost/perfstack/runtime-base:lab && "${PODMAN[@]}" load -q -i "$archive" >/dev/null
-    rm -f "$archive"
+    local base
+    base=$(ls -t "${K8S_LAB_CACHE:-$HOME/.cache/k8s-lab}"/images/binary-base-*.layer 2>/dev/null | head -1)
+    [[ -f $base ]] || die "the k8s-lab's base layer for binary images is missing"
+    "${PODMAN[@]}" import -q "$base" localhost/perfstack/runtime-base:lab >/dev/null
     dockerfile_image operator/Dockerfile "$RELEASE_DIR/perfstack-operator" "$OPERATOR_IMAGE"
     dockerfile_image app/Dockerfile "$RELEASE_DIR/perfstack-app" "$APP_IMAGE" "$APP_IMAGE_NEXT"
     IMAGE_BUILDER="podman $("${PODMAN[@]}" version --format '{{.Client.Version}}') from app/Dockerfile and operator/Dockerfile (target prebuilt)"

@@ -74,8 +74,10 @@ job=$(K get job -n "$NS" -l "perfstack.dev/stack=$STACK,app.kubernetes.io/compon
 [[ $(K get job -n "$NS" "$job" -o jsonpath='{.status.succeeded}') == 1 ]] || fail "the migration Job $job did not succeed"
 summary=$(condition "$NS" "$STACK" MigrationsApplied message)
 [[ $summary == *idx_* ]] || fail "the operator did not read the migrate summary: $summary"
+# The Deployment starts with one replica; the HPA raises it to its minimum (2) on its own schedule.
+two_api_pods() { (($(api_pod_ips "$NS" "$STACK" | wc -l) >= 2)); }
+wait_for 120 "2 Ready API pods (the HPA's minimum)" two_api_pods
 mapfile -t PODS < <(api_pod_ips "$NS" "$STACK")
-((${#PODS[@]} >= 2)) || fail "fewer than 2 Ready API pods: ${PODS[*]}"
 for ip in "${PODS[@]}"; do curl -fsS --max-time 5 "http://$ip:8080/readyz" >/dev/null || fail "API pod $ip not ready"; done
 [[ $(metric "http://${PODS[0]}:8080" perfstack_db_server_max_connections) == 200 ]] ||
   fail "the API pod does not see the bundled server's max_connections 200"
