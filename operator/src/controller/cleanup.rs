@@ -7,8 +7,9 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use serde_json::json;
 
-use super::{Context, Error};
-use crate::build::{ChildNames, STACK_LABEL};
+use super::context::{Context, stack_key};
+use super::error::Error;
+use crate::children::{ChildNames, STACK_LABEL};
 use crate::crd::{DeletionPolicy, PerformanceStack};
 
 /// Retain: orphans the credentials Secret so it outlives the stack together with the database volume
@@ -17,7 +18,7 @@ pub async fn cleanup(stack: &PerformanceStack, ctx: &Context) -> Result<Action, 
     let namespace = stack.namespace().unwrap_or_default();
     let name = stack.name_any();
     if let Some(tuning) = &ctx.tuning {
-        tuning.registry.forget(&format!("{namespace}/{name}"));
+        tuning.registry.forget(&stack_key(stack));
     }
     match stack.spec.deletion_policy {
         DeletionPolicy::Retain => {

@@ -1,24 +1,17 @@
-//! Validate: turn a `PerformanceStack` into a [`ValidatedStack`] or name the field that is wrong.
+//! Validate (step 1 of the reconcile): turn a `PerformanceStack` into a [`ValidatedStack`] or name
+//! the field that is wrong.
 //!
 //! The CRD schema carries the same bounds and CEL rules, but older API servers ignore CEL and objects
-//! may predate a schema change, so the controller checks everything it relies on itself.
+//! may predate a schema change, so the controller checks everything it relies on itself. Bounds the
+//! app enforces too (the tuning file's) come from the contract.
+use std::fmt::Display;
+use std::ops::RangeInclusive;
+
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use perfstack_contract::{env, tuning};
 
-use crate::build::{CacheSource, DatabaseSource, ValidatedStack, default_app_image};
+use crate::children::{CacheSource, DatabaseSource, ValidatedStack, default_app_image};
 use crate::crd::{CacheMode, DatabaseMode, ExternalSpec, PerformanceStack};
-
-/// Environment variables the operator sets on the API container; spec.app.env must not override them.
-pub const RESERVED_ENV: &[&str] = &[
-    "DATABASE_URL",
-    "REDIS_URL",
-    "LISTEN_ADDR",
-    "LOG_FORMAT",
-    "TUNING_FILE",
-    "DB_POOL_MIN",
-    "DB_POOL_MAX",
-    "DB_ACQUIRE_TIMEOUT_MS",
-    "DB_IDLE_TIMEOUT_S",
-];
 
 /// A spec the operator cannot deploy, with the offending field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,10 +31,21 @@ fn invalid(field: &str, message: impl Into<String>) -> InvalidSpec {
 }
 
 fn in_range(field: &str, value: i32, min: i32, max: i32) -> Result<(), InvalidSpec> {
-    if (min..=max).contains(&value) {
+    in_contract_range(field, value, &(min..=max))
+}
+
+/// `value` (as the CRD holds it) within a bound given in the contract's integer type.
+fn in_contract_range<T>(field: &str, value: i32, range: &RangeInclusive<T>) -> Result<(), InvalidSpec>
+where
+    T: TryFrom<i32> + PartialOrd + Display,
+{
+    if T::try_from(value).is_ok_and(|v| range.contains(&v)) {
         Ok(())
     } else {
-        Err(invalid(field, format!("{value} is outside {min}..={max}")))
+        Err(invalid(
+            field,
+            format!("{value} is outside {}..={}", range.start(), range.end()),
+        ))
     }
 }
 
@@ -116,7 +120,7 @@ pub fn validate(stack: &PerformanceStack) -> Result<ValidatedStack, InvalidSpec>
         ));
     }
     for (i, var) in app.env.iter().enumerate() {
-        if RESERVED_ENV.contains(&var.name.as_str()) {
+        if env::OPERATOR_SET.contains(&var.name.as_str()) {
             return Err(invalid(
                 &format!("spec.app.env[{i}].name"),
                 format!("{} is set by the operator and cannot be overridden", var.name),
@@ -124,9 +128,22 @@ pub fn validate(stack: &PerformanceStack) -> Result<ValidatedStack, InvalidSpec>
         }
     }
     let pool = &spec.pool;
-    in_range("spec.pool.minConnections", pool.min_connections, 0, 500)?;
-    in_range("spec.pool.maxConnections", pool.max_connections, 1, 500)?;
-    in_range("spec.pool.acquireTimeoutMs", pool.acquire_timeout_ms, 1, 600_000)?;
+    let most_connections = *tuning::MAX_CONNECTIONS.end();
+    in_contract_range(
+        "spec.pool.minConnections",
+        pool.min_connections,
+        &(0..=most_connections),
+    )?;
+    in_contract_range(
+        "spec.pool.maxConnections",
+        pool.max_connections,
+        &tuning::MAX_CONNECTIONS,
+    )?;
+    in_contract_range(
+        "spec.pool.acquireTimeoutMs",
+        pool.acquire_timeout_ms,
+        &tuning::ACQUIRE_TIMEOUT_MS,
+    )?;
     in_range(
         "spec.pool.idleTimeoutSeconds",
         pool.idle_timeout_seconds,
@@ -237,7 +254,6 @@ pub fn validate(stack: &PerformanceStack) -> Result<ValidatedStack, InvalidSpec>
         spec: spec.clone(),
         database,
         cache,
-        tuned: None,
     })
 }
 
@@ -308,7 +324,9 @@ mod tests {
         spec.app.max_replicas = 101;
         assert_eq!(validate(&stack(spec)).unwrap_err().field, "spec.app.maxReplicas");
         let mut spec = PerformanceStackSpec::default();
-        spec.app.env.push(crate::build::plain_env("DATABASE_URL", "x"));
+        spec.app
+            .env
+            .push(crate::children::pod::plain_env("DATABASE_URL", "x"));
         assert_eq!(validate(&stack(spec)).unwrap_err().field, "spec.app.env[0].name");
     }
 

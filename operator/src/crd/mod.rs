@@ -11,7 +11,10 @@ use kube::{CustomResource, KubeSchema};
 pub use policy::{DeletionPolicy, MigrationsSpec, PoolSpec, SloSpec, TuningMode, TuningSpec};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-pub use status::{Phase, StackStatus};
+pub use status::{
+    DecisionRecord, MigrationState, MigrationStatus, ObservationSummary, Phase, StackStatus, TunedSettings,
+    TuningStatus,
+};
 
 /// The API group of the custom resource.
 pub const GROUP: &str = "perfstack.dev";

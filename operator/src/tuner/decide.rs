@@ -218,5 +218,4 @@ impl Tuner {
 }
 
 #[cfg(test)]
-#[path = "decide_tests.rs"]
 mod tests;

@@ -7,21 +7,12 @@ use super::act::Mode;
 use super::budget::BudgetPlan;
 use super::spec::{Settings, TuningSpec};
 
-/// The spec's starting point for the pool (`spec.pool`) and the generation to write with it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StartingPool {
-    /// `spec.pool.minConnections`.
-    pub min: u32,
-    /// `spec.pool.maxConnections`.
-    pub max: u32,
-    /// Generation for a file carrying these values.
-    pub generation: u64,
-}
-
 /// Settings to write, with the budget plan they keep (for the `ConnectionBudget` condition).
+/// `start` is the spec's own pool and generation (`from_crd::spec_settings`); its replica bounds
+/// give way to the plan's.
 pub fn effective_settings(
     spec: &TuningSpec,
-    start: StartingPool,
+    start: Settings,
     tuned: Option<&Settings>,
     mode: Mode,
 ) -> (Settings, BudgetPlan) {
@@ -30,11 +21,10 @@ pub fn effective_settings(
         (Mode::Auto, Some(tuned)) => *tuned,
         // Without a decision the pool yields first (PoolCapped), keeping the autoscaler's room.
         _ => Settings {
-            pool_min: start.min,
-            pool_max: start.max.min(plan.pool_max),
+            pool_max: start.pool_max.min(plan.pool_max),
             hpa_min: plan.replicas_min,
             hpa_max: plan.replicas_max,
-            generation: start.generation,
+            ..start
         },
     };
     (within_budget(&plan, spec, wanted), plan)
@@ -82,9 +72,11 @@ mod tests {
         )
     }
 
-    const START: StartingPool = StartingPool {
-        min: 2,
-        max: 40,
+    const START: Settings = Settings {
+        pool_min: 2,
+        pool_max: 40,
+        hpa_min: 2,
+        hpa_max: 10,
         generation: 3,
     };
 

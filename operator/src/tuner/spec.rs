@@ -1,8 +1,12 @@
 //! The tuner's inputs: what the user asked for (SLO, bounds, budget) and the settings in force.
 //!
 //! These map one-to-one from the `PerformanceStack` spec (`spec.slo`, `spec.pool`,
-//! `spec.app.replicas`, `spec.database`, `spec.tuning`) so the controller only copies fields.
+//! `spec.app.replicas`, `spec.database`, `spec.tuning`; see [`super::from_crd`]). [`Settings`] is the
+//! decision layer's one representation of the pool (and HPA bounds); [`Settings::tuning_file`] turns
+//! it into the contract's tuning file.
 use std::time::Duration;
+
+use perfstack_contract::tuning::{PoolSettings, TuningFile};
 
 use super::budget::ConnectionBudget;
 
@@ -100,5 +104,19 @@ impl Settings {
     /// Connections the settings can open at most: `hpa_max * pool_max`.
     pub fn peak_connections(&self) -> u64 {
         u64::from(self.hpa_max) * u64::from(self.pool_max)
+    }
+
+    /// The tuning file carrying these settings: the pool minimum and maximum at their generation,
+    /// `base`'s acquire and idle timeouts (the tuner never changes those). The one place the tuner's
+    /// settings become the contract's file.
+    pub fn tuning_file(&self, base: &PoolSettings) -> TuningFile {
+        TuningFile {
+            generation: self.generation,
+            pool: PoolSettings {
+                min_connections: self.pool_min,
+                max_connections: self.pool_max,
+                ..*base
+            },
+        }
     }
 }

@@ -3,19 +3,20 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
 use k8s_openapi::api::core::v1::{
-    ConfigMapEnvSource, ConfigMapVolumeSource, Container, ContainerPort, EnvFromSource, HTTPGetAction,
-    PodSpec, PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, TopologySpreadConstraint, Volume,
-    VolumeMount,
+    ConfigMapEnvSource, ConfigMapVolumeSource, Container, EnvFromSource, HTTPGetAction, PodSpec, Probe,
+    Service, TopologySpreadConstraint, Volume, VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use perfstack_contract::probes::{HTTP_PORT_NAME, LIVEZ, READYZ};
+use perfstack_contract::{env, tuning};
 use sha2::{Digest, Sha256};
 
 use super::config::app_config_map;
-use super::postgres::empty_dir;
-use super::{
-    APP_UID, CacheSource, TUNING_DIR, ValidatedStack, restricted_container, restricted_pod, secret_env,
+use super::pod::{
+    empty_dir, mount, resources_or, restricted_container, restricted_pod, secret_env, selector, service_port,
+    tcp_port, template,
 };
+use super::{APP_UID, CacheSource, ValidatedStack};
 
 /// Component label of the API.
 pub const COMPONENT: &str = "api";
@@ -32,12 +33,12 @@ pub fn deployment(stack: &ValidatedStack, image: &str, replicas: Option<i32>) ->
     let mut env = app.env.clone();
     env.push(stack.database_url_env());
     if let CacheSource::External { secret, key } = &stack.cache {
-        env.push(secret_env("REDIS_URL", secret.clone(), key.clone()));
+        env.push(secret_env(env::REDIS_URL, secret.clone(), key.clone()));
     }
     let http_probe = |path: &str, period: i32| Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.into()),
-            port: IntOrString::String("http".into()),
+            port: IntOrString::String(HTTP_PORT_NAME.into()),
             ..HTTPGetAction::default()
         }),
         period_seconds: Some(period),
@@ -48,12 +49,7 @@ pub fn deployment(stack: &ValidatedStack, image: &str, replicas: Option<i32>) ->
         name: CONTAINER.into(),
         image: Some(image.into()),
         args: Some(vec!["serve".into()]),
-        ports: Some(vec![ContainerPort {
-            name: Some("http".into()),
-            container_port: app.port,
-            protocol: Some("TCP".into()),
-            ..ContainerPort::default()
-        }]),
+        ports: Some(vec![tcp_port(HTTP_PORT_NAME, app.port)]),
         env_from: Some(vec![EnvFromSource {
             config_map_ref: Some(ConfigMapEnvSource {
                 name: names.config(),
@@ -64,32 +60,21 @@ pub fn deployment(stack: &ValidatedStack, image: &str, replicas: Option<i32>) ->
         env: Some(env),
         readiness_probe: Some(Probe {
             failure_threshold: Some(2),
-            ..http_probe("/readyz", 5)
+            ..http_probe(READYZ, 5)
         }),
         liveness_probe: Some(Probe {
             initial_delay_seconds: Some(10),
             failure_threshold: Some(3),
-            ..http_probe("/livez", 10)
+            ..http_probe(LIVEZ, 10)
         }),
-        resources: Some(super::resources_or(
-            &app.resources,
-            "100m",
-            "128Mi",
-            Some("512Mi"),
-        )),
+        resources: Some(resources_or(&app.resources, "100m", "128Mi", Some("512Mi"))),
         security_context: Some(restricted_container(APP_UID)),
         volume_mounts: Some(vec![
             VolumeMount {
-                name: "tuning".into(),
-                mount_path: TUNING_DIR.into(),
                 read_only: Some(true),
-                ..VolumeMount::default()
+                ..mount("tuning", tuning::TUNING_DIR)
             },
-            VolumeMount {
-                name: "tmp".into(),
-                mount_path: "/tmp".into(),
-                ..VolumeMount::default()
-            },
+            mount("tmp", "/tmp"),
         ]),
         ..Container::default()
     };
@@ -101,14 +86,36 @@ pub fn deployment(stack: &ValidatedStack, image: &str, replicas: Option<i32>) ->
         }),
         ..Volume::default()
     };
+    let mut pod_template = template(
+        stack,
+        COMPONENT,
+        PodSpec {
+            containers: vec![container],
+            security_context: Some(restricted_pod(APP_UID)),
+            termination_grace_period_seconds: Some(30),
+            // Spread replicas over nodes when the scheduler can; never block scheduling on it.
+            topology_spread_constraints: Some(vec![TopologySpreadConstraint {
+                max_skew: 1,
+                topology_key: "kubernetes.io/hostname".into(),
+                when_unsatisfiable: "ScheduleAnyway".into(),
+                label_selector: Some(selector(stack, COMPONENT)),
+                ..TopologySpreadConstraint::default()
+            }]),
+            volumes: Some(vec![tuning_volume, empty_dir("tmp")]),
+            ..PodSpec::default()
+        },
+    );
+    if let Some(metadata) = pod_template.metadata.as_mut() {
+        metadata.annotations = Some(BTreeMap::from([(
+            CONFIG_DIGEST_ANNOTATION.into(),
+            config_digest(stack),
+        )]));
+    }
     Deployment {
         metadata: stack.child_meta(names.api(), COMPONENT),
         spec: Some(DeploymentSpec {
             replicas,
-            selector: LabelSelector {
-                match_labels: Some(stack.selector_labels(COMPONENT)),
-                ..LabelSelector::default()
-            },
+            selector: selector(stack, COMPONENT),
             strategy: Some(DeploymentStrategy {
                 type_: Some("RollingUpdate".into()),
                 rolling_update: Some(RollingUpdateDeployment {
@@ -116,34 +123,7 @@ pub fn deployment(stack: &ValidatedStack, image: &str, replicas: Option<i32>) ->
                     max_unavailable: Some(IntOrString::Int(0)),
                 }),
             }),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(stack.labels(COMPONENT)),
-                    annotations: Some(BTreeMap::from([(
-                        CONFIG_DIGEST_ANNOTATION.into(),
-                        config_digest(stack),
-                    )])),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![container],
-                    security_context: Some(restricted_pod(APP_UID)),
-                    termination_grace_period_seconds: Some(30),
-                    // Spread replicas over nodes when the scheduler can; never block scheduling on it.
-                    topology_spread_constraints: Some(vec![TopologySpreadConstraint {
-                        max_skew: 1,
-                        topology_key: "kubernetes.io/hostname".into(),
-                        when_unsatisfiable: "ScheduleAnyway".into(),
-                        label_selector: Some(LabelSelector {
-                            match_labels: Some(stack.selector_labels(COMPONENT)),
-                            ..LabelSelector::default()
-                        }),
-                        ..TopologySpreadConstraint::default()
-                    }]),
-                    volumes: Some(vec![tuning_volume, empty_dir("tmp")]),
-                    ..PodSpec::default()
-                }),
-            },
+            template: pod_template,
             ..DeploymentSpec::default()
         }),
         ..Deployment::default()
@@ -152,30 +132,21 @@ pub fn deployment(stack: &ValidatedStack, image: &str, replicas: Option<i32>) ->
 
 /// The API Service.
 pub fn service(stack: &ValidatedStack) -> Service {
-    Service {
-        metadata: stack.child_meta(stack.names().api(), COMPONENT),
-        spec: Some(ServiceSpec {
-            selector: Some(stack.selector_labels(COMPONENT)),
-            ports: Some(vec![ServicePort {
-                name: Some("http".into()),
-                port: stack.spec.app.port,
-                target_port: Some(IntOrString::String("http".into())),
-                protocol: Some("TCP".into()),
-                ..ServicePort::default()
-            }]),
-            ..ServiceSpec::default()
-        }),
-        ..Service::default()
-    }
+    super::pod::service(
+        stack,
+        stack.names().api(),
+        COMPONENT,
+        service_port(HTTP_PORT_NAME, stack.spec.app.port),
+    )
 }
 
 /// Keys of the app ConfigMap that do not restart pods when they change: the pool start values, since
 /// the tuning file carries the same settings to running pods without a restart.
 const LIVE_KEYS: &[&str] = &[
-    "DB_POOL_MIN",
-    "DB_POOL_MAX",
-    "DB_ACQUIRE_TIMEOUT_MS",
-    "DB_IDLE_TIMEOUT_S",
+    env::DB_POOL_MIN,
+    env::DB_POOL_MAX,
+    env::DB_ACQUIRE_TIMEOUT_MS,
+    env::DB_IDLE_TIMEOUT_S,
 ];
 
 /// Digest of the app ConfigMap's data except [`LIVE_KEYS`] (12 hex characters).
@@ -188,10 +159,5 @@ fn config_digest(stack: &ValidatedStack) -> String {
         hasher.update(value.as_bytes());
         hasher.update([0]);
     }
-    hasher
-        .finalize()
-        .iter()
-        .take(6)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::hex_prefix(&hasher.finalize(), 6)
 }

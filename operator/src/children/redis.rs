@@ -1,14 +1,13 @@
 //! The bundled Redis: a one-replica Deployment (a cache: no volume, no persistence) and its Service.
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
-use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, PodSpec, PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec,
-    TCPSocketAction, VolumeMount,
-};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::api::core::v1::{Container, PodSpec, Probe, Service, TCPSocketAction};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::postgres::empty_dir;
-use super::{REDIS_PORT, ValidatedStack, restricted_container, restricted_pod};
+use super::pod::{
+    empty_dir, mount, resources_or, restricted_container, restricted_pod, selector, service_port, tcp_port,
+    template,
+};
+use super::{REDIS_PORT, ValidatedStack};
 
 /// Component label of the cache.
 pub const COMPONENT: &str = "redis";
@@ -42,51 +41,37 @@ pub fn deployment(stack: &ValidatedStack) -> Deployment {
             "--appendonly".into(),
             "yes".into(),
         ]),
-        ports: Some(vec![ContainerPort {
-            name: Some("redis".into()),
-            container_port: REDIS_PORT,
-            protocol: Some("TCP".into()),
-            ..ContainerPort::default()
-        }]),
+        ports: Some(vec![tcp_port("redis", REDIS_PORT)]),
         readiness_probe: Some(probe.clone()),
         liveness_probe: Some(Probe {
             initial_delay_seconds: Some(15),
             ..probe
         }),
         // No default memory limit: it would have to follow spec.cache.maxmemory.
-        resources: Some(super::resources_or(&cache.resources, "50m", "64Mi", None)),
+        resources: Some(resources_or(&cache.resources, "50m", "64Mi", None)),
         security_context: Some(restricted_container(REDIS_UID)),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "data".into(),
-            mount_path: "/data".into(),
-            ..VolumeMount::default()
-        }]),
+        volume_mounts: Some(vec![mount("data", "/data")]),
         ..Container::default()
     };
     Deployment {
         metadata: stack.child_meta(stack.names().redis(), COMPONENT),
         spec: Some(DeploymentSpec {
             replicas: Some(1),
-            selector: LabelSelector {
-                match_labels: Some(stack.selector_labels(COMPONENT)),
-                ..LabelSelector::default()
-            },
+            selector: selector(stack, COMPONENT),
             strategy: Some(DeploymentStrategy {
                 type_: Some("Recreate".into()),
                 ..DeploymentStrategy::default()
             }),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(stack.labels(COMPONENT)),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(PodSpec {
+            template: template(
+                stack,
+                COMPONENT,
+                PodSpec {
                     containers: vec![container],
                     security_context: Some(restricted_pod(REDIS_UID)),
                     volumes: Some(vec![empty_dir("data")]),
                     ..PodSpec::default()
-                }),
-            },
+                },
+            ),
             ..DeploymentSpec::default()
         }),
         ..Deployment::default()
@@ -95,21 +80,12 @@ pub fn deployment(stack: &ValidatedStack) -> Deployment {
 
 /// The Redis Service.
 pub fn service(stack: &ValidatedStack) -> Service {
-    Service {
-        metadata: stack.child_meta(stack.names().redis(), COMPONENT),
-        spec: Some(ServiceSpec {
-            selector: Some(stack.selector_labels(COMPONENT)),
-            ports: Some(vec![ServicePort {
-                name: Some("redis".into()),
-                port: REDIS_PORT,
-                target_port: Some(IntOrString::String("redis".into())),
-                protocol: Some("TCP".into()),
-                ..ServicePort::default()
-            }]),
-            ..ServiceSpec::default()
-        }),
-        ..Service::default()
-    }
+    super::pod::service(
+        stack,
+        stack.names().redis(),
+        COMPONENT,
+        service_port("redis", REDIS_PORT),
+    )
 }
 
 /// The URL of the bundled Redis.

@@ -5,22 +5,42 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use perfstack_contract::tuning::{PoolSettings, TuningFile};
 use serde::Serialize;
 
-use super::config::{TuningFile, app_config_map, tuning_config_map};
+use super::config::app_config_map;
+use super::hpa::ReplicaRange;
+use super::pod::plain_env;
+use super::tuning::tuning_config_map;
 use super::*;
-use crate::crd::{CacheMode, DatabaseMode, DeletionPolicy, ExternalSpec, PerformanceStackSpec, SecretKeyRef};
+use crate::crd::{CacheMode, DatabaseMode, DeletionPolicy, ExternalSpec, PerformanceStack, SecretKeyRef};
 
-fn validated(spec: PerformanceStackSpec) -> ValidatedStack {
-    let mut stack = crate::crd::PerformanceStack::new("shop", spec);
+/// The stack `shop` in `team-a` at generation 3, as validation resolves it: `database` and `cache` are
+/// where its URLs come from.
+fn validated(spec: PerformanceStackSpec, database: DatabaseSource, cache: CacheSource) -> ValidatedStack {
+    let mut stack = PerformanceStack::new("shop", spec.clone());
     stack.metadata.namespace = Some("team-a".into());
     stack.metadata.uid = Some("0b7c6a52-1111-2222-3333-444455556666".into());
     stack.metadata.generation = Some(3);
-    crate::controller::validate::validate(&stack).expect("valid spec")
+    ValidatedStack {
+        name: "shop".into(),
+        namespace: "team-a".into(),
+        uid: "0b7c6a52-1111-2222-3333-444455556666".into(),
+        generation: 3,
+        object_ref: kube::Resource::object_ref(&stack, &()),
+        app_image: spec.app.image.clone().unwrap_or_else(default_app_image),
+        spec,
+        database,
+        cache,
+    }
 }
 
 fn minimal() -> ValidatedStack {
-    validated(PerformanceStackSpec::default())
+    validated(
+        PerformanceStackSpec::default(),
+        DatabaseSource::Bundled,
+        CacheSource::Bundled,
+    )
 }
 
 fn full() -> ValidatedStack {
@@ -59,7 +79,17 @@ fn full() -> ValidatedStack {
     spec.pool.acquire_timeout_ms = 1500;
     spec.pool.idle_timeout_seconds = 120;
     spec.deletion_policy = DeletionPolicy::Delete;
-    validated(spec)
+    validated(
+        spec,
+        DatabaseSource::External {
+            secret: "shop-db".into(),
+            key: "url".into(),
+        },
+        CacheSource::External {
+            secret: "shop-redis".into(),
+            key: "redis-url".into(),
+        },
+    )
 }
 
 /// A bundled database and cache with every bundled option set.
@@ -75,7 +105,29 @@ fn full_bundled() -> ValidatedStack {
     });
     spec.cache.image = "redis:7.2".into();
     spec.cache.maxmemory = "1gb".into();
-    validated(spec)
+    validated(spec, DatabaseSource::Bundled, CacheSource::Bundled)
+}
+
+/// A tuning file carrying the pool `min..=max` with the timeouts `acquire_ms` and `idle_s`, at the
+/// stack's generation (what the tuner writes before its first decision).
+fn file(min: u32, max: u32, acquire_ms: u64, idle_s: u64) -> TuningFile {
+    TuningFile {
+        generation: 3,
+        pool: PoolSettings {
+            min_connections: min,
+            max_connections: max,
+            acquire_timeout_ms: acquire_ms,
+            idle_timeout_seconds: idle_s,
+        },
+    }
+}
+
+/// The spec's replica bounds, as the HPA keeps them without a tuner.
+fn spec_replicas(stack: &ValidatedStack) -> ReplicaRange {
+    ReplicaRange {
+        min: stack.spec.app.min_replicas,
+        max: stack.spec.app.max_replicas,
+    }
 }
 
 fn check<T: Serialize>(case: &str, child: &str, object: &T) {
@@ -110,7 +162,7 @@ fn minimal_spec_builds_the_expected_children() {
     check(
         "minimal",
         "tuning-configmap",
-        &tuning_config_map(&stack, &TuningFile::from_spec(&stack)).expect("renders"),
+        &tuning_config_map(&stack, &file(2, 20, 3000, 600)),
     );
     check("minimal", "migration-job", &migration::job(&stack));
     check(
@@ -119,8 +171,12 @@ fn minimal_spec_builds_the_expected_children() {
         &app::deployment(&stack, &stack.app_image, None),
     );
     check("minimal", "api-service", &app::service(&stack));
-    check("minimal", "hpa", &hpa::hpa(&stack));
-    check("minimal", "hpa-v2beta2", &hpa::hpa_v2beta2(&stack));
+    check("minimal", "hpa", &hpa::hpa(&stack, spec_replicas(&stack)));
+    check(
+        "minimal",
+        "hpa-v2beta2",
+        &hpa::hpa_v2beta2(&stack, spec_replicas(&stack)),
+    );
 }
 
 #[test]
@@ -130,7 +186,7 @@ fn full_spec_builds_the_expected_children() {
     check(
         "full",
         "tuning-configmap",
-        &tuning_config_map(&stack, &TuningFile::from_spec(&stack)).expect("renders"),
+        &tuning_config_map(&stack, &file(4, 40, 1500, 120)),
     );
     check("full", "migration-job", &migration::job(&stack));
     check(
@@ -139,7 +195,7 @@ fn full_spec_builds_the_expected_children() {
         &app::deployment(&stack, &stack.app_image, Some(3)),
     );
     check("full", "api-service", &app::service(&stack));
-    check("full", "hpa", &hpa::hpa(&stack));
+    check("full", "hpa", &hpa::hpa(&stack, spec_replicas(&stack)));
     let bundled = full_bundled();
     check("full", "postgres-statefulset", &postgres::statefulset(&bundled));
     check("full", "redis-deployment", &redis::deployment(&bundled));
