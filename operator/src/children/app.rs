@@ -1,7 +1,7 @@
 //! The API: its Deployment (probes, resources, non-root read-only containers, rolling update) and Service.
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy, RollingUpdateDeployment};
 use k8s_openapi::api::core::v1::{
     ConfigMapEnvSource, ConfigMapVolumeSource, Container, EnvFromSource, HTTPGetAction, PodSpec, Probe,
     Service, TopologySpreadConstraint, Volume, VolumeMount,
@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::config::app_config_map;
 use super::pod::{
-    empty_dir, mount, resources_or, restricted_container, restricted_pod, secret_env, selector, service_port,
+    empty_dir, mount, pod_spec, resources_or, restricted_container, secret_env, selector, service_port,
     tcp_port, template,
 };
 use super::{APP_UID, CacheSource, ValidatedStack};
@@ -86,48 +86,33 @@ pub fn deployment(stack: &ValidatedStack, image: &str, replicas: Option<i32>) ->
         }),
         ..Volume::default()
     };
-    let mut pod_template = template(
-        stack,
-        COMPONENT,
-        PodSpec {
-            containers: vec![container],
-            security_context: Some(restricted_pod(APP_UID)),
-            termination_grace_period_seconds: Some(30),
-            // Spread replicas over nodes when the scheduler can; never block scheduling on it.
-            topology_spread_constraints: Some(vec![TopologySpreadConstraint {
-                max_skew: 1,
-                topology_key: "kubernetes.io/hostname".into(),
-                when_unsatisfiable: "ScheduleAnyway".into(),
-                label_selector: Some(selector(stack, COMPONENT)),
-                ..TopologySpreadConstraint::default()
-            }]),
-            volumes: Some(vec![tuning_volume, empty_dir("tmp")]),
-            ..PodSpec::default()
-        },
-    );
+    let pod = PodSpec {
+        termination_grace_period_seconds: Some(30),
+        // Spread replicas over nodes when the scheduler can; never block scheduling on it.
+        topology_spread_constraints: Some(vec![TopologySpreadConstraint {
+            max_skew: 1,
+            topology_key: "kubernetes.io/hostname".into(),
+            when_unsatisfiable: "ScheduleAnyway".into(),
+            label_selector: Some(selector(stack, COMPONENT)),
+            ..TopologySpreadConstraint::default()
+        }]),
+        ..pod_spec(container, APP_UID, vec![tuning_volume, empty_dir("tmp")])
+    };
+    let mut pod_template = template(stack, COMPONENT, pod);
     if let Some(metadata) = pod_template.metadata.as_mut() {
         metadata.annotations = Some(BTreeMap::from([(
             CONFIG_DIGEST_ANNOTATION.into(),
             config_digest(stack),
         )]));
     }
-    Deployment {
-        metadata: stack.child_meta(names.api(), COMPONENT),
-        spec: Some(DeploymentSpec {
-            replicas,
-            selector: selector(stack, COMPONENT),
-            strategy: Some(DeploymentStrategy {
-                type_: Some("RollingUpdate".into()),
-                rolling_update: Some(RollingUpdateDeployment {
-                    max_surge: Some(IntOrString::String("25%".into())),
-                    max_unavailable: Some(IntOrString::Int(0)),
-                }),
-            }),
-            template: pod_template,
-            ..DeploymentSpec::default()
+    let strategy = DeploymentStrategy {
+        type_: Some("RollingUpdate".into()),
+        rolling_update: Some(RollingUpdateDeployment {
+            max_surge: Some(IntOrString::String("25%".into())),
+            max_unavailable: Some(IntOrString::Int(0)),
         }),
-        ..Deployment::default()
-    }
+    };
+    super::pod::deployment(stack, names.api(), COMPONENT, replicas, strategy, pod_template)
 }
 
 /// The API Service.

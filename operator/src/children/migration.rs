@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::{Container, PodSpec};
 use perfstack_contract::env;
 use sha2::{Digest, Sha256};
 
-use super::pod::{empty_dir, mount, plain_env, resources_or, restricted_container, restricted_pod, template};
+use super::pod::{empty_dir, mount, plain_env, pod_spec, resources_or, restricted_container, template};
 use super::{APP_UID, DatabaseSource, ValidatedStack};
 
 /// Component label of migration Jobs and their pods.
@@ -69,11 +69,8 @@ pub fn job(stack: &ValidatedStack) -> Job {
                 stack,
                 COMPONENT,
                 PodSpec {
-                    containers: vec![container],
                     restart_policy: Some("Never".into()),
-                    security_context: Some(restricted_pod(APP_UID)),
-                    volumes: Some(vec![empty_dir("tmp")]),
-                    ..PodSpec::default()
+                    ..pod_spec(container, APP_UID, vec![empty_dir("tmp")])
                 },
             ),
             ..JobSpec::default()

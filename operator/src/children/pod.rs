@@ -2,10 +2,11 @@
 //! default resources, scratch volumes, ports, pod templates and Services.
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, PodSecurityContext, PodSpec,
-    PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext, Service,
-    ServicePort, ServiceSpec, Volume, VolumeMount,
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, PodSecurityContext,
+    PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext,
+    Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -146,6 +147,38 @@ pub fn template(stack: &super::ValidatedStack, component: &str, spec: PodSpec) -
             ..ObjectMeta::default()
         }),
         spec: Some(spec),
+    }
+}
+
+/// The pod spec running `container` as `user` with `volumes`, restricted like every child's pod.
+pub fn pod_spec(container: Container, user: i64, volumes: Vec<Volume>) -> PodSpec {
+    PodSpec {
+        containers: vec![container],
+        security_context: Some(restricted_pod(user)),
+        volumes: Some(volumes),
+        ..PodSpec::default()
+    }
+}
+
+/// A Deployment called `name` of the pods that play `component`, from `template`.
+pub fn deployment(
+    stack: &super::ValidatedStack,
+    name: String,
+    component: &str,
+    replicas: Option<i32>,
+    strategy: DeploymentStrategy,
+    template: PodTemplateSpec,
+) -> Deployment {
+    Deployment {
+        metadata: stack.child_meta(name, component),
+        spec: Some(DeploymentSpec {
+            replicas,
+            selector: selector(stack, component),
+            strategy: Some(strategy),
+            template,
+            ..DeploymentSpec::default()
+        }),
+        ..Deployment::default()
     }
 }
 

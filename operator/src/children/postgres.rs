@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::credentials::PASSWORD_KEY;
 use super::pod::{
-    empty_dir, mount, plain_env, resources_or, restricted_container, restricted_pod, secret_env, selector,
+    empty_dir, mount, plain_env, pod_spec, resources_or, restricted_container, secret_env, selector,
     service_port, tcp_port, template,
 };
 use super::{DATABASE_NAME, POSTGRES_PORT, ValidatedStack};
@@ -85,12 +85,9 @@ pub fn statefulset(stack: &ValidatedStack) -> StatefulSet {
                 stack,
                 COMPONENT,
                 PodSpec {
-                    containers: vec![container],
-                    security_context: Some(restricted_pod(POSTGRES_UID)),
                     // Time for a clean shutdown (checkpoint) instead of crash recovery at start.
                     termination_grace_period_seconds: Some(60),
-                    volumes: Some(vec![empty_dir("run"), empty_dir("tmp")]),
-                    ..PodSpec::default()
+                    ..pod_spec(container, POSTGRES_UID, vec![empty_dir("run"), empty_dir("tmp")])
                 },
             ),
             volume_claim_templates: Some(vec![claim]),

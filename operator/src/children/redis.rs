@@ -1,11 +1,10 @@
 //! The bundled Redis: a one-replica Deployment (a cache: no volume, no persistence) and its Service.
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
-use k8s_openapi::api::core::v1::{Container, PodSpec, Probe, Service, TCPSocketAction};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy};
+use k8s_openapi::api::core::v1::{Container, Probe, Service, TCPSocketAction};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::pod::{
-    empty_dir, mount, resources_or, restricted_container, restricted_pod, selector, service_port, tcp_port,
-    template,
+    empty_dir, mount, pod_spec, resources_or, restricted_container, service_port, tcp_port, template,
 };
 use super::{REDIS_PORT, ValidatedStack};
 
@@ -53,29 +52,19 @@ pub fn deployment(stack: &ValidatedStack) -> Deployment {
         volume_mounts: Some(vec![mount("data", "/data")]),
         ..Container::default()
     };
-    Deployment {
-        metadata: stack.child_meta(stack.names().redis(), COMPONENT),
-        spec: Some(DeploymentSpec {
-            replicas: Some(1),
-            selector: selector(stack, COMPONENT),
-            strategy: Some(DeploymentStrategy {
-                type_: Some("Recreate".into()),
-                ..DeploymentStrategy::default()
-            }),
-            template: template(
-                stack,
-                COMPONENT,
-                PodSpec {
-                    containers: vec![container],
-                    security_context: Some(restricted_pod(REDIS_UID)),
-                    volumes: Some(vec![empty_dir("data")]),
-                    ..PodSpec::default()
-                },
-            ),
-            ..DeploymentSpec::default()
-        }),
-        ..Deployment::default()
-    }
+    let strategy = DeploymentStrategy {
+        type_: Some("Recreate".into()),
+        ..DeploymentStrategy::default()
+    };
+    let pod = pod_spec(container, REDIS_UID, vec![empty_dir("data")]);
+    super::pod::deployment(
+        stack,
+        stack.names().redis(),
+        COMPONENT,
+        Some(1),
+        strategy,
+        template(stack, COMPONENT, pod),
+    )
 }
 
 /// The Redis Service.

@@ -13,7 +13,7 @@ use super::hpa::ReplicaRange;
 use super::pod::plain_env;
 use super::tuning::tuning_config_map;
 use super::*;
-use crate::crd::{CacheMode, DatabaseMode, DeletionPolicy, ExternalSpec, PerformanceStack, SecretKeyRef};
+use crate::crd::{CacheMode, DatabaseMode, DeletionPolicy, ExternalSpec, PerformanceStack};
 
 /// The stack `shop` in `team-a` at generation 3, as validation resolves it: `database` and `cache` are
 /// where its URLs come from.
@@ -61,19 +61,9 @@ fn full() -> ValidatedStack {
     spec.app.resources = Some(resources.clone());
     spec.app.env = vec![plain_env("RUST_LOG", "debug")];
     spec.database.mode = DatabaseMode::External;
-    spec.database.external = Some(ExternalSpec {
-        secret_ref: SecretKeyRef {
-            name: "shop-db".into(),
-            key: Some("url".into()),
-        },
-    });
+    spec.database.external = Some(ExternalSpec::secret("shop-db", Some("url")));
     spec.cache.mode = CacheMode::External;
-    spec.cache.external = Some(ExternalSpec {
-        secret_ref: SecretKeyRef {
-            name: "shop-redis".into(),
-            key: None,
-        },
-    });
+    spec.cache.external = Some(ExternalSpec::secret("shop-redis", None));
     spec.pool.min_connections = 4;
     spec.pool.max_connections = 40;
     spec.pool.acquire_timeout_ms = 1500;
@@ -130,75 +120,85 @@ fn spec_replicas(stack: &ValidatedStack) -> ReplicaRange {
     }
 }
 
-fn check<T: Serialize>(case: &str, child: &str, object: &T) {
-    let actual = serde_yaml::to_string(object).expect("serializes");
-    let path = format!("{}/tests/golden/{case}/{child}.yaml", env!("CARGO_MANIFEST_DIR"));
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::create_dir_all(std::path::Path::new(&path).parent().expect("has parent")).expect("mkdir");
-        std::fs::write(&path, &actual).expect("write golden");
-        return;
+/// The YAML a child serializes to.
+fn yaml<T: Serialize>(object: &T) -> String {
+    serde_yaml::to_string(object).expect("serializes")
+}
+
+/// Compares each `(child, yaml)` of `case` with its golden file (or rewrites them).
+fn check(case: &str, children: &[(&str, String)]) {
+    for (child, actual) in children {
+        let path = format!("{}/tests/golden/{case}/{child}.yaml", env!("CARGO_MANIFEST_DIR"));
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::create_dir_all(std::path::Path::new(&path).parent().expect("has parent"))
+                .expect("mkdir");
+            std::fs::write(&path, actual).expect("write golden");
+            continue;
+        }
+        let expected = std::fs::read_to_string(&path)
+            .unwrap_or_else(|_| panic!("missing {path}; run with UPDATE_GOLDEN=1"));
+        assert!(
+            &expected == actual,
+            "{case}/{child} differs from {path}:\n--- expected\n{expected}\n--- actual\n{actual}"
+        );
     }
-    let expected =
-        std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing {path}; run with UPDATE_GOLDEN=1"));
-    assert!(
-        expected == actual,
-        "{case}/{child} differs from {path}:\n--- expected\n{expected}\n--- actual\n{actual}"
-    );
 }
 
 #[test]
 fn minimal_spec_builds_the_expected_children() {
     let stack = minimal();
+    let replicas = spec_replicas(&stack);
     check(
         "minimal",
-        "credentials-secret",
-        &credentials::credentials_secret(&stack, "not-a-real-password"),
-    );
-    check("minimal", "postgres-statefulset", &postgres::statefulset(&stack));
-    check("minimal", "postgres-service", &postgres::service(&stack));
-    check("minimal", "redis-deployment", &redis::deployment(&stack));
-    check("minimal", "redis-service", &redis::service(&stack));
-    check("minimal", "app-configmap", &app_config_map(&stack));
-    check(
-        "minimal",
-        "tuning-configmap",
-        &tuning_config_map(&stack, &file(2, 20, 3000, 600)),
-    );
-    check("minimal", "migration-job", &migration::job(&stack));
-    check(
-        "minimal",
-        "api-deployment",
-        &app::deployment(&stack, &stack.app_image, None),
-    );
-    check("minimal", "api-service", &app::service(&stack));
-    check("minimal", "hpa", &hpa::hpa(&stack, spec_replicas(&stack)));
-    check(
-        "minimal",
-        "hpa-v2beta2",
-        &hpa::hpa_v2beta2(&stack, spec_replicas(&stack)),
+        &[
+            (
+                "credentials-secret",
+                yaml(&credentials::credentials_secret(&stack, "not-a-real-password")),
+            ),
+            ("postgres-statefulset", yaml(&postgres::statefulset(&stack))),
+            ("postgres-service", yaml(&postgres::service(&stack))),
+            ("redis-deployment", yaml(&redis::deployment(&stack))),
+            ("redis-service", yaml(&redis::service(&stack))),
+            ("app-configmap", yaml(&app_config_map(&stack))),
+            (
+                "tuning-configmap",
+                yaml(&tuning_config_map(&stack, &file(2, 20, 3000, 600))),
+            ),
+            ("migration-job", yaml(&migration::job(&stack))),
+            (
+                "api-deployment",
+                yaml(&app::deployment(&stack, &stack.app_image, None)),
+            ),
+            ("api-service", yaml(&app::service(&stack))),
+            ("hpa", yaml(&hpa::hpa(&stack, replicas))),
+            ("hpa-v2beta2", yaml(&hpa::hpa_v2beta2(&stack, replicas))),
+        ],
     );
 }
 
 #[test]
 fn full_spec_builds_the_expected_children() {
     let stack = full();
-    check("full", "app-configmap", &app_config_map(&stack));
-    check(
-        "full",
-        "tuning-configmap",
-        &tuning_config_map(&stack, &file(4, 40, 1500, 120)),
-    );
-    check("full", "migration-job", &migration::job(&stack));
-    check(
-        "full",
-        "api-deployment",
-        &app::deployment(&stack, &stack.app_image, Some(3)),
-    );
-    check("full", "api-service", &app::service(&stack));
-    check("full", "hpa", &hpa::hpa(&stack, spec_replicas(&stack)));
     let bundled = full_bundled();
-    check("full", "postgres-statefulset", &postgres::statefulset(&bundled));
-    check("full", "redis-deployment", &redis::deployment(&bundled));
+    check(
+        "full",
+        &[
+            ("app-configmap", yaml(&app_config_map(&stack))),
+            (
+                "tuning-configmap",
+                yaml(&tuning_config_map(&stack, &file(4, 40, 1500, 120))),
+            ),
+            ("migration-job", yaml(&migration::job(&stack))),
+            (
+                "api-deployment",
+                yaml(&app::deployment(&stack, &stack.app_image, Some(3))),
+            ),
+            ("api-service", yaml(&app::service(&stack))),
+            ("hpa", yaml(&hpa::hpa(&stack, spec_replicas(&stack)))),
+            ("postgres-statefulset", yaml(&postgres::statefulset(&bundled))),
+            ("redis-deployment", yaml(&redis::deployment(&bundled))),
+        ],
+    );
 }
 
 #[test]

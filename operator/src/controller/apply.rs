@@ -5,18 +5,18 @@
 //! published. Returns what is live afterwards, for the status.
 use std::fmt::Debug;
 
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, PropagationPolicy};
-use kube::{Client, Resource, ResourceExt};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::build::{APPLIED_DIGEST_ANNOTATION, Autoscaler, Desired};
 use super::context::Context;
-use super::error::{Error, Write};
+use super::error::{Error, Write, unless_gone};
 use super::observe::{ExternalSecret, Observed, state_of};
 use super::tune::TuningDecision;
 use crate::children::{STACK_LABEL, ValidatedStack, credentials, hpa, postgres};
@@ -42,13 +42,6 @@ pub struct Applied {
     pub migration: Option<MigrationStatus>,
 }
 
-fn namespaced<K>(client: &Client, stack: &ValidatedStack) -> Api<K>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-{
-    Api::namespaced(client.clone(), &stack.namespace)
-}
-
 /// Writes what differs between `desired` and `observed`, in dependency order.
 pub async fn apply(
     ctx: &Context,
@@ -57,36 +50,28 @@ pub async fn apply(
     desired: &Desired,
     decision: &TuningDecision,
 ) -> Result<Applied, Error> {
-    let client = &ctx.client;
-    let services: Api<Service> = namespaced(client, stack);
-    let deployments: Api<Deployment> = namespaced(client, stack);
-    let config_maps: Api<ConfigMap> = namespaced(client, stack);
+    let children = Writer {
+        ctx,
+        namespace: &stack.namespace,
+    };
     let mut applied = Applied::default();
-
     if let Some((service, set)) = &desired.postgres {
-        ensure_credentials(&namespaced(client, stack), stack, observed.credentials.as_ref()).await?;
-        write(&services, "Service", service, observed.postgres_service.as_ref()).await?;
-        let sets: Api<StatefulSet> = namespaced(client, stack);
-        applied.postgres = write(&sets, "StatefulSet", set, observed.postgres.as_ref()).await?;
+        ensure_credentials(&ctx.api(&stack.namespace), stack, observed.credentials.as_ref()).await?;
+        children
+            .write(service, observed.postgres_service.as_ref())
+            .await?;
+        applied.postgres = children.write(set, observed.postgres.as_ref()).await?;
     }
     if let Some((service, deployment)) = &desired.redis {
-        write(&services, "Service", service, observed.redis_service.as_ref()).await?;
-        applied.redis = write(&deployments, "Deployment", deployment, observed.redis.as_ref()).await?;
+        children.write(service, observed.redis_service.as_ref()).await?;
+        applied.redis = children.write(deployment, observed.redis.as_ref()).await?;
     }
-    write(
-        &config_maps,
-        "ConfigMap",
-        &desired.app_config,
-        observed.app_config.as_ref(),
-    )
-    .await?;
-    write(
-        &config_maps,
-        "ConfigMap",
-        &desired.tuning_config,
-        observed.tuning_config.as_ref(),
-    )
-    .await?;
+    children
+        .write(&desired.app_config, observed.app_config.as_ref())
+        .await?;
+    children
+        .write(&desired.tuning_config, observed.tuning_config.as_ref())
+        .await?;
     // The database as it is after this pass's writes: a StatefulSet applied ready starts the Job now.
     let database_ready = match (&applied.postgres, observed.external_database) {
         (_, Some(found)) => found == ExternalSecret::Ready,
@@ -98,28 +83,33 @@ pub async fn apply(
             let mut status = migration.status.clone();
             if !migration.job_exists() && database_ready {
                 ctx.events.migration_started(stack, &status.job).await;
-                let jobs: Api<Job> = namespaced(client, stack);
-                if let Some(created) = write(&jobs, "Job", job, None).await? {
+                if let Some(created) = children.write(job, None).await? {
                     status.state = state_of(&created);
                 }
             }
-            delete_jobs(&namespaced(client, stack), &migration.superseded).await?;
+            delete_jobs(&ctx.api(&stack.namespace), &migration.superseded).await?;
             Some(status)
         }
         _ => None,
     };
     applied.api = match &desired.api {
-        Some(api) => write(&deployments, "Deployment", api, observed.api.as_ref()).await?,
+        Some(api) => children.write(api, observed.api.as_ref()).await?,
         None => observed.api.clone(),
     };
-    write(
-        &services,
-        "Service",
-        &desired.api_service,
-        observed.api_service.as_ref(),
-    )
-    .await?;
-    write_hpa(client, stack, desired.hpa.as_ref(), observed.hpa.as_ref()).await?;
+    children
+        .write(&desired.api_service, observed.api_service.as_ref())
+        .await?;
+    let live_hpa = observed.hpa.as_ref().and_then(digest);
+    match &desired.hpa {
+        Some(Autoscaler::V2(hpa)) if digest(hpa.as_ref()) != live_hpa => {
+            children.write(hpa.as_ref(), None).await?;
+        }
+        Some(Autoscaler::V2beta2(hpa)) if digest(hpa.as_ref()) != live_hpa => {
+            let hpas = Api::namespaced_with(ctx.client.clone(), &stack.namespace, &hpa::v2beta2_resource());
+            apply_object(&hpas, "HorizontalPodAutoscaler", hpa.as_ref()).await?;
+        }
+        _ => {}
+    }
     for event in &decision.events {
         ctx.events
             .publish(&stack.object_ref, event.reason, &event.note, event.warning)
@@ -128,22 +118,44 @@ pub async fn apply(
     Ok(applied)
 }
 
-/// Applies `desired` unless `live` already carries its digest; returns the live object either way
-/// (what the API server answered, or `live`).
-async fn write<K>(api: &Api<K>, kind: &'static str, desired: &K, live: Option<&K>) -> Result<Option<K>, Error>
+/// Writes the children of one stack's namespace.
+struct Writer<'a> {
+    ctx: &'a Context,
+    namespace: &'a str,
+}
+
+impl Writer<'_> {
+    /// Applies `desired` unless `live` already carries its digest; returns the live object either
+    /// way (what the API server answered, or `live`).
+    async fn write<K>(&self, desired: &K, live: Option<&K>) -> Result<Option<K>, Error>
+    where
+        K: k8s_openapi::Resource
+            + Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Serialize
+            + DeserializeOwned
+            + Clone
+            + Debug,
+    {
+        if let Some(live) = live
+            && digest(live) == digest(desired)
+        {
+            return Ok(Some(live.clone()));
+        }
+        apply_object(&self.ctx.api(self.namespace), K::KIND, desired)
+            .await
+            .map(Some)
+    }
+}
+
+/// Server-side applies `desired` (a `kind`) and returns what the API server answered.
+async fn apply_object<K>(api: &Api<K>, kind: &'static str, desired: &K) -> Result<K, Error>
 where
     K: Resource + Serialize + DeserializeOwned + Clone + Debug,
 {
-    if let Some(live) = live
-        && digest(live) == digest(desired)
-    {
-        return Ok(Some(live.clone()));
-    }
     let name = desired.name_any();
     tracing::info!(kind, name, "applying child");
     api.patch(&name, &apply_params(), &Patch::Apply(desired))
         .await
-        .map(Some)
         .map_err(|source| Error::Apply {
             write: Write::Apply,
             kind,
@@ -156,30 +168,6 @@ fn digest<K: Resource>(object: &K) -> Option<&String> {
     object.annotations().get(APPLIED_DIGEST_ANNOTATION)
 }
 
-/// Applies the HPA in the version the cluster serves.
-async fn write_hpa(
-    client: &Client,
-    stack: &ValidatedStack,
-    desired: Option<&Autoscaler>,
-    live: Option<&DynamicObject>,
-) -> Result<(), Error> {
-    const KIND: &str = "HorizontalPodAutoscaler";
-    let live = live.and_then(digest);
-    match desired {
-        Some(Autoscaler::V2(hpa)) if digest(hpa.as_ref()) != live => {
-            let hpas: Api<HorizontalPodAutoscaler> = namespaced(client, stack);
-            write(&hpas, KIND, hpa.as_ref(), None).await?;
-        }
-        Some(Autoscaler::V2beta2(hpa)) if digest(hpa.as_ref()) != live => {
-            let hpas: Api<DynamicObject> =
-                Api::namespaced_with(client.clone(), &stack.namespace, &hpa::v2beta2_resource());
-            write(&hpas, KIND, hpa.as_ref(), None).await?;
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
 /// Deletes the migration Jobs of earlier images (their pods go with them).
 async fn delete_jobs(jobs: &Api<Job>, names: &[String]) -> Result<(), Error> {
     let params = DeleteParams {
@@ -187,17 +175,14 @@ async fn delete_jobs(jobs: &Api<Job>, names: &[String]) -> Result<(), Error> {
         ..DeleteParams::default()
     };
     for name in names {
-        match jobs.delete(name, &params).await {
-            Ok(_) => tracing::info!(job = name, "deleted superseded migration Job"),
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(source) => {
-                return Err(Error::Apply {
-                    write: Write::Delete,
-                    kind: "Job",
-                    name: name.clone(),
-                    source,
-                });
-            }
+        let deleted = unless_gone(jobs.delete(name, &params).await).map_err(|source| Error::Apply {
+            write: Write::Delete,
+            kind: "Job",
+            name: name.clone(),
+            source,
+        })?;
+        if deleted.is_some() {
+            tracing::info!(job = name, "deleted superseded migration Job");
         }
     }
     Ok(())

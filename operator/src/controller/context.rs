@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use kube::{Client, ResourceExt};
+use k8s_openapi::NamespaceResourceScope;
+use kube::{Api, Client, Resource, ResourceExt};
 
 use super::events::StackEvents;
 use crate::cli::TunerScrape;
@@ -135,6 +136,14 @@ impl Context {
         let count = failures.entry(key).or_insert(0);
         *count = count.saturating_add(1);
         *count
+    }
+
+    /// The API of kind `K` in `namespace`.
+    pub fn api<K>(&self, namespace: &str) -> Api<K>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), namespace)
     }
 
     /// Forgets the failures of `key` after a successful reconcile.

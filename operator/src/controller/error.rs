@@ -90,6 +90,16 @@ impl Error {
     }
 }
 
+/// `result` of a request about an object that may be gone already: `Ok(None)` for a 404, which
+/// cleanup and deletions count as done.
+pub fn unless_gone<T>(result: Result<T, kube::Error>) -> Result<Option<T>, kube::Error> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
 /// Displays an error with its sources, for logs.
 pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
 

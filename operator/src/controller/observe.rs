@@ -82,14 +82,6 @@ where
     })
 }
 
-/// The API of kind `K` in the stack's namespace.
-fn namespaced<K>(client: &Client, stack: &ValidatedStack) -> Api<K>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-{
-    Api::namespaced(client.clone(), &stack.namespace)
-}
-
 /// Reads everything the reconcile of `stack` needs. `recorded` is the migration as the stack's
 /// status last reported it: a finished Job's outcome is taken from there instead of its pods.
 pub async fn observe(
@@ -97,12 +89,12 @@ pub async fn observe(
     stack: &ValidatedStack,
     recorded: Option<&MigrationStatus>,
 ) -> Result<Observed, Error> {
-    let client = &ctx.client;
+    let ns = &stack.namespace;
     let names = stack.names();
-    let secrets: Api<Secret> = namespaced(client, stack);
-    let services: Api<Service> = namespaced(client, stack);
-    let deployments: Api<Deployment> = namespaced(client, stack);
-    let config_maps: Api<ConfigMap> = namespaced(client, stack);
+    let secrets: Api<Secret> = ctx.api(ns);
+    let services: Api<Service> = ctx.api(ns);
+    let deployments: Api<Deployment> = ctx.api(ns);
+    let config_maps: Api<ConfigMap> = ctx.api(ns);
     let mut observed = Observed {
         autoscaling: ctx.autoscaling,
         ..Observed::default()
@@ -111,7 +103,7 @@ pub async fn observe(
         DatabaseSource::Bundled => {
             observed.credentials = get(&secrets, "Secret", &names.credentials()).await?;
             observed.postgres_service = get(&services, "Service", &names.postgres()).await?;
-            let sets: Api<StatefulSet> = namespaced(client, stack);
+            let sets: Api<StatefulSet> = ctx.api(ns);
             observed.postgres = get(&sets, "StatefulSet", &names.postgres()).await?;
         }
         DatabaseSource::External { secret, key } => {
@@ -132,10 +124,10 @@ pub async fn observe(
     observed.tuning_config = get(&config_maps, "ConfigMap", &names.tuning()).await?;
     observed.api = get(&deployments, "Deployment", &names.api()).await?;
     if stack.spec.migrations.enabled {
-        observed.migration = Some(migration::observe(client, stack, recorded).await?);
+        observed.migration = Some(migration::observe(ctx, stack, recorded).await?);
     }
     observed.api_service = get(&services, "Service", &names.api()).await?;
-    observed.hpa = live_hpa(client, stack, ctx.autoscaling).await?;
+    observed.hpa = live_hpa(&ctx.client, stack, ctx.autoscaling).await?;
     // The tuner ticks only once the API Deployment exists: before, there are no pods to ask.
     if let Some(tuning) = &ctx.tuning
         && observed.api.is_some()
@@ -144,7 +136,7 @@ pub async fn observe(
             .wants_metrics(&stack.key(), &stack.spec, Instant::now())
     {
         let pods = AppPods {
-            api: namespaced::<Pod>(client, stack),
+            api: ctx.api::<Pod>(ns),
             selector: selector_text(stack),
             port: u16::try_from(stack.spec.app.port).unwrap_or(DEFAULT_HTTP_PORT),
             reach: tuning.reach,

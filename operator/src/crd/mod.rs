@@ -206,6 +206,18 @@ pub struct ExternalSpec {
     pub secret_ref: SecretKeyRef,
 }
 
+impl ExternalSpec {
+    /// The URL under `key` (`None`: the mode's default key) of the Secret `name`.
+    pub fn secret(name: &str, key: Option<&str>) -> Self {
+        Self {
+            secret_ref: SecretKeyRef {
+                name: name.to_owned(),
+                key: key.map(str::to_owned),
+            },
+        }
+    }
+}
+
 /// A key in a Secret of the stack's namespace.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]

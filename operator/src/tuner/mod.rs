@@ -36,7 +36,7 @@ pub mod targets;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 pub use budget::{BudgetPlan, BudgetVerdict, ConnectionBudget, MaxConnectionsSource, ServerLimits};
 pub use decide::{Decision, Tuner, decide};

@@ -4,12 +4,13 @@
 //! superseded Jobs the apply step deletes.
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
 use kube::api::{Api, ListParams};
-use kube::{Client, ResourceExt};
 use perfstack_contract::migration::{MAX_REPORT_BYTES, MigrationReport};
 
 use super::get;
 use crate::children::{ValidatedStack, migration};
+use crate::controller::context::Context;
 use crate::controller::error::Error;
 use crate::crd::{MigrationState, MigrationStatus};
 
@@ -49,11 +50,11 @@ pub fn state_of(job: &Job) -> MigrationState {
 
 /// Reads the migration Job of the stack's desired image, and what a finished one reported.
 pub async fn observe(
-    client: &Client,
+    ctx: &Context,
     stack: &ValidatedStack,
     recorded: Option<&MigrationStatus>,
 ) -> Result<ObservedMigration, Error> {
-    let jobs: Api<Job> = Api::namespaced(client.clone(), &stack.namespace);
+    let jobs: Api<Job> = ctx.api(&stack.namespace);
     let name = migration::job_name(stack);
     let mut status = MigrationStatus {
         job: name.clone(),
@@ -79,7 +80,7 @@ pub async fn observe(
     let mut superseded = Vec::new();
     match status.state {
         MigrationState::Succeeded => {
-            let message = termination_message(client, stack, &name, "Succeeded").await?;
+            let message = termination_message(&ctx.api(&stack.namespace), &name, "Succeeded").await?;
             if let Some(MigrationReport::Succeeded(summary)) =
                 message.as_deref().and_then(MigrationReport::parse)
             {
@@ -88,7 +89,7 @@ pub async fn observe(
             superseded = superseded_jobs(&jobs, stack, &name).await?;
         }
         MigrationState::Failed => {
-            let message = termination_message(client, stack, &name, "Failed").await?;
+            let message = termination_message(&ctx.api(&stack.namespace), &name, "Failed").await?;
             status.error = message.map(|text| match MigrationReport::parse(&text) {
                 Some(MigrationReport::Failed { error }) => capped(&error),
                 _ => capped(&text),
@@ -106,22 +107,12 @@ fn capped(text: &str) -> String {
 
 /// The termination message of the migrate container in a pod of `job` that ended in `phase`, as
 /// the kubelet kept it.
-async fn termination_message(
-    client: &Client,
-    stack: &ValidatedStack,
-    job: &str,
-    phase: &str,
-) -> Result<Option<String>, Error> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &stack.namespace);
+async fn termination_message(pods: &Api<Pod>, job: &str, phase: &str) -> Result<Option<String>, Error> {
     let selector = format!("job-name={job}");
     let list = pods
         .list(&ListParams::default().labels(&selector))
         .await
-        .map_err(|source| Error::Observe {
-            kind: "Pod",
-            name: selector.clone(),
-            source,
-        })?;
+        .map_err(|source| listing_failed("Pod", &selector, source))?;
     let message = list
         .items
         .iter()
@@ -136,6 +127,15 @@ async fn termination_message(
     Ok(message)
 }
 
+/// A list of `kind` by `selector` that failed.
+fn listing_failed(kind: &'static str, selector: &str, source: kube::Error) -> Error {
+    Error::Observe {
+        kind,
+        name: selector.to_owned(),
+        source,
+    }
+}
+
 /// The stack's migration Jobs other than `current`.
 async fn superseded_jobs(
     jobs: &Api<Job>,
@@ -146,11 +146,7 @@ async fn superseded_jobs(
     let list = jobs
         .list_metadata(&ListParams::default().labels(&selector))
         .await
-        .map_err(|source| Error::Observe {
-            kind: "Job",
-            name: selector.clone(),
-            source,
-        })?;
+        .map_err(|source| listing_failed("Job", &selector, source))?;
     Ok(list
         .items
         .iter()

@@ -43,10 +43,12 @@ fn reads_after_job(scenario: Scenario, d: &Desired, name: &str) -> Scenario {
 
 #[tokio::test]
 async fn a_newly_succeeded_migration_is_read_once_from_its_pod_and_supersedes_older_jobs() {
-    let stack = stack(PerformanceStackSpec::default());
-    let v = validated(&stack);
-    let d = desired(&v);
-    let name = job_name(&v);
+    let Built {
+        stack,
+        desired: d,
+        job: name,
+        ..
+    } = built();
     let summary = MigrationSummary {
         migrations_applied: 4,
         indexes_created: vec!["idx_tasks_project_status".into()],
@@ -90,10 +92,12 @@ async fn a_newly_succeeded_migration_is_read_once_from_its_pod_and_supersedes_ol
 
 #[tokio::test]
 async fn a_failed_migration_reports_its_error_and_is_not_read_again() {
-    let mut stack = stack(PerformanceStackSpec::default());
-    let v = validated(&stack);
-    let d = desired(&v);
-    let name = job_name(&v);
+    let Built {
+        mut stack,
+        v,
+        desired: d,
+        job: name,
+    } = built();
     let mut job = d.migration.clone().unwrap();
     job.status = Some(JobStatus {
         conditions: Some(vec![JobCondition {

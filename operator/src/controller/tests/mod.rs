@@ -52,6 +52,26 @@ fn job_name(v: &ValidatedStack) -> String {
     crate::children::migration::job_name(v)
 }
 
+/// A stack of the default spec and what its reconcile builds.
+struct Built {
+    stack: PerformanceStack,
+    v: ValidatedStack,
+    desired: Desired,
+    /// The name of the migration Job of the desired image.
+    job: String,
+}
+
+fn built() -> Built {
+    let stack = stack(PerformanceStackSpec::default());
+    let v = validated(&stack);
+    Built {
+        desired: desired(&v),
+        job: job_name(&v),
+        stack,
+        v,
+    }
+}
+
 fn ready_deployment(desired: &Deployment) -> Deployment {
     let mut deployment = desired.clone();
     deployment.metadata.generation = Some(1);
@@ -156,10 +176,12 @@ fn condition_types(status: &Value) -> Vec<&str> {
 
 #[tokio::test]
 async fn first_reconcile_creates_every_child_and_reports_provisioning() {
-    let stack = stack(PerformanceStackSpec::default());
-    let v = validated(&stack);
-    let job = job_name(&v);
-    let d = desired(&v);
+    let Built {
+        stack,
+        desired: d,
+        job,
+        ..
+    } = built();
     let scenario = reads(Scenario::new(stack).with_events(), &job, |_| Reply::NotFound)
         .checked(
             Method::POST,
@@ -225,7 +247,12 @@ async fn first_reconcile_creates_every_child_and_reports_provisioning() {
 
 #[tokio::test]
 async fn steady_state_reconcile_reads_but_never_writes() {
-    let mut stack = stack(PerformanceStackSpec::default());
+    let Built {
+        mut stack,
+        desired: d,
+        job,
+        ..
+    } = built();
     let summary = MigrationSummary {
         migrations_applied: 2,
         ..MigrationSummary::default()
@@ -235,24 +262,23 @@ async fn steady_state_reconcile_reads_but_never_writes() {
         stack.status.as_ref().unwrap().phase,
         Some(crate::crd::Phase::Ready)
     );
-    let v = validated(&stack);
-    let d = desired(&v);
     // The finished migration's summary comes from status: no pod is read for it.
     // Nothing else: no apply, no status patch, no Event.
-    reads(Scenario::new(stack).with_events(), &job_name(&v), |child| {
-        live(&d, child)
-    })
-    .run()
-    .await;
+    reads(Scenario::new(stack).with_events(), &job, |child| live(&d, child))
+        .run()
+        .await;
 }
 
 #[tokio::test]
 async fn migration_waits_for_the_database() {
-    let stack = stack(PerformanceStackSpec::default());
-    let v = validated(&stack);
-    let d = desired(&v);
+    let Built {
+        stack,
+        desired: d,
+        job,
+        ..
+    } = built();
     let starting = statefulset(&d, None);
-    reads(Scenario::new(stack), &job_name(&v), |child| match child {
+    reads(Scenario::new(stack), &job, |child| match child {
         Child::Postgres => json_of(&starting),
         // The Job is looked up but not created while PostgreSQL is not ready.
         Child::Api | Child::MigrationJob => Reply::NotFound,

@@ -10,7 +10,7 @@ use crate::controller::build::{replica_range, tuning_file};
 use crate::controller::status::{compute, conditions::CONNECTION_BUDGET};
 use crate::crd::{PerformanceStack, PerformanceStackSpec, StackStatus};
 use crate::tuner::ServerLimits;
-use crate::tuner::observe::{PodCounts, PoolObservation};
+use crate::tuner::observe::PoolObservation;
 
 fn stack(spec: PerformanceStackSpec) -> (PerformanceStack, ValidatedStack) {
     let mut stack = PerformanceStack::new("shop", spec);
@@ -88,16 +88,22 @@ fn without_a_tuner_the_spec_is_written_as_it_is() {
     );
 }
 
+/// Replicas 2..=`max_replicas`, the pool `pool`, a bundled server of `max_connections` of which 10
+/// are reserved.
+fn budget_spec(max_replicas: i32, pool: (i32, i32), max_connections: i32) -> PerformanceStackSpec {
+    let mut spec = PerformanceStackSpec::default();
+    spec.app.min_replicas = 2;
+    spec.app.max_replicas = max_replicas;
+    (spec.pool.min_connections, spec.pool.max_connections) = pool;
+    spec.database.bundled.max_connections = max_connections;
+    spec.database.reserved_connections = 10;
+    spec
+}
+
 #[test]
 fn builders_write_the_budgeted_pool_and_replicas() {
     // 10 replicas x 20 + 10 reserved = 210 > 200: the pool yields first.
-    let mut spec = PerformanceStackSpec::default();
-    spec.app.min_replicas = 2;
-    spec.app.max_replicas = 10;
-    spec.pool.max_connections = 20;
-    spec.database.bundled.max_connections = 200;
-    spec.database.reserved_connections = 10;
-    let (stack, validated) = stack(spec);
+    let (stack, validated) = stack(budget_spec(10, (2, 20), 200));
     let registry = TuningRegistry::new();
     let decision = tune(Some(&registry), &validated, &Observed::default());
     let file = tuning_file(&validated, &decision.settings);
@@ -111,14 +117,7 @@ fn builders_write_the_budgeted_pool_and_replicas() {
 
 #[test]
 fn a_spec_that_cannot_fit_lowers_max_replicas_and_says_so() {
-    let mut spec = PerformanceStackSpec::default();
-    spec.app.min_replicas = 2;
-    spec.app.max_replicas = 40;
-    spec.pool.min_connections = 5;
-    spec.pool.max_connections = 20;
-    spec.database.bundled.max_connections = 110;
-    spec.database.reserved_connections = 10;
-    let (stack, validated) = stack(spec);
+    let (stack, validated) = stack(budget_spec(40, (5, 20), 110));
     let registry = TuningRegistry::new();
     let decision = tune(Some(&registry), &validated, &Observed::default());
     assert_eq!(
@@ -140,19 +139,10 @@ fn a_spec_that_cannot_fit_lowers_max_replicas_and_says_so() {
 
 #[test]
 fn an_external_database_is_budgeted_with_the_reported_max_connections_once_known() {
-    use crate::crd::{DatabaseMode, ExternalSpec, SecretKeyRef};
-    let mut spec = PerformanceStackSpec::default();
+    use crate::crd::{DatabaseMode, ExternalSpec};
+    let mut spec = budget_spec(10, (2, 30), 200);
     spec.database.mode = DatabaseMode::External;
-    spec.database.external = Some(ExternalSpec {
-        secret_ref: SecretKeyRef {
-            name: "shop-db".into(),
-            key: None,
-        },
-    });
-    spec.app.min_replicas = 2;
-    spec.app.max_replicas = 10;
-    spec.pool.max_connections = 30;
-    spec.database.reserved_connections = 10;
+    spec.database.external = Some(ExternalSpec::secret("shop-db", None));
     let (stack, validated) = stack(spec);
     let registry = TuningRegistry::new();
     // Before any pod reported: the fallback (100), and the message says it is assumed.
@@ -193,23 +183,14 @@ fn status_tuning_is_camel_case_and_rounded() {
         hpa_max,
         generation: 2,
     };
+    let busy = crate::tuner::testing::observation(2, 300.0, 200.04, 19.0, 6.1, 1);
     let observation = Observation {
-        seconds: 30.0,
-        pods: PodCounts {
-            asked: 2,
-            answered: 2,
-            ..PodCounts::default()
-        },
-        p95: Some(0.3),
         p99: Some(0.4499),
-        requests_per_second: 200.04,
         pool: PoolObservation {
-            in_use: 38.0,
             max: 38.0,
-            waiting: 12.2,
-            ..PoolObservation::default()
+            ..busy.pool
         },
-        ..Observation::default()
+        ..busy
     };
     let report = TuningReport {
         in_force: settings(38, 3, 5),

@@ -4,63 +4,21 @@ use chrono::TimeZone;
 use perfstack_contract::tuning::PoolSettings;
 
 use super::*;
-use crate::tuner::budget::ConnectionBudget;
 use crate::tuner::decide::decide;
 use crate::tuner::history::History;
-use crate::tuner::observe::{PodCounts, PoolObservation};
-use crate::tuner::spec::{PoolBounds, ReplicaBounds, TuningSpec};
+use crate::tuner::testing;
 
-fn spec() -> TuningSpec {
-    TuningSpec::new(
-        PoolBounds { min: 2, max: 40 },
-        ReplicaBounds { min: 1, max: 10 },
-        ConnectionBudget {
-            max_connections: 200,
-            reserved: 10,
-            source: Default::default(),
-        },
-    )
-}
-
+/// Two pods at p95 300 ms, each pool of 19 full with 6 tasks waiting, on generation 1.
 fn busy() -> Observation {
-    Observation {
-        seconds: 30.0,
-        pods: PodCounts {
-            asked: 2,
-            answered: 2,
-            ..PodCounts::default()
-        },
-        p95: Some(0.3),
-        p99: Some(0.45),
-        requests_per_second: 200.0,
-        error_rate: 0.0,
-        pool: PoolObservation {
-            in_use: 38.0,
-            max: 38.0,
-            peak_in_use_per_pod: 19.0,
-            waiting: 12.0,
-            acquire_p95: Some(0.05),
-            ..PoolObservation::default()
-        },
-        generation_lowest: 1,
-        generation_highest: 1,
-        server: None,
-    }
+    testing::observation(2, 300.0, 200.0, 19.0, 6.0, 1)
 }
 
 fn decision() -> Decision {
-    let before = Settings {
-        pool_min: 2,
-        pool_max: 19,
-        hpa_min: 2,
-        hpa_max: 10,
-        generation: 1,
-    };
     decide(
-        &before,
+        &testing::settings((2, 19), (2, 10), 1),
         &History::default(),
         &busy(),
-        &spec(),
+        &testing::spec((2, 40), (1, 10), 200),
         Duration::from_secs(60),
     )
 }

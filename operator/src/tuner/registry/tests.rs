@@ -1,7 +1,6 @@
 use super::*;
 use crate::crd::TuningMode;
-use crate::tuner::budget::ConnectionBudget;
-use crate::tuner::spec::{PoolBounds, ReplicaBounds};
+use crate::tuner::testing;
 
 const KEY: &str = "ns/a";
 
@@ -21,39 +20,21 @@ fn a_stack_is_due_once_per_interval() {
     let registry = TuningRegistry::new();
     let t0 = Instant::now();
     assert!(registry.is_due(KEY, Duration::from_secs(30), t0));
-    let spec = TuningSpec::new(
-        PoolBounds { min: 1, max: 10 },
-        ReplicaBounds { min: 1, max: 2 },
-        ConnectionBudget {
-            max_connections: 100,
-            reserved: 10,
-            source: Default::default(),
-        },
+    let entry = Entry::new(
+        testing::spec((1, 10), (1, 2), 100),
+        testing::settings((1, 5), (1, 2), 4),
     );
-    let in_force = Settings {
-        pool_min: 1,
-        pool_max: 5,
-        hpa_min: 1,
-        hpa_max: 2,
-        generation: 4,
-    };
     registry.lock().insert(
         KEY.into(),
         Entry {
             last_tick: Some(t0),
-            ..Entry::new(spec, in_force)
+            ..entry
         },
     );
     assert!(!registry.is_due(KEY, Duration::from_secs(30), t0 + Duration::from_secs(29)));
     assert!(registry.is_due(KEY, Duration::from_secs(30), t0 + Duration::from_secs(30)));
     assert_eq!(registry.settings_in_force(KEY).map(|s| s.generation), Some(4));
-    let spec_values = Settings {
-        pool_min: 2,
-        pool_max: 8,
-        hpa_min: 1,
-        hpa_max: 2,
-        generation: 1,
-    };
+    let spec_values = testing::settings((2, 8), (1, 2), 1);
     assert!(
         !registry.follow_spec(KEY, "pool 10".into(), spec_values),
         "first sighting"
@@ -76,43 +57,30 @@ fn a_stack_is_due_once_per_interval() {
 
 const LIVE: &str = "generation: 7\npool:\n  minConnections: 2\n  maxConnections: 15\n  acquireTimeoutMs: 3000\n  idleTimeoutSeconds: 600\n";
 
+/// The settings a fresh registry (an operator just restarted) puts in force for `mode`, given the
+/// live tuning file `live`: `(pool max, generation)`.
+fn after_restart(mode: TuningMode, live: &str) -> (u32, u64) {
+    let mut spec = PerformanceStackSpec::default();
+    spec.tuning.mode = mode;
+    let request = TuningRequest {
+        live_file: Some(live),
+        ..request(&spec, Instant::now())
+    };
+    let s = TuningRegistry::new().tune(KEY, request).settings;
+    (s.pool_max, s.generation)
+}
+
 #[test]
 fn a_restarted_operator_picks_up_the_pool_in_force_from_the_live_file_in_mode_auto_only() {
-    let spec = PerformanceStackSpec::default();
-    let registry = TuningRegistry::new();
-    let outcome = registry.tune(
-        KEY,
-        TuningRequest {
-            live_file: Some(LIVE),
-            ..request(&spec, Instant::now())
-        },
-    );
-    assert_eq!((outcome.settings.pool_max, outcome.settings.generation), (15, 7));
-    let mut recommend = PerformanceStackSpec::default();
-    recommend.tuning.mode = TuningMode::Recommend;
-    let registry = TuningRegistry::new();
-    let outcome = registry.tune(
-        KEY,
-        TuningRequest {
-            live_file: Some(LIVE),
-            ..request(&recommend, Instant::now())
-        },
-    );
+    assert_eq!(after_restart(TuningMode::Auto, LIVE), (15, 7));
     assert_eq!(
-        (outcome.settings.pool_max, outcome.settings.generation),
+        after_restart(TuningMode::Recommend, LIVE),
         (19, 3),
         "the spec's pool within the budget"
     );
-    let registry = TuningRegistry::new();
-    let outcome = registry.tune(
-        KEY,
-        TuningRequest {
-            live_file: Some("generation: [broken"),
-            ..request(&spec, Instant::now())
-        },
-    );
     assert_eq!(
-        outcome.settings.pool_max, 19,
+        after_restart(TuningMode::Auto, "generation: [broken"),
+        (19, 3),
         "an unreadable file leaves the spec's values"
     );
 }

@@ -1,21 +1,11 @@
 use chrono::Utc;
 
 use super::*;
-use crate::tuner::budget::ConnectionBudget;
 use crate::tuner::exposition::parse;
-use crate::tuner::spec::{PoolBounds, ReplicaBounds};
-use crate::tuner::testing::PodMetrics;
+use crate::tuner::testing::{self, PodMetrics};
 
 fn spec() -> TuningSpec {
-    TuningSpec::new(
-        PoolBounds { min: 2, max: 40 },
-        ReplicaBounds { min: 1, max: 4 },
-        ConnectionBudget {
-            max_connections: 200,
-            reserved: 10,
-            source: Default::default(),
-        },
-    )
+    testing::spec((2, 40), (1, 4), 200)
 }
 
 const IN_FORCE: Settings = Settings {

@@ -86,16 +86,14 @@ async fn proxy_scrape_goes_through_the_api_server() {
     let targets = targets_from_pods(&pods()[1..2], 8080, Reach::ApiServerProxy).targets;
     let answers = source.scrape_all(&targets).await;
     server.await.unwrap();
-    let snap = answers[0].1.as_ref().unwrap();
-    assert_eq!(
-        (
-            answers[0].0.as_str(),
-            snap.requests,
-            snap.pool_max,
-            snap.generation
-        ),
-        ("api-a", 7.0, 9.0, 2)
-    );
+    assert_eq!(first_answer(&answers), ("api-a", 7.0, 9.0, 2));
+}
+
+/// The first pod's name, requests, pool maximum and generation.
+fn first_answer(answers: &[PodAnswer]) -> (&str, f64, f64, u64) {
+    let (name, answer) = &answers[0];
+    let snap = answer.as_ref().unwrap();
+    (name.as_str(), snap.requests, snap.pool_max, snap.generation)
 }
 
 /// An app pod's /metrics on 127.0.0.1.
@@ -149,14 +147,5 @@ async fn app_pods_are_listed_by_label_and_only_the_ready_ones_scraped() {
     let source = MetricsSource::Direct(crate::tuner::scrape::Scraper::new(Duration::from_secs(2)).unwrap());
     let answers = pods.scrape(&source).await.unwrap();
     assert_eq!(answers.len(), 1, "the starting pod is not asked: {answers:?}");
-    let snap = answers[0].1.as_ref().unwrap();
-    assert_eq!(
-        (
-            answers[0].0.as_str(),
-            snap.requests,
-            snap.pool_max,
-            snap.generation
-        ),
-        ("api-0", 3000.0, 10.0, 4)
-    );
+    assert_eq!(first_answer(&answers), ("api-0", 3000.0, 10.0, 4));
 }
