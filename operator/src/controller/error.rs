@@ -69,6 +69,12 @@ pub enum Error {
 }
 
 impl Error {
+    /// The observe step's error for a read of `kind` `name` (a name, or a label selector).
+    pub fn observing(kind: &'static str, name: &str) -> impl FnOnce(kube::Error) -> Error {
+        let name = name.to_owned();
+        move |source| Error::Observe { kind, name, source }
+    }
+
     /// Short label for the reconcile error metric (`perfstack_operator_reconcile_errors_total`).
     pub fn metric_label(&self) -> &'static str {
         match self {

@@ -75,11 +75,7 @@ pub async fn get<K>(api: &Api<K>, kind: &'static str, name: &str) -> Result<Opti
 where
     K: Resource + DeserializeOwned + Clone + Debug,
 {
-    api.get_opt(name).await.map_err(|source| Error::Observe {
-        kind,
-        name: name.to_owned(),
-        source,
-    })
+    api.get_opt(name).await.map_err(Error::observing(kind, name))
 }
 
 /// Reads everything the reconcile of `stack` needs. `recorded` is the migration as the stack's

@@ -57,7 +57,7 @@ pub fn within_budget(plan: &BudgetPlan, spec: &TuningSpec, wanted: Settings) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tuner::spec::{PoolBounds, ReplicaBounds};
+    use crate::tuner::budget::{PoolBounds, ReplicaBounds};
     use crate::tuner::testing::settings;
 
     fn spec(max_connections: u32) -> TuningSpec {

@@ -6,8 +6,8 @@ use std::time::Duration;
 use perfstack_contract::tuning::PoolSettings;
 
 use super::act::Mode;
-use super::budget::{ConnectionBudget, MaxConnectionsSource, ServerLimits};
-use super::spec::{PoolBounds, ReplicaBounds, Settings, SloSpec, TuningSpec};
+use super::budget::{ConnectionBudget, MaxConnectionsSource, PoolBounds, ReplicaBounds, ServerLimits};
+use super::spec::{Settings, SloSpec, TuningSpec};
 use crate::crd::{DatabaseMode, PerformanceStackSpec, TuningMode};
 
 /// `max_connections` assumed for an External database (PostgreSQL's default) until an app pod has

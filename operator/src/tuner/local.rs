@@ -12,11 +12,12 @@ use std::time::{Duration, Instant};
 use perfstack_contract::tuning::{PoolSettings, TuningFile};
 
 use super::budget::ConnectionBudget;
+use super::budget::{PoolBounds, ReplicaBounds};
 use super::decide::{Decision, Tuner};
 use super::error::TunerError;
 use super::observe::{PodSnapshot, aggregate};
 use super::scrape::{Scraper, Target};
-use super::spec::{PoolBounds, ReplicaBounds, Settings, SloSpec, TuningSpec};
+use super::spec::{Settings, SloSpec, TuningSpec};
 
 /// Command-line flags of `perfstack-operator local`.
 #[derive(Debug, Clone, clap::Args)]

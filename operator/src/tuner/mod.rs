@@ -38,9 +38,12 @@ mod sim;
 #[cfg(test)]
 pub(crate) mod testing;
 
-pub use budget::{BudgetPlan, BudgetVerdict, ConnectionBudget, MaxConnectionsSource, ServerLimits};
+pub use budget::{
+    BudgetPlan, BudgetVerdict, ConnectionBudget, MaxConnectionsSource, PoolBounds, ReplicaBounds,
+    ServerLimits,
+};
 pub use decide::{Decision, Tuner, decide};
 pub use error::TunerError;
 pub use history::History;
 pub use observe::Observation;
-pub use spec::{PoolBounds, ReplicaBounds, Settings, SloSpec, TuningSpec};
+pub use spec::{Settings, SloSpec, TuningSpec};

@@ -15,9 +15,9 @@
 use std::time::Duration;
 
 use super::budget::BudgetPlan;
-use super::decide::Inputs;
 use super::history::{Change, Growth};
 use super::hpa::{ceil_u32, ms};
+use super::spec::Inputs;
 
 /// Waiting acquirers per pod (averaged over pods) that count as pressure.
 const WAITING_PER_POD: f64 = 0.5;

@@ -1,4 +1,5 @@
-//! The tuner's inputs: what the user asked for (SLO, bounds, budget) and the settings in force.
+//! The tuner's inputs: what the user asked for (SLO, and the bounds and budget of [`super::budget`]),
+//! the settings in force, and everything one decision reads ([`Inputs`]).
 //!
 //! These map one-to-one from the `PerformanceStack` spec (`spec.slo`, `spec.pool`,
 //! `spec.app.replicas`, `spec.database`, `spec.tuning`; see [`super::from_crd`]). [`Settings`] is the
@@ -8,7 +9,9 @@ use std::time::Duration;
 
 use perfstack_contract::tuning::{PoolSettings, TuningFile};
 
-use super::budget::ConnectionBudget;
+use super::budget::{ConnectionBudget, PoolBounds, ReplicaBounds};
+use super::history::History;
+use super::observe::Observation;
 
 /// Latency and error objectives the tuner steers towards (`spec.slo`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,27 +33,6 @@ impl Default for SloSpec {
             max_error_rate: 0.01,
         }
     }
-}
-
-/// Bounds for the per-pod connection pool (`spec.pool.min` / `spec.pool.max`).
-///
-/// `min` is the smallest pool maximum the tuner will set (and the pool minimum it keeps);
-/// `max` the largest pool maximum it may grow to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PoolBounds {
-    /// Smallest pool size per pod.
-    pub min: u32,
-    /// Largest pool size per pod.
-    pub max: u32,
-}
-
-/// Bounds for the app's replicas (`spec.app.replicas`): the HPA floor and ceiling move inside them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReplicaBounds {
-    /// Lowest HPA `minReplicas` the tuner may set.
-    pub min: u32,
-    /// Highest HPA `maxReplicas` the tuner may set (the budget can lower it).
-    pub max: u32,
 }
 
 /// Everything the decision needs from the spec.
@@ -119,4 +101,19 @@ impl Settings {
             },
         }
     }
+}
+
+/// What every step of the decision reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    /// Settings in force.
+    pub settings: &'a Settings,
+    /// Memory of past intervals.
+    pub history: &'a History,
+    /// This interval.
+    pub obs: &'a Observation,
+    /// What the user asked for.
+    pub spec: &'a TuningSpec,
+    /// The time of the decision (any fixed origin).
+    pub now: Duration,
 }

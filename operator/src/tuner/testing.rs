@@ -3,8 +3,9 @@
 use std::fmt::Write;
 
 use super::budget::ConnectionBudget;
+use super::budget::{PoolBounds, ReplicaBounds};
 use super::observe::{Observation, PodCounts, PoolObservation};
-use super::spec::{PoolBounds, ReplicaBounds, Settings, TuningSpec};
+use super::spec::{Settings, TuningSpec};
 
 /// A tuning spec with the pool bounds `pool`, the replica bounds `replicas` and PostgreSQL's
 /// `max_connections`, 10 of them reserved.

@@ -8,7 +8,6 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use perfstack_contract::migration::{MAX_REPORT_BYTES, MigrationReport};
 
-use super::get;
 use crate::children::{ValidatedStack, migration};
 use crate::controller::context::Context;
 use crate::controller::error::Error;
@@ -63,7 +62,11 @@ pub async fn observe(
         summary: None,
         error: None,
     };
-    let Some(job) = get(&jobs, "Job", &name).await? else {
+    let job = jobs
+        .get_opt(&name)
+        .await
+        .map_err(Error::observing("Job", &name))?;
+    let Some(job) = job else {
         return Ok(ObservedMigration {
             status,
             superseded: Vec::new(),
@@ -112,7 +115,7 @@ async fn termination_message(pods: &Api<Pod>, job: &str, phase: &str) -> Result<
     let list = pods
         .list(&ListParams::default().labels(&selector))
         .await
-        .map_err(|source| listing_failed("Pod", &selector, source))?;
+        .map_err(Error::observing("Pod", &selector))?;
     let message = list
         .items
         .iter()
@@ -127,15 +130,6 @@ async fn termination_message(pods: &Api<Pod>, job: &str, phase: &str) -> Result<
     Ok(message)
 }
 
-/// A list of `kind` by `selector` that failed.
-fn listing_failed(kind: &'static str, selector: &str, source: kube::Error) -> Error {
-    Error::Observe {
-        kind,
-        name: selector.to_owned(),
-        source,
-    }
-}
-
 /// The stack's migration Jobs other than `current`.
 async fn superseded_jobs(
     jobs: &Api<Job>,
@@ -146,7 +140,7 @@ async fn superseded_jobs(
     let list = jobs
         .list_metadata(&ListParams::default().labels(&selector))
         .await
-        .map_err(|source| listing_failed("Job", &selector, source))?;
+        .map_err(Error::observing("Job", &selector))?;
     Ok(list
         .items
         .iter()

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::tuner::budget::ConnectionBudget;
-use crate::tuner::spec::ReplicaBounds;
+use crate::tuner::budget::ReplicaBounds;
 use crate::tuner::testing;
 
 const INTERVAL: Duration = Duration::from_secs(30);
