@@ -181,6 +181,8 @@ for stack in "${STACKS[@]}"; do
   [[ $(jq -r .status.phase <<<"$json") == Ready ]] || fail "$stack: phase is not Ready"
   [[ $(jq -r .status.observedGeneration <<<"$json") == $(jq -r .metadata.generation <<<"$json") ]] || fail "$stack: observedGeneration lags"
   condition "$NS" "$stack" MigrationsApplied message | grep -q '"migrationsApplied":4' || fail "$stack: migrate summary not in MigrationsApplied"
+  jq -e '.status.migration | .state == "Succeeded" and .summary.migrationsApplied == 4' <<<"$json" >/dev/null ||
+    fail "$stack: status.migration does not carry the migrate summary: $(jq -c .status.migration <<<"$json")"
   replicas=$(K get deployment -n "$NS" "$stack-api" -o json | jq '.spec.replicas')
   managers=$(K get --raw "/apis/apps/v1/namespaces/$NS/deployments/$stack-api" | jq -r '[.metadata.managedFields[] | select(.manager=="perfstack-operator") | .fieldsV1["f:spec"]["f:replicas"] // empty] | length')
   [[ $managers == 0 ]] || fail "$stack: the operator owns the Deployment's replicas while an HPA scales it"
