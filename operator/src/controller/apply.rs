@@ -9,7 +9,7 @@ use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, PropagationPolicy};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use super::build::{APPLIED_DIGEST_ANNOTATION, Autoscaler, Desired};
 use super::context::Context;
 use super::error::{Error, Write, unless_gone};
-use super::observe::{ExternalSecret, Observed, state_of};
+use super::observe::{ExternalSecret, Observed, ObservedMigration, state_of};
 use super::tune::TuningDecision;
 use crate::children::{STACK_LABEL, ValidatedStack, credentials, hpa, postgres};
 use crate::crd::MigrationStatus;
@@ -78,20 +78,9 @@ pub async fn apply(
         (Some(set), None) => postgres::is_ready(set),
         (None, None) => false,
     };
-    applied.migration = match (&desired.migration, &observed.migration) {
-        (Some(job), Some(migration)) => {
-            let mut status = migration.status.clone();
-            if !migration.job_exists() && database_ready {
-                ctx.events.migration_started(stack, &status.job).await;
-                if let Some(created) = children.write(job, None).await? {
-                    status.state = state_of(&created);
-                }
-            }
-            delete_jobs(&ctx.api(&stack.namespace), &migration.superseded).await?;
-            Some(status)
-        }
-        _ => None,
-    };
+    if let (Some(job), Some(migration)) = (&desired.migration, &observed.migration) {
+        applied.migration = Some(migrate(&children, stack, job, migration, database_ready).await?);
+    }
     applied.api = match &desired.api {
         Some(api) => children.write(api, observed.api.as_ref()).await?,
         None => observed.api.clone(),
@@ -99,17 +88,7 @@ pub async fn apply(
     children
         .write(&desired.api_service, observed.api_service.as_ref())
         .await?;
-    let live_hpa = observed.hpa.as_ref().and_then(digest);
-    match &desired.hpa {
-        Some(Autoscaler::V2(hpa)) if digest(hpa.as_ref()) != live_hpa => {
-            children.write(hpa.as_ref(), None).await?;
-        }
-        Some(Autoscaler::V2beta2(hpa)) if digest(hpa.as_ref()) != live_hpa => {
-            let hpas = Api::namespaced_with(ctx.client.clone(), &stack.namespace, &hpa::v2beta2_resource());
-            apply_object(&hpas, "HorizontalPodAutoscaler", hpa.as_ref()).await?;
-        }
-        _ => {}
-    }
+    write_hpa(&children, stack, desired.hpa.as_ref(), observed.hpa.as_ref()).await?;
     for event in &decision.events {
         ctx.events
             .publish(&stack.object_ref, event.reason, &event.note, event.warning)
@@ -145,6 +124,48 @@ impl Writer<'_> {
             .await
             .map(Some)
     }
+}
+
+/// Creates the migration Job once the database is ready (it is immutable: an existing one is only
+/// read), and deletes the Jobs a newly succeeded one superseded. Returns where it stands now.
+async fn migrate(
+    children: &Writer<'_>,
+    stack: &ValidatedStack,
+    job: &Job,
+    migration: &ObservedMigration,
+    database_ready: bool,
+) -> Result<MigrationStatus, Error> {
+    let mut status = migration.status.clone();
+    if !migration.job_exists() && database_ready {
+        children.ctx.events.migration_started(stack, &status.job).await;
+        if let Some(created) = children.write(job, None).await? {
+            status.state = state_of(&created);
+        }
+    }
+    delete_jobs(&children.ctx.api(children.namespace), &migration.superseded).await?;
+    Ok(status)
+}
+
+/// Applies the HPA (in the version the cluster serves) when its digest changed.
+async fn write_hpa(
+    children: &Writer<'_>,
+    stack: &ValidatedStack,
+    desired: Option<&Autoscaler>,
+    live: Option<&DynamicObject>,
+) -> Result<(), Error> {
+    let live = live.and_then(digest);
+    match desired {
+        Some(Autoscaler::V2(hpa)) if digest(hpa.as_ref()) != live => {
+            children.write(hpa.as_ref(), None).await?;
+        }
+        Some(Autoscaler::V2beta2(hpa)) if digest(hpa.as_ref()) != live => {
+            let resource = hpa::v2beta2_resource();
+            let hpas = Api::namespaced_with(children.ctx.client.clone(), &stack.namespace, &resource);
+            apply_object(&hpas, "HorizontalPodAutoscaler", hpa.as_ref()).await?;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Server-side applies `desired` (a `kind`) and returns what the API server answered.

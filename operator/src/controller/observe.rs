@@ -71,7 +71,7 @@ pub struct Observed {
 }
 
 /// Reads a child, `None` when it does not exist.
-pub async fn get<K>(api: &Api<K>, kind: &'static str, name: &str) -> Result<Option<K>, Error>
+async fn get<K>(api: &Api<K>, kind: &'static str, name: &str) -> Result<Option<K>, Error>
 where
     K: Resource + DeserializeOwned + Clone + Debug,
 {

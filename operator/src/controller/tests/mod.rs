@@ -1,6 +1,7 @@
 //! Reconcile scenarios against a mocked API server (tower-test). Each scenario scripts every call the
 //! reconcile must make (method, URI, body) and fails on a missing, different or extra call. Reads
 //! come first (the observe step), writes after (the apply step).
+mod lifecycle;
 mod migration;
 mod scenario;
 
@@ -10,7 +11,6 @@ use http::Method;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus, StatefulSet, StatefulSetStatus};
 use k8s_openapi::api::batch::v1::JobStatus;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::Resource;
 use kube::runtime::controller::Action;
 use perfstack_contract::migration::MigrationSummary;
 use serde_json::{Value, json};
@@ -21,7 +21,7 @@ use super::build::{Autoscaler, Desired, build};
 use super::observe::Observed;
 use super::tune::{TuningDecision, tune};
 use crate::children::ValidatedStack;
-use crate::crd::{DeletionPolicy, MigrationState, MigrationStatus, PerformanceStack, PerformanceStackSpec};
+use crate::crd::{MigrationState, MigrationStatus, PerformanceStack, PerformanceStackSpec};
 use scenario::{Child, NS, Reply, Scenario, json_of};
 
 fn stack(spec: PerformanceStackSpec) -> PerformanceStack {
@@ -294,117 +294,6 @@ async fn migration_waits_for_the_database() {
     .await;
 }
 
-#[tokio::test]
-async fn invalid_spec_sets_ready_false_naming_the_field_and_touches_no_child() {
-    let mut spec = PerformanceStackSpec::default();
-    spec.pool.min_connections = 50;
-    spec.pool.max_connections = 20;
-    let mut stack = stack(spec);
-    // Written by the tuner; the controller's patch must leave it alone.
-    stack.status = Some(crate::crd::StackStatus {
-        observed_p95: Some("120ms".into()),
-        ..crate::crd::StackStatus::default()
-    });
-    let action = Scenario::new(stack)
-        .status_patch(|body| {
-            let status = &body["status"];
-            assert!(status.get("observedP95").is_none(), "{status}");
-            assert_eq!(status["phase"], "Failed");
-            let ready = &status["conditions"][0];
-            assert_eq!(ready["type"], "Ready");
-            assert_eq!(ready["status"], "False");
-            assert_eq!(ready["reason"], "InvalidSpec");
-            assert!(
-                ready["message"]
-                    .as_str()
-                    .unwrap()
-                    .contains("spec.pool.minConnections"),
-                "{ready}"
-            );
-        })
-        .run()
-        .await;
-    assert_eq!(
-        action,
-        Action::await_change(),
-        "an invalid spec waits for a change instead of retrying"
-    );
-}
-
-#[tokio::test]
-async fn new_stack_gets_the_finalizer_first() {
-    let mut stack = stack(PerformanceStackSpec::default());
-    stack.metadata.finalizers = None;
-    let action = Scenario::new(stack)
-        .stack_patch(|body| {
-            assert_eq!(body[1]["op"], "add");
-            assert_eq!(body[1]["value"], json!([FINALIZER]));
-        })
-        .run()
-        .await;
-    assert_eq!(action, Action::await_change());
-}
-
-fn deleting(policy: DeletionPolicy) -> PerformanceStack {
-    let mut stack = stack(PerformanceStackSpec {
-        deletion_policy: policy,
-        ..PerformanceStackSpec::default()
-    });
-    stack.meta_mut().deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::now()));
-    stack
-}
-
-fn removes_finalizer(body: &Value) {
-    assert_eq!(
-        body[0],
-        json!({"op": "test", "path": "/metadata/finalizers/0", "value": FINALIZER})
-    );
-    assert_eq!(body[1], json!({"op": "remove", "path": "/metadata/finalizers/0"}));
-}
-
-#[tokio::test]
-async fn deletion_with_delete_policy_removes_volumes_then_the_finalizer() {
-    let pvc_list = json!({
-        "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {},
-        "items": [{"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": {"name": "data-shop-postgres-0"}}]
-    });
-    let action = Scenario::new(deleting(DeletionPolicy::Delete))
-        .call(
-            Method::GET,
-            format!(
-                "/api/v1/namespaces/{NS}/persistentvolumeclaims?&labelSelector=perfstack.dev%2Fstack%3Dshop"
-            ),
-            Reply::Json(pvc_list),
-        )
-        // Already gone: tolerated.
-        .call(
-            Method::DELETE,
-            format!("/api/v1/namespaces/{NS}/persistentvolumeclaims/data-shop-postgres-0"),
-            Reply::NotFound,
-        )
-        .stack_patch(removes_finalizer)
-        .run()
-        .await;
-    assert_eq!(action, Action::await_change());
-}
-
-#[tokio::test]
-async fn deletion_with_retain_policy_keeps_volumes_and_orphans_the_credentials() {
-    let action = Scenario::new(deleting(DeletionPolicy::Retain))
-        .checked(
-            Method::PATCH,
-            format!("{}?", Child::Credentials.uri("")),
-            Reply::NotFound,
-            |body| {
-                assert_eq!(body, &json!({"metadata": {"ownerReferences": null}}));
-            },
-        )
-        .stack_patch(removes_finalizer)
-        .run()
-        .await;
-    assert_eq!(action, Action::await_change());
-}
-
 #[test]
 fn backoff_grows_exponentially_with_jitter_and_is_capped() {
     use super::backoff;
@@ -413,19 +302,4 @@ fn backoff_grows_exponentially_with_jitter_and_is_capped() {
     assert_eq!(backoff(4, 1.0), Duration::from_secs(16));
     assert_eq!(backoff(30, 1.0), Duration::from_secs(300));
     assert!(backoff(3, 0.3) < backoff(3, 0.9));
-}
-
-#[tokio::test]
-async fn suspended_stack_only_reports_suspended() {
-    let stack = stack(PerformanceStackSpec {
-        suspend: true,
-        ..PerformanceStackSpec::default()
-    });
-    let action = Scenario::new(stack)
-        .status_patch(|body| {
-            assert_eq!(body["status"]["phase"], "Suspended");
-        })
-        .run()
-        .await;
-    assert_eq!(action, Action::await_change());
 }
