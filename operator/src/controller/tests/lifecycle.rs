@@ -52,14 +52,13 @@ async fn invalid_spec_sets_ready_false_naming_the_field_and_touches_no_child() {
 async fn new_stack_gets_the_finalizer_first() {
     let mut stack = stack(PerformanceStackSpec::default());
     stack.metadata.finalizers = None;
-    let action = Scenario::new(stack)
+    Scenario::new(stack)
         .stack_patch(|body| {
             assert_eq!(body[1]["op"], "add");
             assert_eq!(body[1]["value"], json!([FINALIZER]));
         })
-        .run()
+        .run_then_await_change()
         .await;
-    assert_eq!(action, Action::await_change());
 }
 
 fn deleting(policy: DeletionPolicy) -> PerformanceStack {
@@ -85,7 +84,7 @@ async fn deletion_with_delete_policy_removes_volumes_then_the_finalizer() {
         "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {},
         "items": [{"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": {"name": "data-shop-postgres-0"}}]
     });
-    let action = Scenario::new(deleting(DeletionPolicy::Delete))
+    Scenario::new(deleting(DeletionPolicy::Delete))
         .call(
             Method::GET,
             format!(
@@ -100,14 +99,13 @@ async fn deletion_with_delete_policy_removes_volumes_then_the_finalizer() {
             Reply::NotFound,
         )
         .stack_patch(removes_finalizer)
-        .run()
+        .run_then_await_change()
         .await;
-    assert_eq!(action, Action::await_change());
 }
 
 #[tokio::test]
 async fn deletion_with_retain_policy_keeps_volumes_and_orphans_the_credentials() {
-    let action = Scenario::new(deleting(DeletionPolicy::Retain))
+    Scenario::new(deleting(DeletionPolicy::Retain))
         .checked(
             Method::PATCH,
             format!("{}?", Child::Credentials.uri("")),
@@ -117,9 +115,8 @@ async fn deletion_with_retain_policy_keeps_volumes_and_orphans_the_credentials()
             },
         )
         .stack_patch(removes_finalizer)
-        .run()
+        .run_then_await_change()
         .await;
-    assert_eq!(action, Action::await_change());
 }
 
 #[tokio::test]
@@ -128,11 +125,10 @@ async fn suspended_stack_only_reports_suspended() {
         suspend: true,
         ..PerformanceStackSpec::default()
     });
-    let action = Scenario::new(stack)
+    Scenario::new(stack)
         .status_patch(|body| {
             assert_eq!(body["status"]["phase"], "Suspended");
         })
-        .run()
+        .run_then_await_change()
         .await;
-    assert_eq!(action, Action::await_change());
 }

@@ -216,6 +216,11 @@ impl Scenario {
         })
     }
 
+    /// Runs one reconcile and checks that it then waits for the next change (no requeue).
+    pub(super) async fn run_then_await_change(self) {
+        assert_eq!(self.run().await, Action::await_change());
+    }
+
     /// Runs one reconcile against the scripted server; panics on a failed reconcile or call.
     pub(super) async fn run(self) -> Action {
         let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();

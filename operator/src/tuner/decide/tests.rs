@@ -18,7 +18,12 @@ fn at(seconds: u64) -> Duration {
 
 /// The decision on `obs` at time 0 of a tuner with no memory, `settings` in force.
 fn first(settings: Settings, obs: Observation) -> Decision {
-    decide(&settings, &History::default(), &obs, &spec(), at(0))
+    later(settings, &History::default(), obs, 0)
+}
+
+/// The decision on `obs` at `seconds`, remembering `history`, `settings` in force.
+fn later(settings: Settings, history: &History, obs: Observation, seconds: u64) -> Decision {
+    decide(&settings, history, &obs, &spec(), at(seconds))
 }
 
 #[test]
@@ -97,12 +102,11 @@ fn lowering_keeps_per_pod_load_below_the_load_that_broke_the_slo() {
         spec().scale_down_stabilization,
     );
     // p95 is far below target, but 4 pods carry 300 rps: 2 pods would carry 150 each.
-    let d = decide(
-        &settings(10, 4, 0),
+    let d = later(
+        settings(10, 4, 0),
         &history,
-        &obs(4, 20.0, 300.0, 1.0, 0.0, 0),
-        &spec(),
-        at(400),
+        obs(4, 20.0, 300.0, 1.0, 0.0, 0),
+        400,
     );
     assert_eq!(d.settings.hpa_min, 4, "ceil(300 / 80) = 4: {}", d.reason);
 }
@@ -222,12 +226,11 @@ fn slow_p95_while_pods_are_still_starting_never_lowers_the_floor() {
         };
         history.record(low, spec().scale_down_stabilization);
     }
-    let d = decide(
-        &settings(10, 6, 0),
+    let d = later(
+        settings(10, 6, 0),
         &history,
-        &obs(2, 300.0, 200.0, 3.0, 0.0, 0),
-        &spec(),
-        at(900),
+        obs(2, 300.0, 200.0, 3.0, 0.0, 0),
+        900,
     );
     assert_eq!(d.settings.hpa_min, 6, "{}", d.reason);
 }
