@@ -146,6 +146,8 @@ for stack in "${STACKS[@]}"; do
   [[ $(jq -r .status.phase <<<"$json") == Ready ]] || fail "$stack: phase is not Ready"
   [[ $(jq -r .status.observedGeneration <<<"$json") == $(jq -r .metadata.generation <<<"$json") ]] || fail "$stack: observedGeneration lags"
   condition "$NS" "$stack" MigrationsApplied message | grep -q '"migrationsApplied":4' || fail "$stack: migrate summary not in MigrationsApplied"
+  jq -e '.status.migration | .state == "Succeeded" and .summary.migrationsApplied == 4' <<<"$json" >/dev/null ||
+    fail "$stack: status.migration does not carry the migrate summary: $(jq -c .status.migration <<<"$json")"
   replicas=$(K get deployment -n "$NS" "$stack-api" -o json | jq '.spec.replicas')
   managers=$(K get --raw "/apis/apps/v1/namespaces/$NS/deployments/$stack-api" | jq -r '[.metadata.managedFields[] | select(.manager=="perfstack-operator") | .fieldsV1["f:spec"]["f:replicas"] // empty] | length')
   [[ $managers == 0 ]] || fail "$stack: the operator owns the Deployment's replicas while an HPA scales it"
@@ -159,7 +161,9 @@ for stack in "${STACKS[@]}"; do
 done
 K get events.events.k8s.io -n "$NS" -o json | jq -e '[.items[] | select(.regarding.kind=="PerformanceStack" and .reason=="PhaseReady")] | length > 0' >/dev/null ||
   fail "no PhaseReady Event recorded"
-curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" | grep -q 'perfstack_operator_stacks{phase="Ready"} '"${#STACKS[@]}" || fail "/metrics does not count the Ready stacks"
+# Read the whole body first: `curl | grep -q` fails under pipefail when grep stops reading early.
+metrics=$(curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics")
+grep -q 'perfstack_operator_stacks{phase="Ready"} '"${#STACKS[@]}" <<<"$metrics" || fail "/metrics does not count the Ready stacks"
 pass "Events and metrics report the transitions"
 
 # ---------- 3. a second pass changes nothing ----------
@@ -177,7 +181,11 @@ start_operator 2
 # The first instance released the Lease on shutdown, so the second leads at once instead of after expiry.
 wait_for 10 "Lease handed to e2e-operator-2" holder e2e-operator-2
 pass "leader election: the Lease is held, released on shutdown and taken over"
-reconciled() { curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" | awk -v n="${#STACKS[@]}" '/^perfstack_operator_reconciles_total/ {exit !($2 >= n)}'; }
+reconciled() {
+  local metrics
+  metrics=$(curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics") || return 1
+  awk -v n="${#STACKS[@]}" '/^perfstack_operator_reconciles_total/ {exit !($2 >= n)}' <<<"$metrics"
+}
 wait_for 30 "a full reconcile after restart" reconciled
 sleep 3
 after=$(versions)

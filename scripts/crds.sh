@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make crds`: regenerate crds/performancestack.yaml from the Rust types (operator/src/crd.rs).
+# `make crds`: regenerate crds/performancestack.yaml from the Rust types (operator/src/crd/).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$PERFSTACK_ROOT"

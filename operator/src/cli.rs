@@ -27,7 +27,7 @@ pub enum Command {
     Crdgen,
     /// Tune the pool of an app running on this machine (no cluster): scrape its /metrics,
     /// decide, write the tuning file it watches, print every decision with its reason.
-    Local(crate::tuner::act_local::LocalArgs),
+    Local(crate::tuner::local::LocalArgs),
 }
 
 /// Options of `run`.

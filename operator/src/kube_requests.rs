@@ -98,7 +98,7 @@ pub fn counting_layer(
 ) -> MapRequestLayer<impl Fn(Request<Body>) -> Request<Body> + Clone> {
     MapRequestLayer::new(move |request: Request<Body>| {
         let (verb, resource) = classify(request.method(), request.uri());
-        metrics.kube_request(verb, &resource);
+        metrics.kube_request(verb.as_str(), &resource);
         request
     })
 }

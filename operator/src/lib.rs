@@ -1,6 +1,6 @@
 //! perfstack-operator: deploys perfstack's API, PostgreSQL and Redis from a `PerformanceStack` and keeps
 //! them as specified.
-pub mod build;
+pub mod children;
 pub mod cli;
 pub mod controller;
 pub mod crd;

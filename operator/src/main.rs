@@ -8,7 +8,7 @@ use perfstack_operator::cli::{Cli, Command};
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Local(args) => perfstack_operator::tuner::act_local::command(args).await,
+        Command::Local(args) => perfstack_operator::tuner::local::command(args).await,
         Command::Crdgen => match perfstack_operator::crd_yaml() {
             Ok(yaml) => {
                 print!("{yaml}");

@@ -116,11 +116,12 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts one request to the Kubernetes API.
-    pub fn kube_request(&self, verb: crate::kube_requests::Verb, resource: &str) {
+    /// Counts one request to the Kubernetes API: `verb` as the API server spells it (`get`,
+    /// `patch`, ...), `resource` its plural (with a subresource, `pods/proxy`).
+    pub fn kube_request(&self, verb: &'static str, resource: &str) {
         self.kube_requests
             .get_or_create(&KubeRequestLabels {
-                verb: verb.as_str(),
+                verb,
                 resource: resource.into(),
             })
             .inc();

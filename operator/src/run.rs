@@ -19,7 +19,7 @@ use kube::runtime::controller::Controller;
 use kube::runtime::watcher;
 use kube::{Client, Resource};
 
-use crate::build::{MANAGED_SELECTOR, hpa::v2beta2_resource};
+use crate::children::{MANAGED_SELECTOR, hpa};
 use crate::cli::RunArgs;
 use crate::controller::{AutoscalingApi, Context, ErrorChain, StackEvents, error_policy, reconcile};
 use crate::crd::PerformanceStack;
@@ -80,7 +80,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let identity =
         std::env::var("POD_NAME").unwrap_or_else(|_| format!("{}-{}", crate::MANAGER, std::process::id()));
     let events = StackEvents::new(client.clone(), Some(identity.clone()));
-    let tuning = crate::controller::tune::Tuning::new(&client, args.tuner_scrape);
+    let tuning = crate::controller::Tuning::new(&client, args.tuner_scrape);
     let ctx = Arc::new(Context::new(client.clone(), autoscaling, events, metrics).with_tuning(tuning));
 
     let stop = if args.leader_election {
@@ -190,10 +190,8 @@ async fn controller(namespace: Option<String>, ctx: Arc<Context>, stop: StopFutu
     .owns(scoped::<Deployment>(&client, &namespace), owned.clone())
     .owns(scoped::<Job>(&client, &namespace), owned.clone());
     let hpa_resource = match ctx.autoscaling {
-        AutoscalingApi::V2 => Some(kube::core::ApiResource::erase::<
-            k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler,
-        >(&())),
-        AutoscalingApi::V2beta2 => Some(v2beta2_resource()),
+        AutoscalingApi::V2 => Some(hpa::v2_resource()),
+        AutoscalingApi::V2beta2 => Some(hpa::v2beta2_resource()),
         AutoscalingApi::Unavailable => None,
     };
     if let Some(resource) = hpa_resource {

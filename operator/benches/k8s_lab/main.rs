@@ -92,7 +92,7 @@ async fn measure(
     count: usize,
 ) -> anyhow::Result<Report> {
     let hpa = match AutoscalingApi::discover(client).await? {
-        AutoscalingApi::V2beta2 => perfstack_operator::build::hpa::v2beta2_resource(),
+        AutoscalingApi::V2beta2 => perfstack_operator::children::hpa::v2beta2_resource(),
         _ => kube::api::ApiResource::erase::<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>(&()),
     };
     let seen: FirstSeen = Arc::default();

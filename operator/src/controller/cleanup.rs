@@ -7,8 +7,9 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use serde_json::json;
 
-use super::{Context, Error};
-use crate::build::{ChildNames, STACK_LABEL};
+use super::context::{Context, stack_key};
+use super::error::{Error, unless_gone};
+use crate::children::{ChildNames, STACK_LABEL};
 use crate::crd::{DeletionPolicy, PerformanceStack};
 
 /// Retain: orphans the credentials Secret so it outlives the stack together with the database volume
@@ -17,51 +18,45 @@ pub async fn cleanup(stack: &PerformanceStack, ctx: &Context) -> Result<Action, 
     let namespace = stack.namespace().unwrap_or_default();
     let name = stack.name_any();
     if let Some(tuning) = &ctx.tuning {
-        tuning.registry.forget(&format!("{namespace}/{name}"));
+        tuning.registry.forget(&stack_key(stack));
     }
     match stack.spec.deletion_policy {
         DeletionPolicy::Retain => {
-            let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+            let secrets: Api<Secret> = ctx.api(&namespace);
             let secret = ChildNames::new(&name).credentials();
             let patch = json!({ "metadata": { "ownerReferences": null } });
-            match secrets
+            let orphaned = secrets
                 .patch(&secret, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
+                .await;
+            if unless_gone(orphaned)
+                .map_err(|source| cleanup_failed("orphaning the credentials Secret", source))?
+                .is_some()
             {
-                Ok(_) => tracing::info!(secret, "kept credentials Secret (deletionPolicy Retain)"),
-                Err(kube::Error::Api(status)) if status.code == 404 => {}
-                Err(source) => {
-                    return Err(Error::Cleanup {
-                        what: "orphaning the credentials Secret",
-                        source,
-                    });
-                }
+                tracing::info!(secret, "kept credentials Secret (deletionPolicy Retain)");
             }
         }
         DeletionPolicy::Delete => {
-            let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
+            let claims: Api<PersistentVolumeClaim> = ctx.api(&namespace);
             let selector = format!("{STACK_LABEL}={name}");
             let list = claims
                 .list_metadata(&ListParams::default().labels(&selector))
                 .await
-                .map_err(|source| Error::Cleanup {
-                    what: "listing database volumes",
-                    source,
-                })?;
+                .map_err(|source| cleanup_failed("listing database volumes", source))?;
             for claim in list.items.iter().map(|c| c.name_any()) {
-                match claims.delete(&claim, &DeleteParams::default()).await {
-                    Ok(_) => tracing::info!(claim, "deleted database volume (deletionPolicy Delete)"),
-                    Err(kube::Error::Api(status)) if status.code == 404 => {}
-                    Err(source) => {
-                        return Err(Error::Cleanup {
-                            what: "deleting a database volume",
-                            source,
-                        });
-                    }
+                let deleted = claims.delete(&claim, &DeleteParams::default()).await;
+                if unless_gone(deleted)
+                    .map_err(|source| cleanup_failed("deleting a database volume", source))?
+                    .is_some()
+                {
+                    tracing::info!(claim, "deleted database volume (deletionPolicy Delete)");
                 }
             }
         }
     }
     ctx.metrics.forget(stack);
     Ok(Action::await_change())
+}
+
+fn cleanup_failed(what: &'static str, source: kube::Error) -> Error {
+    Error::Cleanup { what, source }
 }

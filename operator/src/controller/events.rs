@@ -1,11 +1,9 @@
 //! Events: events.k8s.io Events about a stack, recorded on transitions only. A failed Event never fails
 //! a reconcile; it is logged.
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::Resource;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
-use crate::build::ValidatedStack;
-use crate::crd::PerformanceStack;
+use crate::children::ValidatedStack;
 
 /// Records Events about stacks under the operator's name.
 #[derive(Clone)]
@@ -30,14 +28,8 @@ impl StackEvents {
         Self { recorder: None }
     }
 
-    /// Publishes one Event about `stack`.
-    pub async fn publish(&self, stack: &PerformanceStack, reason: &str, note: &str, warning: bool) {
-        self.publish_about(&stack.object_ref(&()), reason, note, warning)
-            .await;
-    }
-
-    /// Publishes one Event about the object `regarding`.
-    async fn publish_about(&self, regarding: &ObjectReference, reason: &str, note: &str, warning: bool) {
+    /// Publishes one Event about the object `regarding` (a stack).
+    pub async fn publish(&self, regarding: &ObjectReference, reason: &str, note: &str, warning: bool) {
         let Some(recorder) = &self.recorder else {
             return;
         };
@@ -60,7 +52,7 @@ impl StackEvents {
     /// A migration Job is about to be created.
     pub async fn migration_started(&self, stack: &ValidatedStack, job: &str) {
         let note = format!("running migrations for {} in Job {job}", stack.app_image);
-        self.publish_about(&stack.object_ref, "MigrationStarted", &note, false)
+        self.publish(&stack.object_ref, "MigrationStarted", &note, false)
             .await;
     }
 }

@@ -1,6 +1,8 @@
 //! A failed reconcile in the stack's status: what failed, in the API server's words, as the Ready
 //! condition (never a Secret's text), so `kubectl get pstack` shows it and not only the log.
-use super::{Context, Error, ErrorChain, now, status, update_status};
+use super::context::Context;
+use super::error::{Error, ErrorChain, Write};
+use super::{status, update_status};
 use crate::crd::PerformanceStack;
 
 /// Longest message a failed reconcile puts into the Ready condition.
@@ -12,20 +14,20 @@ impl Error {
     /// included, except for Secrets: a refusal there could quote what the Secret holds.
     pub fn condition(&self) -> Option<(&'static str, String)> {
         let (reason, message) = match self {
-            Error::Read { kind, name, source } => (
-                "ReadFailed",
-                format!("reading {kind} {name}: {}", api_words(kind, source)),
+            Error::Observe { kind, source, .. } => {
+                ("ReadFailed", format!("{self}: {}", api_words(kind, source)))
+            }
+            Error::Apply {
+                write, kind, source, ..
+            } => (
+                match write {
+                    Write::Apply => "ApplyFailed",
+                    Write::Delete => "DeleteFailed",
+                },
+                format!("{self}: {}", api_words(kind, source)),
             ),
-            Error::Apply { kind, name, source } => (
-                "ApplyFailed",
-                format!("applying {kind} {name}: {}", api_words(kind, source)),
-            ),
-            Error::Delete { kind, name, source } => (
-                "DeleteFailed",
-                format!("deleting {kind} {name}: {}", api_words(kind, source)),
-            ),
-            Error::TuningFile(_) | Error::Serialize(_) => ("RenderFailed", self.to_string()),
-            Error::Status { .. } | Error::Cleanup { .. } => return None,
+            Error::Build { .. } => ("RenderFailed", self.to_string()),
+            Error::UpdateStatus { .. } | Error::Cleanup { .. } => return None,
             Error::Finalizer(inner) => match inner.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e) => return e.condition(),
                 _ => return None,
@@ -61,7 +63,7 @@ fn error_kind(error: &kube::Error) -> &'static str {
 /// way, and is retried with backoff), so `kubectl get pstack` shows it rather than a stale state.
 pub(super) async fn report_failure(ctx: &Context, stack: &PerformanceStack, error: Error) -> Error {
     if let Some((reason, message)) = error.condition() {
-        let failed = status::reconcile_failed(stack, reason, message, &now());
+        let failed = status::reconcile_failed(stack, reason, message, &status::now());
         if let Err(status_error) = update_status::write(ctx, stack, failed).await {
             tracing::warn!(error = %ErrorChain(&status_error), "could not report the failure in status");
         }
@@ -85,6 +87,7 @@ mod tests {
     #[test]
     fn the_ready_condition_carries_the_api_servers_words() {
         let error = Error::Apply {
+            write: Write::Apply,
             kind: "Service",
             name: "shop-api".into(),
             source: refused(
@@ -106,6 +109,7 @@ mod tests {
     #[test]
     fn a_refused_secret_is_reported_without_the_servers_text() {
         let error = Error::Apply {
+            write: Write::Apply,
             kind: "Secret",
             name: "shop-credentials".into(),
             source: refused(
@@ -124,11 +128,11 @@ mod tests {
 
     #[test]
     fn status_and_cleanup_failures_are_not_written_into_status_and_long_text_is_cut() {
-        let status = Error::Status {
+        let status = Error::UpdateStatus {
             source: refused(409, "Conflict", "x"),
         };
         assert!(status.condition().is_none());
-        let long = Error::Read {
+        let long = Error::Observe {
             kind: "Pod",
             name: "p".into(),
             source: refused(500, "InternalError", &"x".repeat(5000)),

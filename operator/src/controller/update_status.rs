@@ -1,9 +1,11 @@
-//! Update status: write the computed status only when it differs from what the stack shows, and record
-//! an Event for every condition that changed status and for a phase change.
+//! Update status (step 7): write the computed status only when it differs from what the stack shows,
+//! and record an Event for every condition that changed status and for a phase change.
+use kube::Resource;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
-use super::{Context, Error};
+use super::context::Context;
+use super::error::Error;
 use crate::crd::{PerformanceStack, StackStatus};
 
 /// A transition worth an Event: (reason, note, is_warning).
@@ -58,9 +60,10 @@ pub async fn write(ctx: &Context, stack: &PerformanceStack, new: StackStatus) ->
     let patch = json!({ "status": owned });
     api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
-        .map_err(|source| Error::Status { source })?;
+        .map_err(|source| Error::UpdateStatus { source })?;
+    let regarding = stack.object_ref(&());
     for (reason, note, warning) in transitions(&old, &new) {
-        ctx.events.publish(stack, &reason, &note, warning).await;
+        ctx.events.publish(&regarding, &reason, &note, warning).await;
     }
     Ok(())
 }

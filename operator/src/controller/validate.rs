@@ -1,24 +1,20 @@
-//! Validate: turn a `PerformanceStack` into a [`ValidatedStack`] or name the field that is wrong.
+//! Validate (step 1 of the reconcile): turn a `PerformanceStack` into a [`ValidatedStack`] or name
+//! the field that is wrong.
 //!
 //! The CRD schema carries the same bounds and CEL rules, but older API servers ignore CEL and objects
-//! may predate a schema change, so the controller checks everything it relies on itself.
+//! may predate a schema change, so the controller checks everything it relies on itself. Bounds the
+//! app enforces too (the tuning file's) come from the contract.
+use std::fmt::Display;
+use std::ops::RangeInclusive;
+
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use perfstack_contract::{env, tuning};
 
-use crate::build::{CacheSource, DatabaseSource, ValidatedStack, default_app_image};
-use crate::crd::{CacheMode, DatabaseMode, ExternalSpec, PerformanceStack};
-
-/// Environment variables the operator sets on the API container; spec.app.env must not override them.
-pub const RESERVED_ENV: &[&str] = &[
-    "DATABASE_URL",
-    "REDIS_URL",
-    "LISTEN_ADDR",
-    "LOG_FORMAT",
-    "TUNING_FILE",
-    "DB_POOL_MIN",
-    "DB_POOL_MAX",
-    "DB_ACQUIRE_TIMEOUT_MS",
-    "DB_IDLE_TIMEOUT_S",
-];
+use crate::children::{CacheSource, DatabaseSource, ValidatedStack, default_app_image};
+use crate::crd::{
+    AppSpec, CacheMode, CacheSpec, DatabaseMode, ExternalSpec, PerformanceStack, PerformanceStackSpec,
+    PoolSpec, SloSpec, TuningSpec,
+};
 
 /// A spec the operator cannot deploy, with the offending field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,10 +34,21 @@ fn invalid(field: &str, message: impl Into<String>) -> InvalidSpec {
 }
 
 fn in_range(field: &str, value: i32, min: i32, max: i32) -> Result<(), InvalidSpec> {
-    if (min..=max).contains(&value) {
+    in_contract_range(field, value, &(min..=max))
+}
+
+/// `value` (as the CRD holds it) within a bound given in the contract's integer type.
+fn in_contract_range<T>(field: &str, value: i32, range: &RangeInclusive<T>) -> Result<(), InvalidSpec>
+where
+    T: TryFrom<i32> + PartialOrd + Display,
+{
+    if T::try_from(value).is_ok_and(|v| range.contains(&v)) {
         Ok(())
     } else {
-        Err(invalid(field, format!("{value} is outside {min}..={max}")))
+        Err(invalid(
+            field,
+            format!("{value} is outside {}..={}", range.start(), range.end()),
+        ))
     }
 }
 
@@ -66,29 +73,51 @@ fn external_ref(
     Ok((name.to_owned(), key))
 }
 
+/// `value` of `field` must not exceed `limit`, the value of `limit_field`.
+fn not_above(field: &str, value: i32, limit_field: &str, limit: i32) -> Result<(), InvalidSpec> {
+    if value > limit {
+        return Err(invalid(
+            field,
+            format!("{value} must not exceed {limit_field} ({limit})"),
+        ));
+    }
+    Ok(())
+}
+
+/// A `metadata` field every object has once the API server stored it.
+fn required(field: &str, value: &Option<String>) -> Result<String, InvalidSpec> {
+    value.clone().ok_or_else(|| invalid(field, "is missing"))
+}
+
 /// Checks the stack's spec and resolves defaults.
 pub fn validate(stack: &PerformanceStack) -> Result<ValidatedStack, InvalidSpec> {
-    let name = stack
-        .metadata
-        .name
-        .clone()
-        .ok_or_else(|| invalid("metadata.name", "is missing"))?;
-    let namespace = stack
-        .metadata
-        .namespace
-        .clone()
-        .ok_or_else(|| invalid("metadata.namespace", "is missing"))?;
-    let uid = stack
-        .metadata
-        .uid
-        .clone()
-        .ok_or_else(|| invalid("metadata.uid", "is missing"))?;
+    let meta = &stack.metadata;
+    let name = required("metadata.name", &meta.name)?;
+    let namespace = required("metadata.namespace", &meta.namespace)?;
+    let uid = required("metadata.uid", &meta.uid)?;
     // Child names append up to 12 characters ("-credentials") and must stay DNS labels for Services.
     if name.len() > 40 {
         return Err(invalid("metadata.name", "must be at most 40 characters"));
     }
     let spec = &stack.spec;
-    let app = &spec.app;
+    app(&spec.app)?;
+    pool(&spec.pool)?;
+    slo(&spec.slo)?;
+    tuning_spec(&spec.tuning)?;
+    Ok(ValidatedStack {
+        name,
+        namespace,
+        uid,
+        generation: meta.generation.unwrap_or(0),
+        object_ref: kube::Resource::object_ref(stack, &()),
+        app_image: spec.app.image.clone().unwrap_or_else(default_app_image),
+        database: database(spec)?,
+        cache: cache(&spec.cache)?,
+        spec: spec.clone(),
+    })
+}
+
+fn app(app: &AppSpec) -> Result<(), InvalidSpec> {
     in_range("spec.app.port", app.port, 1, 65535)?;
     in_range("spec.app.minReplicas", app.min_replicas, 1, 100)?;
     in_range("spec.app.maxReplicas", app.max_replicas, 1, 100)?;
@@ -98,15 +127,12 @@ pub fn validate(stack: &PerformanceStack) -> Result<ValidatedStack, InvalidSpec>
         1,
         100,
     )?;
-    if app.min_replicas > app.max_replicas {
-        return Err(invalid(
-            "spec.app.minReplicas",
-            format!(
-                "{} must not exceed spec.app.maxReplicas ({})",
-                app.min_replicas, app.max_replicas
-            ),
-        ));
-    }
+    not_above(
+        "spec.app.minReplicas",
+        app.min_replicas,
+        "spec.app.maxReplicas",
+        app.max_replicas,
+    )?;
     if let Some(image) = &app.image
         && (image.trim().is_empty() || image.contains(char::is_whitespace))
     {
@@ -116,33 +142,45 @@ pub fn validate(stack: &PerformanceStack) -> Result<ValidatedStack, InvalidSpec>
         ));
     }
     for (i, var) in app.env.iter().enumerate() {
-        if RESERVED_ENV.contains(&var.name.as_str()) {
+        if env::OPERATOR_SET.contains(&var.name.as_str()) {
             return Err(invalid(
                 &format!("spec.app.env[{i}].name"),
                 format!("{} is set by the operator and cannot be overridden", var.name),
             ));
         }
     }
-    let pool = &spec.pool;
-    in_range("spec.pool.minConnections", pool.min_connections, 0, 500)?;
-    in_range("spec.pool.maxConnections", pool.max_connections, 1, 500)?;
-    in_range("spec.pool.acquireTimeoutMs", pool.acquire_timeout_ms, 1, 600_000)?;
+    Ok(())
+}
+
+/// The pool's bounds are the tuning file's (the app refuses a file outside them).
+fn pool(pool: &PoolSpec) -> Result<(), InvalidSpec> {
+    let most = *tuning::MAX_CONNECTIONS.end();
+    in_contract_range("spec.pool.minConnections", pool.min_connections, &(0..=most))?;
+    in_contract_range(
+        "spec.pool.maxConnections",
+        pool.max_connections,
+        &tuning::MAX_CONNECTIONS,
+    )?;
+    in_contract_range(
+        "spec.pool.acquireTimeoutMs",
+        pool.acquire_timeout_ms,
+        &tuning::ACQUIRE_TIMEOUT_MS,
+    )?;
     in_range(
         "spec.pool.idleTimeoutSeconds",
         pool.idle_timeout_seconds,
         1,
         86_400,
     )?;
-    if pool.min_connections > pool.max_connections {
-        return Err(invalid(
-            "spec.pool.minConnections",
-            format!(
-                "{} must not exceed spec.pool.maxConnections ({})",
-                pool.min_connections, pool.max_connections
-            ),
-        ));
-    }
-    let slo = &spec.slo;
+    not_above(
+        "spec.pool.minConnections",
+        pool.min_connections,
+        "spec.pool.maxConnections",
+        pool.max_connections,
+    )
+}
+
+fn slo(slo: &SloSpec) -> Result<(), InvalidSpec> {
     in_range("spec.slo.p95LatencyMs", slo.p95_latency_ms, 1, 60_000)?;
     in_range("spec.slo.p99LatencyMs", slo.p99_latency_ms, 1, 60_000)?;
     if slo.p95_latency_ms > slo.p99_latency_ms {
@@ -154,21 +192,28 @@ pub fn validate(stack: &PerformanceStack) -> Result<ValidatedStack, InvalidSpec>
     if !(0.0..=100.0).contains(&slo.max_error_rate_percent) {
         return Err(invalid("spec.slo.maxErrorRatePercent", "must be within 0..=100"));
     }
-    let tuning = &spec.tuning;
-    in_range("spec.tuning.intervalSeconds", tuning.interval_seconds, 10, 3600)?;
-    in_range(
-        "spec.tuning.scaleUpStabilizationSeconds",
-        tuning.scale_up_stabilization_seconds,
-        0,
-        3600,
-    )?;
-    in_range(
-        "spec.tuning.scaleDownStabilizationSeconds",
-        tuning.scale_down_stabilization_seconds,
-        0,
-        3600,
-    )?;
+    Ok(())
+}
 
+fn tuning_spec(tuning: &TuningSpec) -> Result<(), InvalidSpec> {
+    in_range("spec.tuning.intervalSeconds", tuning.interval_seconds, 10, 3600)?;
+    for (field, seconds) in [
+        (
+            "spec.tuning.scaleUpStabilizationSeconds",
+            tuning.scale_up_stabilization_seconds,
+        ),
+        (
+            "spec.tuning.scaleDownStabilizationSeconds",
+            tuning.scale_down_stabilization_seconds,
+        ),
+    ] {
+        in_range(field, seconds, 0, 3600)?;
+    }
+    Ok(())
+}
+
+/// Where the database URL comes from; a bundled server must hold every pod's pool.
+fn database(spec: &PerformanceStackSpec) -> Result<DatabaseSource, InvalidSpec> {
     let db = &spec.database;
     in_range(
         "spec.database.reservedConnections",
@@ -176,69 +221,57 @@ pub fn validate(stack: &PerformanceStack) -> Result<ValidatedStack, InvalidSpec>
         0,
         1000,
     )?;
-    let database = match db.mode {
-        DatabaseMode::Bundled => {
-            let bundled = &db.bundled;
-            in_range(
-                "spec.database.bundled.maxConnections",
-                bundled.max_connections,
-                10,
-                10_000,
-            )?;
-            if db.reserved_connections >= bundled.max_connections {
-                return Err(invalid(
-                    "spec.database.reservedConnections",
-                    "must be below spec.database.bundled.maxConnections",
-                ));
-            }
-            if pool.max_connections > bundled.max_connections - db.reserved_connections {
-                return Err(invalid(
-                    "spec.pool.maxConnections",
-                    "must fit within spec.database.bundled.maxConnections minus spec.database.reservedConnections",
-                ));
-            }
-            if bundled.image.trim().is_empty() {
-                return Err(invalid("spec.database.bundled.image", "must not be empty"));
-            }
-            check_quantity("spec.database.bundled.storageSize", &bundled.storage_size)?;
-            DatabaseSource::Bundled
-        }
-        DatabaseMode::External => {
-            let (secret, key) = external_ref("spec.database.external", &db.external, "database-url")?;
-            DatabaseSource::External { secret, key }
-        }
-    };
-    let cache = match spec.cache.mode {
+    if db.mode == DatabaseMode::External {
+        let (secret, key) = external_ref("spec.database.external", &db.external, "database-url")?;
+        return Ok(DatabaseSource::External { secret, key });
+    }
+    let bundled = &db.bundled;
+    in_range(
+        "spec.database.bundled.maxConnections",
+        bundled.max_connections,
+        10,
+        10_000,
+    )?;
+    if db.reserved_connections >= bundled.max_connections {
+        return Err(invalid(
+            "spec.database.reservedConnections",
+            "must be below spec.database.bundled.maxConnections",
+        ));
+    }
+    if spec.pool.max_connections > bundled.max_connections - db.reserved_connections {
+        return Err(invalid(
+            "spec.pool.maxConnections",
+            "must fit within spec.database.bundled.maxConnections minus spec.database.reservedConnections",
+        ));
+    }
+    if bundled.image.trim().is_empty() {
+        return Err(invalid("spec.database.bundled.image", "must not be empty"));
+    }
+    check_quantity("spec.database.bundled.storageSize", &bundled.storage_size)?;
+    Ok(DatabaseSource::Bundled)
+}
+
+/// Where the Redis URL comes from.
+fn cache(cache: &CacheSpec) -> Result<CacheSource, InvalidSpec> {
+    match cache.mode {
         CacheMode::Bundled => {
-            if spec.cache.image.trim().is_empty() {
+            if cache.image.trim().is_empty() {
                 return Err(invalid("spec.cache.image", "must not be empty"));
             }
-            if !is_redis_memory(&spec.cache.maxmemory) {
+            if !is_redis_memory(&cache.maxmemory) {
                 return Err(invalid(
                     "spec.cache.maxmemory",
                     "must be a number with an optional kb, mb or gb suffix",
                 ));
             }
-            CacheSource::Bundled
+            Ok(CacheSource::Bundled)
         }
         CacheMode::External => {
-            let (secret, key) = external_ref("spec.cache.external", &spec.cache.external, "redis-url")?;
-            CacheSource::External { secret, key }
+            let (secret, key) = external_ref("spec.cache.external", &cache.external, "redis-url")?;
+            Ok(CacheSource::External { secret, key })
         }
-        CacheMode::Disabled => CacheSource::Disabled,
-    };
-    Ok(ValidatedStack {
-        name,
-        namespace,
-        uid,
-        generation: stack.metadata.generation.unwrap_or(0),
-        object_ref: kube::Resource::object_ref(stack, &()),
-        app_image: app.image.clone().unwrap_or_else(default_app_image),
-        spec: spec.clone(),
-        database,
-        cache,
-        tuned: None,
-    })
+        CacheMode::Disabled => Ok(CacheSource::Disabled),
+    }
 }
 
 fn is_redis_memory(value: &str) -> bool {
@@ -308,8 +341,28 @@ mod tests {
         spec.app.max_replicas = 101;
         assert_eq!(validate(&stack(spec)).unwrap_err().field, "spec.app.maxReplicas");
         let mut spec = PerformanceStackSpec::default();
-        spec.app.env.push(crate::build::plain_env("DATABASE_URL", "x"));
+        spec.app
+            .env
+            .push(crate::children::pod::plain_env("DATABASE_URL", "x"));
         assert_eq!(validate(&stack(spec)).unwrap_err().field, "spec.app.env[0].name");
+    }
+
+    #[test]
+    fn pool_bounds_are_the_tuning_files() {
+        let mut spec = PerformanceStackSpec::default();
+        spec.pool.max_connections = 501;
+        spec.database.bundled.max_connections = 1000;
+        let err = validate(&stack(spec)).unwrap_err();
+        assert_eq!(
+            (err.field.as_str(), err.message.as_str()),
+            ("spec.pool.maxConnections", "501 is outside 1..=500")
+        );
+        let mut spec = PerformanceStackSpec::default();
+        spec.pool.acquire_timeout_ms = 0;
+        assert_eq!(
+            validate(&stack(spec)).unwrap_err().to_string(),
+            "spec.pool.acquireTimeoutMs: 0 is outside 1..=600000"
+        );
     }
 
     #[test]

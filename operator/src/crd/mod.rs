@@ -11,7 +11,10 @@ use kube::{CustomResource, KubeSchema};
 pub use policy::{DeletionPolicy, MigrationsSpec, PoolSpec, SloSpec, TuningMode, TuningSpec};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-pub use status::{Phase, StackStatus};
+pub use status::{
+    DecisionRecord, MigrationState, MigrationStatus, ObservationSummary, Phase, StackStatus, TunedSettings,
+    TuningStatus,
+};
 
 /// The API group of the custom resource.
 pub const GROUP: &str = "perfstack.dev";
@@ -201,6 +204,18 @@ impl Default for BundledDatabaseSpec {
 pub struct ExternalSpec {
     /// The Secret (in the stack's namespace) and key holding the connection URL.
     pub secret_ref: SecretKeyRef,
+}
+
+impl ExternalSpec {
+    /// The URL under `key` (`None`: the mode's default key) of the Secret `name`.
+    pub fn secret(name: &str, key: Option<&str>) -> Self {
+        Self {
+            secret_ref: SecretKeyRef {
+                name: name.to_owned(),
+                key: key.map(str::to_owned),
+            },
+        }
+    }
 }
 
 /// A key in a Secret of the stack's namespace.

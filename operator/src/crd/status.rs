@@ -1,5 +1,6 @@
-//! What the operator reports about a stack.
+//! What the operator reports about a stack: phase, conditions, the migration and the tuner.
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use perfstack_contract::migration::MigrationSummary;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -76,7 +77,114 @@ pub struct StackStatus {
     /// Latest observed p95 request latency, e.g. 120ms (reported by the tuner).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_p95: Option<String>,
+    /// The migration of the desired API image: its Job, where it stands and what it reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<MigrationStatus>,
     /// The tuner: settings in force, its last decision (time, reason) and last observation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tuning: Option<crate::tuner::act::TuningStatus>,
+    pub tuning: Option<TuningStatus>,
+}
+
+/// Where the migration of an API image stands.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MigrationState {
+    /// The Job is not created yet because the database is not ready (a Job started earlier would
+    /// burn its retries against a database that is still starting).
+    WaitingForDatabase,
+    /// The Job exists and has not finished.
+    Running,
+    /// The Job succeeded; the API rolls out to its image.
+    Succeeded,
+    /// The Job failed; delete it to retry.
+    Failed,
+}
+
+/// The migration Job of the desired API image.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationStatus {
+    /// Name of the Job (it changes with the image and the database).
+    pub job: String,
+    /// The API image whose migration the Job runs.
+    pub image: String,
+    /// WaitingForDatabase, Running, Succeeded or Failed.
+    pub state: MigrationState,
+    /// What `perfstack-app migrate` reported after it succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<MigrationSummary>,
+    /// Why it failed, as the Job's pod reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Settings as shown in `status.tuning`.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TunedSettings {
+    /// Pool minimum per API pod.
+    pub pool_min: u32,
+    /// Pool maximum per API pod.
+    pub pool_max: u32,
+    /// HPA minReplicas.
+    pub min_replicas: u32,
+    /// HPA maxReplicas.
+    pub max_replicas: u32,
+    /// Generation of the tuning file carrying the pool settings.
+    pub generation: u64,
+}
+
+/// The last decision, as shown in `status.tuning`.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionRecord {
+    /// When it was made (RFC 3339).
+    pub time: String,
+    /// What it wanted.
+    pub settings: TunedSettings,
+    /// Whether it was applied (mode Auto) or only recommended.
+    pub applied: bool,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// The last observation, as shown in `status.tuning` (rounded so small noise does not churn).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservationSummary {
+    /// p95 request latency over the interval, milliseconds (absent without requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p95_ms: Option<u64>,
+    /// p99 request latency over the interval, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_ms: Option<u64>,
+    /// Requests per second over all pods.
+    pub requests_per_second: f64,
+    /// Share of 5xx responses, percent.
+    pub error_rate_percent: f64,
+    /// Connections in use over the pools' maxima, percent.
+    pub pool_utilisation_percent: u32,
+    /// Tasks waiting for a connection, over all pods.
+    pub waiting: u32,
+    /// Ready pods asked.
+    pub pods: u32,
+    /// Pods that answered.
+    pub pods_answered: u32,
+    /// Pods that did not answer (their traffic is missing from the figures).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unanswered: Vec<String>,
+}
+
+/// `status.tuning`.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TuningStatus {
+    /// Settings in force.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_force: Option<TunedSettings>,
+    /// The last decision with its time and reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_decision: Option<DecisionRecord>,
+    /// The last observation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_observation: Option<ObservationSummary>,
 }

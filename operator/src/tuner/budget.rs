@@ -5,7 +5,26 @@
 //! says with the numbers what it had to give up (the `ConnectionBudget` condition).
 use std::fmt;
 
-use super::spec::{PoolBounds, ReplicaBounds};
+/// Bounds for the per-pod connection pool (`spec.pool.min` / `spec.pool.max`).
+///
+/// `min` is the smallest pool maximum the tuner will set (and the pool minimum it keeps);
+/// `max` the largest pool maximum it may grow to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolBounds {
+    /// Smallest pool size per pod.
+    pub min: u32,
+    /// Largest pool size per pod.
+    pub max: u32,
+}
+
+/// Bounds for the app's replicas (`spec.app.replicas`): the HPA floor and ceiling move inside them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaBounds {
+    /// Lowest HPA `minReplicas` the tuner may set.
+    pub min: u32,
+    /// Highest HPA `maxReplicas` the tuner may set (the budget can lower it).
+    pub max: u32,
+}
 
 /// PostgreSQL's connection limit and the share kept for everyone but the app pods
 /// (migrations, admins, monitoring, `superuser_reserved_connections`).

@@ -17,7 +17,7 @@ use super::history::{Change, Growth, History, Interval};
 use super::hpa::{recommend_floor, stabilize};
 use super::observe::Observation;
 use super::pool::decide_pool;
-use super::spec::{Settings, TuningSpec};
+use super::spec::{Inputs, Settings, TuningSpec};
 
 /// What the tuner wants in force after an interval.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,21 +56,6 @@ impl Decision {
     pub fn pool_settings_changed(&self) -> bool {
         self.settings.pool_max != self.before.pool_max || self.settings.pool_min != self.before.pool_min
     }
-}
-
-/// What every step of the decision reads.
-#[derive(Debug, Clone, Copy)]
-pub struct Inputs<'a> {
-    /// Settings in force.
-    pub settings: &'a Settings,
-    /// Memory of past intervals.
-    pub history: &'a History,
-    /// This interval.
-    pub obs: &'a Observation,
-    /// What the user asked for.
-    pub spec: &'a TuningSpec,
-    /// The time of the decision (any fixed origin).
-    pub now: Duration,
 }
 
 /// Decides the settings for the next interval. See the module docs for the order of the steps.
@@ -218,5 +203,4 @@ impl Tuner {
 }
 
 #[cfg(test)]
-#[path = "decide_tests.rs"]
 mod tests;

@@ -7,21 +7,12 @@ use super::act::Mode;
 use super::budget::BudgetPlan;
 use super::spec::{Settings, TuningSpec};
 
-/// The spec's starting point for the pool (`spec.pool`) and the generation to write with it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StartingPool {
-    /// `spec.pool.minConnections`.
-    pub min: u32,
-    /// `spec.pool.maxConnections`.
-    pub max: u32,
-    /// Generation for a file carrying these values.
-    pub generation: u64,
-}
-
 /// Settings to write, with the budget plan they keep (for the `ConnectionBudget` condition).
+/// `start` is the spec's own pool and generation (`from_crd::spec_settings`); its replica bounds
+/// give way to the plan's.
 pub fn effective_settings(
     spec: &TuningSpec,
-    start: StartingPool,
+    start: Settings,
     tuned: Option<&Settings>,
     mode: Mode,
 ) -> (Settings, BudgetPlan) {
@@ -30,11 +21,10 @@ pub fn effective_settings(
         (Mode::Auto, Some(tuned)) => *tuned,
         // Without a decision the pool yields first (PoolCapped), keeping the autoscaler's room.
         _ => Settings {
-            pool_min: start.min,
-            pool_max: start.max.min(plan.pool_max),
+            pool_max: start.pool_max.min(plan.pool_max),
             hpa_min: plan.replicas_min,
             hpa_max: plan.replicas_max,
-            generation: start.generation,
+            ..start
         },
     };
     (within_budget(&plan, spec, wanted), plan)
@@ -67,37 +57,30 @@ pub fn within_budget(plan: &BudgetPlan, spec: &TuningSpec, wanted: Settings) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tuner::budget::ConnectionBudget;
-    use crate::tuner::spec::{PoolBounds, ReplicaBounds};
+    use crate::tuner::budget::{PoolBounds, ReplicaBounds};
+    use crate::tuner::testing::settings;
 
     fn spec(max_connections: u32) -> TuningSpec {
-        TuningSpec::new(
-            PoolBounds { min: 2, max: 40 },
-            ReplicaBounds { min: 2, max: 10 },
-            ConnectionBudget {
-                max_connections,
-                reserved: 10,
-                source: Default::default(),
-            },
-        )
+        crate::tuner::testing::spec((2, 40), (2, 10), max_connections)
     }
 
-    const START: StartingPool = StartingPool {
-        min: 2,
-        max: 40,
+    const START: Settings = Settings {
+        pool_min: 2,
+        pool_max: 40,
+        hpa_min: 2,
+        hpa_max: 10,
         generation: 3,
     };
+
+    /// What the tuner last put in force: pool 2..38, HPA 3..5, generation 7.
+    fn tuned() -> Settings {
+        settings((2, 38), (3, 5), 7)
+    }
 
     #[test]
     fn off_and_recommend_still_keep_the_budget() {
         for mode in [Mode::Off, Mode::Recommend] {
-            let tuned = Settings {
-                pool_min: 2,
-                pool_max: 80,
-                hpa_min: 9,
-                hpa_max: 10,
-                generation: 9,
-            };
+            let tuned = settings((2, 80), (9, 10), 9);
             let (s, plan) = effective_settings(&spec(200), START, Some(&tuned), mode);
             assert_eq!((s.pool_max, s.hpa_min, s.hpa_max), (19, 2, 10), "{mode:?}");
             assert_eq!(
@@ -111,27 +94,13 @@ mod tests {
 
     #[test]
     fn auto_uses_the_tuned_settings() {
-        let tuned = Settings {
-            pool_min: 2,
-            pool_max: 38,
-            hpa_min: 3,
-            hpa_max: 5,
-            generation: 7,
-        };
-        let (s, _) = effective_settings(&spec(200), START, Some(&tuned), Mode::Auto);
-        assert_eq!(s, tuned);
+        let (s, _) = effective_settings(&spec(200), START, Some(&tuned()), Mode::Auto);
+        assert_eq!(s, tuned());
     }
 
     #[test]
     fn tuned_settings_are_clamped_after_the_spec_shrank_the_database() {
-        let tuned = Settings {
-            pool_min: 2,
-            pool_max: 38,
-            hpa_min: 3,
-            hpa_max: 5,
-            generation: 7,
-        };
-        let (s, _) = effective_settings(&spec(100), START, Some(&tuned), Mode::Auto);
+        let (s, _) = effective_settings(&spec(100), START, Some(&tuned()), Mode::Auto);
         assert_eq!((s.pool_max, s.hpa_min, s.hpa_max, s.generation), (30, 3, 3, 8));
         assert!(s.peak_connections() + 10 <= 100);
     }
@@ -153,13 +122,7 @@ mod tests {
                 min: 1 + next(5),
                 max: 1 + next(30),
             };
-            let tuned = Settings {
-                pool_min: next(20),
-                pool_max: 1 + next(200),
-                hpa_min: next(40),
-                hpa_max: next(40),
-                generation: 1,
-            };
+            let tuned = settings((next(20), 1 + next(200)), (next(40), next(40)), 1);
             let (s, _) = effective_settings(&sp, START, Some(&tuned), Mode::Auto);
             assert!(
                 s.peak_connections() + 10 <= u64::from(sp.budget.max_connections),

@@ -1,5 +1,7 @@
-//! The tuner's one error type: scraping, parsing and writing the tuning file.
+//! The tuner's one error type: scraping, and reading or writing the tuning file (local mode).
 use std::path::PathBuf;
+
+use perfstack_contract::tuning::TuningFileError;
 
 /// What can go wrong around the (pure) decision.
 #[derive(Debug, thiserror::Error)]
@@ -52,21 +54,13 @@ pub enum TunerError {
         #[source]
         source: std::io::Error,
     },
-    /// The tuning file is not valid YAML of the contract's shape.
+    /// The tuning file does not have the contract's shape or breaks a bound.
     #[error("tuning file {path}: {source}")]
-    TuningFileFormat {
+    TuningFile {
         /// The file.
         path: PathBuf,
-        /// The YAML error.
+        /// What is wrong with it.
         #[source]
-        source: serde_yaml::Error,
-    },
-    /// A command-line value the tuner cannot use.
-    #[error("invalid {what}: {message}")]
-    InvalidInput {
-        /// Which input.
-        what: &'static str,
-        /// Why.
-        message: String,
+        source: TuningFileError,
     },
 }

@@ -1,12 +1,13 @@
-//! From the `PerformanceStack` spec to the tuner's inputs (one place, so the tuner's own types stay
-//! independent of the CRD).
+//! From the `PerformanceStack` spec to the tuner's inputs: the one place where the CRD's integers
+//! (`i32`, as Kubernetes writes them) become the tuner's (`u32`/`u64`), so the tuner's own types stay
+//! independent of the CRD. The tuner depends on the CRD's spec types, never the other way round.
 use std::time::Duration;
 
+use perfstack_contract::tuning::PoolSettings;
+
 use super::act::Mode;
-use super::budget::{ConnectionBudget, MaxConnectionsSource, ServerLimits};
-use super::effective::StartingPool;
-use super::spec::{PoolBounds, ReplicaBounds, SloSpec, TuningSpec};
-use super::tuning_file::PoolTuning;
+use super::budget::{ConnectionBudget, MaxConnectionsSource, PoolBounds, ReplicaBounds, ServerLimits};
+use super::spec::{Settings, SloSpec, TuningSpec};
 use crate::crd::{DatabaseMode, PerformanceStackSpec, TuningMode};
 
 /// `max_connections` assumed for an External database (PostgreSQL's default) until an app pod has
@@ -87,18 +88,22 @@ pub fn interval(spec: &PerformanceStackSpec) -> Duration {
     Duration::from_secs(u64::from(non_negative(spec.tuning.interval_seconds).max(1)))
 }
 
-/// `spec.pool` as the starting point, carried by tuning-file generation `generation`.
-pub fn starting_pool(spec: &PerformanceStackSpec, generation: i64) -> StartingPool {
-    StartingPool {
-        min: non_negative(spec.pool.min_connections),
-        max: non_negative(spec.pool.max_connections),
+/// The spec's own settings, as written (no budget applied): `spec.pool` and the `spec.app` replica
+/// bounds, carried by tuning-file generation `generation` (the stack's `metadata.generation`).
+pub fn spec_settings(spec: &PerformanceStackSpec, generation: i64) -> Settings {
+    Settings {
+        pool_min: non_negative(spec.pool.min_connections),
+        pool_max: non_negative(spec.pool.max_connections),
+        hpa_min: non_negative(spec.app.min_replicas),
+        hpa_max: non_negative(spec.app.max_replicas),
         generation: u64::try_from(generation).unwrap_or(0),
     }
 }
 
-/// The acquire and idle timeouts the tuning file keeps from `spec.pool`.
-pub fn timeouts(spec: &PerformanceStackSpec) -> PoolTuning {
-    PoolTuning {
+/// `spec.pool` as the contract's pool settings: the acquire and idle timeouts every tuning file
+/// keeps (the tuner only moves the minimum and maximum).
+pub fn pool_settings(spec: &PerformanceStackSpec) -> PoolSettings {
+    PoolSettings {
         min_connections: non_negative(spec.pool.min_connections),
         max_connections: non_negative(spec.pool.max_connections),
         acquire_timeout_ms: u64::from(non_negative(spec.pool.acquire_timeout_ms)),

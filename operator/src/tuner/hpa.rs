@@ -11,8 +11,8 @@
 //! inside the window, and nothing is lowered before a whole window was observed.
 use std::time::Duration;
 
-use super::decide::Inputs;
 use super::history::History;
+use super::spec::Inputs;
 
 /// Headroom kept below the per-pod load at which the SLO last broke.
 const OVERLOAD_MARGIN: f64 = 0.8;

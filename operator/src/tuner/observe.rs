@@ -1,12 +1,14 @@
 //! From `/metrics` text to one [`Observation`] per tuning interval.
 //!
 //! A [`PodSnapshot`] holds one pod's counters and gauges at one instant (names from
-//! `docs/contract.md`). [`aggregate`] turns the snapshots at the start and end of an interval into
+//! `perfstack_contract::metrics`). [`aggregate`] turns the snapshots at the start and end of an interval into
 //! cluster-wide figures: latency percentiles come from the histogram bucket deltas summed over
 //! every pod (never an average of per-pod percentiles), a pod whose counters went down restarted
 //! and contributes its counters since the restart, and pods that did not answer are counted and
 //! named, never guessed.
 use std::collections::BTreeMap;
+
+use perfstack_contract::metrics::{self, samples};
 
 use super::budget::ServerLimits;
 use super::exposition::Sample;
@@ -44,7 +46,8 @@ pub struct PodSnapshot {
 }
 
 impl PodSnapshot {
-    /// Reads the tuner's families out of parsed samples; other families are ignored.
+    /// Reads the tuner's families (the contract's sample names) out of parsed samples; other
+    /// families are ignored.
     pub fn from_samples(samples: &[Sample]) -> Self {
         let mut snap = PodSnapshot::default();
         for s in samples {
@@ -52,26 +55,26 @@ impl PodSnapshot {
                 continue;
             }
             match s.name.as_str() {
-                "perfstack_http_requests_total" => {
+                samples::HTTP_REQUESTS_TOTAL => {
                     snap.requests += s.value;
-                    if s.label("status_class") == Some("5xx") {
+                    if s.label(metrics::STATUS_CLASS) == Some(metrics::SERVER_ERROR_CLASS) {
                         snap.server_errors += s.value;
                     }
                 }
-                "perfstack_http_request_duration_seconds_bucket" => add_bucket(&mut snap.latency, s),
-                "perfstack_db_pool_connections" => match s.label("state") {
-                    Some("in_use") => snap.pool_in_use += s.value,
-                    Some("idle") => snap.pool_idle += s.value,
+                samples::HTTP_REQUEST_DURATION_BUCKET => add_bucket(&mut snap.latency, s),
+                samples::DB_POOL_CONNECTIONS => match s.label(metrics::STATE) {
+                    Some(metrics::STATE_IN_USE) => snap.pool_in_use += s.value,
+                    Some(metrics::STATE_IDLE) => snap.pool_idle += s.value,
                     _ => {}
                 },
-                "perfstack_db_pool_min_connections" => snap.pool_min = s.value,
-                "perfstack_db_pool_max_connections" => snap.pool_max = s.value,
-                "perfstack_db_pool_waiting" => snap.pool_waiting = s.value,
-                "perfstack_db_pool_acquire_duration_seconds_bucket" => add_bucket(&mut snap.acquire, s),
-                "perfstack_db_pool_acquire_timeouts_total" => snap.acquire_timeouts += s.value,
-                "perfstack_db_server_max_connections" => snap.server_max_connections = s.value,
-                "perfstack_db_server_reserved_connections" => snap.server_reserved_connections = s.value,
-                "perfstack_db_pool_settings_generation" => {
+                samples::DB_POOL_MIN_CONNECTIONS => snap.pool_min = s.value,
+                samples::DB_POOL_MAX_CONNECTIONS => snap.pool_max = s.value,
+                samples::DB_POOL_WAITING => snap.pool_waiting = s.value,
+                samples::DB_POOL_ACQUIRE_DURATION_BUCKET => add_bucket(&mut snap.acquire, s),
+                samples::DB_POOL_ACQUIRE_TIMEOUTS_TOTAL => snap.acquire_timeouts += s.value,
+                samples::DB_SERVER_MAX_CONNECTIONS => snap.server_max_connections = s.value,
+                samples::DB_SERVER_RESERVED_CONNECTIONS => snap.server_reserved_connections = s.value,
+                samples::DB_POOL_SETTINGS_GENERATION => {
                     snap.generation = if s.value >= 0.0 { s.value as u64 } else { 0 }
                 }
                 _ => {}
@@ -287,5 +290,4 @@ fn pod_delta(before: &PodSnapshot, after: &PodSnapshot) -> PodDelta {
 }
 
 #[cfg(test)]
-#[path = "observe_tests.rs"]
 mod tests;

@@ -15,9 +15,9 @@
 use std::time::Duration;
 
 use super::budget::BudgetPlan;
-use super::decide::Inputs;
 use super::history::{Change, Growth};
 use super::hpa::{ceil_u32, ms};
+use super::spec::Inputs;
 
 /// Waiting acquirers per pod (averaged over pods) that count as pressure.
 const WAITING_PER_POD: f64 = 0.5;
@@ -47,13 +47,13 @@ pub fn decide_pool(
     may_shrink: bool,
 ) -> PoolOutcome {
     let Inputs {
-        settings,
         history,
         obs,
         spec,
         now,
+        ..
     } = *inputs;
-    let current = settings.pool_max;
+    let (current, generation) = (inputs.settings.pool_max, inputs.settings.generation);
     let cap = plan
         .pool_limit
         .min(spec.budget.pool_for(replicas_needed.max(1)))
@@ -86,13 +86,13 @@ pub fn decide_pool(
     if obs.pods.answered == 0 {
         return outcome(current, "pool held: no pod answered".into());
     }
-    if obs.settled_generation() != Some(settings.generation) {
+    if obs.settled_generation() != Some(generation) {
         return outcome(
             current,
             format!(
                 "pool held: waiting for every pod to run generation {} for a whole interval \
                  (pods report {}..{})",
-                settings.generation, obs.generation_lowest, obs.generation_highest
+                generation, obs.generation_lowest, obs.generation_highest
             ),
         );
     }
@@ -112,9 +112,7 @@ pub fn decide_pool(
                 ),
             );
         }
-        if let Some(g) = history
-            .last_growth()
-            .filter(|g| g.generation == settings.generation)
+        if let Some(g) = history.last_growth().filter(|g| g.generation == generation)
             && (obs.requests_per_second / answered - g.rps_per_pod).abs() <= g.rps_per_pod * 0.1
             && !helped(&g, obs.p95, waiting, obs.pool.acquire_p95)
         {
@@ -144,7 +142,7 @@ pub fn decide_pool(
         }
         return PoolOutcome {
             growth: Some(Growth {
-                generation: settings.generation + 1,
+                generation: generation + 1,
                 p95: obs.p95,
                 waiting_per_pod: waiting,
                 acquire_p95: obs.pool.acquire_p95,

@@ -1,29 +1,44 @@
 //! The tuners of all stacks, shared by reconciles (the controller's `Context` holds one).
 //!
-//! A reconcile asks [`TuningRegistry::tick_if_due`] to run the stack's interval when it is due;
-//! builders ask [`TuningRegistry::settings_in_force`] what to write into the tuning ConfigMap and
-//! the HPA. The controller runs at most one reconcile per stack at a time, so a stack's tuner is
-//! taken out of the map while it ticks and put back afterwards.
+//! A reconcile asks [`TuningRegistry::wants_metrics`] whether to scrape the app pods (its observe
+//! step) and then makes its one call, [`TuningRegistry::tune`]: the settings to write in every mode,
+//! the budget plan, and the interval's decision when one was due. The controller runs at most one
+//! reconcile per stack at a time, so a stack's tuner is taken out of the map while it ticks and put
+//! back afterwards.
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use perfstack_contract::tuning::TuningFile;
 
-use super::act::{Mode, TuningStatus};
-use super::budget::ServerLimits;
+use super::act::{Mode, TuningReport};
+use super::budget::{BudgetPlan, ServerLimits};
+use super::effective::effective_settings;
 use super::error::TunerError;
+use super::from_crd;
+use super::observe::PodAnswer;
 use super::spec::{Settings, TuningSpec};
-use super::stack::{AppPods, StackTuner, Tick};
-use super::targets::MetricsSource;
-use super::tuning_file::PoolTuning;
+use super::stack::{StackTuner, Tick};
+use crate::crd::PerformanceStackSpec;
 
 struct Entry {
     tuner: StackTuner,
     last_tick: Option<Instant>,
-    status: Option<TuningStatus>,
+    report: Option<TuningReport>,
     /// The spec's starting point the settings in force derive from (see [`TuningRegistry::follow_spec`]).
     start: Option<String>,
+}
+
+impl Entry {
+    fn new(spec: TuningSpec, settings: Settings) -> Self {
+        Self {
+            tuner: StackTuner::new(spec, settings),
+            last_tick: None,
+            report: None,
+            start: None,
+        }
+    }
 }
 
 /// Per-stack tuners, keyed by `namespace/name`.
@@ -40,23 +55,53 @@ impl Default for TuningRegistry {
     }
 }
 
-/// One due interval's inputs besides the stack key.
-pub struct TickRequest<'a> {
-    /// The stack's tuning spec now.
-    pub spec: TuningSpec,
-    /// Settings in force when the registry has none yet (e.g. read back from the live ConfigMap
-    /// and HPA after an operator restart, or the spec's starting values).
-    pub seed: Settings,
-    /// `spec.tuning.intervalSeconds`.
-    pub interval: Duration,
-    /// Where the app pods are.
-    pub pods: &'a AppPods,
-    /// How to read their metrics.
-    pub source: &'a MetricsSource,
+/// What one reconcile knows that the tuner needs.
+pub struct TuningRequest<'a> {
+    /// The stack's spec now.
+    pub spec: &'a PerformanceStackSpec,
+    /// The stack's `metadata.generation` (the generation of a file carrying the spec's pool).
+    pub generation: i64,
+    /// The tuning file text of the live tuning ConfigMap: after an operator restart the pool in
+    /// force is picked up from it (mode Auto).
+    pub live_file: Option<&'a str>,
+    /// The app pods' answers, when the observe step scraped them (the interval was due), or why
+    /// they could not be listed.
+    pub app_metrics: Option<Result<&'a [PodAnswer], &'a TunerError>>,
+    /// Monotonic time of the reconcile.
+    pub now: Instant,
+    /// Wall time of the reconcile (for `status.tuning`).
+    pub wall: DateTime<Utc>,
+}
+
+/// What the interval of this reconcile did.
+#[derive(Debug, Clone)]
+pub enum IntervalRun {
+    /// No interval ran (not due, mode Off, or no API Deployment yet).
+    Idle,
+    /// The first interval: it only took the baseline.
+    Baseline,
+    /// The pods could not be listed; the next interval is due one interval later.
+    Failed(String),
+    /// The interval decided.
+    Decided(Box<Tick>),
+}
+
+/// The tuner's answer to one reconcile.
+#[derive(Debug, Clone)]
+pub struct TuningOutcome {
     /// `spec.tuning.mode`.
     pub mode: Mode,
-    /// Acquire/idle timeouts the tuning file keeps.
-    pub timeouts: PoolTuning,
+    /// `spec.tuning.intervalSeconds`.
+    pub interval: Duration,
+    /// Settings to write into the tuning ConfigMap and the HPA: the tuner's in mode Auto, the
+    /// spec's otherwise — always within the connection budget.
+    pub settings: Settings,
+    /// How the spec fits the connection budget (the `ConnectionBudget` condition).
+    pub plan: BudgetPlan,
+    /// What this reconcile's interval did.
+    pub run: IntervalRun,
+    /// The last report for `status.tuning`, if an interval ever decided.
+    pub report: Option<TuningReport>,
 }
 
 impl TuningRegistry {
@@ -69,8 +114,130 @@ impl TuningRegistry {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
         self.stacks.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_servers(&self) -> MutexGuard<'_, HashMap<String, ServerLimits>> {
+        self.servers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether a reconcile of `key` at `now` should scrape the app pods for an interval: tuning is
+    /// on and its interval is due.
+    pub fn wants_metrics(&self, key: &str, spec: &PerformanceStackSpec, now: Instant) -> bool {
+        from_crd::mode(spec) != Mode::Off && self.is_due(key, from_crd::interval(spec), now)
+    }
+
+    /// The settings to write for `key`, and the interval's decision when `request` brings the pods'
+    /// answers. In order: pick up the pool in force from the live tuning file after a restart; follow
+    /// an edit of the spec; clamp into the budget; run the interval.
+    pub fn tune(&self, key: &str, request: TuningRequest<'_>) -> TuningOutcome {
+        let mode = from_crd::mode(request.spec);
+        if mode == Mode::Auto
+            && !self.knows(key)
+            && let Some(text) = request.live_file
+        {
+            self.recover(key, request.spec, text);
+        }
+        let spec = from_crd::tuning_spec_with(request.spec, self.server_limits(key));
+        let start = from_crd::spec_settings(request.spec, request.generation);
+        let (spec_settings, _) = effective_settings(&spec, start, None, Mode::Off);
+        // What the user wrote, not what the pods reported: a first report of an External server's
+        // max_connections is no edit (the settings in force are clamped into the new budget instead).
+        let fingerprint = format!(
+            "{:?} {:?} {:?} {:?}",
+            request.spec.pool, spec.replicas, request.spec.database, spec.slo
+        );
+        if self.follow_spec(key, fingerprint, spec_settings) {
+            tracing::info!("spec.pool, replicas or database changed: tuning restarts from the spec");
+        }
+        let in_force = self.settings_in_force(key);
+        let (mut settings, plan) = effective_settings(&spec, start, in_force.as_ref(), mode);
+        let run = self.run_interval(key, spec, settings, mode, &request);
+        if let IntervalRun::Decided(tick) = &run
+            && tick.act.applied
+        {
+            settings = tick.decision.settings;
+        }
+        TuningOutcome {
+            mode,
+            interval: from_crd::interval(request.spec),
+            settings,
+            plan,
+            run,
+            report: self.report(key),
+        }
+    }
+
+    /// After an operator restart: starts `key`'s tuner from the pool found in the live tuning file,
+    /// so a restart does not undo the tuning. HPA bounds restart from the spec's plan; an unreadable
+    /// file leaves the spec's values.
+    fn recover(&self, key: &str, spec: &PerformanceStackSpec, text: &str) {
+        let file = match TuningFile::parse(text) {
+            Ok(file) => file,
+            Err(error) => {
+                tracing::warn!(%error, "tuning ConfigMap unreadable; starting from spec.pool");
+                return;
+            }
+        };
+        let spec = from_crd::tuning_spec_with(spec, self.server_limits(key));
+        let plan = spec.budget.plan(spec.replicas, spec.pool);
+        let settings = Settings {
+            pool_min: file.pool.min_connections,
+            pool_max: file.pool.max_connections,
+            hpa_min: plan.replicas_min,
+            hpa_max: plan.replicas_max,
+            generation: file.generation,
+        };
+        tracing::info!(
+            generation = file.generation,
+            "tuning picked up from the live ConfigMap"
+        );
+        self.lock()
+            .entry(key.to_owned())
+            .or_insert_with(|| Entry::new(spec, settings));
+    }
+
+    /// Runs `key`'s interval on the pods' answers the request brings (none: no interval this
+    /// time), starting a tuner from `seed` when the stack has none yet.
+    fn run_interval(
+        &self,
+        key: &str,
+        spec: TuningSpec,
+        seed: Settings,
+        mode: Mode,
+        request: &TuningRequest<'_>,
+    ) -> IntervalRun {
+        let Some(answers) = request.app_metrics else {
+            return IntervalRun::Idle;
+        };
+        let taken = self.lock().remove(key);
+        let mut entry = taken.unwrap_or_else(|| Entry::new(spec.clone(), seed));
+        entry.tuner.respec(spec);
+        entry.last_tick = Some(request.now);
+        let clock = request.now.saturating_duration_since(self.origin);
+        let run = match answers {
+            Err(error) => IntervalRun::Failed(error.to_string()),
+            Ok(answers) => match entry.tuner.tick(answers, mode, clock, request.wall) {
+                None => IntervalRun::Baseline,
+                Some(mut tick) => {
+                    if let Some(server) = tick.observation.server {
+                        self.record_server_limits(key, server);
+                    }
+                    // An interval that changed nothing keeps the last decision's record, so a steady
+                    // stack's status stays byte-for-byte the same and costs no status write.
+                    if !tick.decision.changed()
+                        && let Some(previous) = entry.report.as_ref()
+                    {
+                        tick.report.last_decision = previous.last_decision.clone();
+                    }
+                    entry.report = Some(tick.report.clone());
+                    IntervalRun::Decided(Box::new(tick))
+                }
+            },
+        };
+        self.lock().insert(key.to_owned(), entry);
+        run
     }
 
     /// The settings the tuner put in force for `key`, if it has any.
@@ -78,25 +245,14 @@ impl TuningRegistry {
         self.lock().get(key).map(|e| e.tuner.tuner.settings)
     }
 
-    /// The last `status.tuning` of `key`.
-    pub fn status(&self, key: &str) -> Option<TuningStatus> {
-        self.lock().get(key).and_then(|e| e.status.clone())
+    /// The last report of `key` for `status.tuning`.
+    pub fn report(&self, key: &str) -> Option<TuningReport> {
+        self.lock().get(key).and_then(|e| e.report.clone())
     }
 
     /// Whether the registry holds a tuner for `key` (it does from the first interval on).
     pub fn knows(&self, key: &str) -> bool {
         self.lock().contains_key(key)
-    }
-
-    /// Starts `key`'s tuner from settings found in force (e.g. the live tuning ConfigMap after an
-    /// operator restart) unless it already has one.
-    pub fn seed(&self, key: &str, spec: TuningSpec, settings: Settings) {
-        self.lock().entry(key.to_owned()).or_insert_with(|| Entry {
-            tuner: StackTuner::new(spec, settings),
-            last_tick: None,
-            status: None,
-            start: None,
-        });
     }
 
     /// Records the spec's starting point `start` (a fingerprint of what the spec asks of the pool
@@ -110,14 +266,9 @@ impl TuningRegistry {
         };
         let edited = entry.start.as_ref().is_some_and(|s| *s != start);
         if edited {
-            let generation = entry
-                .tuner
-                .tuner
-                .settings
-                .generation
-                .max(spec_settings.generation)
-                + 1;
-            entry.tuner.tuner.settings = Settings {
+            let in_force = &mut entry.tuner.tuner.settings;
+            let generation = in_force.generation.max(spec_settings.generation) + 1;
+            *in_force = Settings {
                 generation,
                 ..spec_settings
             };
@@ -129,28 +280,18 @@ impl TuningRegistry {
     /// The database server's limits as `key`'s app pods last reported them (`None` before any
     /// pod did; a later interval where no pod reports them keeps the last known).
     pub fn server_limits(&self, key: &str) -> Option<ServerLimits> {
-        self.servers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(key)
-            .copied()
+        self.lock_servers().get(key).copied()
     }
 
     /// Records the database server's limits `key`'s app pods reported (kept until a newer report).
     pub fn record_server_limits(&self, key: &str, limits: ServerLimits) {
-        self.servers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key.to_owned(), limits);
+        self.lock_servers().insert(key.to_owned(), limits);
     }
 
     /// Forgets a deleted stack.
     pub fn forget(&self, key: &str) {
         self.lock().remove(key);
-        self.servers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(key);
+        self.lock_servers().remove(key);
     }
 
     /// Whether `key`'s next interval is due at `now`.
@@ -160,123 +301,7 @@ impl TuningRegistry {
             .and_then(|e| e.last_tick)
             .is_none_or(|last| now.duration_since(last) >= interval)
     }
-
-    /// Runs `key`'s interval if it is due at `now` (`wall` for the status); `Ok(None)` when not
-    /// due, on the first (baseline) interval, or with mode Off.
-    pub async fn tick_if_due(
-        &self,
-        key: &str,
-        request: TickRequest<'_>,
-        now: Instant,
-        wall: DateTime<Utc>,
-    ) -> Result<Option<Tick>, TunerError> {
-        if !self.is_due(key, request.interval, now) {
-            return Ok(None);
-        }
-        let taken = self.lock().remove(key);
-        let mut entry = taken.unwrap_or_else(|| Entry {
-            tuner: StackTuner::new(request.spec.clone(), request.seed),
-            last_tick: None,
-            status: None,
-            start: None,
-        });
-        entry.tuner.respec(request.spec);
-        let clock = now.saturating_duration_since(self.origin);
-        let mut result = entry
-            .tuner
-            .tick(
-                request.pods,
-                request.source,
-                request.mode,
-                request.timeouts,
-                clock,
-                wall,
-            )
-            .await;
-        entry.last_tick = Some(now);
-        if let Ok(Some(tick)) = &mut result {
-            if let Some(server) = tick.observation.server {
-                self.record_server_limits(key, server);
-            }
-            // An interval that changed nothing keeps the last decision's record, so a steady stack's
-            // status stays byte-for-byte the same and costs no status write.
-            if !tick.decision.changed()
-                && let Some(previous) = entry.status.as_ref().and_then(|s| s.last_decision.clone())
-            {
-                tick.status.last_decision = Some(previous);
-            }
-            entry.status = Some(tick.status.clone());
-        }
-        self.lock().insert(key.to_owned(), entry);
-        result
-    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_stack_is_due_once_per_interval() {
-        let registry = TuningRegistry::new();
-        let t0 = Instant::now();
-        assert!(registry.is_due("ns/a", Duration::from_secs(30), t0));
-        registry.lock().insert(
-            "ns/a".into(),
-            Entry {
-                tuner: StackTuner::new(
-                    TuningSpec::new(
-                        super::super::spec::PoolBounds { min: 1, max: 10 },
-                        super::super::spec::ReplicaBounds { min: 1, max: 2 },
-                        super::super::budget::ConnectionBudget {
-                            max_connections: 100,
-                            reserved: 10,
-                            source: Default::default(),
-                        },
-                    ),
-                    Settings {
-                        pool_min: 1,
-                        pool_max: 5,
-                        hpa_min: 1,
-                        hpa_max: 2,
-                        generation: 4,
-                    },
-                ),
-                last_tick: Some(t0),
-                status: None,
-                start: None,
-            },
-        );
-        assert!(!registry.is_due("ns/a", Duration::from_secs(30), t0 + Duration::from_secs(29)));
-        assert!(registry.is_due("ns/a", Duration::from_secs(30), t0 + Duration::from_secs(30)));
-        assert_eq!(registry.settings_in_force("ns/a").map(|s| s.generation), Some(4));
-        let spec_values = Settings {
-            pool_min: 2,
-            pool_max: 8,
-            hpa_min: 1,
-            hpa_max: 2,
-            generation: 1,
-        };
-        assert!(
-            !registry.follow_spec("ns/a", "pool 10".into(), spec_values),
-            "first sighting"
-        );
-        assert_eq!(
-            registry.settings_in_force("ns/a").map(|s| s.pool_max),
-            Some(5),
-            "tuned kept"
-        );
-        assert!(
-            registry.follow_spec("ns/a", "pool 8".into(), spec_values),
-            "an edit"
-        );
-        let s = registry.settings_in_force("ns/a").unwrap();
-        assert_eq!(
-            (s.pool_max, s.generation),
-            (8, 5),
-            "spec values at a newer generation"
-        );
-        registry.forget("ns/a");
-        assert_eq!(registry.settings_in_force("ns/a"), None);
-    }
-}
+mod tests;

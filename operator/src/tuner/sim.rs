@@ -221,5 +221,4 @@ pub fn run_on(model: &Model, tuner: &mut Tuner, load: &[f64], interval: Duration
 }
 
 #[cfg(test)]
-#[path = "sim_tests.rs"]
 mod tests;

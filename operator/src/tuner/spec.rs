@@ -1,10 +1,17 @@
-//! The tuner's inputs: what the user asked for (SLO, bounds, budget) and the settings in force.
+//! The tuner's inputs: what the user asked for (SLO, and the bounds and budget of [`super::budget`]),
+//! the settings in force, and everything one decision reads ([`Inputs`]).
 //!
 //! These map one-to-one from the `PerformanceStack` spec (`spec.slo`, `spec.pool`,
-//! `spec.app.replicas`, `spec.database`, `spec.tuning`) so the controller only copies fields.
+//! `spec.app.replicas`, `spec.database`, `spec.tuning`; see [`super::from_crd`]). [`Settings`] is the
+//! decision layer's one representation of the pool (and HPA bounds); [`Settings::tuning_file`] turns
+//! it into the contract's tuning file.
 use std::time::Duration;
 
-use super::budget::ConnectionBudget;
+use perfstack_contract::tuning::{PoolSettings, TuningFile};
+
+use super::budget::{ConnectionBudget, PoolBounds, ReplicaBounds};
+use super::history::History;
+use super::observe::Observation;
 
 /// Latency and error objectives the tuner steers towards (`spec.slo`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -26,27 +33,6 @@ impl Default for SloSpec {
             max_error_rate: 0.01,
         }
     }
-}
-
-/// Bounds for the per-pod connection pool (`spec.pool.min` / `spec.pool.max`).
-///
-/// `min` is the smallest pool maximum the tuner will set (and the pool minimum it keeps);
-/// `max` the largest pool maximum it may grow to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PoolBounds {
-    /// Smallest pool size per pod.
-    pub min: u32,
-    /// Largest pool size per pod.
-    pub max: u32,
-}
-
-/// Bounds for the app's replicas (`spec.app.replicas`): the HPA floor and ceiling move inside them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReplicaBounds {
-    /// Lowest HPA `minReplicas` the tuner may set.
-    pub min: u32,
-    /// Highest HPA `maxReplicas` the tuner may set (the budget can lower it).
-    pub max: u32,
 }
 
 /// Everything the decision needs from the spec.
@@ -101,4 +87,33 @@ impl Settings {
     pub fn peak_connections(&self) -> u64 {
         u64::from(self.hpa_max) * u64::from(self.pool_max)
     }
+
+    /// The tuning file carrying these settings: the pool minimum and maximum at their generation,
+    /// `base`'s acquire and idle timeouts (the tuner never changes those). The one place the tuner's
+    /// settings become the contract's file.
+    pub fn tuning_file(&self, base: &PoolSettings) -> TuningFile {
+        TuningFile {
+            generation: self.generation,
+            pool: PoolSettings {
+                min_connections: self.pool_min,
+                max_connections: self.pool_max,
+                ..*base
+            },
+        }
+    }
+}
+
+/// What every step of the decision reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    /// Settings in force.
+    pub settings: &'a Settings,
+    /// Memory of past intervals.
+    pub history: &'a History,
+    /// This interval.
+    pub obs: &'a Observation,
+    /// What the user asked for.
+    pub spec: &'a TuningSpec,
+    /// The time of the decision (any fixed origin).
+    pub now: Duration,
 }

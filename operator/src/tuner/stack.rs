@@ -1,21 +1,16 @@
-//! One stack's tuning loop state, for the controller: list the Ready app pods, scrape them,
-//! aggregate the interval, decide, and plan the writes for the mode. The controller calls
-//! [`StackTuner::tick`] once per `spec.tuning.intervalSeconds` and performs the [`ActPlan`].
+//! One stack's tuning loop state, for the controller: keep the scrape baseline, aggregate the
+//! interval, decide, and say what the mode makes of it. Pure: the controller's observe step scrapes
+//! the pods ([`super::targets::AppPods`]) and hands the answers to [`StackTuner::tick`] once per
+//! `spec.tuning.intervalSeconds`.
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::core::v1::Pod;
-use kube::Api;
-use kube::api::ListParams;
 
-use super::act::{ActPlan, Mode, TuningStatus, plan};
+use super::act::{ActPlan, Mode, TuningReport, plan};
 use super::decide::{Decision, Tuner};
-use super::error::TunerError;
-use super::observe::{Observation, PodSnapshot, aggregate};
+use super::observe::{Observation, PodAnswer, PodSnapshot, aggregate};
 use super::spec::{Settings, TuningSpec};
-use super::targets::{MetricsSource, Reach, targets_from_pods};
-use super::tuning_file::PoolTuning;
 
 /// What one interval produced.
 #[derive(Debug, Clone)]
@@ -24,23 +19,10 @@ pub struct Tick {
     pub observation: Observation,
     /// The decision.
     pub decision: Decision,
-    /// The writes it calls for in this mode.
+    /// What the mode makes of it.
     pub act: ActPlan,
     /// `status.tuning` after it.
-    pub status: TuningStatus,
-}
-
-/// Where the app pods are.
-#[derive(Debug, Clone)]
-pub struct AppPods {
-    /// Pods of the stack's namespace.
-    pub api: Api<Pod>,
-    /// Label selector of the app pods (e.g. `app.kubernetes.io/instance=shop,app.kubernetes.io/component=api`).
-    pub selector: String,
-    /// Container port serving `/metrics`.
-    pub port: u16,
-    /// Pod IP (in-cluster) or API-server proxy (laptop).
-    pub reach: Reach,
+    pub report: TuningReport,
 }
 
 /// A stack's tuner and its scrape baseline.
@@ -53,8 +35,8 @@ pub struct StackTuner {
 }
 
 impl StackTuner {
-    /// Starts from the settings in force (read back from the tuning ConfigMap and the HPA, so an
-    /// operator restart continues where it was).
+    /// Starts from the settings in force (read back from the tuning ConfigMap after an operator
+    /// restart, so it continues where it was, or the spec's within the budget).
     pub fn new(spec: TuningSpec, in_force: Settings) -> Self {
         Self {
             tuner: Tuner::new(spec, in_force),
@@ -68,54 +50,42 @@ impl StackTuner {
         self.tuner.spec = spec;
     }
 
-    /// One interval at monotonic time `now` (any fixed origin) and wall time `wall`. The first
-    /// call only takes the baseline and returns `None`; so does mode Off.
-    pub async fn tick(
+    /// One interval ending with the pods' `answers`, at monotonic time `now` (any fixed origin) and
+    /// wall time `wall`. The first call only takes the baseline and returns `None`; so does mode Off.
+    pub fn tick(
         &mut self,
-        pods: &AppPods,
-        source: &MetricsSource,
+        answers: &[PodAnswer],
         mode: Mode,
-        timeouts: PoolTuning,
         now: Duration,
         wall: DateTime<Utc>,
-    ) -> Result<Option<Tick>, TunerError> {
+    ) -> Option<Tick> {
         if mode == Mode::Off {
             self.baseline.clear();
             self.baseline_at = None;
-            return Ok(None);
+            return None;
         }
-        let list = pods
-            .api
-            .list(&ListParams::default().labels(&pods.selector))
-            .await
-            .map_err(|e| TunerError::ListPods(e.to_string()))?;
-        let targets = targets_from_pods(&list.items, pods.port, pods.reach);
-        let answers = source.scrape_all(&targets.targets).await;
         let previous = std::mem::take(&mut self.baseline);
         self.baseline = answers
             .iter()
             .filter_map(|(name, a)| a.as_ref().ok().map(|s| (name.clone(), s.clone())))
             .collect();
-        let Some(since) = self.baseline_at.replace(now) else {
-            return Ok(None);
-        };
-        let observation = aggregate(&previous, &answers, now.saturating_sub(since).as_secs_f64());
+        let since = self.baseline_at.replace(now)?;
+        let observation = aggregate(&previous, answers, now.saturating_sub(since).as_secs_f64());
         let decision = self.tuner.step(&observation, now);
-        let act = plan(mode, &decision, timeouts);
+        let act = plan(mode, &decision);
         if !act.applied {
             // Recommend: nothing was written, the settings in force stay.
             self.tuner.settings = decision.before;
         }
-        let status = TuningStatus::after(&decision, &act, &observation, wall);
-        Ok(Some(Tick {
+        let report = TuningReport::after(&decision, &act, &observation, wall);
+        Some(Tick {
             observation,
             decision,
             act,
-            status,
-        }))
+            report,
+        })
     }
 }
 
 #[cfg(test)]
-#[path = "stack_tests.rs"]
 mod tests;

@@ -1,10 +1,12 @@
 //! Which pods to observe and how to reach them: Ready app pods by pod IP (in-cluster), or through
-//! the API server's pod proxy (from a laptop, where pod IPs are not routable).
+//! the API server's pod proxy (from a laptop, where pod IPs are not routable). The controller's
+//! observe step calls [`AppPods::scrape`] when a stack's tuning interval is due.
 use std::time::Duration;
 
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
+use kube::api::{Api, ListParams};
 
 use super::error::TunerError;
 use super::exposition;
@@ -63,6 +65,33 @@ pub fn targets_from_pods(pods: &[Pod], port: u16, reach: Reach) -> PodTargets {
     out
 }
 
+/// Where a stack's app pods are.
+#[derive(Debug, Clone)]
+pub struct AppPods {
+    /// Pods of the stack's namespace.
+    pub api: Api<Pod>,
+    /// Label selector of the app pods (e.g. `app.kubernetes.io/instance=shop,app.kubernetes.io/component=api`).
+    pub selector: String,
+    /// Container port serving `/metrics`.
+    pub port: u16,
+    /// Pod IP (in-cluster) or API-server proxy (laptop).
+    pub reach: Reach,
+}
+
+impl AppPods {
+    /// Lists the pods and scrapes the Ready ones; every asked pod answers with its snapshot or why
+    /// there is none. Fails only when the pods cannot be listed.
+    pub async fn scrape(&self, source: &MetricsSource) -> Result<Vec<PodAnswer>, TunerError> {
+        let list = self
+            .api
+            .list(&ListParams::default().labels(&self.selector))
+            .await
+            .map_err(|e| TunerError::ListPods(e.to_string()))?;
+        let targets = targets_from_pods(&list.items, self.port, self.reach);
+        Ok(source.scrape_all(&targets.targets).await)
+    }
+}
+
 /// Where `/metrics` comes from: direct HTTP or the API server's proxy.
 #[derive(Clone)]
 pub enum MetricsSource {
@@ -110,5 +139,4 @@ async fn proxy_scrape(
 }
 
 #[cfg(test)]
-#[path = "targets_tests.rs"]
 mod tests;

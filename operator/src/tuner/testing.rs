@@ -1,5 +1,79 @@
-//! Test support: renders pod metrics in the contract's exposition format, the way the app does.
+//! Test support: the specs, settings and observations the tuner's tests start from, and pod metrics
+//! rendered in the contract's exposition format, the way the app does.
 use std::fmt::Write;
+
+use super::budget::ConnectionBudget;
+use super::budget::{PoolBounds, ReplicaBounds};
+use super::observe::{Observation, PodCounts, PoolObservation};
+use super::spec::{Settings, TuningSpec};
+
+/// A tuning spec with the pool bounds `pool`, the replica bounds `replicas` and PostgreSQL's
+/// `max_connections`, 10 of them reserved.
+pub fn spec(pool: (u32, u32), replicas: (u32, u32), max_connections: u32) -> TuningSpec {
+    TuningSpec::new(
+        PoolBounds {
+            min: pool.0,
+            max: pool.1,
+        },
+        ReplicaBounds {
+            min: replicas.0,
+            max: replicas.1,
+        },
+        ConnectionBudget {
+            max_connections,
+            reserved: 10,
+            source: Default::default(),
+        },
+    )
+}
+
+/// Settings in force: the pool `pool`, the HPA bounds `hpa`, at tuning-file `generation`.
+pub fn settings(pool: (u32, u32), hpa: (u32, u32), generation: u64) -> Settings {
+    Settings {
+        pool_min: pool.0,
+        pool_max: pool.1,
+        hpa_min: hpa.0,
+        hpa_max: hpa.1,
+        generation,
+    }
+}
+
+/// An interval on `pods` pods, each with `in_use` connections in use and `waiting` tasks waiting, at
+/// `p95_ms` and `rps` in total; every pod ran `generation` throughout.
+pub fn observation(
+    pods: u32,
+    p95_ms: f64,
+    rps: f64,
+    in_use: f64,
+    waiting: f64,
+    generation: u64,
+) -> Observation {
+    let n = f64::from(pods);
+    Observation {
+        seconds: 30.0,
+        pods: PodCounts {
+            asked: pods,
+            answered: pods,
+            ..PodCounts::default()
+        },
+        p95: Some(p95_ms / 1000.0),
+        p99: Some(p95_ms * 1.5 / 1000.0),
+        requests_per_second: rps,
+        error_rate: 0.0,
+        pool: PoolObservation {
+            in_use: in_use * n,
+            idle: 0.0,
+            max: 0.0,
+            peak_in_use_per_pod: in_use,
+            waiting: waiting * n,
+            acquire_p95: Some(if waiting > 0.0 { 0.05 } else { 0.001 }),
+            acquire_timeouts: 0.0,
+        },
+        generation_lowest: generation,
+        generation_highest: generation,
+        server: None,
+    }
+}
 
 /// Counters and gauges of one pod, rendered by [`PodMetrics::render`].
 #[derive(Debug, Clone, Default)]

@@ -2,17 +2,19 @@
 //! the migration depends on so that a new image (or a new database) gets a new Job and an unchanged one
 //! never reruns.
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
-use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, VolumeMount};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::{Container, PodSpec};
+use perfstack_contract::env;
 use sha2::{Digest, Sha256};
 
-use super::postgres::empty_dir;
-use super::{APP_UID, DatabaseSource, ValidatedStack, restricted_container, restricted_pod};
+use super::pod::{empty_dir, mount, plain_env, pod_spec, resources_or, restricted_container, template};
+use super::{APP_UID, DatabaseSource, ValidatedStack};
 
 /// Component label of migration Jobs and their pods.
 pub const COMPONENT: &str = "migration";
-/// Name of the container running the migration; its termination message carries the summary.
+/// Name of the container running the migration; its termination message carries the report.
 pub const CONTAINER: &str = "migrate";
+/// Where the migrate container writes its report: the kubelet keeps it as the termination message.
+const SUMMARY_FILE: &str = "/dev/termination-log";
 
 /// Digest (10 hex characters) of the image and the database the migration runs against.
 pub fn digest(stack: &ValidatedStack, image: &str) -> String {
@@ -28,64 +30,61 @@ pub fn digest(stack: &ValidatedStack, image: &str) -> String {
             hasher.update(key.as_bytes());
         }
     }
-    hasher
-        .finalize()
-        .iter()
-        .take(5)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::hex_prefix(&hasher.finalize(), 5)
+}
+
+/// Name of the migration Job for the stack's desired image.
+pub fn job_name(stack: &ValidatedStack) -> String {
+    stack.names().migration_job(&digest(stack, &stack.app_image))
 }
 
 /// The migration Job for the stack's desired image.
 pub fn job(stack: &ValidatedStack) -> Job {
-    let name = stack.names().migration_job(&digest(stack, &stack.app_image));
     let container = Container {
         name: CONTAINER.into(),
         image: Some(stack.app_image.clone()),
         args: Some(vec![
             "migrate".into(),
             "--summary-file".into(),
-            "/dev/termination-log".into(),
+            SUMMARY_FILE.into(),
         ]),
-        env: Some(vec![
-            stack.database_url_env(),
-            super::plain_env("LOG_FORMAT", "json"),
-        ]),
+        env: Some(vec![stack.database_url_env(), plain_env(env::LOG_FORMAT, "json")]),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
-        resources: Some(super::resources_or(
+        resources: Some(resources_or(
             &stack.spec.app.resources,
             "100m",
             "128Mi",
             Some("512Mi"),
         )),
         security_context: Some(restricted_container(APP_UID)),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "tmp".into(),
-            mount_path: "/tmp".into(),
-            ..VolumeMount::default()
-        }]),
+        volume_mounts: Some(vec![mount("tmp", "/tmp")]),
         ..Container::default()
     };
     Job {
-        metadata: stack.child_meta(name, COMPONENT),
+        metadata: stack.child_meta(job_name(stack), COMPONENT),
         spec: Some(JobSpec {
             backoff_limit: Some(3),
             active_deadline_seconds: Some(900),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(stack.labels(COMPONENT)),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![container],
+            template: template(
+                stack,
+                COMPONENT,
+                PodSpec {
                     restart_policy: Some("Never".into()),
-                    security_context: Some(restricted_pod(APP_UID)),
-                    volumes: Some(vec![empty_dir("tmp")]),
-                    ..PodSpec::default()
-                }),
-            },
+                    ..pod_spec(container, APP_UID, vec![empty_dir("tmp")])
+                },
+            ),
             ..JobSpec::default()
         }),
         ..Job::default()
     }
+}
+
+/// Label selector of every migration Job of the stack.
+pub fn jobs_selector(stack: &ValidatedStack) -> String {
+    format!(
+        "{}={},{}={COMPONENT}",
+        super::STACK_LABEL,
+        stack.name,
+        super::COMPONENT_LABEL
+    )
 }

@@ -5,32 +5,15 @@ use std::time::Duration;
 
 use super::*;
 use crate::tuner::budget::ConnectionBudget;
-use crate::tuner::spec::{PoolBounds, ReplicaBounds, TuningSpec};
+use crate::tuner::budget::ReplicaBounds;
+use crate::tuner::testing;
 
 const INTERVAL: Duration = Duration::from_secs(30);
 
-fn spec() -> TuningSpec {
-    TuningSpec::new(
-        PoolBounds { min: 2, max: 50 },
-        ReplicaBounds { min: 1, max: 10 },
-        ConnectionBudget {
-            max_connections: 200,
-            reserved: 10,
-            source: Default::default(),
-        },
-    )
-}
-
 fn start(pool_max: u32, hpa_min: u32) -> Tuner {
     Tuner::new(
-        spec(),
-        Settings {
-            pool_min: 2,
-            pool_max,
-            hpa_min,
-            hpa_max: 10,
-            generation: 0,
-        },
+        testing::spec((2, 50), (1, 10), 200),
+        testing::settings((2, pool_max), (hpa_min, 10), 0),
     )
 }
 

@@ -8,10 +8,17 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 
 use super::ValidatedStack;
 
-/// The HPA scaling the API Deployment on CPU between spec.app.minReplicas and maxReplicas, or the
-/// bounds the tuner put in force.
-pub fn hpa(stack: &ValidatedStack) -> HorizontalPodAutoscaler {
-    let app = &stack.spec.app;
+/// The replica bounds the HPA keeps (the tuner's, always within the connection budget).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplicaRange {
+    /// `minReplicas`.
+    pub min: i32,
+    /// `maxReplicas`.
+    pub max: i32,
+}
+
+/// The HPA scaling the API Deployment on CPU within `replicas`.
+pub fn hpa(stack: &ValidatedStack, replicas: ReplicaRange) -> HorizontalPodAutoscaler {
     HorizontalPodAutoscaler {
         metadata: stack.child_meta(stack.names().api(), super::app::COMPONENT),
         spec: Some(HorizontalPodAutoscalerSpec {
@@ -20,15 +27,15 @@ pub fn hpa(stack: &ValidatedStack) -> HorizontalPodAutoscaler {
                 kind: "Deployment".into(),
                 name: stack.names().api(),
             },
-            min_replicas: Some(stack.tuned.map_or(app.min_replicas, |t| to_i32(t.hpa_min))),
-            max_replicas: stack.tuned.map_or(app.max_replicas, |t| to_i32(t.hpa_max)),
+            min_replicas: Some(replicas.min),
+            max_replicas: replicas.max,
             metrics: Some(vec![MetricSpec {
                 type_: "Resource".into(),
                 resource: Some(ResourceMetricSource {
                     name: "cpu".into(),
                     target: MetricTarget {
                         type_: "Utilization".into(),
-                        average_utilization: Some(app.target_cpu_utilization),
+                        average_utilization: Some(stack.spec.app.target_cpu_utilization),
                         ..MetricTarget::default()
                     },
                 }),
@@ -40,8 +47,9 @@ pub fn hpa(stack: &ValidatedStack) -> HorizontalPodAutoscaler {
     }
 }
 
-fn to_i32(v: u32) -> i32 {
-    i32::try_from(v).unwrap_or(i32::MAX)
+/// ApiResource of autoscaling/v2 HorizontalPodAutoscalers.
+pub fn v2_resource() -> ApiResource {
+    ApiResource::erase::<HorizontalPodAutoscaler>(&())
 }
 
 /// ApiResource of autoscaling/v2beta2 HorizontalPodAutoscalers.
@@ -53,8 +61,8 @@ pub fn v2beta2_resource() -> ApiResource {
 }
 
 /// The HPA as an autoscaling/v2beta2 object (same spec shape for resource metrics).
-pub fn hpa_v2beta2(stack: &ValidatedStack) -> DynamicObject {
-    let v2 = hpa(stack);
+pub fn hpa_v2beta2(stack: &ValidatedStack, replicas: ReplicaRange) -> DynamicObject {
+    let v2 = hpa(stack, replicas);
     let mut object = DynamicObject::new(&stack.names().api(), &v2beta2_resource()).within(&stack.namespace);
     object.metadata = v2.metadata;
     object.data = serde_json::json!({ "spec": v2.spec });

@@ -1,24 +1,25 @@
-//! Pure builders: a validated stack in, the Kubernetes object for one child out. No client, no I/O, so
-//! every child can be tested by comparing the whole object.
+//! Pure builders of a stack's children: a [`ValidatedStack`] (and, for the tuning ConfigMap and the
+//! HPA, the settings the tuner decided) in, one Kubernetes object out. No client, no I/O, so every
+//! child is tested by comparing the whole object. One file per child kind; [`pod`] holds the
+//! container pieces they share.
 pub mod app;
 pub mod config;
 pub mod credentials;
 pub mod hpa;
 pub mod migration;
+pub mod pod;
 pub mod postgres;
 pub mod redis;
+pub mod tuning;
 
 #[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{
-    Capabilities, EnvVar, EnvVarSource, ObjectReference, PodSecurityContext, ResourceRequirements,
-    SeccompProfile, SecretKeySelector, SecurityContext,
-};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::api::core::v1::{EnvVar, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use perfstack_contract::env;
 
 use crate::crd::PerformanceStackSpec;
 
@@ -30,6 +31,8 @@ pub const MANAGED_BY: &str = crate::MANAGER;
 pub const STACK_LABEL: &str = "perfstack.dev/stack";
 /// Label selector matching every object this operator manages.
 pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=perfstack-operator";
+/// Label naming the part a child plays in the stack (`api`, `postgres`, `migration`, ...).
+pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
 
 /// Port of the bundled PostgreSQL.
 pub const POSTGRES_PORT: i32 = 5432;
@@ -39,10 +42,6 @@ pub const REDIS_PORT: i32 = 6379;
 pub const DATABASE_NAME: &str = "perfstack";
 /// UID the API (and its migration) runs as.
 pub const APP_UID: i64 = 10001;
-/// Where the tuning ConfigMap is mounted in API pods.
-pub const TUNING_DIR: &str = "/etc/perfstack/tuning";
-/// Data key of the tuning file in the tuning ConfigMap.
-pub const TUNING_KEY: &str = "tuning.yaml";
 
 /// Where the stack's database connection URL comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,7 +63,8 @@ pub enum CacheSource {
     Disabled,
 }
 
-/// A `PerformanceStack` whose spec passed validation, with defaults resolved. Builders take only this.
+/// A `PerformanceStack` whose spec passed validation, with defaults resolved. Builders take only this
+/// (and the tuner's settings where a child carries them).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ValidatedStack {
     /// metadata.name of the stack.
@@ -85,9 +85,6 @@ pub struct ValidatedStack {
     pub database: DatabaseSource,
     /// Where the Redis URL comes from.
     pub cache: CacheSource,
-    /// Pool and HPA bounds the tuner put in force (always within the connection budget); `None`
-    /// writes `spec.pool` and `spec.app` replicas as they are (no tuner wired in).
-    pub tuned: Option<crate::tuner::Settings>,
 }
 
 /// The API image released with this operator version, used when spec.app.image is empty.
@@ -108,33 +105,36 @@ impl ChildNames {
             stack: stack.to_owned(),
         }
     }
+    fn suffixed(&self, suffix: &str) -> String {
+        format!("{}-{suffix}", self.stack)
+    }
     /// Secret with the generated database credentials.
     pub fn credentials(&self) -> String {
-        format!("{}-credentials", self.stack)
+        self.suffixed("credentials")
     }
     /// PostgreSQL StatefulSet and its headless Service.
     pub fn postgres(&self) -> String {
-        format!("{}-postgres", self.stack)
+        self.suffixed("postgres")
     }
     /// Redis Deployment and Service.
     pub fn redis(&self) -> String {
-        format!("{}-redis", self.stack)
+        self.suffixed("redis")
     }
     /// The API's configuration ConfigMap.
     pub fn config(&self) -> String {
-        format!("{}-config", self.stack)
+        self.suffixed("config")
     }
     /// The tuning ConfigMap (key `tuning.yaml`).
     pub fn tuning(&self) -> String {
-        format!("{}-tuning", self.stack)
+        self.suffixed("tuning")
     }
     /// API Deployment, Service and HorizontalPodAutoscaler.
     pub fn api(&self) -> String {
-        format!("{}-api", self.stack)
+        self.suffixed("api")
     }
     /// Migration Job for the given migration digest.
     pub fn migration_job(&self, digest: &str) -> String {
-        format!("{}-migrate-{digest}", self.stack)
+        self.suffixed(&format!("migrate-{digest}"))
     }
 }
 
@@ -142,6 +142,11 @@ impl ValidatedStack {
     /// Child names of this stack.
     pub fn names(&self) -> ChildNames {
         ChildNames::new(&self.name)
+    }
+
+    /// `namespace/name`: the stack's key for per-stack state (tuner, failure counts).
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
     }
 
     /// Labels of a child that plays `component` in this stack.
@@ -157,7 +162,7 @@ impl ValidatedStack {
         BTreeMap::from([
             ("app.kubernetes.io/name".into(), "perfstack".into()),
             ("app.kubernetes.io/instance".into(), self.name.clone()),
-            ("app.kubernetes.io/component".into(), component.into()),
+            (COMPONENT_LABEL.into(), component.into()),
         ])
     }
 
@@ -203,81 +208,11 @@ impl ValidatedStack {
             ),
             DatabaseSource::External { secret, key } => (secret.clone(), key.clone()),
         };
-        secret_env("DATABASE_URL", secret, key)
+        pod::secret_env(env::DATABASE_URL, secret, key)
     }
 }
 
-/// An env var read from a Secret key.
-pub fn secret_env(name: &str, secret: String, key: String) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector {
-                name: secret,
-                key,
-                optional: Some(false),
-            }),
-            ..EnvVarSource::default()
-        }),
-        ..EnvVar::default()
-    }
-}
-
-/// A plain env var.
-pub fn plain_env(name: &str, value: impl Into<String>) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value: Some(value.into()),
-        ..EnvVar::default()
-    }
-}
-
-/// Container security context: non-root, read-only root filesystem, no privilege escalation, no
-/// capabilities.
-pub fn restricted_container(user: i64) -> SecurityContext {
-    SecurityContext {
-        run_as_non_root: Some(true),
-        run_as_user: Some(user),
-        read_only_root_filesystem: Some(true),
-        allow_privilege_escalation: Some(false),
-        capabilities: Some(Capabilities {
-            drop: Some(vec!["ALL".into()]),
-            ..Capabilities::default()
-        }),
-        ..SecurityContext::default()
-    }
-}
-
-/// Pod security context for a pod running as `user`, with volumes writable by that group.
-pub fn restricted_pod(user: i64) -> PodSecurityContext {
-    PodSecurityContext {
-        run_as_non_root: Some(true),
-        run_as_user: Some(user),
-        run_as_group: Some(user),
-        fs_group: Some(user),
-        seccomp_profile: Some(SeccompProfile {
-            type_: "RuntimeDefault".into(),
-            ..SeccompProfile::default()
-        }),
-        ..PodSecurityContext::default()
-    }
-}
-
-/// `given`, or requests of `cpu` and `memory` (and a memory limit, if any) when the spec sets
-/// none: the autoscaler computes CPU utilisation against requests, and a pod without them is the first
-/// to be evicted.
-pub fn resources_or(
-    given: &Option<ResourceRequirements>,
-    cpu: &str,
-    memory: &str,
-    memory_limit: Option<&str>,
-) -> ResourceRequirements {
-    given.clone().unwrap_or_else(|| ResourceRequirements {
-        requests: Some(BTreeMap::from([
-            ("cpu".into(), Quantity(cpu.into())),
-            ("memory".into(), Quantity(memory.into())),
-        ])),
-        limits: memory_limit.map(|limit| BTreeMap::from([("memory".into(), Quantity(limit.into()))])),
-        ..ResourceRequirements::default()
-    })
+/// The first `bytes` bytes of a digest as lowercase hex (names and annotations carry short digests).
+pub fn hex_prefix(digest: &[u8], bytes: usize) -> String {
+    digest.iter().take(bytes).map(|b| format!("{b:02x}")).collect()
 }

@@ -1,74 +1,34 @@
 use std::time::Duration;
 
 use super::*;
-use crate::tuner::budget::ConnectionBudget;
-use crate::tuner::observe::{PodCounts, PoolObservation};
-use crate::tuner::spec::{PoolBounds, ReplicaBounds};
+use crate::tuner::testing;
+use crate::tuner::testing::observation as obs;
 
 fn spec() -> TuningSpec {
-    TuningSpec::new(
-        PoolBounds { min: 2, max: 40 },
-        ReplicaBounds { min: 1, max: 10 },
-        ConnectionBudget {
-            max_connections: 200,
-            reserved: 10,
-            source: Default::default(),
-        },
-    )
+    testing::spec((2, 40), (1, 10), 200)
 }
 
 fn settings(pool_max: u32, hpa_min: u32, generation: u64) -> Settings {
-    Settings {
-        pool_min: 2,
-        pool_max,
-        hpa_min,
-        hpa_max: 10,
-        generation,
-    }
-}
-
-/// `pods` pods, each with `in_use` and `waiting` connections, at `p95_ms` and `rps` in total.
-fn obs(pods: u32, p95_ms: f64, rps: f64, in_use: f64, waiting: f64, generation: u64) -> Observation {
-    let n = f64::from(pods);
-    Observation {
-        seconds: 30.0,
-        pods: PodCounts {
-            asked: pods,
-            answered: pods,
-            ..PodCounts::default()
-        },
-        p95: Some(p95_ms / 1000.0),
-        p99: Some(p95_ms * 1.5 / 1000.0),
-        requests_per_second: rps,
-        error_rate: 0.0,
-        pool: PoolObservation {
-            in_use: in_use * n,
-            idle: 0.0,
-            max: 0.0,
-            peak_in_use_per_pod: in_use,
-            waiting: waiting * n,
-            acquire_p95: Some(if waiting > 0.0 { 0.05 } else { 0.001 }),
-            acquire_timeouts: 0.0,
-        },
-        generation_lowest: generation,
-        generation_highest: generation,
-        server: None,
-    }
+    testing::settings((2, pool_max), (hpa_min, 10), generation)
 }
 
 fn at(seconds: u64) -> Duration {
     Duration::from_secs(seconds)
 }
 
+/// The decision on `obs` at time 0 of a tuner with no memory, `settings` in force.
+fn first(settings: Settings, obs: Observation) -> Decision {
+    later(settings, &History::default(), obs, 0)
+}
+
+/// The decision on `obs` at `seconds`, remembering `history`, `settings` in force.
+fn later(settings: Settings, history: &History, obs: Observation, seconds: u64) -> Decision {
+    decide(&settings, history, &obs, &spec(), at(seconds))
+}
+
 #[test]
 fn slow_p95_raises_the_floor_at_once_by_the_hpa_formula() {
-    let d = decide(
-        &settings(10, 2, 0),
-        &History::default(),
-        &obs(2, 300.0, 200.0, 3.0, 0.0, 0),
-        &spec(),
-        at(0),
-    );
+    let d = first(settings(10, 2, 0), obs(2, 300.0, 200.0, 3.0, 0.0, 0));
     assert_eq!(d.settings.hpa_min, 3, "ceil(2 * 300/200) = 3: {}", d.reason);
     assert_eq!(d.floor, Change::Up);
     assert!(d.reason.contains("p95 300 ms > SLO 200 ms"), "{}", d.reason);
@@ -77,13 +37,7 @@ fn slow_p95_raises_the_floor_at_once_by_the_hpa_formula() {
 
 #[test]
 fn scale_up_is_bounded() {
-    let d = decide(
-        &settings(10, 1, 0),
-        &History::default(),
-        &obs(1, 5000.0, 10.0, 1.0, 0.0, 0),
-        &spec(),
-        at(0),
-    );
+    let d = first(settings(10, 1, 0), obs(1, 5000.0, 10.0, 1.0, 0.0, 0));
     assert_eq!(d.settings.hpa_min, 5, "max(2 x 1, 1 + 4): {}", d.reason);
     assert!(
         d.reason.contains("wants 25 replicas, bounded to 5"),
@@ -95,13 +49,7 @@ fn scale_up_is_bounded() {
 #[test]
 fn within_tolerance_nothing_moves() {
     for p95 in [181.0, 200.0, 219.0] {
-        let d = decide(
-            &settings(10, 3, 0),
-            &History::default(),
-            &obs(3, p95, 300.0, 3.0, 0.0, 0),
-            &spec(),
-            at(0),
-        );
+        let d = first(settings(10, 3, 0), obs(3, p95, 300.0, 3.0, 0.0, 0));
         assert!(!d.changed(), "{p95}: {}", d.reason);
     }
 }
@@ -154,25 +102,18 @@ fn lowering_keeps_per_pod_load_below_the_load_that_broke_the_slo() {
         spec().scale_down_stabilization,
     );
     // p95 is far below target, but 4 pods carry 300 rps: 2 pods would carry 150 each.
-    let d = decide(
-        &settings(10, 4, 0),
+    let d = later(
+        settings(10, 4, 0),
         &history,
-        &obs(4, 20.0, 300.0, 1.0, 0.0, 0),
-        &spec(),
-        at(400),
+        obs(4, 20.0, 300.0, 1.0, 0.0, 0),
+        400,
     );
     assert_eq!(d.settings.hpa_min, 4, "ceil(300 / 80) = 4: {}", d.reason);
 }
 
 #[test]
 fn waiting_pods_grow_the_pool_and_the_ceiling_gives_way_within_the_budget() {
-    let d = decide(
-        &settings(19, 2, 1),
-        &History::default(),
-        &obs(2, 190.0, 200.0, 19.0, 6.0, 1),
-        &spec(),
-        at(0),
-    );
+    let d = first(settings(19, 2, 1), obs(2, 190.0, 200.0, 19.0, 6.0, 1));
     assert_eq!(d.pool, Change::Up, "{}", d.reason);
     // ceil((19 + 6) * 1.5) = 38 (= doubling), within spec max 40 and 190 / 2 replicas.
     assert_eq!(d.settings.pool_max, 38, "{}", d.reason);
@@ -186,7 +127,7 @@ fn waiting_pods_grow_the_pool_and_the_ceiling_gives_way_within_the_budget() {
 fn pool_waits_for_every_pod_to_run_the_last_generation() {
     let mut o = obs(2, 400.0, 200.0, 10.0, 6.0, 3);
     o.generation_lowest = 2;
-    let d = decide(&settings(10, 2, 3), &History::default(), &o, &spec(), at(0));
+    let d = first(settings(10, 2, 3), o);
     assert_eq!(d.settings.pool_max, 10, "{}", d.reason);
     assert!(
         d.reason.contains("waiting for every pod to run generation 3"),
@@ -201,7 +142,7 @@ fn budget_lowers_the_pool_even_on_stale_data() {
     let mut o = obs(8, 400.0, 800.0, 30.0, 0.0, 3);
     o.generation_lowest = 2;
     // Floor 8 (pods running) x pool 30 > 190 available.
-    let d = decide(&settings(30, 8, 3), &History::default(), &o, &spec(), at(0));
+    let d = first(settings(30, 8, 3), o);
     assert!(d.settings.hpa_min >= 8);
     assert!(
         u64::from(d.settings.hpa_max) * u64::from(d.settings.pool_max) <= 190,
@@ -285,12 +226,11 @@ fn slow_p95_while_pods_are_still_starting_never_lowers_the_floor() {
         };
         history.record(low, spec().scale_down_stabilization);
     }
-    let d = decide(
-        &settings(10, 6, 0),
+    let d = later(
+        settings(10, 6, 0),
         &history,
-        &obs(2, 300.0, 200.0, 3.0, 0.0, 0),
-        &spec(),
-        at(900),
+        obs(2, 300.0, 200.0, 3.0, 0.0, 0),
+        900,
     );
     assert_eq!(d.settings.hpa_min, 6, "{}", d.reason);
 }

@@ -18,7 +18,7 @@ async fn app_reading(tuning_file: PathBuf) -> String {
         let tuning_file = tuning_file.clone();
         async move {
             let n = served.fetch_add(100, Ordering::SeqCst) + 100;
-            let file = TuningFile::read(&tuning_file).ok().flatten();
+            let file = read_file(&tuning_file).ok().flatten();
             let (pool_max, generation) =
                 file.map_or((10, 0), |f| (u64::from(f.pool.max_connections), f.generation));
             PodMetrics {
@@ -67,7 +67,7 @@ async fn local_loop_grows_the_pool_one_confirmed_generation_at_a_time() {
         .await
         .unwrap();
     let all = lines.join("\n");
-    let file = TuningFile::read(&tuning_file).unwrap().unwrap();
+    let file = read_file(&tuning_file).unwrap().unwrap();
     // 10 -> 20 (gen 1), wait, 20 -> 35 (gen 2), wait, 35 -> 50 (gen 3, spec max).
     assert_eq!((file.generation, file.pool.max_connections), (3, 50), "{all}");
     assert_eq!(all.matches("wrote generation").count(), 3, "{all}");
@@ -101,4 +101,29 @@ fn durations_parse_with_units() {
     assert!(parse_duration("0s").is_err());
     assert!(parse_duration("5 parsecs").is_err());
     assert!(parse_duration("").is_err());
+}
+
+#[test]
+fn the_file_is_written_atomically_and_read_back() {
+    let dir = std::env::temp_dir().join(format!("perfstack-local-write-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("tuning.yaml");
+    assert_eq!(read_file(&path).unwrap(), None);
+    let mut file = TuningFile::default();
+    write_file(&file, &path).unwrap();
+    file.generation = 2;
+    file.pool.max_connections = 30;
+    write_file(&file, &path).unwrap();
+    assert_eq!(read_file(&path).unwrap(), Some(file));
+    let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(Result::ok).collect();
+    assert_eq!(leftovers.len(), 1, "no temporary file left behind");
+    file.pool.max_connections = 501;
+    assert!(
+        write_file(&file, &path)
+            .unwrap_err()
+            .to_string()
+            .contains("pool.maxConnections"),
+        "a file breaking a bound is never written"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

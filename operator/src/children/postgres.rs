@@ -1,19 +1,20 @@
 //! The bundled PostgreSQL: a one-replica StatefulSet with a volumeClaimTemplate and its headless Service.
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
-use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, ExecAction, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, Volume,
-    VolumeMount, VolumeResourceRequirements,
-};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::BTreeMap;
 
-use super::credentials::PASSWORD_KEY;
-use super::{
-    DATABASE_NAME, POSTGRES_PORT, ValidatedStack, plain_env, restricted_container, restricted_pod, secret_env,
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::core::v1::{
+    Container, ExecAction, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, Probe, Service,
+    VolumeResourceRequirements,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::credentials::PASSWORD_KEY;
+use super::pod::{
+    empty_dir, mount, plain_env, pod_spec, resources_or, restricted_container, secret_env, selector,
+    service_port, tcp_port, template,
+};
+use super::{DATABASE_NAME, POSTGRES_PORT, ValidatedStack};
 
 /// Component label of the database.
 pub const COMPONENT: &str = "postgres";
@@ -33,12 +34,7 @@ pub fn statefulset(stack: &ValidatedStack) -> StatefulSet {
             "-c".into(),
             format!("max_connections={}", bundled.max_connections),
         ]),
-        ports: Some(vec![ContainerPort {
-            name: Some("postgres".into()),
-            container_port: POSTGRES_PORT,
-            protocol: Some("TCP".into()),
-            ..ContainerPort::default()
-        }]),
+        ports: Some(vec![tcp_port("postgres", POSTGRES_PORT)]),
         env: Some(vec![
             plain_env("POSTGRES_USER", DATABASE_NAME),
             plain_env("POSTGRES_DB", DATABASE_NAME),
@@ -50,29 +46,12 @@ pub fn statefulset(stack: &ValidatedStack) -> StatefulSet {
             initial_delay_seconds: Some(30),
             ..pg_isready(10)
         }),
-        resources: Some(super::resources_or(
-            &bundled.resources,
-            "250m",
-            "256Mi",
-            Some("1Gi"),
-        )),
+        resources: Some(resources_or(&bundled.resources, "250m", "256Mi", Some("1Gi"))),
         security_context: Some(restricted_container(POSTGRES_UID)),
         volume_mounts: Some(vec![
-            VolumeMount {
-                name: DATA_VOLUME.into(),
-                mount_path: "/var/lib/postgresql/data".into(),
-                ..VolumeMount::default()
-            },
-            VolumeMount {
-                name: "run".into(),
-                mount_path: "/var/run/postgresql".into(),
-                ..VolumeMount::default()
-            },
-            VolumeMount {
-                name: "tmp".into(),
-                mount_path: "/tmp".into(),
-                ..VolumeMount::default()
-            },
+            mount(DATA_VOLUME, "/var/lib/postgresql/data"),
+            mount("run", "/var/run/postgresql"),
+            mount("tmp", "/tmp"),
         ]),
         ..Container::default()
     };
@@ -101,24 +80,16 @@ pub fn statefulset(stack: &ValidatedStack) -> StatefulSet {
         spec: Some(StatefulSetSpec {
             replicas: Some(1),
             service_name: Some(names.postgres()),
-            selector: LabelSelector {
-                match_labels: Some(stack.selector_labels(COMPONENT)),
-                ..LabelSelector::default()
-            },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(stack.labels(COMPONENT)),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![container],
-                    security_context: Some(restricted_pod(POSTGRES_UID)),
+            selector: selector(stack, COMPONENT),
+            template: template(
+                stack,
+                COMPONENT,
+                PodSpec {
                     // Time for a clean shutdown (checkpoint) instead of crash recovery at start.
                     termination_grace_period_seconds: Some(60),
-                    volumes: Some(vec![empty_dir("run"), empty_dir("tmp")]),
-                    ..PodSpec::default()
-                }),
-            },
+                    ..pod_spec(container, POSTGRES_UID, vec![empty_dir("run"), empty_dir("tmp")])
+                },
+            ),
             volume_claim_templates: Some(vec![claim]),
             ..StatefulSetSpec::default()
         }),
@@ -128,23 +99,27 @@ pub fn statefulset(stack: &ValidatedStack) -> StatefulSet {
 
 /// The headless Service giving the database pod a stable DNS name.
 pub fn service(stack: &ValidatedStack) -> Service {
-    Service {
-        metadata: stack.child_meta(stack.names().postgres(), COMPONENT),
-        spec: Some(ServiceSpec {
-            cluster_ip: Some("None".into()),
-            selector: Some(stack.selector_labels(COMPONENT)),
-            ports: Some(vec![ServicePort {
-                name: Some("postgres".into()),
-                port: POSTGRES_PORT,
-                target_port: Some(IntOrString::String("postgres".into())),
-                protocol: Some("TCP".into()),
-                ..ServicePort::default()
-            }]),
-            publish_not_ready_addresses: Some(true),
-            ..ServiceSpec::default()
-        }),
-        ..Service::default()
+    let mut service = super::pod::service(
+        stack,
+        stack.names().postgres(),
+        COMPONENT,
+        service_port("postgres", POSTGRES_PORT),
+    );
+    if let Some(spec) = service.spec.as_mut() {
+        spec.cluster_ip = Some("None".into());
+        spec.publish_not_ready_addresses = Some(true);
     }
+    service
+}
+
+/// Whether the database StatefulSet reports a ready replica.
+pub fn is_ready(statefulset: &StatefulSet) -> bool {
+    statefulset
+        .status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0)
+        >= 1
 }
 
 fn pg_isready(period: i32) -> Probe {
@@ -161,14 +136,5 @@ fn pg_isready(period: i32) -> Probe {
         period_seconds: Some(period),
         timeout_seconds: Some(5),
         ..Probe::default()
-    }
-}
-
-/// An emptyDir volume for writable scratch space under a read-only root filesystem.
-pub fn empty_dir(name: &str) -> Volume {
-    Volume {
-        name: name.into(),
-        empty_dir: Some(EmptyDirVolumeSource::default()),
-        ..Volume::default()
     }
 }

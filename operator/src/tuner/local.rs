@@ -2,18 +2,22 @@
 //!
 //! Pool only (one process, replicas fixed at 1): every interval it scrapes the app's `/metrics`,
 //! aggregates the interval, asks [`Tuner`] and, when the pool settings change, writes the tuning
-//! file atomically with the next `generation`. Every decision is printed with its reason.
+//! file (the contract's [`TuningFile`]) atomically with the next `generation`. Every decision is
+//! printed with its reason.
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use perfstack_contract::tuning::{PoolSettings, TuningFile};
+
 use super::budget::ConnectionBudget;
+use super::budget::{PoolBounds, ReplicaBounds};
 use super::decide::{Decision, Tuner};
 use super::error::TunerError;
 use super::observe::{PodSnapshot, aggregate};
 use super::scrape::{Scraper, Target};
-use super::spec::{PoolBounds, ReplicaBounds, Settings, SloSpec, TuningSpec};
-use super::tuning_file::{PoolTuning, TuningFile};
+use super::spec::{Settings, SloSpec, TuningSpec};
 
 /// Command-line flags of `perfstack-operator local`.
 #[derive(Debug, Clone, clap::Args)]
@@ -99,7 +103,7 @@ fn initial_file(existing: Option<TuningFile>, app: Option<&PodSnapshot>, spec: &
     if let Some(file) = existing {
         return file;
     }
-    let mut pool = PoolTuning::default();
+    let mut pool = PoolSettings::default();
     if let Some(snap) = app.filter(|s| s.pool_max >= 1.0) {
         pool.max_connections = snap.pool_max as u32;
         pool.min_connections = (snap.pool_min.max(0.0) as u32).min(pool.max_connections);
@@ -131,7 +135,7 @@ pub async fn run(args: &LocalArgs, mut report: impl FnMut(&str)) -> Result<(), T
         first = scraper.scrape_all(&targets).await;
     }
     let first_snapshot = first.first().and_then(|(_, a)| a.as_ref().ok());
-    let mut file = initial_file(TuningFile::read(&args.tuning_file)?, first_snapshot, &spec);
+    let mut file = initial_file(read_file(&args.tuning_file)?, first_snapshot, &spec);
     let settings = Settings {
         pool_min: file.pool.min_connections,
         pool_max: file.pool.max_connections,
@@ -168,10 +172,8 @@ pub async fn run(args: &LocalArgs, mut report: impl FnMut(&str)) -> Result<(), T
         }
         let decision = tuner.step(&obs, now.duration_since(started));
         if decision.pool_settings_changed() {
-            file.generation = decision.settings.generation;
-            file.pool.min_connections = decision.settings.pool_min;
-            file.pool.max_connections = decision.settings.pool_max;
-            file.write_atomic(&args.tuning_file)?;
+            file = decision.settings.tuning_file(&file.pool);
+            write_file(&file, &args.tuning_file)?;
         }
         report(&describe(&decision, now.duration_since(started), &obs));
         done += 1;
@@ -209,6 +211,57 @@ fn describe(d: &Decision, at: Duration, obs: &super::observe::Observation) -> St
     )
 }
 
+/// Reads the tuning file at `path`; `Ok(None)` when it does not exist yet.
+pub fn read_file(path: &Path) -> Result<Option<TuningFile>, TunerError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => TuningFile::parse(&text)
+            .map(Some)
+            .map_err(|source| file_error(path, source)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(io_error(path, source)),
+    }
+}
+
+/// Writes `file` to `path` atomically: a temporary file in the same directory, flushed to disk,
+/// then renamed over the old one (the app reads the old or the new file, never a mix).
+pub fn write_file(file: &TuningFile, path: &Path) -> Result<(), TunerError> {
+    file.validate().map_err(|source| file_error(path, source))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
+    let name = path
+        .file_name()
+        .map_or_else(|| "tuning.yaml".into(), |n| n.to_string_lossy().into_owned());
+    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&temp)?;
+        f.write_all(file.render().as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&temp, path)
+    })();
+    if let Err(source) = result {
+        let _ = std::fs::remove_file(&temp);
+        return Err(io_error(path, source));
+    }
+    Ok(())
+}
+
+fn file_error(path: &Path, source: perfstack_contract::tuning::TuningFileError) -> TunerError {
+    TunerError::TuningFile {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> TunerError {
+    TunerError::TuningFileIo {
+        path: path.to_owned(),
+        source,
+    }
+}
+
 /// The subcommand on the caller's runtime: runs the loop until Ctrl-C or `--iterations`.
 pub async fn command(args: LocalArgs) -> std::process::ExitCode {
     let result = tokio::select! {
@@ -236,5 +289,4 @@ pub fn main(args: LocalArgs) -> std::process::ExitCode {
 }
 
 #[cfg(test)]
-#[path = "act_local_tests.rs"]
 mod tests;

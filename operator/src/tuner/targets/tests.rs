@@ -86,14 +86,66 @@ async fn proxy_scrape_goes_through_the_api_server() {
     let targets = targets_from_pods(&pods()[1..2], 8080, Reach::ApiServerProxy).targets;
     let answers = source.scrape_all(&targets).await;
     server.await.unwrap();
-    let snap = answers[0].1.as_ref().unwrap();
-    assert_eq!(
-        (
-            answers[0].0.as_str(),
-            snap.requests,
-            snap.pool_max,
-            snap.generation
-        ),
-        ("api-a", 7.0, 9.0, 2)
-    );
+    assert_eq!(first_answer(&answers), ("api-a", 7.0, 9.0, 2));
+}
+
+/// The first pod's name, requests, pool maximum and generation.
+fn first_answer(answers: &[PodAnswer]) -> (&str, f64, f64, u64) {
+    let (name, answer) = &answers[0];
+    let snap = answer.as_ref().unwrap();
+    (name.as_str(), snap.requests, snap.pool_max, snap.generation)
+}
+
+/// An app pod's /metrics on 127.0.0.1.
+async fn app_on_loopback(metrics: PodMetrics) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let body = metrics.render();
+    let router = axum::Router::new().route("/metrics", axum::routing::get(move || async move { body }));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    port
+}
+
+/// An API server that lists one Ready pod at 127.0.0.1 and one starting pod.
+fn api_server() -> kube::Api<Pod> {
+    let (service, mut handle) = tower_test::mock::pair::<http::Request<Body>, http::Response<Body>>();
+    tokio::spawn(async move {
+        while let Some((request, send)) = handle.next_request().await {
+            assert_eq!(request.uri().path(), "/api/v1/namespaces/shop/pods");
+            let query = request.uri().query().unwrap_or_default().to_owned();
+            assert!(query.contains("labelSelector=app%3Dapi"), "{query}");
+            let list = serde_json::json!({
+                "apiVersion": "v1", "kind": "PodList", "metadata": {},
+                "items": [
+                    serde_json::to_value(pod("api-0", "Running", true, Some("127.0.0.1"), false)).unwrap(),
+                    serde_json::to_value(pod("api-1", "Running", false, Some("127.0.0.2"), false)).unwrap(),
+                ]
+            });
+            send.send_response(http::Response::new(Body::from(
+                serde_json::to_vec(&list).unwrap(),
+            )));
+        }
+    });
+    kube::Api::namespaced(kube::Client::new(service, "shop"), "shop")
+}
+
+#[tokio::test]
+async fn app_pods_are_listed_by_label_and_only_the_ready_ones_scraped() {
+    let port = app_on_loopback(PodMetrics {
+        ok: 3000,
+        pool_max: 10,
+        generation: 4,
+        ..PodMetrics::default()
+    })
+    .await;
+    let pods = AppPods {
+        api: api_server(),
+        selector: "app=api".into(),
+        port,
+        reach: Reach::PodIp,
+    };
+    let source = MetricsSource::Direct(crate::tuner::scrape::Scraper::new(Duration::from_secs(2)).unwrap());
+    let answers = pods.scrape(&source).await.unwrap();
+    assert_eq!(answers.len(), 1, "the starting pod is not asked: {answers:?}");
+    assert_eq!(first_answer(&answers), ("api-0", 3000.0, 10.0, 4));
 }

@@ -1,0 +1,257 @@
+//! Whole-object tests of every builder for a minimal and a full spec. The expected objects are the
+//! reviewed YAML files in operator/tests/golden/; `UPDATE_GOLDEN=1 cargo test -p perfstack-operator`
+//! rewrites them after an intended change (review the diff before committing).
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use perfstack_contract::tuning::{PoolSettings, TuningFile};
+use serde::Serialize;
+
+use super::config::app_config_map;
+use super::hpa::ReplicaRange;
+use super::pod::plain_env;
+use super::tuning::tuning_config_map;
+use super::*;
+use crate::crd::{CacheMode, DatabaseMode, DeletionPolicy, ExternalSpec, PerformanceStack};
+
+/// The stack `shop` in `team-a` at generation 3, as validation resolves it: `database` and `cache` are
+/// where its URLs come from.
+fn validated(spec: PerformanceStackSpec, database: DatabaseSource, cache: CacheSource) -> ValidatedStack {
+    let mut stack = PerformanceStack::new("shop", spec.clone());
+    stack.metadata.namespace = Some("team-a".into());
+    stack.metadata.uid = Some("0b7c6a52-1111-2222-3333-444455556666".into());
+    stack.metadata.generation = Some(3);
+    ValidatedStack {
+        name: "shop".into(),
+        namespace: "team-a".into(),
+        uid: "0b7c6a52-1111-2222-3333-444455556666".into(),
+        generation: 3,
+        object_ref: kube::Resource::object_ref(&stack, &()),
+        app_image: spec.app.image.clone().unwrap_or_else(default_app_image),
+        spec,
+        database,
+        cache,
+    }
+}
+
+fn minimal() -> ValidatedStack {
+    validated(
+        PerformanceStackSpec::default(),
+        DatabaseSource::Bundled,
+        CacheSource::Bundled,
+    )
+}
+
+fn full() -> ValidatedStack {
+    let resources = ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".into(), Quantity("250m".into())),
+            ("memory".into(), Quantity("256Mi".into())),
+        ])),
+        limits: Some(BTreeMap::from([("memory".into(), Quantity("512Mi".into()))])),
+        ..ResourceRequirements::default()
+    };
+    let mut spec = PerformanceStackSpec::default();
+    spec.app.image = Some("registry.example/perfstack-app:1.4.2".into());
+    spec.app.port = 9000;
+    spec.app.min_replicas = 3;
+    spec.app.max_replicas = 12;
+    spec.app.target_cpu_utilization = 60;
+    spec.app.resources = Some(resources.clone());
+    spec.app.env = vec![plain_env("RUST_LOG", "debug")];
+    spec.database.mode = DatabaseMode::External;
+    spec.database.external = Some(ExternalSpec::secret("shop-db", Some("url")));
+    spec.cache.mode = CacheMode::External;
+    spec.cache.external = Some(ExternalSpec::secret("shop-redis", None));
+    spec.pool.min_connections = 4;
+    spec.pool.max_connections = 40;
+    spec.pool.acquire_timeout_ms = 1500;
+    spec.pool.idle_timeout_seconds = 120;
+    spec.deletion_policy = DeletionPolicy::Delete;
+    validated(
+        spec,
+        DatabaseSource::External {
+            secret: "shop-db".into(),
+            key: "url".into(),
+        },
+        CacheSource::External {
+            secret: "shop-redis".into(),
+            key: "redis-url".into(),
+        },
+    )
+}
+
+/// A bundled database and cache with every bundled option set.
+fn full_bundled() -> ValidatedStack {
+    let mut spec = PerformanceStackSpec::default();
+    spec.database.bundled.image = "postgres:15.6".into();
+    spec.database.bundled.storage_size = "50Gi".into();
+    spec.database.bundled.storage_class_name = Some("fast-ssd".into());
+    spec.database.bundled.max_connections = 400;
+    spec.database.bundled.resources = Some(ResourceRequirements {
+        requests: Some(BTreeMap::from([("cpu".into(), Quantity("1".into()))])),
+        ..ResourceRequirements::default()
+    });
+    spec.cache.image = "redis:7.2".into();
+    spec.cache.maxmemory = "1gb".into();
+    validated(spec, DatabaseSource::Bundled, CacheSource::Bundled)
+}
+
+/// A tuning file carrying the pool `min..=max` with the timeouts `acquire_ms` and `idle_s`, at the
+/// stack's generation (what the tuner writes before its first decision).
+fn file(min: u32, max: u32, acquire_ms: u64, idle_s: u64) -> TuningFile {
+    TuningFile {
+        generation: 3,
+        pool: PoolSettings {
+            min_connections: min,
+            max_connections: max,
+            acquire_timeout_ms: acquire_ms,
+            idle_timeout_seconds: idle_s,
+        },
+    }
+}
+
+/// The spec's replica bounds, as the HPA keeps them without a tuner.
+fn spec_replicas(stack: &ValidatedStack) -> ReplicaRange {
+    ReplicaRange {
+        min: stack.spec.app.min_replicas,
+        max: stack.spec.app.max_replicas,
+    }
+}
+
+/// The YAML a child serializes to.
+fn yaml<T: Serialize>(object: &T) -> String {
+    serde_yaml::to_string(object).expect("serializes")
+}
+
+/// Compares each `(child, yaml)` of `case` with its golden file (or rewrites them).
+fn check(case: &str, children: &[(&str, String)]) {
+    for (child, actual) in children {
+        let path = format!("{}/tests/golden/{case}/{child}.yaml", env!("CARGO_MANIFEST_DIR"));
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::create_dir_all(std::path::Path::new(&path).parent().expect("has parent"))
+                .expect("mkdir");
+            std::fs::write(&path, actual).expect("write golden");
+            continue;
+        }
+        let expected = std::fs::read_to_string(&path)
+            .unwrap_or_else(|_| panic!("missing {path}; run with UPDATE_GOLDEN=1"));
+        assert!(
+            &expected == actual,
+            "{case}/{child} differs from {path}:\n--- expected\n{expected}\n--- actual\n{actual}"
+        );
+    }
+}
+
+#[test]
+fn minimal_spec_builds_the_expected_children() {
+    let stack = minimal();
+    let replicas = spec_replicas(&stack);
+    check(
+        "minimal",
+        &[
+            (
+                "credentials-secret",
+                yaml(&credentials::credentials_secret(&stack, "not-a-real-password")),
+            ),
+            ("postgres-statefulset", yaml(&postgres::statefulset(&stack))),
+            ("postgres-service", yaml(&postgres::service(&stack))),
+            ("redis-deployment", yaml(&redis::deployment(&stack))),
+            ("redis-service", yaml(&redis::service(&stack))),
+            ("app-configmap", yaml(&app_config_map(&stack))),
+            (
+                "tuning-configmap",
+                yaml(&tuning_config_map(&stack, &file(2, 20, 3000, 600))),
+            ),
+            ("migration-job", yaml(&migration::job(&stack))),
+            (
+                "api-deployment",
+                yaml(&app::deployment(&stack, &stack.app_image, None)),
+            ),
+            ("api-service", yaml(&app::service(&stack))),
+            ("hpa", yaml(&hpa::hpa(&stack, replicas))),
+            ("hpa-v2beta2", yaml(&hpa::hpa_v2beta2(&stack, replicas))),
+        ],
+    );
+}
+
+#[test]
+fn full_spec_builds_the_expected_children() {
+    let stack = full();
+    let bundled = full_bundled();
+    check(
+        "full",
+        &[
+            ("app-configmap", yaml(&app_config_map(&stack))),
+            (
+                "tuning-configmap",
+                yaml(&tuning_config_map(&stack, &file(4, 40, 1500, 120))),
+            ),
+            ("migration-job", yaml(&migration::job(&stack))),
+            (
+                "api-deployment",
+                yaml(&app::deployment(&stack, &stack.app_image, Some(3))),
+            ),
+            ("api-service", yaml(&app::service(&stack))),
+            ("hpa", yaml(&hpa::hpa(&stack, spec_replicas(&stack)))),
+            ("postgres-statefulset", yaml(&postgres::statefulset(&bundled))),
+            ("redis-deployment", yaml(&redis::deployment(&bundled))),
+        ],
+    );
+}
+
+#[test]
+fn migration_job_name_follows_image_and_database_only() {
+    let a = minimal();
+    let mut b = minimal();
+    b.spec.pool.max_connections = 50;
+    assert_eq!(migration::job(&a).metadata.name, migration::job(&b).metadata.name);
+    b.app_image = "ghcr.io/perfstack/perfstack-app:9.9.9".into();
+    assert_ne!(migration::job(&a).metadata.name, migration::job(&b).metadata.name);
+    let name = migration::job(&a).metadata.name.expect("named");
+    assert!(
+        name.starts_with("shop-migrate-") && name.len() == "shop-migrate-".len() + 10,
+        "{name}"
+    );
+}
+
+#[test]
+fn api_deployment_leaves_replicas_to_the_autoscaler_and_rolls_only_on_restart_relevant_config() {
+    let stack = minimal();
+    let deployment = app::deployment(&stack, "img:1", None);
+    assert_eq!(deployment.spec.as_ref().and_then(|s| s.replicas), None);
+    let value = serde_json::to_value(&deployment).expect("serializes");
+    assert!(
+        value["spec"].get("replicas").is_none(),
+        "replicas must not be serialized at all"
+    );
+    let digest = |d: &k8s_openapi::api::apps::v1::Deployment| {
+        d.spec
+            .as_ref()
+            .and_then(|s| s.template.metadata.as_ref())
+            .and_then(|m| m.annotations.clone())
+    };
+    // Pool changes reach running pods through the tuning file: no restart.
+    let mut pool = minimal();
+    pool.spec.pool.max_connections = 30;
+    assert_eq!(
+        digest(&deployment),
+        digest(&app::deployment(&pool, "img:1", None))
+    );
+    // Other configuration changes roll the pods.
+    let mut port = minimal();
+    port.spec.app.port = 9090;
+    assert_ne!(
+        digest(&deployment),
+        digest(&app::deployment(&port, "img:1", None))
+    );
+}
+
+#[test]
+fn generated_passwords_are_long_and_different() {
+    let (a, b) = (credentials::generate_password(), credentials::generate_password());
+    assert_eq!(a.len(), 32);
+    assert_ne!(a, b);
+    assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+}

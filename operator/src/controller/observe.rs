@@ -1,0 +1,184 @@
+//! Observe (step 2): every read a reconcile makes, before anything is written — the credentials or
+//! the user's Secrets, each live child, the migration Job (and, once it finished, what its pod
+//! reported), and, when the tuning interval is due, the API pods' `/metrics`.
+mod migration;
+
+use std::fmt::Debug;
+use std::time::Instant;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use kube::api::{Api, DynamicObject};
+use kube::{Client, Resource};
+use perfstack_contract::probes::DEFAULT_HTTP_PORT;
+use serde::de::DeserializeOwned;
+
+use super::context::{AutoscalingApi, Context};
+use super::error::Error;
+use crate::children::{CacheSource, DatabaseSource, ValidatedStack, app, hpa};
+use crate::crd::MigrationStatus;
+use crate::tuner::TunerError;
+use crate::tuner::observe::PodAnswer;
+use crate::tuner::targets::AppPods;
+
+pub use migration::{ObservedMigration, state_of};
+
+/// What the operator found of a Secret the user references (it reads key names, never values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExternalSecret {
+    /// The Secret exists and holds the key.
+    Ready,
+    /// The Secret exists without the key.
+    MissingKey,
+    /// No such Secret.
+    Missing,
+}
+
+/// Everything a reconcile read, as it was before this reconcile wrote anything. `None`: absent (or
+/// not part of this stack's configuration).
+#[derive(Debug, Default)]
+pub struct Observed {
+    /// The generated credentials Secret (bundled database).
+    pub credentials: Option<Secret>,
+    /// The user's database Secret (external database only).
+    pub external_database: Option<ExternalSecret>,
+    /// The user's cache Secret (external cache only).
+    pub external_cache: Option<ExternalSecret>,
+    /// The PostgreSQL headless Service (bundled database).
+    pub postgres_service: Option<Service>,
+    /// The PostgreSQL StatefulSet (bundled database).
+    pub postgres: Option<StatefulSet>,
+    /// The Redis Service (bundled cache).
+    pub redis_service: Option<Service>,
+    /// The Redis Deployment (bundled cache).
+    pub redis: Option<Deployment>,
+    /// The API's configuration ConfigMap.
+    pub app_config: Option<ConfigMap>,
+    /// The tuning ConfigMap (also what a restarted tuner picks its pool up from).
+    pub tuning_config: Option<ConfigMap>,
+    /// The API Deployment; absent until an image has been migrated.
+    pub api: Option<Deployment>,
+    /// The migration of the desired image (migrations enabled only).
+    pub migration: Option<ObservedMigration>,
+    /// The API Service.
+    pub api_service: Option<Service>,
+    /// The HPA, in whichever autoscaling version the cluster serves.
+    pub hpa: Option<DynamicObject>,
+    /// The autoscaling API the cluster serves.
+    pub autoscaling: AutoscalingApi,
+    /// The API pods' answers when the tuning interval was due (`Err`: they could not be listed).
+    pub app_metrics: Option<Result<Vec<PodAnswer>, TunerError>>,
+}
+
+/// Reads a child, `None` when it does not exist.
+async fn get<K>(api: &Api<K>, kind: &'static str, name: &str) -> Result<Option<K>, Error>
+where
+    K: Resource + DeserializeOwned + Clone + Debug,
+{
+    api.get_opt(name).await.map_err(Error::observing(kind, name))
+}
+
+/// Reads everything the reconcile of `stack` needs. `recorded` is the migration as the stack's
+/// status last reported it: a finished Job's outcome is taken from there instead of its pods.
+pub async fn observe(
+    ctx: &Context,
+    stack: &ValidatedStack,
+    recorded: Option<&MigrationStatus>,
+) -> Result<Observed, Error> {
+    let ns = &stack.namespace;
+    let names = stack.names();
+    let secrets: Api<Secret> = ctx.api(ns);
+    let services: Api<Service> = ctx.api(ns);
+    let deployments: Api<Deployment> = ctx.api(ns);
+    let config_maps: Api<ConfigMap> = ctx.api(ns);
+    let mut observed = Observed {
+        autoscaling: ctx.autoscaling,
+        ..Observed::default()
+    };
+    match &stack.database {
+        DatabaseSource::Bundled => {
+            observed.credentials = get(&secrets, "Secret", &names.credentials()).await?;
+            observed.postgres_service = get(&services, "Service", &names.postgres()).await?;
+            let sets: Api<StatefulSet> = ctx.api(ns);
+            observed.postgres = get(&sets, "StatefulSet", &names.postgres()).await?;
+        }
+        DatabaseSource::External { secret, key } => {
+            observed.external_database = Some(external_secret(&secrets, secret, key).await?);
+        }
+    }
+    match &stack.cache {
+        CacheSource::Bundled => {
+            observed.redis_service = get(&services, "Service", &names.redis()).await?;
+            observed.redis = get(&deployments, "Deployment", &names.redis()).await?;
+        }
+        CacheSource::External { secret, key } => {
+            observed.external_cache = Some(external_secret(&secrets, secret, key).await?);
+        }
+        CacheSource::Disabled => {}
+    }
+    observed.app_config = get(&config_maps, "ConfigMap", &names.config()).await?;
+    observed.tuning_config = get(&config_maps, "ConfigMap", &names.tuning()).await?;
+    observed.api = get(&deployments, "Deployment", &names.api()).await?;
+    if stack.spec.migrations.enabled {
+        observed.migration = Some(migration::observe(ctx, stack, recorded).await?);
+    }
+    observed.api_service = get(&services, "Service", &names.api()).await?;
+    observed.hpa = live_hpa(&ctx.client, stack, ctx.autoscaling).await?;
+    // The tuner ticks only once the API Deployment exists: before, there are no pods to ask.
+    if let Some(tuning) = &ctx.tuning
+        && observed.api.is_some()
+        && tuning
+            .registry
+            .wants_metrics(&stack.key(), &stack.spec, Instant::now())
+    {
+        let pods = AppPods {
+            api: ctx.api::<Pod>(ns),
+            selector: selector_text(stack),
+            port: u16::try_from(stack.spec.app.port).unwrap_or(DEFAULT_HTTP_PORT),
+            reach: tuning.reach,
+        };
+        observed.app_metrics = Some(pods.scrape(&tuning.source).await);
+    }
+    Ok(observed)
+}
+
+/// The live HPA, read as a dynamic object of the version the cluster serves.
+async fn live_hpa(
+    client: &Client,
+    stack: &ValidatedStack,
+    autoscaling: AutoscalingApi,
+) -> Result<Option<DynamicObject>, Error> {
+    let resource = match autoscaling {
+        AutoscalingApi::V2 => hpa::v2_resource(),
+        AutoscalingApi::V2beta2 => hpa::v2beta2_resource(),
+        AutoscalingApi::Unavailable => return Ok(None),
+    };
+    let hpas: Api<DynamicObject> = Api::namespaced_with(client.clone(), &stack.namespace, &resource);
+    get(&hpas, "HorizontalPodAutoscaler", &stack.names().api()).await
+}
+
+/// Whether the user's Secret `name` exists and holds `key`.
+async fn external_secret(secrets: &Api<Secret>, name: &str, key: &str) -> Result<ExternalSecret, Error> {
+    Ok(match get(secrets, "Secret", name).await? {
+        None => ExternalSecret::Missing,
+        Some(secret) => {
+            let in_data = secret.data.as_ref().is_some_and(|d| d.contains_key(key));
+            let in_string_data = secret.string_data.as_ref().is_some_and(|d| d.contains_key(key));
+            if in_data || in_string_data {
+                ExternalSecret::Ready
+            } else {
+                ExternalSecret::MissingKey
+            }
+        }
+    })
+}
+
+/// The API pods' label selector as text (`k=v,k=v`).
+fn selector_text(stack: &ValidatedStack) -> String {
+    stack
+        .selector_labels(app::COMPONENT)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
