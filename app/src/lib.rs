@@ -7,4 +7,5 @@ pub mod http;
 pub mod jobs;
 pub mod loadtest;
 pub mod metrics;
+pub mod startup;
 pub mod telemetry;

@@ -8,7 +8,6 @@
 //!   stale and reloaded, so a load racing a write cannot serve the old value after the write.
 //! - Redis being down or slow costs one short timeout, is counted and logged, and the request
 //!   goes on with the database; see [`redis_tier`].
-pub mod config;
 pub mod entities;
 mod epochs;
 mod eviction;
@@ -24,8 +23,9 @@ use std::{
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::task::JoinHandle;
 
+use crate::config::CacheConfig;
+
 use self::{
-    config::CacheConfig,
     epochs::Epochs,
     redis_tier::RedisTier,
     telemetry::{CacheTelemetry, L1, L2, SourceLabel},

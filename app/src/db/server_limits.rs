@@ -41,7 +41,8 @@ impl Db {
     pub async fn refresh_server_limits(&self) -> Option<ServerLimits> {
         match self.server_limits().await {
             Ok(limits) => {
-                self.telemetry().server_limits(&limits);
+                self.telemetry()
+                    .server_limits(limits.max_connections, limits.reserved_connections);
                 Some(limits)
             }
             Err(error) => {

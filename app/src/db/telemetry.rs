@@ -5,13 +5,13 @@ use std::sync::{
     atomic::{AtomicU64, Ordering},
 };
 
+use perfstack_contract::tuning::PoolSettings;
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::{Registry, Unit},
 };
 
-use super::PoolSettings;
 use crate::metrics::{RegisterMetrics, latency_histogram};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -91,14 +91,16 @@ impl DbTelemetry {
         self.max_connections.set(as_gauge(settings.max_connections));
         self.acquire_timeout_seconds
             .set(settings.acquire_timeout_ms as f64 / 1000.0);
-        self.idle_timeout_seconds.set(as_gauge(settings.idle_timeout_s));
+        self.idle_timeout_seconds
+            .set(as_gauge(settings.idle_timeout_seconds));
         self.settings_generation.set(as_gauge(generation));
     }
 
-    /// The database server's connection limits, as last read.
-    pub fn server_limits(&self, limits: &super::server_limits::ServerLimits) {
-        self.server_max_connections.set(limits.max_connections);
-        self.server_reserved_connections.set(limits.reserved_connections);
+    /// The database server's connection limits, as last read: `max_connections` and the slots
+    /// ordinary roles cannot use.
+    pub fn server_limits(&self, max_connections: i64, reserved_connections: i64) {
+        self.server_max_connections.set(max_connections);
+        self.server_reserved_connections.set(reserved_connections);
     }
 
     /// Pool occupancy, refreshed before each scrape.

@@ -1,9 +1,6 @@
 //! `/metrics` (Prometheus text format) and the performance dashboard: its JSON at
 //! `/api/v1/performance/dashboard` and the page at `/dashboard`.
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Instant};
 
 use axum::{
     Json, Router,
@@ -165,7 +162,7 @@ async fn measure(state: &AppState) -> Dashboard {
 }
 
 async fn dashboard_json(State(state): State<AppState>) -> Json<Arc<Dashboard>> {
-    let max_age = Duration::from_millis(state.config.cache.dashboard_cache_ms);
+    let max_age = state.config.dashboard.max_age();
     let mut last = state.dashboard.last.lock().await;
     if let Some((at, dashboard)) = last.as_ref()
         && at.elapsed() < max_age

@@ -2,7 +2,12 @@
 //! email in the same transaction as the task change (see `jobs::relay`, docs/jobs.md).
 use sqlx::PgExecutor;
 
-use super::{JobId, JobQueue, Queue, email::EmailJob, relay};
+use super::{
+    email::EmailJob,
+    queue::JobQueue,
+    record::{JobId, Queue},
+    relay,
+};
 use crate::db::{
     Db,
     tasks::{self, NewTask, Task, TaskPatch},

@@ -5,9 +5,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 
 use super::{
-    JobContext,
+    handler::{JobContext, JobFailure, JobHandler},
     store::ClaimedJob,
-    worker::{JobFailure, JobHandler},
 };
 
 /// What `POST /api/v1/reports` accepts, and the payload of a `report` job:

@@ -10,7 +10,10 @@ use std::{collections::HashMap, time::Duration};
 
 use redis::{AsyncCommands, Script, aio::ConnectionManager};
 
-use super::{JobId, JobRecord, JobState, JobsError, Queue};
+use super::{
+    error::JobsError,
+    record::{JobId, JobRecord, JobState, Queue},
+};
 
 /// A job leased to a worker for one attempt.
 #[derive(Debug, Clone)]

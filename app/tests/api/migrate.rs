@@ -4,8 +4,9 @@ use std::{process::Command, time::Duration};
 
 use perfstack_app::db::{
     Db, QueryMonitor,
-    migrate::{self, MigrateOptions, MigrateSummary},
+    migrate::{self, MigrateOptions},
 };
+use perfstack_contract::migration::MigrationSummary;
 use sqlx::{PgPool, Row};
 
 /// The indexes as PostgreSQL 15 prints them back in `pg_indexes.indexdef`.
@@ -98,7 +99,7 @@ async fn builds_exactly_the_seven_indexes_and_a_second_run_is_a_no_op(pool: PgPo
     let second = migrate::apply(&db, &MigrateOptions::default()).await.unwrap();
     assert_eq!(
         second,
-        MigrateSummary {
+        MigrationSummary {
             migrations_applied: 0,
             indexes_created: vec![],
             indexes_repaired: vec![],

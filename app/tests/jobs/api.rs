@@ -57,7 +57,7 @@ pub(crate) async fn call(
 fn start_workers(jobs: &JobQueue, ctx: perfstack_app::jobs::JobContext) -> tokio::sync::watch::Sender<bool> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let worker = Worker::new(jobs, JobMetrics::default());
-    tokio::spawn(worker.run(ctx, stopped));
+    tokio::spawn(perfstack_app::startup::run_workers(worker, ctx, stopped));
     stop
 }
 

@@ -1,11 +1,10 @@
 //! The real handlers on a real database: what they write, and that running one twice (a job
 //! delivered again after a crash) takes effect once.
 use perfstack_app::jobs::{
-    JobId, Queue,
+    JobHandler, JobId, Queue,
     email::{EmailHandler, EmailJob},
     report::{ReportHandler, ReportRequest},
     store::ClaimedJob,
-    worker::JobHandler,
 };
 use sqlx::PgPool;
 

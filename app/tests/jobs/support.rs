@@ -4,9 +4,9 @@ use std::{future::Future, time::Duration};
 
 use clap::Parser;
 use perfstack_app::{
-    config::DbConfig,
+    config::{DbConfig, JobsConfig},
     db::Db,
-    jobs::{JobContext, JobId, JobQueue, JobRecord, JobState, JobsConfig, email::Mailer},
+    jobs::{JobContext, JobId, JobQueue, JobRecord, JobState, mailer::Mailer},
 };
 use sqlx::PgPool;
 

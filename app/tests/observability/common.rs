@@ -6,8 +6,8 @@ use std::{
 };
 
 use perfstack_app::{
-    cache::{Cache, config::CacheConfig},
-    config::{DbConfig, ServeConfig},
+    cache::Cache,
+    config::{CacheConfig, DbConfig, ServeConfig},
     db::Db,
     http::AppState,
 };
@@ -43,17 +43,12 @@ pub async fn db(max: u32) -> Db {
 }
 
 pub fn serve_config(redis: Option<&RedisServer>) -> ServeConfig {
-    ServeConfig {
-        listen: "127.0.0.1:0".parse().expect("address"),
-        redis_url: redis.map(|r| r.url().into()),
-        tuning_file: None,
-        body_limit: 1024 * 1024,
-        shutdown_grace_s: 1,
-        cache: CacheConfig {
-            dashboard_cache_ms: 0,
-            ..CacheConfig::default()
-        },
-    }
+    let mut config = ServeConfig::default();
+    config.server.listen = "127.0.0.1:0".parse().expect("address");
+    config.server.shutdown_grace_s = 1;
+    config.cache.redis_url = redis.map(|r| r.url().into());
+    config.dashboard.dashboard_cache_ms = 0;
+    config
 }
 
 pub async fn app_state(redis: Option<&RedisServer>) -> AppState {

@@ -20,6 +20,8 @@ use std::{
 
 use moka::future::Cache;
 
+use crate::config::ListTotalsConfig;
+
 pub use self::telemetry::{TableLabel, TotalsTelemetry};
 use super::{page::Window, projects::ProjectFilter, tasks::TaskFilter, users::UserFilter};
 
@@ -108,22 +110,22 @@ pub struct TotalsSettings {
     pub write_refresh: Duration,
 }
 
-impl Default for TotalsSettings {
-    fn default() -> Self {
+impl From<&ListTotalsConfig> for TotalsSettings {
+    fn from(config: &ListTotalsConfig) -> Self {
         Self {
-            ttl: Duration::from_millis(DEFAULT_TTL_MS),
-            max_entries: DEFAULT_MAX_ENTRIES,
-            write_refresh: Duration::from_millis(DEFAULT_WRITE_REFRESH_MS),
+            ttl: config.ttl(),
+            max_entries: config.count_cache_max_entries,
+            write_refresh: config.write_refresh(),
         }
     }
 }
 
-/// Default of `--count-cache-ttl-ms`.
-pub const DEFAULT_TTL_MS: u64 = 5000;
-/// Default of `--count-cache-max-entries`.
-pub const DEFAULT_MAX_ENTRIES: u64 = 10_000;
-/// Default of `--count-cache-write-refresh-ms`.
-pub const DEFAULT_WRITE_REFRESH_MS: u64 = 1000;
+impl Default for TotalsSettings {
+    /// What `--count-cache-*` say when not given.
+    fn default() -> Self {
+        (&ListTotalsConfig::default()).into()
+    }
+}
 
 /// A table's write generation, bumped at most once per `write_refresh`.
 #[derive(Debug, Default)]
