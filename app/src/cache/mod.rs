@@ -2,8 +2,9 @@
 //! TTL), L2 Redis (shared by replicas, 1 h TTL), then the database.
 //!
 //! - Concurrent misses of one key run one load (moka coalesces initialisations).
-//! - Writes go to the database first, then [`Cache::evict`]: the key's epoch moves, both levels
-//!   drop it, and the other replicas hear it over Redis pub/sub and drop it from their L1.
+//! - Writes go to the database first, then [`Cache::evict`] (through [`writes::retire`], which
+//!   decides what each write retires): the key's epoch moves, both levels drop it, and the other
+//!   replicas hear it over Redis pub/sub and drop it from their L1.
 //! - An L1 entry carries the epoch its load started in; an entry behind its key's epoch is
 //!   stale and reloaded, so a load racing a write cannot serve the old value after the write.
 //! - Redis being down or slow costs one short timeout, is counted and logged, and the request
@@ -14,6 +15,7 @@ mod eviction;
 pub mod memory_guard;
 pub mod redis_tier;
 pub mod telemetry;
+pub mod writes;
 
 use std::{
     future::Future,

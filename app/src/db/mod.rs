@@ -4,6 +4,7 @@ pub mod migrate;
 pub mod page;
 mod pool;
 pub mod projects;
+pub mod resource;
 pub mod seed;
 pub mod server_limits;
 pub mod stats;

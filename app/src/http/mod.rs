@@ -10,6 +10,7 @@ pub mod middleware;
 pub mod observability;
 pub mod pagination;
 pub mod projects;
+pub mod resource;
 pub mod tasks;
 pub mod users;
 pub mod validate;

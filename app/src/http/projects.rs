@@ -1,9 +1,5 @@
 //! `/api/v1/projects`: CRUD, the filtered list and a project's tasks by priority.
-use axum::{
-    extract::State,
-    http::{StatusCode, header},
-    response::IntoResponse,
-};
+use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -12,16 +8,14 @@ use super::{
     AppState,
     error::{ApiError, Problem},
     extract::{Json, Path, Query},
-    fields::FieldSet,
     pagination::{FieldsParam, ListParams, Page},
-    validate,
+    resource, validate,
 };
-use crate::cache::entities::{self, Dependents};
 use crate::db::{
     self,
     projects::{NewProject, Project, ProjectFilter, ProjectKey, ProjectPatch, ProjectStatus},
-    tasks::{PriorityKey, Task, TaskStatus},
-    totals::Table,
+    resource::Resource,
+    tasks::{self as task_rows, PriorityKey, Task, TaskStatus},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -115,15 +109,8 @@ async fn create_project(
     State(state): State<AppState>,
     Json(body): Json<CreateProject>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let created = db::projects::create(&state.db, &body.validate()?).await;
-    state.totals.wrote(Table::Projects);
-    let project = created?;
-    let location = format!("/api/v1/projects/{}", project.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        axum::Json(project),
-    ))
+    let inserted = db::projects::create(&state.db, &body.validate()?).await;
+    resource::created(&state, inserted).await
 }
 
 /// List projects, newest first.
@@ -137,13 +124,12 @@ async fn list_projects(
     Query(params): Query<ListParams>,
     Query(filter): Query<ProjectListFilter>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let request = params.parse::<ProjectKey>(db::projects::FIELDS)?;
+    let request = params.parse::<ProjectKey>(Project::FIELDS)?;
     let filter = ProjectFilter {
         owner_id: filter.owner_id,
         status: filter.status,
     };
-    let slice = db::projects::list(&state.db, &state.totals, &filter, &request.window).await?;
-    Ok(axum::Json(request.respond(slice, |p| (p.created_at, p.id))?))
+    resource::page::<Project, _>(&state, Project::OPS.list, &request, &filter).await
 }
 
 /// Get one project.
@@ -157,11 +143,7 @@ async fn get_project(
     Path(id): Path<i64>,
     Query(fields): Query<FieldsParam>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let fields = FieldSet::parse(fields.fields.as_deref(), db::projects::FIELDS)?;
-    let project = entities::project(&state.cache, &state.db, id)
-        .await?
-        .ok_or(ApiError::NotFound("project"))?;
-    Ok(axum::Json(fields.project(&project)?))
+    resource::get_one::<Project>(&state, id, &fields).await
 }
 
 /// Change some fields of a project.
@@ -177,11 +159,7 @@ async fn update_project(
     Path(id): Path<i64>,
     Json(body): Json<UpdateProject>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let updated = db::projects::update(&state.db, id, &body.validate()?).await;
-    state.totals.wrote(Table::Projects);
-    entities::evict(&state.cache, entities::PROJECT, id).await;
-    let project = updated?.ok_or(ApiError::NotFound("project"))?;
-    Ok(axum::Json(project))
+    resource::update_one::<Project>(&state, id, &body.validate()?).await
 }
 
 /// Delete a project and its tasks.
@@ -191,18 +169,7 @@ async fn update_project(
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn delete_project(State(state): State<AppState>, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
-    let tasks = entities::dependent_tasks(&state.db, Dependents::InProject(id)).await?;
-    let deleted = db::projects::delete(&state.db, id).await;
-    // Its tasks go with it (ON DELETE CASCADE).
-    state.totals.wrote(Table::Projects);
-    state.totals.wrote(Table::Tasks);
-    entities::evict(&state.cache, entities::PROJECT, id).await;
-    entities::evict_tasks(&state.cache, &tasks).await;
-    if deleted? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound("project"))
-    }
+    resource::delete_one::<Project>(&state, id, ApiError::from).await
 }
 
 /// A project's tasks, most urgent (highest priority) first; `?status=` narrows to one status.
@@ -218,11 +185,10 @@ async fn list_project_tasks(
     Query(params): Query<ListParams>,
     Query(filter): Query<ProjectTasksFilter>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let request = params.parse::<PriorityKey>(db::tasks::FIELDS)?;
+    let request = params.parse::<PriorityKey>(Task::FIELDS)?;
     if !db::projects::exists(&state.db, id).await? {
         return Err(ApiError::NotFound("project"));
     }
-    let slice =
-        db::tasks::list_for_project(&state.db, &state.totals, id, filter.status, &request.window).await?;
-    Ok(axum::Json(request.respond(slice, |t| (t.priority, t.id))?))
+    let filter = task_rows::of_project(id, filter.status);
+    resource::page::<Task, _>(&state, task_rows::LIST_FOR_PROJECT, &request, &filter).await
 }

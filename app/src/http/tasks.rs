@@ -1,9 +1,5 @@
 //! `/api/v1/tasks`: CRUD and the filtered list (by project, assignee, status, priority, text).
-use axum::{
-    extract::State,
-    http::{StatusCode, header},
-    response::IntoResponse,
-};
+use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use chrono::NaiveDate;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -13,16 +9,13 @@ use super::{
     AppState,
     error::{ApiError, Problem},
     extract::{Json, Path, Query},
-    fields::FieldSet,
     pagination::{FieldsParam, ListParams, Page},
-    validate,
+    resource, validate,
 };
 use crate::{
-    cache::entities,
     db::{
-        self,
+        resource::Resource,
         tasks::{NewTask, Task, TaskFilter, TaskPatch, TaskStatus},
-        totals::Table,
     },
     jobs::notify,
 };
@@ -148,15 +141,8 @@ async fn create_task(
     Json(body): Json<CreateTask>,
 ) -> Result<impl IntoResponse, ApiError> {
     // With an assignee, the email request commits with the task (see jobs::notify).
-    let created = notify::create_task(&state.db, state.jobs.as_ref(), &body.validate()?).await;
-    state.totals.wrote(Table::Tasks);
-    let task = created?;
-    let location = format!("/api/v1/tasks/{}", task.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        axum::Json(task),
-    ))
+    let inserted = notify::create_task(&state.db, state.jobs.as_ref(), &body.validate()?).await;
+    resource::created(&state, inserted).await
 }
 
 /// List tasks in id order, optionally filtered.
@@ -170,7 +156,7 @@ async fn list_tasks(
     Query(params): Query<ListParams>,
     Query(filter): Query<TaskListFilter>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let request = params.parse::<i64>(db::tasks::FIELDS)?;
+    let request = params.parse::<i64>(Task::FIELDS)?;
     let priority = match filter.priority {
         Some(p) => Some(validate::priority(p).map_err(|_| {
             ApiError::bad_request(Some("priority".to_owned()), "priority is between 0 and 4")
@@ -184,8 +170,7 @@ async fn list_tasks(
         priority,
         search: filter.q.filter(|q| !q.trim().is_empty()),
     };
-    let slice = db::tasks::list(&state.db, &state.totals, &filter, &request.window).await?;
-    Ok(axum::Json(request.respond(slice, |t| t.id)?))
+    resource::page::<Task, _>(&state, Task::OPS.list, &request, &filter).await
 }
 
 /// Get one task.
@@ -199,11 +184,7 @@ async fn get_task(
     Path(id): Path<i64>,
     Query(fields): Query<FieldsParam>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let fields = FieldSet::parse(fields.fields.as_deref(), db::tasks::FIELDS)?;
-    let task = entities::task(&state.cache, &state.db, id)
-        .await?
-        .ok_or(ApiError::NotFound("task"))?;
-    Ok(axum::Json(fields.project(&task)?))
+    resource::get_one::<Task>(&state, id, &fields).await
 }
 
 /// Change some fields of a task.
@@ -222,11 +203,8 @@ async fn update_task(
     let patch = body.validate()?;
     // A new assignee's email request commits with the change (see jobs::notify); the cache entry
     // is evicted once the write has ended, committed or not.
-    let updated = notify::update_task(&state.db, state.jobs.as_ref(), id, &patch).await;
-    state.totals.wrote(Table::Tasks);
-    entities::evict(&state.cache, entities::TASK, id).await;
-    let task = updated?.ok_or(ApiError::NotFound("task"))?;
-    Ok(axum::Json(task))
+    let changed = notify::update_task(&state.db, state.jobs.as_ref(), id, &patch).await;
+    resource::updated(&state, id, changed).await
 }
 
 /// Delete a task.
@@ -236,12 +214,5 @@ async fn update_task(
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn delete_task(State(state): State<AppState>, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
-    let deleted = db::tasks::delete(&state.db, id).await;
-    state.totals.wrote(Table::Tasks);
-    entities::evict(&state.cache, entities::TASK, id).await;
-    if deleted? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound("task"))
-    }
+    resource::delete_one::<Task>(&state, id, ApiError::from).await
 }

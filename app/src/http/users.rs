@@ -1,9 +1,5 @@
 //! `/api/v1/users`: CRUD, the filtered list and the tasks assigned to a user.
-use axum::{
-    extract::State,
-    http::{StatusCode, header},
-    response::IntoResponse,
-};
+use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -13,13 +9,12 @@ use super::{
     error::{ApiError, Problem},
     extract::{Json, Path, Query},
     pagination::{FieldsParam, ListParams, Page},
-    validate,
+    resource, validate,
 };
-use crate::cache::entities::{self, Dependents};
 use crate::db::{
     self,
-    tasks::{DueDateKey, Task},
-    totals::Table,
+    resource::Resource,
+    tasks::{self as task_rows, DueDateKey, Task},
     users::{NewUser, Role, User, UserFilter, UserPatch, UserStatus},
 };
 
@@ -120,15 +115,8 @@ async fn create_user(
     State(state): State<AppState>,
     Json(body): Json<CreateUser>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let created = db::users::create(&state.db, &body.validate()?).await;
-    state.totals.wrote(Table::Users);
-    let user = created?;
-    let location = format!("/api/v1/users/{}", user.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        axum::Json(user),
-    ))
+    let inserted = db::users::create(&state.db, &body.validate()?).await;
+    resource::created(&state, inserted).await
 }
 
 /// List users in id order, paged by `page`/`limit` or by `cursor`.
@@ -142,15 +130,14 @@ async fn list_users(
     Query(params): Query<ListParams>,
     Query(filter): Query<UserListFilter>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let request = params.parse::<i64>(db::users::FIELDS)?;
+    let request = params.parse::<i64>(User::FIELDS)?;
     let filter = UserFilter {
         email: filter.email.map(|e| e.trim().to_lowercase()),
         username: filter.username,
         status: filter.status,
         role: filter.role,
     };
-    let slice = db::users::list(&state.db, &state.totals, &filter, &request.window).await?;
-    Ok(axum::Json(request.respond(slice, |u| u.id)?))
+    resource::page::<User, _>(&state, User::OPS.list, &request, &filter).await
 }
 
 /// Get one user.
@@ -164,11 +151,7 @@ async fn get_user(
     Path(id): Path<i64>,
     Query(fields): Query<FieldsParam>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let fields = super::fields::FieldSet::parse(fields.fields.as_deref(), db::users::FIELDS)?;
-    let user = entities::user(&state.cache, &state.db, id)
-        .await?
-        .ok_or(ApiError::NotFound("user"))?;
-    Ok(axum::Json(fields.project(&user)?))
+    resource::get_one::<User>(&state, id, &fields).await
 }
 
 /// Change some fields of a user.
@@ -185,11 +168,7 @@ async fn update_user(
     Path(id): Path<i64>,
     Json(body): Json<UpdateUser>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let updated = db::users::update(&state.db, id, &body.validate()?).await;
-    state.totals.wrote(Table::Users);
-    entities::evict(&state.cache, entities::USER, id).await;
-    let user = updated?.ok_or(ApiError::NotFound("user"))?;
-    Ok(axum::Json(user))
+    resource::update_one::<User>(&state, id, &body.validate()?).await
 }
 
 /// Delete a user. Tasks assigned to them become unassigned; a user who owns projects cannot be
@@ -201,14 +180,7 @@ async fn update_user(
         (status = 409, description = "The user still owns projects", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn delete_user(State(state): State<AppState>, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
-    let assigned = entities::dependent_tasks(&state.db, Dependents::AssignedTo(id)).await?;
-    let deleted = db::users::delete(&state.db, id).await;
-    // Their tasks lose the assignee (ON DELETE SET NULL): per-assignee task totals change too.
-    state.totals.wrote(Table::Users);
-    state.totals.wrote(Table::Tasks);
-    entities::evict(&state.cache, entities::USER, id).await;
-    entities::evict_tasks(&state.cache, &assigned).await;
-    let deleted = deleted.map_err(|err| {
+    resource::delete_one::<User>(&state, id, |err| {
         let owns_projects = err
             .as_database_error()
             .and_then(|e| e.constraint())
@@ -218,12 +190,8 @@ async fn delete_user(State(state): State<AppState>, Path(id): Path<i64>) -> Resu
         } else {
             ApiError::from(err)
         }
-    })?;
-    if deleted {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound("user"))
-    }
+    })
+    .await
 }
 
 /// Tasks assigned to a user, soonest due date first (undated last).
@@ -237,10 +205,10 @@ async fn list_user_tasks(
     Path(id): Path<i64>,
     Query(params): Query<ListParams>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let request = params.parse::<DueDateKey>(db::tasks::FIELDS)?;
-    if db::users::get(&state.db, id).await?.is_none() {
+    let request = params.parse::<DueDateKey>(Task::FIELDS)?;
+    if db::resource::get::<User>(&state.db, id).await?.is_none() {
         return Err(ApiError::NotFound("user"));
     }
-    let slice = db::tasks::list_for_assignee(&state.db, &state.totals, id, &request.window).await?;
-    Ok(axum::Json(request.respond(slice, |t| (t.due_date, t.id))?))
+    let filter = task_rows::of_assignee(id);
+    resource::page::<Task, _>(&state, task_rows::LIST_FOR_ASSIGNEE, &request, &filter).await
 }

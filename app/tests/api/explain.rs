@@ -6,13 +6,19 @@ use perfstack_app::db::{
     Db, QueryMonitor,
     migrate::{self, MigrateOptions},
     page::Window,
-    projects::{self, ProjectFilter, ProjectStatus},
+    projects::{Project, ProjectFilter, ProjectKey, ProjectStatus},
+    resource::push_list,
     seed::{self, SeedSizes},
-    tasks::{self, TaskFilter, TaskOrder, TaskStatus},
-    users::{self, UserFilter, UserStatus},
+    tasks::{DueDateKey, PriorityKey, Task, TaskFilter, TaskStatus},
+    users::{self, User, UserFilter, UserStatus},
 };
 use serde_json::Value;
 use sqlx::{PgPool, Postgres, QueryBuilder};
+
+/// The first offset page of a list ordered by `K`.
+fn first_page<K>() -> Window<K> {
+    Window::Offset { limit: 20, offset: 0 }
+}
 
 async fn seeded(pool: PgPool) -> Db {
     let db = Db::from_pool(pool, QueryMonitor::new(Duration::from_secs(10)));
@@ -54,7 +60,6 @@ async fn explain(db: &Db, mut qb: QueryBuilder<'_, Postgres>) -> (Vec<String>, V
 #[sqlx::test(migrations = false)]
 async fn planner_uses_the_intended_indexes(pool: PgPool) {
     let db = seeded(pool).await;
-    let page = Window::<i64>::Offset { limit: 20, offset: 0 };
 
     // user by active email: the login lookup, and the list filter that serves it
     let plan: Value = sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) {}", users::ACTIVE_BY_EMAIL))
@@ -71,7 +76,7 @@ async fn planner_uses_the_intended_indexes(pool: PgPool) {
         status: Some(UserStatus::Active),
         ..UserFilter::default()
     };
-    users::push_list(&mut qb, &filter, &page);
+    push_list::<User, i64>(&mut qb, &filter, &first_page());
     let (names, plan) = explain(&db, qb).await;
     assert_eq!(names, vec!["idx_users_email_active"], "{plan:#}");
 
@@ -81,7 +86,7 @@ async fn planner_uses_the_intended_indexes(pool: PgPool) {
         username: Some("USER42".into()),
         ..UserFilter::default()
     };
-    users::push_list(&mut qb, &filter, &page);
+    push_list::<User, i64>(&mut qb, &filter, &first_page());
     let (names, plan) = explain(&db, qb).await;
     assert_eq!(names, vec!["idx_users_username_lower"], "{plan:#}");
 
@@ -92,7 +97,7 @@ async fn planner_uses_the_intended_indexes(pool: PgPool) {
         status: Some(TaskStatus::Todo),
         ..TaskFilter::default()
     };
-    tasks::push_list(&mut qb, &filter, TaskOrder::Priority(None), &page);
+    push_list::<Task, PriorityKey>(&mut qb, &filter, &first_page());
     let (names, plan) = explain(&db, qb).await;
     assert_eq!(names, vec!["idx_tasks_project_status_priority"], "{plan:#}");
 
@@ -102,7 +107,7 @@ async fn planner_uses_the_intended_indexes(pool: PgPool) {
         assignee_id: Some(42),
         ..TaskFilter::default()
     };
-    tasks::push_list(&mut qb, &filter, TaskOrder::DueDate(None), &page);
+    push_list::<Task, DueDateKey>(&mut qb, &filter, &first_page());
     let (names, plan) = explain(&db, qb).await;
     assert_eq!(names, vec!["idx_tasks_assignee_due_date"], "{plan:#}");
 
@@ -112,7 +117,7 @@ async fn planner_uses_the_intended_indexes(pool: PgPool) {
         owner_id: Some(42),
         status: Some(ProjectStatus::Active),
     };
-    projects::push_list(&mut qb, &filter, &Window::Offset { limit: 20, offset: 0 });
+    push_list::<Project, ProjectKey>(&mut qb, &filter, &first_page());
     let (names, plan) = explain(&db, qb).await;
     assert_eq!(names, vec!["idx_projects_owner_status"], "{plan:#}");
 
@@ -122,17 +127,13 @@ async fn planner_uses_the_intended_indexes(pool: PgPool) {
         search: Some("4242".into()),
         ..TaskFilter::default()
     };
-    tasks::push_list(&mut qb, &filter, TaskOrder::Id(None), &page);
+    push_list::<Task, i64>(&mut qb, &filter, &first_page());
     let (names, plan) = explain(&db, qb).await;
     assert!(names.contains(&"idx_tasks_search".to_owned()), "{plan:#}");
 
     // projects newest first
     let mut qb = QueryBuilder::new("EXPLAIN (FORMAT JSON) ");
-    projects::push_list(
-        &mut qb,
-        &ProjectFilter::default(),
-        &Window::Offset { limit: 20, offset: 0 },
-    );
+    push_list::<Project, ProjectKey>(&mut qb, &ProjectFilter::default(), &first_page());
     let (names, plan) = explain(&db, qb).await;
     assert_eq!(names, vec!["idx_projects_created_at_desc"], "{plan:#}");
 }
