@@ -30,7 +30,7 @@ use crate::config::CacheConfig;
 use self::{
     epochs::Epochs,
     redis_tier::RedisTier,
-    telemetry::{CacheTelemetry, L1, L2, SourceLabel},
+    telemetry::{CacheTelemetry, L1, L2},
 };
 
 /// Times a read retries after finding its entry stale before it reads the database directly.
@@ -72,6 +72,14 @@ struct Inner {
     /// Whether the eviction subscription is up.
     subscribed: std::sync::atomic::AtomicBool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Inner {
+    /// Drops `key` from L1 and moves its epoch past every load in flight.
+    async fn forget(&self, key: &str) {
+        self.epochs.bump(key);
+        self.l1.invalidate(key).await;
+    }
 }
 
 impl Drop for Inner {
@@ -290,19 +298,13 @@ impl Cache {
     /// every replica's L1. Never fails; an eviction that cannot reach Redis is retried.
     pub async fn evict(&self, key: &str) {
         let inner = &self.inner;
-        inner.epochs.bump(key);
-        inner.l1.invalidate(key).await;
-        inner
-            .telemetry
-            .evictions
-            .get_or_create(&SourceLabel { source: "local" })
-            .inc();
+        inner.forget(key).await;
+        inner.telemetry.eviction("local").inc();
         if let Some(l2) = &inner.l2 {
             l2.evict(key, &eviction::message(&inner.instance, key)).await;
             // A load that started after the first bump may still have read the old value from
             // Redis before the deletion landed: move the epoch past it too.
-            inner.epochs.bump(key);
-            inner.l1.invalidate(key).await;
+            inner.forget(key).await;
         }
     }
 

@@ -50,6 +50,14 @@ pub enum MigrateError {
     },
 }
 
+impl MigrateError {
+    /// Wraps a failed step on the index `spec` (for `map_err`).
+    fn on_index(spec: &IndexSpec) -> impl FnOnce(sqlx::Error) -> Self {
+        let index = spec.name;
+        move |source| Self::Index { index, source }
+    }
+}
+
 /// What was found for one index before acting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum IndexState {
@@ -125,10 +133,7 @@ async fn ensure_indexes(ddl: &Db, summary: &mut MigrationSummary) -> Result<(), 
     for spec in INDEXES {
         let state = index_state(ddl, spec.name)
             .await
-            .map_err(|source| MigrateError::Index {
-                index: spec.name,
-                source,
-            })?;
+            .map_err(MigrateError::on_index(spec))?;
         let name = spec.name.to_owned();
         match state {
             IndexState::Valid => summary.indexes_valid.push(name),
@@ -138,12 +143,7 @@ async fn ensure_indexes(ddl: &Db, summary: &mut MigrationSummary) -> Result<(), 
             }
             IndexState::Invalid => {
                 tracing::warn!(index = spec.name, "index is INVALID; dropping and rebuilding");
-                drop_index(ddl, spec)
-                    .await
-                    .map_err(|source| MigrateError::Index {
-                        index: spec.name,
-                        source,
-                    })?;
+                drop_index(ddl, spec).await?;
                 build(ddl, spec).await?;
                 summary.indexes_repaired.push(name);
             }
@@ -193,31 +193,22 @@ async fn build(ddl: &Db, spec: &IndexSpec) -> Result<(), MigrateError> {
                     attempt,
                     "index build timed out waiting for a lock; retrying"
                 );
-                drop_index(ddl, spec)
-                    .await
-                    .map_err(|source| MigrateError::Index {
-                        index: spec.name,
-                        source,
-                    })?;
+                drop_index(ddl, spec).await?;
                 tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
                 attempt += 1;
             }
-            Err(source) => {
-                return Err(MigrateError::Index {
-                    index: spec.name,
-                    source,
-                });
-            }
+            Err(source) => return Err(MigrateError::on_index(spec)(source)),
         }
     }
 }
 
-async fn drop_index(ddl: &Db, spec: &IndexSpec) -> Result<(), sqlx::Error> {
+async fn drop_index(ddl: &Db, spec: &IndexSpec) -> Result<(), MigrateError> {
     let sql = &spec.drop_sql();
     ddl.timed("migrate.drop_index", sql, |pool| async move {
         sqlx::raw_sql(sql).execute(&pool).await.map(drop)
     })
     .await
+    .map_err(MigrateError::on_index(spec))
 }
 
 fn is_lock_timeout(err: &sqlx::Error) -> bool {
@@ -230,18 +221,10 @@ fn is_lock_timeout(err: &sqlx::Error) -> bool {
 async fn applied_migrations(db: &Db) -> Result<i64, sqlx::Error> {
     // language=PostgreSQL
     let exists = "SELECT to_regclass('_sqlx_migrations') IS NOT NULL";
-    let table = db
-        .timed("migrate.has_history", exists, |pool| async move {
-            sqlx::query_scalar::<_, bool>(exists).fetch_one(&pool).await
-        })
-        .await?;
-    if !table {
+    if !db.fetch_value::<bool>("migrate.has_history", exists).await? {
         return Ok(0);
     }
     // language=PostgreSQL
     let sql = "SELECT count(*) FROM _sqlx_migrations WHERE success";
-    db.timed("migrate.applied", sql, |pool| async move {
-        sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await
-    })
-    .await
+    db.fetch_value("migrate.applied", sql).await
 }

@@ -18,13 +18,16 @@ pub mod users;
 use std::{future::Future, sync::Arc, time::Instant};
 
 use arc_swap::ArcSwap;
-use sqlx::{ConnectOptions, PgPool, postgres::PgConnectOptions};
+use sqlx::{
+    ConnectOptions, FromRow, PgPool,
+    postgres::{PgConnectOptions, PgRow},
+};
 
 use perfstack_contract::tuning::PoolSettings;
 
 use self::{
     pool::{PoolHandle, Slot},
-    telemetry::{DbTelemetry, OperationLabel, OutcomeLabels},
+    telemetry::DbTelemetry,
 };
 use crate::config::{DEFAULT_WAITER_WARNING, DbConfig};
 
@@ -235,6 +238,31 @@ impl Db {
     }
 }
 
+impl Db {
+    /// The one row `sql` (a statement without parameters) returns, as `T`, timed as `op`.
+    pub async fn fetch_row<T>(&self, op: &'static str, sql: &'static str) -> Result<T, sqlx::Error>
+    where
+        T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        self.timed(op, sql, |pool| async move {
+            sqlx::query_as::<_, T>(sql).fetch_one(&pool).await
+        })
+        .await
+    }
+
+    /// The one value `sql` (a statement without parameters) returns, timed as `op`.
+    pub async fn fetch_value<T>(&self, op: &'static str, sql: &'static str) -> Result<T, sqlx::Error>
+    where
+        T: Send + Unpin,
+        (T,): for<'r> FromRow<'r, PgRow>,
+    {
+        self.timed(op, sql, |pool| async move {
+            sqlx::query_scalar::<_, T>(sql).fetch_one(&pool).await
+        })
+        .await
+    }
+}
+
 /// Times queries and reports slow ones.
 #[derive(Clone)]
 pub struct QueryMonitor {
@@ -266,18 +294,7 @@ impl QueryMonitor {
     /// Records one finished operation.
     pub fn observe(&self, op: &'static str, sql: &str, elapsed: std::time::Duration, ok: bool) {
         if let Some(telemetry) = &self.telemetry {
-            telemetry
-                .query_duration
-                .get_or_create(&OperationLabel { operation: op })
-                .observe(elapsed.as_secs_f64());
-            let outcome = if ok { "ok" } else { "error" };
-            telemetry
-                .queries
-                .get_or_create(&OutcomeLabels {
-                    operation: op,
-                    outcome,
-                })
-                .inc();
+            telemetry.query_finished(op, elapsed.as_secs_f64(), ok);
         }
         if elapsed >= self.slow {
             let statement = loggable_statement(sql);

@@ -285,12 +285,10 @@ async fn list_outbox(State(state): State<AppState>, Query(q): Query<PageQuery>) 
                 .await
         })
         .await?;
-    let count_sql = "SELECT count(*) FROM outbox";
+    // language=PostgreSQL
     let total: i64 = state
         .db
-        .timed("outbox.count", count_sql, |pool| async move {
-            sqlx::query_scalar(count_sql).fetch_one(&pool).await
-        })
+        .fetch_value("outbox.count", "SELECT count(*) FROM outbox")
         .await?;
     Ok(Json(serde_json::json!({
         "data": data,

@@ -6,7 +6,7 @@ use lettre::{AsyncTransport, Message, message::Mailbox};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    handler::{JobContext, JobFailure, JobHandler},
+    handler::{self, JobContext, JobFailure, JobHandler},
     mailer::Mailer,
     store::ClaimedJob,
 };
@@ -128,13 +128,12 @@ impl EmailHandler {
 }
 
 fn outbox_result(id: i64) -> serde_json::Value {
-    serde_json::json!({ "outboxId": id, "href": format!("/api/v1/outbox/{id}") })
+    handler::effect_at("outboxId", "outbox", id)
 }
 
 impl JobHandler for EmailHandler {
     async fn handle(&self, job: &ClaimedJob) -> Result<serde_json::Value, JobFailure> {
-        let payload: EmailJob = serde_json::from_value(job.payload.clone())
-            .map_err(|e| JobFailure::permanent(format!("not an email job: {e}")))?;
+        let payload: EmailJob = handler::payload(job, "not an email job")?;
         if let Some(id) = self.recorded(job).await? {
             return Ok(outbox_result(id));
         }

@@ -158,3 +158,43 @@ pub fn assert_problem(reply: &Reply, status: StatusCode, field: Option<&str>) {
         assert_eq!(reply.json["field"], field, "{}", reply.json);
     }
 }
+
+/// The `id`s of a list page's rows, in order.
+pub fn ids(page: &Value) -> Vec<i64> {
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["id"].as_i64().unwrap())
+        .collect()
+}
+
+/// Asserts a `201 Created` whose `Location` names the new row under `collection` (`/api/v1/users`);
+/// returns its id.
+#[track_caller]
+pub fn assert_created(reply: &Reply, collection: &str) -> i64 {
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
+    let id = reply.json["id"].as_i64().unwrap();
+    assert_eq!(
+        reply.headers["location"].to_str().unwrap(),
+        format!("{collection}/{id}")
+    );
+    id
+}
+
+/// Inserts `rows` tasks into `project` with `insert` (`$1` the project, `$2` the row count), after
+/// dropping the task indexes a bulk load does not need (the database is the test's own).
+pub async fn bulk_tasks(pool: &PgPool, insert: &str, project: i64, rows: i64) {
+    sqlx::raw_sql(
+        "DROP INDEX idx_tasks_search, idx_tasks_project_status_priority, idx_tasks_assignee_due_date",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query(insert)
+        .bind(project)
+        .bind(rows)
+        .execute(pool)
+        .await
+        .unwrap();
+}

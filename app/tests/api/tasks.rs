@@ -2,16 +2,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::helpers::{TestApp, assert_problem, spawn};
-
-fn ids(page: &Value) -> Vec<i64> {
-    page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_i64().unwrap())
-        .collect()
-}
+use crate::helpers::{TestApp, assert_created, assert_problem, ids, spawn};
 
 /// Follows `nextCursor` from the first keyset page to the last, collecting ids.
 async fn walk(app: &TestApp, base: &str, limit: u32) -> Vec<i64> {
@@ -44,12 +35,7 @@ async fn task_crud_round_trip(pool: PgPool) {
                    "dueDate": "2026-03-01", "priority": 4, "status": "in_progress"}),
         )
         .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.json);
-    let id = created.json["id"].as_i64().unwrap();
-    assert_eq!(
-        created.headers["location"].to_str().unwrap(),
-        format!("/api/v1/tasks/{id}")
-    );
+    let id = assert_created(&created, "/api/v1/tasks");
     assert_eq!(created.json["dueDate"], "2026-03-01");
     assert_eq!(created.json["status"], "in_progress");
     assert_eq!(created.json["priority"], 4);

@@ -1,8 +1,8 @@
 use axum::http::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::PgPool;
 
-use crate::helpers::{TestApp, assert_problem, spawn};
+use crate::helpers::{TestApp, assert_created, assert_problem, ids, spawn};
 
 #[sqlx::test(migrations = false)]
 async fn user_crud_round_trip(pool: PgPool) {
@@ -13,12 +13,7 @@ async fn user_crud_round_trip(pool: PgPool) {
             json!({"email": " Ada@Example.org", "username": "ada", "firstName": "Ada", "role": "admin"}),
         )
         .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.json);
-    let id = created.json["id"].as_i64().unwrap();
-    assert_eq!(
-        created.headers["location"].to_str().unwrap(),
-        format!("/api/v1/users/{id}")
-    );
+    let id = assert_created(&created, "/api/v1/users");
     assert_eq!(created.json["email"], "ada@example.org");
     assert_eq!(created.json["role"], "admin");
     assert_eq!(created.json["status"], "active");
@@ -69,15 +64,6 @@ async fn five_users(app: &TestApp) -> Vec<i64> {
         ids.push(app.user(name).await);
     }
     ids
-}
-
-fn ids(page: &Value) -> Vec<i64> {
-    page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["id"].as_i64().unwrap())
-        .collect()
 }
 
 #[sqlx::test(migrations = false)]

@@ -8,7 +8,10 @@ use axum::{
     http::{Request, StatusCode},
 };
 use http_body_util::BodyExt;
-use perfstack_app::db::{Db, QueryMonitor};
+use perfstack_app::{
+    db::{Db, QueryMonitor},
+    jobs::JobQueue,
+};
 use sqlx::{
     PgPool,
     postgres::{PgConnectOptions, PgPoolOptions},
@@ -17,7 +20,7 @@ use tower::ServiceExt;
 
 use crate::{
     api::{app, call},
-    support::{cleanup, job_queue, seed},
+    support::{cleanup, execute, job_queue, seed},
 };
 
 /// A second user, to assign tasks to.
@@ -62,9 +65,28 @@ async fn metrics(app: &Router) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()
 }
 
-/// Makes every statement of `sql` (DDL for the test database) run.
-async fn ddl(pool: &PgPool, sql: &str) {
-    sqlx::raw_sql(sql).execute(pool).await.unwrap();
+/// Two users and `tasks` tasks of theirs, none assigned yet, and the app with a job queue.
+struct Unassigned {
+    ada: i64,
+    bob: i64,
+    tasks: Vec<i64>,
+    jobs: JobQueue,
+    app: Router,
+}
+
+async fn unassigned(pool: &PgPool, tasks: usize) -> Unassigned {
+    let (ada, _project, tasks) = seed(pool, tasks).await;
+    let bob = bob(pool).await;
+    let jobs = job_queue(&[]).await;
+    let app = app(pool, Some(jobs.clone())).await;
+    execute(pool, "UPDATE tasks SET assignee_id = NULL").await;
+    Unassigned {
+        ada,
+        bob,
+        tasks,
+        jobs,
+        app,
+    }
 }
 
 #[sqlx::test]
@@ -73,7 +95,7 @@ async fn a_failed_email_request_rolls_the_task_write_back(pool: PgPool) {
     let bob = bob(&pool).await;
     let jobs = job_queue(&[]).await;
     let app = app(&pool, Some(jobs.clone())).await;
-    ddl(
+    execute(
         &pool,
         "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
            $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
@@ -123,7 +145,7 @@ async fn a_task_write_that_fails_at_commit_requests_no_email(pool: PgPool) {
     let jobs = job_queue(&[]).await;
     let app = app(&pool, Some(jobs.clone())).await;
     // Fails at COMMIT, after the email request was written in the same transaction.
-    ddl(
+    execute(
         &pool,
         "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
            $$ BEGIN RAISE EXCEPTION 'refused at commit by the test'; END $$;
@@ -148,14 +170,13 @@ async fn a_task_write_that_fails_at_commit_requests_no_email(pool: PgPool) {
 
 #[sqlx::test]
 async fn every_committed_assignment_has_its_request_in_the_same_snapshot(pool: PgPool) {
-    let (ada, _project, tasks) = seed(&pool, 4).await;
-    let bob = bob(&pool).await;
-    let jobs = job_queue(&[]).await;
-    let app = app(&pool, Some(jobs.clone())).await;
-    sqlx::query("UPDATE tasks SET assignee_id = NULL")
-        .execute(&pool)
-        .await
-        .unwrap();
+    let Unassigned {
+        ada,
+        bob,
+        tasks,
+        jobs,
+        app,
+    } = unassigned(&pool, 4).await;
 
     let writer = {
         let app = app.clone();
@@ -191,14 +212,13 @@ async fn every_committed_assignment_has_its_request_in_the_same_snapshot(pool: P
 
 #[sqlx::test]
 async fn concurrent_patches_assigning_the_same_user_request_one_email(pool: PgPool) {
-    let (_ada, _project, tasks) = seed(&pool, 2).await;
-    let bob = bob(&pool).await;
-    let jobs = job_queue(&[]).await;
-    let app = app(&pool, Some(jobs.clone())).await;
-    sqlx::query("UPDATE tasks SET assignee_id = NULL")
-        .execute(&pool)
-        .await
-        .unwrap();
+    let Unassigned {
+        bob,
+        tasks,
+        jobs,
+        app,
+        ..
+    } = unassigned(&pool, 2).await;
 
     let patches = (0..12).map(|i| {
         let app = app.clone();
@@ -262,14 +282,6 @@ async fn a_transaction_holds_its_pool_slot_until_it_ends(pool: PgPool) {
         .await
         .unwrap();
     assert!(!exists, "a dropped transaction rolls back");
-    let queries = &db.telemetry().queries;
-    let count = |outcome: &'static str| {
-        queries
-            .get_or_create(&perfstack_app::db::telemetry::OutcomeLabels {
-                operation: "test.tx",
-                outcome,
-            })
-            .get()
-    };
+    let count = |outcome: &'static str| db.telemetry().query_outcome("test.tx", outcome).get();
     assert_eq!((count("ok"), count("error")), (1, 1));
 }

@@ -8,7 +8,7 @@ use perfstack_app::jobs::{
 };
 use sqlx::PgPool;
 
-use crate::support::{job_context, seed};
+use crate::support::{execute, job_context, seed};
 
 fn claimed(queue: Queue, payload: serde_json::Value, attempt: u32) -> ClaimedJob {
     ClaimedJob {
@@ -85,10 +85,11 @@ async fn malformed_payloads_fail_permanently(pool: PgPool) {
 async fn project_report_counts_real_tasks_and_is_stored_once(pool: PgPool) {
     let (_user, project, _tasks) = seed(&pool, 10).await;
     // One task unassigned and one done task overdue-dated (done tasks are never overdue).
-    sqlx::query("UPDATE tasks SET assignee_id = NULL WHERE title = 'task 1'")
-        .execute(&pool)
-        .await
-        .unwrap();
+    execute(
+        &pool,
+        "UPDATE tasks SET assignee_id = NULL WHERE title = 'task 1'",
+    )
+    .await;
     let handler = ReportHandler::new(job_context(&pool).await);
     let payload = serde_json::to_value(ReportRequest::ProjectTaskStats { project_id: project }).unwrap();
     let job = claimed(Queue::Report, payload, 1);
@@ -136,10 +137,11 @@ async fn report_of_a_missing_project_fails_permanently(pool: PgPool) {
 async fn user_workload_report_counts_the_users_tasks(pool: PgPool) {
     let (user, _project, _tasks) = seed(&pool, 8).await;
     // Two tasks due soon (one of them done), one task of another user.
-    sqlx::query("UPDATE tasks SET due_date = current_date + 2 WHERE title IN ('task 0', 'task 3')")
-        .execute(&pool)
-        .await
-        .unwrap();
+    execute(
+        &pool,
+        "UPDATE tasks SET due_date = current_date + 2 WHERE title IN ('task 0', 'task 3')",
+    )
+    .await;
     let other: i64 = sqlx::query_scalar(
         "INSERT INTO users (email, username) VALUES ('bob@example.com', 'bob') RETURNING id",
     )

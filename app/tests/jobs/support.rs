@@ -156,3 +156,8 @@ pub async fn wait_for_state(queue: &JobQueue, id: &JobId, state: JobState, timeo
     })
     .await
 }
+
+/// Runs every statement of `sql` on the test database.
+pub async fn execute(pool: &PgPool, sql: &str) {
+    sqlx::raw_sql(sql).execute(pool).await.unwrap();
+}

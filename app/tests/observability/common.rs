@@ -57,6 +57,21 @@ pub async fn app_state(redis: Option<&RedisServer>) -> AppState {
     state
 }
 
+/// A private Redis and a database handle with `connections` connections, the widget table made.
+pub async fn with_widgets(connections: u32) -> (RedisServer, Db) {
+    let redis = RedisServer::start().await;
+    let db = db(connections).await;
+    widgets(&db).await;
+    (redis, db)
+}
+
+/// Like [`with_widgets`], with one widget named `name`; returns its id too.
+pub async fn with_widget(connections: u32, name: &str) -> (RedisServer, Db, i64) {
+    let (redis, db) = with_widgets(connections).await;
+    let id = insert_widget(&db, name).await;
+    (redis, db, id)
+}
+
 /// A cache (one "replica"), connected to `redis` when given.
 pub async fn cache(redis: Option<&RedisServer>) -> Cache {
     let cache = Cache::new(&CacheConfig::default(), redis.map(RedisServer::url).as_deref()).expect("cache");

@@ -24,7 +24,7 @@ use moka::future::Cache;
 
 use crate::config::ListTotalsConfig;
 
-pub use self::telemetry::{TableLabel, TotalsTelemetry};
+pub use self::telemetry::{Lookup, TotalsTelemetry};
 use super::page::Window;
 
 mod telemetry;
@@ -215,17 +215,6 @@ impl Generation {
     }
 }
 
-/// How a lookup was answered (the `perfstack_count_cache_*` counters).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lookup {
-    /// A cached total.
-    Hit,
-    /// Another request's count was already running; this one waited for its result.
-    Coalesced,
-    /// This request ran the count.
-    Miss,
-}
-
 /// The totals cache. Cheap to clone; clones share entries, generations and metrics.
 #[derive(Clone)]
 pub struct ListTotals {
@@ -254,7 +243,7 @@ impl ListTotals {
             cache,
             generations: Arc::default(),
             write_refresh: settings.write_refresh,
-            telemetry: TotalsTelemetry::new(),
+            telemetry: TotalsTelemetry::new(&Table::ALL.map(Table::as_str)),
         }
     }
 
@@ -273,7 +262,7 @@ impl ListTotals {
         let cache = match &self.cache {
             Some(cache) if of.cacheable() => cache,
             _ => {
-                self.telemetry.record(table, Lookup::Miss);
+                self.telemetry.record(table.as_str(), Lookup::Miss);
                 return count().await;
             }
         };
@@ -282,18 +271,18 @@ impl ListTotals {
             of,
         };
         if let Some(total) = cache.get(&key).await {
-            self.telemetry.record(table, Lookup::Hit);
+            self.telemetry.record(table.as_str(), Lookup::Hit);
             return Ok(total);
         }
         // The miss is recorded by the one caller that runs the count, failed or not, so that
         // misses and count queries move together.
         let run = async {
-            self.telemetry.record(table, Lookup::Miss);
+            self.telemetry.record(table.as_str(), Lookup::Miss);
             count().await
         };
         let entry = cache.entry(key).or_try_insert_with(run).await.map_err(unshare)?;
         if !entry.is_fresh() {
-            self.telemetry.record(table, Lookup::Coalesced);
+            self.telemetry.record(table.as_str(), Lookup::Coalesced);
         }
         Ok(entry.into_value())
     }
@@ -329,12 +318,7 @@ impl ListTotals {
     }
 
     fn count_invalidation(&self, table: Table) {
-        self.telemetry
-            .invalidations
-            .get_or_create(&TableLabel {
-                table: table.as_str(),
-            })
-            .inc();
+        self.telemetry.invalidated(table.as_str());
     }
 
     fn lock_generation(&self, table: Table) -> std::sync::MutexGuard<'_, Generation> {

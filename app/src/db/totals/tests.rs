@@ -70,9 +70,9 @@ async fn concurrent_misses_run_one_count() {
     assert!(results.iter().all(|r| matches!(r, Ok(42))));
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     let t = totals.telemetry();
-    assert_eq!(t.count(Table::Tasks, Lookup::Miss), 1);
+    assert_eq!(t.count("tasks", Lookup::Miss), 1);
     assert_eq!(
-        t.count(Table::Tasks, Lookup::Hit) + t.count(Table::Tasks, Lookup::Coalesced),
+        t.count("tasks", Lookup::Hit) + t.count("tasks", Lookup::Coalesced),
         19
     );
 }
