@@ -70,15 +70,11 @@ mod tests {
 
     const GOOD: &str = "generation: 4\npool:\n  minConnections: 2\n  maxConnections: 20\n  acquireTimeoutMs: 3000\n  idleTimeoutSeconds: 600\n";
 
+    /// What an app starts with: no tuning file (generation 0), the default pool of 2..10.
     fn in_force() -> TuningFile {
         TuningFile {
             generation: 0,
-            pool: PoolSettings {
-                min_connections: 2,
-                max_connections: 10,
-                acquire_timeout_ms: 3000,
-                idle_timeout_seconds: 600,
-            },
+            pool: PoolSettings::default(),
         }
     }
 

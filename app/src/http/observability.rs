@@ -9,6 +9,7 @@ use axum::{
     response::{Html, IntoResponse, Response},
     routing::get,
 };
+use perfstack_contract::probes;
 use serde::Serialize;
 use tokio::sync::Mutex;
 
@@ -24,7 +25,7 @@ const TOP_STATEMENTS: i64 = 10;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/metrics", get(metrics))
+        .route(probes::METRICS, get(metrics))
         .route("/api/v1/performance/dashboard", get(dashboard_json))
         .route("/dashboard", get(dashboard_page))
 }

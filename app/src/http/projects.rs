@@ -1,4 +1,6 @@
 //! `/api/v1/projects`: CRUD, the filtered list and a project's tasks by priority.
+use std::future::Future;
+
 use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -9,7 +11,8 @@ use super::{
     error::{ApiError, Problem},
     extract::{Json, Path, Query},
     pagination::{FieldsParam, ListParams, Page},
-    resource, validate,
+    resource::{self, Writes, resource_routes},
+    validate,
 };
 use crate::db::{
     self,
@@ -99,20 +102,6 @@ impl UpdateProject {
     }
 }
 
-/// Create a project.
-#[utoipa::path(post, path = "/projects", tag = "projects", request_body = CreateProject,
-    responses(
-        (status = 201, description = "Created; `Location` names the project", body = Project),
-        (status = 422, description = "Invalid field or unknown owner", body = Problem, content_type = "application/problem+json"),
-    ))]
-async fn create_project(
-    State(state): State<AppState>,
-    Json(body): Json<CreateProject>,
-) -> Result<impl IntoResponse, ApiError> {
-    let inserted = db::projects::create(&state.db, &body.validate()?).await;
-    resource::created(&state, inserted).await
-}
-
 /// List projects, newest first.
 #[utoipa::path(get, path = "/projects", tag = "projects", params(ListParams, ProjectListFilter),
     responses(
@@ -132,44 +121,27 @@ async fn list_projects(
     resource::page::<Project, _>(&state, Project::OPS.list, &request, &filter).await
 }
 
-/// Get one project.
-#[utoipa::path(get, path = "/projects/{id}", tag = "projects", params(("id" = i64, Path), FieldsParam),
-    responses(
-        (status = 200, body = Project),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-    ))]
-async fn get_project(
-    State(state): State<AppState>,
-    Path(id): Path<i64>,
-    Query(fields): Query<FieldsParam>,
-) -> Result<impl IntoResponse, ApiError> {
-    resource::get_one::<Project>(&state, id, &fields).await
+impl Writes for Project {
+    type New = NewProject;
+
+    fn insert(
+        state: &AppState,
+        new: &NewProject,
+    ) -> impl Future<Output = Result<Project, sqlx::Error>> + Send {
+        db::projects::create(&state.db, new)
+    }
 }
 
-/// Change some fields of a project.
-#[utoipa::path(patch, path = "/projects/{id}", tag = "projects", params(("id" = i64, Path)),
-    request_body = UpdateProject,
-    responses(
-        (status = 200, body = Project),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-    ))]
-async fn update_project(
-    State(state): State<AppState>,
-    Path(id): Path<i64>,
-    Json(body): Json<UpdateProject>,
-) -> Result<impl IntoResponse, ApiError> {
-    resource::update_one::<Project>(&state, id, &body.validate()?).await
-}
-
-/// Delete a project and its tasks.
-#[utoipa::path(delete, path = "/projects/{id}", tag = "projects", params(("id" = i64, Path)),
-    responses(
-        (status = 204, description = "Deleted"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-    ))]
-async fn delete_project(State(state): State<AppState>, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
-    resource::delete_one::<Project>(&state, id, ApiError::from).await
+resource_routes! {
+    Project at "/projects" and "/projects/{id}", tag "projects";
+    /// Create a project.
+    create_project(CreateProject) invalid "Invalid field or unknown owner" also();
+    /// Get one project.
+    get_project;
+    /// Change some fields of a project.
+    update_project(UpdateProject) also();
+    /// Delete a project and its tasks.
+    delete_project also();
 }
 
 /// A project's tasks, most urgent (highest priority) first; `?status=` narrows to one status.

@@ -1,7 +1,10 @@
-//! The handler bodies users, projects and tasks share: answer a create, read one row through the
-//! cache with `?fields=`, answer a PATCH, delete, and list a page. Each write retires its caches
-//! through [`writes::retire`]; the per-resource routers keep their OpenAPI descriptions, bodies and
-//! validation, and call these.
+//! The handlers users, projects and tasks share: create, read one row through the cache with
+//! `?fields=`, PATCH, DELETE, and a page of a list. Each write retires its caches through
+//! [`writes::retire`]. What differs per resource is [`Writes`] (how its rows are written) and what
+//! [`resource_routes!`] is given (OpenAPI descriptions, request bodies); the per-resource modules
+//! keep their bodies, validation, lists and special routes.
+use std::future::Future;
+
 use axum::{
     Json,
     http::{StatusCode, header},
@@ -22,15 +25,36 @@ use crate::{
     db::resource::{self, Resource, SortKey},
 };
 
+/// How the API writes a resource where that differs from the plain statements of `db::resource`.
+pub trait Writes: Resource {
+    /// A validated new row.
+    type New: Sync;
+
+    /// Inserts `new`.
+    fn insert(state: &AppState, new: &Self::New) -> impl Future<Output = Result<Self, sqlx::Error>> + Send;
+
+    /// Applies a validated PATCH; `None` when there is no such row.
+    fn apply(
+        state: &AppState,
+        id: i64,
+        patch: &Self::Patch,
+    ) -> impl Future<Output = Result<Option<Self>, sqlx::Error>> + Send {
+        resource::update::<Self>(&state.db, id, patch)
+    }
+
+    /// The answer to a DELETE that failed (a foreign key may forbid it).
+    fn delete_failed(err: sqlx::Error) -> ApiError {
+        ApiError::from(err)
+    }
+}
+
 /// `201 Created` with `Location: /api/v1/<table>/<id>` and the row.
 pub type Created<R> = (StatusCode, [(header::HeaderName, String); 1], Json<R>);
 
-/// Answers a create: retires what the insert changed (it may have committed even if it failed),
-/// then the row or the error.
-pub async fn created<R: Resource>(
-    state: &AppState,
-    inserted: Result<R, sqlx::Error>,
-) -> Result<Created<R>, ApiError> {
+/// `POST /<table>`: inserts as `R` writes it, retires what the insert changed (it may have committed
+/// even if it failed), then `201 Created` or the error.
+pub async fn create<R: Writes>(state: &AppState, new: &R::New) -> Result<Created<R>, ApiError> {
+    let inserted = R::insert(state, new).await;
     retire::<R>(state, Write::Created).await;
     let row = inserted?;
     let location = format!("/api/v1/{}/{}", R::TABLE.as_str(), row.id());
@@ -50,38 +74,22 @@ pub async fn get_one<R: Resource>(
     Ok(Json(fields.project(&row)?))
 }
 
-/// `PATCH /<table>/{id}` through the plain `UPDATE`.
-pub async fn update_one<R: Resource>(
-    state: &AppState,
-    id: i64,
-    patch: &R::Patch,
-) -> Result<Json<R>, ApiError> {
-    let changed = resource::update::<R>(&state.db, id, patch).await;
-    updated(state, id, changed).await
-}
-
-/// Answers a PATCH however it was written: retires what it changed, then the row or 404.
-pub async fn updated<R: Resource>(
-    state: &AppState,
-    id: i64,
-    changed: Result<Option<R>, sqlx::Error>,
-) -> Result<Json<R>, ApiError> {
+/// `PATCH /<table>/{id}`: applies the patch as `R` writes it, retires what it changed, then the row
+/// or 404.
+pub async fn update_one<R: Writes>(state: &AppState, id: i64, patch: &R::Patch) -> Result<Json<R>, ApiError> {
+    let changed = R::apply(state, id, patch).await;
     retire::<R>(state, Write::Updated(id)).await;
     let row = changed?.ok_or(ApiError::NotFound(R::NOUN))?;
     Ok(Json(row))
 }
 
 /// `DELETE /<table>/{id}`: reads the tasks the delete changes, deletes, retires what changed, then
-/// 204 or 404. `on_error` maps a failed delete (e.g. a foreign key that forbids it).
-pub async fn delete_one<R: Resource>(
-    state: &AppState,
-    id: i64,
-    on_error: impl FnOnce(sqlx::Error) -> ApiError,
-) -> Result<StatusCode, ApiError> {
+/// 204 or 404.
+pub async fn delete_one<R: Writes>(state: &AppState, id: i64) -> Result<StatusCode, ApiError> {
     let dependent_tasks = resource::dependent_tasks::<R>(&state.db, id).await?;
     let deleted = resource::delete::<R>(&state.db, id).await;
     retire::<R>(state, Write::Deleted { id, dependent_tasks }).await;
-    if deleted.map_err(on_error)? {
+    if deleted.map_err(R::delete_failed)? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound(R::NOUN))
@@ -102,3 +110,76 @@ pub async fn page<R: Resource, K: SortKey<R>>(
 async fn retire<R: Resource>(state: &AppState, write: Write) {
     writes::retire::<R>(&state.cache, &state.totals, &write).await;
 }
+
+/// The create, get, PATCH and DELETE handlers of a resource, each with its OpenAPI description.
+/// What differs is given here: row type, paths, tag, request bodies, doc comments, the description
+/// of a create's 422 and the responses a resource has beyond the common ones (`also`); the bodies are
+/// the functions above. The request bodies validate into the resource's `New` and `Patch` types
+/// with a `validate(self)` method.
+macro_rules! resource_routes {
+    (
+        $row:ident at $collection:literal and $item:literal, tag $tag:literal;
+        $(#[$create_doc:meta])* $create:ident($create_body:ident) invalid $invalid:literal also($($create_also:tt)*);
+        $(#[$get_doc:meta])* $get:ident;
+        $(#[$update_doc:meta])* $update:ident($update_body:ident) also($($update_also:tt)*);
+        $(#[$delete_doc:meta])* $delete:ident also($($delete_also:tt)*);
+    ) => {
+        $(#[$create_doc])*
+        #[utoipa::path(post, path = $collection, tag = $tag, request_body = $create_body,
+            responses(
+                (status = 201, body = $row,
+                 description = format!("Created; `Location` names the {}", <$row as crate::db::resource::Resource>::NOUN)),
+                (status = 422, description = $invalid, body = Problem, content_type = "application/problem+json"),
+                $($create_also)*
+            ))]
+        async fn $create(
+            State(state): State<AppState>,
+            Json(body): Json<$create_body>,
+        ) -> Result<impl IntoResponse, ApiError> {
+            resource::create::<$row>(&state, &body.validate()?).await
+        }
+
+        $(#[$get_doc])*
+        #[utoipa::path(get, path = $item, tag = $tag, params(("id" = i64, Path), FieldsParam),
+            responses(
+                (status = 200, body = $row),
+                (status = 404, body = Problem, content_type = "application/problem+json"),
+            ))]
+        async fn $get(
+            State(state): State<AppState>,
+            Path(id): Path<i64>,
+            Query(fields): Query<FieldsParam>,
+        ) -> Result<impl IntoResponse, ApiError> {
+            resource::get_one::<$row>(&state, id, &fields).await
+        }
+
+        $(#[$update_doc])*
+        #[utoipa::path(patch, path = $item, tag = $tag, params(("id" = i64, Path)),
+            request_body = $update_body,
+            responses(
+                (status = 200, body = $row),
+                (status = 404, body = Problem, content_type = "application/problem+json"),
+                (status = 422, body = Problem, content_type = "application/problem+json"),
+                $($update_also)*
+            ))]
+        async fn $update(
+            State(state): State<AppState>,
+            Path(id): Path<i64>,
+            Json(body): Json<$update_body>,
+        ) -> Result<impl IntoResponse, ApiError> {
+            resource::update_one::<$row>(&state, id, &body.validate()?).await
+        }
+
+        $(#[$delete_doc])*
+        #[utoipa::path(delete, path = $item, tag = $tag, params(("id" = i64, Path)),
+            responses(
+                (status = 204, description = "Deleted"),
+                (status = 404, body = Problem, content_type = "application/problem+json"),
+                $($delete_also)*
+            ))]
+        async fn $delete(State(state): State<AppState>, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
+            resource::delete_one::<$row>(&state, id).await
+        }
+    };
+}
+pub(crate) use resource_routes;

@@ -1,4 +1,6 @@
 //! `/api/v1/tasks`: CRUD and the filtered list (by project, assignee, status, priority, text).
+use std::future::Future;
+
 use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use chrono::NaiveDate;
 use serde::Deserialize;
@@ -10,7 +12,8 @@ use super::{
     error::{ApiError, Problem},
     extract::{Json, Path, Query},
     pagination::{FieldsParam, ListParams, Page},
-    resource, validate,
+    resource::{self, Writes, resource_routes},
+    validate,
 };
 use crate::{
     db::{
@@ -130,21 +133,6 @@ impl UpdateTask {
     }
 }
 
-/// Create a task.
-#[utoipa::path(post, path = "/tasks", tag = "tasks", request_body = CreateTask,
-    responses(
-        (status = 201, description = "Created; `Location` names the task", body = Task),
-        (status = 422, description = "Invalid field, unknown project or assignee", body = Problem, content_type = "application/problem+json"),
-    ))]
-async fn create_task(
-    State(state): State<AppState>,
-    Json(body): Json<CreateTask>,
-) -> Result<impl IntoResponse, ApiError> {
-    // With an assignee, the email request commits with the task (see jobs::notify).
-    let inserted = notify::create_task(&state.db, state.jobs.as_ref(), &body.validate()?).await;
-    resource::created(&state, inserted).await
-}
-
 /// List tasks in id order, optionally filtered.
 #[utoipa::path(get, path = "/tasks", tag = "tasks", params(ListParams, TaskListFilter),
     responses(
@@ -173,46 +161,32 @@ async fn list_tasks(
     resource::page::<Task, _>(&state, Task::OPS.list, &request, &filter).await
 }
 
-/// Get one task.
-#[utoipa::path(get, path = "/tasks/{id}", tag = "tasks", params(("id" = i64, Path), FieldsParam),
-    responses(
-        (status = 200, body = Task),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-    ))]
-async fn get_task(
-    State(state): State<AppState>,
-    Path(id): Path<i64>,
-    Query(fields): Query<FieldsParam>,
-) -> Result<impl IntoResponse, ApiError> {
-    resource::get_one::<Task>(&state, id, &fields).await
+/// Tasks are written with the assignment email they request (see `jobs::notify`): both commit, or
+/// neither does.
+impl Writes for Task {
+    type New = NewTask;
+
+    fn insert(state: &AppState, new: &NewTask) -> impl Future<Output = Result<Task, sqlx::Error>> + Send {
+        notify::create_task(&state.db, state.jobs.as_ref(), new)
+    }
+
+    fn apply(
+        state: &AppState,
+        id: i64,
+        patch: &TaskPatch,
+    ) -> impl Future<Output = Result<Option<Task>, sqlx::Error>> + Send {
+        notify::update_task(&state.db, state.jobs.as_ref(), id, patch)
+    }
 }
 
-/// Change some fields of a task.
-#[utoipa::path(patch, path = "/tasks/{id}", tag = "tasks", params(("id" = i64, Path)),
-    request_body = UpdateTask,
-    responses(
-        (status = 200, body = Task),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-    ))]
-async fn update_task(
-    State(state): State<AppState>,
-    Path(id): Path<i64>,
-    Json(body): Json<UpdateTask>,
-) -> Result<impl IntoResponse, ApiError> {
-    let patch = body.validate()?;
-    // A new assignee's email request commits with the change (see jobs::notify); the cache entry
-    // is evicted once the write has ended, committed or not.
-    let changed = notify::update_task(&state.db, state.jobs.as_ref(), id, &patch).await;
-    resource::updated(&state, id, changed).await
-}
-
-/// Delete a task.
-#[utoipa::path(delete, path = "/tasks/{id}", tag = "tasks", params(("id" = i64, Path)),
-    responses(
-        (status = 204, description = "Deleted"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-    ))]
-async fn delete_task(State(state): State<AppState>, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
-    resource::delete_one::<Task>(&state, id, ApiError::from).await
+resource_routes! {
+    Task at "/tasks" and "/tasks/{id}", tag "tasks";
+    /// Create a task.
+    create_task(CreateTask) invalid "Invalid field, unknown project or assignee" also();
+    /// Get one task.
+    get_task;
+    /// Change some fields of a task.
+    update_task(UpdateTask) also();
+    /// Delete a task.
+    delete_task also();
 }

@@ -1,4 +1,6 @@
 //! `/api/v1/users`: CRUD, the filtered list and the tasks assigned to a user.
+use std::future::Future;
+
 use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -9,7 +11,8 @@ use super::{
     error::{ApiError, Problem},
     extract::{Json, Path, Query},
     pagination::{FieldsParam, ListParams, Page},
-    resource, validate,
+    resource::{self, Writes, resource_routes},
+    validate,
 };
 use crate::db::{
     self,
@@ -104,21 +107,6 @@ impl UpdateUser {
     }
 }
 
-/// Create a user.
-#[utoipa::path(post, path = "/users", tag = "users", request_body = CreateUser,
-    responses(
-        (status = 201, description = "Created; `Location` names the user", body = User),
-        (status = 409, description = "Email or username taken", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
-    ))]
-async fn create_user(
-    State(state): State<AppState>,
-    Json(body): Json<CreateUser>,
-) -> Result<impl IntoResponse, ApiError> {
-    let inserted = db::users::create(&state.db, &body.validate()?).await;
-    resource::created(&state, inserted).await
-}
-
 /// List users in id order, paged by `page`/`limit` or by `cursor`.
 #[utoipa::path(get, path = "/users", tag = "users", params(ListParams, UserListFilter),
     responses(
@@ -140,47 +128,15 @@ async fn list_users(
     resource::page::<User, _>(&state, User::OPS.list, &request, &filter).await
 }
 
-/// Get one user.
-#[utoipa::path(get, path = "/users/{id}", tag = "users", params(("id" = i64, Path), FieldsParam),
-    responses(
-        (status = 200, body = User),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-    ))]
-async fn get_user(
-    State(state): State<AppState>,
-    Path(id): Path<i64>,
-    Query(fields): Query<FieldsParam>,
-) -> Result<impl IntoResponse, ApiError> {
-    resource::get_one::<User>(&state, id, &fields).await
-}
+/// Deleting a user who owns projects is a conflict, not a validation error.
+impl Writes for User {
+    type New = NewUser;
 
-/// Change some fields of a user.
-#[utoipa::path(patch, path = "/users/{id}", tag = "users", params(("id" = i64, Path)),
-    request_body = UpdateUser,
-    responses(
-        (status = 200, body = User),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-    ))]
-async fn update_user(
-    State(state): State<AppState>,
-    Path(id): Path<i64>,
-    Json(body): Json<UpdateUser>,
-) -> Result<impl IntoResponse, ApiError> {
-    resource::update_one::<User>(&state, id, &body.validate()?).await
-}
+    fn insert(state: &AppState, new: &NewUser) -> impl Future<Output = Result<User, sqlx::Error>> + Send {
+        db::users::create(&state.db, new)
+    }
 
-/// Delete a user. Tasks assigned to them become unassigned; a user who owns projects cannot be
-/// deleted (409) until the projects are moved or deleted.
-#[utoipa::path(delete, path = "/users/{id}", tag = "users", params(("id" = i64, Path)),
-    responses(
-        (status = 204, description = "Deleted"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The user still owns projects", body = Problem, content_type = "application/problem+json"),
-    ))]
-async fn delete_user(State(state): State<AppState>, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
-    resource::delete_one::<User>(&state, id, |err| {
+    fn delete_failed(err: sqlx::Error) -> ApiError {
         let owns_projects = err
             .as_database_error()
             .and_then(|e| e.constraint())
@@ -190,8 +146,24 @@ async fn delete_user(State(state): State<AppState>, Path(id): Path<i64>) -> Resu
         } else {
             ApiError::from(err)
         }
-    })
-    .await
+    }
+}
+
+resource_routes! {
+    User at "/users" and "/users/{id}", tag "users";
+    /// Create a user.
+    create_user(CreateUser) invalid "Invalid field" also(
+        (status = 409, description = "Email or username taken", body = Problem, content_type = "application/problem+json"),
+    );
+    /// Get one user.
+    get_user;
+    /// Change some fields of a user.
+    update_user(UpdateUser) also((status = 409, body = Problem, content_type = "application/problem+json"),);
+    /// Delete a user. Tasks assigned to them become unassigned; a user who owns projects cannot be
+    /// deleted (409) until the projects are moved or deleted.
+    delete_user also(
+        (status = 409, description = "The user still owns projects", body = Problem, content_type = "application/problem+json"),
+    );
 }
 
 /// Tasks assigned to a user, soonest due date first (undated last).

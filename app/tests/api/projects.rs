@@ -37,15 +37,7 @@ async fn project_crud_round_trip(pool: PgPool) {
     assert_eq!(patched.json["name"], "Apollo");
 
     let task = app.task(json!({"projectId": id, "title": "t"})).await;
-    assert_eq!(
-        app.delete(&format!("/api/v1/projects/{id}")).await.status,
-        StatusCode::NO_CONTENT
-    );
-    assert_problem(
-        &app.get(&format!("/api/v1/projects/{id}")).await,
-        StatusCode::NOT_FOUND,
-        None,
-    );
+    app.assert_deleted(&format!("/api/v1/projects/{id}")).await;
     // its tasks went with it
     assert_problem(
         &app.get(&format!("/api/v1/tasks/{}", task["id"])).await,

@@ -11,7 +11,7 @@ use tokio::{
     net::TcpStream,
 };
 
-use crate::helpers::{bulk_tasks, spawn};
+use crate::helpers::spawn_with_big_project;
 
 struct Server(Child);
 
@@ -65,13 +65,10 @@ async fn get(stream: &mut TcpStream, path: &str) {
 #[sqlx::test(migrations = false)]
 async fn serve_streams_with_flat_memory_and_drains_on_sigterm(pool: PgPool) {
     const ROWS: i64 = 60_000;
-    let app = spawn(pool.clone()).await;
-    let owner = app.user("owner").await;
-    let project = app.project(owner, "big").await;
     let insert = "INSERT INTO tasks (project_id, title, description, priority)
          SELECT $1, 'task ' || i, repeat('x', 1500), (i % 5)::smallint
          FROM generate_series(1, $2::bigint) AS i";
-    bulk_tasks(&pool, insert, project, ROWS).await;
+    let (_app, project) = spawn_with_big_project(&pool, insert, ROWS).await;
 
     let database = pool.connect_options().get_database().unwrap().to_owned();
     let base = std::env::var("DATABASE_URL").unwrap();

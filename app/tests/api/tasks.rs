@@ -2,7 +2,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::helpers::{TestApp, assert_created, assert_problem, ids, spawn};
+use crate::helpers::{TestApp, assert_created, ids, spawn};
 
 /// Follows `nextCursor` from the first keyset page to the last, collecting ids.
 async fn walk(app: &TestApp, base: &str, limit: u32) -> Vec<i64> {
@@ -26,8 +26,7 @@ async fn walk(app: &TestApp, base: &str, limit: u32) -> Vec<i64> {
 #[sqlx::test(migrations = false)]
 async fn task_crud_round_trip(pool: PgPool) {
     let app = spawn(pool).await;
-    let owner = app.user("owner").await;
-    let project = app.project(owner, "p").await;
+    let (owner, project) = app.user_with_project("owner", "p").await;
     let created = app
         .post(
             "/api/v1/tasks",
@@ -64,22 +63,13 @@ async fn task_crud_round_trip(pool: PgPool) {
     assert_eq!(patched.json["status"], "done");
     assert_eq!(patched.json["title"], "Write docs");
 
-    assert_eq!(
-        app.delete(&format!("/api/v1/tasks/{id}")).await.status,
-        StatusCode::NO_CONTENT
-    );
-    assert_problem(
-        &app.get(&format!("/api/v1/tasks/{id}")).await,
-        StatusCode::NOT_FOUND,
-        None,
-    );
+    app.assert_deleted(&format!("/api/v1/tasks/{id}")).await;
 }
 
 #[sqlx::test(migrations = false)]
 async fn project_tasks_by_priority_with_status_filter(pool: PgPool) {
     let app = spawn(pool).await;
-    let owner = app.user("owner").await;
-    let project = app.project(owner, "p").await;
+    let (owner, project) = app.user_with_project("owner", "p").await;
     let other = app.project(owner, "q").await;
     let mut made = Vec::new();
     for (i, priority) in [1, 4, 2, 4, 0, 2, 3].into_iter().enumerate() {
@@ -116,11 +106,7 @@ async fn project_tasks_by_priority_with_status_filter(pool: PgPool) {
     let walked = walk(&app, &format!("/api/v1/projects/{project}/tasks?status=todo"), 3).await;
     assert_eq!(walked, todo);
 
-    assert_problem(
-        &app.get("/api/v1/projects/999999/tasks").await,
-        StatusCode::NOT_FOUND,
-        None,
-    );
+    app.assert_gone("/api/v1/projects/999999/tasks").await;
 }
 
 #[sqlx::test(migrations = false)]
@@ -157,18 +143,13 @@ async fn assignee_tasks_by_due_date_undated_last(pool: PgPool) {
         let walked = walk(&app, &format!("/api/v1/users/{ann}/tasks"), limit).await;
         assert_eq!(walked, expected, "limit {limit}");
     }
-    assert_problem(
-        &app.get("/api/v1/users/999999/tasks").await,
-        StatusCode::NOT_FOUND,
-        None,
-    );
+    app.assert_gone("/api/v1/users/999999/tasks").await;
 }
 
 #[sqlx::test(migrations = false)]
 async fn task_list_filters_and_search(pool: PgPool) {
     let app = spawn(pool).await;
-    let ann = app.user("ann").await;
-    let project = app.project(ann, "p").await;
+    let (ann, project) = app.user_with_project("ann", "p").await;
     let other = app.project(ann, "q").await;
     let a = app
         .task(json!({"projectId": project, "title": "Migrate the billing database", "priority": 3}))
@@ -192,14 +173,7 @@ async fn task_list_filters_and_search(pool: PgPool) {
     assert_eq!(ids(&by_assignee), vec![b["id"].as_i64().unwrap()]);
     let by_priority = app.get("/api/v1/tasks?priority=3").await.json;
     assert_eq!(ids(&by_priority), vec![a["id"].as_i64().unwrap()]);
-    assert_problem(
-        &app.get("/api/v1/tasks?priority=9").await,
-        StatusCode::BAD_REQUEST,
-        Some("priority"),
-    );
-    assert_problem(
-        &app.get("/api/v1/tasks?projectId=abc").await,
-        StatusCode::BAD_REQUEST,
-        Some("projectId"),
-    );
+    app.assert_bad_query("/api/v1/tasks?priority=9", "priority").await;
+    app.assert_bad_query("/api/v1/tasks?projectId=abc", "projectId")
+        .await;
 }

@@ -36,15 +36,7 @@ async fn user_crud_round_trip(pool: PgPool) {
     assert_eq!(patched.json["firstName"], "Ada");
     assert_ne!(patched.json["updatedAt"], created.json["updatedAt"]);
 
-    assert_eq!(
-        app.delete(&format!("/api/v1/users/{id}")).await.status,
-        StatusCode::NO_CONTENT
-    );
-    assert_problem(
-        &app.get(&format!("/api/v1/users/{id}")).await,
-        StatusCode::NOT_FOUND,
-        None,
-    );
+    app.assert_deleted(&format!("/api/v1/users/{id}")).await;
     assert_problem(
         &app.delete(&format!("/api/v1/users/{id}")).await,
         StatusCode::NOT_FOUND,
@@ -130,16 +122,10 @@ async fn fields_pick_from_the_whitelist(pool: PgPool) {
     assert_eq!(one, json!({"id": id, "email": "ann@example.com"}));
     let list = app.get("/api/v1/users?fields=username").await.json;
     assert_eq!(list["data"], json!([{"username": "ann"}]));
-    assert_problem(
-        &app.get("/api/v1/users?fields=id,password").await,
-        StatusCode::BAD_REQUEST,
-        Some("fields"),
-    );
-    assert_problem(
-        &app.get(&format!("/api/v1/users/{id}?fields=nope")).await,
-        StatusCode::BAD_REQUEST,
-        Some("fields"),
-    );
+    app.assert_bad_query("/api/v1/users?fields=id,password", "fields")
+        .await;
+    app.assert_bad_query(&format!("/api/v1/users/{id}?fields=nope"), "fields")
+        .await;
 }
 
 #[sqlx::test(migrations = false)]
@@ -164,18 +150,13 @@ async fn filters_by_active_email_and_case_insensitive_username(pool: PgPool) {
     assert_eq!(ids(&by_name), vec![ann]);
     let by_status = app.get("/api/v1/users?status=suspended").await.json;
     assert_eq!(ids(&by_status), vec![bob]);
-    assert_problem(
-        &app.get("/api/v1/users?status=gone").await,
-        StatusCode::BAD_REQUEST,
-        Some("status"),
-    );
+    app.assert_bad_query("/api/v1/users?status=gone", "status").await;
 }
 
 #[sqlx::test(migrations = false)]
 async fn user_owning_projects_cannot_be_deleted(pool: PgPool) {
     let app = spawn(pool).await;
-    let owner = app.user("owner").await;
-    let project = app.project(owner, "p").await;
+    let (owner, project) = app.user_with_project("owner", "p").await;
     assert_problem(
         &app.delete(&format!("/api/v1/users/{owner}")).await,
         StatusCode::CONFLICT,

@@ -82,6 +82,19 @@ pub async fn cache(redis: Option<&RedisServer>) -> Cache {
     cache
 }
 
+/// Waits up to 5 s until every eviction `cache` could not send yet has reached Redis.
+pub async fn evictions_reach_redis(cache: &Cache) {
+    let pending = cache.telemetry().pending_evictions.get();
+    let start = std::time::Instant::now();
+    while cache.telemetry().pending_evictions.get() > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{pending} evictions never reached Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A redis-server of our own on a free port, so a test can stop and restart it.
 pub struct RedisServer {
     port: u16,
