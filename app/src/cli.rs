@@ -1,14 +1,15 @@
-//! Subcommands: `serve`, `migrate`, `seed`, `worker`, `loadtest`.
+//! Subcommands: `serve`, `migrate`, `seed`, `worker`, `loadtest`. Wiring only: each subcommand is
+//! its flag groups (`config`) and one call (`startup`, `db::migrate`, `db::seed`, `loadtest`).
 use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
+use perfstack_contract::{env, migration::MigrationReport};
 
 use crate::{
-    config::{DbConfig, ServeConfig},
+    config::{DbConfig, JobsConfig, ServeConfig, ServeWorkers, WorkerConfig},
     db::{self, Db, migrate::MigrateOptions, seed::SeedSizes},
-    http,
-    jobs::{JobsConfig, config::ServeWorkers, standalone::WorkerArgs},
     loadtest::{self, LoadtestArgs},
+    startup,
     telemetry::LogArgs,
 };
 
@@ -43,7 +44,7 @@ pub enum Command {
         #[command(flatten)]
         db: DbConfig,
         #[command(flatten)]
-        worker: WorkerArgs,
+        worker: WorkerConfig,
         #[command(flatten)]
         jobs: JobsConfig,
     },
@@ -70,7 +71,7 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct MigrateArgs {
     /// Also write the JSON summary line to this file (the migration Job uses /dev/termination-log).
-    #[arg(long = "summary-file", env = "MIGRATE_SUMMARY_FILE")]
+    #[arg(long = "summary-file", env = env::MIGRATE_SUMMARY_FILE)]
     pub summary_file: Option<PathBuf>,
     /// Longest wait for a table lock before an index build gives up and is retried, in milliseconds.
     #[arg(
@@ -112,8 +113,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             serve,
             jobs,
             workers,
-        } => http::serve(db, serve, jobs, workers).await,
-        Command::Worker { db, worker, jobs } => crate::jobs::standalone::run(db, worker, jobs).await,
+        } => startup::serve(db, serve, jobs, workers).await,
+        Command::Worker { db, worker, jobs } => startup::worker(db, worker, jobs).await,
         Command::Migrate { db, opts } => migrate(&db, &opts).await,
         Command::Seed { db, sizes } => {
             let handle = Db::connect(&db).await?;
@@ -132,8 +133,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Runs migrate and reports one JSON line on stdout (and in the summary file). On failure the
-/// summary file gets `{"error": "..."}` so the operator can show why.
+/// Runs migrate and reports one JSON line (the contract's [`MigrationReport`]) on stdout and in the
+/// summary file. On failure only the summary file gets it (`{"error": "..."}`), so the operator can
+/// show why.
 async fn migrate(cfg: &DbConfig, args: &MigrateArgs) -> anyhow::Result<()> {
     let opts = MigrateOptions {
         lock_timeout: Duration::from_millis(args.lock_timeout_ms),
@@ -145,10 +147,13 @@ async fn migrate(cfg: &DbConfig, args: &MigrateArgs) -> anyhow::Result<()> {
         anyhow::Ok(summary)
     }
     .await;
-    let line = match &result {
-        Ok(summary) => serde_json::to_string(summary)?,
-        Err(err) => serde_json::json!({ "error": format!("{err:#}") }).to_string(),
+    let report = match &result {
+        Ok(summary) => MigrationReport::Succeeded(summary.clone()),
+        Err(err) => MigrationReport::Failed {
+            error: format!("{err:#}"),
+        },
     };
+    let line = report.to_line();
     if let Some(path) = &args.summary_file
         && let Err(err) = std::fs::write(path, format!("{line}\n"))
     {

@@ -7,4 +7,6 @@ pub mod http;
 pub mod jobs;
 pub mod loadtest;
 pub mod metrics;
+pub mod signal;
+pub mod startup;
 pub mod telemetry;

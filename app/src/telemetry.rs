@@ -1,5 +1,6 @@
 //! One place that sets up logging for every subcommand.
 use clap::{Args, ValueEnum};
+use perfstack_contract::env;
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 /// How logs are written.
@@ -15,7 +16,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct LogArgs {
     /// Log format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    #[arg(long, env = env::LOG_FORMAT, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
     /// Log filter in `RUST_LOG` syntax.
     #[arg(

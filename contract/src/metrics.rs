@@ -124,12 +124,12 @@ pub const DB_POOL_SETTINGS_GENERATION: Family = gauge(
 /// The server's `max_connections` (0 until first read).
 pub const DB_SERVER_MAX_CONNECTIONS: Family = gauge(
     "perfstack_db_server_max_connections",
-    "The PostgreSQL server's max_connections (0 until first read)",
+    "max_connections of the PostgreSQL server (0 until first read)",
 );
 /// Server slots ordinary roles cannot use (0 until first read).
 pub const DB_SERVER_RESERVED_CONNECTIONS: Family = gauge(
     "perfstack_db_server_reserved_connections",
-    "Server connection slots reserved for superusers and pg_use_reserved_connections (0 until first read)",
+    "Server connection slots ordinary roles cannot use: superuser_reserved_connections plus reserved_connections (0 until first read)",
 );
 
 const fn gauge(name: &'static str, help: &'static str) -> Family {

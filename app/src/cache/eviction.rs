@@ -6,10 +6,7 @@ use std::{
 
 use futures::StreamExt;
 
-use super::{
-    Inner,
-    telemetry::{OperationLabel, SourceLabel},
-};
+use super::Inner;
 
 const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 const RETRY_INTERVAL: Duration = Duration::from_secs(1);
@@ -24,13 +21,7 @@ fn parse(message: &str) -> Option<(&str, &str)> {
 }
 
 fn subscribe_failed(inner: &Inner, error: &str) {
-    inner
-        .telemetry
-        .redis_errors
-        .get_or_create(&OperationLabel {
-            operation: "subscribe",
-        })
-        .inc();
+    inner.telemetry.redis_error("subscribe").inc();
     tracing::debug!(error, "eviction subscription lost; reconnecting");
 }
 
@@ -92,13 +83,8 @@ pub async fn listen(weak: Weak<Inner>) {
             if from == instance {
                 continue;
             }
-            inner.epochs.bump(key);
-            inner.l1.invalidate(key).await;
-            inner
-                .telemetry
-                .evictions
-                .get_or_create(&SourceLabel { source: "remote" })
-                .inc();
+            inner.forget(key).await;
+            inner.telemetry.eviction("remote").inc();
         }
         if let Some(inner) = weak.upgrade() {
             inner.subscribed.store(false, Ordering::Release);

@@ -1,7 +1,7 @@
 //! The memory guard: samples resident memory and clears the L1 cache when it is above a limit.
 use std::time::Duration;
 
-use super::{Cache, telemetry::ActionLabel};
+use super::Cache;
 use crate::metrics::process;
 
 /// What the guard does with one sample.
@@ -27,10 +27,7 @@ impl Cache {
         if action == GuardAction::ClearL1 {
             let entries = self.inner.l1.entry_count();
             self.clear_l1();
-            self.telemetry()
-                .memory_guard_actions
-                .get_or_create(&ActionLabel { action: "clear_l1" })
-                .inc();
+            self.telemetry().guard_action("clear_l1").inc();
             tracing::warn!(
                 resident_bytes,
                 limit_bytes,

@@ -2,19 +2,20 @@
 //! TTL), L2 Redis (shared by replicas, 1 h TTL), then the database.
 //!
 //! - Concurrent misses of one key run one load (moka coalesces initialisations).
-//! - Writes go to the database first, then [`Cache::evict`]: the key's epoch moves, both levels
-//!   drop it, and the other replicas hear it over Redis pub/sub and drop it from their L1.
+//! - Writes go to the database first, then [`Cache::evict`] (through [`writes::retire`], which
+//!   decides what each write retires): the key's epoch moves, both levels drop it, and the other
+//!   replicas hear it over Redis pub/sub and drop it from their L1.
 //! - An L1 entry carries the epoch its load started in; an entry behind its key's epoch is
 //!   stale and reloaded, so a load racing a write cannot serve the old value after the write.
 //! - Redis being down or slow costs one short timeout, is counted and logged, and the request
 //!   goes on with the database; see [`redis_tier`].
-pub mod config;
 pub mod entities;
 mod epochs;
 mod eviction;
 pub mod memory_guard;
 pub mod redis_tier;
 pub mod telemetry;
+pub mod writes;
 
 use std::{
     future::Future,
@@ -24,11 +25,12 @@ use std::{
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::task::JoinHandle;
 
+use crate::config::CacheConfig;
+
 use self::{
-    config::CacheConfig,
     epochs::Epochs,
     redis_tier::RedisTier,
-    telemetry::{CacheTelemetry, L1, L2, SourceLabel},
+    telemetry::{CacheTelemetry, L1, L2},
 };
 
 /// Times a read retries after finding its entry stale before it reads the database directly.
@@ -70,6 +72,14 @@ struct Inner {
     /// Whether the eviction subscription is up.
     subscribed: std::sync::atomic::AtomicBool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Inner {
+    /// Drops `key` from L1 and moves its epoch past every load in flight.
+    async fn forget(&self, key: &str) {
+        self.epochs.bump(key);
+        self.l1.invalidate(key).await;
+    }
 }
 
 impl Drop for Inner {
@@ -288,19 +298,13 @@ impl Cache {
     /// every replica's L1. Never fails; an eviction that cannot reach Redis is retried.
     pub async fn evict(&self, key: &str) {
         let inner = &self.inner;
-        inner.epochs.bump(key);
-        inner.l1.invalidate(key).await;
-        inner
-            .telemetry
-            .evictions
-            .get_or_create(&SourceLabel { source: "local" })
-            .inc();
+        inner.forget(key).await;
+        inner.telemetry.eviction("local").inc();
         if let Some(l2) = &inner.l2 {
             l2.evict(key, &eviction::message(&inner.instance, key)).await;
             // A load that started after the first bump may still have read the old value from
             // Redis before the deletion landed: move the epoch past it too.
-            inner.epochs.bump(key);
-            inner.l1.invalidate(key).await;
+            inner.forget(key).await;
         }
     }
 

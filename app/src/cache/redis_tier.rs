@@ -18,7 +18,7 @@ use std::{
 use arc_swap::ArcSwapOption;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::telemetry::{CacheTelemetry, OperationLabel};
+use super::telemetry::CacheTelemetry;
 
 /// Prefix of every key and channel; bump to abandon all cached data after a format change.
 /// After it comes the scope (the database the values come from), so that apps on different
@@ -188,10 +188,7 @@ impl RedisTier {
 
     /// Counts a failure, opens the breaker, logs at most once per interval.
     fn failed(&self, operation: &'static str, error: &str) {
-        self.telemetry
-            .redis_errors
-            .get_or_create(&OperationLabel { operation })
-            .inc();
+        self.telemetry.redis_error(operation).inc();
         self.telemetry.redis_up.set(0);
         let now = self.now_ms();
         self.open_until_ms.store(

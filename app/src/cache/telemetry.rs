@@ -1,52 +1,39 @@
 //! Metric families of the cache and the memory guard (names in docs/metrics.md).
 use prometheus_client::{
-    encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::{Registry, Unit},
 };
 
-use crate::metrics::RegisterMetrics;
+use crate::metrics::{RegisterMetrics, StaticLabels};
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct LevelLabel {
-    pub level: &'static str,
-}
+/// A cache level: [`L1`] or [`L2`].
+pub type Level = StaticLabels<1>;
+/// The in-process cache.
+pub const L1: Level = [("level", "l1")];
+/// Redis.
+pub const L2: Level = [("level", "l2")];
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OperationLabel {
-    pub operation: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct SourceLabel {
-    pub source: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ActionLabel {
-    pub action: &'static str,
-}
-
-pub const L1: LevelLabel = LevelLabel { level: "l1" };
-pub const L2: LevelLabel = LevelLabel { level: "l2" };
+/// Redis operations counted in `perfstack_cache_redis_errors_total`.
+pub const REDIS_OPERATIONS: [&str; 6] = ["get", "set", "evict", "ping", "connect", "subscribe"];
+/// Where an eviction came from: a write here, or a message from another replica.
+pub const EVICTION_SOURCES: [&str; 2] = ["local", "remote"];
+/// What the memory guard can do.
+pub const GUARD_ACTIONS: [&str; 1] = ["clear_l1"];
 
 #[derive(Clone, Default)]
 pub struct CacheTelemetry {
-    pub hits: Family<LevelLabel, Counter>,
-    pub misses: Family<LevelLabel, Counter>,
-    pub redis_errors: Family<OperationLabel, Counter>,
-    pub evictions: Family<SourceLabel, Counter>,
+    pub hits: Family<Level, Counter>,
+    pub misses: Family<Level, Counter>,
+    redis_errors: Family<StaticLabels<1>, Counter>,
+    evictions: Family<StaticLabels<1>, Counter>,
     pub stale_rejected: Counter,
     pub l1_entries: Gauge,
     pub l1_bytes: Gauge,
     pub redis_up: Gauge,
     pub pending_evictions: Gauge,
-    pub memory_guard_actions: Family<ActionLabel, Counter>,
+    guard_actions: Family<StaticLabels<1>, Counter>,
     pub memory_limit_bytes: Gauge,
 }
-
-/// Redis operations counted in `perfstack_cache_redis_errors_total`.
-pub const REDIS_OPERATIONS: [&str; 6] = ["get", "set", "evict", "ping", "connect", "subscribe"];
 
 impl CacheTelemetry {
     /// Families with every label value at zero, so each series exists from the first scrape.
@@ -57,33 +44,44 @@ impl CacheTelemetry {
             t.misses.get_or_create(level).inc_by(0);
         }
         for operation in REDIS_OPERATIONS {
-            t.redis_errors
-                .get_or_create(&OperationLabel { operation })
-                .inc_by(0);
+            t.redis_error(operation).inc_by(0);
         }
-        for source in ["local", "remote"] {
-            t.evictions.get_or_create(&SourceLabel { source }).inc_by(0);
+        for source in EVICTION_SOURCES {
+            t.eviction(source).inc_by(0);
         }
-        t.memory_guard_actions
-            .get_or_create(&ActionLabel { action: "clear_l1" })
-            .inc_by(0);
+        for action in GUARD_ACTIONS {
+            t.guard_action(action).inc_by(0);
+        }
         t
     }
 
-    pub fn hits(&self, level: &LevelLabel) -> u64 {
+    /// The counter of failed Redis `operation`s (one of [`REDIS_OPERATIONS`]).
+    pub fn redis_error(&self, operation: &'static str) -> Counter {
+        self.redis_errors
+            .get_or_create(&[("operation", operation)])
+            .clone()
+    }
+
+    /// The counter of evictions from `source` (one of [`EVICTION_SOURCES`]).
+    pub fn eviction(&self, source: &'static str) -> Counter {
+        self.evictions.get_or_create(&[("source", source)]).clone()
+    }
+
+    /// The counter of memory guard `action`s (one of [`GUARD_ACTIONS`]).
+    pub fn guard_action(&self, action: &'static str) -> Counter {
+        self.guard_actions.get_or_create(&[("action", action)]).clone()
+    }
+
+    pub fn hits(&self, level: &Level) -> u64 {
         self.hits.get_or_create(level).get()
     }
-    pub fn misses(&self, level: &LevelLabel) -> u64 {
+    pub fn misses(&self, level: &Level) -> u64 {
         self.misses.get_or_create(level).get()
     }
     pub fn redis_error_count(&self) -> u64 {
         REDIS_OPERATIONS
             .iter()
-            .map(|operation| {
-                self.redis_errors
-                    .get_or_create(&OperationLabel { operation })
-                    .get()
-            })
+            .map(|operation| self.redis_error(operation).get())
             .sum()
     }
 }
@@ -139,7 +137,7 @@ impl RegisterMetrics for CacheTelemetry {
         r.register(
             "perfstack_memory_guard_actions",
             "Times the memory guard acted, by action",
-            self.memory_guard_actions.clone(),
+            self.guard_actions.clone(),
         );
         r.register_with_unit(
             "perfstack_memory_guard_limit",

@@ -3,13 +3,14 @@
 //!
 //! Indexes are not in the sqlx migrations because `CREATE INDEX CONCURRENTLY` cannot run inside a
 //! transaction. They are built one at a time on a dedicated connection with a `lock_timeout`, under
-//! a session advisory lock so that two migrate runs never race on the same index.
+//! a session advisory lock so that two migrate runs never race on the same index. What a run did is
+//! the contract's [`MigrationSummary`] (docs/contract.md), reported by `cli.rs`.
 use std::time::Duration;
 
-use serde::Serialize;
+use perfstack_contract::{migration::MigrationSummary, tuning::PoolSettings};
 use sqlx::postgres::PgConnectOptions;
 
-use super::{Db, PoolSettings, indexes::INDEXES, indexes::IndexSpec};
+use super::{Db, indexes::INDEXES, indexes::IndexSpec};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -19,20 +20,6 @@ const INDEX_LOCK_KEY: i64 = 0x0070_6572_6673_746b;
 const LOCK_NOT_AVAILABLE: &str = "55P03";
 /// How often an index build that timed out waiting for a lock is tried.
 const BUILD_ATTEMPTS: u32 = 3;
-
-/// The one line of JSON `migrate` prints (contract with the operator: docs/contract.md).
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct MigrateSummary {
-    /// Schema migrations applied by this run.
-    pub migrations_applied: u32,
-    /// Indexes that did not exist and were built.
-    pub indexes_created: Vec<String>,
-    /// Indexes found INVALID, dropped and rebuilt.
-    pub indexes_repaired: Vec<String>,
-    /// Indexes that were already valid.
-    pub indexes_valid: Vec<String>,
-}
 
 /// How the index builds behave.
 #[derive(Debug, Clone, Copy)]
@@ -63,6 +50,14 @@ pub enum MigrateError {
     },
 }
 
+impl MigrateError {
+    /// Wraps a failed step on the index `spec` (for `map_err`).
+    fn on_index(spec: &IndexSpec) -> impl FnOnce(sqlx::Error) -> Self {
+        let index = spec.name;
+        move |source| Self::Index { index, source }
+    }
+}
+
 /// What was found for one index before acting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum IndexState {
@@ -72,7 +67,7 @@ enum IndexState {
 }
 
 /// Applies pending migrations and makes every index in [`INDEXES`] exist and be valid.
-pub async fn apply(db: &Db, opts: &MigrateOptions) -> Result<MigrateSummary, MigrateError> {
+pub async fn apply(db: &Db, opts: &MigrateOptions) -> Result<MigrationSummary, MigrateError> {
     let before = applied_migrations(db).await.map_err(MigrateError::State)?;
     db.timed(
         "migrate.schema",
@@ -87,9 +82,9 @@ pub async fn apply(db: &Db, opts: &MigrateOptions) -> Result<MigrateSummary, Mig
     .await
     .map_err(MigrateError::Schema)?;
     let after = applied_migrations(db).await.map_err(MigrateError::State)?;
-    let mut summary = MigrateSummary {
+    let mut summary = MigrationSummary {
         migrations_applied: u32::try_from(after.saturating_sub(before)).unwrap_or(u32::MAX),
-        ..MigrateSummary::default()
+        ..MigrationSummary::default()
     };
 
     let ddl = ddl_connection(db, opts);
@@ -115,7 +110,7 @@ fn ddl_connection(db: &Db, opts: &MigrateOptions) -> Db {
         min_connections: 0,
         max_connections: 1,
         acquire_timeout_ms: 30_000,
-        idle_timeout_s: 600,
+        idle_timeout_seconds: 600,
     };
     db.derive(connect, &settings)
 }
@@ -134,14 +129,11 @@ async fn lock(ddl: &Db, take: bool) -> Result<(), sqlx::Error> {
     .await
 }
 
-async fn ensure_indexes(ddl: &Db, summary: &mut MigrateSummary) -> Result<(), MigrateError> {
+async fn ensure_indexes(ddl: &Db, summary: &mut MigrationSummary) -> Result<(), MigrateError> {
     for spec in INDEXES {
         let state = index_state(ddl, spec.name)
             .await
-            .map_err(|source| MigrateError::Index {
-                index: spec.name,
-                source,
-            })?;
+            .map_err(MigrateError::on_index(spec))?;
         let name = spec.name.to_owned();
         match state {
             IndexState::Valid => summary.indexes_valid.push(name),
@@ -151,12 +143,7 @@ async fn ensure_indexes(ddl: &Db, summary: &mut MigrateSummary) -> Result<(), Mi
             }
             IndexState::Invalid => {
                 tracing::warn!(index = spec.name, "index is INVALID; dropping and rebuilding");
-                drop_index(ddl, spec)
-                    .await
-                    .map_err(|source| MigrateError::Index {
-                        index: spec.name,
-                        source,
-                    })?;
+                drop_index(ddl, spec).await?;
                 build(ddl, spec).await?;
                 summary.indexes_repaired.push(name);
             }
@@ -206,31 +193,22 @@ async fn build(ddl: &Db, spec: &IndexSpec) -> Result<(), MigrateError> {
                     attempt,
                     "index build timed out waiting for a lock; retrying"
                 );
-                drop_index(ddl, spec)
-                    .await
-                    .map_err(|source| MigrateError::Index {
-                        index: spec.name,
-                        source,
-                    })?;
+                drop_index(ddl, spec).await?;
                 tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
                 attempt += 1;
             }
-            Err(source) => {
-                return Err(MigrateError::Index {
-                    index: spec.name,
-                    source,
-                });
-            }
+            Err(source) => return Err(MigrateError::on_index(spec)(source)),
         }
     }
 }
 
-async fn drop_index(ddl: &Db, spec: &IndexSpec) -> Result<(), sqlx::Error> {
+async fn drop_index(ddl: &Db, spec: &IndexSpec) -> Result<(), MigrateError> {
     let sql = &spec.drop_sql();
     ddl.timed("migrate.drop_index", sql, |pool| async move {
         sqlx::raw_sql(sql).execute(&pool).await.map(drop)
     })
     .await
+    .map_err(MigrateError::on_index(spec))
 }
 
 fn is_lock_timeout(err: &sqlx::Error) -> bool {
@@ -243,18 +221,10 @@ fn is_lock_timeout(err: &sqlx::Error) -> bool {
 async fn applied_migrations(db: &Db) -> Result<i64, sqlx::Error> {
     // language=PostgreSQL
     let exists = "SELECT to_regclass('_sqlx_migrations') IS NOT NULL";
-    let table = db
-        .timed("migrate.has_history", exists, |pool| async move {
-            sqlx::query_scalar::<_, bool>(exists).fetch_one(&pool).await
-        })
-        .await?;
-    if !table {
+    if !db.fetch_value::<bool>("migrate.has_history", exists).await? {
         return Ok(0);
     }
     // language=PostgreSQL
     let sql = "SELECT count(*) FROM _sqlx_migrations WHERE success";
-    db.timed("migrate.applied", sql, |pool| async move {
-        sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await
-    })
-    .await
+    db.fetch_value("migrate.applied", sql).await
 }

@@ -4,6 +4,7 @@ pub mod migrate;
 pub mod page;
 mod pool;
 pub mod projects;
+pub mod resource;
 pub mod seed;
 pub mod server_limits;
 pub mod stats;
@@ -18,58 +19,17 @@ use std::{future::Future, sync::Arc, time::Instant};
 
 use arc_swap::ArcSwap;
 use sqlx::{
-    ConnectOptions, PgPool,
-    postgres::{PgConnectOptions, PgPoolOptions},
+    ConnectOptions, FromRow, PgPool,
+    postgres::{PgConnectOptions, PgRow},
 };
+
+use perfstack_contract::tuning::PoolSettings;
 
 use self::{
     pool::{PoolHandle, Slot},
-    telemetry::{DbTelemetry, OperationLabel, OutcomeLabels},
+    telemetry::DbTelemetry,
 };
-use crate::config::DbConfig;
-
-/// Pool settings that can change while the app runs (see the tuning file).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct PoolSettings {
-    pub min_connections: u32,
-    pub max_connections: u32,
-    pub acquire_timeout_ms: u64,
-    pub idle_timeout_s: u64,
-}
-
-impl PoolSettings {
-    pub fn from_config(cfg: &DbConfig) -> Self {
-        Self {
-            min_connections: cfg.pool_min,
-            max_connections: cfg.pool_max,
-            acquire_timeout_ms: cfg.acquire_timeout_ms,
-            idle_timeout_s: cfg.idle_timeout_s,
-        }
-    }
-
-    /// The settings an existing pool was built with.
-    pub fn of_pool(pool: &PgPool) -> Self {
-        let options = pool.options();
-        Self {
-            min_connections: options.get_min_connections(),
-            max_connections: options.get_max_connections(),
-            acquire_timeout_ms: u64::try_from(options.get_acquire_timeout().as_millis()).unwrap_or(u64::MAX),
-            idle_timeout_s: options.get_idle_timeout().map_or(0, |idle| idle.as_secs()),
-        }
-    }
-
-    pub fn acquire_timeout(&self) -> std::time::Duration {
-        std::time::Duration::from_millis(self.acquire_timeout_ms)
-    }
-
-    fn pool_options(&self) -> PgPoolOptions {
-        PgPoolOptions::new()
-            .min_connections(self.min_connections)
-            .max_connections(self.max_connections)
-            .acquire_timeout(std::time::Duration::from_millis(self.acquire_timeout_ms))
-            .idle_timeout(std::time::Duration::from_secs(self.idle_timeout_s))
-    }
-}
+use crate::config::{DEFAULT_WAITER_WARNING, DbConfig};
 
 /// Errors of connecting; query errors stay `sqlx::Error`.
 #[derive(Debug, thiserror::Error)]
@@ -79,9 +39,6 @@ pub enum ConnectError {
     #[error("could not connect to PostgreSQL")]
     Connect(#[source] sqlx::Error),
 }
-
-/// Default number of waiting acquirers from which a warning is logged.
-pub const DEFAULT_WAITER_WARNING: u32 = 5;
 
 /// The shared handle to PostgreSQL. Cheap to clone. The pool inside can be replaced at run time
 /// (live resizing, [`Db::apply_settings`]); callers take the current pool per query.
@@ -104,9 +61,8 @@ impl Db {
         let connect = connect
             .log_statements(log::LevelFilter::Off)
             .log_slow_statements(log::LevelFilter::Off, std::time::Duration::from_secs(3600));
-        let settings = PoolSettings::from_config(cfg);
-        let pool = settings
-            .pool_options()
+        let settings = cfg.pool_settings();
+        let pool = pool::options(&settings)
             .connect_with(connect.clone())
             .await
             .map_err(ConnectError::Connect)?;
@@ -146,14 +102,14 @@ impl Db {
     /// Wraps an existing pool (tests, tools), keeping its connect options for replacements.
     pub fn from_pool(pool: PgPool, monitor: QueryMonitor) -> Self {
         let connect = PgConnectOptions::clone(&pool.connect_options());
-        let settings = PoolSettings::of_pool(&pool);
+        let settings = pool::settings_of(&pool);
         Self::assemble(pool, settings, connect, monitor)
     }
 
     /// A separate handle with its own (lazily connected) pool and the same monitor, e.g. a
     /// single session with other runtime parameters for DDL.
     pub fn derive(&self, connect: PgConnectOptions, settings: &PoolSettings) -> Self {
-        let pool = settings.pool_options().connect_lazy_with(connect.clone());
+        let pool = pool::options(settings).connect_lazy_with(connect.clone());
         Self::assemble(pool, *settings, connect, self.monitor.clone())
     }
 
@@ -175,7 +131,7 @@ impl Db {
 
     /// Builds a pool with `settings` (connections open lazily).
     pub fn build_pool(&self, settings: &PoolSettings) -> PgPool {
-        settings.pool_options().connect_lazy_with(self.connect.clone())
+        pool::options(settings).connect_lazy_with(self.connect.clone())
     }
 
     /// Puts a new pool with `settings` in force without failing anyone: queries already running
@@ -198,7 +154,7 @@ impl Db {
             min_connections = settings.min_connections,
             max_connections = settings.max_connections,
             acquire_timeout_ms = settings.acquire_timeout_ms,
-            idle_timeout_s = settings.idle_timeout_s,
+            idle_timeout_s = settings.idle_timeout_seconds,
             previous_max = old.settings.max_connections,
             "database pool settings applied"
         );
@@ -282,6 +238,31 @@ impl Db {
     }
 }
 
+impl Db {
+    /// The one row `sql` (a statement without parameters) returns, as `T`, timed as `op`.
+    pub async fn fetch_row<T>(&self, op: &'static str, sql: &'static str) -> Result<T, sqlx::Error>
+    where
+        T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        self.timed(op, sql, |pool| async move {
+            sqlx::query_as::<_, T>(sql).fetch_one(&pool).await
+        })
+        .await
+    }
+
+    /// The one value `sql` (a statement without parameters) returns, timed as `op`.
+    pub async fn fetch_value<T>(&self, op: &'static str, sql: &'static str) -> Result<T, sqlx::Error>
+    where
+        T: Send + Unpin,
+        (T,): for<'r> FromRow<'r, PgRow>,
+    {
+        self.timed(op, sql, |pool| async move {
+            sqlx::query_scalar::<_, T>(sql).fetch_one(&pool).await
+        })
+        .await
+    }
+}
+
 /// Times queries and reports slow ones.
 #[derive(Clone)]
 pub struct QueryMonitor {
@@ -313,18 +294,7 @@ impl QueryMonitor {
     /// Records one finished operation.
     pub fn observe(&self, op: &'static str, sql: &str, elapsed: std::time::Duration, ok: bool) {
         if let Some(telemetry) = &self.telemetry {
-            telemetry
-                .query_duration
-                .get_or_create(&OperationLabel { operation: op })
-                .observe(elapsed.as_secs_f64());
-            let outcome = if ok { "ok" } else { "error" };
-            telemetry
-                .queries
-                .get_or_create(&OutcomeLabels {
-                    operation: op,
-                    outcome,
-                })
-                .inc();
+            telemetry.query_finished(op, elapsed.as_secs_f64(), ok);
         }
         if elapsed >= self.slow {
             let statement = loggable_statement(sql);

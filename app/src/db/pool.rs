@@ -1,11 +1,11 @@
-//! One generation of the connection pool: the sqlx pool, the settings it was built with, and the
-//! admission gate that lets us count waiting acquirers (sqlx does not expose them).
+//! One generation of the connection pool: the sqlx pool, the settings it was built with (the
+//! contract's [`PoolSettings`], as the tuning file states them), and the admission gate that lets us
+//! count waiting acquirers (sqlx does not expose them).
 use std::{sync::Arc, time::Duration};
 
-use sqlx::PgPool;
+use perfstack_contract::tuning::PoolSettings;
+use sqlx::{PgPool, postgres::PgPoolOptions};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
-use super::PoolSettings;
 
 /// How often a draining pool checks whether its last user has left.
 const DRAIN_POLL: Duration = Duration::from_millis(50);
@@ -14,6 +14,26 @@ const DRAIN_POLL: Duration = Duration::from_millis(50);
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
 /// A draining pool is closed after this long even if someone still holds it (a stuck stream).
 const DRAIN_LIMIT: Duration = Duration::from_secs(120);
+
+/// sqlx pool options for `settings`.
+pub fn options(settings: &PoolSettings) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .min_connections(settings.min_connections)
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout())
+        .idle_timeout(settings.idle_timeout())
+}
+
+/// The settings an existing pool was built with.
+pub fn settings_of(pool: &PgPool) -> PoolSettings {
+    let options = pool.options();
+    PoolSettings {
+        min_connections: options.get_min_connections(),
+        max_connections: options.get_max_connections(),
+        acquire_timeout_ms: u64::try_from(options.get_acquire_timeout().as_millis()).unwrap_or(u64::MAX),
+        idle_timeout_seconds: options.get_idle_timeout().map_or(0, |idle| idle.as_secs()),
+    }
+}
 
 pub struct PoolHandle {
     pub pool: PgPool,

@@ -28,12 +28,7 @@ const LIMITS_SQL: &str = "SELECT current_setting('max_connections')::bigint AS m
 impl Db {
     /// Reads the server's connection limits.
     pub async fn server_limits(&self) -> Result<ServerLimits, sqlx::Error> {
-        self.timed("server.limits", LIMITS_SQL, |pool| async move {
-            sqlx::query_as::<_, ServerLimits>(LIMITS_SQL)
-                .fetch_one(&pool)
-                .await
-        })
-        .await
+        self.fetch_row("server.limits", LIMITS_SQL).await
     }
 
     /// Reads the limits and puts them into the gauges; a failure is logged and leaves the
@@ -41,7 +36,8 @@ impl Db {
     pub async fn refresh_server_limits(&self) -> Option<ServerLimits> {
         match self.server_limits().await {
             Ok(limits) => {
-                self.telemetry().server_limits(&limits);
+                self.telemetry()
+                    .server_limits(limits.max_connections, limits.reserved_connections);
                 Some(limits)
             }
             Err(error) => {

@@ -91,27 +91,9 @@ const TOP_STATEMENTS_SQL: &str = "SELECT left(regexp_replace(query, '\\s+', ' ',
 /// Reads all three views. Statements are skipped (not failed) when the extension is missing
 /// or cannot be read.
 pub async fn read(db: &Db, top: i64) -> Result<DatabaseFigures, sqlx::Error> {
-    let counters = db
-        .timed("stats.database", COUNTERS_SQL, |pool| async move {
-            sqlx::query_as::<_, DatabaseCounters>(COUNTERS_SQL)
-                .fetch_one(&pool)
-                .await
-        })
-        .await?;
-    let sessions = db
-        .timed("stats.activity", SESSIONS_SQL, |pool| async move {
-            sqlx::query_as::<_, SessionCounts>(SESSIONS_SQL)
-                .fetch_one(&pool)
-                .await
-        })
-        .await?;
-    let installed = db
-        .timed("stats.has_statements", HAS_STATEMENTS_SQL, |pool| async move {
-            sqlx::query_scalar::<_, bool>(HAS_STATEMENTS_SQL)
-                .fetch_one(&pool)
-                .await
-        })
-        .await?;
+    let counters = db.fetch_row("stats.database", COUNTERS_SQL).await?;
+    let sessions = db.fetch_row("stats.activity", SESSIONS_SQL).await?;
+    let installed: bool = db.fetch_value("stats.has_statements", HAS_STATEMENTS_SQL).await?;
     let top_statements = if installed {
         db.timed("stats.statements", TOP_STATEMENTS_SQL, |pool| async move {
             sqlx::query_as::<_, StatementFigures>(TOP_STATEMENTS_SQL)
@@ -142,10 +124,6 @@ const SCOPE_SQL: &str =
 pub async fn cache_scope(db: &Db) -> Result<String, sqlx::Error> {
     let connect = db.connect_options();
     let (host, port) = (connect.get_host().to_owned(), connect.get_port());
-    let name = db
-        .timed("stats.scope", SCOPE_SQL, |pool| async move {
-            sqlx::query_scalar::<_, String>(SCOPE_SQL).fetch_one(&pool).await
-        })
-        .await?;
+    let name: String = db.fetch_value("stats.scope", SCOPE_SQL).await?;
     Ok(format!("{host}:{port}/{name}"))
 }

@@ -1,4 +1,5 @@
-//! Tasks: row type, filters, the three list orders and the export cursor.
+//! Tasks: row type, filters, what a patch changes, the three list orders, the writes an assignment
+//! email joins (see `jobs::notify`) and the export cursor.
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::{Sink, SinkExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
@@ -7,8 +8,8 @@ use utoipa::ToSchema;
 
 use super::{
     Db,
-    page::{Slice, Window},
-    totals::{ListTotals, TotalOf},
+    resource::{self, Operations, Resource, SortKey, operations, push_change, push_equal},
+    totals::{ListFilter, Table},
 };
 
 /// Where a task is in its workflow.
@@ -90,6 +91,12 @@ pub struct TaskFilter {
     pub search: Option<String>,
 }
 
+impl ListFilter for TaskFilter {
+    fn free_text_bytes(&self) -> usize {
+        self.search.as_ref().map_or(0, String::len)
+    }
+}
+
 /// Position in the per-project order (priority first): `(priority, id)`.
 pub type PriorityKey = (i16, i64);
 /// Position in the per-assignee order (due date first, undated last): `(due_date, id)`.
@@ -101,7 +108,6 @@ macro_rules! columns {
         "id, project_id, title, description, status, priority, assignee_id, due_date, created_at, updated_at"
     };
 }
-const COLUMNS: &str = columns!();
 
 /// The full-text expression; must stay identical to the definition of `idx_tasks_search`.
 pub const SEARCH_VECTOR: &str = "to_tsvector('english', title || ' ' || coalesce(description, ''))";
@@ -134,34 +140,13 @@ pub async fn insert<'e>(executor: impl PgExecutor<'e>, new: &NewTask) -> Result<
         .await
 }
 
-pub async fn get(db: &Db, id: i64) -> Result<Option<Task>, sqlx::Error> {
-    // language=PostgreSQL
-    let sql = &format!("SELECT {COLUMNS} FROM tasks WHERE id = $1");
-    db.timed("tasks.get", sql, |pool| async move {
-        sqlx::query_as::<_, Task>(sql)
-            .bind(id)
-            .fetch_optional(&pool)
-            .await
-    })
-    .await
-}
-
-pub async fn update(db: &Db, id: i64, patch: &TaskPatch) -> Result<Option<Task>, sqlx::Error> {
-    let mut qb = update_query(id, patch);
-    let sql = qb.sql().to_owned();
-    db.timed("tasks.update", &sql, |pool| async move {
-        qb.build_query_as::<Task>().fetch_optional(&pool).await
-    })
-    .await
-}
-
 /// Applies `patch` in the caller's transaction; `None` when there is no such task.
 pub async fn patch_in(
     conn: &mut PgConnection,
     id: i64,
     patch: &TaskPatch,
 ) -> Result<Option<Task>, sqlx::Error> {
-    update_query(id, patch)
+    resource::update_query::<Task>(id, patch)
         .build_query_as::<Task>()
         .fetch_optional(conn)
         .await
@@ -180,203 +165,111 @@ pub async fn lock_assignee(conn: &mut PgConnection, id: i64) -> Result<Option<Op
 // language=PostgreSQL
 pub const LOCK_ASSIGNEE_SQL: &str = "SELECT assignee_id FROM tasks WHERE id = $1 FOR UPDATE";
 
-fn update_query(id: i64, patch: &TaskPatch) -> QueryBuilder<'static, Postgres> {
-    let mut qb = QueryBuilder::<Postgres>::new("UPDATE tasks SET updated_at = now()");
-    if let Some(v) = patch.project_id {
-        qb.push(", project_id = ").push_bind(v);
-    }
-    if let Some(v) = &patch.title {
-        qb.push(", title = ").push_bind(v.clone());
-    }
-    if let Some(v) = &patch.description {
-        qb.push(", description = ").push_bind(v.clone());
-    }
-    if let Some(v) = patch.status {
-        qb.push(", status = ").push_bind(v);
-    }
-    if let Some(v) = patch.priority {
-        qb.push(", priority = ").push_bind(v);
-    }
-    if let Some(v) = patch.assignee_id {
-        qb.push(", assignee_id = ").push_bind(v);
-    }
-    if let Some(v) = patch.due_date {
-        qb.push(", due_date = ").push_bind(v);
-    }
-    qb.push(" WHERE id = ").push_bind(id);
-    qb.push(format_args!(" RETURNING {COLUMNS}"));
-    qb
-}
+impl Resource for Task {
+    const TABLE: Table = Table::Tasks;
+    const NOUN: &'static str = "task";
+    const COLUMNS: &'static str = columns!();
+    const FIELDS: &'static [&'static str] = FIELDS;
+    const OPS: Operations = operations!("tasks");
+    type Filter = TaskFilter;
+    type Patch = TaskPatch;
 
-pub async fn delete(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
-    // language=PostgreSQL
-    let sql = "DELETE FROM tasks WHERE id = $1";
-    db.timed("tasks.delete", sql, |pool| async move {
-        let done = sqlx::query(sql).bind(id).execute(&pool).await?;
-        Ok(done.rows_affected() > 0)
-    })
-    .await
-}
+    fn id(&self) -> i64 {
+        self.id
+    }
 
-fn push_filters(qb: &mut QueryBuilder<'_, Postgres>, filter: &TaskFilter) {
-    qb.push(" WHERE TRUE");
-    if let Some(v) = filter.project_id {
-        qb.push(" AND project_id = ").push_bind(v);
-    }
-    if let Some(v) = filter.assignee_id {
-        qb.push(" AND assignee_id = ").push_bind(v);
-    }
-    if let Some(v) = filter.status {
-        qb.push(" AND status = ").push_bind(v);
-    }
-    if let Some(v) = filter.priority {
-        qb.push(" AND priority = ").push_bind(v);
-    }
-    if let Some(q) = &filter.search {
-        qb.push(format_args!(
-            " AND {SEARCH_VECTOR} @@ plainto_tsquery('english', "
-        ))
-        .push_bind(q.clone())
-        .push(")");
-    }
-}
-
-/// Where a task list continues: after which row, in which order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaskOrder {
-    /// Id order, after an id.
-    Id(Option<i64>),
-    /// Most urgent first, ties by id (`idx_tasks_project_status_priority`).
-    Priority(Option<PriorityKey>),
-    /// Soonest due first, undated last, ties by id (`idx_tasks_assignee_due_date`).
-    DueDate(Option<DueDateKey>),
-}
-
-/// Appends a task list query to `qb`; tests prefix it with `EXPLAIN`.
-pub fn push_list<K>(
-    qb: &mut QueryBuilder<'_, Postgres>,
-    filter: &TaskFilter,
-    order: TaskOrder,
-    window: &Window<K>,
-) {
-    qb.push(format_args!("SELECT {COLUMNS} FROM tasks"));
-    push_filters(qb, filter);
-    let order_by = match order {
-        TaskOrder::Id(after) => {
-            if let Some(id) = after {
-                qb.push(" AND id > ").push_bind(id);
-            }
-            "id"
+    fn push_filters(qb: &mut QueryBuilder<'_, Postgres>, filter: &TaskFilter) {
+        qb.push(" WHERE TRUE");
+        push_equal(qb, "project_id", &filter.project_id);
+        push_equal(qb, "assignee_id", &filter.assignee_id);
+        push_equal(qb, "status", &filter.status);
+        push_equal(qb, "priority", &filter.priority);
+        if let Some(q) = &filter.search {
+            qb.push(format_args!(
+                " AND {SEARCH_VECTOR} @@ plainto_tsquery('english', "
+            ))
+            .push_bind(q.clone())
+            .push(")");
         }
-        TaskOrder::Priority(after) => {
-            if let Some((priority, id)) = after {
-                qb.push(" AND (priority < ")
-                    .push_bind(priority)
-                    .push(" OR (priority = ")
-                    .push_bind(priority)
+    }
+
+    fn push_changes(qb: &mut QueryBuilder<'static, Postgres>, patch: &TaskPatch) {
+        push_change(qb, "project_id", &patch.project_id);
+        push_change(qb, "title", &patch.title);
+        push_change(qb, "description", &patch.description);
+        push_change(qb, "status", &patch.status);
+        push_change(qb, "priority", &patch.priority);
+        push_change(qb, "assignee_id", &patch.assignee_id);
+        push_change(qb, "due_date", &patch.due_date);
+    }
+}
+
+/// Most urgent first, ties by id (`idx_tasks_project_status_priority`).
+impl SortKey<Task> for PriorityKey {
+    const ORDER_BY: &'static str = "priority DESC, id";
+
+    fn of(task: &Task) -> Self {
+        (task.priority, task.id)
+    }
+
+    fn push_after(&self, qb: &mut QueryBuilder<'_, Postgres>) {
+        let (priority, id) = *self;
+        qb.push(" AND (priority < ")
+            .push_bind(priority)
+            .push(" OR (priority = ")
+            .push_bind(priority)
+            .push(" AND id > ")
+            .push_bind(id)
+            .push("))");
+    }
+}
+
+/// Soonest due first, undated last, ties by id (`idx_tasks_assignee_due_date`).
+impl SortKey<Task> for DueDateKey {
+    const ORDER_BY: &'static str = "due_date, id";
+
+    fn of(task: &Task) -> Self {
+        (task.due_date, task.id)
+    }
+
+    fn push_after(&self, qb: &mut QueryBuilder<'_, Postgres>) {
+        match *self {
+            (Some(due), id) => {
+                qb.push(" AND (due_date > ")
+                    .push_bind(due)
+                    .push(" OR due_date IS NULL OR (due_date = ")
+                    .push_bind(due)
                     .push(" AND id > ")
                     .push_bind(id)
                     .push("))");
             }
-            "priority DESC, id"
-        }
-        TaskOrder::DueDate(after) => {
-            match after {
-                Some((Some(due), id)) => {
-                    qb.push(" AND (due_date > ")
-                        .push_bind(due)
-                        .push(" OR due_date IS NULL OR (due_date = ")
-                        .push_bind(due)
-                        .push(" AND id > ")
-                        .push_bind(id)
-                        .push("))");
-                }
-                Some((None, id)) => {
-                    qb.push(" AND due_date IS NULL AND id > ").push_bind(id);
-                }
-                None => {}
+            (None, id) => {
+                qb.push(" AND due_date IS NULL AND id > ").push_bind(id);
             }
-            "due_date, id"
         }
-    };
-    qb.push(format_args!(" ORDER BY {order_by}"));
-    window.push_limit(qb);
+    }
 }
 
-/// Tasks in id order; offset pages take their total from `totals`.
-pub async fn list(
-    db: &Db,
-    totals: &ListTotals,
-    filter: &TaskFilter,
-    window: &Window<i64>,
-) -> Result<Slice<Task>, sqlx::Error> {
-    let order = TaskOrder::Id(window.after().copied());
-    list_ordered(db, totals, "tasks.list", filter, order, window).await
-}
+/// Operation name of a project's tasks, listed by [`PriorityKey`] with [`of_project`].
+pub const LIST_FOR_PROJECT: &str = "tasks.list_for_project";
+/// Operation name of a user's tasks, listed by [`DueDateKey`] with [`of_assignee`].
+pub const LIST_FOR_ASSIGNEE: &str = "tasks.list_for_assignee";
 
-/// A project's tasks, most urgent first (`idx_tasks_project_status_priority`).
-pub async fn list_for_project(
-    db: &Db,
-    totals: &ListTotals,
-    project_id: i64,
-    status: Option<TaskStatus>,
-    window: &Window<PriorityKey>,
-) -> Result<Slice<Task>, sqlx::Error> {
-    let filter = TaskFilter {
+/// A project's tasks, of one status when given (`idx_tasks_project_status_priority`).
+pub fn of_project(project_id: i64, status: Option<TaskStatus>) -> TaskFilter {
+    TaskFilter {
         project_id: Some(project_id),
         status,
         ..TaskFilter::default()
-    };
-    let order = TaskOrder::Priority(window.after().copied());
-    list_ordered(db, totals, "tasks.list_for_project", &filter, order, window).await
+    }
 }
 
-/// The tasks assigned to a user, soonest due first, undated last (`idx_tasks_assignee_due_date`).
-pub async fn list_for_assignee(
-    db: &Db,
-    totals: &ListTotals,
-    assignee_id: i64,
-    window: &Window<DueDateKey>,
-) -> Result<Slice<Task>, sqlx::Error> {
-    let filter = TaskFilter {
+/// The tasks assigned to a user (`idx_tasks_assignee_due_date`).
+pub fn of_assignee(assignee_id: i64) -> TaskFilter {
+    TaskFilter {
         assignee_id: Some(assignee_id),
         ..TaskFilter::default()
-    };
-    let order = TaskOrder::DueDate(window.after().copied());
-    list_ordered(db, totals, "tasks.list_for_assignee", &filter, order, window).await
-}
-
-async fn list_ordered<K>(
-    db: &Db,
-    totals: &ListTotals,
-    op: &'static str,
-    filter: &TaskFilter,
-    order: TaskOrder,
-    window: &Window<K>,
-) -> Result<Slice<Task>, sqlx::Error> {
-    let mut qb = QueryBuilder::<Postgres>::new("");
-    push_list(&mut qb, filter, order, window);
-    let sql = qb.sql().to_owned();
-    let rows = db
-        .timed(op, &sql, |pool| async move {
-            qb.build_query_as::<Task>().fetch_all(&pool).await
-        })
-        .await?;
-    let total = totals
-        .for_window(window, TotalOf::Tasks(filter.clone()), || count(db, filter))
-        .await?;
-    Ok(Slice::from_rows(rows, window, total))
-}
-
-/// Rows matching `filter`: the exact `total` of an offset page (cached by [`ListTotals`]).
-pub async fn count(db: &Db, filter: &TaskFilter) -> Result<i64, sqlx::Error> {
-    let mut qb = QueryBuilder::<Postgres>::new("SELECT count(*) FROM tasks");
-    push_filters(&mut qb, filter);
-    let sql = qb.sql().to_owned();
-    db.timed("tasks.count", &sql, |pool| async move {
-        qb.build_query_scalar::<i64>().fetch_one(&pool).await
-    })
-    .await
+    }
 }
 
 /// Streams every task of a project in id order from one statement's cursor into `sink` as rows
@@ -393,7 +286,11 @@ where
     S: Sink<Task> + Unpin,
 {
     // language=PostgreSQL
-    let sql = &format!("SELECT {COLUMNS} FROM tasks WHERE project_id = $1 ORDER BY id");
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM tasks WHERE project_id = $1 ORDER BY id"
+    );
     db.timed("tasks.export", sql, |_pool| async move {
         let mut rows = sqlx::query_as::<_, Task>(sql).bind(project_id).fetch(&mut *conn);
         let mut sent = 0_u64;

@@ -5,35 +5,24 @@ use std::sync::{
     atomic::{AtomicU64, Ordering},
 };
 
+use perfstack_contract::{
+    metrics::{self as contract, STATE, STATE_IDLE, STATE_IN_USE},
+    tuning::PoolSettings,
+};
 use prometheus_client::{
-    encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::{Registry, Unit},
 };
 
-use super::PoolSettings;
-use crate::metrics::{RegisterMetrics, latency_histogram};
+use crate::metrics::{RegisterMetrics, StaticLabels, latency_histogram, register_contract};
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StateLabel {
-    pub state: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OperationLabel {
-    pub operation: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OutcomeLabels {
-    pub operation: &'static str,
-    pub outcome: &'static str,
-}
+/// Outcomes of a database operation (`outcome` label of `perfstack_db_queries_total`).
+pub const OUTCOMES: [&str; 2] = ["ok", "error"];
 
 /// Everything the database layer measures.
 #[derive(Clone)]
 pub struct DbTelemetry {
-    pub connections: Family<StateLabel, Gauge>,
+    pub connections: Family<StaticLabels<1>, Gauge>,
     pub min_connections: Gauge,
     pub max_connections: Gauge,
     pub acquire_timeout_seconds: Gauge<f64, AtomicU64>,
@@ -43,8 +32,8 @@ pub struct DbTelemetry {
     pub waiting: Gauge,
     pub acquire_duration: Histogram,
     pub acquire_timeouts: Counter,
-    pub query_duration: Family<OperationLabel, Histogram, fn() -> Histogram>,
-    pub queries: Family<OutcomeLabels, Counter>,
+    query_duration: Family<StaticLabels<1>, Histogram, fn() -> Histogram>,
+    queries: Family<StaticLabels<2>, Counter>,
     /// The server's `max_connections` (0 until first read).
     pub server_max_connections: Gauge,
     /// Server slots ordinary roles cannot use (0 until first read).
@@ -91,37 +80,49 @@ impl DbTelemetry {
         self.max_connections.set(as_gauge(settings.max_connections));
         self.acquire_timeout_seconds
             .set(settings.acquire_timeout_ms as f64 / 1000.0);
-        self.idle_timeout_seconds.set(as_gauge(settings.idle_timeout_s));
+        self.idle_timeout_seconds
+            .set(as_gauge(settings.idle_timeout_seconds));
         self.settings_generation.set(as_gauge(generation));
     }
 
-    /// The database server's connection limits, as last read.
-    pub fn server_limits(&self, limits: &super::server_limits::ServerLimits) {
-        self.server_max_connections.set(limits.max_connections);
-        self.server_reserved_connections.set(limits.reserved_connections);
+    /// The database server's connection limits, as last read: `max_connections` and the slots
+    /// ordinary roles cannot use.
+    pub fn server_limits(&self, max_connections: i64, reserved_connections: i64) {
+        self.server_max_connections.set(max_connections);
+        self.server_reserved_connections.set(reserved_connections);
     }
 
     /// Pool occupancy, refreshed before each scrape.
     pub fn pool_occupancy(&self, size: u32, idle: usize) {
         let idle = as_gauge(idle);
         let size = as_gauge(size);
+        self.connections.get_or_create(&[(STATE, STATE_IDLE)]).set(idle);
         self.connections
-            .get_or_create(&StateLabel { state: "idle" })
-            .set(idle);
-        self.connections
-            .get_or_create(&StateLabel { state: "in_use" })
+            .get_or_create(&[(STATE, STATE_IN_USE)])
             .set((size - idle).max(0));
+    }
+
+    /// Records one finished operation: its duration and whether it succeeded.
+    pub fn query_finished(&self, operation: &'static str, seconds: f64, ok: bool) {
+        self.query_duration
+            .get_or_create(&[("operation", operation)])
+            .observe(seconds);
+        self.query_outcome(operation, if ok { "ok" } else { "error" })
+            .inc();
+    }
+
+    /// The counter of `operation`s that ended with `outcome` (one of [`OUTCOMES`]).
+    pub fn query_outcome(&self, operation: &'static str, outcome: &'static str) -> Counter {
+        self.queries
+            .get_or_create(&[("operation", operation), ("outcome", outcome)])
+            .clone()
     }
 
     /// Number of finished queries of `operation` (both outcomes).
     pub fn query_count(&self, operation: &'static str) -> u64 {
-        ["ok", "error"]
+        OUTCOMES
             .iter()
-            .map(|outcome| {
-                self.queries
-                    .get_or_create(&OutcomeLabels { operation, outcome })
-                    .get()
-            })
+            .map(|outcome| self.query_outcome(operation, outcome).get())
             .sum()
     }
 
@@ -145,19 +146,15 @@ impl DbTelemetry {
 
 impl RegisterMetrics for DbTelemetry {
     fn register(&self, r: &mut Registry) {
-        r.register(
-            "perfstack_db_pool_connections",
-            "Open pool connections by state",
-            self.connections.clone(),
-        );
-        r.register(
-            "perfstack_db_pool_min_connections",
-            "Pool minimum in force",
+        register_contract(r, &contract::DB_POOL_CONNECTIONS, self.connections.clone());
+        register_contract(
+            r,
+            &contract::DB_POOL_MIN_CONNECTIONS,
             self.min_connections.clone(),
         );
-        r.register(
-            "perfstack_db_pool_max_connections",
-            "Pool maximum in force",
+        register_contract(
+            r,
+            &contract::DB_POOL_MAX_CONNECTIONS,
             self.max_connections.clone(),
         );
         r.register_with_unit(
@@ -172,30 +169,22 @@ impl RegisterMetrics for DbTelemetry {
             Unit::Seconds,
             self.idle_timeout_seconds.clone(),
         );
-        r.register(
-            "perfstack_db_pool_settings_generation",
-            "Generation of the tuning file in force (0: none)",
-            self.settings_generation.clone(),
-        );
+        let generation = self.settings_generation.clone();
+        register_contract(r, &contract::DB_POOL_SETTINGS_GENERATION, generation);
         r.register(
             "perfstack_db_pool_swaps",
             "Pools replaced by live resizing",
             self.pool_swaps.clone(),
         );
-        r.register(
-            "perfstack_db_pool_waiting",
-            "Tasks waiting to acquire a connection",
-            self.waiting.clone(),
-        );
-        r.register_with_unit(
-            "perfstack_db_pool_acquire_duration",
-            "Time to acquire a connection",
-            Unit::Seconds,
+        register_contract(r, &contract::DB_POOL_WAITING, self.waiting.clone());
+        register_contract(
+            r,
+            &contract::DB_POOL_ACQUIRE_DURATION,
             self.acquire_duration.clone(),
         );
-        r.register(
-            "perfstack_db_pool_acquire_timeouts",
-            "Acquires that timed out",
+        register_contract(
+            r,
+            &contract::DB_POOL_ACQUIRE_TIMEOUTS,
             self.acquire_timeouts.clone(),
         );
         r.register_with_unit(
@@ -209,15 +198,9 @@ impl RegisterMetrics for DbTelemetry {
             "Finished database operations by operation name and outcome",
             self.queries.clone(),
         );
-        r.register(
-            "perfstack_db_server_max_connections",
-            "max_connections of the PostgreSQL server (0 until first read)",
-            self.server_max_connections.clone(),
-        );
-        r.register(
-            "perfstack_db_server_reserved_connections",
-            "Server connection slots ordinary roles cannot use: superuser_reserved_connections plus reserved_connections (0 until first read)",
-            self.server_reserved_connections.clone(),
-        );
+        let max = self.server_max_connections.clone();
+        register_contract(r, &contract::DB_SERVER_MAX_CONNECTIONS, max);
+        let reserved = self.server_reserved_connections.clone();
+        register_contract(r, &contract::DB_SERVER_RESERVED_CONNECTIONS, reserved);
     }
 }

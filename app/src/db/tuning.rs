@@ -1,105 +1,28 @@
-//! The tuning file (docs/contract.md): pool settings the operator writes into a mounted ConfigMap.
-//! Parsing and validation are pure; [`watch`] polls the file and applies valid changes live.
+//! Applying the tuning file (docs/contract.md) live. What the file is, how it is parsed and which
+//! values it may hold is `perfstack_contract::tuning`; this module only decides whether a file read
+//! now changes what is in force, and [`watch`] polls the file and applies valid changes.
 use std::{path::PathBuf, time::Duration};
 
-use serde::Deserialize;
+use perfstack_contract::tuning::{TuningFile, TuningFileError};
 
-use super::{Db, PoolSettings};
-
-/// Largest accepted `maxConnections`.
-pub const MAX_CONNECTIONS_LIMIT: u32 = 500;
-/// Largest accepted `acquireTimeoutMs`.
-pub const MAX_ACQUIRE_TIMEOUT_MS: u64 = 600_000;
-
-/// The file as written by the operator.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TuningFile {
-    pub generation: u64,
-    pub pool: PoolSection,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PoolSection {
-    pub min_connections: u32,
-    pub max_connections: u32,
-    pub acquire_timeout_ms: u64,
-    pub idle_timeout_seconds: u64,
-}
-
-/// Why a tuning file was ignored.
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum TuningError {
-    #[error("the tuning file is not valid YAML for the expected shape: {0}")]
-    Parse(String),
-    #[error("pool.{field}: {message}")]
-    Invalid { field: &'static str, message: String },
-}
-
-fn invalid(field: &'static str, message: impl Into<String>) -> TuningError {
-    TuningError::Invalid {
-        field,
-        message: message.into(),
-    }
-}
-
-/// A valid file's generation and settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tuning {
-    pub generation: u64,
-    pub settings: PoolSettings,
-}
-
-/// Parses and validates the file text.
-pub fn parse(text: &str) -> Result<Tuning, TuningError> {
-    let file: TuningFile = serde_yaml::from_str(text).map_err(|err| TuningError::Parse(err.to_string()))?;
-    let pool = &file.pool;
-    if !(1..=MAX_CONNECTIONS_LIMIT).contains(&pool.max_connections) {
-        return Err(invalid(
-            "maxConnections",
-            format!("must be within 1..={MAX_CONNECTIONS_LIMIT}"),
-        ));
-    }
-    if pool.min_connections > pool.max_connections {
-        return Err(invalid(
-            "minConnections",
-            "must not be larger than maxConnections",
-        ));
-    }
-    if !(1..=MAX_ACQUIRE_TIMEOUT_MS).contains(&pool.acquire_timeout_ms) {
-        return Err(invalid(
-            "acquireTimeoutMs",
-            format!("must be within 1..={MAX_ACQUIRE_TIMEOUT_MS}"),
-        ));
-    }
-    Ok(Tuning {
-        generation: file.generation,
-        settings: PoolSettings {
-            min_connections: pool.min_connections,
-            max_connections: pool.max_connections,
-            acquire_timeout_ms: pool.acquire_timeout_ms,
-            idle_timeout_s: pool.idle_timeout_seconds,
-        },
-    })
-}
+use super::Db;
 
 /// What to do with a freshly read file, given what is in force.
 #[derive(Debug, PartialEq)]
 pub enum TuningDecision {
     /// Nothing changed.
     Keep,
-    /// Put these settings in force.
-    Apply(Tuning),
+    /// Put these settings (and this generation) in force.
+    Apply(TuningFile),
     /// The file is bad; keep the last good settings.
-    Ignore(TuningError),
+    Ignore(TuningFileError),
 }
 
 /// Pure decision: apply a valid file whose settings or generation differ from those in force.
-pub fn decide(text: &str, in_force: Tuning) -> TuningDecision {
-    match parse(text) {
-        Ok(tuning) if tuning == in_force => TuningDecision::Keep,
-        Ok(tuning) => TuningDecision::Apply(tuning),
+pub fn decide(text: &str, in_force: TuningFile) -> TuningDecision {
+    match TuningFile::parse(text) {
+        Ok(file) if file == in_force => TuningDecision::Keep,
+        Ok(file) => TuningDecision::Apply(file),
         Err(err) => TuningDecision::Ignore(err),
     }
 }
@@ -125,10 +48,10 @@ pub async fn watch(db: Db, path: PathBuf, interval: Duration) {
         if last_text.as_deref() == Some(text.as_str()) {
             continue;
         }
-        let (settings, generation) = db.settings();
-        match decide(&text, Tuning { generation, settings }) {
+        let (pool, generation) = db.settings();
+        match decide(&text, TuningFile { generation, pool }) {
             TuningDecision::Keep => {}
-            TuningDecision::Apply(tuning) => db.apply_settings(tuning.settings, tuning.generation),
+            TuningDecision::Apply(file) => db.apply_settings(file.pool, file.generation),
             TuningDecision::Ignore(err) => tracing::warn!(
                 path = %path.display(),
                 error = %err,
@@ -141,36 +64,36 @@ pub async fn watch(db: Db, path: PathBuf, interval: Duration) {
 
 #[cfg(test)]
 mod tests {
+    use perfstack_contract::tuning::PoolSettings;
+
     use super::*;
 
     const GOOD: &str = "generation: 4\npool:\n  minConnections: 2\n  maxConnections: 20\n  acquireTimeoutMs: 3000\n  idleTimeoutSeconds: 600\n";
 
-    fn in_force() -> Tuning {
-        Tuning {
+    /// What an app starts with: no tuning file (generation 0), the default pool of 2..10.
+    fn in_force() -> TuningFile {
+        TuningFile {
             generation: 0,
-            settings: PoolSettings {
-                min_connections: 2,
-                max_connections: 10,
-                acquire_timeout_ms: 3000,
-                idle_timeout_s: 600,
-            },
+            pool: PoolSettings::default(),
         }
     }
 
     #[test]
     fn contract_example_parses() {
-        let tuning = parse(GOOD).unwrap();
-        assert_eq!(tuning.generation, 4);
-        assert_eq!(tuning.settings.max_connections, 20);
-        assert_eq!(tuning.settings.idle_timeout_s, 600);
+        let TuningDecision::Apply(file) = decide(GOOD, in_force()) else {
+            panic!("expected apply");
+        };
+        assert_eq!(file.generation, 4);
+        assert_eq!(file.pool.max_connections, 20);
+        assert_eq!(file.pool.idle_timeout_seconds, 600);
     }
 
     #[test]
     fn changed_file_is_applied_and_same_file_kept() {
-        let TuningDecision::Apply(tuning) = decide(GOOD, in_force()) else {
+        let TuningDecision::Apply(file) = decide(GOOD, in_force()) else {
             panic!("expected apply");
         };
-        assert_eq!(decide(GOOD, tuning), TuningDecision::Keep);
+        assert_eq!(decide(GOOD, file), TuningDecision::Keep);
     }
 
     #[test]
@@ -186,14 +109,14 @@ mod tests {
         ];
         for (text, field) in cases {
             match decide(&text, in_force()) {
-                TuningDecision::Ignore(TuningError::Invalid { field: f, .. }) => assert_eq!(f, field),
+                TuningDecision::Ignore(TuningFileError::Invalid { field: f, .. }) => assert_eq!(f, field),
                 other => panic!("{field}: {other:?}"),
             }
         }
         for text in ["pool: [", "generation: 1\n", "generation: x\npool: {}"] {
             assert!(matches!(
                 decide(text, in_force()),
-                TuningDecision::Ignore(TuningError::Parse(_))
+                TuningDecision::Ignore(TuningFileError::Format(_))
             ));
         }
     }

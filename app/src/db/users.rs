@@ -1,4 +1,4 @@
-//! Users: row type, filters and queries.
+//! Users: row type, filters, what a patch changes, and the queries only users have.
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{FromRow, Postgres, QueryBuilder};
@@ -6,8 +6,8 @@ use utoipa::ToSchema;
 
 use super::{
     Db,
-    page::{Slice, Window},
-    totals::{ListTotals, TotalOf},
+    resource::{DependentTasks, Operations, Resource, operations, push_change, push_equal},
+    totals::{ListFilter, Table},
 };
 
 /// What a user may do.
@@ -101,13 +101,70 @@ pub struct UserFilter {
     pub role: Option<Role>,
 }
 
-const COLUMNS: &str = "id, email, username, first_name, last_name, role, status, created_at, updated_at";
+impl ListFilter for UserFilter {
+    fn free_text_bytes(&self) -> usize {
+        self.email.as_ref().map_or(0, String::len) + self.username.as_ref().map_or(0, String::len)
+    }
+}
+
+/// The user columns in `User` order (a macro so that `concat!` can build whole statements).
+macro_rules! columns {
+    () => {
+        "id, email, username, first_name, last_name, role, status, created_at, updated_at"
+    };
+}
+
+impl Resource for User {
+    const TABLE: Table = Table::Users;
+    const NOUN: &'static str = "user";
+    const COLUMNS: &'static str = columns!();
+    const FIELDS: &'static [&'static str] = FIELDS;
+    const OPS: Operations = operations!("users");
+    /// Their tasks lose the assignee (`ON DELETE SET NULL`).
+    const DEPENDENT_TASKS: Option<DependentTasks> = Some(DependentTasks {
+        op: "tasks.ids_by_assignee",
+        // language=PostgreSQL
+        sql: "SELECT id FROM tasks WHERE assignee_id = $1",
+    });
+    type Filter = UserFilter;
+    type Patch = UserPatch;
+
+    fn id(&self) -> i64 {
+        self.id
+    }
+
+    fn push_filters(qb: &mut QueryBuilder<'_, Postgres>, filter: &UserFilter) {
+        qb.push(" WHERE TRUE");
+        push_equal(qb, "email", &filter.email);
+        if let Some(username) = &filter.username {
+            qb.push(" AND lower(username) = lower(")
+                .push_bind(username.clone())
+                .push(")");
+        }
+        if let Some(status) = filter.status {
+            // A literal, not a parameter: the planner can then use the partial index
+            // idx_users_email_active even in a generic plan of the prepared statement.
+            qb.push(format_args!(" AND status = '{}'", status.as_sql()));
+        }
+        push_equal(qb, "role", &filter.role);
+    }
+
+    fn push_changes(qb: &mut QueryBuilder<'static, Postgres>, patch: &UserPatch) {
+        push_change(qb, "email", &patch.email);
+        push_change(qb, "username", &patch.username);
+        push_change(qb, "first_name", &patch.first_name);
+        push_change(qb, "last_name", &patch.last_name);
+        push_change(qb, "role", &patch.role);
+        push_change(qb, "status", &patch.status);
+    }
+}
 
 pub async fn create(db: &Db, new: &NewUser) -> Result<User, sqlx::Error> {
     // language=PostgreSQL
     let sql = &format!(
         "INSERT INTO users (email, username, first_name, last_name, role, status) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {}",
+        User::COLUMNS
     );
     db.timed("users.create", sql, |pool| async move {
         sqlx::query_as::<_, User>(sql)
@@ -123,22 +180,13 @@ pub async fn create(db: &Db, new: &NewUser) -> Result<User, sqlx::Error> {
     .await
 }
 
-pub async fn get(db: &Db, id: i64) -> Result<Option<User>, sqlx::Error> {
-    // language=PostgreSQL
-    let sql = &format!("SELECT {COLUMNS} FROM users WHERE id = $1");
-    db.timed("users.get", sql, |pool| async move {
-        sqlx::query_as::<_, User>(sql)
-            .bind(id)
-            .fetch_optional(&pool)
-            .await
-    })
-    .await
-}
-
 /// The login lookup: the active user with an email (`$1`), through `idx_users_email_active`.
 // language=PostgreSQL
-pub const ACTIVE_BY_EMAIL: &str = "SELECT id, email, username, first_name, last_name, role, status, \
-     created_at, updated_at FROM users WHERE email = $1 AND status = 'active'";
+pub const ACTIVE_BY_EMAIL: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM users WHERE email = $1 AND status = 'active'"
+);
 
 /// The active user with this email (the login lookup), through `idx_users_email_active`.
 pub async fn find_active_by_email(db: &Db, email: &str) -> Result<Option<User>, sqlx::Error> {
@@ -148,110 +196,6 @@ pub async fn find_active_by_email(db: &Db, email: &str) -> Result<Option<User>, 
             .bind(email)
             .fetch_optional(&pool)
             .await
-    })
-    .await
-}
-
-pub async fn update(db: &Db, id: i64, patch: &UserPatch) -> Result<Option<User>, sqlx::Error> {
-    let mut qb = QueryBuilder::<Postgres>::new("UPDATE users SET updated_at = now()");
-    if let Some(v) = &patch.email {
-        qb.push(", email = ").push_bind(v.clone());
-    }
-    if let Some(v) = &patch.username {
-        qb.push(", username = ").push_bind(v.clone());
-    }
-    if let Some(v) = &patch.first_name {
-        qb.push(", first_name = ").push_bind(v.clone());
-    }
-    if let Some(v) = &patch.last_name {
-        qb.push(", last_name = ").push_bind(v.clone());
-    }
-    if let Some(v) = patch.role {
-        qb.push(", role = ").push_bind(v);
-    }
-    if let Some(v) = patch.status {
-        qb.push(", status = ").push_bind(v);
-    }
-    qb.push(" WHERE id = ").push_bind(id);
-    qb.push(format_args!(" RETURNING {COLUMNS}"));
-    let sql = qb.sql().to_owned();
-    db.timed("users.update", &sql, |pool| async move {
-        qb.build_query_as::<User>().fetch_optional(&pool).await
-    })
-    .await
-}
-
-/// Deletes a user; `false` when there was none. Fails with a foreign-key violation on
-/// `projects_owner_id_fkey` while the user still owns projects.
-pub async fn delete(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
-    // language=PostgreSQL
-    let sql = "DELETE FROM users WHERE id = $1";
-    db.timed("users.delete", sql, |pool| async move {
-        let done = sqlx::query(sql).bind(id).execute(&pool).await?;
-        Ok(done.rows_affected() > 0)
-    })
-    .await
-}
-
-fn push_filters(qb: &mut QueryBuilder<'_, Postgres>, filter: &UserFilter) {
-    qb.push(" WHERE TRUE");
-    if let Some(email) = &filter.email {
-        qb.push(" AND email = ").push_bind(email.clone());
-    }
-    if let Some(username) = &filter.username {
-        qb.push(" AND lower(username) = lower(")
-            .push_bind(username.clone())
-            .push(")");
-    }
-    if let Some(status) = filter.status {
-        // A literal, not a parameter: the planner can then use the partial index
-        // idx_users_email_active even in a generic plan of the prepared statement.
-        qb.push(format_args!(" AND status = '{}'", status.as_sql()));
-    }
-    if let Some(role) = filter.role {
-        qb.push(" AND role = ").push_bind(role);
-    }
-}
-
-/// Appends the list query (users in id order) to `qb`; tests prefix it with `EXPLAIN`.
-pub fn push_list(qb: &mut QueryBuilder<'_, Postgres>, filter: &UserFilter, window: &Window<i64>) {
-    qb.push(format_args!("SELECT {COLUMNS} FROM users"));
-    push_filters(qb, filter);
-    if let Some(after) = window.after() {
-        qb.push(" AND id > ").push_bind(*after);
-    }
-    qb.push(" ORDER BY id");
-    window.push_limit(qb);
-}
-
-/// Users in id order; offset pages take their total from `totals`.
-pub async fn list(
-    db: &Db,
-    totals: &ListTotals,
-    filter: &UserFilter,
-    window: &Window<i64>,
-) -> Result<Slice<User>, sqlx::Error> {
-    let mut qb = QueryBuilder::<Postgres>::new("");
-    push_list(&mut qb, filter, window);
-    let sql = qb.sql().to_owned();
-    let rows = db
-        .timed("users.list", &sql, |pool| async move {
-            qb.build_query_as::<User>().fetch_all(&pool).await
-        })
-        .await?;
-    let total = totals
-        .for_window(window, TotalOf::Users(filter.clone()), || count(db, filter))
-        .await?;
-    Ok(Slice::from_rows(rows, window, total))
-}
-
-/// Rows matching `filter`: the exact `total` of an offset page (cached by [`ListTotals`]).
-pub async fn count(db: &Db, filter: &UserFilter) -> Result<i64, sqlx::Error> {
-    let mut qb = QueryBuilder::<Postgres>::new("SELECT count(*) FROM users");
-    push_filters(&mut qb, filter);
-    let sql = qb.sql().to_owned();
-    db.timed("users.count", &sql, |pool| async move {
-        qb.build_query_scalar::<i64>().fetch_one(&pool).await
     })
     .await
 }

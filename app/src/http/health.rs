@@ -1,5 +1,7 @@
-//! Probes: `/livez` (process up), `/readyz` (dependencies reachable), `/health` (JSON summary).
+//! Probes: `/livez` (process up), `/readyz` (dependencies reachable), `/health` (JSON summary); the
+//! paths are the ones the operator probes (`perfstack_contract::probes`).
 use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use perfstack_contract::probes;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -45,13 +47,13 @@ async fn database_up(state: &AppState) -> bool {
 
 /// Liveness: 200 while the process serves requests; it checks nothing else on purpose, so a
 /// database outage never makes Kubernetes restart healthy pods.
-#[utoipa::path(get, path = "/livez", tag = "health", responses((status = 200, body = String)))]
+#[utoipa::path(get, path = probes::LIVEZ, tag = "health", responses((status = 200, body = String)))]
 async fn livez() -> &'static str {
     "ok"
 }
 
 /// Readiness: 200 when every dependency answers, else 503 naming the ones that did not.
-#[utoipa::path(get, path = "/readyz", tag = "health", responses(
+#[utoipa::path(get, path = probes::READYZ, tag = "health", responses(
     (status = 200, body = String),
     (status = 503, body = super::error::Problem, content_type = "application/problem+json"),
 ))]
@@ -85,7 +87,7 @@ pub struct HealthReport {
 }
 
 /// Summary of the process and its dependencies; 503 when one is down.
-#[utoipa::path(get, path = "/health", tag = "health", responses(
+#[utoipa::path(get, path = probes::HEALTH, tag = "health", responses(
     (status = 200, body = HealthReport),
     (status = 503, body = HealthReport),
 ))]

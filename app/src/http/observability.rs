@@ -1,9 +1,6 @@
 //! `/metrics` (Prometheus text format) and the performance dashboard: its JSON at
 //! `/api/v1/performance/dashboard` and the page at `/dashboard`.
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Instant};
 
 use axum::{
     Json, Router,
@@ -12,6 +9,7 @@ use axum::{
     response::{Html, IntoResponse, Response},
     routing::get,
 };
+use perfstack_contract::probes;
 use serde::Serialize;
 use tokio::sync::Mutex;
 
@@ -27,7 +25,7 @@ const TOP_STATEMENTS: i64 = 10;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/metrics", get(metrics))
+        .route(probes::METRICS, get(metrics))
         .route("/api/v1/performance/dashboard", get(dashboard_json))
         .route("/dashboard", get(dashboard_page))
 }
@@ -165,7 +163,7 @@ async fn measure(state: &AppState) -> Dashboard {
 }
 
 async fn dashboard_json(State(state): State<AppState>) -> Json<Arc<Dashboard>> {
-    let max_age = Duration::from_millis(state.config.cache.dashboard_cache_ms);
+    let max_age = state.config.dashboard.max_age();
     let mut last = state.dashboard.last.lock().await;
     if let Some((at, dashboard)) = last.as_ref()
         && at.elapsed() < max_age

@@ -1,9 +1,7 @@
 //! `/api/v1/projects`: CRUD, the filtered list and a project's tasks by priority.
-use axum::{
-    extract::State,
-    http::{StatusCode, header},
-    response::IntoResponse,
-};
+use std::future::Future;
+
+use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -12,16 +10,15 @@ use super::{
     AppState,
     error::{ApiError, Problem},
     extract::{Json, Path, Query},
-    fields::FieldSet,
     pagination::{FieldsParam, ListParams, Page},
+    resource::{self, Writes, resource_routes},
     validate,
 };
-use crate::cache::entities::{self, Dependents};
 use crate::db::{
     self,
     projects::{NewProject, Project, ProjectFilter, ProjectKey, ProjectPatch, ProjectStatus},
-    tasks::{PriorityKey, Task, TaskStatus},
-    totals::Table,
+    resource::Resource,
+    tasks::{self as task_rows, PriorityKey, Task, TaskStatus},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -105,27 +102,6 @@ impl UpdateProject {
     }
 }
 
-/// Create a project.
-#[utoipa::path(post, path = "/projects", tag = "projects", request_body = CreateProject,
-    responses(
-        (status = 201, description = "Created; `Location` names the project", body = Project),
-        (status = 422, description = "Invalid field or unknown owner", body = Problem, content_type = "application/problem+json"),
-    ))]
-async fn create_project(
-    State(state): State<AppState>,
-    Json(body): Json<CreateProject>,
-) -> Result<impl IntoResponse, ApiError> {
-    let created = db::projects::create(&state.db, &body.validate()?).await;
-    state.totals.wrote(Table::Projects);
-    let project = created?;
-    let location = format!("/api/v1/projects/{}", project.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        axum::Json(project),
-    ))
-}
-
 /// List projects, newest first.
 #[utoipa::path(get, path = "/projects", tag = "projects", params(ListParams, ProjectListFilter),
     responses(
@@ -137,72 +113,35 @@ async fn list_projects(
     Query(params): Query<ListParams>,
     Query(filter): Query<ProjectListFilter>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let request = params.parse::<ProjectKey>(db::projects::FIELDS)?;
+    let request = params.parse::<ProjectKey>(Project::FIELDS)?;
     let filter = ProjectFilter {
         owner_id: filter.owner_id,
         status: filter.status,
     };
-    let slice = db::projects::list(&state.db, &state.totals, &filter, &request.window).await?;
-    Ok(axum::Json(request.respond(slice, |p| (p.created_at, p.id))?))
+    resource::page::<Project, _>(&state, Project::OPS.list, &request, &filter).await
 }
 
-/// Get one project.
-#[utoipa::path(get, path = "/projects/{id}", tag = "projects", params(("id" = i64, Path), FieldsParam),
-    responses(
-        (status = 200, body = Project),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-    ))]
-async fn get_project(
-    State(state): State<AppState>,
-    Path(id): Path<i64>,
-    Query(fields): Query<FieldsParam>,
-) -> Result<impl IntoResponse, ApiError> {
-    let fields = FieldSet::parse(fields.fields.as_deref(), db::projects::FIELDS)?;
-    let project = entities::project(&state.cache, &state.db, id)
-        .await?
-        .ok_or(ApiError::NotFound("project"))?;
-    Ok(axum::Json(fields.project(&project)?))
-}
+impl Writes for Project {
+    type New = NewProject;
 
-/// Change some fields of a project.
-#[utoipa::path(patch, path = "/projects/{id}", tag = "projects", params(("id" = i64, Path)),
-    request_body = UpdateProject,
-    responses(
-        (status = 200, body = Project),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-    ))]
-async fn update_project(
-    State(state): State<AppState>,
-    Path(id): Path<i64>,
-    Json(body): Json<UpdateProject>,
-) -> Result<impl IntoResponse, ApiError> {
-    let updated = db::projects::update(&state.db, id, &body.validate()?).await;
-    state.totals.wrote(Table::Projects);
-    entities::evict(&state.cache, entities::PROJECT, id).await;
-    let project = updated?.ok_or(ApiError::NotFound("project"))?;
-    Ok(axum::Json(project))
-}
-
-/// Delete a project and its tasks.
-#[utoipa::path(delete, path = "/projects/{id}", tag = "projects", params(("id" = i64, Path)),
-    responses(
-        (status = 204, description = "Deleted"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-    ))]
-async fn delete_project(State(state): State<AppState>, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
-    let tasks = entities::dependent_tasks(&state.db, Dependents::InProject(id)).await?;
-    let deleted = db::projects::delete(&state.db, id).await;
-    // Its tasks go with it (ON DELETE CASCADE).
-    state.totals.wrote(Table::Projects);
-    state.totals.wrote(Table::Tasks);
-    entities::evict(&state.cache, entities::PROJECT, id).await;
-    entities::evict_tasks(&state.cache, &tasks).await;
-    if deleted? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound("project"))
+    fn insert(
+        state: &AppState,
+        new: &NewProject,
+    ) -> impl Future<Output = Result<Project, sqlx::Error>> + Send {
+        db::projects::create(&state.db, new)
     }
+}
+
+resource_routes! {
+    Project at "/projects" and "/projects/{id}", tag "projects";
+    /// Create a project.
+    create_project(CreateProject) invalid "Invalid field or unknown owner" also();
+    /// Get one project.
+    get_project;
+    /// Change some fields of a project.
+    update_project(UpdateProject) also();
+    /// Delete a project and its tasks.
+    delete_project also();
 }
 
 /// A project's tasks, most urgent (highest priority) first; `?status=` narrows to one status.
@@ -218,11 +157,10 @@ async fn list_project_tasks(
     Query(params): Query<ListParams>,
     Query(filter): Query<ProjectTasksFilter>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let request = params.parse::<PriorityKey>(db::tasks::FIELDS)?;
+    let request = params.parse::<PriorityKey>(Task::FIELDS)?;
     if !db::projects::exists(&state.db, id).await? {
         return Err(ApiError::NotFound("project"));
     }
-    let slice =
-        db::tasks::list_for_project(&state.db, &state.totals, id, filter.status, &request.window).await?;
-    Ok(axum::Json(request.respond(slice, |t| (t.priority, t.id))?))
+    let filter = task_rows::of_project(id, filter.status);
+    resource::page::<Task, _>(&state, task_rows::LIST_FOR_PROJECT, &request, &filter).await
 }

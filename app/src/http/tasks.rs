@@ -1,9 +1,7 @@
 //! `/api/v1/tasks`: CRUD and the filtered list (by project, assignee, status, priority, text).
-use axum::{
-    extract::State,
-    http::{StatusCode, header},
-    response::IntoResponse,
-};
+use std::future::Future;
+
+use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use chrono::NaiveDate;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -13,16 +11,14 @@ use super::{
     AppState,
     error::{ApiError, Problem},
     extract::{Json, Path, Query},
-    fields::FieldSet,
     pagination::{FieldsParam, ListParams, Page},
+    resource::{self, Writes, resource_routes},
     validate,
 };
 use crate::{
-    cache::entities,
     db::{
-        self,
+        resource::Resource,
         tasks::{NewTask, Task, TaskFilter, TaskPatch, TaskStatus},
-        totals::Table,
     },
     jobs::notify,
 };
@@ -137,28 +133,6 @@ impl UpdateTask {
     }
 }
 
-/// Create a task.
-#[utoipa::path(post, path = "/tasks", tag = "tasks", request_body = CreateTask,
-    responses(
-        (status = 201, description = "Created; `Location` names the task", body = Task),
-        (status = 422, description = "Invalid field, unknown project or assignee", body = Problem, content_type = "application/problem+json"),
-    ))]
-async fn create_task(
-    State(state): State<AppState>,
-    Json(body): Json<CreateTask>,
-) -> Result<impl IntoResponse, ApiError> {
-    // With an assignee, the email request commits with the task (see jobs::notify).
-    let created = notify::create_task(&state.db, state.jobs.as_ref(), &body.validate()?).await;
-    state.totals.wrote(Table::Tasks);
-    let task = created?;
-    let location = format!("/api/v1/tasks/{}", task.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        axum::Json(task),
-    ))
-}
-
 /// List tasks in id order, optionally filtered.
 #[utoipa::path(get, path = "/tasks", tag = "tasks", params(ListParams, TaskListFilter),
     responses(
@@ -170,7 +144,7 @@ async fn list_tasks(
     Query(params): Query<ListParams>,
     Query(filter): Query<TaskListFilter>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let request = params.parse::<i64>(db::tasks::FIELDS)?;
+    let request = params.parse::<i64>(Task::FIELDS)?;
     let priority = match filter.priority {
         Some(p) => Some(validate::priority(p).map_err(|_| {
             ApiError::bad_request(Some("priority".to_owned()), "priority is between 0 and 4")
@@ -184,64 +158,35 @@ async fn list_tasks(
         priority,
         search: filter.q.filter(|q| !q.trim().is_empty()),
     };
-    let slice = db::tasks::list(&state.db, &state.totals, &filter, &request.window).await?;
-    Ok(axum::Json(request.respond(slice, |t| t.id)?))
+    resource::page::<Task, _>(&state, Task::OPS.list, &request, &filter).await
 }
 
-/// Get one task.
-#[utoipa::path(get, path = "/tasks/{id}", tag = "tasks", params(("id" = i64, Path), FieldsParam),
-    responses(
-        (status = 200, body = Task),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-    ))]
-async fn get_task(
-    State(state): State<AppState>,
-    Path(id): Path<i64>,
-    Query(fields): Query<FieldsParam>,
-) -> Result<impl IntoResponse, ApiError> {
-    let fields = FieldSet::parse(fields.fields.as_deref(), db::tasks::FIELDS)?;
-    let task = entities::task(&state.cache, &state.db, id)
-        .await?
-        .ok_or(ApiError::NotFound("task"))?;
-    Ok(axum::Json(fields.project(&task)?))
-}
+/// Tasks are written with the assignment email they request (see `jobs::notify`): both commit, or
+/// neither does.
+impl Writes for Task {
+    type New = NewTask;
 
-/// Change some fields of a task.
-#[utoipa::path(patch, path = "/tasks/{id}", tag = "tasks", params(("id" = i64, Path)),
-    request_body = UpdateTask,
-    responses(
-        (status = 200, body = Task),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-    ))]
-async fn update_task(
-    State(state): State<AppState>,
-    Path(id): Path<i64>,
-    Json(body): Json<UpdateTask>,
-) -> Result<impl IntoResponse, ApiError> {
-    let patch = body.validate()?;
-    // A new assignee's email request commits with the change (see jobs::notify); the cache entry
-    // is evicted once the write has ended, committed or not.
-    let updated = notify::update_task(&state.db, state.jobs.as_ref(), id, &patch).await;
-    state.totals.wrote(Table::Tasks);
-    entities::evict(&state.cache, entities::TASK, id).await;
-    let task = updated?.ok_or(ApiError::NotFound("task"))?;
-    Ok(axum::Json(task))
-}
-
-/// Delete a task.
-#[utoipa::path(delete, path = "/tasks/{id}", tag = "tasks", params(("id" = i64, Path)),
-    responses(
-        (status = 204, description = "Deleted"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-    ))]
-async fn delete_task(State(state): State<AppState>, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
-    let deleted = db::tasks::delete(&state.db, id).await;
-    state.totals.wrote(Table::Tasks);
-    entities::evict(&state.cache, entities::TASK, id).await;
-    if deleted? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound("task"))
+    fn insert(state: &AppState, new: &NewTask) -> impl Future<Output = Result<Task, sqlx::Error>> + Send {
+        notify::create_task(&state.db, state.jobs.as_ref(), new)
     }
+
+    fn apply(
+        state: &AppState,
+        id: i64,
+        patch: &TaskPatch,
+    ) -> impl Future<Output = Result<Option<Task>, sqlx::Error>> + Send {
+        notify::update_task(&state.db, state.jobs.as_ref(), id, patch)
+    }
+}
+
+resource_routes! {
+    Task at "/tasks" and "/tasks/{id}", tag "tasks";
+    /// Create a task.
+    create_task(CreateTask) invalid "Invalid field, unknown project or assignee" also();
+    /// Get one task.
+    get_task;
+    /// Change some fields of a task.
+    update_task(UpdateTask) also();
+    /// Delete a task.
+    delete_task also();
 }

@@ -1,9 +1,7 @@
 //! `/api/v1/users`: CRUD, the filtered list and the tasks assigned to a user.
-use axum::{
-    extract::State,
-    http::{StatusCode, header},
-    response::IntoResponse,
-};
+use std::future::Future;
+
+use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -13,13 +11,13 @@ use super::{
     error::{ApiError, Problem},
     extract::{Json, Path, Query},
     pagination::{FieldsParam, ListParams, Page},
+    resource::{self, Writes, resource_routes},
     validate,
 };
-use crate::cache::entities::{self, Dependents};
 use crate::db::{
     self,
-    tasks::{DueDateKey, Task},
-    totals::Table,
+    resource::Resource,
+    tasks::{self as task_rows, DueDateKey, Task},
     users::{NewUser, Role, User, UserFilter, UserPatch, UserStatus},
 };
 
@@ -109,28 +107,6 @@ impl UpdateUser {
     }
 }
 
-/// Create a user.
-#[utoipa::path(post, path = "/users", tag = "users", request_body = CreateUser,
-    responses(
-        (status = 201, description = "Created; `Location` names the user", body = User),
-        (status = 409, description = "Email or username taken", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
-    ))]
-async fn create_user(
-    State(state): State<AppState>,
-    Json(body): Json<CreateUser>,
-) -> Result<impl IntoResponse, ApiError> {
-    let created = db::users::create(&state.db, &body.validate()?).await;
-    state.totals.wrote(Table::Users);
-    let user = created?;
-    let location = format!("/api/v1/users/{}", user.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        axum::Json(user),
-    ))
-}
-
 /// List users in id order, paged by `page`/`limit` or by `cursor`.
 #[utoipa::path(get, path = "/users", tag = "users", params(ListParams, UserListFilter),
     responses(
@@ -142,73 +118,25 @@ async fn list_users(
     Query(params): Query<ListParams>,
     Query(filter): Query<UserListFilter>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let request = params.parse::<i64>(db::users::FIELDS)?;
+    let request = params.parse::<i64>(User::FIELDS)?;
     let filter = UserFilter {
         email: filter.email.map(|e| e.trim().to_lowercase()),
         username: filter.username,
         status: filter.status,
         role: filter.role,
     };
-    let slice = db::users::list(&state.db, &state.totals, &filter, &request.window).await?;
-    Ok(axum::Json(request.respond(slice, |u| u.id)?))
+    resource::page::<User, _>(&state, User::OPS.list, &request, &filter).await
 }
 
-/// Get one user.
-#[utoipa::path(get, path = "/users/{id}", tag = "users", params(("id" = i64, Path), FieldsParam),
-    responses(
-        (status = 200, body = User),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-    ))]
-async fn get_user(
-    State(state): State<AppState>,
-    Path(id): Path<i64>,
-    Query(fields): Query<FieldsParam>,
-) -> Result<impl IntoResponse, ApiError> {
-    let fields = super::fields::FieldSet::parse(fields.fields.as_deref(), db::users::FIELDS)?;
-    let user = entities::user(&state.cache, &state.db, id)
-        .await?
-        .ok_or(ApiError::NotFound("user"))?;
-    Ok(axum::Json(fields.project(&user)?))
-}
+/// Deleting a user who owns projects is a conflict, not a validation error.
+impl Writes for User {
+    type New = NewUser;
 
-/// Change some fields of a user.
-#[utoipa::path(patch, path = "/users/{id}", tag = "users", params(("id" = i64, Path)),
-    request_body = UpdateUser,
-    responses(
-        (status = 200, body = User),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-    ))]
-async fn update_user(
-    State(state): State<AppState>,
-    Path(id): Path<i64>,
-    Json(body): Json<UpdateUser>,
-) -> Result<impl IntoResponse, ApiError> {
-    let updated = db::users::update(&state.db, id, &body.validate()?).await;
-    state.totals.wrote(Table::Users);
-    entities::evict(&state.cache, entities::USER, id).await;
-    let user = updated?.ok_or(ApiError::NotFound("user"))?;
-    Ok(axum::Json(user))
-}
+    fn insert(state: &AppState, new: &NewUser) -> impl Future<Output = Result<User, sqlx::Error>> + Send {
+        db::users::create(&state.db, new)
+    }
 
-/// Delete a user. Tasks assigned to them become unassigned; a user who owns projects cannot be
-/// deleted (409) until the projects are moved or deleted.
-#[utoipa::path(delete, path = "/users/{id}", tag = "users", params(("id" = i64, Path)),
-    responses(
-        (status = 204, description = "Deleted"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The user still owns projects", body = Problem, content_type = "application/problem+json"),
-    ))]
-async fn delete_user(State(state): State<AppState>, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
-    let assigned = entities::dependent_tasks(&state.db, Dependents::AssignedTo(id)).await?;
-    let deleted = db::users::delete(&state.db, id).await;
-    // Their tasks lose the assignee (ON DELETE SET NULL): per-assignee task totals change too.
-    state.totals.wrote(Table::Users);
-    state.totals.wrote(Table::Tasks);
-    entities::evict(&state.cache, entities::USER, id).await;
-    entities::evict_tasks(&state.cache, &assigned).await;
-    let deleted = deleted.map_err(|err| {
+    fn delete_failed(err: sqlx::Error) -> ApiError {
         let owns_projects = err
             .as_database_error()
             .and_then(|e| e.constraint())
@@ -218,12 +146,24 @@ async fn delete_user(State(state): State<AppState>, Path(id): Path<i64>) -> Resu
         } else {
             ApiError::from(err)
         }
-    })?;
-    if deleted {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound("user"))
     }
+}
+
+resource_routes! {
+    User at "/users" and "/users/{id}", tag "users";
+    /// Create a user.
+    create_user(CreateUser) invalid "Invalid field" also(
+        (status = 409, description = "Email or username taken", body = Problem, content_type = "application/problem+json"),
+    );
+    /// Get one user.
+    get_user;
+    /// Change some fields of a user.
+    update_user(UpdateUser) also((status = 409, body = Problem, content_type = "application/problem+json"),);
+    /// Delete a user. Tasks assigned to them become unassigned; a user who owns projects cannot be
+    /// deleted (409) until the projects are moved or deleted.
+    delete_user also(
+        (status = 409, description = "The user still owns projects", body = Problem, content_type = "application/problem+json"),
+    );
 }
 
 /// Tasks assigned to a user, soonest due date first (undated last).
@@ -237,10 +177,10 @@ async fn list_user_tasks(
     Path(id): Path<i64>,
     Query(params): Query<ListParams>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let request = params.parse::<DueDateKey>(db::tasks::FIELDS)?;
-    if db::users::get(&state.db, id).await?.is_none() {
+    let request = params.parse::<DueDateKey>(Task::FIELDS)?;
+    if db::resource::get::<User>(&state.db, id).await?.is_none() {
         return Err(ApiError::NotFound("user"));
     }
-    let slice = db::tasks::list_for_assignee(&state.db, &state.totals, id, &request.window).await?;
-    Ok(axum::Json(request.respond(slice, |t| (t.due_date, t.id))?))
+    let filter = task_rows::of_assignee(id);
+    resource::page::<Task, _>(&state, task_rows::LIST_FOR_ASSIGNEE, &request, &filter).await
 }

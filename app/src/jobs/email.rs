@@ -2,14 +2,13 @@
 //! written to the `outbox` table. Either way one row per job id records the email, so a job that
 //! runs twice does not write twice (and, with SMTP, sends twice only if the process dies between
 //! the SMTP answer and the row: at least once, as SMTP allows).
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor, message::Mailbox};
-use secrecy::ExposeSecret;
+use lettre::{AsyncTransport, Message, message::Mailbox};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    JobContext, JobsConfig, JobsError,
+    handler::{self, JobContext, JobFailure, JobHandler},
+    mailer::Mailer,
     store::ClaimedJob,
-    worker::{JobFailure, JobHandler},
 };
 
 /// Payload of an `email` job.
@@ -18,38 +17,6 @@ use super::{
 pub enum EmailJob {
     /// A task was assigned to a user: tell them.
     TaskAssigned { task_id: i64, assignee_id: i64 },
-}
-
-/// How emails leave the process.
-#[derive(Clone)]
-pub enum Mailer {
-    /// No SMTP configured: emails go to the `outbox` table only.
-    Outbox,
-    Smtp {
-        transport: AsyncSmtpTransport<Tokio1Executor>,
-        from: Mailbox,
-    },
-}
-
-impl Mailer {
-    /// SMTP when `SMTP_URL` is set, else the outbox.
-    pub fn from_config(cfg: &JobsConfig) -> Result<Self, JobsError> {
-        let Some(url) = &cfg.smtp_url else {
-            return Ok(Self::Outbox);
-        };
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
-            .map_err(JobsError::Smtp)?
-            .build();
-        let from = cfg.mail_from.parse().map_err(|_| JobsError::MailFrom)?;
-        Ok(Self::Smtp { transport, from })
-    }
-
-    fn transport_name(&self) -> &'static str {
-        match self {
-            Self::Outbox => "outbox",
-            Self::Smtp { .. } => "smtp",
-        }
-    }
 }
 
 /// An email ready to go.
@@ -161,13 +128,12 @@ impl EmailHandler {
 }
 
 fn outbox_result(id: i64) -> serde_json::Value {
-    serde_json::json!({ "outboxId": id, "href": format!("/api/v1/outbox/{id}") })
+    handler::effect_at("outboxId", "outbox", id)
 }
 
 impl JobHandler for EmailHandler {
     async fn handle(&self, job: &ClaimedJob) -> Result<serde_json::Value, JobFailure> {
-        let payload: EmailJob = serde_json::from_value(job.payload.clone())
-            .map_err(|e| JobFailure::permanent(format!("not an email job: {e}")))?;
+        let payload: EmailJob = handler::payload(job, "not an email job")?;
         if let Some(id) = self.recorded(job).await? {
             return Ok(outbox_result(id));
         }
@@ -198,31 +164,6 @@ impl JobHandler for EmailHandler {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn config(args: &[&str]) -> JobsConfig {
-        #[derive(clap::Parser)]
-        struct Flags {
-            #[command(flatten)]
-            jobs: JobsConfig,
-        }
-        let mut all = vec!["test"];
-        all.extend_from_slice(args);
-        <Flags as clap::Parser>::parse_from(all).jobs
-    }
-
-    // The SMTP pool spawns its reaper on the runtime, hence tokio::test.
-    #[tokio::test]
-    async fn smtp_is_used_only_when_configured_and_its_secret_stays_hidden() {
-        assert!(matches!(Mailer::from_config(&config(&[])), Ok(Mailer::Outbox)));
-        let smtp = config(&["--smtp-url", "smtps://mailer:hunter2@mail.example.com:465"]);
-        assert!(matches!(Mailer::from_config(&smtp), Ok(Mailer::Smtp { .. })));
-        assert!(!format!("{smtp:?}").contains("hunter2"));
-        let bad = config(&["--smtp-url", "gopher://mailer:hunter2@mail.example.com"]);
-        let err = Mailer::from_config(&bad).err().expect("not an SMTP URL");
-        assert!(!format!("{err} {err:?}").contains("hunter2"));
-        let bad_from = config(&["--smtp-url", "smtp://mail.example.com", "--mail-from", "nobody"]);
-        assert!(matches!(Mailer::from_config(&bad_from), Err(JobsError::MailFrom)));
-    }
 
     #[test]
     fn payload_has_a_stable_json_shape() {

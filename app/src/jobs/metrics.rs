@@ -1,31 +1,18 @@
 //! Job metrics: queue depth, attempt durations and outcomes, retries, dead letters, recovered leases.
 //! [`JobMetrics::register`] adds them to the app's prometheus-client registry (names in docs/metrics.md).
 use prometheus_client::{
-    encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 
-use super::{Queue, store::QueueDepth};
+use super::{record::Queue, store::QueueDepth};
+use crate::metrics::{RegisterMetrics, StaticLabels};
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct QueueLabels {
-    pub queue: String,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OutcomeLabels {
-    pub queue: String,
-    /// `succeeded`, `failed` or `timed_out`.
-    pub outcome: String,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct DepthLabels {
-    pub queue: String,
-    /// `ready`, `scheduled`, `running` or `dead`.
-    pub state: String,
-}
+/// `{queue="email"}`.
+type QueueLabel = StaticLabels<1>;
+/// `{queue="email",outcome="succeeded"}`: `succeeded`, `failed` or `timed_out`; or
+/// `{queue="email",state="ready"}`: `ready`, `scheduled`, `running` or `dead`.
+type QueueAnd = StaticLabels<2>;
 
 fn duration_histogram() -> Histogram {
     // 5 ms .. ~5.5 min: emails take milliseconds, reports up to their 5 minute timeout.
@@ -37,13 +24,13 @@ fn duration_histogram() -> Histogram {
 /// The job metric families. Cheap to clone (shared inside).
 #[derive(Clone)]
 pub struct JobMetrics {
-    attempts: Family<OutcomeLabels, Counter>,
-    duration: Family<QueueLabels, Histogram, fn() -> Histogram>,
-    retries: Family<QueueLabels, Counter>,
-    dead_letters: Family<QueueLabels, Counter>,
-    recovered: Family<QueueLabels, Counter>,
-    in_flight: Family<QueueLabels, Gauge>,
-    depth: Family<DepthLabels, Gauge>,
+    attempts: Family<QueueAnd, Counter>,
+    duration: Family<QueueLabel, Histogram, fn() -> Histogram>,
+    retries: Family<QueueLabel, Counter>,
+    dead_letters: Family<QueueLabel, Counter>,
+    recovered: Family<QueueLabel, Counter>,
+    in_flight: Family<QueueLabel, Gauge>,
+    depth: Family<QueueAnd, Gauge>,
 }
 
 impl Default for JobMetrics {
@@ -60,13 +47,11 @@ impl Default for JobMetrics {
     }
 }
 
-fn queue_labels(queue: Queue) -> QueueLabels {
-    QueueLabels {
-        queue: queue.as_str().to_owned(),
-    }
+fn queue_labels(queue: Queue) -> QueueLabel {
+    [("queue", queue.as_str())]
 }
 
-impl crate::metrics::RegisterMetrics for JobMetrics {
+impl RegisterMetrics for JobMetrics {
     fn register(&self, registry: &mut Registry) {
         JobMetrics::register(self, registry);
     }
@@ -114,10 +99,7 @@ impl JobMetrics {
 
     pub fn attempt_finished(&self, queue: Queue, outcome: &'static str, seconds: f64) {
         self.attempts
-            .get_or_create(&OutcomeLabels {
-                queue: queue.as_str().to_owned(),
-                outcome: outcome.to_owned(),
-            })
+            .get_or_create(&[("queue", queue.as_str()), ("outcome", outcome)])
             .inc();
         self.duration.get_or_create(&queue_labels(queue)).observe(seconds);
     }
@@ -148,10 +130,7 @@ impl JobMetrics {
             ("dead", depth.dead),
         ] {
             self.depth
-                .get_or_create(&DepthLabels {
-                    queue: queue.as_str().to_owned(),
-                    state: state.to_owned(),
-                })
+                .get_or_create(&[("queue", queue.as_str()), ("state", state)])
                 .set(i64::try_from(value).unwrap_or(i64::MAX));
         }
     }

@@ -2,9 +2,14 @@
 //! email in the same transaction as the task change (see `jobs::relay`, docs/jobs.md).
 use sqlx::PgExecutor;
 
-use super::{JobId, JobQueue, Queue, email::EmailJob, relay};
+use super::{
+    email::EmailJob,
+    queue::JobQueue,
+    record::{JobId, Queue},
+    relay,
+};
 use crate::db::{
-    Db,
+    Db, resource,
     tasks::{self, NewTask, Task, TaskPatch},
 };
 
@@ -66,7 +71,7 @@ pub async fn create_task(db: &Db, jobs: Option<&JobQueue>, new: &NewTask) -> Res
 /// assignee before the change, writes the patch and requests the email if the assignee is new:
 /// concurrent PATCHes of one task take turns, so assigning the same user twice at once emails
 /// once, and a crash leaves either both the change and its request or neither. Otherwise it is
-/// the single `UPDATE` of [`tasks::update`].
+/// the single `UPDATE` of [`resource::update`].
 pub async fn update_task(
     db: &Db,
     jobs: Option<&JobQueue>,
@@ -74,7 +79,7 @@ pub async fn update_task(
     patch: &TaskPatch,
 ) -> Result<Option<Task>, sqlx::Error> {
     if jobs.is_none() || !matches!(patch.assignee_id, Some(Some(_))) {
-        return tasks::update(db, id, patch).await;
+        return resource::update::<Task>(db, id, patch).await;
     }
     let mut tx = db.begin("tasks.update_assignee", ASSIGN_AND_REQUEST).await?;
     let Some(before) = tasks::lock_assignee(tx.conn(), id).await? else {

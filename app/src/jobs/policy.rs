@@ -2,6 +2,9 @@
 //! Pure decisions, no I/O, so the rules are tested on their own.
 use std::time::Duration;
 
+use super::record::Queue;
+use crate::config::JobsConfig;
+
 /// How a queue treats its jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueuePolicy {
@@ -27,6 +30,29 @@ pub enum AfterFailure {
 }
 
 impl QueuePolicy {
+    /// The policy `config` sets for `queue`.
+    pub fn for_queue(config: &JobsConfig, queue: Queue) -> Self {
+        let (concurrency, max_attempts, timeout_ms) = match queue {
+            Queue::Email => (
+                config.email_concurrency,
+                config.email_max_attempts,
+                config.email_timeout_ms,
+            ),
+            Queue::Report => (
+                config.report_concurrency,
+                config.report_max_attempts,
+                config.report_timeout_ms,
+            ),
+        };
+        Self {
+            concurrency: concurrency.max(1),
+            max_attempts: max_attempts.max(1),
+            base_delay: Duration::from_millis(config.retry_base_delay_ms),
+            max_delay: Duration::from_millis(config.retry_max_delay_ms.max(config.retry_base_delay_ms)),
+            timeout: Duration::from_millis(timeout_ms.max(1)),
+        }
+    }
+
     /// Decides the fate of a job whose attempt number `attempt` (1-based) failed.
     pub fn after_failure(&self, attempt: u32, permanent: bool) -> AfterFailure {
         if permanent || attempt >= self.max_attempts {

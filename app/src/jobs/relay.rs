@@ -4,7 +4,12 @@
 //! repeats a no-op.
 use sqlx::{PgExecutor, types::Json};
 
-use super::{JobId, JobQueue, JobsError, Queue};
+use super::{
+    error::JobsError,
+    policy::QueuePolicy,
+    queue::JobQueue,
+    record::{JobId, Queue},
+};
 use crate::db::Db;
 
 /// Records a job to enqueue once the caller's transaction commits (nothing if it rolls back).
@@ -47,7 +52,7 @@ pub async fn relay_batch(db: &Db, jobs: &JobQueue, limit: i64) -> Result<usize, 
         let id = JobId::from_stored(row.job_id.clone());
         // The CHECK constraint keeps unknown queues out; skip (and drop) one defensively.
         if let Some(queue) = Queue::parse(&row.queue) {
-            let max_attempts = jobs.config.policy(queue).max_attempts;
+            let max_attempts = QueuePolicy::for_queue(&jobs.config, queue).max_attempts;
             jobs.store
                 .enqueue(&id, queue, &row.payload.0, max_attempts)
                 .await?;

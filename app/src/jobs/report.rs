@@ -5,9 +5,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 
 use super::{
-    JobContext,
+    handler::{self, JobContext, JobFailure, JobHandler},
     store::ClaimedJob,
-    worker::{JobFailure, JobHandler},
 };
 
 /// What `POST /api/v1/reports` accepts, and the payload of a `report` job:
@@ -187,13 +186,12 @@ impl ReportHandler {
 }
 
 fn report_result(id: i64) -> serde_json::Value {
-    serde_json::json!({ "reportId": id, "href": format!("/api/v1/reports/{id}") })
+    handler::effect_at("reportId", "reports", id)
 }
 
 impl JobHandler for ReportHandler {
     async fn handle(&self, job: &ClaimedJob) -> Result<serde_json::Value, JobFailure> {
-        let request: ReportRequest = serde_json::from_value(job.payload.clone())
-            .map_err(|e| JobFailure::permanent(format!("not a report request: {e}")))?;
+        let request: ReportRequest = handler::payload(job, "not a report request")?;
         let pool = self.ctx.db.pool();
         let mut tx = pool.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")

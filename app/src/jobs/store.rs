@@ -8,9 +8,12 @@
 //! Scripts build job keys from the prefix, so all keys must live on one Redis node (no cluster).
 use std::{collections::HashMap, time::Duration};
 
-use redis::{AsyncCommands, Script, aio::ConnectionManager};
+use redis::{AsyncCommands, Script, ScriptInvocation, aio::ConnectionManager};
 
-use super::{JobId, JobRecord, JobState, JobsError, Queue};
+use super::{
+    error::JobsError,
+    record::{JobId, JobRecord, JobState, Queue},
+};
 
 /// A job leased to a worker for one attempt.
 #[derive(Debug, Clone)]
@@ -108,6 +111,15 @@ impl JobStore {
         format!("{}:q:{}:{}", self.prefix, queue.as_str(), place)
     }
 
+    /// `script`, its first keys the places of `queue` it moves jobs between (in this order).
+    fn between<'s>(&self, script: &'s Script, queue: Queue, places: &[&str]) -> ScriptInvocation<'s> {
+        let mut invocation = script.prepare_invoke();
+        for place in places {
+            invocation.key(self.queue_key(queue, place));
+        }
+        invocation
+    }
+
     /// Adds a job at the tail of `queue`. Returns false when a job with this id existed already.
     pub async fn enqueue(
         &self,
@@ -133,11 +145,7 @@ impl JobStore {
     /// Leases the next ready (or due) job of `queue` for `lease`; `None` when there is none.
     pub async fn claim(&self, queue: Queue, lease: Duration) -> Result<Option<ClaimedJob>, JobsError> {
         let claimed: Option<(String, String, u32, u32)> = self
-            .scripts
-            .claim
-            .key(self.queue_key(queue, "ready"))
-            .key(self.queue_key(queue, "scheduled"))
-            .key(self.queue_key(queue, "running"))
+            .between(&self.scripts.claim, queue, &["ready", "scheduled", "running"])
             .arg(self.job_prefix())
             .arg(millis(lease))
             .invoke_async(&mut self.conn.clone())
@@ -178,11 +186,7 @@ impl JobStore {
             Outcome::Dead { error } => ("dead", error.clone(), 0),
         };
         let recorded: i64 = self
-            .scripts
-            .finish
-            .key(self.queue_key(job.queue, "running"))
-            .key(self.queue_key(job.queue, "scheduled"))
-            .key(self.queue_key(job.queue, "dead"))
+            .between(&self.scripts.finish, job.queue, &["running", "scheduled", "dead"])
             .key(self.job_key(&job.id))
             .arg(job.id.as_str())
             .arg(job.attempt)
@@ -198,11 +202,7 @@ impl JobStore {
     /// last attempt). Returns (requeued, dead-lettered).
     pub async fn reap(&self, queue: Queue) -> Result<(u64, u64), JobsError> {
         let counts: (u64, u64) = self
-            .scripts
-            .reap
-            .key(self.queue_key(queue, "running"))
-            .key(self.queue_key(queue, "ready"))
-            .key(self.queue_key(queue, "dead"))
+            .between(&self.scripts.reap, queue, &["running", "ready", "dead"])
             .arg(self.job_prefix())
             .invoke_async(&mut self.conn.clone())
             .await?;
@@ -215,10 +215,7 @@ impl JobStore {
             return Ok(false);
         };
         let revived: i64 = self
-            .scripts
-            .revive
-            .key(self.queue_key(job.queue, "dead"))
-            .key(self.queue_key(job.queue, "ready"))
+            .between(&self.scripts.revive, job.queue, &["dead", "ready"])
             .key(self.job_key(id))
             .arg(id.as_str())
             .invoke_async(&mut self.conn.clone())

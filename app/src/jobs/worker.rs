@@ -1,56 +1,22 @@
 //! The worker runtime: per queue, claim jobs while fewer than `concurrency` handlers run, renew each
 //! lease while its handler works, enforce the timeout, record the outcome; plus the reaper that takes
 //! back jobs of dead workers and samples queue depth.
-use std::{future::Future, sync::Arc, time::Instant};
+use std::{sync::Arc, time::Instant};
 
 use tokio::sync::{Semaphore, watch};
 
 use crate::db::Db;
 
 use super::{
-    JobContext, JobQueue, JobsConfig, Queue,
-    email::EmailHandler,
+    handler::JobHandler,
     metrics::JobMetrics,
     policy::{AfterFailure, QueuePolicy},
+    queue::JobQueue,
+    record::Queue,
     relay,
-    report::ReportHandler,
     store::{ClaimedJob, JobStore, Outcome},
 };
-
-/// Why an attempt failed. `permanent` failures (bad payload, missing data) are dead-lettered at once.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobFailure {
-    pub message: String,
-    pub permanent: bool,
-}
-
-impl JobFailure {
-    pub fn retryable(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            permanent: false,
-        }
-    }
-
-    pub fn permanent(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            permanent: true,
-        }
-    }
-}
-
-impl From<sqlx::Error> for JobFailure {
-    fn from(err: sqlx::Error) -> Self {
-        Self::retryable(format!("database error: {err}"))
-    }
-}
-
-/// The work of one queue. Must be idempotent by `job.id`: an attempt may run again after a crash.
-pub trait JobHandler: Send + Sync + 'static {
-    /// Does the work; `Ok` carries where the result is (stored on the job).
-    fn handle(&self, job: &ClaimedJob) -> impl Future<Output = Result<serde_json::Value, JobFailure>> + Send;
-}
+use crate::config::JobsConfig;
 
 /// Runs the queues of one process.
 #[derive(Clone)]
@@ -69,20 +35,6 @@ impl Worker {
         }
     }
 
-    /// Runs both queues with the real handlers and the reaper until `shutdown` turns true, then
-    /// lets running handlers finish (up to the grace period).
-    pub async fn run(self, ctx: JobContext, shutdown: watch::Receiver<bool>) {
-        let db = ctx.db.clone();
-        let email = Arc::new(EmailHandler::new(ctx.clone()));
-        let report = Arc::new(ReportHandler::new(ctx));
-        tokio::join!(
-            self.run_queue(Queue::Email, email, shutdown.clone()),
-            self.run_queue(Queue::Report, report, shutdown.clone()),
-            self.run_reaper(shutdown.clone()),
-            self.run_relay(db, shutdown),
-        );
-    }
-
     /// Claims and runs jobs of `queue` with `handler` until `shutdown` turns true.
     pub async fn run_queue<H: JobHandler>(
         &self,
@@ -90,7 +42,7 @@ impl Worker {
         handler: Arc<H>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let policy = self.config.policy(queue);
+        let policy = QueuePolicy::for_queue(&self.config, queue);
         let slots = Arc::new(Semaphore::new(policy.concurrency));
         tracing::info!(
             queue = queue.as_str(),

@@ -90,7 +90,7 @@ pub async fn execute(args: &LoadtestArgs) -> Result<Finished, LoadtestError> {
         args.base_url
     );
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let figures = driver::drive(&plan, client, data, args.seed, interrupt()).await;
+    let figures = driver::drive(&plan, client, data, args.seed, crate::signal::interrupted()).await;
     if figures.interrupted {
         eprintln!("interrupted: stopped sending, the report covers what was sent");
     }
@@ -128,24 +128,6 @@ pub async fn execute(args: &LoadtestArgs) -> Result<Finished, LoadtestError> {
     };
     let written = report::write(&report, &args.out).await?;
     Ok(Finished { report, written })
-}
-
-/// Resolves on Ctrl-C or SIGTERM; never when the signal handlers cannot be installed.
-async fn interrupt() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! { () = ctrl_c => {}, () = term => {} }
 }
 
 /// The subcommand: runs, prints the verdict, and fails (exit code 1) when a check fails.

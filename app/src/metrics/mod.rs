@@ -1,6 +1,7 @@
 //! Prometheus metrics of the API: one registry, the HTTP families recorded by [`http::track`],
 //! and the families other areas own (pool, queries, cache, memory) registered into it.
-//! Names and labels are a contract (docs/contract.md, docs/metrics.md).
+//! The families the tuner reads take name, unit and HELP text from `perfstack_contract::metrics`
+//! (docs/contract.md); the others are listed in docs/metrics.md.
 pub mod http;
 pub mod process;
 pub mod route_stats;
@@ -8,10 +9,11 @@ pub mod text_format;
 
 use std::sync::Arc;
 
+use perfstack_contract::metrics::{self as contract, HTTP_REQUEST_DURATION, HTTP_REQUESTS};
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
-    registry::{Registry, Unit},
+    registry::{Metric, Registry, Unit},
 };
 
 use self::route_stats::RouteStats;
@@ -26,6 +28,19 @@ pub const LATENCY_BUCKETS: [f64; 24] = [
 /// A histogram with [`LATENCY_BUCKETS`].
 pub fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
+}
+
+/// Labels whose names and values are written in the code, e.g. `[("level", "l1")]`, encoded as
+/// `{level="l1"}`: families labelled so need no label struct of their own.
+pub type StaticLabels<const N: usize> = [(&'static str, &'static str); N];
+
+/// Registers a family the tuner reads under the name, unit and HELP text the contract gives it.
+pub fn register_contract(registry: &mut Registry, family: &contract::Family, metric: impl Metric) {
+    match family.unit {
+        Some("seconds") => registry.register_with_unit(family.name, family.help, Unit::Seconds, metric),
+        Some(unit) => registry.register_with_unit(family.name, family.help, Unit::Other(unit.into()), metric),
+        None => registry.register(family.name, family.help, metric),
+    }
 }
 
 /// Labels of a finished request.
@@ -75,17 +90,8 @@ impl Metrics {
             duration: Family::new_with_constructor(latency_histogram),
             in_flight: Gauge::default(),
         };
-        registry.register(
-            "perfstack_http_requests",
-            "Finished HTTP requests by route template, method and status class",
-            http.requests.clone(),
-        );
-        registry.register_with_unit(
-            "perfstack_http_request_duration",
-            "HTTP request latency by route template and method",
-            Unit::Seconds,
-            http.duration.clone(),
-        );
+        register_contract(&mut registry, &HTTP_REQUESTS, http.requests.clone());
+        register_contract(&mut registry, &HTTP_REQUEST_DURATION, http.duration.clone());
         registry.register(
             "perfstack_http_requests_in_flight",
             "HTTP requests being served",

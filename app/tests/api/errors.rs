@@ -62,8 +62,7 @@ async fn malformed_and_mistyped_bodies(pool: PgPool) {
 #[sqlx::test(migrations = false)]
 async fn validation_names_the_field(pool: PgPool) {
     let app = spawn(pool).await;
-    let owner = app.user("owner").await;
-    let project = app.project(owner, "p").await;
+    let (owner, project) = app.user_with_project("owner", "p").await;
     let cases = [
         (
             "/api/v1/users",
@@ -115,8 +114,7 @@ async fn validation_names_the_field(pool: PgPool) {
 #[sqlx::test(migrations = false)]
 async fn constraint_violations_map_to_409_and_422(pool: PgPool) {
     let app = spawn(pool).await;
-    let ann = app.user("ann").await;
-    let project = app.project(ann, "p").await;
+    let (_ann, project) = app.user_with_project("ann", "p").await;
 
     let dup_email = app
         .post(
@@ -158,16 +156,9 @@ async fn constraint_violations_map_to_409_and_422(pool: PgPool) {
 #[sqlx::test(migrations = false)]
 async fn routing_errors_are_problems(pool: PgPool) {
     let app = spawn(pool).await;
-    assert_problem(
-        &app.get("/api/v1/users/abc").await,
-        StatusCode::BAD_REQUEST,
-        Some("id"),
-    );
-    assert_problem(
-        &app.get("/api/v1/users/99999999999999999999").await,
-        StatusCode::BAD_REQUEST,
-        Some("id"),
-    );
+    app.assert_bad_query("/api/v1/users/abc", "id").await;
+    app.assert_bad_query("/api/v1/users/99999999999999999999", "id")
+        .await;
     assert_problem(&app.get("/api/v1/nothing").await, StatusCode::NOT_FOUND, None);
     assert_problem(&app.get("/api/v1/users/1").await, StatusCode::NOT_FOUND, None);
     assert_problem(&app.get("/api/v1/projects/1").await, StatusCode::NOT_FOUND, None);
@@ -192,8 +183,7 @@ async fn bad_query_parameters(pool: PgPool) {
         assert_problem(&app.get(uri).await, StatusCode::BAD_REQUEST, Some(field));
     }
     // a cursor of another list is refused, not misread
-    let owner = app.user("owner").await;
-    let project = app.project(owner, "p").await;
+    let (_owner, project) = app.user_with_project("owner", "p").await;
     for i in 0..3 {
         app.task(json!({"projectId": project, "title": format!("t{i}")}))
             .await;
@@ -203,11 +193,8 @@ async fn bad_query_parameters(pool: PgPool) {
         .await
         .json;
     let cursor = tasks["pagination"]["nextCursor"].as_str().unwrap();
-    assert_problem(
-        &app.get(&format!("/api/v1/users?cursor={cursor}")).await,
-        StatusCode::BAD_REQUEST,
-        Some("cursor"),
-    );
+    app.assert_bad_query(&format!("/api/v1/users?cursor={cursor}"), "cursor")
+        .await;
 }
 
 #[sqlx::test(migrations = false)]
@@ -373,8 +360,7 @@ async fn exhausted_pool_is_503_with_retry_after(
         .await
         .unwrap();
     let app = spawn(pool.clone()).await;
-    let owner = app.user("owner").await;
-    let project = app.project(owner, "p").await;
+    let (owner, project) = app.user_with_project("owner", "p").await;
 
     let held = (pool.acquire().await.unwrap(), pool.acquire().await.unwrap());
     for uri in [
@@ -395,8 +381,7 @@ async fn exhausted_pool_is_503_with_retry_after(
 #[sqlx::test(migrations = false)]
 async fn null_for_a_required_field_is_422(pool: PgPool) {
     let app = spawn(pool).await;
-    let owner = app.user("owner").await;
-    let project = app.project(owner, "p").await;
+    let (owner, project) = app.user_with_project("owner", "p").await;
     let task = app.task(json!({"projectId": project, "title": "t"})).await;
     let cases = [
         (format!("/api/v1/users/{owner}"), json!({"email": null}), "email"),

@@ -6,13 +6,19 @@ use perfstack_app::db::{
     Db, QueryMonitor,
     migrate::{self, MigrateOptions},
     page::Window,
-    projects::{self, ProjectFilter, ProjectStatus},
+    projects::{Project, ProjectFilter, ProjectKey, ProjectStatus},
+    resource::{Resource, SortKey, push_list},
     seed::{self, SeedSizes},
-    tasks::{self, TaskFilter, TaskOrder, TaskStatus},
-    users::{self, UserFilter, UserStatus},
+    tasks::{self, DueDateKey, PriorityKey, Task, TaskFilter, TaskStatus},
+    users::{self, User, UserFilter, UserStatus},
 };
 use serde_json::Value;
 use sqlx::{PgPool, Postgres, QueryBuilder};
+
+/// The first offset page of a list ordered by `K`.
+fn first_page<K>() -> Window<K> {
+    Window::Offset { limit: 20, offset: 0 }
+}
 
 async fn seeded(pool: PgPool) -> Db {
     let db = Db::from_pool(pool, QueryMonitor::new(Duration::from_secs(10)));
@@ -51,10 +57,23 @@ async fn explain(db: &Db, mut qb: QueryBuilder<'_, Postgres>) -> (Vec<String>, V
     (names, plan)
 }
 
+/// The index names and plan of the list query of `R` in the order `K` under `filter`.
+async fn planned<R: Resource, K: SortKey<R>>(db: &Db, filter: &R::Filter) -> (Vec<String>, Value) {
+    let mut qb = QueryBuilder::new("EXPLAIN (FORMAT JSON) ");
+    push_list::<R, K>(&mut qb, filter, &first_page());
+    explain(db, qb).await
+}
+
+/// Asserts that the planner reads the list of `R` in the order `K` under `filter` through `index`
+/// and no other.
+async fn assert_only_index<R: Resource, K: SortKey<R>>(db: &Db, filter: &R::Filter, index: &str) {
+    let (names, plan) = planned::<R, K>(db, filter).await;
+    assert_eq!(names, vec![index], "{plan:#}");
+}
+
 #[sqlx::test(migrations = false)]
 async fn planner_uses_the_intended_indexes(pool: PgPool) {
     let db = seeded(pool).await;
-    let page = Window::<i64>::Offset { limit: 20, offset: 0 };
 
     // user by active email: the login lookup, and the list filter that serves it
     let plan: Value = sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) {}", users::ACTIVE_BY_EMAIL))
@@ -65,74 +84,44 @@ async fn planner_uses_the_intended_indexes(pool: PgPool) {
     let mut names = Vec::new();
     index_names(&plan, &mut names);
     assert_eq!(names, vec!["idx_users_email_active"], "{plan:#}");
-    let mut qb = QueryBuilder::new("EXPLAIN (FORMAT JSON) ");
     let filter = UserFilter {
         email: Some("user42@example.com".into()),
         status: Some(UserStatus::Active),
         ..UserFilter::default()
     };
-    users::push_list(&mut qb, &filter, &page);
-    let (names, plan) = explain(&db, qb).await;
-    assert_eq!(names, vec!["idx_users_email_active"], "{plan:#}");
+    assert_only_index::<User, i64>(&db, &filter, "idx_users_email_active").await;
 
     // case-insensitive username
-    let mut qb = QueryBuilder::new("EXPLAIN (FORMAT JSON) ");
     let filter = UserFilter {
         username: Some("USER42".into()),
         ..UserFilter::default()
     };
-    users::push_list(&mut qb, &filter, &page);
-    let (names, plan) = explain(&db, qb).await;
-    assert_eq!(names, vec!["idx_users_username_lower"], "{plan:#}");
+    assert_only_index::<User, i64>(&db, &filter, "idx_users_username_lower").await;
 
     // tasks by project + status, most urgent first
-    let mut qb = QueryBuilder::new("EXPLAIN (FORMAT JSON) ");
-    let filter = TaskFilter {
-        project_id: Some(7),
-        status: Some(TaskStatus::Todo),
-        ..TaskFilter::default()
-    };
-    tasks::push_list(&mut qb, &filter, TaskOrder::Priority(None), &page);
-    let (names, plan) = explain(&db, qb).await;
-    assert_eq!(names, vec!["idx_tasks_project_status_priority"], "{plan:#}");
+    let filter = tasks::of_project(7, Some(TaskStatus::Todo));
+    assert_only_index::<Task, PriorityKey>(&db, &filter, "idx_tasks_project_status_priority").await;
 
     // tasks by assignee, soonest due first
-    let mut qb = QueryBuilder::new("EXPLAIN (FORMAT JSON) ");
-    let filter = TaskFilter {
-        assignee_id: Some(42),
-        ..TaskFilter::default()
-    };
-    tasks::push_list(&mut qb, &filter, TaskOrder::DueDate(None), &page);
-    let (names, plan) = explain(&db, qb).await;
-    assert_eq!(names, vec!["idx_tasks_assignee_due_date"], "{plan:#}");
+    let filter = tasks::of_assignee(42);
+    assert_only_index::<Task, DueDateKey>(&db, &filter, "idx_tasks_assignee_due_date").await;
 
     // projects by owner + status
-    let mut qb = QueryBuilder::new("EXPLAIN (FORMAT JSON) ");
     let filter = ProjectFilter {
         owner_id: Some(42),
         status: Some(ProjectStatus::Active),
     };
-    projects::push_list(&mut qb, &filter, &Window::Offset { limit: 20, offset: 0 });
-    let (names, plan) = explain(&db, qb).await;
-    assert_eq!(names, vec!["idx_projects_owner_status"], "{plan:#}");
+    assert_only_index::<Project, ProjectKey>(&db, &filter, "idx_projects_owner_status").await;
 
     // full-text search for a selective term (a common one rightly walks the primary key)
-    let mut qb = QueryBuilder::new("EXPLAIN (FORMAT JSON) ");
     let filter = TaskFilter {
         search: Some("4242".into()),
         ..TaskFilter::default()
     };
-    tasks::push_list(&mut qb, &filter, TaskOrder::Id(None), &page);
-    let (names, plan) = explain(&db, qb).await;
+    let (names, plan) = planned::<Task, i64>(&db, &filter).await;
     assert!(names.contains(&"idx_tasks_search".to_owned()), "{plan:#}");
 
     // projects newest first
-    let mut qb = QueryBuilder::new("EXPLAIN (FORMAT JSON) ");
-    projects::push_list(
-        &mut qb,
-        &ProjectFilter::default(),
-        &Window::Offset { limit: 20, offset: 0 },
-    );
-    let (names, plan) = explain(&db, qb).await;
-    assert_eq!(names, vec!["idx_projects_created_at_desc"], "{plan:#}");
+    assert_only_index::<Project, ProjectKey>(&db, &ProjectFilter::default(), "idx_projects_created_at_desc")
+        .await;
 }

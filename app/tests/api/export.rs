@@ -11,13 +11,20 @@ use serde_json::json;
 use sqlx::PgPool;
 use tower::ServiceExt;
 
-use crate::helpers::{assert_problem, spawn};
+use crate::helpers::{spawn, spawn_with_big_project};
+
+/// `GET /api/v1/projects/{project}/tasks/export`.
+fn export(project: i64) -> Request<Body> {
+    Request::builder()
+        .uri(format!("/api/v1/projects/{project}/tasks/export"))
+        .body(Body::empty())
+        .unwrap()
+}
 
 #[sqlx::test(migrations = false)]
 async fn export_is_a_json_array_of_all_the_projects_tasks(pool: PgPool) {
     let app = spawn(pool).await;
-    let owner = app.user("owner").await;
-    let project = app.project(owner, "p").await;
+    let (owner, project) = app.user_with_project("owner", "p").await;
     let other = app.project(owner, "q").await;
     let empty = app.project(owner, "e").await;
     for i in 0..7 {
@@ -37,11 +44,7 @@ async fn export_is_a_json_array_of_all_the_projects_tasks(pool: PgPool) {
 
     let none = app.get(&format!("/api/v1/projects/{empty}/tasks/export")).await;
     assert_eq!(none.json, json!([]));
-    assert_problem(
-        &app.get("/api/v1/projects/999999/tasks/export").await,
-        StatusCode::NOT_FOUND,
-        None,
-    );
+    app.assert_gone("/api/v1/projects/999999/tasks/export").await;
 }
 
 /// 1,000,000 rows are streamed chunk by chunk while the rows between the database and the
@@ -49,32 +52,12 @@ async fn export_is_a_json_array_of_all_the_projects_tasks(pool: PgPool) {
 #[sqlx::test(migrations = false)]
 async fn a_million_rows_stream_with_bounded_rows_in_flight(pool: PgPool) {
     const ROWS: i64 = 1_000_000;
-    let app = spawn(pool.clone()).await;
-    let owner = app.user("owner").await;
-    let project = app.project(owner, "big").await;
-    // Bulk load without the task indexes (this database is the test's own).
-    sqlx::raw_sql(
-        "DROP INDEX idx_tasks_search, idx_tasks_project_status_priority, idx_tasks_assignee_due_date",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
-    sqlx::query(
-        "INSERT INTO tasks (project_id, title, priority, due_date)
+    let insert = "INSERT INTO tasks (project_id, title, priority, due_date)
          SELECT $1, 'task ' || i, (i % 5)::smallint, date '2026-01-01' + (i % 365)::int
-         FROM generate_series(1, $2::bigint) AS i",
-    )
-    .bind(project)
-    .bind(ROWS)
-    .execute(&pool)
-    .await
-    .unwrap();
+         FROM generate_series(1, $2::bigint) AS i";
+    let (app, project) = spawn_with_big_project(&pool, insert, ROWS).await;
 
-    let request = Request::builder()
-        .uri(format!("/api/v1/projects/{project}/tasks/export"))
-        .body(Body::empty())
-        .unwrap();
-    let response = app.router.clone().oneshot(request).await.unwrap();
+    let response = app.router.clone().oneshot(export(project)).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let mut body = response.into_body();
     let gauge = app.state.exports.clone();
@@ -121,8 +104,7 @@ async fn a_million_rows_stream_with_bounded_rows_in_flight(pool: PgPool) {
 #[sqlx::test(migrations = false)]
 async fn a_client_leaving_mid_export_releases_rows_and_connection(pool: PgPool) {
     let app = spawn(pool.clone()).await;
-    let owner = app.user("owner").await;
-    let project = app.project(owner, "big").await;
+    let (_owner, project) = app.user_with_project("owner", "big").await;
     sqlx::query(
         "INSERT INTO tasks (project_id, title) SELECT $1, 'task ' || i FROM generate_series(1, 50000) AS i",
     )
@@ -130,11 +112,7 @@ async fn a_client_leaving_mid_export_releases_rows_and_connection(pool: PgPool) 
     .execute(&pool)
     .await
     .unwrap();
-    let request = Request::builder()
-        .uri(format!("/api/v1/projects/{project}/tasks/export"))
-        .body(Body::empty())
-        .unwrap();
-    let response = app.router.clone().oneshot(request).await.unwrap();
+    let response = app.router.clone().oneshot(export(project)).await.unwrap();
     let mut body = response.into_body();
     body.frame().await.unwrap().unwrap();
     body.frame().await.unwrap().unwrap();

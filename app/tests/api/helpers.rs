@@ -113,6 +113,26 @@ impl TestApp {
         self.send(Method::DELETE, uri, None).await
     }
 
+    /// Asserts that GET `uri` answers 404 as a problem.
+    pub async fn assert_gone(&self, uri: &str) {
+        assert_problem(&self.get(uri).await, StatusCode::NOT_FOUND, None);
+    }
+
+    /// Asserts that GET `uri` answers 400 as a problem naming the query parameter `field`.
+    pub async fn assert_bad_query(&self, uri: &str, field: &str) {
+        assert_problem(&self.get(uri).await, StatusCode::BAD_REQUEST, Some(field));
+    }
+
+    /// Asserts that DELETE `uri` answers 204 and that the row is gone after it.
+    pub async fn assert_deleted(&self, uri: &str) {
+        assert_eq!(
+            self.delete(uri).await.status,
+            StatusCode::NO_CONTENT,
+            "DELETE {uri}"
+        );
+        self.assert_gone(uri).await;
+    }
+
     /// Creates a user and returns its id.
     pub async fn user(&self, name: &str) -> i64 {
         let reply = self
@@ -123,6 +143,12 @@ impl TestApp {
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
         reply.json["id"].as_i64().expect("id")
+    }
+
+    /// Creates a user named `owner` and a project of theirs named `project`; returns both ids.
+    pub async fn user_with_project(&self, owner: &str, project: &str) -> (i64, i64) {
+        let owner = self.user(owner).await;
+        (owner, self.project(owner, project).await)
     }
 
     /// Creates a project owned by `owner` and returns its id.
@@ -157,4 +183,48 @@ pub fn assert_problem(reply: &Reply, status: StatusCode, field: Option<&str>) {
     if let Some(field) = field {
         assert_eq!(reply.json["field"], field, "{}", reply.json);
     }
+}
+
+/// The `id`s of a list page's rows, in order.
+pub fn ids(page: &Value) -> Vec<i64> {
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["id"].as_i64().unwrap())
+        .collect()
+}
+
+/// Asserts a `201 Created` whose `Location` names the new row under `collection` (`/api/v1/users`);
+/// returns its id.
+#[track_caller]
+pub fn assert_created(reply: &Reply, collection: &str) -> i64 {
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
+    let id = reply.json["id"].as_i64().unwrap();
+    assert_eq!(
+        reply.headers["location"].to_str().unwrap(),
+        format!("{collection}/{id}")
+    );
+    id
+}
+
+/// The app on `pool` with one project ("big") of `rows` tasks inserted by `insert` (`$1` the
+/// project, `$2` the row count), loaded without the task indexes a bulk load does not need (the
+/// database is the test's own). Returns the app and the project.
+pub async fn spawn_with_big_project(pool: &PgPool, insert: &str, rows: i64) -> (TestApp, i64) {
+    let app = spawn(pool.clone()).await;
+    let (_owner, project) = app.user_with_project("owner", "big").await;
+    sqlx::raw_sql(
+        "DROP INDEX idx_tasks_search, idx_tasks_project_status_priority, idx_tasks_assignee_due_date",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query(insert)
+        .bind(project)
+        .bind(rows)
+        .execute(pool)
+        .await
+        .unwrap();
+    (app, project)
 }

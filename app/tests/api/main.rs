@@ -1,7 +1,8 @@
 //! API tests: the real router driven with `oneshot`, each test on a fresh PostgreSQL database
 //! (`#[sqlx::test]` creates and drops it) migrated by our own `migrate`.
-// This whole binary is test code: a panic is how a helper reports a broken precondition.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+// This whole binary is test code (a panic is how a helper reports a broken precondition); the
+// crate-level `cfg(test)` lets clippy's allow-unwrap-in-tests cover the helpers too.
+#![cfg(test)]
 mod errors;
 mod explain;
 mod export;

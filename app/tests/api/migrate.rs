@@ -4,8 +4,9 @@ use std::{process::Command, time::Duration};
 
 use perfstack_app::db::{
     Db, QueryMonitor,
-    migrate::{self, MigrateOptions, MigrateSummary},
+    migrate::{self, MigrateOptions},
 };
+use perfstack_contract::migration::MigrationSummary;
 use sqlx::{PgPool, Row};
 
 /// The indexes as PostgreSQL 15 prints them back in `pg_indexes.indexdef`.
@@ -42,6 +43,14 @@ const EXPECTED: &[(&str, &str)] = &[
 
 fn db(pool: PgPool) -> Db {
     Db::from_pool(pool, QueryMonitor::new(Duration::from_millis(100)))
+}
+
+/// The app's handle on the test database, migrated once, then `sql` run on it.
+async fn migrated_then(pool: &PgPool, sql: &str) -> Db {
+    let db = db(pool.clone());
+    migrate::apply(&db, &MigrateOptions::default()).await.unwrap();
+    sqlx::raw_sql(sql).execute(pool).await.unwrap();
+    db
 }
 
 async fn indexes(pool: &PgPool) -> Vec<(String, String, bool)> {
@@ -98,7 +107,7 @@ async fn builds_exactly_the_seven_indexes_and_a_second_run_is_a_no_op(pool: PgPo
     let second = migrate::apply(&db, &MigrateOptions::default()).await.unwrap();
     assert_eq!(
         second,
-        MigrateSummary {
+        MigrationSummary {
             migrations_applied: 0,
             indexes_created: vec![],
             indexes_repaired: vec![],
@@ -111,12 +120,8 @@ async fn builds_exactly_the_seven_indexes_and_a_second_run_is_a_no_op(pool: PgPo
 
 #[sqlx::test(migrations = false)]
 async fn an_index_marked_invalid_is_dropped_and_rebuilt(pool: PgPool) {
-    let db = db(pool.clone());
-    migrate::apply(&db, &MigrateOptions::default()).await.unwrap();
-    sqlx::query("UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'idx_tasks_search'::regclass")
-        .execute(&pool)
-        .await
-        .unwrap();
+    let invalidate = "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'idx_tasks_search'::regclass";
+    let db = migrated_then(&pool, invalidate).await;
     let before = oid(&pool, "idx_tasks_search").await;
 
     let summary = migrate::apply(&db, &MigrateOptions::default()).await.unwrap();
@@ -129,17 +134,11 @@ async fn an_index_marked_invalid_is_dropped_and_rebuilt(pool: PgPool) {
 
 #[sqlx::test(migrations = false)]
 async fn a_failed_concurrent_build_is_repaired(pool: PgPool) {
-    let db = db(pool.clone());
-    migrate::apply(&db, &MigrateOptions::default()).await.unwrap();
     // A failed CREATE INDEX CONCURRENTLY leaves an INVALID index behind: a unique build under
     // the same name over usernames that differ only in case fails exactly so.
-    sqlx::raw_sql(
-        "DROP INDEX idx_users_username_lower;
-         INSERT INTO users (email, username) VALUES ('a@x.org', 'Ann'), ('b@x.org', 'ann');",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
+    let case_twins = "DROP INDEX idx_users_username_lower;
+         INSERT INTO users (email, username) VALUES ('a@x.org', 'Ann'), ('b@x.org', 'ann');";
+    let db = migrated_then(&pool, case_twins).await;
     let failed =
         sqlx::raw_sql("CREATE UNIQUE INDEX CONCURRENTLY idx_users_username_lower ON users (lower(username))")
             .execute(&pool)
@@ -166,12 +165,7 @@ async fn a_failed_concurrent_build_is_repaired(pool: PgPool) {
 
 #[sqlx::test(migrations = false)]
 async fn a_blocked_build_fails_fast_and_the_next_run_finishes(pool: PgPool) {
-    let db = db(pool.clone());
-    migrate::apply(&db, &MigrateOptions::default()).await.unwrap();
-    sqlx::query("DROP INDEX idx_tasks_assignee_due_date")
-        .execute(&pool)
-        .await
-        .unwrap();
+    let db = migrated_then(&pool, "DROP INDEX idx_tasks_assignee_due_date").await;
     // A long transaction holding a lock that CREATE INDEX CONCURRENTLY must wait for.
     let mut blocker = pool.begin().await.unwrap();
     sqlx::query("LOCK TABLE tasks IN SHARE MODE")

@@ -2,16 +2,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::helpers::{assert_problem, spawn};
-
-fn ids(page: &Value) -> Vec<i64> {
-    page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_i64().unwrap())
-        .collect()
-}
+use crate::helpers::{assert_created, assert_problem, ids, spawn};
 
 #[sqlx::test(migrations = false)]
 async fn project_crud_round_trip(pool: PgPool) {
@@ -24,12 +15,7 @@ async fn project_crud_round_trip(pool: PgPool) {
             json!({"ownerId": owner, "name": " Apollo ", "description": "to the moon"}),
         )
         .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.json);
-    let id = created.json["id"].as_i64().unwrap();
-    assert_eq!(
-        created.headers["location"].to_str().unwrap(),
-        format!("/api/v1/projects/{id}")
-    );
+    let id = assert_created(&created, "/api/v1/projects");
     assert_eq!(created.json["name"], "Apollo");
     assert_eq!(created.json["status"], "active");
     assert_eq!(created.json["ownerId"], owner);
@@ -51,15 +37,7 @@ async fn project_crud_round_trip(pool: PgPool) {
     assert_eq!(patched.json["name"], "Apollo");
 
     let task = app.task(json!({"projectId": id, "title": "t"})).await;
-    assert_eq!(
-        app.delete(&format!("/api/v1/projects/{id}")).await.status,
-        StatusCode::NO_CONTENT
-    );
-    assert_problem(
-        &app.get(&format!("/api/v1/projects/{id}")).await,
-        StatusCode::NOT_FOUND,
-        None,
-    );
+    app.assert_deleted(&format!("/api/v1/projects/{id}")).await;
     // its tasks went with it
     assert_problem(
         &app.get(&format!("/api/v1/tasks/{}", task["id"])).await,

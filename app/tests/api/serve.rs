@@ -11,9 +11,30 @@ use tokio::{
     net::TcpStream,
 };
 
-use crate::helpers::spawn;
+use crate::helpers::spawn_with_big_project;
 
 struct Server(Child);
+
+impl Server {
+    /// `perfstack-app serve` on `database_url` (no Redis) on a free port, with `flags`.
+    fn start(database_url: &str, flags: &[&str]) -> (Self, u16) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_perfstack-app"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(flags)
+            .env("DATABASE_URL", database_url)
+            .env_remove("REDIS_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        (Self(child), port)
+    }
+}
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -44,44 +65,15 @@ async fn get(stream: &mut TcpStream, path: &str) {
 #[sqlx::test(migrations = false)]
 async fn serve_streams_with_flat_memory_and_drains_on_sigterm(pool: PgPool) {
     const ROWS: i64 = 60_000;
-    let app = spawn(pool.clone()).await;
-    let owner = app.user("owner").await;
-    let project = app.project(owner, "big").await;
-    sqlx::raw_sql(
-        "DROP INDEX idx_tasks_search, idx_tasks_project_status_priority, idx_tasks_assignee_due_date",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
-    sqlx::query(
-        "INSERT INTO tasks (project_id, title, description, priority)
+    let insert = "INSERT INTO tasks (project_id, title, description, priority)
          SELECT $1, 'task ' || i, repeat('x', 1500), (i % 5)::smallint
-         FROM generate_series(1, $2::bigint) AS i",
-    )
-    .bind(project)
-    .bind(ROWS)
-    .execute(&pool)
-    .await
-    .unwrap();
+         FROM generate_series(1, $2::bigint) AS i";
+    let (_app, project) = spawn_with_big_project(&pool, insert, ROWS).await;
 
     let database = pool.connect_options().get_database().unwrap().to_owned();
     let base = std::env::var("DATABASE_URL").unwrap();
     let url = format!("{}/{database}", base.rsplit_once('/').unwrap().0);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_perfstack-app"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--shutdown-grace-s", "600"])
-        .env("DATABASE_URL", url)
-        .env_remove("REDIS_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut server = Server(child);
+    let (mut server, port) = Server::start(&url, &["--shutdown-grace-s", "600"]);
     let pid = server.0.id();
 
     let started = Instant::now();
@@ -171,20 +163,7 @@ async fn serve_exports_the_database_servers_max_connections() {
         .fetch_one(&PgPool::connect(&url).await.unwrap())
         .await
         .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_perfstack-app"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("DATABASE_URL", url)
-        .env_remove("REDIS_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _server = Server(child);
+    let (_server, port) = Server::start(&url, &[]);
     let wanted = format!("\nperfstack_db_server_max_connections {expected}\n");
     let started = Instant::now();
     loop {

@@ -2,16 +2,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::helpers::{TestApp, assert_problem, spawn};
-
-fn ids(page: &Value) -> Vec<i64> {
-    page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_i64().unwrap())
-        .collect()
-}
+use crate::helpers::{TestApp, assert_created, ids, spawn};
 
 /// Follows `nextCursor` from the first keyset page to the last, collecting ids.
 async fn walk(app: &TestApp, base: &str, limit: u32) -> Vec<i64> {
@@ -35,8 +26,7 @@ async fn walk(app: &TestApp, base: &str, limit: u32) -> Vec<i64> {
 #[sqlx::test(migrations = false)]
 async fn task_crud_round_trip(pool: PgPool) {
     let app = spawn(pool).await;
-    let owner = app.user("owner").await;
-    let project = app.project(owner, "p").await;
+    let (owner, project) = app.user_with_project("owner", "p").await;
     let created = app
         .post(
             "/api/v1/tasks",
@@ -44,12 +34,7 @@ async fn task_crud_round_trip(pool: PgPool) {
                    "dueDate": "2026-03-01", "priority": 4, "status": "in_progress"}),
         )
         .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.json);
-    let id = created.json["id"].as_i64().unwrap();
-    assert_eq!(
-        created.headers["location"].to_str().unwrap(),
-        format!("/api/v1/tasks/{id}")
-    );
+    let id = assert_created(&created, "/api/v1/tasks");
     assert_eq!(created.json["dueDate"], "2026-03-01");
     assert_eq!(created.json["status"], "in_progress");
     assert_eq!(created.json["priority"], 4);
@@ -78,22 +63,13 @@ async fn task_crud_round_trip(pool: PgPool) {
     assert_eq!(patched.json["status"], "done");
     assert_eq!(patched.json["title"], "Write docs");
 
-    assert_eq!(
-        app.delete(&format!("/api/v1/tasks/{id}")).await.status,
-        StatusCode::NO_CONTENT
-    );
-    assert_problem(
-        &app.get(&format!("/api/v1/tasks/{id}")).await,
-        StatusCode::NOT_FOUND,
-        None,
-    );
+    app.assert_deleted(&format!("/api/v1/tasks/{id}")).await;
 }
 
 #[sqlx::test(migrations = false)]
 async fn project_tasks_by_priority_with_status_filter(pool: PgPool) {
     let app = spawn(pool).await;
-    let owner = app.user("owner").await;
-    let project = app.project(owner, "p").await;
+    let (owner, project) = app.user_with_project("owner", "p").await;
     let other = app.project(owner, "q").await;
     let mut made = Vec::new();
     for (i, priority) in [1, 4, 2, 4, 0, 2, 3].into_iter().enumerate() {
@@ -130,11 +106,7 @@ async fn project_tasks_by_priority_with_status_filter(pool: PgPool) {
     let walked = walk(&app, &format!("/api/v1/projects/{project}/tasks?status=todo"), 3).await;
     assert_eq!(walked, todo);
 
-    assert_problem(
-        &app.get("/api/v1/projects/999999/tasks").await,
-        StatusCode::NOT_FOUND,
-        None,
-    );
+    app.assert_gone("/api/v1/projects/999999/tasks").await;
 }
 
 #[sqlx::test(migrations = false)]
@@ -171,18 +143,13 @@ async fn assignee_tasks_by_due_date_undated_last(pool: PgPool) {
         let walked = walk(&app, &format!("/api/v1/users/{ann}/tasks"), limit).await;
         assert_eq!(walked, expected, "limit {limit}");
     }
-    assert_problem(
-        &app.get("/api/v1/users/999999/tasks").await,
-        StatusCode::NOT_FOUND,
-        None,
-    );
+    app.assert_gone("/api/v1/users/999999/tasks").await;
 }
 
 #[sqlx::test(migrations = false)]
 async fn task_list_filters_and_search(pool: PgPool) {
     let app = spawn(pool).await;
-    let ann = app.user("ann").await;
-    let project = app.project(ann, "p").await;
+    let (ann, project) = app.user_with_project("ann", "p").await;
     let other = app.project(ann, "q").await;
     let a = app
         .task(json!({"projectId": project, "title": "Migrate the billing database", "priority": 3}))
@@ -206,14 +173,7 @@ async fn task_list_filters_and_search(pool: PgPool) {
     assert_eq!(ids(&by_assignee), vec![b["id"].as_i64().unwrap()]);
     let by_priority = app.get("/api/v1/tasks?priority=3").await.json;
     assert_eq!(ids(&by_priority), vec![a["id"].as_i64().unwrap()]);
-    assert_problem(
-        &app.get("/api/v1/tasks?priority=9").await,
-        StatusCode::BAD_REQUEST,
-        Some("priority"),
-    );
-    assert_problem(
-        &app.get("/api/v1/tasks?projectId=abc").await,
-        StatusCode::BAD_REQUEST,
-        Some("projectId"),
-    );
+    app.assert_bad_query("/api/v1/tasks?priority=9", "priority").await;
+    app.assert_bad_query("/api/v1/tasks?projectId=abc", "projectId")
+        .await;
 }

@@ -40,8 +40,7 @@ async fn total(app: &TestApp, uri: &str) -> i64 {
 /// A user, a project and `n` tasks in it written straight into the database (as another replica
 /// or a batch job would), bypassing the app. Returns the project id.
 async fn project_with_tasks(app: &TestApp, n: i64) -> i64 {
-    let owner = app.user("owner").await;
-    let project = app.project(owner, "p").await;
+    let (_owner, project) = app.user_with_project("owner", "p").await;
     sqlx::query(
         "INSERT INTO tasks (project_id, title, status, priority) \
          SELECT $1, 'task ' || i, CASE WHEN i % 4 = 0 THEN 'done' ELSE 'todo' END, i % 5 \
@@ -146,8 +145,7 @@ async fn other_writers_show_once_the_ttl_has_passed(pool: PgPool) {
 async fn every_filter_set_has_its_own_total(pool: PgPool) {
     let app = spawn(pool).await;
     let first = project_with_tasks(&app, 8).await;
-    let owner = app.user("other-owner").await;
-    let second = app.project(owner, "q").await;
+    let (owner, second) = app.user_with_project("other-owner", "q").await;
     for i in 0..3 {
         app.task(json!({"projectId": second, "title": format!("s{i}"), "assigneeId": owner}))
             .await;

@@ -1,8 +1,8 @@
 use axum::http::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::PgPool;
 
-use crate::helpers::{TestApp, assert_problem, spawn};
+use crate::helpers::{TestApp, assert_created, assert_problem, ids, spawn};
 
 #[sqlx::test(migrations = false)]
 async fn user_crud_round_trip(pool: PgPool) {
@@ -13,12 +13,7 @@ async fn user_crud_round_trip(pool: PgPool) {
             json!({"email": " Ada@Example.org", "username": "ada", "firstName": "Ada", "role": "admin"}),
         )
         .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.json);
-    let id = created.json["id"].as_i64().unwrap();
-    assert_eq!(
-        created.headers["location"].to_str().unwrap(),
-        format!("/api/v1/users/{id}")
-    );
+    let id = assert_created(&created, "/api/v1/users");
     assert_eq!(created.json["email"], "ada@example.org");
     assert_eq!(created.json["role"], "admin");
     assert_eq!(created.json["status"], "active");
@@ -41,15 +36,7 @@ async fn user_crud_round_trip(pool: PgPool) {
     assert_eq!(patched.json["firstName"], "Ada");
     assert_ne!(patched.json["updatedAt"], created.json["updatedAt"]);
 
-    assert_eq!(
-        app.delete(&format!("/api/v1/users/{id}")).await.status,
-        StatusCode::NO_CONTENT
-    );
-    assert_problem(
-        &app.get(&format!("/api/v1/users/{id}")).await,
-        StatusCode::NOT_FOUND,
-        None,
-    );
+    app.assert_deleted(&format!("/api/v1/users/{id}")).await;
     assert_problem(
         &app.delete(&format!("/api/v1/users/{id}")).await,
         StatusCode::NOT_FOUND,
@@ -69,15 +56,6 @@ async fn five_users(app: &TestApp) -> Vec<i64> {
         ids.push(app.user(name).await);
     }
     ids
-}
-
-fn ids(page: &Value) -> Vec<i64> {
-    page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["id"].as_i64().unwrap())
-        .collect()
 }
 
 #[sqlx::test(migrations = false)]
@@ -144,16 +122,10 @@ async fn fields_pick_from_the_whitelist(pool: PgPool) {
     assert_eq!(one, json!({"id": id, "email": "ann@example.com"}));
     let list = app.get("/api/v1/users?fields=username").await.json;
     assert_eq!(list["data"], json!([{"username": "ann"}]));
-    assert_problem(
-        &app.get("/api/v1/users?fields=id,password").await,
-        StatusCode::BAD_REQUEST,
-        Some("fields"),
-    );
-    assert_problem(
-        &app.get(&format!("/api/v1/users/{id}?fields=nope")).await,
-        StatusCode::BAD_REQUEST,
-        Some("fields"),
-    );
+    app.assert_bad_query("/api/v1/users?fields=id,password", "fields")
+        .await;
+    app.assert_bad_query(&format!("/api/v1/users/{id}?fields=nope"), "fields")
+        .await;
 }
 
 #[sqlx::test(migrations = false)]
@@ -178,18 +150,13 @@ async fn filters_by_active_email_and_case_insensitive_username(pool: PgPool) {
     assert_eq!(ids(&by_name), vec![ann]);
     let by_status = app.get("/api/v1/users?status=suspended").await.json;
     assert_eq!(ids(&by_status), vec![bob]);
-    assert_problem(
-        &app.get("/api/v1/users?status=gone").await,
-        StatusCode::BAD_REQUEST,
-        Some("status"),
-    );
+    app.assert_bad_query("/api/v1/users?status=gone", "status").await;
 }
 
 #[sqlx::test(migrations = false)]
 async fn user_owning_projects_cannot_be_deleted(pool: PgPool) {
     let app = spawn(pool).await;
-    let owner = app.user("owner").await;
-    let project = app.project(owner, "p").await;
+    let (owner, project) = app.user_with_project("owner", "p").await;
     assert_problem(
         &app.delete(&format!("/api/v1/users/{owner}")).await,
         StatusCode::CONFLICT,

@@ -57,7 +57,7 @@ pub(crate) async fn call(
 fn start_workers(jobs: &JobQueue, ctx: perfstack_app::jobs::JobContext) -> tokio::sync::watch::Sender<bool> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let worker = Worker::new(jobs, JobMetrics::default());
-    tokio::spawn(worker.run(ctx, stopped));
+    tokio::spawn(perfstack_app::startup::run_workers(worker, ctx, stopped));
     stop
 }
 
@@ -101,24 +101,21 @@ async fn a_report_request_is_accepted_computed_and_served(pool: PgPool) {
 async fn bad_report_requests_get_4xx(pool: PgPool) {
     let jobs = job_queue(&[]).await;
     let app = app(&pool, Some(jobs.clone())).await;
-    let (status, _, problem) = call(
-        &app,
-        "POST",
-        "/api/v1/reports",
-        Some(r#"{"type":"projectTaskStats","parameters":{"projectId":424242}}"#),
-    )
-    .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(problem["field"], "parameters.projectId");
-    let (status, _, problem) = call(
-        &app,
-        "POST",
-        "/api/v1/reports",
-        Some(r#"{"type":"userWorkload","parameters":{"userId":424242}}"#),
-    )
-    .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(problem["field"], "parameters.userId");
+    let missing_subjects = [
+        (
+            r#"{"type":"projectTaskStats","parameters":{"projectId":424242}}"#,
+            "parameters.projectId",
+        ),
+        (
+            r#"{"type":"userWorkload","parameters":{"userId":424242}}"#,
+            "parameters.userId",
+        ),
+    ];
+    for (body, field) in missing_subjects {
+        let (status, _, problem) = call(&app, "POST", "/api/v1/reports", Some(body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(problem["field"], field);
+    }
     let (status, _, _) = call(&app, "POST", "/api/v1/reports", Some(r#"{"type":"payroll"}"#)).await;
     assert!(status.is_client_error(), "{status}");
     let (status, _, _) = call(&app, "POST", "/api/v1/reports", Some("not json")).await;

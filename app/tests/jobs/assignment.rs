@@ -8,7 +8,10 @@ use axum::{
     http::{Request, StatusCode},
 };
 use http_body_util::BodyExt;
-use perfstack_app::db::{Db, QueryMonitor};
+use perfstack_app::{
+    db::{Db, QueryMonitor},
+    jobs::JobQueue,
+};
 use sqlx::{
     PgPool,
     postgres::{PgConnectOptions, PgPoolOptions},
@@ -17,7 +20,7 @@ use tower::ServiceExt;
 
 use crate::{
     api::{app, call},
-    support::{cleanup, job_queue, seed},
+    support::{cleanup, execute, job_queue, seed},
 };
 
 /// A second user, to assign tasks to.
@@ -62,25 +65,33 @@ async fn metrics(app: &Router) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()
 }
 
-/// Makes every statement of `sql` (DDL for the test database) run.
-async fn ddl(pool: &PgPool, sql: &str) {
-    sqlx::raw_sql(sql).execute(pool).await.unwrap();
+/// Ada's project with `tasks` tasks assigned to her, a second user and the app with a job queue:
+/// `(ada, project, bob, tasks, jobs, app)`.
+type Assigning = (i64, i64, i64, Vec<i64>, JobQueue, Router);
+
+async fn assigning(pool: &PgPool, tasks: usize) -> Assigning {
+    let (ada, project, tasks) = seed(pool, tasks).await;
+    let bob = bob(pool).await;
+    let jobs = job_queue(&[]).await;
+    let app = app(pool, Some(jobs.clone())).await;
+    (ada, project, bob, tasks, jobs, app)
+}
+
+/// Like [`assigning`], with no task assigned yet.
+async fn unassigned(pool: &PgPool, tasks: usize) -> Assigning {
+    let fixture = assigning(pool, tasks).await;
+    execute(pool, "UPDATE tasks SET assignee_id = NULL").await;
+    fixture
 }
 
 #[sqlx::test]
 async fn a_failed_email_request_rolls_the_task_write_back(pool: PgPool) {
-    let (ada, project, tasks) = seed(&pool, 1).await;
-    let bob = bob(&pool).await;
-    let jobs = job_queue(&[]).await;
-    let app = app(&pool, Some(jobs.clone())).await;
-    ddl(
-        &pool,
-        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
+    let (ada, project, bob, tasks, jobs, app) = assigning(&pool, 1).await;
+    let refuse_requests = "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
            $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
          CREATE TRIGGER refuse_requests BEFORE INSERT ON job_requests
-           FOR EACH ROW EXECUTE FUNCTION refuse();",
-    )
-    .await;
+           FOR EACH ROW EXECUTE FUNCTION refuse();";
+    execute(&pool, refuse_requests).await;
 
     let body = format!(r#"{{"projectId":{project},"title":"Ship it","assigneeId":{bob}}}"#);
     let (status, _, problem) = call(&app, "POST", "/api/v1/tasks", Some(&body)).await;
@@ -118,19 +129,13 @@ async fn a_failed_email_request_rolls_the_task_write_back(pool: PgPool) {
 
 #[sqlx::test]
 async fn a_task_write_that_fails_at_commit_requests_no_email(pool: PgPool) {
-    let (ada, project, tasks) = seed(&pool, 1).await;
-    let bob = bob(&pool).await;
-    let jobs = job_queue(&[]).await;
-    let app = app(&pool, Some(jobs.clone())).await;
+    let (ada, project, bob, tasks, jobs, app) = assigning(&pool, 1).await;
     // Fails at COMMIT, after the email request was written in the same transaction.
-    ddl(
-        &pool,
-        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
+    let refuse_at_commit = "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
            $$ BEGIN RAISE EXCEPTION 'refused at commit by the test'; END $$;
          CREATE CONSTRAINT TRIGGER refuse_tasks AFTER INSERT OR UPDATE ON tasks
-           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse();",
-    )
-    .await;
+           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse();";
+    execute(&pool, refuse_at_commit).await;
 
     let status = patch_assignee(&app, tasks[0], bob).await;
     assert!(status.is_server_error(), "{status}");
@@ -148,14 +153,7 @@ async fn a_task_write_that_fails_at_commit_requests_no_email(pool: PgPool) {
 
 #[sqlx::test]
 async fn every_committed_assignment_has_its_request_in_the_same_snapshot(pool: PgPool) {
-    let (ada, _project, tasks) = seed(&pool, 4).await;
-    let bob = bob(&pool).await;
-    let jobs = job_queue(&[]).await;
-    let app = app(&pool, Some(jobs.clone())).await;
-    sqlx::query("UPDATE tasks SET assignee_id = NULL")
-        .execute(&pool)
-        .await
-        .unwrap();
+    let (ada, _project, bob, tasks, jobs, app) = unassigned(&pool, 4).await;
 
     let writer = {
         let app = app.clone();
@@ -191,14 +189,7 @@ async fn every_committed_assignment_has_its_request_in_the_same_snapshot(pool: P
 
 #[sqlx::test]
 async fn concurrent_patches_assigning_the_same_user_request_one_email(pool: PgPool) {
-    let (_ada, _project, tasks) = seed(&pool, 2).await;
-    let bob = bob(&pool).await;
-    let jobs = job_queue(&[]).await;
-    let app = app(&pool, Some(jobs.clone())).await;
-    sqlx::query("UPDATE tasks SET assignee_id = NULL")
-        .execute(&pool)
-        .await
-        .unwrap();
+    let (_ada, _project, bob, tasks, jobs, app) = unassigned(&pool, 2).await;
 
     let patches = (0..12).map(|i| {
         let app = app.clone();
@@ -262,14 +253,6 @@ async fn a_transaction_holds_its_pool_slot_until_it_ends(pool: PgPool) {
         .await
         .unwrap();
     assert!(!exists, "a dropped transaction rolls back");
-    let queries = &db.telemetry().queries;
-    let count = |outcome: &'static str| {
-        queries
-            .get_or_create(&perfstack_app::db::telemetry::OutcomeLabels {
-                operation: "test.tx",
-                outcome,
-            })
-            .get()
-    };
+    let count = |outcome: &'static str| db.telemetry().query_outcome("test.tx", outcome).get();
     assert_eq!((count("ok"), count("error")), (1, 1));
 }

@@ -1,15 +1,14 @@
 //! The real handlers on a real database: what they write, and that running one twice (a job
 //! delivered again after a crash) takes effect once.
 use perfstack_app::jobs::{
-    JobId, Queue,
+    JobHandler, JobId, Queue,
     email::{EmailHandler, EmailJob},
     report::{ReportHandler, ReportRequest},
     store::ClaimedJob,
-    worker::JobHandler,
 };
 use sqlx::PgPool;
 
-use crate::support::{job_context, seed};
+use crate::support::{execute, job_context, seed};
 
 fn claimed(queue: Queue, payload: serde_json::Value, attempt: u32) -> ClaimedJob {
     ClaimedJob {
@@ -21,16 +20,17 @@ fn claimed(queue: Queue, payload: serde_json::Value, attempt: u32) -> ClaimedJob
     }
 }
 
+/// The first attempt of the email telling `assignee_id` about task `task_id`.
+fn assignment_email(task_id: i64, assignee_id: i64) -> ClaimedJob {
+    let payload = serde_json::to_value(EmailJob::TaskAssigned { task_id, assignee_id }).unwrap();
+    claimed(Queue::Email, payload, 1)
+}
+
 #[sqlx::test]
 async fn assignment_email_goes_to_the_outbox_once(pool: PgPool) {
     let (user, _project, tasks) = seed(&pool, 1).await;
     let handler = EmailHandler::new(job_context(&pool).await);
-    let payload = serde_json::to_value(EmailJob::TaskAssigned {
-        task_id: tasks[0],
-        assignee_id: user,
-    })
-    .unwrap();
-    let mut job = claimed(Queue::Email, payload, 1);
+    let mut job = assignment_email(tasks[0], user);
     let first = handler.handle(&job).await.unwrap();
     job.attempt = 2; // delivered again, e.g. after the worker died before acknowledging
     let second = handler.handle(&job).await.unwrap();
@@ -58,12 +58,10 @@ async fn assignment_email_goes_to_the_outbox_once(pool: PgPool) {
 async fn no_email_when_the_task_was_reassigned_meanwhile(pool: PgPool) {
     let (user, _project, tasks) = seed(&pool, 1).await;
     let handler = EmailHandler::new(job_context(&pool).await);
-    let payload = serde_json::to_value(EmailJob::TaskAssigned {
-        task_id: tasks[0],
-        assignee_id: user + 1000,
-    })
-    .unwrap();
-    let result = handler.handle(&claimed(Queue::Email, payload, 1)).await.unwrap();
+    let result = handler
+        .handle(&assignment_email(tasks[0], user + 1000))
+        .await
+        .unwrap();
     assert!(result.get("skipped").is_some(), "{result}");
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
         .fetch_one(&pool)
@@ -86,10 +84,8 @@ async fn malformed_payloads_fail_permanently(pool: PgPool) {
 async fn project_report_counts_real_tasks_and_is_stored_once(pool: PgPool) {
     let (_user, project, _tasks) = seed(&pool, 10).await;
     // One task unassigned and one done task overdue-dated (done tasks are never overdue).
-    sqlx::query("UPDATE tasks SET assignee_id = NULL WHERE title = 'task 1'")
-        .execute(&pool)
-        .await
-        .unwrap();
+    let unassign = "UPDATE tasks SET assignee_id = NULL WHERE title = 'task 1'";
+    execute(&pool, unassign).await;
     let handler = ReportHandler::new(job_context(&pool).await);
     let payload = serde_json::to_value(ReportRequest::ProjectTaskStats { project_id: project }).unwrap();
     let job = claimed(Queue::Report, payload, 1);
@@ -137,10 +133,8 @@ async fn report_of_a_missing_project_fails_permanently(pool: PgPool) {
 async fn user_workload_report_counts_the_users_tasks(pool: PgPool) {
     let (user, _project, _tasks) = seed(&pool, 8).await;
     // Two tasks due soon (one of them done), one task of another user.
-    sqlx::query("UPDATE tasks SET due_date = current_date + 2 WHERE title IN ('task 0', 'task 3')")
-        .execute(&pool)
-        .await
-        .unwrap();
+    let due_soon = "UPDATE tasks SET due_date = current_date + 2 WHERE title IN ('task 0', 'task 3')";
+    execute(&pool, due_soon).await;
     let other: i64 = sqlx::query_scalar(
         "INSERT INTO users (email, username) VALUES ('bob@example.com', 'bob') RETURNING id",
     )

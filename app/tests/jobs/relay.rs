@@ -1,8 +1,23 @@
 //! Jobs requested in a database transaction reach Redis only when it commits, and exactly once.
-use perfstack_app::jobs::{JobState, Queue, notify, relay};
+use perfstack_app::jobs::{JobId, JobQueue, JobState, Queue, notify, relay};
 use sqlx::PgPool;
 
 use crate::support::{app_db, cleanup, job_queue, seed};
+
+/// Requests the assignment email of `task` to `user` in a transaction that then commits (or not).
+async fn request(pool: &PgPool, jobs: &JobQueue, task: i64, user: i64, commit: bool) -> JobId {
+    let mut tx = pool.begin().await.unwrap();
+    let id = notify::on_assignment(&mut *tx, Some(jobs), task, None, Some(user))
+        .await
+        .unwrap()
+        .unwrap();
+    if commit {
+        tx.commit().await.unwrap();
+    } else {
+        tx.rollback().await.unwrap();
+    }
+    id
+}
 
 #[sqlx::test]
 async fn requests_move_to_redis_after_commit_only_and_once(pool: PgPool) {
@@ -10,18 +25,8 @@ async fn requests_move_to_redis_after_commit_only_and_once(pool: PgPool) {
     let jobs = job_queue(&[]).await;
     let db = app_db(&pool).await;
 
-    let mut tx = pool.begin().await.unwrap();
-    let rolled_back = notify::on_assignment(&mut *tx, Some(&jobs), tasks[0], None, Some(user))
-        .await
-        .unwrap()
-        .unwrap();
-    tx.rollback().await.unwrap();
-    let mut tx = pool.begin().await.unwrap();
-    let committed = notify::on_assignment(&mut *tx, Some(&jobs), tasks[1], None, Some(user))
-        .await
-        .unwrap()
-        .unwrap();
-    tx.commit().await.unwrap();
+    let rolled_back = request(&pool, &jobs, tasks[0], user, false).await;
+    let committed = request(&pool, &jobs, tasks[1], user, true).await;
     assert!(
         jobs.store.get(&committed).await.unwrap().is_none(),
         "not in Redis before the relay"

@@ -10,10 +10,10 @@ use std::{
 };
 
 use perfstack_app::jobs::{
-    JobId, JobQueue, JobState, Queue,
+    JobFailure, JobHandler, JobId, JobQueue, JobState, Queue,
     metrics::JobMetrics,
     store::{ClaimedJob, Outcome},
-    worker::{JobFailure, JobHandler, Worker},
+    worker::Worker,
 };
 use tokio::sync::watch;
 

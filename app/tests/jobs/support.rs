@@ -4,9 +4,9 @@ use std::{future::Future, time::Duration};
 
 use clap::Parser;
 use perfstack_app::{
-    config::DbConfig,
+    config::{DbConfig, JobsConfig},
     db::Db,
-    jobs::{JobContext, JobId, JobQueue, JobRecord, JobState, JobsConfig, email::Mailer},
+    jobs::{JobContext, JobId, JobQueue, JobRecord, JobState, mailer::Mailer},
 };
 use sqlx::PgPool;
 
@@ -155,4 +155,9 @@ pub async fn wait_for_state(queue: &JobQueue, id: &JobId, state: JobState, timeo
             .filter(|job| job.state == state)
     })
     .await
+}
+
+/// Runs every statement of `sql` on the test database.
+pub async fn execute(pool: &PgPool, sql: &str) {
+    sqlx::raw_sql(sql).execute(pool).await.unwrap();
 }

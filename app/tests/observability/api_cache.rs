@@ -19,6 +19,14 @@ struct Replica {
     router: Router,
 }
 
+/// Applies the app's migrations to the test database.
+async fn migrate_schema(pool: &PgPool) {
+    let db = Db::from_pool(pool.clone(), QueryMonitor::new(Duration::from_secs(10)));
+    migrate::apply(&db, &migrate::MigrateOptions::default())
+        .await
+        .unwrap();
+}
+
 impl Replica {
     async fn start(pool: PgPool, redis: &RedisServer) -> Self {
         let db = Db::from_pool(pool, QueryMonitor::new(Duration::from_secs(10)));
@@ -47,6 +55,13 @@ impl Replica {
         (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
+    /// POSTs a user `{username}@example.org` with this first name.
+    async fn create_user(&self, username: &str, first_name: &str) -> (u16, Value) {
+        let email = format!("{username}@example.org");
+        let body = json!({"email": email, "username": username, "firstName": first_name});
+        self.send("POST", "/api/v1/users", Some(body)).await
+    }
+
     fn queries(&self, op: &'static str) -> u64 {
         self.state.db.telemetry().query_count(op)
     }
@@ -65,21 +80,12 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
 
 #[sqlx::test(migrations = false)]
 async fn entity_reads_are_cached_and_writes_evict_every_replica(pool: PgPool) {
-    let db = Db::from_pool(pool.clone(), QueryMonitor::new(Duration::from_secs(10)));
-    migrate::apply(&db, &migrate::MigrateOptions::default())
-        .await
-        .unwrap();
+    migrate_schema(&pool).await;
     let redis = RedisServer::start().await;
     let a = Replica::start(pool.clone(), &redis).await;
     let b = Replica::start(pool, &redis).await;
 
-    let (status, user) = a
-        .send(
-            "POST",
-            "/api/v1/users",
-            Some(json!({"email": "ada@example.org", "username": "ada", "firstName": "Ada"})),
-        )
-        .await;
+    let (status, user) = a.create_user("ada", "Ada").await;
     assert_eq!(status, 201, "{user}");
     let user_id = user["id"].as_i64().unwrap();
     let (_, project) = a
@@ -158,19 +164,10 @@ async fn entity_reads_are_cached_and_writes_evict_every_replica(pool: PgPool) {
 
 #[sqlx::test(migrations = false)]
 async fn redis_outage_fails_readiness_not_requests(pool: PgPool) {
-    let db = Db::from_pool(pool.clone(), QueryMonitor::new(Duration::from_secs(10)));
-    migrate::apply(&db, &migrate::MigrateOptions::default())
-        .await
-        .unwrap();
+    migrate_schema(&pool).await;
     let mut redis = RedisServer::start().await;
     let app = Replica::start(pool, &redis).await;
-    let (_, user) = app
-        .send(
-            "POST",
-            "/api/v1/users",
-            Some(json!({"email": "bobby@example.org", "username": "bobby", "firstName": "Bobby"})),
-        )
-        .await;
+    let (_, user) = app.create_user("bobby", "Bobby").await;
     let uri = format!("/api/v1/users/{}", user["id"].as_i64().expect("created"));
     assert_eq!(app.send("GET", "/readyz", None).await.0, 200);
 

@@ -13,10 +13,7 @@ use crate::common::*;
 
 #[tokio::test]
 async fn hits_and_misses_at_both_levels() {
-    let redis = RedisServer::start().await;
-    let db = db(4).await;
-    widgets(&db).await;
-    let id = insert_widget(&db, "first").await;
+    let (redis, db, id) = with_widget(4, "first").await;
     let a = cache(Some(&redis)).await;
     let b = cache(Some(&redis)).await;
     let queries = || db.telemetry().query_count(WIDGET_OP);
@@ -44,10 +41,7 @@ async fn hits_and_misses_at_both_levels() {
 
 #[tokio::test]
 async fn hundred_concurrent_misses_make_one_query() {
-    let redis = RedisServer::start().await;
-    let db = db(10).await;
-    widgets(&db).await;
-    let id = insert_widget(&db, "popular").await;
+    let (redis, db, id) = with_widget(10, "popular").await;
     let cache = cache(Some(&redis)).await;
     let before = db.telemetry().query_count(WIDGET_OP);
     let reads = (0..100).map(|_| cached_widget_slow(&cache, &db, id, 100));
@@ -62,10 +56,7 @@ async fn hundred_concurrent_misses_make_one_query() {
 
 #[tokio::test]
 async fn a_write_evicts_every_replica_within_a_second() {
-    let redis = RedisServer::start().await;
-    let db = db(4).await;
-    widgets(&db).await;
-    let id = insert_widget(&db, "old").await;
+    let (redis, db, id) = with_widget(4, "old").await;
     let writer = cache(Some(&redis)).await;
     let reader = cache(Some(&redis)).await;
     assert_eq!(cached_widget(&reader, &db, id).await.unwrap().name, "old");
@@ -85,11 +76,7 @@ async fn a_write_evicts_every_replica_within_a_second() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let remote = reader
-        .telemetry()
-        .evictions
-        .get_or_create(&perfstack_app::cache::telemetry::SourceLabel { source: "remote" })
-        .get();
+    let remote = reader.telemetry().eviction("remote").get();
     assert_eq!(remote, 1);
 }
 
@@ -143,22 +130,12 @@ async fn redis_outage_degrades_to_the_database_and_recovers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(cache.redis_up().await, Some(true));
-    let pending = cache.telemetry().pending_evictions.get();
-    let start = Instant::now();
-    while cache.telemetry().pending_evictions.get() > 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "{pending} evictions never reached Redis"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    evictions_reach_redis(&cache).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_redis_costs_reads_only_its_timeout() {
-    let redis = RedisServer::start().await;
-    let db = db(4).await;
-    widgets(&db).await;
+    let (redis, db) = with_widgets(4).await;
     let cache = cache(Some(&redis)).await;
     let errors_before = cache.telemetry().redis_error_count();
     let mut conn = redis.connection().await.unwrap();
@@ -193,10 +170,7 @@ async fn a_slow_redis_costs_reads_only_its_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_read_after_a_write_returns_the_old_value() {
-    let redis = RedisServer::start().await;
-    let db = db(10).await;
-    widgets(&db).await;
-    let id = insert_widget(&db, "0").await;
+    let (redis, db, id) = with_widget(10, "0").await;
     let replica = cache(Some(&redis)).await;
     let other = cache(Some(&redis)).await;
     let committed = Arc::new(AtomicU64::new(0));
@@ -245,23 +219,14 @@ async fn no_read_after_a_write_returns_the_old_value() {
     );
     // Redis must not keep an old value either: a fresh replica reads the last one (once any
     // eviction that Redis was too slow to take has been retried).
-    let start = Instant::now();
-    while replica.telemetry().pending_evictions.get() > 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "evictions never reached Redis"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    evictions_reach_redis(&replica).await;
     let fresh = cache(Some(&redis)).await;
     assert_eq!(cached_widget(&fresh, &db, id).await.unwrap().name, "40");
 }
 
 #[tokio::test]
 async fn the_cache_never_lists_keys() {
-    let redis = RedisServer::start().await;
-    let db = db(4).await;
-    widgets(&db).await;
+    let (redis, db) = with_widgets(4).await;
     let cache = cache(Some(&redis)).await;
     for n in 0..5 {
         let id = insert_widget(&db, &format!("w{n}")).await;

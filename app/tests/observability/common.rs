@@ -6,8 +6,8 @@ use std::{
 };
 
 use perfstack_app::{
-    cache::{Cache, config::CacheConfig},
-    config::{DbConfig, ServeConfig},
+    cache::Cache,
+    config::{CacheConfig, DbConfig, ServeConfig},
     db::Db,
     http::AppState,
 };
@@ -43,23 +43,33 @@ pub async fn db(max: u32) -> Db {
 }
 
 pub fn serve_config(redis: Option<&RedisServer>) -> ServeConfig {
-    ServeConfig {
-        listen: "127.0.0.1:0".parse().expect("address"),
-        redis_url: redis.map(|r| r.url().into()),
-        tuning_file: None,
-        body_limit: 1024 * 1024,
-        shutdown_grace_s: 1,
-        cache: CacheConfig {
-            dashboard_cache_ms: 0,
-            ..CacheConfig::default()
-        },
-    }
+    let mut config = ServeConfig::default();
+    config.server.listen = "127.0.0.1:0".parse().expect("address");
+    config.server.shutdown_grace_s = 1;
+    config.cache.redis_url = redis.map(|r| r.url().into());
+    config.dashboard.dashboard_cache_ms = 0;
+    config
 }
 
 pub async fn app_state(redis: Option<&RedisServer>) -> AppState {
     let state = AppState::try_new(db(10).await, serve_config(redis)).expect("app state");
     assert!(state.cache.wait_until_ready(Duration::from_secs(5)).await);
     state
+}
+
+/// A private Redis and a database handle with `connections` connections, the widget table made.
+pub async fn with_widgets(connections: u32) -> (RedisServer, Db) {
+    let redis = RedisServer::start().await;
+    let db = db(connections).await;
+    widgets(&db).await;
+    (redis, db)
+}
+
+/// Like [`with_widgets`], with one widget named `name`; returns its id too.
+pub async fn with_widget(connections: u32, name: &str) -> (RedisServer, Db, i64) {
+    let (redis, db) = with_widgets(connections).await;
+    let id = insert_widget(&db, name).await;
+    (redis, db, id)
 }
 
 /// A cache (one "replica"), connected to `redis` when given.
@@ -70,6 +80,19 @@ pub async fn cache(redis: Option<&RedisServer>) -> Cache {
         "redis connection"
     );
     cache
+}
+
+/// Waits up to 5 s until every eviction `cache` could not send yet has reached Redis.
+pub async fn evictions_reach_redis(cache: &Cache) {
+    let pending = cache.telemetry().pending_evictions.get();
+    let start = std::time::Instant::now();
+    while cache.telemetry().pending_evictions.get() > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{pending} evictions never reached Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A redis-server of our own on a free port, so a test can stop and restart it.

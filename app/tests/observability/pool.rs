@@ -7,7 +7,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use perfstack_app::db::{Db, PoolSettings, tuning};
+use perfstack_app::db::{Db, tuning};
+use perfstack_contract::tuning::PoolSettings;
 
 use crate::common::*;
 
@@ -137,7 +138,7 @@ async fn acquire_timeouts_are_counted() {
             min_connections: 1,
             max_connections: 1,
             acquire_timeout_ms: 100,
-            idle_timeout_s: 60,
+            idle_timeout_seconds: 60,
         },
         1,
     );

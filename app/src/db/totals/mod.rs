@@ -13,15 +13,19 @@
 //!
 //! Reasons and bounds: docs/api.md ("Totals of offset pages"); metric names: docs/metrics.md.
 use std::{
+    any::Any,
     future::Future,
+    hash::{Hash, Hasher},
     sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
 use moka::future::Cache;
 
-pub use self::telemetry::{TableLabel, TotalsTelemetry};
-use super::{page::Window, projects::ProjectFilter, tasks::TaskFilter, users::UserFilter};
+use crate::config::ListTotalsConfig;
+
+pub use self::telemetry::{Lookup, TotalsTelemetry};
+use super::page::Window;
 
 mod telemetry;
 
@@ -54,35 +58,87 @@ impl Table {
     }
 }
 
-/// Which rows a total counts: a table and the filters of the list.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum TotalOf {
-    Users(UserFilter),
-    Projects(ProjectFilter),
-    Tasks(TaskFilter),
+/// What the totals cache needs of a list's filters: they tell filter sets apart (`Eq`, `Hash`) and
+/// say how much free text (search terms, emails) they carry.
+pub trait ListFilter: Clone + Eq + Hash + Send + Sync + 'static {
+    /// Bytes of free text in the filters; 0 for filters of ids and enums only.
+    fn free_text_bytes(&self) -> usize {
+        0
+    }
+}
+
+/// Which rows a total counts: a table and the filters of the list. Any table's [`ListFilter`], so
+/// one cache (bounded by one `max_entries`) holds the totals of every table.
+#[derive(Clone)]
+pub struct TotalOf {
+    table: Table,
+    filter: Arc<dyn FilterKey>,
+    free_text_bytes: usize,
 }
 
 impl TotalOf {
-    pub fn table(&self) -> Table {
-        match self {
-            Self::Users(_) => Table::Users,
-            Self::Projects(_) => Table::Projects,
-            Self::Tasks(_) => Table::Tasks,
+    pub fn new<F: ListFilter>(table: Table, filter: F) -> Self {
+        Self {
+            table,
+            free_text_bytes: filter.free_text_bytes(),
+            filter: Arc::new(filter),
         }
+    }
+
+    pub fn table(&self) -> Table {
+        self.table
     }
 
     /// Whether the total is worth a cache entry: filters with long free text (search terms,
     /// emails) are counted every time, so that the cache's memory stays bounded by
     /// `max_entries` times a small key whatever clients send.
     pub fn cacheable(&self) -> bool {
-        let text = match self {
-            Self::Users(f) => {
-                f.email.as_ref().map_or(0, String::len) + f.username.as_ref().map_or(0, String::len)
-            }
-            Self::Projects(_) => 0,
-            Self::Tasks(f) => f.search.as_ref().map_or(0, String::len),
-        };
-        text <= MAX_CACHED_TEXT_BYTES
+        self.free_text_bytes <= MAX_CACHED_TEXT_BYTES
+    }
+}
+
+impl PartialEq for TotalOf {
+    fn eq(&self, other: &Self) -> bool {
+        self.table == other.table && self.filter.eq_key(other.filter.as_ref())
+    }
+}
+
+impl Eq for TotalOf {}
+
+impl Hash for TotalOf {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.table.hash(state);
+        self.filter.hash_key(state);
+    }
+}
+
+impl std::fmt::Debug for TotalOf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotalOf")
+            .field("table", &self.table)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A [`ListFilter`] of any type, compared and hashed as itself (filters of different types are
+/// never equal).
+trait FilterKey: Send + Sync {
+    fn as_any(&self) -> &dyn Any;
+    fn eq_key(&self, other: &dyn FilterKey) -> bool;
+    fn hash_key(&self, state: &mut dyn Hasher);
+}
+
+impl<F: ListFilter> FilterKey for F {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn eq_key(&self, other: &dyn FilterKey) -> bool {
+        other.as_any().downcast_ref::<F>() == Some(self)
+    }
+
+    fn hash_key(&self, mut state: &mut dyn Hasher) {
+        self.hash(&mut state);
     }
 }
 
@@ -108,22 +164,22 @@ pub struct TotalsSettings {
     pub write_refresh: Duration,
 }
 
-impl Default for TotalsSettings {
-    fn default() -> Self {
+impl From<&ListTotalsConfig> for TotalsSettings {
+    fn from(config: &ListTotalsConfig) -> Self {
         Self {
-            ttl: Duration::from_millis(DEFAULT_TTL_MS),
-            max_entries: DEFAULT_MAX_ENTRIES,
-            write_refresh: Duration::from_millis(DEFAULT_WRITE_REFRESH_MS),
+            ttl: config.ttl(),
+            max_entries: config.count_cache_max_entries,
+            write_refresh: config.write_refresh(),
         }
     }
 }
 
-/// Default of `--count-cache-ttl-ms`.
-pub const DEFAULT_TTL_MS: u64 = 5000;
-/// Default of `--count-cache-max-entries`.
-pub const DEFAULT_MAX_ENTRIES: u64 = 10_000;
-/// Default of `--count-cache-write-refresh-ms`.
-pub const DEFAULT_WRITE_REFRESH_MS: u64 = 1000;
+impl Default for TotalsSettings {
+    /// What `--count-cache-*` say when not given.
+    fn default() -> Self {
+        (&ListTotalsConfig::default()).into()
+    }
+}
 
 /// A table's write generation, bumped at most once per `write_refresh`.
 #[derive(Debug, Default)]
@@ -159,17 +215,6 @@ impl Generation {
     }
 }
 
-/// How a lookup was answered (the `perfstack_count_cache_*` counters).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lookup {
-    /// A cached total.
-    Hit,
-    /// Another request's count was already running; this one waited for its result.
-    Coalesced,
-    /// This request ran the count.
-    Miss,
-}
-
 /// The totals cache. Cheap to clone; clones share entries, generations and metrics.
 #[derive(Clone)]
 pub struct ListTotals {
@@ -198,7 +243,7 @@ impl ListTotals {
             cache,
             generations: Arc::default(),
             write_refresh: settings.write_refresh,
-            telemetry: TotalsTelemetry::new(),
+            telemetry: TotalsTelemetry::new(&Table::ALL.map(Table::as_str)),
         }
     }
 
@@ -217,7 +262,7 @@ impl ListTotals {
         let cache = match &self.cache {
             Some(cache) if of.cacheable() => cache,
             _ => {
-                self.telemetry.record(table, Lookup::Miss);
+                self.telemetry.record(table.as_str(), Lookup::Miss);
                 return count().await;
             }
         };
@@ -226,18 +271,18 @@ impl ListTotals {
             of,
         };
         if let Some(total) = cache.get(&key).await {
-            self.telemetry.record(table, Lookup::Hit);
+            self.telemetry.record(table.as_str(), Lookup::Hit);
             return Ok(total);
         }
         // The miss is recorded by the one caller that runs the count, failed or not, so that
         // misses and count queries move together.
         let run = async {
-            self.telemetry.record(table, Lookup::Miss);
+            self.telemetry.record(table.as_str(), Lookup::Miss);
             count().await
         };
         let entry = cache.entry(key).or_try_insert_with(run).await.map_err(unshare)?;
         if !entry.is_fresh() {
-            self.telemetry.record(table, Lookup::Coalesced);
+            self.telemetry.record(table.as_str(), Lookup::Coalesced);
         }
         Ok(entry.into_value())
     }
@@ -273,12 +318,7 @@ impl ListTotals {
     }
 
     fn count_invalidation(&self, table: Table) {
-        self.telemetry
-            .invalidations
-            .get_or_create(&TableLabel {
-                table: table.as_str(),
-            })
-            .inc();
+        self.telemetry.invalidated(table.as_str());
     }
 
     fn lock_generation(&self, table: Table) -> std::sync::MutexGuard<'_, Generation> {
@@ -319,117 +359,4 @@ fn unshare(err: Arc<sqlx::Error>) -> sqlx::Error {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    use super::*;
-
-    #[test]
-    fn writes_within_the_refresh_period_are_coalesced_and_none_is_lost() {
-        let period = Duration::from_secs(1);
-        let t0 = Instant::now();
-        let mut g = Generation::default();
-        assert!(g.wrote(t0, period), "a first write retires at once");
-        assert_eq!(g.value, 1);
-        assert!(!g.wrote(t0 + Duration::from_millis(100), period));
-        assert!(!g.wrote(t0 + Duration::from_millis(900), period));
-        assert!(!g.settle(t0 + Duration::from_millis(999), period));
-        assert_eq!(g.value, 1, "within the period the totals stand");
-        assert!(
-            g.settle(t0 + Duration::from_millis(1000), period),
-            "the pending writes retire them"
-        );
-        assert_eq!(g.value, 2);
-        assert!(
-            !g.settle(t0 + Duration::from_secs(5), period),
-            "nothing pending, nothing to retire"
-        );
-        assert!(
-            g.wrote(t0 + Duration::from_secs(5), period),
-            "a write after a quiet period retires at once"
-        );
-        assert_eq!(g.value, 3);
-        let mut every = Generation::default();
-        assert!(every.wrote(t0, Duration::ZERO) && every.wrote(t0, Duration::ZERO));
-        assert_eq!(every.value, 2, "a zero period retires on every write");
-    }
-
-    #[tokio::test]
-    async fn concurrent_misses_run_one_count() {
-        let totals = ListTotals::default();
-        let runs = Arc::new(AtomicU64::new(0));
-        let lookups = (0..20).map(|_| {
-            let (totals, runs) = (totals.clone(), Arc::clone(&runs));
-            async move {
-                totals
-                    .get_or_count(TotalOf::Tasks(TaskFilter::default()), || async move {
-                        runs.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        Ok(42)
-                    })
-                    .await
-            }
-        });
-        let results = futures::future::join_all(lookups).await;
-        assert!(results.iter().all(|r| matches!(r, Ok(42))));
-        assert_eq!(runs.load(Ordering::SeqCst), 1);
-        let t = totals.telemetry();
-        assert_eq!(t.count(Table::Tasks, Lookup::Miss), 1);
-        assert_eq!(
-            t.count(Table::Tasks, Lookup::Hit) + t.count(Table::Tasks, Lookup::Coalesced),
-            19
-        );
-    }
-
-    #[tokio::test]
-    async fn a_write_retires_only_its_tables_totals() {
-        let totals = ListTotals::default();
-        let count = |n: i64| move || async move { Ok::<_, sqlx::Error>(n) };
-        let tasks = || TotalOf::Tasks(TaskFilter::default());
-        let users = || TotalOf::Users(UserFilter::default());
-        assert_eq!(totals.get_or_count(tasks(), count(1)).await.unwrap(), 1);
-        assert_eq!(totals.get_or_count(users(), count(10)).await.unwrap(), 10);
-        totals.wrote(Table::Tasks);
-        assert_eq!(totals.get_or_count(tasks(), count(2)).await.unwrap(), 2);
-        assert_eq!(totals.get_or_count(users(), count(11)).await.unwrap(), 10);
-    }
-
-    #[tokio::test]
-    async fn failed_counts_long_texts_and_zero_ttl_are_not_cached() {
-        let totals = ListTotals::default();
-        let of = || TotalOf::Projects(ProjectFilter::default());
-        let failed = totals
-            .get_or_count(of(), || async { Err(sqlx::Error::PoolTimedOut) })
-            .await;
-        assert!(matches!(failed, Err(sqlx::Error::PoolTimedOut)));
-        assert_eq!(totals.get_or_count(of(), || async { Ok(3) }).await.unwrap(), 3);
-
-        let long_search = || {
-            TotalOf::Tasks(TaskFilter {
-                search: Some("x".repeat(MAX_CACHED_TEXT_BYTES + 1)),
-                ..TaskFilter::default()
-            })
-        };
-        assert_eq!(
-            totals
-                .get_or_count(long_search(), || async { Ok(1) })
-                .await
-                .unwrap(),
-            1
-        );
-        assert_eq!(
-            totals
-                .get_or_count(long_search(), || async { Ok(2) })
-                .await
-                .unwrap(),
-            2
-        );
-
-        let uncached = ListTotals::new(TotalsSettings {
-            ttl: Duration::ZERO,
-            ..TotalsSettings::default()
-        });
-        assert_eq!(uncached.get_or_count(of(), || async { Ok(1) }).await.unwrap(), 1);
-        assert_eq!(uncached.get_or_count(of(), || async { Ok(2) }).await.unwrap(), 2);
-    }
-}
+mod tests;

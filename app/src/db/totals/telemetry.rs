@@ -1,63 +1,66 @@
 //! Counters of the totals cache, per table (names in docs/metrics.md).
 use prometheus_client::{
-    encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
 
-use super::{Lookup, Table};
-use crate::metrics::RegisterMetrics;
+use crate::metrics::{RegisterMetrics, StaticLabels};
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TableLabel {
-    pub table: &'static str,
+/// How a lookup was answered (the `perfstack_count_cache_*` counters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// A cached total.
+    Hit,
+    /// Another request's count was already running; this one waited for its result.
+    Coalesced,
+    /// This request ran the count.
+    Miss,
 }
 
-/// Counters of the totals cache, per table.
+/// Counters of the totals cache, per table (the `table` label).
 #[derive(Clone, Default)]
 pub struct TotalsTelemetry {
-    pub hits: Family<TableLabel, Counter>,
-    pub misses: Family<TableLabel, Counter>,
-    pub coalesced: Family<TableLabel, Counter>,
-    pub invalidations: Family<TableLabel, Counter>,
+    hits: Family<StaticLabels<1>, Counter>,
+    misses: Family<StaticLabels<1>, Counter>,
+    coalesced: Family<StaticLabels<1>, Counter>,
+    invalidations: Family<StaticLabels<1>, Counter>,
     pub entries: Gauge,
 }
 
 impl TotalsTelemetry {
-    /// Families with every table at zero, so each series exists from the first scrape.
-    pub fn new() -> Self {
+    /// Families with each of `tables` at zero, so each series exists from the first scrape.
+    pub fn new(tables: &[&'static str]) -> Self {
         let t = Self::default();
-        for table in Table::ALL {
-            let label = TableLabel {
-                table: table.as_str(),
-            };
+        for table in tables {
             for family in [&t.hits, &t.misses, &t.coalesced, &t.invalidations] {
-                family.get_or_create(&label).inc_by(0);
+                family.get_or_create(&[("table", table)]).inc_by(0);
             }
         }
         t
     }
 
-    pub(super) fn record(&self, table: Table, lookup: Lookup) {
+    /// Counts a lookup of `table`'s totals answered as `lookup`.
+    pub fn record(&self, table: &'static str, lookup: Lookup) {
         self.counter(table, lookup).inc();
     }
 
     /// How many lookups of `table` were answered as `lookup` so far.
-    pub fn count(&self, table: Table, lookup: Lookup) -> u64 {
+    pub fn count(&self, table: &'static str, lookup: Lookup) -> u64 {
         self.counter(table, lookup).get()
     }
 
-    fn counter(&self, table: Table, lookup: Lookup) -> Counter {
+    /// Counts a retirement of `table`'s totals.
+    pub fn invalidated(&self, table: &'static str) {
+        self.invalidations.get_or_create(&[("table", table)]).inc();
+    }
+
+    fn counter(&self, table: &'static str, lookup: Lookup) -> Counter {
         let family = match lookup {
             Lookup::Hit => &self.hits,
             Lookup::Coalesced => &self.coalesced,
             Lookup::Miss => &self.misses,
         };
-        family
-            .get_or_create(&TableLabel {
-                table: table.as_str(),
-            })
-            .clone()
+        family.get_or_create(&[("table", table)]).clone()
     }
 }
 

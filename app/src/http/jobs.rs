@@ -11,11 +11,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{JobId, JobQueue, JobState, JobsError, Queue, report};
-use crate::http::{
+use super::{
     AppState,
     error::{Problem, problem},
 };
+use crate::jobs::{JobId, JobQueue, JobRecord, JobState, JobsError, Queue, report};
 
 /// Errors of the job routes, each a problem+json answer. Internal details are logged, not returned.
 #[derive(Debug, thiserror::Error)]
@@ -164,7 +164,7 @@ async fn get_report(State(state): State<AppState>, Path(id): Path<i64>) -> ApiRe
 /// A job: state, attempts, last error and where its result is.
 #[utoipa::path(get, path = "/jobs/{id}", tag = "jobs", params(("id" = String, Path, description = "Job id (UUID)")),
     responses(
-        (status = 200, body = super::JobRecord),
+        (status = 200, body = JobRecord),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
     ))]
@@ -178,7 +178,7 @@ async fn get_job(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
 /// Give a dead job a fresh set of attempts.
 #[utoipa::path(post, path = "/jobs/{id}/retry", tag = "jobs", params(("id" = String, Path)),
     responses(
-        (status = 202, description = "Queued again", body = super::JobRecord),
+        (status = 202, description = "Queued again", body = JobRecord),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The job is not dead", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -285,12 +285,10 @@ async fn list_outbox(State(state): State<AppState>, Query(q): Query<PageQuery>) 
                 .await
         })
         .await?;
-    let count_sql = "SELECT count(*) FROM outbox";
+    // language=PostgreSQL
     let total: i64 = state
         .db
-        .timed("outbox.count", count_sql, |pool| async move {
-            sqlx::query_scalar(count_sql).fetch_one(&pool).await
-        })
+        .fetch_value("outbox.count", "SELECT count(*) FROM outbox")
         .await?;
     Ok(Json(serde_json::json!({
         "data": data,

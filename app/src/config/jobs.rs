@@ -1,11 +1,13 @@
-//! Settings of the queues and workers, from flags and environment. Delays and timeouts are in
-//! milliseconds so tests can run the real policies fast.
-use std::time::Duration;
+//! The job system's groups: queues, retries and mail (`serve` and `worker`), whether `serve` runs
+//! the workers, and the standalone worker's own endpoints. Delays and timeouts are in milliseconds
+//! so tests can run the real policies fast.
+use std::{net::SocketAddr, time::Duration};
 
 use clap::Args;
+use perfstack_contract::env;
 use secrecy::SecretString;
 
-use super::{Queue, policy::QueuePolicy};
+use super::defaults;
 
 /// Queue, retry and mail settings shared by `serve` (which enqueues and may run workers) and `worker`.
 #[derive(Debug, Clone, Args)]
@@ -124,29 +126,6 @@ pub struct JobsConfig {
 }
 
 impl JobsConfig {
-    /// The policy in force for `queue`.
-    pub fn policy(&self, queue: Queue) -> QueuePolicy {
-        let (concurrency, max_attempts, timeout_ms) = match queue {
-            Queue::Email => (
-                self.email_concurrency,
-                self.email_max_attempts,
-                self.email_timeout_ms,
-            ),
-            Queue::Report => (
-                self.report_concurrency,
-                self.report_max_attempts,
-                self.report_timeout_ms,
-            ),
-        };
-        QueuePolicy {
-            concurrency: concurrency.max(1),
-            max_attempts: max_attempts.max(1),
-            base_delay: Duration::from_millis(self.retry_base_delay_ms),
-            max_delay: Duration::from_millis(self.retry_max_delay_ms.max(self.retry_base_delay_ms)),
-            timeout: Duration::from_millis(timeout_ms.max(1)),
-        }
-    }
-
     pub fn lease(&self) -> Duration {
         Duration::from_millis(self.lease_ms.max(300))
     }
@@ -160,10 +139,27 @@ impl JobsConfig {
     }
 }
 
+defaults::default_from_flags!(JobsConfig);
+
 /// Whether `serve` also runs the workers.
 #[derive(Debug, Clone, Copy, Args)]
 pub struct ServeWorkers {
     /// Serve the API only; run the workers elsewhere (`perfstack-app worker`).
     #[arg(long = "no-workers", env = "JOBS_NO_WORKERS")]
     pub no_workers: bool,
+}
+
+/// Settings of the standalone worker process (`perfstack-app worker`).
+#[derive(Debug, Clone, Args)]
+pub struct WorkerConfig {
+    /// Redis URL of the job queues. Never logged.
+    #[arg(long = "redis-url", env = env::REDIS_URL, hide_env_values = true)]
+    pub redis_url: SecretString,
+    /// Address of the `/livez` and `/metrics` endpoints.
+    #[arg(
+        long = "metrics-addr",
+        env = "WORKER_METRICS_ADDR",
+        default_value = "0.0.0.0:9090"
+    )]
+    pub metrics_addr: SocketAddr,
 }

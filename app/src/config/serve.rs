@@ -1,0 +1,232 @@
+//! The groups only `serve` reads: the HTTP server, the entity cache, the memory guard, the tuning
+//! file, pool telemetry, the dashboard and list totals; [`ServeConfig`] bundles them.
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    path::PathBuf,
+    time::Duration,
+};
+
+use clap::Args;
+use perfstack_contract::{env, probes};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::defaults;
+
+/// Everything `serve` is configured with besides the database and the jobs, one group per concern.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    #[command(flatten)]
+    pub server: ServerConfig,
+    #[command(flatten)]
+    pub cache: CacheConfig,
+    #[command(flatten)]
+    pub memory: MemoryGuardConfig,
+    #[command(flatten)]
+    pub tuning: TuningConfig,
+    #[command(flatten)]
+    pub pool: PoolTelemetryConfig,
+    #[command(flatten)]
+    pub dashboard: DashboardConfig,
+    #[command(flatten)]
+    pub totals: ListTotalsConfig,
+}
+
+/// The HTTP server: where it listens, what it accepts, how it stops.
+#[derive(Debug, Clone, Args)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    #[arg(long, env = env::LISTEN_ADDR,
+          default_value_t = SocketAddr::from((Ipv4Addr::LOCALHOST, probes::DEFAULT_HTTP_PORT)))]
+    pub listen: SocketAddr,
+    /// Largest accepted request body, in bytes.
+    #[arg(long = "body-limit", env = "BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
+    pub body_limit: usize,
+    /// How long in-flight requests may take to finish after a shutdown signal, in seconds.
+    #[arg(long = "shutdown-grace-s", env = "SHUTDOWN_GRACE_S", default_value_t = 25)]
+    pub shutdown_grace_s: u64,
+}
+
+/// The entity cache: in-process L1, Redis L2 (the same Redis holds the job queues).
+#[derive(Debug, Clone, Args)]
+pub struct CacheConfig {
+    /// Redis URL for the shared cache and job queues. Never logged.
+    #[arg(long = "redis-url", env = env::REDIS_URL, hide_env_values = true)]
+    pub redis_url: Option<SecretString>,
+    /// How long an entry stays in the in-process (L1) cache, in seconds (at most 300).
+    #[arg(long = "cache-l1-ttl-s", env = "CACHE_L1_TTL_S", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub l1_ttl_s: u64,
+    /// Most bytes of serialized entries the L1 cache holds.
+    #[arg(long = "cache-l1-max-bytes", env = "CACHE_L1_MAX_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub l1_max_bytes: u64,
+    /// How long an entry stays in Redis (L2), in seconds.
+    #[arg(long = "cache-l2-ttl-s", env = "CACHE_L2_TTL_S", default_value_t = 3600)]
+    pub l2_ttl_s: u64,
+    /// Timeout of one Redis command, in milliseconds; slower Redis counts as down.
+    #[arg(
+        long = "cache-redis-timeout-ms",
+        env = "CACHE_REDIS_TIMEOUT_MS",
+        default_value_t = 50
+    )]
+    pub redis_timeout_ms: u64,
+}
+
+impl CacheConfig {
+    /// The Redis URL, for the places that connect.
+    pub fn expose_redis_url(&self) -> Option<&str> {
+        self.redis_url.as_ref().map(ExposeSecret::expose_secret)
+    }
+    pub fn l1_ttl(&self) -> Duration {
+        Duration::from_secs(self.l1_ttl_s.min(300))
+    }
+    pub fn l2_ttl(&self) -> Duration {
+        Duration::from_secs(self.l2_ttl_s.max(1))
+    }
+    pub fn redis_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_timeout_ms.max(1))
+    }
+}
+
+/// The memory guard: clears the L1 cache when resident memory passes a limit.
+#[derive(Debug, Clone, Args)]
+pub struct MemoryGuardConfig {
+    /// Resident memory above which the memory guard clears the L1 cache, in bytes (0: never).
+    #[arg(long = "memory-limit-bytes", env = env::MEMORY_LIMIT_BYTES, default_value_t = 0)]
+    pub memory_limit_bytes: u64,
+    /// How often the memory guard samples resident memory, in milliseconds.
+    #[arg(long = "memory-sample-ms", env = "MEMORY_SAMPLE_MS", default_value_t = 5000)]
+    pub memory_sample_ms: u64,
+}
+
+impl MemoryGuardConfig {
+    pub fn sample_interval(&self) -> Duration {
+        Duration::from_millis(self.memory_sample_ms)
+    }
+}
+
+/// The tuning file (docs/contract.md): pool settings applied live.
+#[derive(Debug, Clone, Args)]
+pub struct TuningConfig {
+    /// File with pool settings that is watched and applied live (format in docs/contract.md).
+    #[arg(long = "tuning-file", env = env::TUNING_FILE)]
+    pub tuning_file: Option<PathBuf>,
+    /// How often the tuning file is read, in milliseconds.
+    #[arg(long = "tuning-poll-ms", env = "TUNING_POLL_MS", default_value_t = 2000)]
+    pub tuning_poll_ms: u64,
+}
+
+impl TuningConfig {
+    /// How often the file is read (at least every 100 ms apart).
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.tuning_poll_ms.max(100))
+    }
+}
+
+/// Default of `--db-waiters-warning`.
+pub const DEFAULT_WAITER_WARNING: u32 = 5;
+
+/// Pool telemetry: when waiting for a connection is worth a log line.
+#[derive(Debug, Clone, Args)]
+pub struct PoolTelemetryConfig {
+    /// Waiting database acquirers from which a warning is logged (0: never).
+    #[arg(long = "db-waiters-warning", env = "DB_WAITERS_WARNING", default_value_t = DEFAULT_WAITER_WARNING)]
+    pub db_waiters_warning: u32,
+}
+
+/// The performance dashboard.
+#[derive(Debug, Clone, Args)]
+pub struct DashboardConfig {
+    /// How long the performance dashboard JSON is reused, in milliseconds.
+    #[arg(
+        long = "dashboard-cache-ms",
+        env = "DASHBOARD_CACHE_MS",
+        default_value_t = 2000
+    )]
+    pub dashboard_cache_ms: u64,
+}
+
+impl DashboardConfig {
+    pub fn max_age(&self) -> Duration {
+        Duration::from_millis(self.dashboard_cache_ms)
+    }
+}
+
+/// Default of `--count-cache-ttl-ms`.
+pub const DEFAULT_COUNT_CACHE_TTL_MS: u64 = 5000;
+/// Default of `--count-cache-max-entries`.
+pub const DEFAULT_COUNT_CACHE_MAX_ENTRIES: u64 = 10_000;
+/// Default of `--count-cache-write-refresh-ms`.
+pub const DEFAULT_COUNT_CACHE_WRITE_REFRESH_MS: u64 = 1000;
+
+/// The totals of offset-paginated lists (docs/api.md, "Totals of offset pages").
+#[derive(Debug, Clone, Args)]
+pub struct ListTotalsConfig {
+    /// How long the `total` of an offset-paginated list is reused, per table and filter set, in
+    /// milliseconds (0: count on every request). Writes through this process retire it (see
+    /// `--count-cache-write-refresh-ms`).
+    #[arg(long = "count-cache-ttl-ms", env = "COUNT_CACHE_TTL_MS", default_value_t = DEFAULT_COUNT_CACHE_TTL_MS,
+          value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub count_cache_ttl_ms: u64,
+    /// Most list totals kept (distinct table + filter combinations).
+    #[arg(long = "count-cache-max-entries", env = "COUNT_CACHE_MAX_ENTRIES",
+          default_value_t = DEFAULT_COUNT_CACHE_MAX_ENTRIES)]
+    pub count_cache_max_entries: u64,
+    /// Writes through this process retire a table's list totals at most once per this many
+    /// milliseconds: a write after a quiet spell shows in the next total, writes in a busy stream
+    /// within this period (0: every write retires them at once, costing a count per write).
+    #[arg(long = "count-cache-write-refresh-ms", env = "COUNT_CACHE_WRITE_REFRESH_MS",
+          default_value_t = DEFAULT_COUNT_CACHE_WRITE_REFRESH_MS,
+          value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub count_cache_write_refresh_ms: u64,
+}
+
+impl ListTotalsConfig {
+    /// How long a total is reused (zero: never).
+    pub fn ttl(&self) -> Duration {
+        Duration::from_millis(self.count_cache_ttl_ms.min(60_000))
+    }
+    /// Least time between two retirements of a table's totals by writes.
+    pub fn write_refresh(&self) -> Duration {
+        Duration::from_millis(self.count_cache_write_refresh_ms.min(60_000))
+    }
+}
+
+defaults::default_from_flags!(
+    ServeConfig,
+    ServerConfig,
+    CacheConfig,
+    MemoryGuardConfig,
+    TuningConfig,
+    PoolTelemetryConfig,
+    DashboardConfig,
+    ListTotalsConfig
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_what_the_flags_say() {
+        let serve = ServeConfig::default();
+        assert_eq!(serve.server.listen.to_string(), "127.0.0.1:8080");
+        assert!(serve.cache.redis_url.is_none());
+        assert_eq!(serve.cache.l1_ttl(), Duration::from_secs(60));
+        assert_eq!(serve.pool.db_waiters_warning, DEFAULT_WAITER_WARNING);
+        assert_eq!(
+            serve.totals.ttl(),
+            Duration::from_millis(DEFAULT_COUNT_CACHE_TTL_MS)
+        );
+        // Each group on its own has the defaults it has in the bundle.
+        let groups = ServeConfig {
+            server: ServerConfig::default(),
+            cache: CacheConfig::default(),
+            memory: MemoryGuardConfig::default(),
+            tuning: TuningConfig::default(),
+            pool: PoolTelemetryConfig::default(),
+            dashboard: DashboardConfig::default(),
+            totals: ListTotalsConfig::default(),
+        };
+        assert_eq!(format!("{groups:?}"), format!("{serve:?}"));
+    }
+}

@@ -1,0 +1,219 @@
+//! What users, projects and tasks have in common, written once: read a row by id, change some of
+//! its columns, delete it, list a filtered page in one of its orders, and count the rows behind the
+//! `total` of an offset page. [`Resource`] says what differs (table, columns, filters, changes);
+//! [`SortKey`] says how a list is ordered and where a keyset page continues.
+use serde::{Serialize, de::DeserializeOwned};
+use sqlx::{Encode, FromRow, Postgres, QueryBuilder, Type, postgres::PgRow};
+
+use super::{
+    Db,
+    page::{Slice, Window},
+    totals::{ListFilter, ListTotals, Table, TotalOf},
+};
+
+/// A table the API serves as a resource.
+pub trait Resource:
+    for<'r> FromRow<'r, PgRow> + Serialize + DeserializeOwned + Send + Unpin + 'static
+{
+    /// The table; also names its list totals.
+    const TABLE: Table;
+    /// One row, as clients and cache keys name it: `user` (`user:42`, "user not found").
+    const NOUN: &'static str;
+    /// The columns in the order of the row type.
+    const COLUMNS: &'static str;
+    /// The fields `?fields=` may pick.
+    const FIELDS: &'static [&'static str];
+    /// Names of its operations in the query monitor.
+    const OPS: Operations;
+    /// Tasks a delete of a row changes too (`ON DELETE SET NULL` / `CASCADE`), if any.
+    const DEPENDENT_TASKS: Option<DependentTasks> = None;
+
+    /// The filters of its lists.
+    type Filter: ListFilter;
+    /// A validated partial update.
+    type Patch: Sync;
+
+    fn id(&self) -> i64;
+    /// Appends ` WHERE TRUE` and one ` AND ...` per filter set.
+    fn push_filters(qb: &mut QueryBuilder<'_, Postgres>, filter: &Self::Filter);
+    /// Appends `, column = $n` per column the patch changes.
+    fn push_changes(qb: &mut QueryBuilder<'static, Postgres>, patch: &Self::Patch);
+}
+
+/// Operation names of a resource's queries (the `operation` label of the query metrics).
+#[derive(Debug, Clone, Copy)]
+pub struct Operations {
+    pub get: &'static str,
+    pub update: &'static str,
+    pub delete: &'static str,
+    pub list: &'static str,
+    pub count: &'static str,
+}
+
+/// `Operations` named `<table>.get`, `<table>.update`, ... for a table name literal.
+macro_rules! operations {
+    ($table:literal) => {
+        $crate::db::resource::Operations {
+            get: concat!($table, ".get"),
+            update: concat!($table, ".update"),
+            delete: concat!($table, ".delete"),
+            list: concat!($table, ".list"),
+            count: concat!($table, ".count"),
+        }
+    };
+}
+pub(crate) use operations;
+
+/// How to find the tasks a delete changes: the query (`$1` is the deleted row's id) and its name.
+#[derive(Debug, Clone, Copy)]
+pub struct DependentTasks {
+    pub op: &'static str,
+    pub sql: &'static str,
+}
+
+/// The order of a list of `R`: its sort key, which a keyset cursor carries.
+pub trait SortKey<R>: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// What follows `ORDER BY`.
+    const ORDER_BY: &'static str;
+    /// The key of a row.
+    fn of(row: &R) -> Self;
+    /// Appends ` AND ...`: the rows after `self` in this order.
+    fn push_after(&self, qb: &mut QueryBuilder<'_, Postgres>);
+}
+
+/// Id order, the plain list order of users and tasks.
+impl<R: Resource> SortKey<R> for i64 {
+    const ORDER_BY: &'static str = "id";
+
+    fn of(row: &R) -> Self {
+        row.id()
+    }
+
+    fn push_after(&self, qb: &mut QueryBuilder<'_, Postgres>) {
+        qb.push(" AND id > ").push_bind(*self);
+    }
+}
+
+/// Appends `, <column> = $n` when `value` is set (a patch's changed column).
+pub fn push_change<T>(qb: &mut QueryBuilder<'static, Postgres>, column: &str, value: &Option<T>)
+where
+    T: Clone + Encode<'static, Postgres> + Type<Postgres> + 'static,
+{
+    if let Some(value) = value {
+        qb.push(format_args!(", {column} = ")).push_bind(value.clone());
+    }
+}
+
+/// Appends ` AND <column> = $n` when `value` is set (a list filter).
+pub fn push_equal<'a, T>(qb: &mut QueryBuilder<'a, Postgres>, column: &str, value: &Option<T>)
+where
+    T: Clone + Encode<'a, Postgres> + Type<Postgres> + 'a,
+{
+    if let Some(value) = value {
+        qb.push(format_args!(" AND {column} = ")).push_bind(value.clone());
+    }
+}
+
+/// One row by id.
+pub async fn get<R: Resource>(db: &Db, id: i64) -> Result<Option<R>, sqlx::Error> {
+    // language=PostgreSQL
+    let sql = &format!("SELECT {} FROM {} WHERE id = $1", R::COLUMNS, R::TABLE.as_str());
+    db.timed(R::OPS.get, sql, |pool| async move {
+        sqlx::query_as::<_, R>(sql).bind(id).fetch_optional(&pool).await
+    })
+    .await
+}
+
+/// The `UPDATE` of `patch`, returning the row; [`update`] runs it on the pool, a caller with a
+/// transaction runs it there.
+pub fn update_query<R: Resource>(id: i64, patch: &R::Patch) -> QueryBuilder<'static, Postgres> {
+    let mut qb = QueryBuilder::new(format!("UPDATE {} SET updated_at = now()", R::TABLE.as_str()));
+    R::push_changes(&mut qb, patch);
+    qb.push(" WHERE id = ").push_bind(id);
+    qb.push(format_args!(" RETURNING {}", R::COLUMNS));
+    qb
+}
+
+/// Applies `patch`; `None` when there is no such row.
+pub async fn update<R: Resource>(db: &Db, id: i64, patch: &R::Patch) -> Result<Option<R>, sqlx::Error> {
+    let mut qb = update_query::<R>(id, patch);
+    let sql = qb.sql().to_owned();
+    db.timed(R::OPS.update, &sql, |pool| async move {
+        qb.build_query_as::<R>().fetch_optional(&pool).await
+    })
+    .await
+}
+
+/// Deletes a row; `false` when there was none.
+pub async fn delete<R: Resource>(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
+    // language=PostgreSQL
+    let sql = &format!("DELETE FROM {} WHERE id = $1", R::TABLE.as_str());
+    db.timed(R::OPS.delete, sql, |pool| async move {
+        let done = sqlx::query(sql).bind(id).execute(&pool).await?;
+        Ok(done.rows_affected() > 0)
+    })
+    .await
+}
+
+/// Ids of the tasks a delete of row `id` will change, read before the delete so that their cache
+/// entries can be retired after it; `None` for a resource without dependent tasks.
+pub async fn dependent_tasks<R: Resource>(db: &Db, id: i64) -> Result<Option<Vec<i64>>, sqlx::Error> {
+    let Some(DependentTasks { op, sql }) = R::DEPENDENT_TASKS else {
+        return Ok(None);
+    };
+    db.timed(op, sql, |pool| async move {
+        sqlx::query_scalar::<_, i64>(sql).bind(id).fetch_all(&pool).await
+    })
+    .await
+    .map(Some)
+}
+
+/// Appends the list query of `R` in the order `K` to `qb`; tests prefix it with `EXPLAIN`.
+pub fn push_list<R: Resource, K: SortKey<R>>(
+    qb: &mut QueryBuilder<'_, Postgres>,
+    filter: &R::Filter,
+    window: &Window<K>,
+) {
+    qb.push(format_args!("SELECT {} FROM {}", R::COLUMNS, R::TABLE.as_str()));
+    R::push_filters(qb, filter);
+    if let Some(after) = window.after() {
+        after.push_after(qb);
+    }
+    qb.push(format_args!(" ORDER BY {}", K::ORDER_BY));
+    window.push_limit(qb);
+}
+
+/// A page of `R` in the order `K`, timed as `op`; offset pages take their total from `totals`.
+pub async fn list<R: Resource, K: SortKey<R>>(
+    db: &Db,
+    totals: &ListTotals,
+    op: &'static str,
+    filter: &R::Filter,
+    window: &Window<K>,
+) -> Result<Slice<R>, sqlx::Error> {
+    let mut qb = QueryBuilder::new("");
+    push_list(&mut qb, filter, window);
+    let sql = qb.sql().to_owned();
+    let rows = db
+        .timed(op, &sql, |pool| async move {
+            qb.build_query_as::<R>().fetch_all(&pool).await
+        })
+        .await?;
+    let of = TotalOf::new(R::TABLE, filter.clone());
+    let total = totals.for_window(window, of, || count::<R>(db, filter)).await?;
+    Ok(Slice::from_rows(rows, window, total))
+}
+
+/// Rows matching `filter`: the exact `total` of an offset page (cached by [`ListTotals`]).
+pub async fn count<R: Resource>(db: &Db, filter: &R::Filter) -> Result<i64, sqlx::Error> {
+    let mut qb = QueryBuilder::new(format!("SELECT count(*) FROM {}", R::TABLE.as_str()));
+    R::push_filters(&mut qb, filter);
+    let sql = qb.sql().to_owned();
+    db.timed(R::OPS.count, &sql, |pool| async move {
+        qb.build_query_scalar::<i64>().fetch_one(&pool).await
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,35 @@
+//! What producers (HTTP handlers, the relay) need to enqueue jobs.
+use std::sync::Arc;
+
+use super::{
+    error::JobsError,
+    policy::QueuePolicy,
+    record::{JobId, Queue},
+    store::JobStore,
+};
+use crate::config::JobsConfig;
+
+/// What producers (HTTP handlers) need to enqueue jobs: the store and each queue's attempt budget.
+#[derive(Debug, Clone)]
+pub struct JobQueue {
+    pub store: JobStore,
+    pub config: Arc<JobsConfig>,
+}
+
+impl JobQueue {
+    pub async fn connect(redis_url: &str, config: JobsConfig) -> Result<Self, JobsError> {
+        let store = JobStore::connect(redis_url, config.key_prefix.clone()).await?;
+        Ok(Self {
+            store,
+            config: Arc::new(config),
+        })
+    }
+
+    /// Enqueues `payload` on `queue` under a fresh id.
+    pub async fn enqueue(&self, queue: Queue, payload: &serde_json::Value) -> Result<JobId, JobsError> {
+        let id = JobId::new();
+        let max_attempts = QueuePolicy::for_queue(&self.config, queue).max_attempts;
+        self.store.enqueue(&id, queue, payload, max_attempts).await?;
+        Ok(id)
+    }
+}
