@@ -147,8 +147,8 @@ operator_process() {
 # stop_process PID : SIGTERM, then waits for it.
 stop_process() {
   [[ -n ${1:-} ]] || return 0
-  kill "$1" 2>/dev/null && wait "$1" 2>/dev/null
-  return 0
+  # `wait` returns the signal's status (143): never let that end a caller running under set -e.
+  { kill "$1" && wait "$1"; } 2>/dev/null || true
 }
 
 # delete_stacks NAMESPACE... : deletes every PerformanceStack there and waits up to 30 s for the

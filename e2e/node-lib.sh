@@ -95,7 +95,7 @@ build_images() {
 install_operator() {
   local release=$1 ns=$2 watched=$3
   shift 3
-  helm install "$release" "$PERFSTACK_ROOT/charts/perfstack-operator" -n "$ns" --create-namespace --skip-crds \
+  helm install "$release" "$PERFSTACK_ROOT/charts/perfstack-operator" -n "$ns" --skip-crds \
     --set-json "watchNamespaces=[\"$watched\"]" --set "image.tag=$VERSION" "$@" >/dev/null
   K rollout status -n "$ns" "deployment/$release-perfstack-operator" --timeout=180s >/dev/null ||
     fail "the operator Deployment did not become available"
@@ -116,7 +116,12 @@ service_url() {
 }
 
 # metric URL NAME : one unlabelled sample of a pod's /metrics.
-metric() { curl -fsS --max-time 5 "$1/metrics" | awk -v n="$2" '$1 == n { print $2; exit }'; }
+# (The body is read whole first: awk leaving early would make curl fail under pipefail.)
+metric() {
+  local body
+  body=$(curl -fsS --max-time 5 "$1/metrics") || return 1
+  awk -v n="$2" '$1 == n { print $2; exit }' <<<"$body"
+}
 
 # seed_stack NS STACK USERS PROJECTS TASKS : `perfstack-app seed` as a Job with the stack's database
 # credentials (a demo dataset for the load tester), waits for it.
@@ -142,4 +147,25 @@ spec:
 EOF
   K wait -n "$ns" --for=condition=complete "job/$stack-seed" --timeout=300s >/dev/null ||
     fail "the seed Job did not complete: $(K logs -n "$ns" "job/$stack-seed" --tail=5 2>&1)"
+}
+
+# clear_leftovers : removes what an interrupted earlier run of a node suite left on the lab (namespaces
+# labelled perfstack.dev/e2e=node: their stacks, Helm releases and the namespaces), so that the node's
+# capacity is this run's.
+clear_leftovers() {
+  local ns release
+  for ns in $(K get namespaces -l perfstack.dev/e2e=node -o jsonpath='{.items[*].metadata.name}'); do
+    log "removing $ns, left by an earlier run"
+    for release in $(helm list -n "$ns" -q 2>/dev/null); do helm uninstall "$release" -n "$ns" >/dev/null 2>&1 || true; done
+    for stack in $(K get pstack -n "$ns" -o name 2>/dev/null); do
+      K patch -n "$ns" "$stack" --type=merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
+    done
+    K delete namespace "$ns" --wait=false >/dev/null 2>&1 || true
+  done
+}
+
+# e2e_namespace NAME : creates a namespace marked as this kind of suite's (see clear_leftovers).
+e2e_namespace() {
+  K create namespace "$1" >/dev/null
+  K label namespace "$1" perfstack.dev/e2e=node >/dev/null
 }
