@@ -90,8 +90,8 @@ pass "seeded 2000 users, 200 projects, 20000 tasks"
 
 API=$(service_url "$NS" "$STACK")
 step "the load tester through the API Service ($API)"
-# The baseline scenario plans 50 requests/s; its throughput floor is judged against that plan.
-target/release/perfstack-app loadtest --base-url "$API" --scenario baseline --scale 0.1 --min-rps 45 \
+# The baseline scenario plans 50 requests/s; its throughput is judged against that plan (docs/loadtest.md).
+target/release/perfstack-app loadtest --base-url "$API" --scenario baseline --scale 0.1 \
   --out "$WORK/node-loadtest" >"$WORK/node-loadtest.log" 2>&1 || { tail -20 "$WORK/node-loadtest.log" >&2; fail "the baseline scenario's assertions failed"; }
 p95=$(jq -r '.results.latencyMs.p95' "$WORK/node-loadtest/baseline.json")
 figure baseline_p95_ms "${p95:-see report}"
@@ -163,7 +163,7 @@ wait_for 180 "every API pod to run pool max $small (generation $small_gen)" pods
 figure idle_pool "$start_pool -> $small"
 pass "idle: pool $start_pool -> $small (generation $small_gen), in force on every pod"
 target/release/perfstack-app loadtest --base-url "$API" --scenario peak --scale 0.2 --max-p95-ms 100000 \
-  --max-p99-ms 100000 --max-error-pct 100 --min-rps 0 --out "$WORK/node-load-step" >"$WORK/node-load-step.log" 2>&1 &
+  --max-p99-ms 100000 --max-error-pct 100 --min-rps 0 --min-plan-pct 0 --out "$WORK/node-load-step" >"$WORK/node-load-step.log" 2>&1 &
 LOAD=$!
 grown() { (($(pool_max) > small)); }
 wait_for 180 "the pool to grow under the load step" grown
@@ -177,7 +177,7 @@ pass "load step: pool $small -> $big (generation $big_gen), in force on every po
 
 # ---------- day two ----------
 step "a new image rolls out under load with no failed request"
-target/release/perfstack-app loadtest --base-url "$API" --scenario baseline --scale 0.3 --max-error-pct 0 --min-rps 45 \
+target/release/perfstack-app loadtest --base-url "$API" --scenario baseline --scale 0.3 --max-error-pct 0 \
   --out "$WORK/node-rollout" >"$WORK/node-rollout.log" 2>&1 &
 LOAD=$!
 sleep 5

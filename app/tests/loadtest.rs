@@ -125,6 +125,7 @@ mod fixture {
             max_p99_ms: 10_000.0,
             max_error_pct: 1.0,
             min_rps: 1.0,
+            min_plan_pct: 1.0,
         }
     }
 
@@ -235,6 +236,32 @@ async fn every_scenario_runs_reports_and_fails_with_exit_code_1() {
     assert_eq!(failing.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("FAIL  p95 < 0.001 ms"), "{stderr}");
     assert!(stderr.contains("elapsed "), "no progress line: {stderr}");
+
+    // A healthy baseline passes its throughput check with the default limits: it plans 50 rps,
+    // below the 100 rps floor, so it is judged against its plan (latency limits loosened for a
+    // debug build; the throughput limits are the defaults).
+    let baseline = Command::new(BIN)
+        .args(["loadtest", "--base-url", &server.base_url])
+        .args(["--scenario", "baseline", "--scale", "0.01"])
+        .args([
+            "--max-p95-ms",
+            "10000",
+            "--max-p99-ms",
+            "20000",
+            "--max-error-pct",
+            "100",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&baseline.stderr);
+    assert_eq!(baseline.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("pass  throughput > 45 rps (90 % of the planned 50 rps)"),
+        "{stderr}"
+    );
 
     let _ = std::fs::remove_dir_all(&out);
     drop(server);
