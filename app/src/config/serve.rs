@@ -1,5 +1,5 @@
 //! The groups only `serve` reads: the HTTP server, the entity cache, the memory guard, the tuning
-//! file, pool telemetry, the dashboard and list totals; [`ServeConfig`] bundles them.
+//! file, pool telemetry, the dashboard, list totals and `/health`; [`ServeConfig`] bundles them.
 use std::{
     net::{Ipv4Addr, SocketAddr},
     path::PathBuf,
@@ -29,6 +29,8 @@ pub struct ServeConfig {
     pub dashboard: DashboardConfig,
     #[command(flatten)]
     pub totals: ListTotalsConfig,
+    #[command(flatten)]
+    pub health: HealthConfig,
 }
 
 /// The HTTP server: where it listens, what it accepts, how it stops.
@@ -191,6 +193,59 @@ impl ListTotalsConfig {
     }
 }
 
+/// An external service `/health` checks with a TCP connect: `name=host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalEndpoint {
+    /// How `/health` names it.
+    pub name: String,
+    /// `host:port`.
+    pub addr: String,
+}
+
+impl std::str::FromStr for ExternalEndpoint {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let (name, addr) = raw
+            .split_once('=')
+            .ok_or_else(|| format!("{raw:?} is not name=host:port"))?;
+        let (name, addr) = (name.trim(), addr.trim());
+        let port_ok = addr
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+        if name.is_empty() || !port_ok {
+            return Err(format!("{raw:?} is not name=host:port"));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            addr: addr.to_owned(),
+        })
+    }
+}
+
+/// `/health`: the external services it reports on besides the dependencies (database, Redis).
+/// An external service that is down makes the report `degraded`, never the API unready.
+#[derive(Debug, Clone, Args)]
+pub struct HealthConfig {
+    /// External services `/health` checks with a TCP connect, as `name=host:port`; repeat the flag
+    /// or separate them with commas. The SMTP server of the email jobs is checked when configured.
+    #[arg(long = "health-external", env = "HEALTH_EXTERNAL", value_delimiter = ',')]
+    pub external: Vec<ExternalEndpoint>,
+    /// How long `/health` waits for one external service, in milliseconds.
+    #[arg(
+        long = "health-external-timeout-ms",
+        env = "HEALTH_EXTERNAL_TIMEOUT_MS",
+        default_value_t = 1000
+    )]
+    pub external_timeout_ms: u64,
+}
+
+impl HealthConfig {
+    pub fn external_timeout(&self) -> Duration {
+        Duration::from_millis(self.external_timeout_ms.max(1))
+    }
+}
+
 defaults::default_from_flags!(
     ServeConfig,
     ServerConfig,
@@ -199,7 +254,8 @@ defaults::default_from_flags!(
     TuningConfig,
     PoolTelemetryConfig,
     DashboardConfig,
-    ListTotalsConfig
+    ListTotalsConfig,
+    HealthConfig
 );
 
 #[cfg(test)]
@@ -226,7 +282,18 @@ mod tests {
             pool: PoolTelemetryConfig::default(),
             dashboard: DashboardConfig::default(),
             totals: ListTotalsConfig::default(),
+            health: HealthConfig::default(),
         };
         assert_eq!(format!("{groups:?}"), format!("{serve:?}"));
+    }
+
+    #[test]
+    fn external_services_are_name_equals_host_and_port() {
+        let smtp: ExternalEndpoint = "smtp=mail.example.com:587".parse().unwrap();
+        assert_eq!(smtp.name, "smtp");
+        assert_eq!(smtp.addr, "mail.example.com:587");
+        for bad in ["mail.example.com:587", "=host:1", "x=host", "x=host:0", "x=:25"] {
+            assert!(bad.parse::<ExternalEndpoint>().is_err(), "{bad}");
+        }
     }
 }

@@ -28,7 +28,10 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(cfg.server.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "perfstack-app listening");
     let grace = Duration::from_secs(cfg.server.shutdown_grace_s);
-    let state = AppState::try_new(db.clone(), cfg)?.with_jobs(jobs);
+    let mailer = Mailer::from_config(&jobs_cfg)?;
+    let state = AppState::try_new(db.clone(), cfg)?
+        .with_jobs(jobs)
+        .with_mailer(&mailer);
     if !state.cache.wait_until_ready(Duration::from_secs(2)).await {
         tracing::warn!("Redis not reachable at start; serving without L2 until it is");
     }
@@ -53,7 +56,7 @@ pub async fn serve(
         (Some(queue), false) => {
             let ctx = JobContext {
                 db: db.clone(),
-                mailer: Mailer::from_config(&jobs_cfg)?,
+                mailer,
             };
             let worker = Worker::new(queue, state.job_metrics.clone());
             Some(tokio::spawn(run_workers(worker, ctx, stop_tx.subscribe())))

@@ -289,6 +289,13 @@ async fn probes_and_openapi(pool: PgPool) {
     assert!(health.json["uptimeSeconds"].is_u64());
     assert!(health.json["memoryRssBytes"].as_u64().unwrap() > 0);
     assert!(health.json["version"].is_string());
+    let timestamp = health.json["timestamp"].as_str().unwrap();
+    let measured = chrono::DateTime::parse_from_rfc3339(timestamp).unwrap();
+    assert!(
+        (chrono::Utc::now() - measured.to_utc()).num_seconds().abs() < 60,
+        "{timestamp}"
+    );
+    assert_eq!(health.json["external"], json!({}));
 
     let doc = app.get("/openapi.json").await.json;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
@@ -317,6 +324,29 @@ async fn probes_and_openapi(pool: PgPool) {
     for schema in ["User", "Project", "Task", "Problem", "CreateUser", "UpdateTask"] {
         assert!(doc["components"]["schemas"].get(schema).is_some(), "{schema}");
     }
+}
+
+#[sqlx::test(migrations = false)]
+async fn health_reports_external_services_and_is_only_degraded_by_them(pool: PgPool) {
+    let listening = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = listening.local_addr().unwrap();
+    let down = {
+        let spare = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        spare.local_addr().unwrap()
+    };
+    let flag = format!("payments={up},search={down}");
+    let app = spawn_with(pool, &["--health-external", &flag]).await;
+    let health = app.get("/health").await;
+    assert_eq!(health.status, StatusCode::OK, "{}", health.json);
+    assert_eq!(health.json["status"], "degraded");
+    assert_eq!(
+        health.json["external"],
+        json!({"payments": "up", "search": "down"})
+    );
+    assert_eq!(health.json["services"]["database"], "up");
+    // readiness only follows the dependencies
+    assert_eq!(app.get("/readyz").await.status, StatusCode::OK);
+    drop(listening);
 }
 
 #[sqlx::test(migrations = false)]
