@@ -56,6 +56,41 @@ async fn dashboard_figures_change_after_traffic() {
     }
     assert!(figure(&after, "pool.size").as_u64().unwrap() >= 1);
     assert_eq!(figure(&after, "pool.maxConnections").as_u64(), Some(10));
+
+    // CPU: the process's time, and its rate between two measurements
+    assert!(figure(&after, "cpu.processSecondsTotal").as_f64().unwrap() > 0.0);
+    assert!(
+        figure(&after, "cpu.processSecondsTotal").as_f64()
+            >= figure(&before, "cpu.processSecondsTotal").as_f64()
+    );
+    assert!(
+        figure(&after, "cpu.processCores").as_f64().unwrap() >= 0.0,
+        "{after}"
+    );
+    // Redis: memory in use and the keys, the cached widget's among them
+    assert!(
+        figure(&after, "cache.redis.usedMemoryBytes").as_u64().unwrap() > 0,
+        "{after}"
+    );
+    assert!(
+        figure(&after, "cache.redis.keys").as_u64().unwrap() >= 1,
+        "{after}"
+    );
+}
+
+#[tokio::test]
+async fn dashboard_without_redis_has_no_redis_figures_but_cpu() {
+    let state = app_state(None).await;
+    let app = perfstack_app::http::router(state);
+    let (status, body) = get(&app, "/api/v1/performance/dashboard").await;
+    assert_eq!(status, 200, "{body}");
+    let figures: Value = serde_json::from_str(&body).unwrap();
+    assert!(figure(&figures, "cache.redis").is_null(), "{figures}");
+    assert!(figure(&figures, "cpu.processSecondsTotal").as_f64().unwrap() > 0.0);
+    assert!(
+        figure(&figures, "cpu.processCores").is_null(),
+        "first measurement: {figures}"
+    );
 }
 
 #[tokio::test]
