@@ -214,8 +214,9 @@ impl RedisTier {
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let conn = self.connection()?;
-        // Evictions are what keeps other replicas and L2 fresh: they may wait longer than reads.
-        let limit = if operation == "evict" {
+        // Evictions are what keeps other replicas and L2 fresh: they may wait longer than reads;
+        // so may the dashboard's INFO, which no request waits for.
+        let limit = if operation == "evict" || operation == "info" {
             (self.timeout * 10).max(EVICT_TIMEOUT_FLOOR)
         } else {
             self.timeout
