@@ -127,12 +127,27 @@ impl TuningConfig {
 /// Default of `--db-waiters-warning`.
 pub const DEFAULT_WAITER_WARNING: u32 = 5;
 
-/// Pool telemetry: when waiting for a connection is worth a log line.
+/// Pool telemetry: when waiting for a connection is worth a log line, and how often the pool
+/// monitor logs the pool's figures.
 #[derive(Debug, Clone, Args)]
 pub struct PoolTelemetryConfig {
     /// Waiting database acquirers from which a warning is logged (0: never).
     #[arg(long = "db-waiters-warning", env = "DB_WAITERS_WARNING", default_value_t = DEFAULT_WAITER_WARNING)]
     pub db_waiters_warning: u32,
+    /// How often the pool monitor logs the pool's size, use and waiters, in seconds (0: never).
+    #[arg(
+        long = "db-pool-log-interval-s",
+        env = "DB_POOL_LOG_INTERVAL_S",
+        default_value_t = 60
+    )]
+    pub log_interval_s: u64,
+}
+
+impl PoolTelemetryConfig {
+    /// The pool monitor's period; `None` when it is off.
+    pub fn log_interval(&self) -> Option<Duration> {
+        (self.log_interval_s > 0).then(|| Duration::from_secs(self.log_interval_s))
+    }
 }
 
 /// The performance dashboard.
@@ -269,6 +284,7 @@ mod tests {
         assert!(serve.cache.redis_url.is_none());
         assert_eq!(serve.cache.l1_ttl(), Duration::from_secs(60));
         assert_eq!(serve.pool.db_waiters_warning, DEFAULT_WAITER_WARNING);
+        assert_eq!(serve.pool.log_interval(), Some(Duration::from_secs(60)));
         assert_eq!(
             serve.totals.ttl(),
             Duration::from_millis(DEFAULT_COUNT_CACHE_TTL_MS)

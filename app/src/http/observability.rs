@@ -20,7 +20,10 @@ use crate::{
         redis_figures::RedisFigures,
         telemetry::{L1, L2},
     },
-    db::stats::{self, DatabaseFigures},
+    db::{
+        pool_monitor::PoolSnapshot,
+        stats::{self, DatabaseFigures},
+    },
     metrics::{
         cpu::{CpuFigures, CpuMeter},
         route_stats::EndpointFigures,
@@ -85,20 +88,6 @@ pub struct CacheFigures {
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PoolFigures {
-    pub size: u32,
-    pub idle: usize,
-    pub in_use: u32,
-    pub waiting: i64,
-    pub min_connections: u32,
-    pub max_connections: u32,
-    pub acquire_timeout_ms: u64,
-    pub settings_generation: u64,
-    pub acquire_timeouts: u64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
 pub struct Dashboard {
     /// When these figures were measured (RFC 3339).
     pub measured_at: String,
@@ -109,7 +98,7 @@ pub struct Dashboard {
     pub cpu: CpuFigures,
     pub endpoints: Vec<EndpointFigures>,
     pub cache: CacheFigures,
-    pub pool: PoolFigures,
+    pub pool: PoolSnapshot,
     /// `None` when PostgreSQL could not be read (the rest is still served).
     pub database: Option<DatabaseFigures>,
 }
@@ -134,10 +123,6 @@ fn level(hits: u64, misses: u64) -> LevelFigures {
 async fn measure(state: &AppState) -> Dashboard {
     let endpoints = state.metrics.routes.snapshot();
     let cache = state.cache.telemetry();
-    let (settings, generation) = state.db.settings();
-    let pool = state.db.pool();
-    let idle = pool.num_idle();
-    let telemetry = state.db.telemetry();
     let (database, redis) = tokio::join!(
         stats::read(&state.db, TOP_STATEMENTS),
         state.cache.redis_figures()
@@ -165,19 +150,7 @@ async fn measure(state: &AppState) -> Dashboard {
             redis_errors: cache.redis_error_count(),
             redis,
         },
-        pool: PoolFigures {
-            size: pool.size(),
-            idle,
-            in_use: pool
-                .size()
-                .saturating_sub(u32::try_from(idle).unwrap_or(u32::MAX)),
-            waiting: telemetry.waiting.get(),
-            min_connections: settings.min_connections,
-            max_connections: settings.max_connections,
-            acquire_timeout_ms: settings.acquire_timeout_ms,
-            settings_generation: generation,
-            acquire_timeouts: telemetry.acquire_timeouts.get(),
-        },
+        pool: state.db.pool_snapshot(),
         database,
     }
 }

@@ -1,4 +1,5 @@
-//! `perfstack-app serve`: the API, its background tasks and, unless `--no-workers`, the job workers.
+//! `perfstack-app serve`: the API, its background tasks (tuning file, server limits, pool monitor,
+//! memory guard) and, unless `--no-workers`, the job workers.
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -6,7 +7,7 @@ use tokio::sync::watch;
 use super::{shutdown::shutdown_signal, worker::run_workers};
 use crate::{
     config::{DbConfig, JobsConfig, ServeConfig, ServeWorkers},
-    db::{Db, server_limits, tuning},
+    db::{Db, pool_monitor, server_limits, tuning},
     http::{AppState, router},
     jobs::{JobContext, JobQueue, mailer::Mailer, worker::Worker},
 };
@@ -47,6 +48,9 @@ pub async fn serve(
         state.db.clone(),
         server_limits::REFRESH_INTERVAL,
     ));
+    if let Some(interval) = state.config.pool.log_interval() {
+        tokio::spawn(pool_monitor::watch(state.db.clone(), interval));
+    }
     let memory = &state.config.memory;
     state
         .cache
