@@ -89,12 +89,22 @@ impl CacheConfig {
     }
 }
 
-/// The memory guard: clears the L1 cache when resident memory passes a limit.
+/// The memory guard: clears the L1 cache when resident memory passes a limit: the one given, else
+/// a share of the container's memory limit (which the operator passes in from the downward API).
 #[derive(Debug, Clone, Args)]
 pub struct MemoryGuardConfig {
-    /// Resident memory above which the memory guard clears the L1 cache, in bytes (0: never).
+    /// Resident memory above which the memory guard clears the L1 cache, in bytes (0: derive it
+    /// from the container's limit, see `--memory-limit-pct`).
     #[arg(long = "memory-limit-bytes", env = env::MEMORY_LIMIT_BYTES, default_value_t = 0)]
     pub memory_limit_bytes: u64,
+    /// The container's memory limit, in bytes (0: unknown; then the guard is off unless
+    /// `--memory-limit-bytes` is given).
+    #[arg(long = "container-memory-limit-bytes", env = env::CONTAINER_MEMORY_LIMIT_BYTES, default_value_t = 0)]
+    pub container_memory_limit_bytes: u64,
+    /// Share of the container's memory limit at which the guard acts, in percent.
+    #[arg(long = "memory-limit-pct", env = "MEMORY_LIMIT_PCT", default_value_t = 80,
+          value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub memory_limit_pct: u64,
     /// How often the memory guard samples resident memory, in milliseconds.
     #[arg(long = "memory-sample-ms", env = "MEMORY_SAMPLE_MS", default_value_t = 5000)]
     pub memory_sample_ms: u64,
@@ -103,6 +113,17 @@ pub struct MemoryGuardConfig {
 impl MemoryGuardConfig {
     pub fn sample_interval(&self) -> Duration {
         Duration::from_millis(self.memory_sample_ms)
+    }
+
+    /// Resident memory above which the guard clears L1 (0: off): `--memory-limit-bytes` when
+    /// given, else `--memory-limit-pct` of the container's limit.
+    pub fn threshold_bytes(&self) -> u64 {
+        if self.memory_limit_bytes > 0 {
+            return self.memory_limit_bytes;
+        }
+        let pct = u128::from(self.memory_limit_pct.min(100));
+        let share = u128::from(self.container_memory_limit_bytes) * pct / 100;
+        u64::try_from(share).unwrap_or(u64::MAX)
     }
 }
 
@@ -301,6 +322,18 @@ mod tests {
             health: HealthConfig::default(),
         };
         assert_eq!(format!("{groups:?}"), format!("{serve:?}"));
+    }
+
+    #[test]
+    fn the_memory_guard_acts_at_80_percent_of_the_container_limit_unless_told_otherwise() {
+        let mut memory = MemoryGuardConfig::default();
+        assert_eq!(memory.threshold_bytes(), 0, "no limit known: off");
+        memory.container_memory_limit_bytes = 512 * 1024 * 1024;
+        assert_eq!(memory.threshold_bytes(), 429_496_729);
+        memory.memory_limit_pct = 50;
+        assert_eq!(memory.threshold_bytes(), 256 * 1024 * 1024);
+        memory.memory_limit_bytes = 100_000_000;
+        assert_eq!(memory.threshold_bytes(), 100_000_000, "an explicit limit wins");
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub async fn serve(
     let memory = &state.config.memory;
     state
         .cache
-        .start_memory_guard(memory.memory_limit_bytes, memory.sample_interval());
+        .start_memory_guard(memory.threshold_bytes(), memory.sample_interval());
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let worker = match (&state.jobs, workers.no_workers) {
         (Some(queue), false) => {

@@ -108,7 +108,10 @@ async fn the_pool_monitor_logs_the_pool_periodically(pool: PgPool) {
     let fields = &lines[0]["fields"];
     assert_eq!(lines[0]["level"], "INFO");
     assert!(fields["size"].as_u64().unwrap() >= 1, "{fields}");
-    assert!(fields["in_use"].as_u64().unwrap() >= 1, "the held connection: {fields}");
+    assert!(
+        fields["in_use"].as_u64().unwrap() >= 1,
+        "the held connection: {fields}"
+    );
     assert_eq!(fields["waiting"], 0);
     assert_eq!(fields["max_connections"], db.pool_snapshot().max_connections);
     assert_eq!(fields["acquire_timeouts"], 0);
