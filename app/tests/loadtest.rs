@@ -154,6 +154,26 @@ mod fixture {
         format!("http://{addr}")
     }
 
+    /// Runs the binary's baseline scenario against `base_url` with `flags`; its exit code and stderr.
+    pub async fn run_baseline(
+        base_url: &str,
+        out: &std::path::Path,
+        flags: &[&str],
+    ) -> (Option<i32>, String) {
+        let run = Command::new(BIN)
+            .args(["loadtest", "--base-url", base_url, "--scenario", "baseline"])
+            .args(flags)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .await
+            .unwrap();
+        (
+            run.status.code(),
+            String::from_utf8_lossy(&run.stderr).into_owned(),
+        )
+    }
+
     pub fn one_user_plan(rate: f64) -> Plan {
         Plan {
             scenario: Scenario::Baseline,
@@ -218,46 +238,29 @@ async fn every_scenario_runs_reports_and_fails_with_exit_code_1() {
     }
 
     // The binary fails (exit code 1) when a check fails, and says which.
-    let failing = Command::new(BIN)
-        .args([
-            "loadtest",
-            "--base-url",
-            &server.base_url,
-            "--scenario",
-            "baseline",
-        ])
-        .args(["--scale", "0.005", "--max-p95-ms", "0.001", "--min-rps", "1"])
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&failing.stderr);
-    assert_eq!(failing.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = run_baseline(
+        &server.base_url,
+        &out,
+        &["--scale", "0.005", "--max-p95-ms", "0.001", "--min-rps", "1"],
+    )
+    .await;
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("FAIL  p95 < 0.001 ms"), "{stderr}");
     assert!(stderr.contains("elapsed "), "no progress line: {stderr}");
 
     // A healthy baseline passes its throughput check with the default limits: it plans 50 rps,
     // below the 100 rps floor, so it is judged against its plan (latency limits loosened for a
     // debug build; the throughput limits are the defaults).
-    let baseline = Command::new(BIN)
-        .args(["loadtest", "--base-url", &server.base_url])
-        .args(["--scenario", "baseline", "--scale", "0.01"])
-        .args([
-            "--max-p95-ms",
-            "10000",
-            "--max-p99-ms",
-            "20000",
-            "--max-error-pct",
-            "100",
-        ])
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&baseline.stderr);
-    assert_eq!(baseline.status.code(), Some(0), "{stderr}");
+    let loose = [
+        "--scale",
+        "0.01",
+        "--max-p95-ms",
+        "10000",
+        "--max-p99-ms",
+        "20000",
+    ];
+    let (code, stderr) = run_baseline(&server.base_url, &out, &loose).await;
+    assert_eq!(code, Some(0), "{stderr}");
     assert!(
         stderr.contains("pass  throughput > 45 rps (90 % of the planned 50 rps)"),
         "{stderr}"

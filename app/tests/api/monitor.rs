@@ -31,6 +31,17 @@ impl Captured {
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
+
+    /// Captures this thread's log events as JSON lines until the guard is dropped.
+    fn json_logs() -> (Self, tracing::subscriber::DefaultGuard) {
+        let captured = Self::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_writer(move || writer.clone())
+            .finish();
+        (captured, tracing::subscriber::set_default(subscriber))
+    }
 }
 
 #[sqlx::test(migrations = false)]
@@ -38,13 +49,7 @@ async fn slow_queries_are_logged_without_their_values(pool: PgPool) {
     let quiet = Db::from_pool(pool.clone(), QueryMonitor::new(Duration::from_secs(3600)));
     migrate::apply(&quiet, &MigrateOptions::default()).await.unwrap();
 
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = Captured::json_logs();
 
     // everything is "slow" with a zero threshold
     let db = Db::from_pool(pool, QueryMonitor::new(Duration::ZERO));
@@ -80,13 +85,7 @@ async fn slow_queries_are_logged_without_their_values(pool: PgPool) {
 
 #[sqlx::test(migrations = false)]
 async fn the_pool_monitor_logs_the_pool_periodically(pool: PgPool) {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = Captured::json_logs();
 
     let db = Db::from_pool(pool, QueryMonitor::new(Duration::from_secs(3600)));
     let held = db.pool().acquire().await.unwrap();
