@@ -125,6 +125,7 @@ mod fixture {
             max_p99_ms: 10_000.0,
             max_error_pct: 1.0,
             min_rps: 1.0,
+            min_plan_pct: 1.0,
         }
     }
 
@@ -151,6 +152,26 @@ mod fixture {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
         format!("http://{addr}")
+    }
+
+    /// Runs the binary's baseline scenario against `base_url` with `flags`; its exit code and stderr.
+    pub async fn run_baseline(
+        base_url: &str,
+        out: &std::path::Path,
+        flags: &[&str],
+    ) -> (Option<i32>, String) {
+        let run = Command::new(BIN)
+            .args(["loadtest", "--base-url", base_url, "--scenario", "baseline"])
+            .args(flags)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .await
+            .unwrap();
+        (
+            run.status.code(),
+            String::from_utf8_lossy(&run.stderr).into_owned(),
+        )
     }
 
     pub fn one_user_plan(rate: f64) -> Plan {
@@ -217,24 +238,33 @@ async fn every_scenario_runs_reports_and_fails_with_exit_code_1() {
     }
 
     // The binary fails (exit code 1) when a check fails, and says which.
-    let failing = Command::new(BIN)
-        .args([
-            "loadtest",
-            "--base-url",
-            &server.base_url,
-            "--scenario",
-            "baseline",
-        ])
-        .args(["--scale", "0.005", "--max-p95-ms", "0.001", "--min-rps", "1"])
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&failing.stderr);
-    assert_eq!(failing.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = run_baseline(
+        &server.base_url,
+        &out,
+        &["--scale", "0.005", "--max-p95-ms", "0.001", "--min-rps", "1"],
+    )
+    .await;
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("FAIL  p95 < 0.001 ms"), "{stderr}");
     assert!(stderr.contains("elapsed "), "no progress line: {stderr}");
+
+    // A healthy baseline passes its throughput check with the default limits: it plans 50 rps,
+    // below the 100 rps floor, so it is judged against its plan (latency limits loosened for a
+    // debug build; the throughput limits are the defaults).
+    let loose = [
+        "--scale",
+        "0.01",
+        "--max-p95-ms",
+        "10000",
+        "--max-p99-ms",
+        "20000",
+    ];
+    let (code, stderr) = run_baseline(&server.base_url, &out, &loose).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("pass  throughput > 45 rps (90 % of the planned 50 rps)"),
+        "{stderr}"
+    );
 
     let _ = std::fs::remove_dir_all(&out);
     drop(server);

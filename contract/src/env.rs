@@ -21,8 +21,13 @@ pub const DB_POOL_MAX: &str = "DB_POOL_MAX";
 pub const DB_ACQUIRE_TIMEOUT_MS: &str = "DB_ACQUIRE_TIMEOUT_MS";
 /// Start value of the idle timeout, in seconds.
 pub const DB_IDLE_TIMEOUT_S: &str = "DB_IDLE_TIMEOUT_S";
-/// Resident memory above which the app clears its in-process cache (optional).
+/// Resident memory above which the app clears its in-process cache (optional; overrides the
+/// share of [`CONTAINER_MEMORY_LIMIT_BYTES`]).
 pub const MEMORY_LIMIT_BYTES: &str = "MEMORY_LIMIT_BYTES";
+/// The API container's memory limit in bytes, from the downward API (`resourceFieldRef`
+/// `limits.memory`; the node's allocatable memory when the container has no limit). The app's
+/// memory guard acts at 80 % of it (`MEMORY_LIMIT_PCT`) unless [`MEMORY_LIMIT_BYTES`] is set.
+pub const CONTAINER_MEMORY_LIMIT_BYTES: &str = "CONTAINER_MEMORY_LIMIT_BYTES";
 /// File `migrate` also writes its summary line to (the migration Job: `/dev/termination-log`).
 pub const MIGRATE_SUMMARY_FILE: &str = "MIGRATE_SUMMARY_FILE";
 
@@ -37,6 +42,7 @@ pub const OPERATOR_SET: &[&str] = &[
     DB_POOL_MAX,
     DB_ACQUIRE_TIMEOUT_MS,
     DB_IDLE_TIMEOUT_S,
+    CONTAINER_MEMORY_LIMIT_BYTES,
 ];
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ pub struct MigrationSummary {
     /// Indexes that did not exist and were built.
     #[serde(default)]
     pub indexes_created: Vec<String>,
-    /// Indexes found invalid (an interrupted build), dropped and rebuilt.
+    /// Indexes found invalid (an interrupted build) or with an older definition, and rebuilt.
     #[serde(default)]
     pub indexes_repaired: Vec<String>,
     /// Indexes that were already valid.

@@ -16,48 +16,42 @@ pub use crd::{PerformanceStack, PerformanceStackSpec, StackStatus};
 pub const MANAGER: &str = "perfstack-operator";
 
 /// The `PerformanceStack` CRD as YAML, as committed in crds/performancestack.yaml.
-pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
+pub fn crd_yaml() -> Result<String, serde_saphyr::ser::Error> {
     use kube::CustomResourceExt;
-    serde_yaml::to_string(&PerformanceStack::crd()).map(|yaml| quote_yaml11_booleans(&yaml))
+    to_yaml(&PerformanceStack::crd())
 }
 
-/// Plain scalars that YAML 1.1 readers, Kubernetes' among them, take for booleans.
-const YAML11_BOOLEANS: [&str; 16] = [
-    "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF",
-];
-
-/// Quotes sequence items and mapping values that YAML 1.1 would read as booleans. serde_yaml writes
-/// YAML 1.2, where `Off` is a string; `kubectl apply` would turn the `tuning.mode` enum value `Off`
-/// into `false`, and the string "Off" could then never be set.
-fn quote_yaml11_booleans(yaml: &str) -> String {
-    let mut out = String::with_capacity(yaml.len());
-    for line in yaml.lines() {
-        let body = line.trim_start();
-        let indent = &line[..line.len() - body.len()];
-        match (body.strip_prefix("- "), body.split_once(": ")) {
-            (Some(item), _) if YAML11_BOOLEANS.contains(&item) => {
-                out.push_str(&format!("{indent}- '{item}'"));
-            }
-            (None, Some((key, value))) if YAML11_BOOLEANS.contains(&value) => {
-                out.push_str(&format!("{indent}{key}: '{value}'"));
-            }
-            _ => out.push_str(line),
-        }
-        out.push('\n');
-    }
-    out
+/// YAML as the operator writes it (the CRD, the golden files of its children), with serde-saphyr,
+/// the maintained YAML crate kube already depends on (serde_yaml is deprecated).
+///
+/// Plain scalars that YAML 1.1 readers, Kubernetes' among them, take for booleans (`Off`, `no`, ...)
+/// come out quoted: `kubectl apply` would otherwise turn the `tuning.mode` enum value `Off` into
+/// `false`, and the string "Off" could then never be set. Long strings stay on one line (no folded
+/// block scalars), so a changed description is a one-line diff.
+pub fn to_yaml<T: serde::Serialize>(value: &T) -> Result<String, serde_saphyr::ser::Error> {
+    serde_saphyr::to_string_with_options(
+        value,
+        serde_saphyr::ser_options! { folded_wrap_chars: usize::MAX },
+    )
 }
 
 #[cfg(test)]
 mod tests {
-    use super::quote_yaml11_booleans;
+    use std::collections::BTreeMap;
+
+    use super::to_yaml;
 
     #[test]
     fn yaml11_booleans_are_quoted_and_nothing_else_changes() {
-        let yaml = "enum:\n- Auto\n- Off\nmode: No\ndescription: Off disables tuning.\nname: Offset\n";
+        let value = BTreeMap::from([
+            ("enum", vec!["Auto", "Off"]),
+            ("mode", vec!["No"]),
+            ("description", vec!["Off disables tuning."]),
+            ("name", vec!["Offset"]),
+        ]);
         assert_eq!(
-            quote_yaml11_booleans(yaml),
-            "enum:\n- Auto\n- 'Off'\nmode: 'No'\ndescription: Off disables tuning.\nname: Offset\n"
+            to_yaml(&value).unwrap(),
+            "description:\n- Off disables tuning.\nenum:\n- Auto\n- \"Off\"\nmode:\n- \"No\"\nname:\n- Offset\n"
         );
     }
 }

@@ -25,7 +25,7 @@ fn crd_has_the_printer_columns_short_name_and_rules() {
     }
     assert!(yaml.contains("- pstack"));
     assert!(
-        yaml.contains("- 'Off'"),
+        yaml.contains("- \"Off\""),
         "tuning.mode Off must be quoted, or Kubernetes reads it as false"
     );
     assert!(yaml.contains("rule: self.minConnections <= self.maxConnections"));

@@ -1,6 +1,7 @@
 # Checks outside cargo for the API's telemetry: the real binary's /metrics passes
 # `promtool check metrics` and has every contract family, a tuning-file change resizes the pool
-# live, and the /dashboard page draws its four charts in headless Chromium.
+# live, and the /dashboard page draws its four charts and its process line (memory, CPU, Redis) in
+# headless Chromium.
 # Installs promtool (Debian `prometheus`) and `chromium` only when missing. Takes ~30 s.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
@@ -124,6 +125,10 @@ for chart in latency throughput cache pool; do
   grep -Eq "<canvas id=\"$chart\"[^>]*data-points=\"[1-9]" "$work/dom.html" || die "the $chart chart has no data points"
 done
 grep -q "/api/v1/users/{id}" "$work/dom.html" || die "the dashboard table lacks the measured endpoint"
+grep -Eq '<div id="process" data-cpu="[0-9][0-9.e-]*" data-redis-keys="[1-9]' "$work/dom.html" \
+  || die "the dashboard does not show the process CPU and the Redis keys"
+grep -Eq 'memory [0-9.]+ MiB - CPU [0-9.]+ cores.* - Redis [0-9.]+ MiB' "$work/dom.html" \
+  || die "the dashboard's process line lacks memory, CPU or Redis"
 timeout 60 chromium "${flags[@]}" --screenshot="$RUN_DIR/dashboard.png" "$base/dashboard" >/dev/null 2>&1 || true
 [[ -s $RUN_DIR/dashboard.png ]] && log "dashboard screenshot: $RUN_DIR/dashboard.png"
 log "observability checks passed"

@@ -13,6 +13,7 @@ pub mod entities;
 mod epochs;
 mod eviction;
 pub mod memory_guard;
+pub mod redis_figures;
 pub mod redis_tier;
 pub mod telemetry;
 pub mod writes;
@@ -209,6 +210,11 @@ impl Cache {
             Some(l2) => Some(l2.ping().await),
             None => None,
         }
+    }
+
+    /// Memory and keys of the Redis server; `None` without Redis or when it does not answer.
+    pub async fn redis_figures(&self) -> Option<redis_figures::RedisFigures> {
+        self.inner.l2.as_ref()?.server_figures().await
     }
 
     /// Reads `key` from L1, then L2, then `load` (the database). `Ok(None)` when `load` found

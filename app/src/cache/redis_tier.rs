@@ -18,7 +18,7 @@ use std::{
 use arc_swap::ArcSwapOption;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::telemetry::CacheTelemetry;
+use super::{redis_figures::RedisFigures, telemetry::CacheTelemetry};
 
 /// Prefix of every key and channel; bump to abandon all cached data after a format change.
 /// After it comes the scope (the database the values come from), so that apps on different
@@ -214,8 +214,9 @@ impl RedisTier {
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let conn = self.connection()?;
-        // Evictions are what keeps other replicas and L2 fresh: they may wait longer than reads.
-        let limit = if operation == "evict" {
+        // Evictions are what keeps other replicas and L2 fresh: they may wait longer than reads;
+        // so may the dashboard's INFO, which no request waits for.
+        let limit = if operation == "evict" || operation == "info" {
             (self.timeout * 10).max(EVICT_TIMEOUT_FLOOR)
         } else {
             self.timeout
@@ -331,6 +332,22 @@ impl RedisTier {
                     .set(i64::try_from(pending.len()).unwrap_or(i64::MAX));
             }
         }
+    }
+
+    /// Memory and keys of the Redis server (`INFO memory`, `DBSIZE`), for the dashboard; `None`
+    /// when Redis is unavailable.
+    pub async fn server_figures(self: &Arc<Self>) -> Option<RedisFigures> {
+        let (info, keys): (String, u64) = self
+            .run("info", |mut conn| async move {
+                redis::pipe()
+                    .cmd("INFO")
+                    .arg("memory")
+                    .cmd("DBSIZE")
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        RedisFigures::from_info(&info, keys)
     }
 
     /// Whether Redis answers a PING now (for `/readyz`); ignores the breaker.

@@ -12,7 +12,8 @@ pub use self::{
     jobs::{JobsConfig, ServeWorkers, WorkerConfig},
     serve::{
         CacheConfig, DEFAULT_COUNT_CACHE_MAX_ENTRIES, DEFAULT_COUNT_CACHE_TTL_MS,
-        DEFAULT_COUNT_CACHE_WRITE_REFRESH_MS, DEFAULT_WAITER_WARNING, DashboardConfig, ListTotalsConfig,
-        MemoryGuardConfig, PoolTelemetryConfig, ServeConfig, ServerConfig, TuningConfig,
+        DEFAULT_COUNT_CACHE_WRITE_REFRESH_MS, DEFAULT_WAITER_WARNING, DashboardConfig, ExternalEndpoint,
+        HealthConfig, ListTotalsConfig, MemoryGuardConfig, PoolTelemetryConfig, ServeConfig, ServerConfig,
+        TuningConfig,
     },
 };

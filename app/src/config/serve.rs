@@ -1,5 +1,5 @@
 //! The groups only `serve` reads: the HTTP server, the entity cache, the memory guard, the tuning
-//! file, pool telemetry, the dashboard and list totals; [`ServeConfig`] bundles them.
+//! file, pool telemetry, the dashboard, list totals and `/health`; [`ServeConfig`] bundles them.
 use std::{
     net::{Ipv4Addr, SocketAddr},
     path::PathBuf,
@@ -29,6 +29,8 @@ pub struct ServeConfig {
     pub dashboard: DashboardConfig,
     #[command(flatten)]
     pub totals: ListTotalsConfig,
+    #[command(flatten)]
+    pub health: HealthConfig,
 }
 
 /// The HTTP server: where it listens, what it accepts, how it stops.
@@ -87,12 +89,22 @@ impl CacheConfig {
     }
 }
 
-/// The memory guard: clears the L1 cache when resident memory passes a limit.
+/// The memory guard: clears the L1 cache when resident memory passes a limit: the one given, else
+/// a share of the container's memory limit (which the operator passes in from the downward API).
 #[derive(Debug, Clone, Args)]
 pub struct MemoryGuardConfig {
-    /// Resident memory above which the memory guard clears the L1 cache, in bytes (0: never).
+    /// Resident memory above which the memory guard clears the L1 cache, in bytes (0: derive it
+    /// from the container's limit, see `--memory-limit-pct`).
     #[arg(long = "memory-limit-bytes", env = env::MEMORY_LIMIT_BYTES, default_value_t = 0)]
     pub memory_limit_bytes: u64,
+    /// The container's memory limit, in bytes (0: unknown; then the guard is off unless
+    /// `--memory-limit-bytes` is given).
+    #[arg(long = "container-memory-limit-bytes", env = env::CONTAINER_MEMORY_LIMIT_BYTES, default_value_t = 0)]
+    pub container_memory_limit_bytes: u64,
+    /// Share of the container's memory limit at which the guard acts, in percent.
+    #[arg(long = "memory-limit-pct", env = "MEMORY_LIMIT_PCT", default_value_t = 80,
+          value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub memory_limit_pct: u64,
     /// How often the memory guard samples resident memory, in milliseconds.
     #[arg(long = "memory-sample-ms", env = "MEMORY_SAMPLE_MS", default_value_t = 5000)]
     pub memory_sample_ms: u64,
@@ -101,6 +113,17 @@ pub struct MemoryGuardConfig {
 impl MemoryGuardConfig {
     pub fn sample_interval(&self) -> Duration {
         Duration::from_millis(self.memory_sample_ms)
+    }
+
+    /// Resident memory above which the guard clears L1 (0: off): `--memory-limit-bytes` when
+    /// given, else `--memory-limit-pct` of the container's limit.
+    pub fn threshold_bytes(&self) -> u64 {
+        if self.memory_limit_bytes > 0 {
+            return self.memory_limit_bytes;
+        }
+        let pct = u128::from(self.memory_limit_pct.min(100));
+        let share = u128::from(self.container_memory_limit_bytes) * pct / 100;
+        u64::try_from(share).unwrap_or(u64::MAX)
     }
 }
 
@@ -125,12 +148,27 @@ impl TuningConfig {
 /// Default of `--db-waiters-warning`.
 pub const DEFAULT_WAITER_WARNING: u32 = 5;
 
-/// Pool telemetry: when waiting for a connection is worth a log line.
+/// Pool telemetry: when waiting for a connection is worth a log line, and how often the pool
+/// monitor logs the pool's figures.
 #[derive(Debug, Clone, Args)]
 pub struct PoolTelemetryConfig {
     /// Waiting database acquirers from which a warning is logged (0: never).
     #[arg(long = "db-waiters-warning", env = "DB_WAITERS_WARNING", default_value_t = DEFAULT_WAITER_WARNING)]
     pub db_waiters_warning: u32,
+    /// How often the pool monitor logs the pool's size, use and waiters, in seconds (0: never).
+    #[arg(
+        long = "db-pool-log-interval-s",
+        env = "DB_POOL_LOG_INTERVAL_S",
+        default_value_t = 60
+    )]
+    pub log_interval_s: u64,
+}
+
+impl PoolTelemetryConfig {
+    /// The pool monitor's period; `None` when it is off.
+    pub fn log_interval(&self) -> Option<Duration> {
+        (self.log_interval_s > 0).then(|| Duration::from_secs(self.log_interval_s))
+    }
 }
 
 /// The performance dashboard.
@@ -191,6 +229,59 @@ impl ListTotalsConfig {
     }
 }
 
+/// An external service `/health` checks with a TCP connect: `name=host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalEndpoint {
+    /// How `/health` names it.
+    pub name: String,
+    /// `host:port`.
+    pub addr: String,
+}
+
+impl std::str::FromStr for ExternalEndpoint {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let (name, addr) = raw
+            .split_once('=')
+            .ok_or_else(|| format!("{raw:?} is not name=host:port"))?;
+        let (name, addr) = (name.trim(), addr.trim());
+        let port_ok = addr
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+        if name.is_empty() || !port_ok {
+            return Err(format!("{raw:?} is not name=host:port"));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            addr: addr.to_owned(),
+        })
+    }
+}
+
+/// `/health`: the external services it reports on besides the dependencies (database, Redis).
+/// An external service that is down makes the report `degraded`, never the API unready.
+#[derive(Debug, Clone, Args)]
+pub struct HealthConfig {
+    /// External services `/health` checks with a TCP connect, as `name=host:port`; repeat the flag
+    /// or separate them with commas. The SMTP server of the email jobs is checked when configured.
+    #[arg(long = "health-external", env = "HEALTH_EXTERNAL", value_delimiter = ',')]
+    pub external: Vec<ExternalEndpoint>,
+    /// How long `/health` waits for one external service, in milliseconds.
+    #[arg(
+        long = "health-external-timeout-ms",
+        env = "HEALTH_EXTERNAL_TIMEOUT_MS",
+        default_value_t = 1000
+    )]
+    pub external_timeout_ms: u64,
+}
+
+impl HealthConfig {
+    pub fn external_timeout(&self) -> Duration {
+        Duration::from_millis(self.external_timeout_ms.max(1))
+    }
+}
+
 defaults::default_from_flags!(
     ServeConfig,
     ServerConfig,
@@ -199,7 +290,8 @@ defaults::default_from_flags!(
     TuningConfig,
     PoolTelemetryConfig,
     DashboardConfig,
-    ListTotalsConfig
+    ListTotalsConfig,
+    HealthConfig
 );
 
 #[cfg(test)]
@@ -213,6 +305,7 @@ mod tests {
         assert!(serve.cache.redis_url.is_none());
         assert_eq!(serve.cache.l1_ttl(), Duration::from_secs(60));
         assert_eq!(serve.pool.db_waiters_warning, DEFAULT_WAITER_WARNING);
+        assert_eq!(serve.pool.log_interval(), Some(Duration::from_secs(60)));
         assert_eq!(
             serve.totals.ttl(),
             Duration::from_millis(DEFAULT_COUNT_CACHE_TTL_MS)
@@ -226,7 +319,30 @@ mod tests {
             pool: PoolTelemetryConfig::default(),
             dashboard: DashboardConfig::default(),
             totals: ListTotalsConfig::default(),
+            health: HealthConfig::default(),
         };
         assert_eq!(format!("{groups:?}"), format!("{serve:?}"));
+    }
+
+    #[test]
+    fn the_memory_guard_acts_at_80_percent_of_the_container_limit_unless_told_otherwise() {
+        let mut memory = MemoryGuardConfig::default();
+        assert_eq!(memory.threshold_bytes(), 0, "no limit known: off");
+        memory.container_memory_limit_bytes = 512 * 1024 * 1024;
+        assert_eq!(memory.threshold_bytes(), 429_496_729);
+        memory.memory_limit_pct = 50;
+        assert_eq!(memory.threshold_bytes(), 256 * 1024 * 1024);
+        memory.memory_limit_bytes = 100_000_000;
+        assert_eq!(memory.threshold_bytes(), 100_000_000, "an explicit limit wins");
+    }
+
+    #[test]
+    fn external_services_are_name_equals_host_and_port() {
+        let smtp: ExternalEndpoint = "smtp=mail.example.com:587".parse().unwrap();
+        assert_eq!(smtp.name, "smtp");
+        assert_eq!(smtp.addr, "mail.example.com:587");
+        for bad in ["mail.example.com:587", "=host:1", "x=host", "x=host:0", "x=:25"] {
+            assert!(bad.parse::<ExternalEndpoint>().is_err(), "{bad}");
+        }
     }
 }

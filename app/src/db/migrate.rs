@@ -1,25 +1,24 @@
-//! `perfstack-app migrate`: schema migrations, then the indexes, built concurrently and repaired
-//! when a failed build left them INVALID.
+//! `perfstack-app migrate`: schema migrations, then the indexes, built concurrently, repaired
+//! when a failed build left them INVALID and rebuilt when their definition changed
+//! ([`index_builds`]).
 //!
 //! Indexes are not in the sqlx migrations because `CREATE INDEX CONCURRENTLY` cannot run inside a
 //! transaction. They are built one at a time on a dedicated connection with a `lock_timeout`, under
 //! a session advisory lock so that two migrate runs never race on the same index. What a run did is
 //! the contract's [`MigrationSummary`] (docs/contract.md), reported by `cli.rs`.
+mod index_builds;
+
 use std::time::Duration;
 
 use perfstack_contract::{migration::MigrationSummary, tuning::PoolSettings};
 use sqlx::postgres::PgConnectOptions;
 
-use super::{Db, indexes::INDEXES, indexes::IndexSpec};
+use super::{Db, indexes::IndexSpec};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Advisory lock key held while indexes are checked and built ("perfstk" in ASCII).
 const INDEX_LOCK_KEY: i64 = 0x0070_6572_6673_746b;
-/// SQLSTATE of `lock_not_available`, raised when `lock_timeout` expires.
-const LOCK_NOT_AVAILABLE: &str = "55P03";
-/// How often an index build that timed out waiting for a lock is tried.
-const BUILD_ATTEMPTS: u32 = 3;
 
 /// How the index builds behave.
 #[derive(Debug, Clone, Copy)]
@@ -58,15 +57,8 @@ impl MigrateError {
     }
 }
 
-/// What was found for one index before acting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum IndexState {
-    Missing,
-    Invalid,
-    Valid,
-}
-
-/// Applies pending migrations and makes every index in [`INDEXES`] exist and be valid.
+/// Applies pending migrations and makes every index of [`super::indexes::all`] exist, be valid
+/// and have its current definition.
 pub async fn apply(db: &Db, opts: &MigrateOptions) -> Result<MigrationSummary, MigrateError> {
     let before = applied_migrations(db).await.map_err(MigrateError::State)?;
     db.timed(
@@ -89,7 +81,7 @@ pub async fn apply(db: &Db, opts: &MigrateOptions) -> Result<MigrationSummary, M
 
     let ddl = ddl_connection(db, opts);
     lock(&ddl, true).await.map_err(MigrateError::State)?;
-    let result = ensure_indexes(&ddl, &mut summary).await;
+    let result = index_builds::ensure_all(&ddl, &mut summary).await;
     let unlocked = lock(&ddl, false).await;
     ddl.pool().close().await;
     result?;
@@ -127,94 +119,6 @@ async fn lock(ddl: &Db, take: bool) -> Result<(), sqlx::Error> {
         Ok(())
     })
     .await
-}
-
-async fn ensure_indexes(ddl: &Db, summary: &mut MigrationSummary) -> Result<(), MigrateError> {
-    for spec in INDEXES {
-        let state = index_state(ddl, spec.name)
-            .await
-            .map_err(MigrateError::on_index(spec))?;
-        let name = spec.name.to_owned();
-        match state {
-            IndexState::Valid => summary.indexes_valid.push(name),
-            IndexState::Missing => {
-                build(ddl, spec).await?;
-                summary.indexes_created.push(name);
-            }
-            IndexState::Invalid => {
-                tracing::warn!(index = spec.name, "index is INVALID; dropping and rebuilding");
-                drop_index(ddl, spec).await?;
-                build(ddl, spec).await?;
-                summary.indexes_repaired.push(name);
-            }
-        }
-    }
-    Ok(())
-}
-
-async fn index_state(ddl: &Db, name: &str) -> Result<IndexState, sqlx::Error> {
-    // language=PostgreSQL
-    let sql = "SELECT i.indisvalid AND i.indisready \
-               FROM pg_index i \
-               JOIN pg_class c ON c.oid = i.indexrelid \
-               JOIN pg_namespace n ON n.oid = c.relnamespace \
-               WHERE c.relname = $1 AND n.nspname = current_schema()";
-    let valid = ddl
-        .timed("migrate.index_state", sql, |pool| async move {
-            sqlx::query_scalar::<_, bool>(sql)
-                .bind(name)
-                .fetch_optional(&pool)
-                .await
-        })
-        .await?;
-    Ok(match valid {
-        None => IndexState::Missing,
-        Some(false) => IndexState::Invalid,
-        Some(true) => IndexState::Valid,
-    })
-}
-
-/// Builds one index concurrently, retrying when the build timed out waiting for a lock (the
-/// failed build leaves an INVALID index behind, which is dropped first).
-async fn build(ddl: &Db, spec: &IndexSpec) -> Result<(), MigrateError> {
-    let sql = &spec.create_sql();
-    let mut attempt = 1;
-    loop {
-        let result = ddl
-            .timed("migrate.create_index", sql, |pool| async move {
-                sqlx::raw_sql(sql).execute(&pool).await.map(drop)
-            })
-            .await;
-        match result {
-            Ok(()) => return Ok(()),
-            Err(err) if is_lock_timeout(&err) && attempt < BUILD_ATTEMPTS => {
-                tracing::warn!(
-                    index = spec.name,
-                    attempt,
-                    "index build timed out waiting for a lock; retrying"
-                );
-                drop_index(ddl, spec).await?;
-                tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
-                attempt += 1;
-            }
-            Err(source) => return Err(MigrateError::on_index(spec)(source)),
-        }
-    }
-}
-
-async fn drop_index(ddl: &Db, spec: &IndexSpec) -> Result<(), MigrateError> {
-    let sql = &spec.drop_sql();
-    ddl.timed("migrate.drop_index", sql, |pool| async move {
-        sqlx::raw_sql(sql).execute(&pool).await.map(drop)
-    })
-    .await
-    .map_err(MigrateError::on_index(spec))
-}
-
-fn is_lock_timeout(err: &sqlx::Error) -> bool {
-    err.as_database_error()
-        .and_then(|e| e.code())
-        .is_some_and(|code| code == LOCK_NOT_AVAILABLE)
 }
 
 /// Successful schema migrations recorded so far (0 before the first run).

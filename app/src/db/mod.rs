@@ -3,6 +3,7 @@ pub mod indexes;
 pub mod migrate;
 pub mod page;
 mod pool;
+pub mod pool_monitor;
 pub mod projects;
 pub mod resource;
 pub mod seed;

@@ -79,8 +79,10 @@ pub struct TaskPatch {
     pub due_date: Option<Option<NaiveDate>>,
 }
 
-/// List filters. `project_id` + `status` are served by `idx_tasks_project_status_priority`,
-/// `assignee_id` by `idx_tasks_assignee_due_date`, `search` by `idx_tasks_search`.
+/// List filters (docs/indexes.md: which index serves which combination). `project_id` +
+/// `status` are served by `idx_tasks_project_status_priority`, `assignee_id` by
+/// `idx_tasks_assignee_due_date_all` (with `due_before`: `idx_tasks_assignee_due_date`), `search`
+/// by `idx_tasks_fulltext` (within a project and status, its total by `idx_tasks_search`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct TaskFilter {
     pub project_id: Option<i64>,
@@ -89,6 +91,8 @@ pub struct TaskFilter {
     pub priority: Option<i16>,
     /// Full-text search over title and description (English stemming).
     pub search: Option<String>,
+    /// Only tasks due on or before this day (undated tasks are left out).
+    pub due_before: Option<NaiveDate>,
 }
 
 impl ListFilter for TaskFilter {
@@ -109,7 +113,7 @@ macro_rules! columns {
     };
 }
 
-/// The full-text expression; must stay identical to the definition of `idx_tasks_search`.
+/// The full-text expression; must stay identical to the definition of `idx_tasks_fulltext`.
 pub const SEARCH_VECTOR: &str = "to_tsvector('english', title || ' ' || coalesce(description, ''))";
 
 // language=PostgreSQL
@@ -184,6 +188,9 @@ impl Resource for Task {
         push_equal(qb, "assignee_id", &filter.assignee_id);
         push_equal(qb, "status", &filter.status);
         push_equal(qb, "priority", &filter.priority);
+        if let Some(due) = filter.due_before {
+            qb.push(" AND due_date <= ").push_bind(due);
+        }
         if let Some(q) = &filter.search {
             qb.push(format_args!(
                 " AND {SEARCH_VECTOR} @@ plainto_tsquery('english', "
@@ -204,7 +211,8 @@ impl Resource for Task {
     }
 }
 
-/// Most urgent first, ties by id (`idx_tasks_project_status_priority`).
+/// Most urgent first, ties by id (`idx_tasks_project_priority_desc`; with a status,
+/// `idx_tasks_project_status_priority`).
 impl SortKey<Task> for PriorityKey {
     const ORDER_BY: &'static str = "priority DESC, id";
 
@@ -224,7 +232,8 @@ impl SortKey<Task> for PriorityKey {
     }
 }
 
-/// Soonest due first, undated last, ties by id (`idx_tasks_assignee_due_date`).
+/// Soonest due first, undated last, ties by id (`idx_tasks_assignee_due_date_all`; with a due
+/// date bound, `idx_tasks_assignee_due_date`).
 impl SortKey<Task> for DueDateKey {
     const ORDER_BY: &'static str = "due_date, id";
 
@@ -255,7 +264,7 @@ pub const LIST_FOR_PROJECT: &str = "tasks.list_for_project";
 /// Operation name of a user's tasks, listed by [`DueDateKey`] with [`of_assignee`].
 pub const LIST_FOR_ASSIGNEE: &str = "tasks.list_for_assignee";
 
-/// A project's tasks, of one status when given (`idx_tasks_project_status_priority`).
+/// A project's tasks, of one status when given.
 pub fn of_project(project_id: i64, status: Option<TaskStatus>) -> TaskFilter {
     TaskFilter {
         project_id: Some(project_id),
@@ -264,10 +273,11 @@ pub fn of_project(project_id: i64, status: Option<TaskStatus>) -> TaskFilter {
     }
 }
 
-/// The tasks assigned to a user (`idx_tasks_assignee_due_date`).
-pub fn of_assignee(assignee_id: i64) -> TaskFilter {
+/// The tasks assigned to a user, only those due on or before `due_before` when given.
+pub fn of_assignee(assignee_id: i64, due_before: Option<NaiveDate>) -> TaskFilter {
     TaskFilter {
         assignee_id: Some(assignee_id),
+        due_before,
         ..TaskFilter::default()
     }
 }

@@ -1,5 +1,8 @@
-//! Probes: `/livez` (process up), `/readyz` (dependencies reachable), `/health` (JSON summary); the
-//! paths are the ones the operator probes (`perfstack_contract::probes`).
+//! Probes: `/livez` (process up), `/readyz` (dependencies reachable), `/health` (JSON summary,
+//! external services included); the paths are the ones the operator probes
+//! (`perfstack_contract::probes`).
+pub mod external;
+
 use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use perfstack_contract::probes;
 use serde::Serialize;
@@ -75,8 +78,11 @@ async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError>
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthReport {
-    /// `healthy` when every dependency is up, else `unhealthy`.
+    /// `healthy` when every dependency and external service is up, `degraded` when only external
+    /// services are down (200), `unhealthy` when a dependency is down (503).
     pub status: &'static str,
+    /// When the checks ran (RFC 3339, UTC).
+    pub timestamp: String,
     pub version: &'static str,
     pub uptime_seconds: u64,
     /// Resident memory of the process in bytes (Linux), if known.
@@ -84,26 +90,49 @@ pub struct HealthReport {
     /// Each dependency: `up` or `down`.
     #[schema(value_type = Object)]
     pub services: serde_json::Map<String, serde_json::Value>,
+    /// Each external service (`--health-external`, the SMTP server when configured): `up` or
+    /// `down`.
+    #[schema(value_type = Object)]
+    pub external: serde_json::Map<String, serde_json::Value>,
 }
 
-/// Summary of the process and its dependencies; 503 when one is down.
+/// `{"name": "up" | "down", ...}`.
+fn up_or_down<'a>(
+    checks: impl IntoIterator<Item = (&'a str, bool)>,
+) -> serde_json::Map<String, serde_json::Value> {
+    checks
+        .into_iter()
+        .map(|(name, up)| (name.to_owned(), (if up { "up" } else { "down" }).into()))
+        .collect()
+}
+
+/// Summary of the process, its dependencies and the external services; 503 when a dependency is
+/// down, 200 with `degraded` when only an external service is.
 #[utoipa::path(get, path = probes::HEALTH, tag = "health", responses(
     (status = 200, body = HealthReport),
     (status = 503, body = HealthReport),
 ))]
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    let probes = probe_dependencies(&state).await;
+    let timestamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let timeout = state.config.health.external_timeout();
+    let (probes, external) = tokio::join!(
+        probe_dependencies(&state),
+        external::check(&state.external, timeout)
+    );
     let healthy = probes.iter().all(|p| p.up);
-    let services = probes
-        .iter()
-        .map(|p| (p.name.to_owned(), (if p.up { "up" } else { "down" }).into()))
-        .collect();
+    let status = match (healthy, external.iter().all(|(_, up)| *up)) {
+        (false, _) => "unhealthy",
+        (true, false) => "degraded",
+        (true, true) => "healthy",
+    };
     let report = HealthReport {
-        status: if healthy { "healthy" } else { "unhealthy" },
+        status,
+        timestamp,
         version: env!("CARGO_PKG_VERSION"),
         uptime_seconds: state.started.elapsed().as_secs(),
         memory_rss_bytes: resident_memory_bytes(),
-        services,
+        services: up_or_down(probes.iter().map(|p| (p.name, p.up))),
+        external: up_or_down(external.iter().map(|(name, up)| (name.as_str(), *up))),
     };
     let code = if healthy {
         StatusCode::OK

@@ -14,6 +14,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     AppState,
     error::{Problem, problem},
+    pagination,
 };
 use crate::jobs::{JobId, JobQueue, JobRecord, JobState, JobsError, Queue, report};
 
@@ -294,6 +295,7 @@ async fn list_outbox(State(state): State<AppState>, Query(q): Query<PageQuery>) 
         "data": data,
         "pagination": {
             "page": page, "limit": limit, "total": total,
+            "totalPages": pagination::total_pages(total, limit),
             "hasNext": offset + limit < total, "hasPrev": page > 1,
         }
     }))

@@ -56,6 +56,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The performance dashboard's last figures.
     pub dashboard: Arc<observability::DashboardCache>,
+    /// External services `/health` reports on (see [`health::external`]).
+    pub external: Arc<[health::external::ExternalService]>,
 }
 
 #[derive(OpenApi)]

@@ -1,5 +1,6 @@
 //! `/metrics` (Prometheus text format) and the performance dashboard: its JSON at
-//! `/api/v1/performance/dashboard` and the page at `/dashboard`.
+//! `/api/v1/performance/dashboard` (endpoints, uptime, memory, CPU, pool, database, cache and
+//! Redis) and the page at `/dashboard`.
 use std::{sync::Arc, time::Instant};
 
 use axum::{
@@ -15,9 +16,19 @@ use tokio::sync::Mutex;
 
 use super::AppState;
 use crate::{
-    cache::telemetry::{L1, L2},
-    db::stats::{self, DatabaseFigures},
-    metrics::{route_stats::EndpointFigures, text_format},
+    cache::{
+        redis_figures::RedisFigures,
+        telemetry::{L1, L2},
+    },
+    db::{
+        pool_monitor::PoolSnapshot,
+        stats::{self, DatabaseFigures},
+    },
+    metrics::{
+        cpu::{CpuFigures, CpuMeter},
+        route_stats::EndpointFigures,
+        text_format,
+    },
 };
 
 /// Statements listed from pg_stat_statements.
@@ -71,20 +82,8 @@ pub struct CacheFigures {
     /// `None` when no Redis is configured.
     pub l2: Option<LevelFigures>,
     pub redis_errors: u64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PoolFigures {
-    pub size: u32,
-    pub idle: usize,
-    pub in_use: u32,
-    pub waiting: i64,
-    pub min_connections: u32,
-    pub max_connections: u32,
-    pub acquire_timeout_ms: u64,
-    pub settings_generation: u64,
-    pub acquire_timeouts: u64,
+    /// Memory and keys of the Redis server; `None` without Redis or when it did not answer.
+    pub redis: Option<RedisFigures>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -95,9 +94,11 @@ pub struct Dashboard {
     pub uptime_seconds: f64,
     pub requests_total: u64,
     pub resident_memory_bytes: Option<u64>,
+    /// CPU of the process and of its cgroup (the container) with the cgroup's limit.
+    pub cpu: CpuFigures,
     pub endpoints: Vec<EndpointFigures>,
     pub cache: CacheFigures,
-    pub pool: PoolFigures,
+    pub pool: PoolSnapshot,
     /// `None` when PostgreSQL could not be read (the rest is still served).
     pub database: Option<DatabaseFigures>,
 }
@@ -106,6 +107,8 @@ pub struct Dashboard {
 #[derive(Default)]
 pub struct DashboardCache {
     last: Mutex<Option<(Instant, Arc<Dashboard>)>>,
+    /// CPU clocks at the previous measurement.
+    cpu: CpuMeter,
 }
 
 fn level(hits: u64, misses: u64) -> LevelFigures {
@@ -120,11 +123,11 @@ fn level(hits: u64, misses: u64) -> LevelFigures {
 async fn measure(state: &AppState) -> Dashboard {
     let endpoints = state.metrics.routes.snapshot();
     let cache = state.cache.telemetry();
-    let (settings, generation) = state.db.settings();
-    let pool = state.db.pool();
-    let idle = pool.num_idle();
-    let telemetry = state.db.telemetry();
-    let database = match stats::read(&state.db, TOP_STATEMENTS).await {
+    let (database, redis) = tokio::join!(
+        stats::read(&state.db, TOP_STATEMENTS),
+        state.cache.redis_figures()
+    );
+    let database = match database {
         Ok(figures) => Some(figures),
         Err(err) => {
             tracing::warn!(error = %err, "dashboard: could not read PostgreSQL statistics");
@@ -136,6 +139,7 @@ async fn measure(state: &AppState) -> Dashboard {
         uptime_seconds: state.started.elapsed().as_secs_f64(),
         requests_total: endpoints.iter().map(|e| e.count).sum(),
         resident_memory_bytes: crate::metrics::process::resident_bytes(),
+        cpu: state.dashboard.cpu.measure(),
         endpoints,
         cache: CacheFigures {
             l1: level(cache.hits(&L1), cache.misses(&L1)),
@@ -144,20 +148,9 @@ async fn measure(state: &AppState) -> Dashboard {
                 .has_l2()
                 .then(|| level(cache.hits(&L2), cache.misses(&L2))),
             redis_errors: cache.redis_error_count(),
+            redis,
         },
-        pool: PoolFigures {
-            size: pool.size(),
-            idle,
-            in_use: pool
-                .size()
-                .saturating_sub(u32::try_from(idle).unwrap_or(u32::MAX)),
-            waiting: telemetry.waiting.get(),
-            min_connections: settings.min_connections,
-            max_connections: settings.max_connections,
-            acquire_timeout_ms: settings.acquire_timeout_ms,
-            settings_generation: generation,
-            acquire_timeouts: telemetry.acquire_timeouts.get(),
-        },
+        pool: state.db.pool_snapshot(),
         database,
     }
 }

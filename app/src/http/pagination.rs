@@ -110,6 +110,8 @@ pub enum Pagination {
         /// `COUNT_CACHE_WRITE_REFRESH_MS` (default 1 s) under a stream of writes, others within
         /// the TTL.
         total: i64,
+        /// Pages of `limit` rows it takes to hold `total` (0 when nothing matches).
+        total_pages: i64,
         /// Whether a page follows, judged from `total`.
         has_next: bool,
         has_prev: bool,
@@ -120,6 +122,12 @@ pub enum Pagination {
         has_next: bool,
         next_cursor: Option<String>,
     },
+}
+
+/// Pages of `limit` rows (at least 1) it takes to hold `total` rows: `ceil(total / limit)`.
+pub fn total_pages(total: i64, limit: i64) -> i64 {
+    let (total, limit) = (total.max(0), limit.max(1));
+    total / limit + i64::from(total % limit != 0)
 }
 
 /// A page of a list as the API returns it.
@@ -144,6 +152,7 @@ impl<K: Serialize> ListRequest<K> {
                     page: self.page,
                     limit,
                     total,
+                    total_pages: total_pages(total, limit),
                     has_next: offset + limit < total,
                     has_prev: *offset > 0,
                 }
@@ -194,6 +203,15 @@ mod tests {
         );
         let req = params(None, Some(0), None).parse::<i64>(&["id"]).unwrap();
         assert_eq!(req.window.limit(), 1);
+    }
+
+    #[test]
+    fn total_pages_rounds_up_and_is_zero_for_nothing() {
+        assert_eq!(total_pages(0, 20), 0);
+        assert_eq!(total_pages(1, 20), 1);
+        assert_eq!(total_pages(20, 20), 1);
+        assert_eq!(total_pages(21, 20), 2);
+        assert_eq!(total_pages(5, 2), 3);
     }
 
     #[test]

@@ -80,6 +80,8 @@ pub struct TaskListFilter {
     pub priority: Option<i64>,
     /// Full-text search in title and description (English).
     pub q: Option<String>,
+    /// Only tasks due on or before this day, `YYYY-MM-DD` (undated tasks are left out).
+    pub due_before: Option<NaiveDate>,
 }
 
 const TITLE_MAX: usize = 500;
@@ -157,6 +159,7 @@ async fn list_tasks(
         status: filter.status,
         priority,
         search: filter.q.filter(|q| !q.trim().is_empty()),
+        due_before: filter.due_before,
     };
     resource::page::<Task, _>(&state, Task::OPS.list, &request, &filter).await
 }

@@ -166,8 +166,17 @@ resource_routes! {
     );
 }
 
+/// Filter of `GET /users/{id}/tasks`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct UserTasksFilter {
+    /// Only tasks due on or before this day, `YYYY-MM-DD` (undated tasks are left out).
+    pub due_before: Option<chrono::NaiveDate>,
+}
+
 /// Tasks assigned to a user, soonest due date first (undated last).
-#[utoipa::path(get, path = "/users/{id}/tasks", tag = "users", params(("id" = i64, Path), ListParams),
+#[utoipa::path(get, path = "/users/{id}/tasks", tag = "users", params(("id" = i64, Path), ListParams, UserTasksFilter),
     responses(
         (status = 200, body = Page<Task>),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -176,11 +185,12 @@ async fn list_user_tasks(
     State(state): State<AppState>,
     Path(id): Path<i64>,
     Query(params): Query<ListParams>,
+    Query(filter): Query<UserTasksFilter>,
 ) -> Result<impl IntoResponse, ApiError> {
     let request = params.parse::<DueDateKey>(Task::FIELDS)?;
     if db::resource::get::<User>(&state.db, id).await?.is_none() {
         return Err(ApiError::NotFound("user"));
     }
-    let filter = task_rows::of_assignee(id);
+    let filter = task_rows::of_assignee(id, filter.due_before);
     resource::page::<Task, _>(&state, task_rows::LIST_FOR_ASSIGNEE, &request, &filter).await
 }

@@ -107,6 +107,7 @@ pub async fn execute(args: &LoadtestArgs) -> Result<Finished, LoadtestError> {
         p99_ms: totals.latency_ms.p99,
         error_pct: error_rate_pct,
         rps: throughput_rps,
+        planned_rps: plan.planned_rate(),
     });
     let report = Report {
         version: env!("CARGO_PKG_VERSION"),

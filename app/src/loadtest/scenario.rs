@@ -106,6 +106,16 @@ impl Plan {
         self.stages.iter().map(|s| s.duration).sum()
     }
 
+    /// The average rate the schedule sends at: planned requests over the planned duration.
+    pub fn planned_rate(&self) -> f64 {
+        let seconds = self.duration().as_secs_f64();
+        if seconds > 0.0 {
+            self.planned_requests() as f64 / seconds
+        } else {
+            0.0
+        }
+    }
+
     /// Most virtual users any stage asks for.
     pub fn max_vus(&self) -> u32 {
         self.stages.iter().map(|s| s.vus).max().unwrap_or(1)
@@ -192,6 +202,7 @@ mod tests {
         assert_eq!(plan.duration(), Duration::from_secs(300));
         assert_eq!(plan.planned_requests(), 15_000);
         assert_eq!(plan.max_vus(), 10);
+        assert_eq!(plan.planned_rate(), 50.0);
     }
 
     #[test]
@@ -207,6 +218,8 @@ mod tests {
         let plan = Plan::new(Scenario::Spike, 1.0).unwrap();
         let vus: Vec<u32> = plan.stages.iter().map(|s| s.vus).collect();
         assert_eq!(vus, [10, 100, 10]);
+        // 2 min at 50 rps, 1 min at 500, 2 min at 50: 42,000 requests in 5 minutes
+        assert_eq!(plan.planned_rate(), 140.0);
         assert_eq!(plan.duration(), Duration::from_secs(300));
         let (i, s) = plan.stage_at(Duration::from_secs(150)).unwrap();
         assert_eq!((i, s.vus), (1, 100));

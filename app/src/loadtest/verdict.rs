@@ -2,7 +2,10 @@
 use clap::Args;
 
 /// Limits a run must meet; defaults are the SLOs (p95 < 200 ms, p99 < 500 ms, errors < 1 %,
-/// throughput > 100 rps). Tests lower or raise them to force either outcome.
+/// throughput > 100 rps). Throughput is judged against the scenario's own plan: at least
+/// `min_plan_pct` of its planned rate, and the 100 rps floor where the plan is above it (the
+/// baseline plans 50 rps and could never reach 100). Tests lower or raise them to force either
+/// outcome.
 #[derive(Debug, Clone, Args, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Thresholds {
@@ -15,9 +18,14 @@ pub struct Thresholds {
     /// Failed requests (non-2xx, timeouts, connection errors) must be below this share, in percent.
     #[arg(long = "max-error-pct", default_value_t = 1.0)]
     pub max_error_pct: f64,
-    /// Completed requests per second over the run must be above this.
+    /// Completed requests per second over the run must be above this, where the scenario plans
+    /// more than this (the design document's floor).
     #[arg(long = "min-rps", default_value_t = 100.0)]
     pub min_rps: f64,
+    /// Completed requests per second over the run must be above this share of the scenario's
+    /// planned rate, in percent (a server that falls behind its plan finishes late).
+    #[arg(long = "min-plan-pct", default_value_t = 90.0)]
+    pub min_plan_pct: f64,
 }
 
 /// The figures the thresholds apply to.
@@ -27,6 +35,8 @@ pub struct Measured {
     pub p99_ms: f64,
     pub error_pct: f64,
     pub rps: f64,
+    /// The rate the scenario planned: its requests over its duration.
+    pub planned_rps: f64,
 }
 
 /// One assertion and how the run fared.
@@ -54,15 +64,37 @@ impl Thresholds {
             below("p95", "ms", self.max_p95_ms, m.p95_ms),
             below("p99", "ms", self.max_p99_ms, m.p99_ms),
             below("errorRate", "%", self.max_error_pct, m.error_pct),
-            Check {
-                name: "throughput",
-                rule: format!("throughput > {} rps", self.min_rps),
-                limit: self.min_rps,
-                actual: m.rps,
-                passed: m.rps > self.min_rps,
-            },
+            self.throughput(m),
         ]
     }
+
+    /// Throughput against the plan: above `min_plan_pct` of the planned rate, and above `min_rps`
+    /// when the plan itself is above it.
+    fn throughput(&self, m: &Measured) -> Check {
+        let share = m.planned_rps * self.min_plan_pct / 100.0;
+        let plan = format!(
+            "{} % of the planned {} rps",
+            self.min_plan_pct,
+            round(m.planned_rps)
+        );
+        let (limit, basis) = if m.planned_rps > self.min_rps && self.min_rps > share {
+            (self.min_rps, format!("the floor; {plan} is {}", round(share)))
+        } else {
+            (share, plan)
+        };
+        Check {
+            name: "throughput",
+            rule: format!("throughput > {} rps ({basis})", round(limit)),
+            limit,
+            actual: m.rps,
+            passed: m.rps > limit,
+        }
+    }
+}
+
+/// `x` with at most two decimals, for rules people read.
+fn round(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
 }
 
 #[cfg(test)]
@@ -75,28 +107,70 @@ mod tests {
             max_p99_ms: 500.0,
             max_error_pct: 1.0,
             min_rps: 100.0,
+            min_plan_pct: 90.0,
         }
+    }
+
+    /// A healthy run of a scenario planning `planned_rps` that kept up with its plan.
+    fn kept_up(planned_rps: f64) -> Measured {
+        Measured {
+            p95_ms: 12.0,
+            p99_ms: 40.0,
+            error_pct: 0.0,
+            rps: planned_rps * 0.998,
+            planned_rps,
+        }
+    }
+
+    fn throughput(m: &Measured) -> Check {
+        let checks = slo().check(m);
+        checks.into_iter().find(|c| c.name == "throughput").unwrap()
     }
 
     #[test]
     fn a_good_run_passes_every_check() {
-        let m = Measured {
-            p95_ms: 12.0,
-            p99_ms: 40.0,
-            error_pct: 0.0,
-            rps: 500.0,
+        assert!(slo().check(&kept_up(500.0)).iter().all(|c| c.passed));
+    }
+
+    #[test]
+    fn a_healthy_baseline_passes_though_it_plans_less_than_the_floor() {
+        // The baseline plans 50 rps: the floor of 100 could never be met.
+        let check = throughput(&kept_up(50.0));
+        assert!(check.passed, "{check:?}");
+        assert_eq!(check.limit, 45.0);
+        assert_eq!(check.rule, "throughput > 45 rps (90 % of the planned 50 rps)");
+        let behind = Measured {
+            rps: 30.0,
+            ..kept_up(50.0)
         };
-        assert!(slo().check(&m).iter().all(|c| c.passed));
+        assert!(!throughput(&behind).passed);
+    }
+
+    #[test]
+    fn the_floor_holds_where_the_plan_is_above_it() {
+        // 90 % of 105 rps is below the floor: the floor is the limit.
+        let check = throughput(&Measured {
+            rps: 99.0,
+            ..kept_up(105.0)
+        });
+        assert_eq!(check.limit, 100.0);
+        assert!(!check.passed);
+        assert_eq!(
+            check.rule,
+            "throughput > 100 rps (the floor; 90 % of the planned 105 rps is 94.5)"
+        );
+        // Far above the floor, the plan is the stricter limit.
+        let peak = Measured {
+            rps: 300.0,
+            ..kept_up(500.0)
+        };
+        assert_eq!(throughput(&peak).limit, 450.0);
+        assert!(!throughput(&peak).passed);
     }
 
     #[test]
     fn each_limit_fails_on_its_own() {
-        let good = Measured {
-            p95_ms: 12.0,
-            p99_ms: 40.0,
-            error_pct: 0.0,
-            rps: 500.0,
-        };
+        let good = kept_up(500.0);
         let cases = [
             (
                 "p95",
@@ -119,7 +193,7 @@ mod tests {
                     ..good
                 },
             ),
-            ("throughput", Measured { rps: 100.0, ..good }),
+            ("throughput", Measured { rps: 450.0, ..good }),
         ];
         for (name, m) in cases {
             let failed: Vec<&str> = slo()

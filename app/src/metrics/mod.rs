@@ -2,6 +2,7 @@
 //! and the families other areas own (pool, queries, cache, memory) registered into it.
 //! The families the tuner reads take name, unit and HELP text from `perfstack_contract::metrics`
 //! (docs/contract.md); the others are listed in docs/metrics.md.
+pub mod cpu;
 pub mod http;
 pub mod process;
 pub mod route_stats;

@@ -1,4 +1,5 @@
-//! `perfstack-app serve`: the API, its background tasks and, unless `--no-workers`, the job workers.
+//! `perfstack-app serve`: the API, its background tasks (tuning file, server limits, pool monitor,
+//! memory guard) and, unless `--no-workers`, the job workers.
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -6,7 +7,7 @@ use tokio::sync::watch;
 use super::{shutdown::shutdown_signal, worker::run_workers};
 use crate::{
     config::{DbConfig, JobsConfig, ServeConfig, ServeWorkers},
-    db::{Db, server_limits, tuning},
+    db::{Db, pool_monitor, server_limits, tuning},
     http::{AppState, router},
     jobs::{JobContext, JobQueue, mailer::Mailer, worker::Worker},
 };
@@ -28,7 +29,10 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(cfg.server.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "perfstack-app listening");
     let grace = Duration::from_secs(cfg.server.shutdown_grace_s);
-    let state = AppState::try_new(db.clone(), cfg)?.with_jobs(jobs);
+    let mailer = Mailer::from_config(&jobs_cfg)?;
+    let state = AppState::try_new(db.clone(), cfg)?
+        .with_jobs(jobs)
+        .with_mailer(&mailer);
     if !state.cache.wait_until_ready(Duration::from_secs(2)).await {
         tracing::warn!("Redis not reachable at start; serving without L2 until it is");
     }
@@ -44,16 +48,19 @@ pub async fn serve(
         state.db.clone(),
         server_limits::REFRESH_INTERVAL,
     ));
+    if let Some(interval) = state.config.pool.log_interval() {
+        tokio::spawn(pool_monitor::watch(state.db.clone(), interval));
+    }
     let memory = &state.config.memory;
     state
         .cache
-        .start_memory_guard(memory.memory_limit_bytes, memory.sample_interval());
+        .start_memory_guard(memory.threshold_bytes(), memory.sample_interval());
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let worker = match (&state.jobs, workers.no_workers) {
         (Some(queue), false) => {
             let ctx = JobContext {
                 db: db.clone(),
-                mailer: Mailer::from_config(&jobs_cfg)?,
+                mailer,
             };
             let worker = Worker::new(queue, state.job_metrics.clone());
             Some(tokio::spawn(run_workers(worker, ctx, stop_tx.subscribe())))

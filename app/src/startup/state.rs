@@ -9,8 +9,8 @@ use crate::{
     cache::{Cache, CacheError},
     config::ServeConfig,
     db::{Db, stats, totals::ListTotals},
-    http::AppState,
-    jobs::{JobQueue, metrics::JobMetrics},
+    http::{AppState, health::external::ExternalService},
+    jobs::{JobQueue, mailer::Mailer, metrics::JobMetrics},
     metrics::Metrics,
 };
 
@@ -51,9 +51,17 @@ impl AppState {
             &job_metrics,
             totals.telemetry(),
         ]);
+        let external = config
+            .health
+            .external
+            .iter()
+            .cloned()
+            .map(ExternalService::Tcp)
+            .collect();
         Self {
             db,
             started: Instant::now(),
+            external,
             config: Arc::new(config),
             exports: Arc::default(),
             jobs: None,
@@ -68,6 +76,17 @@ impl AppState {
     /// With the job queues (routes under /api/v1/jobs, /reports, /outbox; assignment emails).
     pub fn with_jobs(mut self, jobs: Option<JobQueue>) -> Self {
         self.jobs = jobs;
+        self
+    }
+
+    /// With the SMTP server of `mailer` among the external services `/health` checks (nothing
+    /// changes for the outbox-only mailer).
+    pub fn with_mailer(mut self, mailer: &Mailer) -> Self {
+        if matches!(mailer, Mailer::Smtp { .. }) {
+            let mut external = self.external.to_vec();
+            external.push(ExternalService::Smtp(mailer.clone()));
+            self.external = external.into();
+        }
         self
     }
 }

@@ -289,6 +289,13 @@ async fn probes_and_openapi(pool: PgPool) {
     assert!(health.json["uptimeSeconds"].is_u64());
     assert!(health.json["memoryRssBytes"].as_u64().unwrap() > 0);
     assert!(health.json["version"].is_string());
+    let timestamp = health.json["timestamp"].as_str().unwrap();
+    let measured = chrono::DateTime::parse_from_rfc3339(timestamp).unwrap();
+    assert!(
+        (chrono::Utc::now() - measured.to_utc()).num_seconds().abs() < 60,
+        "{timestamp}"
+    );
+    assert_eq!(health.json["external"], json!({}));
 
     let doc = app.get("/openapi.json").await.json;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));

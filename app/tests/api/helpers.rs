@@ -10,7 +10,7 @@ use clap::Parser;
 use http_body_util::BodyExt;
 use perfstack_app::{
     config::ServeConfig,
-    db::{Db, QueryMonitor, migrate},
+    db::{Db, QueryMonitor, indexes, migrate},
     http::{AppState, router},
 };
 use serde_json::Value;
@@ -214,12 +214,14 @@ pub fn assert_created(reply: &Reply, collection: &str) -> i64 {
 pub async fn spawn_with_big_project(pool: &PgPool, insert: &str, rows: i64) -> (TestApp, i64) {
     let app = spawn(pool.clone()).await;
     let (_owner, project) = app.user_with_project("owner", "big").await;
-    sqlx::raw_sql(
-        "DROP INDEX idx_tasks_search, idx_tasks_project_status_priority, idx_tasks_assignee_due_date",
-    )
-    .execute(pool)
-    .await
-    .unwrap();
+    let task_indexes: Vec<&str> = indexes::all()
+        .filter(|spec| spec.table == "tasks")
+        .map(|spec| spec.name)
+        .collect();
+    sqlx::raw_sql(&format!("DROP INDEX {}", task_indexes.join(", ")))
+        .execute(pool)
+        .await
+        .unwrap();
     sqlx::query(insert)
         .bind(project)
         .bind(rows)

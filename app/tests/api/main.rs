@@ -6,6 +6,7 @@
 mod errors;
 mod explain;
 mod export;
+mod health;
 mod helpers;
 mod migrate;
 mod monitor;

@@ -1,15 +1,18 @@
-//! `migrate`: the seven indexes exist exactly as specified and valid, INVALID ones are repaired,
-//! a second run changes nothing, a blocked build fails instead of hanging.
+//! `migrate`: the design's seven indexes and the project's own exist exactly as specified and
+//! valid, INVALID ones are repaired, a database of an older version is upgraded in place (changed
+//! definitions rebuilt, unchanged ones kept), an interrupted run is finished by the next, a second
+//! run changes nothing, a blocked build fails instead of hanging.
 use std::{process::Command, time::Duration};
 
 use perfstack_app::db::{
-    Db, QueryMonitor,
+    Db, QueryMonitor, indexes,
     migrate::{self, MigrateOptions},
 };
 use perfstack_contract::migration::MigrationSummary;
 use sqlx::{PgPool, Row};
 
-/// The indexes as PostgreSQL 15 prints them back in `pg_indexes.indexdef`.
+/// The indexes as PostgreSQL 15 prints them back in `pg_indexes.indexdef`: the seven of the
+/// design document under its names and definitions, and the project's own three.
 const EXPECTED: &[(&str, &str)] = &[
     (
         "idx_projects_created_at_desc",
@@ -21,15 +24,27 @@ const EXPECTED: &[(&str, &str)] = &[
     ),
     (
         "idx_tasks_assignee_due_date",
-        "CREATE INDEX idx_tasks_assignee_due_date ON public.tasks USING btree (assignee_id, due_date)",
+        "CREATE INDEX idx_tasks_assignee_due_date ON public.tasks USING btree (assignee_id, due_date) WHERE (due_date IS NOT NULL)",
+    ),
+    (
+        "idx_tasks_assignee_due_date_all",
+        "CREATE INDEX idx_tasks_assignee_due_date_all ON public.tasks USING btree (assignee_id, due_date)",
+    ),
+    (
+        "idx_tasks_fulltext",
+        "CREATE INDEX idx_tasks_fulltext ON public.tasks USING gin (to_tsvector('english'::regconfig, ((title || ' '::text) || COALESCE(description, ''::text))))",
+    ),
+    (
+        "idx_tasks_project_priority_desc",
+        "CREATE INDEX idx_tasks_project_priority_desc ON public.tasks USING btree (project_id, priority DESC, id)",
     ),
     (
         "idx_tasks_project_status_priority",
-        "CREATE INDEX idx_tasks_project_status_priority ON public.tasks USING btree (project_id, status, priority DESC)",
+        "CREATE INDEX idx_tasks_project_status_priority ON public.tasks USING btree (project_id, status, priority)",
     ),
     (
         "idx_tasks_search",
-        "CREATE INDEX idx_tasks_search ON public.tasks USING gin (to_tsvector('english'::regconfig, ((title || ' '::text) || COALESCE(description, ''::text))))",
+        "CREATE INDEX idx_tasks_search ON public.tasks USING btree (project_id, status) INCLUDE (title, description)",
     ),
     (
         "idx_users_email_active",
@@ -40,6 +55,17 @@ const EXPECTED: &[(&str, &str)] = &[
         "CREATE INDEX idx_users_username_lower ON public.users USING btree (lower(username))",
     ),
 ];
+
+/// The indexes as the versions before definitions were recorded built them (no comments).
+const FIRST_VERSION_INDEXES: &str = "
+    CREATE INDEX idx_users_email_active ON users (email) WHERE status = 'active';
+    CREATE INDEX idx_users_username_lower ON users (lower(username));
+    CREATE INDEX idx_projects_owner_status ON projects (owner_id, status);
+    CREATE INDEX idx_projects_created_at_desc ON projects (created_at DESC);
+    CREATE INDEX idx_tasks_project_status_priority ON tasks (project_id, status, priority DESC);
+    CREATE INDEX idx_tasks_assignee_due_date ON tasks (assignee_id, due_date);
+    CREATE INDEX idx_tasks_search ON tasks
+        USING gin (to_tsvector('english', title || ' ' || coalesce(description, '')));";
 
 fn db(pool: PgPool) -> Db {
     Db::from_pool(pool, QueryMonitor::new(Duration::from_millis(100)))
@@ -53,7 +79,7 @@ async fn migrated_then(pool: &PgPool, sql: &str) -> Db {
     db
 }
 
-async fn indexes(pool: &PgPool) -> Vec<(String, String, bool)> {
+async fn index_rows(pool: &PgPool) -> Vec<(String, String, bool)> {
     sqlx::query(
         "SELECT i.indexname, i.indexdef, x.indisvalid
          FROM pg_indexes i JOIN pg_class c ON c.relname = i.indexname
@@ -77,6 +103,32 @@ async fn oid(pool: &PgPool, name: &str) -> i64 {
         .unwrap()
 }
 
+/// Every expected index, valid, as `index_rows` lists them.
+fn expected_rows() -> Vec<(String, String, bool)> {
+    EXPECTED
+        .iter()
+        .map(|(n, d)| ((*n).to_owned(), (*d).to_owned(), true))
+        .collect()
+}
+
+async fn oids(pool: &PgPool) -> Vec<i64> {
+    futures::future::join_all(EXPECTED.iter().map(|(n, _)| oid(pool, n))).await
+}
+
+/// The definition recorded on each expected index (its comment), in `EXPECTED` order.
+async fn records(pool: &PgPool) -> Vec<Option<String>> {
+    let mut out = Vec::new();
+    for (name, _) in EXPECTED {
+        let record: Option<String> = sqlx::query_scalar("SELECT obj_description($1::regclass, 'pg_class')")
+            .bind(name)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        out.push(record);
+    }
+    out
+}
+
 fn all_names() -> Vec<String> {
     let mut names: Vec<String> = EXPECTED.iter().map(|(n, _)| (*n).to_owned()).collect();
     names.sort();
@@ -89,21 +141,27 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 }
 
 #[sqlx::test(migrations = false)]
-async fn builds_exactly_the_seven_indexes_and_a_second_run_is_a_no_op(pool: PgPool) {
+async fn builds_exactly_the_design_and_own_indexes_and_a_second_run_is_a_no_op(pool: PgPool) {
     let db = db(pool.clone());
     let first = migrate::apply(&db, &MigrateOptions::default()).await.unwrap();
     assert_eq!(first.migrations_applied, migration_files());
     assert_eq!(sorted(first.indexes_created.clone()), all_names());
     assert!(first.indexes_repaired.is_empty() && first.indexes_valid.is_empty());
-
-    let found = indexes(&pool).await;
-    let expected: Vec<(String, String, bool)> = EXPECTED
+    // the seven of the design document are among them, under its names
+    let design: Vec<&str> = indexes::DESIGN.iter().map(|spec| spec.name).collect();
+    assert!(design.iter().all(|name| all_names().iter().any(|n| n == name)));
+    assert_eq!(index_rows(&pool).await, expected_rows());
+    let recorded: Vec<Option<String>> = EXPECTED
         .iter()
-        .map(|(n, d)| ((*n).to_owned(), (*d).to_owned(), true))
+        .map(|(name, _)| {
+            indexes::all()
+                .find(|spec| spec.name == *name)
+                .map(|spec| spec.record())
+        })
         .collect();
-    assert_eq!(found, expected);
+    assert_eq!(records(&pool).await, recorded);
 
-    let oids_before = futures::future::join_all(EXPECTED.iter().map(|(n, _)| oid(&pool, n))).await;
+    let oids_before = oids(&pool).await;
     let second = migrate::apply(&db, &MigrateOptions::default()).await.unwrap();
     assert_eq!(
         second,
@@ -114,8 +172,84 @@ async fn builds_exactly_the_seven_indexes_and_a_second_run_is_a_no_op(pool: PgPo
             indexes_valid: first.indexes_created.clone(),
         }
     );
-    let oids_after = futures::future::join_all(EXPECTED.iter().map(|(n, _)| oid(&pool, n))).await;
-    assert_eq!(oids_before, oids_after, "a second run rebuilt an index");
+    assert_eq!(oids_before, oids(&pool).await, "a second run rebuilt an index");
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_database_of_the_first_version_is_upgraded_in_place(pool: PgPool) {
+    // The schema as an older version left it: its seven indexes, three of them with the
+    // definitions that have changed since, none with a recorded definition.
+    let drop_all = format!(
+        "DROP INDEX {};",
+        EXPECTED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+    );
+    let db = migrated_then(&pool, &format!("{drop_all}{FIRST_VERSION_INDEXES}")).await;
+    let unchanged = [
+        "idx_projects_created_at_desc",
+        "idx_projects_owner_status",
+        "idx_users_email_active",
+        "idx_users_username_lower",
+    ];
+    let kept = futures::future::join_all(unchanged.iter().map(|n| oid(&pool, n))).await;
+
+    let summary = migrate::apply(&db, &MigrateOptions::default()).await.unwrap();
+    assert_eq!(
+        sorted(summary.indexes_created.clone()),
+        [
+            "idx_tasks_assignee_due_date_all",
+            "idx_tasks_fulltext",
+            "idx_tasks_project_priority_desc"
+        ]
+    );
+    assert_eq!(
+        sorted(summary.indexes_repaired.clone()),
+        [
+            "idx_tasks_assignee_due_date",
+            "idx_tasks_project_status_priority",
+            "idx_tasks_search"
+        ]
+    );
+    assert_eq!(sorted(summary.indexes_valid.clone()), unchanged);
+    assert_eq!(index_rows(&pool).await, expected_rows());
+    assert_eq!(
+        futures::future::join_all(unchanged.iter().map(|n| oid(&pool, n))).await,
+        kept,
+        "an unchanged index was rebuilt"
+    );
+    assert!(
+        records(&pool).await.iter().all(Option::is_some),
+        "a definition is not recorded"
+    );
+
+    let oids_before = oids(&pool).await;
+    let again = migrate::apply(&db, &MigrateOptions::default()).await.unwrap();
+    assert_eq!(sorted(again.indexes_valid), all_names());
+    assert_eq!(oids_before, oids(&pool).await, "a second run rebuilt an index");
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_run_interrupted_while_replacing_an_index_is_finished_by_the_next(pool: PgPool) {
+    // Stopped after the new definition was built and the old index dropped, before the rename;
+    // and a half-built staging index next to a current one.
+    let interrupted = "ALTER INDEX idx_tasks_search RENAME TO idx_tasks_search_next;
+         CREATE INDEX idx_users_email_active_next ON users (email);
+         UPDATE pg_index SET indisvalid = false
+           WHERE indexrelid = 'idx_users_email_active_next'::regclass;";
+    let db = migrated_then(&pool, interrupted).await;
+    let staged = oid(&pool, "idx_tasks_search_next").await;
+
+    let summary = migrate::apply(&db, &MigrateOptions::default()).await.unwrap();
+    assert_eq!(summary.indexes_created, ["idx_tasks_search"]);
+    assert_eq!(
+        oid(&pool, "idx_tasks_search").await,
+        staged,
+        "the complete build was not reused"
+    );
+    assert_eq!(
+        index_rows(&pool).await,
+        expected_rows(),
+        "a staging index was left behind"
+    );
 }
 
 #[sqlx::test(migrations = false)]
@@ -126,10 +260,10 @@ async fn an_index_marked_invalid_is_dropped_and_rebuilt(pool: PgPool) {
 
     let summary = migrate::apply(&db, &MigrateOptions::default()).await.unwrap();
     assert_eq!(summary.indexes_repaired, vec!["idx_tasks_search"]);
-    assert_eq!(summary.indexes_valid.len(), 6);
+    assert_eq!(summary.indexes_valid.len(), EXPECTED.len() - 1);
     assert!(summary.indexes_created.is_empty());
     assert_ne!(oid(&pool, "idx_tasks_search").await, before, "not rebuilt");
-    assert!(indexes(&pool).await.iter().all(|(_, _, valid)| *valid));
+    assert!(index_rows(&pool).await.iter().all(|(_, _, valid)| *valid));
 }
 
 #[sqlx::test(migrations = false)]
@@ -144,7 +278,7 @@ async fn a_failed_concurrent_build_is_repaired(pool: PgPool) {
             .execute(&pool)
             .await;
     assert!(failed.is_err());
-    let left = indexes(&pool).await;
+    let left = index_rows(&pool).await;
     assert!(
         left.contains(&(
             "idx_users_username_lower".to_owned(),
@@ -156,11 +290,7 @@ async fn a_failed_concurrent_build_is_repaired(pool: PgPool) {
 
     let summary = migrate::apply(&db, &MigrateOptions::default()).await.unwrap();
     assert_eq!(summary.indexes_repaired, vec!["idx_users_username_lower"]);
-    let expected: Vec<(String, String, bool)> = EXPECTED
-        .iter()
-        .map(|(n, d)| ((*n).to_owned(), (*d).to_owned(), true))
-        .collect();
-    assert_eq!(indexes(&pool).await, expected);
+    assert_eq!(index_rows(&pool).await, expected_rows());
 }
 
 #[sqlx::test(migrations = false)]
@@ -191,7 +321,7 @@ async fn a_blocked_build_fails_fast_and_the_next_run_finishes(pool: PgPool) {
         .chain(&summary.indexes_repaired)
         .collect();
     assert_eq!(fixed, vec!["idx_tasks_assignee_due_date"]);
-    assert!(indexes(&pool).await.iter().all(|(_, _, valid)| *valid));
+    assert!(index_rows(&pool).await.iter().all(|(_, _, valid)| *valid));
 }
 
 /// The binary prints exactly one JSON line, writes it to `--summary-file`, and exits non-zero
@@ -218,7 +348,7 @@ async fn binary_prints_one_json_line_and_fails_non_zero(pool: PgPool) {
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     let line: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(line["migrationsApplied"], migration_files());
-    assert_eq!(line["indexesCreated"].as_array().unwrap().len(), 7);
+    assert_eq!(line["indexesCreated"].as_array().unwrap().len(), EXPECTED.len());
     let written = std::fs::read_to_string(&summary_file).unwrap();
     assert_eq!(written.trim(), stdout.trim());
 

@@ -1,5 +1,5 @@
-//! The query monitor: a query over the threshold is logged with its operation, duration and
-//! statement text, never with the values bound to it.
+//! The monitors: a query over the threshold is logged with its operation, duration and statement
+//! text, never with the values bound to it; the pool monitor logs the pool's figures periodically.
 use std::{
     io::Write,
     sync::{Arc, Mutex},
@@ -9,7 +9,7 @@ use std::{
 use perfstack_app::db::{
     Db, QueryMonitor,
     migrate::{self, MigrateOptions},
-    users,
+    pool_monitor, users,
 };
 use sqlx::PgPool;
 
@@ -31,6 +31,17 @@ impl Captured {
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
+
+    /// Captures this thread's log events as JSON lines until the guard is dropped.
+    fn json_logs() -> (Self, tracing::subscriber::DefaultGuard) {
+        let captured = Self::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_writer(move || writer.clone())
+            .finish();
+        (captured, tracing::subscriber::set_default(subscriber))
+    }
 }
 
 #[sqlx::test(migrations = false)]
@@ -38,13 +49,7 @@ async fn slow_queries_are_logged_without_their_values(pool: PgPool) {
     let quiet = Db::from_pool(pool.clone(), QueryMonitor::new(Duration::from_secs(3600)));
     migrate::apply(&quiet, &MigrateOptions::default()).await.unwrap();
 
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = Captured::json_logs();
 
     // everything is "slow" with a zero threshold
     let db = Db::from_pool(pool, QueryMonitor::new(Duration::ZERO));
@@ -76,4 +81,37 @@ async fn slow_queries_are_logged_without_their_values(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(captured.text().len(), before);
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_pool_monitor_logs_the_pool_periodically(pool: PgPool) {
+    let (captured, _guard) = Captured::json_logs();
+
+    let db = Db::from_pool(pool, QueryMonitor::new(Duration::from_secs(3600)));
+    let held = db.pool().acquire().await.unwrap();
+    let monitor = tokio::spawn(pool_monitor::watch(db.clone(), Duration::from_millis(100)));
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    monitor.abort();
+    drop(held);
+
+    let logs = captured.text();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter(|l| l.contains("database pool"))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        (2..=4).contains(&lines.len()),
+        "one line per interval, none at start: {logs}"
+    );
+    let fields = &lines[0]["fields"];
+    assert_eq!(lines[0]["level"], "INFO");
+    assert!(fields["size"].as_u64().unwrap() >= 1, "{fields}");
+    assert!(
+        fields["in_use"].as_u64().unwrap() >= 1,
+        "the held connection: {fields}"
+    );
+    assert_eq!(fields["waiting"], 0);
+    assert_eq!(fields["max_connections"], db.pool_snapshot().max_connections);
+    assert_eq!(fields["acquire_timeouts"], 0);
 }

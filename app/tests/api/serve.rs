@@ -18,6 +18,11 @@ struct Server(Child);
 impl Server {
     /// `perfstack-app serve` on `database_url` (no Redis) on a free port, with `flags`.
     fn start(database_url: &str, flags: &[&str]) -> (Self, u16) {
+        Self::start_with_env(database_url, flags, &[])
+    }
+
+    /// Like [`Server::start`], with more environment variables.
+    fn start_with_env(database_url: &str, flags: &[&str], vars: &[(&str, &str)]) -> (Self, u16) {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -27,6 +32,7 @@ impl Server {
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .args(flags)
             .env("DATABASE_URL", database_url)
+            .envs(vars.iter().copied())
             .env_remove("REDIS_URL")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -164,7 +170,21 @@ async fn serve_exports_the_database_servers_max_connections() {
         .await
         .unwrap();
     let (_server, port) = Server::start(&url, &[]);
-    let wanted = format!("\nperfstack_db_server_max_connections {expected}\n");
+    wait_for_metrics_line(port, &format!("perfstack_db_server_max_connections {expected}")).await;
+}
+
+/// The memory guard acts at 80 % of the container's memory limit the operator passes in.
+#[tokio::test]
+async fn serve_guards_memory_at_80_percent_of_the_container_limit() {
+    let url = std::env::var("DATABASE_URL").unwrap();
+    let limit = perfstack_contract::env::CONTAINER_MEMORY_LIMIT_BYTES;
+    let (_server, port) = Server::start_with_env(&url, &[], &[(limit, "536870912")]);
+    wait_for_metrics_line(port, "perfstack_memory_guard_limit_bytes 429496729").await;
+}
+
+/// Waits (30 s at most) until `/metrics` on `port` has the line `wanted`.
+async fn wait_for_metrics_line(port: u16, wanted: &str) {
+    let wanted = format!("\n{wanted}\n");
     let started = Instant::now();
     loop {
         if let Some(mut stream) = connect(port).await {

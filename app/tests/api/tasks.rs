@@ -143,6 +143,33 @@ async fn assignee_tasks_by_due_date_undated_last(pool: PgPool) {
         let walked = walk(&app, &format!("/api/v1/users/{ann}/tasks"), limit).await;
         assert_eq!(walked, expected, "limit {limit}");
     }
+    // due on or before a day: the dated ones up to it, in the same order, undated left out
+    let due_by: Vec<i64> = made
+        .iter()
+        .filter(|(due, _)| due.is_some_and(|d| d <= "2026-01-15"))
+        .map(|(_, id)| *id)
+        .collect();
+    assert_eq!(due_by.len(), 2);
+    let page = app
+        .get(&format!("/api/v1/users/{ann}/tasks?dueBefore=2026-01-15"))
+        .await;
+    assert_eq!(ids(&page.json), due_by);
+    assert_eq!(page.json["pagination"]["total"], 2);
+    let walked = walk(
+        &app,
+        &format!("/api/v1/users/{ann}/tasks?dueBefore=2026-01-15"),
+        1,
+    )
+    .await;
+    assert_eq!(walked, due_by);
+    let mut by_id = due_by.clone();
+    by_id.sort_unstable();
+    let listed = app
+        .get(&format!("/api/v1/tasks?assigneeId={ann}&dueBefore=2026-01-15"))
+        .await;
+    assert_eq!(ids(&listed.json), by_id);
+    app.assert_bad_query(&format!("/api/v1/users/{ann}/tasks?dueBefore=soon"), "dueBefore")
+        .await;
     app.assert_gone("/api/v1/users/999999/tasks").await;
 }
 

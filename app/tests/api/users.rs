@@ -67,13 +67,13 @@ async fn offset_pages_report_total_and_neighbours(pool: PgPool) {
     assert_eq!(ids(&first), all[..2]);
     assert_eq!(
         first["pagination"],
-        json!({"page": 1, "limit": 2, "total": 5, "hasNext": true, "hasPrev": false})
+        json!({"page": 1, "limit": 2, "total": 5, "totalPages": 3, "hasNext": true, "hasPrev": false})
     );
     let last = app.get("/api/v1/users?limit=2&page=3").await.json;
     assert_eq!(ids(&last), all[4..]);
     assert_eq!(
         last["pagination"],
-        json!({"page": 3, "limit": 2, "total": 5, "hasNext": false, "hasPrev": true})
+        json!({"page": 3, "limit": 2, "total": 5, "totalPages": 3, "hasNext": false, "hasPrev": true})
     );
     let beyond = app.get("/api/v1/users?limit=2&page=9").await.json;
     assert!(ids(&beyond).is_empty());

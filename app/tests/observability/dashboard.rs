@@ -7,15 +7,20 @@ fn figure<'a>(v: &'a Value, path: &str) -> &'a Value {
     path.split('.').fold(v, |v, key| &v[key])
 }
 
+/// The dashboard's JSON, asserting a 200.
+async fn dashboard(app: &axum::Router) -> Value {
+    let (status, body) = get(app, "/api/v1/performance/dashboard").await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
 #[tokio::test]
 async fn dashboard_figures_change_after_traffic() {
     let redis = RedisServer::start().await;
     let state = app_state(Some(&redis)).await;
     widgets(&state.db).await;
     let app = perfstack_app::http::router(state.clone());
-    let (status, body) = get(&app, "/api/v1/performance/dashboard").await;
-    assert_eq!(status, 200, "{body}");
-    let before: Value = serde_json::from_str(&body).unwrap();
+    let before = dashboard(&app).await;
     let commits_before = figure(&before, "database.counters.commits").as_i64().unwrap();
     assert!(figure(&before, "database.sessions.total").as_i64().unwrap() >= 1);
 
@@ -26,7 +31,7 @@ async fn dashboard_figures_change_after_traffic() {
     cached_widget(&state.cache, &state.db, id).await.unwrap();
     cached_widget(&state.cache, &state.db, id).await.unwrap();
 
-    let after: Value = serde_json::from_str(&get(&app, "/api/v1/performance/dashboard").await.1).unwrap();
+    let after = dashboard(&app).await;
     let livez = after["endpoints"]
         .as_array()
         .unwrap()
@@ -44,7 +49,7 @@ async fn dashboard_figures_change_after_traffic() {
     // PostgreSQL publishes a backend's counters up to a second after its transactions.
     let start = std::time::Instant::now();
     loop {
-        let now: Value = serde_json::from_str(&get(&app, "/api/v1/performance/dashboard").await.1).unwrap();
+        let now = dashboard(&app).await;
         if figure(&now, "database.counters.commits").as_i64().unwrap() > commits_before {
             break;
         }
@@ -56,6 +61,38 @@ async fn dashboard_figures_change_after_traffic() {
     }
     assert!(figure(&after, "pool.size").as_u64().unwrap() >= 1);
     assert_eq!(figure(&after, "pool.maxConnections").as_u64(), Some(10));
+
+    // CPU: the process's time, and its rate between two measurements
+    assert!(figure(&after, "cpu.processSecondsTotal").as_f64().unwrap() > 0.0);
+    assert!(
+        figure(&after, "cpu.processSecondsTotal").as_f64()
+            >= figure(&before, "cpu.processSecondsTotal").as_f64()
+    );
+    assert!(
+        figure(&after, "cpu.processCores").as_f64().unwrap() >= 0.0,
+        "{after}"
+    );
+    // Redis: memory in use and the keys, the cached widget's among them
+    assert!(
+        figure(&after, "cache.redis.usedMemoryBytes").as_u64().unwrap() > 0,
+        "{after}"
+    );
+    assert!(
+        figure(&after, "cache.redis.keys").as_u64().unwrap() >= 1,
+        "{after}"
+    );
+}
+
+#[tokio::test]
+async fn dashboard_without_redis_has_no_redis_figures_but_cpu() {
+    let state = app_state(None).await;
+    let figures = dashboard(&perfstack_app::http::router(state)).await;
+    assert!(figure(&figures, "cache.redis").is_null(), "{figures}");
+    assert!(figure(&figures, "cpu.processSecondsTotal").as_f64().unwrap() > 0.0);
+    assert!(
+        figure(&figures, "cpu.processCores").is_null(),
+        "first measurement: {figures}"
+    );
 }
 
 #[tokio::test]

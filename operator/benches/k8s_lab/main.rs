@@ -113,7 +113,7 @@ async fn measure(
     let port = 20000 + rand::random::<u16>() % 20000;
     let operator = Operator::start(binary, namespace, port, &out.join("operator.log")).await?;
     let template_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/minimal.yaml");
-    let mut template: PerformanceStack = serde_yaml::from_str(&std::fs::read_to_string(template_path)?)?;
+    let mut template: PerformanceStack = serde_saphyr::from_str(&std::fs::read_to_string(template_path)?)?;
     if let Ok(interval) = std::env::var("BENCH_TUNING_INTERVAL") {
         template.spec.tuning.interval_seconds = interval.parse().context("BENCH_TUNING_INTERVAL")?;
     }

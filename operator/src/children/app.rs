@@ -3,9 +3,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy, RollingUpdateDeployment};
 use k8s_openapi::api::core::v1::{
-    ConfigMapEnvSource, ConfigMapVolumeSource, Container, EnvFromSource, HTTPGetAction, PodSpec, Probe,
-    Service, TopologySpreadConstraint, Volume, VolumeMount,
+    ConfigMapEnvSource, ConfigMapVolumeSource, Container, EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction,
+    PodSpec, Probe, ResourceFieldSelector, Service, TopologySpreadConstraint, Volume, VolumeMount,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use perfstack_contract::probes::{HTTP_PORT_NAME, LIVEZ, READYZ};
 use perfstack_contract::{env, tuning};
@@ -32,6 +33,7 @@ pub fn deployment(stack: &ValidatedStack, image: &str, replicas: Option<i32>) ->
     let app = &stack.spec.app;
     let mut env = app.env.clone();
     env.push(stack.database_url_env());
+    env.push(memory_limit_env());
     if let CacheSource::External { secret, key } = &stack.cache {
         env.push(secret_env(env::REDIS_URL, secret.clone(), key.clone()));
     }
@@ -113,6 +115,23 @@ pub fn deployment(stack: &ValidatedStack, image: &str, replicas: Option<i32>) ->
         }),
     };
     super::pod::deployment(stack, names.api(), COMPONENT, replicas, strategy, pod_template)
+}
+
+/// The container's memory limit in bytes, from the downward API: the app's memory guard acts at
+/// 80 % of it (the node's allocatable memory when the container has no limit).
+fn memory_limit_env() -> EnvVar {
+    EnvVar {
+        name: env::CONTAINER_MEMORY_LIMIT_BYTES.into(),
+        value_from: Some(EnvVarSource {
+            resource_field_ref: Some(ResourceFieldSelector {
+                container_name: Some(CONTAINER.into()),
+                resource: "limits.memory".into(),
+                divisor: Some(Quantity("1".into())),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
 }
 
 /// The API Service.

@@ -122,7 +122,7 @@ fn spec_replicas(stack: &ValidatedStack) -> ReplicaRange {
 
 /// The YAML a child serializes to.
 fn yaml<T: Serialize>(object: &T) -> String {
-    serde_yaml::to_string(object).expect("serializes")
+    crate::to_yaml(object).expect("serializes")
 }
 
 /// Compares each `(child, yaml)` of `case` with its golden file (or rewrites them).

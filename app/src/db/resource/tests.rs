@@ -96,7 +96,7 @@ fn task_lists_have_three_orders() {
     );
     let due: DueDateKey = (NaiveDate::from_ymd_opt(2026, 1, 2), 5);
     assert_eq!(
-        list_sql::<Task, DueDateKey>(&tasks::of_assignee(4), &after(due)),
+        list_sql::<Task, DueDateKey>(&tasks::of_assignee(4, None), &after(due)),
         format!(
             "SELECT {TASK} FROM tasks WHERE TRUE AND assignee_id = $1 AND (due_date > $2 \
              OR due_date IS NULL OR (due_date = $3 AND id > $4)) ORDER BY due_date, id LIMIT $5"
@@ -104,10 +104,18 @@ fn task_lists_have_three_orders() {
     );
     let undated: DueDateKey = (None, 5);
     assert_eq!(
-        list_sql::<Task, DueDateKey>(&tasks::of_assignee(4), &after(undated)),
+        list_sql::<Task, DueDateKey>(&tasks::of_assignee(4, None), &after(undated)),
         format!(
             "SELECT {TASK} FROM tasks WHERE TRUE AND assignee_id = $1 AND due_date IS NULL \
              AND id > $2 ORDER BY due_date, id LIMIT $3"
+        )
+    );
+    let due_by: DueDateKey = (NaiveDate::from_ymd_opt(2026, 3, 1), 0);
+    assert_eq!(
+        list_sql::<Task, DueDateKey>(&tasks::of_assignee(4, due_by.0), &offset()),
+        format!(
+            "SELECT {TASK} FROM tasks WHERE TRUE AND assignee_id = $1 AND due_date <= $2 \
+             ORDER BY due_date, id LIMIT $3 OFFSET $4"
         )
     );
     let search = TaskFilter {

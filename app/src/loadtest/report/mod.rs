@@ -125,14 +125,16 @@ mod tests {
             max_p99_ms: 500.0,
             max_error_pct: 1.0,
             min_rps: 100.0,
+            min_plan_pct: 90.0,
         };
+        let plan = Plan::new(Scenario::Spike, 0.01).unwrap();
         let checks = thresholds.check(&Measured {
             p95_ms: results.latency_ms.p95,
             p99_ms: results.latency_ms.p99,
             error_pct: 0.33,
             rps: 99.0,
+            planned_rps: plan.planned_rate(),
         });
-        let plan = Plan::new(Scenario::Spike, 0.01).unwrap();
         Report {
             version: "test",
             base_url: "http://example.test/<x>".to_owned(),
@@ -160,7 +162,7 @@ mod tests {
         assert!(html.contains(r#"<svg id="throughput-chart""#));
         assert_eq!(html.matches("<polyline").count(), 6);
         assert!(html.contains("FAILED"));
-        assert!(html.contains("throughput &gt; 100 rps"));
+        assert!(html.contains("throughput &gt; 126 rps (90 % of the planned 140 rps)"));
         assert!(html.contains("http://example.test/&lt;x&gt;"));
         assert!(!html.contains("<script"));
     }
