@@ -79,7 +79,7 @@ pub async fn apply(
         (None, None) => false,
     };
     if let (Some(job), Some(migration)) = (&desired.migration, &observed.migration) {
-        applied.migration = Some(migrate(&children, stack, job, migration, database_ready).await?);
+        applied.migration = Some(migrate(&children, job, migration, database_ready).await?);
     }
     applied.api = match &desired.api {
         Some(api) => children.write(api, observed.api.as_ref()).await?,
@@ -130,14 +130,12 @@ impl Writer<'_> {
 /// read), and deletes the Jobs a newly succeeded one superseded. Returns where it stands now.
 async fn migrate(
     children: &Writer<'_>,
-    stack: &ValidatedStack,
     job: &Job,
     migration: &ObservedMigration,
     database_ready: bool,
 ) -> Result<MigrationStatus, Error> {
     let mut status = migration.status.clone();
     if !migration.job_exists() && database_ready {
-        children.ctx.events.migration_started(stack, &status.job).await;
         if let Some(created) = children.write(job, None).await? {
             status.state = state_of(&created);
         }

@@ -26,6 +26,17 @@ pub const AUTOSCALING: &str = "Autoscaling";
 /// maxReplicas x pool max + reserved fits PostgreSQL's max_connections (the tuner's invariant).
 pub const CONNECTION_BUDGET: &str = "ConnectionBudget";
 
+/// Reasons of the Ready condition that report a failure rather than progress: the only condition
+/// reasons recorded as Events (as Warnings, when Ready turns to one).
+pub const FAILURE_REASONS: [&str; 6] = [
+    "InvalidSpec",
+    "ReadFailed",
+    "ApplyFailed",
+    "DeleteFailed",
+    "RenderFailed",
+    "MigrationFailed",
+];
+
 /// A condition to set.
 pub struct Verdict {
     /// Condition type.
