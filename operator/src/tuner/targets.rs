@@ -8,10 +8,11 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 
+use http_body_util::{BodyExt, Limited};
+
 use super::error::TunerError;
-use super::exposition;
 use super::observe::{PodAnswer, PodSnapshot};
-use super::scrape::{Scraper, Target};
+use super::scrape::{MAX_BODY_BYTES, Scraper, Target, snapshot_of};
 
 /// How the operator reaches pods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +119,9 @@ impl MetricsSource {
     }
 }
 
+/// One pod's `/metrics` through the API server's pod proxy, bounded like a direct scrape: the whole
+/// request within `timeout`, a 3xx or any other non-success is an error (never followed), and at
+/// most [`MAX_BODY_BYTES`] of body.
 async fn proxy_scrape(
     client: &kube::Client,
     path: &str,
@@ -128,14 +132,30 @@ async fn proxy_scrape(
         message,
     };
     let request = http::Request::get(path)
-        .body(Vec::new())
+        .body(kube::client::Body::empty())
         .map_err(|e| unreachable(e.to_string()))?;
-    let text = tokio::time::timeout(timeout, client.request_text(request))
+    let read = async {
+        let response = client
+            .send(request)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(unreachable(format!("HTTP {}", status.as_u16())));
+        }
+        Limited::new(response.into_body(), MAX_BODY_BYTES)
+            .collect()
+            .await
+            .map(|body| body.to_bytes())
+            .map_err(|_| TunerError::TooLarge {
+                url: path.to_owned(),
+                limit: MAX_BODY_BYTES,
+            })
+    };
+    let body = tokio::time::timeout(timeout, read)
         .await
-        .map_err(|_| unreachable(format!("no answer within {timeout:?}")))?
-        .map_err(|e| unreachable(e.to_string()))?;
-    let samples = exposition::parse(&text)?;
-    Ok(PodSnapshot::from_samples(&samples))
+        .map_err(|_| unreachable(format!("no answer within {timeout:?}")))??;
+    snapshot_of(&body)
 }
 
 #[cfg(test)]
