@@ -135,10 +135,11 @@ async fn migrate(
     database_ready: bool,
 ) -> Result<MigrationStatus, Error> {
     let mut status = migration.status.clone();
-    if !migration.job_exists() && database_ready {
-        if let Some(created) = children.write(job, None).await? {
-            status.state = state_of(&created);
-        }
+    if !migration.job_exists()
+        && database_ready
+        && let Some(created) = children.write(job, None).await?
+    {
+        status.state = state_of(&created);
     }
     delete_jobs(&children.ctx.api(children.namespace), &migration.superseded).await?;
     Ok(status)
