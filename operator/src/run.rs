@@ -1,5 +1,6 @@
 //! `perfstack-operator run`: the HTTP server for metrics and probes, leader election, and one
-//! controller per watched namespace (or one for all), until SIGTERM/SIGINT or lost leadership.
+//! controller per watched namespace (or one for all), until SIGTERM/SIGINT or lost leadership (then
+//! at once: the write fence, `fence.rs`, refuses every write from that moment).
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,6 +24,7 @@ use crate::children::{MANAGED_SELECTOR, hpa};
 use crate::cli::RunArgs;
 use crate::controller::{AutoscalingApi, Context, ErrorChain, StackEvents, error_policy, reconcile};
 use crate::crd::PerformanceStack;
+use crate::fence::WriteFence;
 use crate::metrics::Metrics;
 
 /// Why the controllers stopped.
@@ -43,7 +45,8 @@ struct ServerState {
 /// Runs the operator until a shutdown signal; an error means the process should exit non-zero.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
-    let client = crate::kube_requests::client(metrics.clone())
+    let fence = WriteFence::open();
+    let client = crate::kube_requests::client(metrics.clone(), &fence)
         .await
         .context("connecting to the Kubernetes API")?;
     let ready = Arc::new(AtomicBool::new(false));
@@ -114,14 +117,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 let lost = async move {
                     // Also resolves if the lease task ends: without it nobody renews the Lease.
                     let _ = leader.wait_for(|is_leader| !*is_leader).await;
-                    Stop::LostLeadership
+                    fence.close();
                 };
-                let stop: StopFuture = futures::future::select(signal.clone(), lost.boxed())
-                    .map(|either| either.factor_first().0)
-                    .boxed()
-                    .shared();
-                run_controllers(&args, ctx, stop.clone()).await;
-                stop.await
+                // A signal stops the controllers gracefully (running reconciles finish); a lost Lease
+                // stops them at once, as controller-runtime does: the fence refuses every further
+                // write, and dropping the controllers ends the reconciles at their next await.
+                tokio::select! {
+                    () = run_controllers(&args, ctx, signal.clone()) => Stop::Signal,
+                    () = lost => Stop::LostLeadership,
+                }
             }
             Some(false) => {
                 let ended = lease_task.await;

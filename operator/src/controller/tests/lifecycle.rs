@@ -1,5 +1,5 @@
 //! Reconciles that touch no child: an invalid spec, a new stack's finalizer, deletion under each
-//! policy, a suspended stack.
+//! policy, a suspended stack, a reconcile that loses leadership half way.
 use http::Method;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Resource;
@@ -131,4 +131,30 @@ async fn suspended_stack_only_reports_suspended() {
         })
         .run_then_await_change()
         .await;
+}
+
+#[tokio::test]
+async fn a_reconcile_that_loses_leadership_stops_writing_at_once() {
+    let super::Built { stack, job, .. } = super::built();
+    let fence = crate::fence::WriteFence::open();
+    let closes = fence.clone();
+    // The Lease is lost while the last read is answered: not one write may follow, not even the
+    // status that would report the failure.
+    let last = *Child::ALL.last().unwrap();
+    let scenario = super::reads_of(
+        Scenario::new(stack).fenced_by(&fence),
+        &Child::ALL[..Child::ALL.len() - 1],
+        &job,
+        |_| Reply::NotFound,
+    )
+    .checked(Method::GET, last.uri(&job), Reply::NotFound, move |_| {
+        closes.close()
+    });
+    let error = scenario.run_result().await.unwrap_err();
+    assert!(
+        super::super::ErrorChain(&error)
+            .to_string()
+            .contains("lost leadership"),
+        "{error}"
+    );
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use http::{Method, Request, Response};
 use kube::Client;
-use kube::client::Body;
+use kube::client::{Body, ClientBuilder};
 use kube::runtime::controller::Action;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use crate::children::ChildNames;
 use crate::controller::{AutoscalingApi, Context, StackEvents, reconcile};
 use crate::crd::PerformanceStack;
+use crate::fence::WriteFence;
 use crate::metrics::Metrics;
 
 type Check = Box<dyn Fn(&Value) + Send>;
@@ -123,6 +124,8 @@ pub(super) struct Scenario {
     stack: PerformanceStack,
     events: bool,
     calls: Vec<Call>,
+    /// The client's write fence (as `run` sets it up), when the scenario closes it.
+    fence: Option<WriteFence>,
 }
 
 impl Scenario {
@@ -132,7 +135,14 @@ impl Scenario {
             stack,
             events: false,
             calls: Vec::new(),
+            fence: None,
         }
+    }
+
+    /// The client goes through `fence`, as the operator's does (`kube_requests::client`).
+    pub(super) fn fenced_by(mut self, fence: &WriteFence) -> Self {
+        self.fence = Some(fence.clone());
+        self
     }
 
     /// Events are recorded (each one is an expected POST).
@@ -223,8 +233,17 @@ impl Scenario {
 
     /// Runs one reconcile against the scripted server; panics on a failed reconcile or call.
     pub(super) async fn run(self) -> Action {
+        self.run_result().await.expect("reconcile succeeded")
+    }
+
+    /// Runs one reconcile against the scripted server and returns how it ended; panics on a
+    /// missing, different or extra call.
+    pub(super) async fn run_result(self) -> Result<Action, crate::controller::Error> {
         let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let client = Client::new(service, NS);
+        let client = match &self.fence {
+            Some(fence) => ClientBuilder::new(service, NS).with_layer(&fence.layer()).build(),
+            None => Client::new(service, NS),
+        };
         let events = if self.events {
             StackEvents::new(client.clone(), Some("test".into()))
         } else {
@@ -242,7 +261,7 @@ impl Scenario {
         if let Err(panic) = server.await {
             std::panic::resume_unwind(panic.into_panic());
         }
-        result.expect("reconcile finished").expect("reconcile succeeded")
+        result.expect("reconcile finished")
     }
 }
 
