@@ -7,10 +7,12 @@
 use std::fmt::Display;
 use std::ops::RangeInclusive;
 
+use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use perfstack_contract::{env, tuning};
 
 use crate::children::{CacheSource, DatabaseSource, ValidatedStack, default_app_image};
+use crate::crd::quantity;
 use crate::crd::{
     AppSpec, CacheMode, CacheSpec, DatabaseMode, ExternalSpec, PerformanceStack, PerformanceStackSpec,
     PoolSpec, SloSpec, TuningSpec,
@@ -119,6 +121,7 @@ pub fn validate(stack: &PerformanceStack) -> Result<ValidatedStack, InvalidSpec>
 
 fn app(app: &AppSpec) -> Result<(), InvalidSpec> {
     in_range("spec.app.port", app.port, 1, 65535)?;
+    resources("spec.app.resources", &app.resources)?;
     in_range("spec.app.minReplicas", app.min_replicas, 1, 100)?;
     in_range("spec.app.maxReplicas", app.max_replicas, 1, 100)?;
     in_range(
@@ -247,7 +250,8 @@ fn database(spec: &PerformanceStackSpec) -> Result<DatabaseSource, InvalidSpec> 
     if bundled.image.trim().is_empty() {
         return Err(invalid("spec.database.bundled.image", "must not be empty"));
     }
-    check_quantity("spec.database.bundled.storageSize", &bundled.storage_size)?;
+    size("spec.database.bundled.storageSize", &bundled.storage_size)?;
+    resources("spec.database.bundled.resources", &bundled.resources)?;
     Ok(DatabaseSource::Bundled)
 }
 
@@ -258,6 +262,7 @@ fn cache(cache: &CacheSpec) -> Result<CacheSource, InvalidSpec> {
             if cache.image.trim().is_empty() {
                 return Err(invalid("spec.cache.image", "must not be empty"));
             }
+            resources("spec.cache.resources", &cache.resources)?;
             if !is_redis_memory(&cache.maxmemory) {
                 return Err(invalid(
                     "spec.cache.maxmemory",
@@ -282,20 +287,34 @@ fn is_redis_memory(value: &str) -> bool {
         && ["", "kb", "mb", "gb"].contains(&suffix)
 }
 
-fn check_quantity(field: &str, value: &str) -> Result<(), InvalidSpec> {
-    let quantity = Quantity(value.to_owned());
-    let digits = quantity.0.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let suffix = &quantity.0[digits.len()..];
-    let number_ok = !digits.is_empty() && digits.parse::<f64>().is_ok_and(|n| n > 0.0);
-    let suffix_ok = ["", "k", "M", "G", "T", "Ki", "Mi", "Gi", "Ti"].contains(&suffix);
-    if number_ok && suffix_ok {
-        Ok(())
-    } else {
-        Err(invalid(
-            field,
-            format!("{value:?} is not a storage quantity such as 10Gi"),
-        ))
+/// A volume size: a positive quantity.
+fn size(field: &str, value: &str) -> Result<(), InvalidSpec> {
+    quantity::positive(field, value)
+        .map(|_| ())
+        .map_err(|message| invalid(field, message))
+}
+
+/// A container's requests and limits: each a non-negative quantity. The schema has the same
+/// pattern, but objects stored before it (or by servers that skip it) reach the operator too, and a
+/// bad quantity would otherwise surface only when the Deployment is finally refused.
+fn resources(field: &str, given: &Option<ResourceRequirements>) -> Result<(), InvalidSpec> {
+    let Some(given) = given else { return Ok(()) };
+    for (part, map) in [("requests", &given.requests), ("limits", &given.limits)] {
+        for (name, Quantity(value)) in map.iter().flatten() {
+            let at = format!("{field}.{part}.{name}");
+            match quantity::parse(value) {
+                Some(v) if v >= 0.0 => {}
+                Some(_) => return Err(invalid(&at, format!("{value:?} must not be negative"))),
+                None => {
+                    return Err(invalid(
+                        &at,
+                        format!("{value:?} is not a Kubernetes quantity (such as 250m, 512Mi or 10Gi)"),
+                    ));
+                }
+            }
+        }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -367,9 +386,30 @@ mod tests {
 
     #[test]
     fn quantities_and_memory_sizes() {
-        assert!(check_quantity("f", "10Gi").is_ok());
-        assert!(check_quantity("f", "ten").is_err());
+        assert!(size("f", "10Gi").is_ok());
+        assert!(size("f", "ten").is_err());
         assert!(is_redis_memory("256mb"));
         assert!(!is_redis_memory("256 mb"));
+    }
+
+    #[test]
+    fn an_invalid_resource_quantity_is_refused_naming_it() {
+        let mut spec = PerformanceStackSpec::default();
+        spec.app.resources = Some(ResourceRequirements {
+            requests: Some([("cpu".to_owned(), Quantity("lots".into()))].into()),
+            ..ResourceRequirements::default()
+        });
+        let err = validate(&stack(spec)).unwrap_err();
+        assert_eq!(err.field, "spec.app.resources.requests.cpu");
+        assert!(err.message.contains("not a Kubernetes quantity"), "{err}");
+        let mut spec = PerformanceStackSpec::default();
+        spec.database.bundled.resources = Some(ResourceRequirements {
+            limits: Some([("memory".to_owned(), Quantity("-1Gi".into()))].into()),
+            ..ResourceRequirements::default()
+        });
+        assert_eq!(
+            validate(&stack(spec)).unwrap_err().to_string(),
+            "spec.database.bundled.resources.limits.memory: \"-1Gi\" must not be negative"
+        );
     }
 }

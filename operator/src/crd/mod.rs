@@ -4,6 +4,7 @@
 //! Spec parts for the deployed components live here; pool, SLO, tuning and data policies in
 //! [`policy`]; the status in [`status`].
 mod policy;
+pub mod quantity;
 mod status;
 
 use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
@@ -89,6 +90,7 @@ pub struct AppSpec {
     /// CPU and memory requests and limits of each API container. Default: requests 100m CPU and 128Mi
     /// memory, memory limit 512Mi (the autoscaler needs CPU requests to compute utilisation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "quantity::resources_schema")]
     pub resources: Option<ResourceRequirements>,
     /// Fewest API replicas; the autoscaler never goes below it.
     #[serde(default = "default_min_replicas")]
@@ -173,6 +175,7 @@ pub struct BundledDatabaseSpec {
     pub image: String,
     /// Size of the data volume, e.g. 10Gi.
     #[serde(default = "default_storage_size")]
+    #[schemars(schema_with = "quantity::schema")]
     pub storage_size: String,
     /// StorageClass of the data volume; the cluster default when empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -183,6 +186,7 @@ pub struct BundledDatabaseSpec {
     pub max_connections: i32,
     /// CPU and memory requests and limits of the PostgreSQL container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "quantity::resources_schema")]
     pub resources: Option<ResourceRequirements>,
 }
 
@@ -260,6 +264,7 @@ pub struct CacheSpec {
     pub maxmemory: String,
     /// CPU and memory requests and limits of the Redis container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "quantity::resources_schema")]
     pub resources: Option<ResourceRequirements>,
     /// Your own Redis (required when mode is External).
     #[serde(default, skip_serializing_if = "Option::is_none")]
