@@ -44,7 +44,8 @@ pub enum MaxConnectionsSource {
     /// `spec.database.bundled.maxConnections` (the operator configures the server with it).
     #[default]
     Spec,
-    /// Reported by the app pods (`perfstack_db_server_max_connections`, from `SHOW max_connections`).
+    /// Reported by the app pods (`perfstack_db_server_max_connections`, from `SHOW max_connections`):
+    /// the lowest report of the last interval, so one pod cannot inflate the budget.
     Observed,
     /// An External database no pod has reported yet: a conservative assumption.
     Assumed,
@@ -55,7 +56,7 @@ impl MaxConnectionsSource {
     pub fn describe(self) -> &'static str {
         match self {
             Self::Spec => "as configured (spec.database.bundled.maxConnections)",
-            Self::Observed => "observed on the external server by the app pods",
+            Self::Observed => "on the external server: the lowest any app pod reported",
             Self::Assumed => "assumed for the external server until the app pods report it",
         }
     }

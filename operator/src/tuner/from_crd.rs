@@ -181,7 +181,8 @@ mod tests {
         assert_eq!((plan.pool_max, plan.verdict.reason()), (30, "Fits"));
         let message = plan.to_string();
         assert!(
-            message.contains("<= max_connections 400") && message.contains("observed on the external server"),
+            message.contains("<= max_connections 400")
+                && message.contains("on the external server: the lowest any app pod reported"),
             "{message}"
         );
         // Superuser-only slots above reservedConnections are kept free too.

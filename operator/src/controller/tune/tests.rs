@@ -169,7 +169,7 @@ fn an_external_database_is_budgeted_with_the_reported_max_connections_once_known
     let (_, _, message) = budget(&status_after(&stack, &validated, &decision));
     assert!(
         message.contains("= 310 <= max_connections 400")
-            && message.contains("observed on the external server"),
+            && message.contains("on the external server: the lowest any app pod reported"),
         "{message}"
     );
 }
