@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use super::context::{AutoscalingApi, Context};
 use super::error::Error;
 use crate::children::{CacheSource, DatabaseSource, ValidatedStack, app, hpa};
-use crate::crd::MigrationStatus;
+use crate::crd::{StackStatus, TuningStatus};
 use crate::tuner::TunerError;
 use crate::tuner::observe::PodAnswer;
 use crate::tuner::targets::AppPods;
@@ -56,6 +56,8 @@ pub struct Observed {
     pub app_config: Option<ConfigMap>,
     /// The tuning ConfigMap (also what a restarted tuner picks its pool up from).
     pub tuning_config: Option<ConfigMap>,
+    /// `status.tuning` as the stack showed it (what a restarted tuner picks its HPA bounds up from).
+    pub recorded_tuning: Option<TuningStatus>,
     /// The API Deployment; absent until an image has been migrated.
     pub api: Option<Deployment>,
     /// The migration of the desired image (migrations enabled only).
@@ -78,12 +80,13 @@ where
     api.get_opt(name).await.map_err(Error::observing(kind, name))
 }
 
-/// Reads everything the reconcile of `stack` needs. `recorded` is the migration as the stack's
-/// status last reported it: a finished Job's outcome is taken from there instead of its pods.
+/// Reads everything the reconcile of `stack` needs. `recorded` is the stack's status as it was: a
+/// finished migration Job's outcome is taken from there instead of its pods, and a restarted tuner
+/// its settings in force.
 pub async fn observe(
     ctx: &Context,
     stack: &ValidatedStack,
-    recorded: Option<&MigrationStatus>,
+    recorded: Option<&StackStatus>,
 ) -> Result<Observed, Error> {
     let ns = &stack.namespace;
     let names = stack.names();
@@ -93,6 +96,7 @@ pub async fn observe(
     let config_maps: Api<ConfigMap> = ctx.api(ns);
     let mut observed = Observed {
         autoscaling: ctx.autoscaling,
+        recorded_tuning: recorded.and_then(|s| s.tuning.clone()),
         ..Observed::default()
     };
     match &stack.database {
@@ -120,7 +124,8 @@ pub async fn observe(
     observed.tuning_config = get(&config_maps, "ConfigMap", &names.tuning()).await?;
     observed.api = get(&deployments, "Deployment", &names.api()).await?;
     if stack.spec.migrations.enabled {
-        observed.migration = Some(migration::observe(ctx, stack, recorded).await?);
+        let migration = recorded.and_then(|s| s.migration.as_ref());
+        observed.migration = Some(migration::observe(ctx, stack, migration).await?);
     }
     observed.api_service = get(&services, "Service", &names.api()).await?;
     observed.hpa = live_hpa(&ctx.client, stack, ctx.autoscaling).await?;

@@ -48,6 +48,11 @@ pub fn tune(
         spec: &stack.spec,
         generation: stack.generation,
         live_file: observed.tuning_config.as_ref().and_then(tuning::file_text),
+        recorded: observed
+            .recorded_tuning
+            .as_ref()
+            .and_then(|t| t.in_force.as_ref())
+            .map(recorded_settings),
         app_metrics: observed
             .app_metrics
             .as_ref()
@@ -92,6 +97,17 @@ pub fn tuning_status(report: &TuningReport) -> TuningStatus {
             reason: record.reason.clone(),
         }),
         last_observation: Some(observation_summary(&report.last_observation)),
+    }
+}
+
+/// Settings as `status.tuning` recorded them.
+fn recorded_settings(s: &TunedSettings) -> Settings {
+    Settings {
+        pool_min: s.pool_min,
+        pool_max: s.pool_max,
+        hpa_min: s.min_replicas,
+        hpa_max: s.max_replicas,
+        generation: s.generation,
     }
 }
 

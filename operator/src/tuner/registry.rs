@@ -64,6 +64,10 @@ pub struct TuningRequest<'a> {
     /// The tuning file text of the live tuning ConfigMap: after an operator restart the pool in
     /// force is picked up from it (mode Auto).
     pub live_file: Option<&'a str>,
+    /// The settings in force as the stack's status last reported them (`status.tuning.inForce`):
+    /// after an operator restart the HPA bounds the tuner had set (a floor raised during a spike)
+    /// are picked up from there rather than restarted from the spec.
+    pub recorded: Option<Settings>,
     /// The app pods' answers, when the observe step scraped them (the interval was due), or why
     /// they could not be listed.
     pub app_metrics: Option<Result<&'a [PodAnswer], &'a TunerError>>,
@@ -137,7 +141,7 @@ impl TuningRegistry {
             && !self.knows(key)
             && let Some(text) = request.live_file
         {
-            self.recover(key, request.spec, text);
+            self.recover(key, request.spec, text, request.recorded);
         }
         let spec = from_crd::tuning_spec_with(request.spec, self.server_limits(key));
         let start = from_crd::spec_settings(request.spec, request.generation);
@@ -169,10 +173,12 @@ impl TuningRegistry {
         }
     }
 
-    /// After an operator restart: starts `key`'s tuner from the pool found in the live tuning file,
-    /// so a restart does not undo the tuning. HPA bounds restart from the spec's plan; an unreadable
-    /// file leaves the spec's values.
-    fn recover(&self, key: &str, spec: &PerformanceStackSpec, text: &str) {
+    /// After an operator restart: starts `key`'s tuner from the pool found in the live tuning file
+    /// (what the pods run) and the HPA bounds the status recorded (`recorded`; the spec's plan
+    /// without one), so a restart undoes no decision: a floor raised during a spike stays, and is
+    /// lowered only after a whole stabilization window observed again. The budget clamps both on
+    /// the way out. An unreadable file leaves the spec's values.
+    fn recover(&self, key: &str, spec: &PerformanceStackSpec, text: &str, recorded: Option<Settings>) {
         let file = match TuningFile::parse(text) {
             Ok(file) => file,
             Err(error) => {
@@ -185,13 +191,16 @@ impl TuningRegistry {
         let settings = Settings {
             pool_min: file.pool.min_connections,
             pool_max: file.pool.max_connections,
-            hpa_min: plan.replicas_min,
-            hpa_max: plan.replicas_max,
+            hpa_min: recorded.map_or(plan.replicas_min, |r| r.hpa_min),
+            hpa_max: recorded.map_or(plan.replicas_max, |r| r.hpa_max),
             generation: file.generation,
         };
         tracing::info!(
             generation = file.generation,
-            "tuning picked up from the live ConfigMap"
+            hpa_min = settings.hpa_min,
+            hpa_max = settings.hpa_max,
+            from_status = recorded.is_some(),
+            "tuning picked up from the live ConfigMap and the stack's status"
         );
         self.lock()
             .entry(key.to_owned())

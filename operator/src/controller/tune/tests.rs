@@ -74,6 +74,35 @@ fn a_restarted_operator_picks_up_the_tuned_pool_from_the_live_config_map() {
 }
 
 #[test]
+fn a_restarted_operator_keeps_the_hpa_bounds_its_status_recorded() {
+    let (_, validated) = stack(PerformanceStackSpec::default());
+    let recorded = TuningStatus {
+        in_force: Some(TunedSettings {
+            pool_min: 2,
+            pool_max: 15,
+            min_replicas: 6,
+            max_replicas: 10,
+            generation: 7,
+        }),
+        ..TuningStatus::default()
+    };
+    let observed = Observed {
+        tuning_config: Some(live_tuning(
+            "generation: 7\npool:\n  minConnections: 2\n  maxConnections: 15\n  acquireTimeoutMs: 3000\n  idleTimeoutSeconds: 600\n",
+        )),
+        recorded_tuning: Some(recorded),
+        ..Observed::default()
+    };
+    let decision = tune(Some(&TuningRegistry::new()), &validated, &observed);
+    let replicas = replica_range(&decision.settings);
+    assert_eq!(
+        (replicas.min, decision.settings.pool_max),
+        (6, 15),
+        "the floor raised before the restart stays (the spec says 2)"
+    );
+}
+
+#[test]
 fn without_a_tuner_the_spec_is_written_as_it_is() {
     let (stack, validated) = stack(PerformanceStackSpec::default());
     let decision = tune(None, &validated, &Observed::default());

@@ -9,6 +9,7 @@ fn request(spec: &PerformanceStackSpec, now: Instant) -> TuningRequest<'_> {
         spec,
         generation: 3,
         live_file: None,
+        recorded: None,
         app_metrics: None,
         now,
         wall: Utc::now(),
@@ -82,6 +83,24 @@ fn a_restarted_operator_picks_up_the_pool_in_force_from_the_live_file_in_mode_au
         after_restart(TuningMode::Auto, "generation: [broken"),
         (19, 3),
         "an unreadable file leaves the spec's values"
+    );
+}
+
+#[test]
+fn a_restarted_operator_keeps_the_floor_the_status_recorded() {
+    let spec = PerformanceStackSpec::default();
+    // Before the restart the tuner had raised the floor from the spec's 2 to 6 during a spike.
+    let recorded = testing::settings((2, 15), (6, 10), 7);
+    let request = TuningRequest {
+        live_file: Some(LIVE),
+        recorded: Some(recorded),
+        ..request(&spec, Instant::now())
+    };
+    let s = TuningRegistry::new().tune(KEY, request).settings;
+    assert_eq!(
+        (s.pool_max, s.hpa_min, s.generation),
+        (15, 6, 7),
+        "the floor is not lowered by a restart"
     );
 }
 
