@@ -79,7 +79,7 @@ NEEDED=(
   "secrets get,list,watch,create,patch,delete"
   "configmaps get,list,watch,create,patch,delete"
   "services get,list,watch,create,patch,delete"
-  "persistentvolumeclaims get,list,delete"
+  "persistentvolumeclaims get,list,watch,patch,delete"
   "pods get,list,watch"
   "pods/proxy get"
   "statefulsets.apps get,list,watch,create,patch,delete"

@@ -14,13 +14,14 @@ use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::runtime::controller::Controller;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource};
 
-use crate::children::{MANAGED_SELECTOR, hpa};
+use crate::children::{MANAGED_SELECTOR, STACK_LABEL, hpa};
 use crate::cli::RunArgs;
 use crate::controller::{AutoscalingApi, Context, ErrorChain, StackEvents, error_policy, reconcile};
 use crate::crd::PerformanceStack;
@@ -183,11 +184,22 @@ async fn controller(namespace: Option<String>, ctx: Arc<Context>, stop: StopFutu
     // Owned kinds are watched only where they carry the operator's label, so memory does not grow with
     // unrelated objects in the cluster.
     let owned = watcher::Config::default().labels(MANAGED_SELECTOR);
+    // The data-bearing objects (the credentials Secret, the volumes' claims) carry no owner
+    // reference; their events reach the stack through its label.
     let mut controller = Controller::new(
         scoped::<PerformanceStack>(&client, &namespace),
         watcher::Config::default().any_semantic(),
     )
-    .owns(scoped::<Secret>(&client, &namespace), owned.clone())
+    .watches(
+        scoped::<Secret>(&client, &namespace),
+        owned.clone(),
+        by_stack_label,
+    )
+    .watches(
+        scoped::<PersistentVolumeClaim>(&client, &namespace),
+        owned.clone(),
+        by_stack_label,
+    )
     .owns(scoped::<ConfigMap>(&client, &namespace), owned.clone())
     .owns(scoped::<Service>(&client, &namespace), owned.clone())
     .owns(scoped::<StatefulSet>(&client, &namespace), owned.clone())
@@ -219,6 +231,12 @@ async fn controller(namespace: Option<String>, ctx: Arc<Context>, stop: StopFutu
             }
         })
         .await;
+}
+
+/// The stack an object belongs to, by its `perfstack.dev/stack` label.
+fn by_stack_label<K: Resource>(object: K) -> Option<ObjectRef<PerformanceStack>> {
+    let stack = object.meta().labels.as_ref()?.get(STACK_LABEL)?;
+    Some(ObjectRef::new(stack).within(object.meta().namespace.as_deref()?))
 }
 
 async fn serve(addr: SocketAddr, state: ServerState, stop: StopFuture) -> anyhow::Result<()> {

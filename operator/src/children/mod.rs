@@ -11,6 +11,7 @@ pub mod pod;
 pub mod postgres;
 pub mod redis;
 pub mod tuning;
+pub mod volume;
 
 #[cfg(test)]
 mod tests;
@@ -178,13 +179,22 @@ impl ValidatedStack {
         }
     }
 
-    /// Metadata of a child called `name` playing `component`.
+    /// Metadata of a child called `name` playing `component`, owned by the stack (it goes with it).
     pub fn child_meta(&self, name: String, component: &str) -> ObjectMeta {
+        ObjectMeta {
+            owner_references: Some(vec![self.owner_reference()]),
+            ..self.data_meta(name, component)
+        }
+    }
+
+    /// Metadata of a data-bearing child (the credentials Secret) called `name`: labelled like every
+    /// child, so a stack created again under the same name finds it, and never owned by the stack,
+    /// so no garbage collection can delete it (cleanup does, under `deletionPolicy: Delete`).
+    pub fn data_meta(&self, name: String, component: &str) -> ObjectMeta {
         ObjectMeta {
             name: Some(name),
             namespace: Some(self.namespace.clone()),
             labels: Some(self.labels(component)),
-            owner_references: Some(vec![self.owner_reference()]),
             ..ObjectMeta::default()
         }
     }

@@ -15,11 +15,13 @@ pub mod apply;
 pub mod build;
 pub mod cleanup;
 pub mod context;
+pub mod drift;
 pub mod error;
 pub mod events;
 mod failure;
 pub mod observe;
 pub mod status;
+pub mod storage;
 pub mod tune;
 pub mod update_status;
 pub mod validate;
@@ -104,9 +106,12 @@ async fn pipeline(
     let observed = observe::observe(ctx, validated, stack.status.as_ref()).await?;
     let decision = tune::tune(ctx.tuning.as_ref().map(|t| &t.registry), validated, &observed);
     let desired = build::build(validated, &decision, &observed)?;
-    let applied = apply::apply(ctx, validated, &observed, &desired, &decision).await?;
+    let mut applied = apply::apply(ctx, validated, &observed, &desired, &decision).await;
     let new_status = status::compute(stack, validated, &observed, &applied, &decision, &status::now());
     update_status::write(ctx, stack, new_status).await?;
+    if !applied.refused.is_empty() {
+        return Err(Error::Refused(std::mem::take(&mut applied.refused)));
+    }
     Ok(Action::requeue(
         decision.requeue.map_or(RESYNC, |interval| RESYNC.min(interval)),
     ))

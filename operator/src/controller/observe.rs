@@ -7,7 +7,7 @@ use std::fmt::Debug;
 use std::time::Instant;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
 use kube::api::{Api, DynamicObject};
 use kube::{Client, Resource};
 use perfstack_contract::probes::DEFAULT_HTTP_PORT;
@@ -15,8 +15,8 @@ use serde::de::DeserializeOwned;
 
 use super::context::{AutoscalingApi, Context};
 use super::error::Error;
-use crate::children::{CacheSource, DatabaseSource, ValidatedStack, app, hpa};
-use crate::crd::{StackStatus, TuningStatus};
+use crate::children::{CacheSource, DatabaseSource, ValidatedStack, app, hpa, volume};
+use crate::crd::StackStatus;
 use crate::tuner::TunerError;
 use crate::tuner::observe::PodAnswer;
 use crate::tuner::targets::AppPods;
@@ -50,14 +50,21 @@ pub struct Observed {
     pub postgres: Option<StatefulSet>,
     /// The Redis Service (bundled cache).
     pub redis_service: Option<Service>,
-    /// The Redis Deployment (bundled cache).
-    pub redis: Option<Deployment>,
+    /// The Redis StatefulSet (bundled cache).
+    pub redis: Option<StatefulSet>,
+    /// The Redis Deployment operators before the StatefulSet created (its data was on an
+    /// `emptyDir`); the apply step deletes it once the StatefulSet exists.
+    pub superseded_redis: Option<Deployment>,
+    /// The data volumes' claims (PostgreSQL's, then Redis'), as they exist: `(name, claim)`.
+    pub claims: Vec<(String, Option<PersistentVolumeClaim>)>,
     /// The API's configuration ConfigMap.
     pub app_config: Option<ConfigMap>,
     /// The tuning ConfigMap (also what a restarted tuner picks its pool up from).
     pub tuning_config: Option<ConfigMap>,
-    /// `status.tuning` as the stack showed it (what a restarted tuner picks its HPA bounds up from).
-    pub recorded_tuning: Option<TuningStatus>,
+    /// The stack's status as this reconcile found it: a finished migration's outcome, the tuner's
+    /// settings in force (what a restarted tuner picks its HPA bounds up from), the volumes'
+    /// refused expansions (not retried for the same size).
+    pub recorded: StackStatus,
     /// The API Deployment; absent until an image has been migrated.
     pub api: Option<Deployment>,
     /// The migration of the desired image (migrations enabled only).
@@ -94,17 +101,23 @@ pub async fn observe(
     let services: Api<Service> = ctx.api(ns);
     let deployments: Api<Deployment> = ctx.api(ns);
     let config_maps: Api<ConfigMap> = ctx.api(ns);
+    let sets: Api<StatefulSet> = ctx.api(ns);
+    let claims: Api<PersistentVolumeClaim> = ctx.api(ns);
     let mut observed = Observed {
         autoscaling: ctx.autoscaling,
-        recorded_tuning: recorded.and_then(|s| s.tuning.clone()),
+        recorded: recorded.cloned().unwrap_or_default(),
         ..Observed::default()
     };
     match &stack.database {
         DatabaseSource::Bundled => {
             observed.credentials = get(&secrets, "Secret", &names.credentials()).await?;
             observed.postgres_service = get(&services, "Service", &names.postgres()).await?;
-            let sets: Api<StatefulSet> = ctx.api(ns);
             observed.postgres = get(&sets, "StatefulSet", &names.postgres()).await?;
+            let claim = volume::claim_name(&names.postgres());
+            observed.claims.push((
+                claim.clone(),
+                get(&claims, "PersistentVolumeClaim", &claim).await?,
+            ));
         }
         DatabaseSource::External { secret, key } => {
             observed.external_database = Some(external_secret(&secrets, secret, key).await?);
@@ -113,7 +126,13 @@ pub async fn observe(
     match &stack.cache {
         CacheSource::Bundled => {
             observed.redis_service = get(&services, "Service", &names.redis()).await?;
-            observed.redis = get(&deployments, "Deployment", &names.redis()).await?;
+            observed.redis = get(&sets, "StatefulSet", &names.redis()).await?;
+            observed.superseded_redis = get(&deployments, "Deployment", &names.redis()).await?;
+            let claim = volume::claim_name(&names.redis());
+            observed.claims.push((
+                claim.clone(),
+                get(&claims, "PersistentVolumeClaim", &claim).await?,
+            ));
         }
         CacheSource::External { secret, key } => {
             observed.external_cache = Some(external_secret(&secrets, secret, key).await?);

@@ -37,16 +37,25 @@ pub fn compute(
         conditions::migration(applied.migration.as_ref()),
         conditions::app(validated, applied),
     ];
-    let blocker = parts
-        .iter()
-        .find(|v| !v.ok)
-        .map(|v| (v.reason, v.message.clone()));
+    // Refused writes come first: every other child was written and is shown as it is.
+    let blocker = super::failure::refused_verdict(&applied.refused).or_else(|| {
+        parts
+            .iter()
+            .find(|v| !v.ok)
+            .map(|v| (v.reason, v.message.clone()))
+    });
     for part in parts {
         set_condition(&mut conditions, part, generation, now);
     }
     set_condition(
         &mut conditions,
         conditions::autoscaling(validated, observed),
+        generation,
+        now,
+    );
+    set_condition(
+        &mut conditions,
+        conditions::storage(&applied.volumes),
         generation,
         now,
     );
@@ -113,6 +122,7 @@ pub fn compute(
         observed_p95,
         migration: applied.migration.clone(),
         tuning,
+        volumes: applied.volumes.clone(),
     }
 }
 

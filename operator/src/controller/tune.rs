@@ -49,7 +49,8 @@ pub fn tune(
         generation: stack.generation,
         live_file: observed.tuning_config.as_ref().and_then(tuning::file_text),
         recorded: observed
-            .recorded_tuning
+            .recorded
+            .tuning
             .as_ref()
             .and_then(|t| t.in_force.as_ref())
             .map(recorded_settings),

@@ -263,6 +263,7 @@ fn cache(cache: &CacheSpec) -> Result<CacheSource, InvalidSpec> {
                 return Err(invalid("spec.cache.image", "must not be empty"));
             }
             resources("spec.cache.resources", &cache.resources)?;
+            size("spec.cache.storageSize", &cache.storage_size)?;
             if !is_redis_memory(&cache.maxmemory) {
                 return Err(invalid(
                     "spec.cache.maxmemory",

@@ -14,7 +14,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 pub use status::{
     DecisionRecord, MigrationState, MigrationStatus, ObservationSummary, Phase, StackStatus, TunedSettings,
-    TuningStatus,
+    TuningStatus, VolumeState, VolumeStatus,
 };
 
 /// The API group of the custom resource.
@@ -69,8 +69,9 @@ pub struct PerformanceStackSpec {
     /// false. Running workloads are left as they are.
     #[serde(default)]
     pub suspend: bool,
-    /// What happens to stored data when the stack is deleted: Retain keeps the database volumes and the
-    /// credentials Secret, Delete removes them.
+    /// What happens to stored data when the stack is deleted: Retain keeps the PostgreSQL and Redis
+    /// volumes and the credentials Secret (none of them is ever owned by the stack, so no garbage
+    /// collection can take them), Delete removes exactly those.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
 }
@@ -238,7 +239,8 @@ pub struct SecretKeyRef {
 /// Where the cache comes from.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum CacheMode {
-    /// The operator deploys Redis as a Deployment and a Service.
+    /// The operator deploys Redis as a StatefulSet (its append-only file on a persistent volume)
+    /// and a Service.
     #[default]
     Bundled,
     /// You provide Redis; a Secret holds its URL.
@@ -266,6 +268,13 @@ pub struct CacheSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "quantity::resources_schema")]
     pub resources: Option<ResourceRequirements>,
+    /// Size of the volume holding Redis' append-only file (the job queues), e.g. 1Gi (Bundled mode).
+    #[serde(default = "default_cache_storage_size")]
+    #[schemars(schema_with = "quantity::schema")]
+    pub storage_size: String,
+    /// StorageClass of that volume; the cluster default when empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
     /// Your own Redis (required when mode is External).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<ExternalSpec>,
@@ -278,6 +287,8 @@ impl Default for CacheSpec {
             image: default_redis_image(),
             maxmemory: default_maxmemory(),
             resources: None,
+            storage_size: default_cache_storage_size(),
+            storage_class_name: None,
             external: None,
         }
     }
@@ -312,4 +323,7 @@ fn default_redis_image() -> String {
 }
 fn default_maxmemory() -> String {
     "256mb".to_owned()
+}
+fn default_cache_storage_size() -> String {
+    "1Gi".to_owned()
 }

@@ -130,10 +130,11 @@ impl Default for MigrationsSpec {
 /// What happens to data when the stack is deleted.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum DeletionPolicy {
-    /// Keep the database volumes and the credentials Secret.
+    /// Keep the PostgreSQL and Redis volumes and the credentials Secret; a stack created again
+    /// under the same name takes them back.
     #[default]
     Retain,
-    /// Delete the database volumes together with the stack.
+    /// Delete the PostgreSQL and Redis volumes and the credentials Secret with the stack.
     Delete,
 }
 

@@ -56,9 +56,16 @@ fn children(ready: bool, migration: MigrationStatus) -> Children {
                 }),
                 ..StatefulSet::default()
             }),
-            redis: Some(deployment(n)),
+            redis: Some(StatefulSet {
+                status: Some(StatefulSetStatus {
+                    ready_replicas: Some(n),
+                    ..StatefulSetStatus::default()
+                }),
+                ..StatefulSet::default()
+            }),
             migration: Some(migration),
             api: Some(deployment(2 * n)),
+            ..Applied::default()
         },
     }
 }

@@ -78,25 +78,69 @@ fn removes_finalizer(body: &Value) {
     assert_eq!(body[1], json!({"op": "remove", "path": "/metadata/finalizers/0"}));
 }
 
+/// A data-bearing object `kind` `name`, labelled as the stack `shop`'s (or not), with uid `uid` and,
+/// when `owned`, the owner reference an earlier operator version gave it.
+fn data_object(kind: &str, name: &str, labelled: bool, owned: bool) -> Reply {
+    let labels = if labelled {
+        json!({"perfstack.dev/stack": "shop"})
+    } else {
+        json!({})
+    };
+    let owners = if owned {
+        json!([{"apiVersion": "perfstack.dev/v1alpha1", "kind": "PerformanceStack", "name": "shop",
+            "uid": "uid-0", "controller": true}])
+    } else {
+        json!([])
+    };
+    Reply::Json(json!({
+        "apiVersion": "v1", "kind": kind,
+        "metadata": {"name": name, "namespace": NS, "uid": format!("uid-{name}"), "resourceVersion": "7",
+            "labels": labels, "ownerReferences": owners},
+    }))
+}
+
+fn claims_uri(name: &str) -> String {
+    format!("/api/v1/namespaces/{NS}/persistentvolumeclaims/{name}")
+}
+
+/// The body of a delete that only deletes the object that was read.
+fn deletes_uid(name: &'static str) -> impl Fn(&Value) + Send + 'static {
+    move |body| assert_eq!(body["preconditions"]["uid"], format!("uid-{name}"))
+}
+
 #[tokio::test]
-async fn deletion_with_delete_policy_removes_volumes_then_the_finalizer() {
-    let pvc_list = json!({
-        "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {},
-        "items": [{"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": {"name": "data-shop-postgres-0"}}]
-    });
+async fn deletion_with_delete_policy_removes_exactly_the_data_the_operator_made() {
+    let deleted = || Reply::Json(json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}));
+    // By name only: no list, so a claim another tool labelled with the stack is never seen. A claim
+    // of the right name without the stack's label is not the operator's either.
     Scenario::new(deleting(DeletionPolicy::Delete))
         .call(
             Method::GET,
-            format!(
-                "/api/v1/namespaces/{NS}/persistentvolumeclaims?&labelSelector=perfstack.dev%2Fstack%3Dshop"
-            ),
-            Reply::Json(pvc_list),
+            claims_uri("data-shop-postgres-0"),
+            data_object("PersistentVolumeClaim", "data-shop-postgres-0", true, false),
         )
-        // Already gone: tolerated.
-        .call(
+        .checked(
             Method::DELETE,
-            format!("/api/v1/namespaces/{NS}/persistentvolumeclaims/data-shop-postgres-0"),
+            claims_uri("data-shop-postgres-0"),
+            deleted(),
+            deletes_uid("data-shop-postgres-0"),
+        )
+        .call(
+            Method::GET,
+            claims_uri("data-shop-redis-0"),
+            data_object("PersistentVolumeClaim", "data-shop-redis-0", false, false),
+        )
+        .call(
+            Method::GET,
+            Child::Credentials.uri(""),
+            data_object("Secret", "shop-credentials", true, false),
+        )
+        // Gone meanwhile: tolerated.
+        .checked(
+            Method::DELETE,
+            Child::Credentials.uri(""),
             Reply::NotFound,
+            deletes_uid("shop-credentials"),
         )
         .stack_patch(removes_finalizer)
         .run_then_await_change()
@@ -104,15 +148,33 @@ async fn deletion_with_delete_policy_removes_volumes_then_the_finalizer() {
 }
 
 #[tokio::test]
-async fn deletion_with_retain_policy_keeps_volumes_and_orphans_the_credentials() {
+async fn deletion_with_retain_policy_deletes_nothing_and_disowns_a_legacy_secret() {
     Scenario::new(deleting(DeletionPolicy::Retain))
+        .call(
+            Method::GET,
+            Child::Credentials.uri(""),
+            data_object("Secret", "shop-credentials", true, true),
+        )
         .checked(
             Method::PATCH,
             format!("{}?", Child::Credentials.uri("")),
             Reply::NotFound,
             |body| {
-                assert_eq!(body, &json!({"metadata": {"ownerReferences": null}}));
+                assert_eq!(
+                    body,
+                    &json!({"metadata": {"ownerReferences": [], "resourceVersion": "7"}})
+                );
             },
+        )
+        .stack_patch(removes_finalizer)
+        .run_then_await_change()
+        .await;
+    // A Secret this operator created has no owner reference: nothing to write at all.
+    Scenario::new(deleting(DeletionPolicy::Retain))
+        .call(
+            Method::GET,
+            Child::Credentials.uri(""),
+            data_object("Secret", "shop-credentials", true, false),
         )
         .stack_patch(removes_finalizer)
         .run_then_await_change()

@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::children::ChildNames;
+use crate::children::volume::claim_name;
 use crate::controller::{AutoscalingApi, Context, StackEvents, reconcile};
 use crate::crd::PerformanceStack;
 use crate::fence::WriteFence;
@@ -22,7 +23,7 @@ type Check = Box<dyn Fn(&Value) + Send>;
 /// The namespace every scenario's stack lives in.
 pub(super) const NS: &str = "team-a";
 /// The query of every server-side apply the operator sends.
-const APPLY_QUERY: &str = "?&force=true&fieldManager=perfstack-operator";
+pub(super) const APPLY_QUERY: &str = "?&force=true&fieldManager=perfstack-operator";
 
 /// How the mock answers a call.
 pub(super) enum Reply {
@@ -32,6 +33,8 @@ pub(super) enum Reply {
     Echo,
     /// 404 Not Found.
     NotFound,
+    /// The API server refuses: this code, reason and message.
+    Refused(u16, &'static str, String),
 }
 
 /// `object` as the API server would return it.
@@ -54,8 +57,14 @@ pub(super) enum Child {
     Credentials,
     PostgresService,
     Postgres,
+    /// PostgreSQL's data volume claim.
+    PostgresClaim,
     RedisService,
     Redis,
+    /// The Redis Deployment of operators before the StatefulSet.
+    RedisDeployment,
+    /// Redis' data volume claim.
+    RedisClaim,
     AppConfig,
     TuningConfig,
     Api,
@@ -67,12 +76,15 @@ pub(super) enum Child {
 
 impl Child {
     /// Every child of a bundled stack, in the order they are read.
-    pub(super) const ALL: [Child; 11] = [
+    pub(super) const ALL: [Child; 14] = [
         Child::Credentials,
         Child::PostgresService,
         Child::Postgres,
+        Child::PostgresClaim,
         Child::RedisService,
         Child::Redis,
+        Child::RedisDeployment,
+        Child::RedisClaim,
         Child::AppConfig,
         Child::TuningConfig,
         Child::Api,
@@ -88,8 +100,11 @@ impl Child {
             Child::Credentials => ("/api/v1", "secrets", names.credentials()),
             Child::PostgresService => ("/api/v1", "services", names.postgres()),
             Child::Postgres => ("/apis/apps/v1", "statefulsets", names.postgres()),
+            Child::PostgresClaim => ("/api/v1", "persistentvolumeclaims", claim_name(&names.postgres())),
             Child::RedisService => ("/api/v1", "services", names.redis()),
-            Child::Redis => ("/apis/apps/v1", "deployments", names.redis()),
+            Child::Redis => ("/apis/apps/v1", "statefulsets", names.redis()),
+            Child::RedisDeployment => ("/apis/apps/v1", "deployments", names.redis()),
+            Child::RedisClaim => ("/api/v1", "persistentvolumeclaims", claim_name(&names.redis())),
             Child::AppConfig => ("/api/v1", "configmaps", names.config()),
             Child::TuningConfig => ("/api/v1", "configmaps", names.tuning()),
             Child::Api => ("/apis/apps/v1", "deployments", names.api()),
@@ -105,8 +120,9 @@ impl Child {
         match self {
             Child::Credentials => "Secret",
             Child::PostgresService | Child::RedisService | Child::ApiService => "Service",
-            Child::Postgres => "StatefulSet",
-            Child::Redis | Child::Api => "Deployment",
+            Child::Postgres | Child::Redis => "StatefulSet",
+            Child::PostgresClaim | Child::RedisClaim => "PersistentVolumeClaim",
+            Child::RedisDeployment | Child::Api => "Deployment",
             Child::AppConfig | Child::TuningConfig => "ConfigMap",
             Child::MigrationJob => "Job",
             Child::Hpa => "HorizontalPodAutoscaler",
@@ -298,6 +314,11 @@ async fn serve(mut handle: tower_test::mock::Handle<Request<Body>, Response<Body
             Reply::Json(value) => (200, value),
             Reply::Echo => (if expected.method == Method::POST { 201 } else { 200 }, body),
             Reply::NotFound => (404, not_found()),
+            Reply::Refused(code, reason, message) => (
+                code,
+                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                    "message": message, "reason": reason, "code": code}),
+            ),
         };
         let response = Response::builder()
             .status(status)

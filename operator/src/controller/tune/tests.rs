@@ -90,7 +90,10 @@ fn a_restarted_operator_keeps_the_hpa_bounds_its_status_recorded() {
         tuning_config: Some(live_tuning(
             "generation: 7\npool:\n  minConnections: 2\n  maxConnections: 15\n  acquireTimeoutMs: 3000\n  idleTimeoutSeconds: 600\n",
         )),
-        recorded_tuning: Some(recorded),
+        recorded: StackStatus {
+            tuning: Some(recorded),
+            ..StackStatus::default()
+        },
         ..Observed::default()
     };
     let decision = tune(Some(&TuningRegistry::new()), &validated, &observed);
