@@ -64,6 +64,15 @@ pub enum CacheSource {
     Disabled,
 }
 
+/// Why the operator leaves a stack's children alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pause {
+    /// PascalCase reason: `SpecSuspend` or `PausedByAnnotation`.
+    pub reason: &'static str,
+    /// Which switch paused it, for the `Suspended` condition.
+    pub switch: String,
+}
+
 /// A `PerformanceStack` whose spec passed validation, with defaults resolved. Builders take only this
 /// (and the tuner's settings where a child carries them).
 #[derive(Clone, Debug, PartialEq)]
@@ -86,6 +95,8 @@ pub struct ValidatedStack {
     pub database: DatabaseSource,
     /// Where the Redis URL comes from.
     pub cache: CacheSource,
+    /// Set when the stack is paused (`spec.suspend`, or the `perfstack.dev/paused` annotation).
+    pub paused: Option<Pause>,
 }
 
 /// The API image released with this operator version, used when spec.app.image is empty.

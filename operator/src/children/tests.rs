@@ -32,6 +32,7 @@ fn validated(spec: PerformanceStackSpec, database: DatabaseSource, cache: CacheS
         spec,
         database,
         cache,
+        paused: None,
     }
 }
 

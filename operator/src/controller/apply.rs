@@ -53,6 +53,21 @@ pub struct Applied {
     pub refused: Vec<Error>,
 }
 
+impl Applied {
+    /// What is live when nothing is written (a paused stack): the children as observed, the volumes
+    /// as they stand.
+    pub fn as_observed(stack: &ValidatedStack, observed: &Observed) -> Self {
+        Self {
+            postgres: observed.postgres.clone(),
+            redis: observed.redis.clone(),
+            api: observed.api.clone(),
+            migration: observed.migration.as_ref().map(|m| m.status.clone()),
+            volumes: data::volume_states(stack, observed),
+            refused: Vec::new(),
+        }
+    }
+}
+
 /// Writes what differs between `desired` and `observed`, in dependency order, trying every child
 /// even after a refusal.
 pub async fn apply(

@@ -148,9 +148,11 @@ pub async fn observe(
     }
     observed.api_service = get(&services, "Service", &names.api()).await?;
     observed.hpa = live_hpa(&ctx.client, stack, ctx.autoscaling).await?;
-    // The tuner ticks only once the API Deployment exists: before, there are no pods to ask.
+    // The tuner ticks only once the API Deployment exists (before, there are no pods to ask), and
+    // never while the stack is paused (it is frozen).
     if let Some(tuning) = &ctx.tuning
         && observed.api.is_some()
+        && stack.paused.is_none()
         && tuning
             .registry
             .wants_metrics(&stack.key(), &stack.spec, Instant::now())

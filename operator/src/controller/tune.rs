@@ -86,6 +86,46 @@ pub fn tune(
     }
 }
 
+/// The decision while the stack is paused: the tuner is frozen. No interval runs and nothing is
+/// written; the settings are those in force (the live tuning file's pool, the HPA bounds the status
+/// recorded), for the `Suspended` condition to say; `status.tuning` and the `ConnectionBudget`
+/// condition stay as they were.
+pub fn frozen(stack: &ValidatedStack, observed: &Observed) -> TuningDecision {
+    let spec = from_crd::spec_settings(&stack.spec, stack.generation);
+    let recorded = observed
+        .recorded
+        .tuning
+        .as_ref()
+        .and_then(|t| t.in_force.as_ref())
+        .map(recorded_settings);
+    let file = observed
+        .tuning_config
+        .as_ref()
+        .and_then(tuning::file_text)
+        .and_then(|text| perfstack_contract::tuning::TuningFile::parse(text).ok());
+    let hpa = recorded.unwrap_or(spec);
+    let settings = match file {
+        Some(file) => Settings {
+            pool_min: file.pool.min_connections,
+            pool_max: file.pool.max_connections,
+            generation: file.generation,
+            ..hpa
+        },
+        None => Settings {
+            hpa_min: hpa.hpa_min,
+            hpa_max: hpa.hpa_max,
+            ..spec
+        },
+    };
+    TuningDecision {
+        settings,
+        budget: None,
+        events: Vec::new(),
+        status: None,
+        requeue: None,
+    }
+}
+
 /// The tuner's report as `status.tuning` shows it.
 pub fn tuning_status(report: &TuningReport) -> TuningStatus {
     let record = &report.last_decision;

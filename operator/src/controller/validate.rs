@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use perfstack_contract::{env, tuning};
 
-use crate::children::{CacheSource, DatabaseSource, ValidatedStack, default_app_image};
+use crate::children::{CacheSource, DatabaseSource, Pause, ValidatedStack, default_app_image};
 use crate::crd::quantity;
 use crate::crd::{
     AppSpec, CacheMode, CacheSpec, DatabaseMode, ExternalSpec, PerformanceStack, PerformanceStackSpec,
@@ -116,6 +116,31 @@ pub fn validate(stack: &PerformanceStack) -> Result<ValidatedStack, InvalidSpec>
         database: database(spec)?,
         cache: cache(&spec.cache)?,
         spec: spec.clone(),
+        paused: pause(stack),
+    })
+}
+
+/// Annotation that pauses a stack like `spec.suspend`, for when a GitOps tool owns the spec and a
+/// person needs to stop the operator by hand (value `"true"`).
+pub const PAUSED_ANNOTATION: &str = "perfstack.dev/paused";
+
+/// Whether and why the stack is paused: `spec.suspend`, else the annotation.
+fn pause(stack: &PerformanceStack) -> Option<Pause> {
+    if stack.spec.suspend {
+        return Some(Pause {
+            reason: "SpecSuspend",
+            switch: "spec.suspend is true".into(),
+        });
+    }
+    let annotated = stack
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(PAUSED_ANNOTATION))
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    annotated.then(|| Pause {
+        reason: "PausedByAnnotation",
+        switch: format!("the annotation {PAUSED_ANNOTATION} is \"true\""),
     })
 }
 
@@ -318,6 +343,9 @@ fn resources(field: &str, given: &Option<ResourceRequirements>) -> Result<(), In
     Ok(())
 }
 
+mod live;
+pub use live::against_live;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,6 +364,23 @@ mod tests {
         assert_eq!(validated.app_image, default_app_image());
         assert_eq!(validated.database, DatabaseSource::Bundled);
         assert_eq!(validated.cache, CacheSource::Bundled);
+    }
+
+    #[test]
+    fn a_stack_is_paused_by_spec_or_by_annotation() {
+        let mut spec = PerformanceStackSpec::default();
+        assert_eq!(validate(&stack(spec.clone())).unwrap().paused, None);
+        let mut annotated = stack(spec.clone());
+        annotated.metadata.annotations = Some([(PAUSED_ANNOTATION.to_owned(), "true".to_owned())].into());
+        assert_eq!(
+            validate(&annotated).unwrap().paused.map(|p| p.reason),
+            Some("PausedByAnnotation")
+        );
+        spec.suspend = true;
+        assert_eq!(
+            validate(&stack(spec)).unwrap().paused.map(|p| p.reason),
+            Some("SpecSuspend")
+        );
     }
 
     #[test]

@@ -68,19 +68,9 @@ impl Writer<'_> {
     /// Carries out a change of the data volumes' size on their claims (`storage.rs` decides); an
     /// expansion the API server refuses is a volume state, not a failed reconcile.
     pub(super) async fn volumes(&mut self, stack: &ValidatedStack, observed: &Observed) -> Vec<VolumeStatus> {
-        let names = stack.names();
-        let wanted = [
-            (volume::claim_name(&names.postgres()), postgres::volume(stack)),
-            (volume::claim_name(&names.redis()), redis::volume(stack)),
-        ];
         let claims: Api<PersistentVolumeClaim> = self.ctx.api(self.namespace);
         let mut volumes = Vec::new();
-        for (name, claim) in &observed.claims {
-            let Some((_, wanted)) = wanted.iter().find(|(n, _)| n == name) else {
-                continue;
-            };
-            let recorded = observed.recorded.volumes.iter().find(|v| &v.claim == name);
-            let (status, resize) = storage::plan(name, wanted, claim.as_ref(), recorded);
+        for (name, status, resize) in plans(stack, observed) {
             let Resize::Expand(size) = resize else {
                 volumes.push(status);
                 continue;
@@ -90,7 +80,7 @@ impl Writer<'_> {
                 "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name},
                 "spec": {"resources": {"requests": {"storage": size}}},
             });
-            match claims.patch(name, &apply_params(), &Patch::Apply(&patch)).await {
+            match claims.patch(&name, &apply_params(), &Patch::Apply(&patch)).await {
                 Ok(_) => volumes.push(status),
                 // Refused by admission (the StorageClass does not allow expansion) or validation.
                 Err(kube::Error::Api(refusal)) if matches!(refusal.code, 403 | 422) => {
@@ -101,7 +91,7 @@ impl Writer<'_> {
                     self.refused.push(Error::Apply {
                         write: Write::Apply,
                         kind: "PersistentVolumeClaim",
-                        name: name.clone(),
+                        name,
                         source,
                     });
                     volumes.push(status);
@@ -110,6 +100,33 @@ impl Writer<'_> {
         }
         volumes
     }
+}
+
+/// Where each data volume stands, with nothing written (a paused stack).
+pub(super) fn volume_states(stack: &ValidatedStack, observed: &Observed) -> Vec<VolumeStatus> {
+    plans(stack, observed)
+        .into_iter()
+        .map(|(_, status, _)| status)
+        .collect()
+}
+
+/// Each observed claim, where it stands against the spec and what to write (`storage.rs`).
+fn plans(stack: &ValidatedStack, observed: &Observed) -> Vec<(String, VolumeStatus, Resize)> {
+    let names = stack.names();
+    let wanted = [
+        (volume::claim_name(&names.postgres()), postgres::volume(stack)),
+        (volume::claim_name(&names.redis()), redis::volume(stack)),
+    ];
+    observed
+        .claims
+        .iter()
+        .filter_map(|(name, claim)| {
+            let (_, wanted) = wanted.iter().find(|(n, _)| n == name)?;
+            let recorded = observed.recorded.volumes.iter().find(|v| &v.claim == name);
+            let (status, resize) = storage::plan(name, wanted, claim.as_ref(), recorded);
+            Some((name.clone(), status, resize))
+        })
+        .collect()
 }
 
 /// Takes owner references to a PerformanceStack off `secret` (a Secret without any is left alone).

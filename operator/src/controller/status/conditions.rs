@@ -4,12 +4,12 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use perfstack_contract::migration::MigrationReport;
 
-use crate::children::{ValidatedStack, pod};
+use crate::children::{Pause, ValidatedStack, pod};
 use crate::controller::apply::Applied;
 use crate::controller::context::AutoscalingApi;
 use crate::controller::observe::{ExternalSecret, Observed};
 use crate::crd::{MigrationState, MigrationStatus, VolumeState, VolumeStatus};
-use crate::tuner::BudgetPlan;
+use crate::tuner::{BudgetPlan, Settings};
 
 /// Condition types, in the order they appear in status.
 pub const READY: &str = "Ready";
@@ -27,6 +27,8 @@ pub const AUTOSCALING: &str = "Autoscaling";
 pub const CONNECTION_BUDGET: &str = "ConnectionBudget";
 /// The data volumes have, or are getting, the size and class the spec asks for.
 pub const STORAGE: &str = "Storage";
+/// The stack is paused: the operator only observes it.
+pub const SUSPENDED: &str = "Suspended";
 
 /// Reasons of the Ready condition that report a failure rather than progress: the only condition
 /// reasons recorded as Events (as Warnings, when Ready turns to one).
@@ -92,6 +94,7 @@ pub fn sort_conditions(conditions: &mut [Condition]) {
         AUTOSCALING,
         STORAGE,
         CONNECTION_BUDGET,
+        SUSPENDED,
     ];
     conditions.sort_by_key(|c| order.iter().position(|t| *t == c.type_).unwrap_or(order.len()));
 }
@@ -348,4 +351,28 @@ pub fn storage(volumes: &[VolumeStatus]) -> Verdict {
         VolumeState::ClassImmutable => "ClassImmutable",
     };
     verdict(STORAGE, rank(worst) < 3, reason, message)
+}
+
+/// Suspended: whether the operator leaves the stack alone, why, and that the tuner is frozen with
+/// `settings` in force.
+pub fn suspended(pause: Option<&Pause>, settings: &Settings) -> Verdict {
+    match pause {
+        None => verdict(
+            SUSPENDED,
+            false,
+            "Reconciling",
+            "the operator keeps the stack as its spec says".into(),
+        ),
+        Some(pause) => verdict(
+            SUSPENDED,
+            true,
+            pause.reason,
+            format!(
+                "{}: the operator writes nothing but this status until it is set back (conditions are \
+                 still observed); the tuner is frozen: pool {}-{} and HPA {}-{} stay in force, no \
+                 interval runs",
+                pause.switch, settings.pool_min, settings.pool_max, settings.hpa_min, settings.hpa_max
+            ),
+        ),
+    }
 }

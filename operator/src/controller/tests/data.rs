@@ -152,3 +152,28 @@ async fn the_redis_deployment_of_an_earlier_operator_gives_way_to_the_statefulse
     .run()
     .await;
 }
+
+#[tokio::test]
+async fn another_postgres_major_version_is_refused_before_anything_is_written() {
+    let (stack, d, job) = edited(|spec| spec.database.bundled.image = "postgres:16-alpine".into());
+    let action = reads(Scenario::new(stack).with_events(), &job, |child| live(&d, child))
+        .status_patch(|body| {
+            let ready = &body["status"]["conditions"][0];
+            assert_eq!(
+                (&ready["type"], &ready["reason"]),
+                (&json!("Ready"), &json!("InvalidSpec"))
+            );
+            let message = ready["message"].as_str().unwrap();
+            assert!(
+                message.contains("spec.database.bundled.image: postgres:16-alpine is PostgreSQL 16")
+                    && message.contains("pg_dumpall"),
+                "{message}"
+            );
+            assert_eq!(body["status"]["phase"], "Failed");
+        })
+        .event("InvalidSpec")
+        .event("PhaseFailed")
+        .run()
+        .await;
+    assert_eq!(action, kube::runtime::controller::Action::await_change());
+}

@@ -181,18 +181,80 @@ async fn deletion_with_retain_policy_deletes_nothing_and_disowns_a_legacy_secret
         .await;
 }
 
+/// A paused stack, settled before the pause, whose API Deployment has since lost its ready pods and
+/// whose spec was edited meanwhile (a larger pool): every child is read, none written, and the status
+/// says what is observed now, with `Suspended` and why.
+async fn paused(pause: impl FnOnce(&mut PerformanceStack), reason: &'static str) {
+    let super::Built {
+        mut stack,
+        desired: d,
+        job,
+        ..
+    } = super::built();
+    stack.status = Some(super::settled_status(&stack, Default::default()));
+    stack.spec.pool.max_connections = 15;
+    pause(&mut stack);
+    let action = super::reads(Scenario::new(stack).with_events(), &job, |child| match child {
+        Child::Api => {
+            let mut api = super::ready_deployment(d.api.as_ref().unwrap());
+            api.status.as_mut().unwrap().ready_replicas = Some(0);
+            super::scenario::json_of(api)
+        }
+        other => super::live(&d, other),
+    })
+    .status_patch(move |body| {
+        let status = &body["status"];
+        assert_eq!(
+            (&status["phase"], &status["reason"]),
+            (&json!("Suspended"), &json!(reason))
+        );
+        let condition = |type_: &str| {
+            status["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["type"] == type_)
+                .cloned()
+                .unwrap()
+        };
+        let suspended = condition("Suspended");
+        assert_eq!(
+            (&suspended["status"], &suspended["reason"]),
+            (&json!("True"), &json!(reason))
+        );
+        let message = suspended["message"].as_str().unwrap();
+        assert!(
+            message.contains("the tuner is frozen: pool 2-20 and HPA 2-10 stay in force"),
+            "{message}"
+        );
+        assert_eq!(
+            condition("AppReady")["reason"],
+            "DeploymentProgressing",
+            "conditions are still observed"
+        );
+        assert_eq!(condition("Ready")["status"], "False");
+    })
+    .event("PhaseSuspended")
+    .run()
+    .await;
+    assert_eq!(action, Action::requeue(std::time::Duration::from_secs(300)));
+}
+
 #[tokio::test]
-async fn suspended_stack_only_reports_suspended() {
-    let stack = stack(PerformanceStackSpec {
-        suspend: true,
-        ..PerformanceStackSpec::default()
-    });
-    Scenario::new(stack)
-        .status_patch(|body| {
-            assert_eq!(body["status"]["phase"], "Suspended");
-        })
-        .run_then_await_change()
-        .await;
+async fn a_suspended_stack_is_observed_and_never_written() {
+    paused(|stack| stack.spec.suspend = true, "SpecSuspend").await;
+}
+
+#[tokio::test]
+async fn the_paused_annotation_pauses_a_stack_a_gitops_tool_owns() {
+    paused(
+        |stack| {
+            stack.metadata.annotations =
+                Some([("perfstack.dev/paused".to_owned(), "true".to_owned())].into());
+        },
+        "PausedByAnnotation",
+    )
+    .await;
 }
 
 #[tokio::test]

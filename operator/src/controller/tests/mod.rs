@@ -288,7 +288,8 @@ async fn first_reconcile_creates_every_child_and_reports_provisioning() {
                     "MigrationsApplied",
                     "AppReady",
                     "Autoscaling",
-                    "Storage"
+                    "Storage",
+                    "Suspended"
                 ]
             );
             assert_eq!(status["conditions"][0]["status"], "False");
