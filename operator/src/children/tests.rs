@@ -160,10 +160,13 @@ fn minimal_spec_builds_the_expected_children() {
             ("postgres-service", yaml(&postgres::service(&stack))),
             ("redis-statefulset", yaml(&redis::statefulset(&stack, None))),
             ("redis-service", yaml(&redis::service(&stack))),
-            ("app-configmap", yaml(&app_config_map(&stack))),
+            (
+                "app-configmap",
+                yaml(&app_config_map(&stack, &file(2, 10, 3000, 600).pool)),
+            ),
             (
                 "tuning-configmap",
-                yaml(&tuning_config_map(&stack, &file(2, 20, 3000, 600))),
+                yaml(&tuning_config_map(&stack, &file(2, 10, 3000, 600))),
             ),
             ("migration-job", yaml(&migration::job(&stack))),
             (
@@ -184,7 +187,10 @@ fn full_spec_builds_the_expected_children() {
     check(
         "full",
         &[
-            ("app-configmap", yaml(&app_config_map(&stack))),
+            (
+                "app-configmap",
+                yaml(&app_config_map(&stack, &file(4, 40, 1500, 120).pool)),
+            ),
             (
                 "tuning-configmap",
                 yaml(&tuning_config_map(&stack, &file(4, 40, 1500, 120))),

@@ -97,6 +97,10 @@ pub async fn apply(
         }
     }
     applied.volumes = w.volumes(stack, observed).await;
+    // The HPA before the pool: a ceiling lowered to make room for a pool swap is in force before
+    // any pod can see the new pool (the tuner raises a ceiling only once a swap is over).
+    w.write_hpa(stack, desired.hpa.as_ref(), observed.hpa.as_ref())
+        .await;
     w.write(&desired.app_config, observed.app_config.as_ref()).await;
     w.write(&desired.tuning_config, observed.tuning_config.as_ref())
         .await;
@@ -114,8 +118,6 @@ pub async fn apply(
         None => observed.api.clone(),
     };
     w.write(&desired.api_service, observed.api_service.as_ref()).await;
-    w.write_hpa(stack, desired.hpa.as_ref(), observed.hpa.as_ref())
-        .await;
     for event in &decision.events {
         ctx.events
             .publish(&stack.object_ref, event.reason, &event.note, event.warning)

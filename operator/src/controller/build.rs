@@ -98,14 +98,12 @@ pub fn build(
         ))?))),
         AutoscalingApi::Unavailable => None,
     };
+    let file = tuning_file(stack, &decision.settings);
     Ok(Desired {
         postgres,
         redis,
-        app_config: digested(config::app_config_map(stack))?,
-        tuning_config: digested(tuning::tuning_config_map(
-            stack,
-            &tuning_file(stack, &decision.settings),
-        ))?,
+        app_config: digested(config::app_config_map(stack, &file.pool))?,
+        tuning_config: digested(tuning::tuning_config_map(stack, &file))?,
         migration,
         api,
         api_service: digested(app::service(stack))?,

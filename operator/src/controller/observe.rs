@@ -18,8 +18,7 @@ use super::error::Error;
 use crate::children::{CacheSource, DatabaseSource, ValidatedStack, app, hpa, volume};
 use crate::crd::StackStatus;
 use crate::tuner::TunerError;
-use crate::tuner::observe::PodAnswer;
-use crate::tuner::targets::AppPods;
+use crate::tuner::targets::{AppPods, Scraped};
 
 pub use migration::{ObservedMigration, state_of};
 
@@ -76,7 +75,7 @@ pub struct Observed {
     /// The autoscaling API the cluster serves.
     pub autoscaling: AutoscalingApi,
     /// The API pods' answers when the tuning interval was due (`Err`: they could not be listed).
-    pub app_metrics: Option<Result<Vec<PodAnswer>, TunerError>>,
+    pub app_metrics: Option<Result<Scraped, TunerError>>,
 }
 
 /// Reads a child, `None` when it does not exist.

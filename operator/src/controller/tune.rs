@@ -54,10 +54,7 @@ pub fn tune(
             .as_ref()
             .and_then(|t| t.in_force.as_ref())
             .map(recorded_settings),
-        app_metrics: observed
-            .app_metrics
-            .as_ref()
-            .map(|answers| answers.as_ref().map(Vec::as_slice)),
+        app_metrics: observed.app_metrics.as_ref().map(Result::as_ref),
         now: Instant::now(),
         wall: chrono::Utc::now(),
     };

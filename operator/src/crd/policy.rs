@@ -141,8 +141,10 @@ pub enum DeletionPolicy {
 fn default_pool_min() -> i32 {
     2
 }
+/// 10: the defaults' 10 replicas, with the 9 pods a rollout and terminations can add, times 10, plus
+/// 10 reserved, fill the bundled server's 200 exactly (docs/tuning.md).
 fn default_pool_max() -> i32 {
-    20
+    10
 }
 fn default_acquire_timeout_ms() -> i32 {
     3000

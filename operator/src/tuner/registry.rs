@@ -17,9 +17,10 @@ use super::budget::{BudgetPlan, ServerLimits};
 use super::effective::effective_settings;
 use super::error::TunerError;
 use super::from_crd;
-use super::observe::PodAnswer;
 use super::spec::{Settings, TuningSpec};
 use super::stack::{StackTuner, Tick};
+use super::targets::Scraped;
+use super::transition::PoolSwaps;
 use crate::crd::PerformanceStackSpec;
 
 struct Entry {
@@ -47,6 +48,8 @@ pub struct TuningRegistry {
     stacks: Mutex<HashMap<String, Entry>>,
     /// The database server's limits as each stack's app pods last reported them.
     servers: Mutex<HashMap<String, ServerLimits>>,
+    /// Each stack's pool swaps (what was written, the swap under way), in every mode.
+    swaps: Mutex<HashMap<String, PoolSwaps>>,
 }
 
 impl Default for TuningRegistry {
@@ -70,7 +73,7 @@ pub struct TuningRequest<'a> {
     pub recorded: Option<Settings>,
     /// The app pods' answers, when the observe step scraped them (the interval was due), or why
     /// they could not be listed.
-    pub app_metrics: Option<Result<&'a [PodAnswer], &'a TunerError>>,
+    pub app_metrics: Option<Result<&'a Scraped, &'a TunerError>>,
     /// Monotonic time of the reconcile.
     pub now: Instant,
     /// Wall time of the reconcile (for `status.tuning`).
@@ -115,6 +118,7 @@ impl TuningRegistry {
             origin: Instant::now(),
             stacks: Mutex::new(HashMap::new()),
             servers: Mutex::new(HashMap::new()),
+            swaps: Mutex::new(HashMap::new()),
         }
     }
 
@@ -126,6 +130,10 @@ impl TuningRegistry {
         self.servers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn lock_swaps(&self) -> MutexGuard<'_, HashMap<String, PoolSwaps>> {
+        self.swaps.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Whether a reconcile of `key` at `now` should scrape the app pods for an interval: tuning is
     /// on and its interval is due.
     pub fn wants_metrics(&self, key: &str, spec: &PerformanceStackSpec, now: Instant) -> bool {
@@ -134,7 +142,8 @@ impl TuningRegistry {
 
     /// The settings to write for `key`, and the interval's decision when `request` brings the pods'
     /// answers. In order: pick up the pool in force from the live tuning file after a restart; follow
-    /// an edit of the spec; clamp into the budget; run the interval.
+    /// an edit of the spec; clamp into the budget; run the interval; order a pool change around the
+    /// swap on the pods ([`PoolSwaps`]).
     pub fn tune(&self, key: &str, request: TuningRequest<'_>) -> TuningOutcome {
         let mode = from_crd::mode(request.spec);
         if mode == Mode::Auto
@@ -157,12 +166,29 @@ impl TuningRegistry {
         }
         let in_force = self.settings_in_force(key);
         let (mut settings, plan) = effective_settings(&spec, start, in_force.as_ref(), mode);
-        let run = self.run_interval(key, spec, settings, mode, &request);
+        let run = self.run_interval(key, spec.clone(), settings, mode, &request);
         if let IntervalRun::Decided(tick) = &run
             && tick.act.applied
         {
             settings = tick.decision.settings;
         }
+        let seen = request.app_metrics.and_then(Result::ok).map(Scraped::seen);
+        let clock = request.now.saturating_duration_since(self.origin);
+        let guarded = self
+            .lock_swaps()
+            .entry(key.to_owned())
+            .or_insert_with(|| PoolSwaps::starting_from(live_settings(request.live_file, settings)))
+            .guard(&spec, settings, seen, clock);
+        if let Some(held) = &guarded.held {
+            tracing::info!(%held, "tuning change ordered around the pool swap");
+        }
+        if let Some(entry) = self.lock().get_mut(key)
+            && mode == Mode::Auto
+        {
+            // What is written is what is in force: the next decision starts from it.
+            entry.tuner.tuner.settings = guarded.settings;
+        }
+        settings = guarded.settings;
         TuningOutcome {
             mode,
             interval: from_crd::interval(request.spec),
@@ -217,7 +243,7 @@ impl TuningRegistry {
         mode: Mode,
         request: &TuningRequest<'_>,
     ) -> IntervalRun {
-        let Some(answers) = request.app_metrics else {
+        let Some(scraped) = request.app_metrics else {
             return IntervalRun::Idle;
         };
         let taken = self.lock().remove(key);
@@ -225,9 +251,9 @@ impl TuningRegistry {
         entry.tuner.respec(spec);
         entry.last_tick = Some(request.now);
         let clock = request.now.saturating_duration_since(self.origin);
-        let run = match answers {
+        let run = match scraped {
             Err(error) => IntervalRun::Failed(error.to_string()),
-            Ok(answers) => match entry.tuner.tick(answers, mode, clock, request.wall) {
+            Ok(scraped) => match entry.tuner.tick(&scraped.answers, mode, clock, request.wall) {
                 None => IntervalRun::Baseline,
                 Some(mut tick) => {
                     if let Some(server) = tick.observation.server {
@@ -301,6 +327,7 @@ impl TuningRegistry {
     pub fn forget(&self, key: &str) {
         self.lock().remove(key);
         self.lock_servers().remove(key);
+        self.lock_swaps().remove(key);
     }
 
     /// Whether `key`'s next interval is due at `now`.
@@ -310,6 +337,18 @@ impl TuningRegistry {
             .and_then(|e| e.last_tick)
             .is_none_or(|last| now.duration_since(last) >= interval)
     }
+}
+
+/// What the pods run before this process wrote anything: the live tuning file's pool, with
+/// `settings`' HPA bounds (`None` without a readable file: the first write is no swap).
+fn live_settings(live_file: Option<&str>, settings: Settings) -> Option<Settings> {
+    let file = TuningFile::parse(live_file?).ok()?;
+    Some(Settings {
+        pool_min: file.pool.min_connections,
+        pool_max: file.pool.max_connections,
+        generation: file.generation,
+        ..settings
+    })
 }
 
 #[cfg(test)]

@@ -116,6 +116,7 @@ async fn a_refused_child_does_not_stop_the_others_and_every_refusal_is_reported(
             quota("shop-redis"),
         )
         .apply(Child::Redis, &job, Reply::Echo)
+        .apply(Child::Hpa, &job, Reply::Echo)
         .apply(Child::AppConfig, &job, Reply::Echo)
         .apply(Child::TuningConfig, &job, Reply::Echo)
         .apply(Child::MigrationJob, &job, Reply::Echo)
@@ -124,7 +125,6 @@ async fn a_refused_child_does_not_stop_the_others_and_every_refusal_is_reported(
             format!("{}{}", Child::ApiService.uri(&job), scenario::APPLY_QUERY),
             quota("shop-api"),
         )
-        .apply(Child::Hpa, &job, Reply::Echo)
         .status_patch(move |body| *seen.lock().unwrap() = body["status"].clone())
         .event("ApplyFailed")
         .event("PhaseProvisioning");

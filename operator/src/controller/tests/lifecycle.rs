@@ -192,7 +192,7 @@ async fn paused(pause: impl FnOnce(&mut PerformanceStack), reason: &'static str)
         ..
     } = super::built();
     stack.status = Some(super::settled_status(&stack, Default::default()));
-    stack.spec.pool.max_connections = 15;
+    stack.spec.pool.max_connections = 8;
     pause(&mut stack);
     let action = super::reads(Scenario::new(stack).with_events(), &job, |child| match child {
         Child::Api => {
@@ -224,7 +224,7 @@ async fn paused(pause: impl FnOnce(&mut PerformanceStack), reason: &'static str)
         );
         let message = suspended["message"].as_str().unwrap();
         assert!(
-            message.contains("the tuner is frozen: pool 2-20 and HPA 2-10 stay in force"),
+            message.contains("the tuner is frozen: pool 2-10 and HPA 2-10 stay in force"),
             "{message}"
         );
         assert_eq!(

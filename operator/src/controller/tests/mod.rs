@@ -259,10 +259,12 @@ async fn first_reconcile_creates_every_child_and_reports_provisioning() {
         .apply(Child::Postgres, &job, json_of(statefulset(&d, Some(1))))
         .apply(Child::RedisService, &job, Reply::Echo)
         .apply(Child::Redis, &job, Reply::Echo)
+        // The HPA before the pool (a ceiling comes down before a pool change can reach a pod).
+        .apply(Child::Hpa, &job, Reply::Echo)
         .apply(Child::AppConfig, &job, Reply::Echo)
         .apply_checked(Child::TuningConfig, &job, |body| {
             let file = body["data"]["tuning.yaml"].as_str().unwrap();
-            assert!(file.contains("maxConnections: 20"), "{file}");
+            assert!(file.contains("maxConnections: 10"), "{file}");
         })
         .apply_checked(Child::MigrationJob, &job, |body| {
             let args = &body["spec"]["template"]["spec"]["containers"][0]["args"];
@@ -273,7 +275,6 @@ async fn first_reconcile_creates_every_child_and_reports_provisioning() {
         })
         // No API Deployment yet: it starts only after the migration succeeded.
         .apply(Child::ApiService, &job, Reply::Echo)
-        .apply(Child::Hpa, &job, Reply::Echo)
         .status_patch(move |body| {
             let status = &body["status"];
             assert_eq!(status["phase"], "Provisioning");

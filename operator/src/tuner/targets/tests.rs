@@ -172,7 +172,14 @@ async fn app_pods_are_listed_by_label_and_only_the_ready_ones_scraped() {
         reach: Reach::PodIp,
     };
     let source = MetricsSource::Direct(crate::tuner::scrape::Scraper::new(Duration::from_secs(2)).unwrap());
-    let answers = pods.scrape(&source).await.unwrap();
+    let scraped = pods.scrape(&source).await.unwrap();
+    let answers = &scraped.answers;
     assert_eq!(answers.len(), 1, "the starting pod is not asked: {answers:?}");
-    assert_eq!(first_answer(&answers), ("api-0", 3000.0, 10.0, 4));
+    assert_eq!(first_answer(answers), ("api-0", 3000.0, 10.0, 4));
+    assert_eq!(scraped.alive, 2, "but it is alive, and counted");
+    assert_eq!(
+        scraped.seen().generation,
+        None,
+        "a pod that did not answer may run another generation"
+    );
 }
