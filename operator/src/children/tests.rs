@@ -293,13 +293,21 @@ fn a_live_statefulset_keeps_its_claim_template_whatever_the_spec_asks() {
         "the template cannot change; the claim is expanded instead"
     );
     assert_eq!(spec.storage_class_name, None);
-    assert_eq!(spec.volume_mode.as_deref(), Some("Filesystem"));
+    assert_eq!(
+        spec.volume_mode, None,
+        "what the API server added is not the operator's"
+    );
     assert_eq!(
         claim.metadata.annotations.as_ref().unwrap()[postgres::MAJOR_ANNOTATION],
         "15",
         "the data was created by 15"
     );
     assert!(claim.status.is_none());
+    assert_eq!(
+        postgres::statefulset(&created, Some(&live)),
+        postgres::statefulset(&created, None),
+        "unchanged, a live StatefulSet renders as it was written: no second write"
+    );
     let redis = redis::statefulset(&bigger, None);
     assert_eq!(
         redis.spec.unwrap().volume_claim_templates.unwrap()[0]

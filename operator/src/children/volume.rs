@@ -59,23 +59,42 @@ pub fn claim_template(stack: &ValidatedStack, component: &str, volume: &VolumeSp
 
 /// The claim templates a StatefulSet keeps: the live ones once it exists (the API server refuses
 /// any change of them, so a changed size or class is carried out on the claim itself, see
-/// `controller/storage.rs`), else a new one from the spec.
+/// `controller/storage.rs`), else a new one from the spec. A live template is kept as the operator
+/// wrote it (the fields it sets, not those the API server added), so that an unchanged StatefulSet
+/// renders as it did and is not written again.
 pub fn claim_templates(
     live: Option<&StatefulSet>,
     new: impl FnOnce() -> PersistentVolumeClaim,
 ) -> Vec<PersistentVolumeClaim> {
     let kept = live
         .and_then(|set| set.spec.as_ref())
-        .and_then(|spec| spec.volume_claim_templates.clone())
+        .and_then(|spec| spec.volume_claim_templates.as_ref())
         .filter(|templates| !templates.is_empty());
     match kept {
-        Some(templates) => templates
-            .into_iter()
-            .map(|template| PersistentVolumeClaim {
-                status: None,
-                ..template
-            })
-            .collect(),
+        Some(templates) => templates.iter().map(as_written).collect(),
         None => vec![new()],
+    }
+}
+
+/// The fields of a live claim template the builders set.
+fn as_written(live: &PersistentVolumeClaim) -> PersistentVolumeClaim {
+    let spec = live.spec.clone().unwrap_or_default();
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: live.metadata.name.clone(),
+            labels: live.metadata.labels.clone(),
+            annotations: live.metadata.annotations.clone(),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: spec.access_modes,
+            storage_class_name: spec.storage_class_name,
+            resources: Some(VolumeResourceRequirements {
+                requests: spec.resources.and_then(|r| r.requests),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
     }
 }
