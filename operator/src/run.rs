@@ -137,17 +137,24 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 Stop::Signal
             }
         };
-        // Dropping the receiver makes the lease task release the Lease for the next leader.
-        let _ = lease_task.await;
+        // Dropping the receiver makes the lease task release the Lease for the next leader (a
+        // Lease another holder took is left alone); bounded, so a stuck release cannot keep a
+        // process that lost leadership alive.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), lease_task).await;
         stop
     } else {
         run_controllers(&args, ctx, signal.clone()).await;
         signal.clone().await
     };
-    let _ = server.await;
     match stop {
-        Stop::Signal => Ok(()),
+        Stop::Signal => {
+            // The server stops on the same signal, once it answered what it was answering.
+            let _ = server.await;
+            Ok(())
+        }
         Stop::LostLeadership => {
+            // No signal will come: stop serving now and leave.
+            server.abort();
             anyhow::bail!("lost leadership of the Lease; exiting so a new leader takes over")
         }
     }
