@@ -184,3 +184,19 @@ mark_pod_running() {
     {type:"PodScheduled",status:"True",lastTransitionTime:$now},{type:"ContainersReady",status:"True",lastTransitionTime:$now},
     {type:"Ready",status:"True",lastTransitionTime:$now}]}}')" >/dev/null
 }
+
+# operator_writes PORT : requests the operator serving metrics on 127.0.0.1:PORT has sent that change
+# the cluster (create, update, patch, delete), its Lease renewals left out.
+operator_writes() {
+  local metrics
+  metrics=$(curl -fsS "http://127.0.0.1:$1/metrics") || return 1
+  awk '/^perfstack_operator_kube_requests_total\{/ && /verb="(create|update|patch|delete|deletecollection)"/ &&
+    !/resource="leases"/ {n += $NF} END {print n + 0}' <<<"$metrics"
+}
+
+# operator_reconciles PORT : reconciles the operator serving metrics on 127.0.0.1:PORT has started.
+operator_reconciles() {
+  local metrics
+  metrics=$(curl -fsS "http://127.0.0.1:$1/metrics") || return 1
+  awk '/^perfstack_operator_reconciles_total / {print $2}' <<<"$metrics"
+}
