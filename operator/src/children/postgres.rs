@@ -1,15 +1,15 @@
 //! The bundled PostgreSQL: a one-replica StatefulSet with a volumeClaimTemplate and its headless Service.
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Container, ExecAction, PodSpec, Probe, Service};
 
 use super::credentials::PASSWORD_KEY;
 use super::pod::{
-    empty_dir, mount, plain_env, pod_spec, resources_or, restricted_container, secret_env, selector,
-    service_port, tcp_port, template,
+    empty_dir, mount, plain_env, pod_spec, resources_or, restricted_container, secret_env, service_port,
+    tcp_port,
 };
-use super::volume::{DATA_VOLUME, VolumeSpec, claim_template, claim_templates};
+use super::volume::{DATA_VOLUME, VolumeSpec, statefulset as statefulset_of};
 use super::{DATABASE_NAME, POSTGRES_PORT, ValidatedStack};
 
 /// Component label of the database.
@@ -76,28 +76,12 @@ pub fn statefulset(stack: &ValidatedStack, live: Option<&StatefulSet>) -> Statef
         ]),
         ..Container::default()
     };
-    StatefulSet {
-        metadata: stack.child_meta(names.postgres(), COMPONENT),
-        spec: Some(StatefulSetSpec {
-            replicas: Some(1),
-            service_name: Some(names.postgres()),
-            selector: selector(stack, COMPONENT),
-            template: template(
-                stack,
-                COMPONENT,
-                PodSpec {
-                    // Time for a clean shutdown (checkpoint) instead of crash recovery at start.
-                    termination_grace_period_seconds: Some(60),
-                    ..pod_spec(container, POSTGRES_UID, vec![empty_dir("run"), empty_dir("tmp")])
-                },
-            ),
-            volume_claim_templates: Some(claim_templates(live, || {
-                claim_template(stack, COMPONENT, &volume(stack))
-            })),
-            ..StatefulSetSpec::default()
-        }),
-        ..StatefulSet::default()
-    }
+    let pod = PodSpec {
+        // Time for a clean shutdown (checkpoint) instead of crash recovery at start.
+        termination_grace_period_seconds: Some(60),
+        ..pod_spec(container, POSTGRES_UID, vec![empty_dir("run"), empty_dir("tmp")])
+    };
+    statefulset_of(stack, names.postgres(), COMPONENT, pod, &volume(stack), live)
 }
 
 /// The headless Service giving the database pod a stable DNS name.

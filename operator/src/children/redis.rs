@@ -2,12 +2,12 @@
 //! Service. Redis holds the app's job queues (docs/jobs.md), so its data outlives a reschedule, a
 //! node drain or a change of `spec.cache` exactly like PostgreSQL's, and follows the same
 //! `deletionPolicy`.
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Container, PodSpec, Probe, Service, TCPSocketAction};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::pod::{pod_spec, resources_or, restricted_container, selector, service_port, tcp_port, template};
-use super::volume::{DATA_VOLUME, VolumeSpec, claim_template, claim_templates};
+use super::pod::{pod_spec, resources_or, restricted_container, service_port, tcp_port};
+use super::volume::{DATA_VOLUME, VolumeSpec, statefulset as statefulset_of};
 use super::{REDIS_PORT, ValidatedStack};
 
 /// Component label of the cache.
@@ -68,28 +68,12 @@ pub fn statefulset(stack: &ValidatedStack, live: Option<&StatefulSet>) -> Statef
         volume_mounts: Some(vec![super::pod::mount(DATA_VOLUME, "/data")]),
         ..Container::default()
     };
-    StatefulSet {
-        metadata: stack.child_meta(names.redis(), COMPONENT),
-        spec: Some(StatefulSetSpec {
-            replicas: Some(1),
-            service_name: Some(names.redis()),
-            selector: selector(stack, COMPONENT),
-            template: template(
-                stack,
-                COMPONENT,
-                PodSpec {
-                    // Time to rewrite and fsync the append-only file on a clean shutdown.
-                    termination_grace_period_seconds: Some(30),
-                    ..pod_spec(container, REDIS_UID, Vec::new())
-                },
-            ),
-            volume_claim_templates: Some(claim_templates(live, || {
-                claim_template(stack, COMPONENT, &volume(stack))
-            })),
-            ..StatefulSetSpec::default()
-        }),
-        ..StatefulSet::default()
-    }
+    let pod = PodSpec {
+        // Time to rewrite and fsync the append-only file on a clean shutdown.
+        termination_grace_period_seconds: Some(30),
+        ..pod_spec(container, REDIS_UID, Vec::new())
+    };
+    statefulset_of(stack, names.redis(), COMPONENT, pod, &volume(stack), live)
 }
 
 /// The Redis Service.

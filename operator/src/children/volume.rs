@@ -1,12 +1,12 @@
-//! The data volumes of the bundled PostgreSQL and Redis: the claim template their StatefulSets carry
-//! (one PersistentVolumeClaim per StatefulSet, `data-<stack>-<component>-0`). These claims hold the
+//! The data volumes of the bundled PostgreSQL and Redis, and the one-replica StatefulSets that carry
+//! their claim templates (one PersistentVolumeClaim per StatefulSet, `data-<stack>-<component>-0`). These claims hold the
 //! stack's data, so they never get an owner reference: no garbage-collection path can take them
 //! (docs/operator.md, "Deleting a stack").
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, VolumeResourceRequirements,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -30,6 +30,31 @@ pub struct VolumeSpec {
 /// The name of the claim the StatefulSet `set` makes for its only pod.
 pub fn claim_name(set: &str) -> String {
     format!("{DATA_VOLUME}-{set}-0")
+}
+
+/// The one-replica StatefulSet `name` of the pod that plays `component` (`pod`, mounting
+/// [`DATA_VOLUME`]), its data on the claim `volume` asks for; `live` is the StatefulSet as it exists,
+/// whose claim template is kept.
+pub fn statefulset(
+    stack: &ValidatedStack,
+    name: String,
+    component: &str,
+    pod: PodSpec,
+    volume: &VolumeSpec,
+    live: Option<&StatefulSet>,
+) -> StatefulSet {
+    StatefulSet {
+        metadata: stack.child_meta(name.clone(), component),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(1),
+            service_name: Some(name),
+            selector: super::pod::selector(stack, component),
+            template: super::pod::template(stack, component, pod),
+            volume_claim_templates: Some(claim_templates(live, || claim_template(stack, component, volume))),
+            ..StatefulSetSpec::default()
+        }),
+        ..StatefulSet::default()
+    }
 }
 
 /// The claim template of a new StatefulSet of `component`, from the spec.

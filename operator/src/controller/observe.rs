@@ -100,8 +100,6 @@ pub async fn observe(
     let services: Api<Service> = ctx.api(ns);
     let deployments: Api<Deployment> = ctx.api(ns);
     let config_maps: Api<ConfigMap> = ctx.api(ns);
-    let sets: Api<StatefulSet> = ctx.api(ns);
-    let claims: Api<PersistentVolumeClaim> = ctx.api(ns);
     let mut observed = Observed {
         autoscaling: ctx.autoscaling,
         recorded: recorded.cloned().unwrap_or_default(),
@@ -110,13 +108,9 @@ pub async fn observe(
     match &stack.database {
         DatabaseSource::Bundled => {
             observed.credentials = get(&secrets, "Secret", &names.credentials()).await?;
-            observed.postgres_service = get(&services, "Service", &names.postgres()).await?;
-            observed.postgres = get(&sets, "StatefulSet", &names.postgres()).await?;
-            let claim = volume::claim_name(&names.postgres());
-            observed.claims.push((
-                claim.clone(),
-                get(&claims, "PersistentVolumeClaim", &claim).await?,
-            ));
+            let postgres = data_set(ctx, ns, names.postgres()).await?;
+            (observed.postgres_service, observed.postgres) = (postgres.service, postgres.set);
+            observed.claims.push(postgres.claim);
         }
         DatabaseSource::External { secret, key } => {
             observed.external_database = Some(external_secret(&secrets, secret, key).await?);
@@ -124,14 +118,10 @@ pub async fn observe(
     }
     match &stack.cache {
         CacheSource::Bundled => {
-            observed.redis_service = get(&services, "Service", &names.redis()).await?;
-            observed.redis = get(&sets, "StatefulSet", &names.redis()).await?;
+            let redis = data_set(ctx, ns, names.redis()).await?;
+            (observed.redis_service, observed.redis) = (redis.service, redis.set);
+            observed.claims.push(redis.claim);
             observed.superseded_redis = get(&deployments, "Deployment", &names.redis()).await?;
-            let claim = volume::claim_name(&names.redis());
-            observed.claims.push((
-                claim.clone(),
-                get(&claims, "PersistentVolumeClaim", &claim).await?,
-            ));
         }
         CacheSource::External { secret, key } => {
             observed.external_cache = Some(external_secret(&secrets, secret, key).await?);
@@ -165,6 +155,26 @@ pub async fn observe(
         observed.app_metrics = Some(pods.scrape(&tuning.source).await);
     }
     Ok(observed)
+}
+
+/// A bundled component as it exists: its Service, its StatefulSet and its data claim.
+struct DataSet {
+    service: Option<Service>,
+    set: Option<StatefulSet>,
+    claim: (String, Option<PersistentVolumeClaim>),
+}
+
+/// Reads the Service and StatefulSet `name` and the StatefulSet's data claim.
+async fn data_set(ctx: &Context, ns: &str, name: String) -> Result<DataSet, Error> {
+    let service = get(&ctx.api(ns), "Service", &name).await?;
+    let set = get(&ctx.api(ns), "StatefulSet", &name).await?;
+    let claim = volume::claim_name(&name);
+    let found = get(&ctx.api(ns), "PersistentVolumeClaim", &claim).await?;
+    Ok(DataSet {
+        service,
+        set,
+        claim: (claim, found),
+    })
 }
 
 /// The live HPA, read as a dynamic object of the version the cluster serves.

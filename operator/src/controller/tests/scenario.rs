@@ -61,10 +61,10 @@ pub(super) enum Child {
     PostgresClaim,
     RedisService,
     Redis,
-    /// The Redis Deployment of operators before the StatefulSet.
-    RedisDeployment,
     /// Redis' data volume claim.
     RedisClaim,
+    /// The Redis Deployment of operators before the StatefulSet.
+    RedisDeployment,
     AppConfig,
     TuningConfig,
     Api,
@@ -83,8 +83,8 @@ impl Child {
         Child::PostgresClaim,
         Child::RedisService,
         Child::Redis,
-        Child::RedisDeployment,
         Child::RedisClaim,
+        Child::RedisDeployment,
         Child::AppConfig,
         Child::TuningConfig,
         Child::Api,
