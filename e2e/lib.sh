@@ -144,11 +144,12 @@ operator_process() {
   wait_for 30 "operator /readyz" curl -fsS "http://127.0.0.1:$port/readyz"
 }
 
-# stop_process PID : SIGTERM, then waits for it.
+# stop_process PID : SIGTERM, then waits for it. Its exit status (143 for a process SIGTERM ended)
+# is not the caller's: under `set -e` a failed `wait` would end the suite from its cleanup.
 stop_process() {
   [[ -n ${1:-} ]] || return 0
-  kill "$1" 2>/dev/null && wait "$1" 2>/dev/null
-  return 0
+  kill "$1" 2>/dev/null || return 0
+  wait "$1" 2>/dev/null || true
 }
 
 # delete_stacks NAMESPACE... : deletes every PerformanceStack there and waits up to 30 s for the
