@@ -6,6 +6,7 @@ mod drift;
 mod lifecycle;
 mod migration;
 mod scenario;
+mod tuner;
 
 use std::time::Duration;
 

@@ -13,10 +13,12 @@ use serde_json::{Value, json};
 
 use crate::children::ChildNames;
 use crate::children::volume::claim_name;
-use crate::controller::{AutoscalingApi, Context, StackEvents, reconcile};
+use crate::controller::{AutoscalingApi, Context, StackEvents, Tuning, reconcile};
 use crate::crd::PerformanceStack;
 use crate::fence::WriteFence;
 use crate::metrics::Metrics;
+use crate::tuner::scrape::Scraper;
+use crate::tuner::targets::{MetricsSource, Reach};
 
 type Check = Box<dyn Fn(&Value) + Send>;
 
@@ -142,6 +144,8 @@ pub(super) struct Scenario {
     calls: Vec<Call>,
     /// The client's write fence (as `run` sets it up), when the scenario closes it.
     fence: Option<WriteFence>,
+    /// Whether the operator runs its tuner (a fresh one: an operator just started).
+    tuner: bool,
 }
 
 impl Scenario {
@@ -152,7 +156,14 @@ impl Scenario {
             events: false,
             calls: Vec::new(),
             fence: None,
+            tuner: false,
         }
+    }
+
+    /// The operator runs its tuner, freshly started (as after a restart); pods are scraped by IP.
+    pub(super) fn with_tuner(mut self) -> Self {
+        self.tuner = true;
+        self
     }
 
     /// The client goes through `fence`, as the operator's does (`kube_requests::client`).
@@ -265,12 +276,12 @@ impl Scenario {
         } else {
             StackEvents::disabled()
         };
-        let ctx = Arc::new(Context::new(
-            client,
-            AutoscalingApi::V2,
-            events,
-            Arc::new(Metrics::default()),
-        ));
+        let mut ctx = Context::new(client, AutoscalingApi::V2, events, Arc::new(Metrics::default()));
+        if self.tuner {
+            let scraper = Scraper::new(Duration::from_secs(1)).expect("an HTTP client");
+            ctx = ctx.with_tuning(Tuning::with_source(Reach::PodIp, MetricsSource::Direct(scraper)));
+        }
+        let ctx = Arc::new(ctx);
         let server = tokio::spawn(serve(handle, self.calls));
         let result =
             tokio::time::timeout(Duration::from_secs(10), reconcile(Arc::new(self.stack), ctx)).await;

@@ -1,0 +1,67 @@
+//! The tuner across an operator restart: what it had put in force before (the pool in the live
+//! tuning file, the HPA bounds in `status.tuning`) stays; nothing is written back to the spec's.
+use http::Method;
+use serde_json::json;
+
+use super::scenario::{NS, Reply, Scenario};
+use super::*;
+use crate::crd::{StackStatus, TunedSettings, TuningStatus};
+use crate::tuner::Settings;
+
+#[tokio::test]
+async fn a_restarted_operator_keeps_the_tuned_pool_and_floor_and_writes_no_child() {
+    let mut spec = PerformanceStackSpec::default();
+    spec.pool.max_connections = 40;
+    let mut stack = stack(spec);
+    let v = validated(&stack);
+    // Before the restart, during a spike, the tuner had grown the pool to 15 and raised the floor
+    // to 6 (the ceiling 6 the budget leaves: 6 + 6 in transit x 15 + 10 = 190).
+    let tuned = Settings {
+        pool_min: 2,
+        pool_max: 15,
+        hpa_min: 6,
+        hpa_max: 6,
+        generation: 7,
+    };
+    let decision = TuningDecision {
+        settings: tuned,
+        ..super::decision(&v)
+    };
+    let d = build(&v, &decision, &Observed::default()).unwrap();
+    stack.status = Some(StackStatus {
+        tuning: Some(TuningStatus {
+            in_force: Some(TunedSettings {
+                pool_min: 2,
+                pool_max: 15,
+                min_replicas: 6,
+                max_replicas: 6,
+                generation: 7,
+            }),
+            ..TuningStatus::default()
+        }),
+        ..settled_status(&stack, MigrationSummary::default())
+    });
+    let job = job_name(&v);
+    // Every child read, then the API pods listed for the first interval (none Ready yet: it only
+    // takes a baseline). No child is written: neither the HPA (still 6..6) nor the pool (still 15).
+    reads(Scenario::new(stack).with_tuner(), &job, |child| live(&d, child))
+        .call(
+            Method::GET,
+            format!("/api/v1/namespaces/{NS}/pods?"),
+            Reply::Json(json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": []})),
+        )
+        .status_patch(|body| {
+            let status = &body["status"];
+            assert_eq!(status["pool"], "2-15", "the tuned pool, not the spec's");
+            assert_eq!(status["tuning"]["inForce"]["minReplicas"], 6);
+            let budget = status["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["type"] == "ConnectionBudget")
+                .unwrap();
+            assert_eq!(budget["status"], "True");
+        })
+        .run()
+        .await;
+}
