@@ -49,6 +49,35 @@ async fn invalid_spec_sets_ready_false_naming_the_field_and_touches_no_child() {
 }
 
 #[tokio::test]
+async fn an_invalid_resource_quantity_is_refused_before_any_child_is_written() {
+    let mut spec = PerformanceStackSpec::default();
+    spec.app.resources = Some(k8s_openapi::api::core::v1::ResourceRequirements {
+        requests: Some(
+            [(
+                "cpu".to_owned(),
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity("lots".into()),
+            )]
+            .into(),
+        ),
+        ..Default::default()
+    });
+    Scenario::new(stack(spec))
+        .status_patch(|body| {
+            let ready = &body["status"]["conditions"][0];
+            assert_eq!(ready["reason"], "InvalidSpec");
+            assert!(
+                ready["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("spec.app.resources.requests.cpu: \"lots\" is not a Kubernetes quantity"),
+                "{ready}"
+            );
+        })
+        .run_then_await_change()
+        .await;
+}
+
+#[tokio::test]
 async fn new_stack_gets_the_finalizer_first() {
     let mut stack = stack(PerformanceStackSpec::default());
     stack.metadata.finalizers = None;

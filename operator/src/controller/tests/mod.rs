@@ -245,6 +245,10 @@ async fn first_reconcile_creates_every_child_and_reports_provisioning() {
             format!("/api/v1/namespaces/{NS}/secrets?&fieldManager=perfstack-operator"),
             Reply::Echo,
             |body| {
+                assert!(
+                    body["metadata"].get("ownerReferences").is_none(),
+                    "the credentials are never owned: no garbage collection may delete them"
+                );
                 let data = &body["stringData"];
                 assert_eq!(data["password"].as_str().map(str::len), Some(32));
                 assert!(

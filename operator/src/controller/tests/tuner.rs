@@ -3,7 +3,7 @@
 use http::Method;
 use serde_json::json;
 
-use super::scenario::{NS, Reply, Scenario};
+use super::scenario::{Child, NS, Reply, Scenario};
 use super::*;
 use crate::crd::{StackStatus, TunedSettings, TuningStatus};
 use crate::tuner::Settings;
@@ -61,6 +61,57 @@ async fn a_restarted_operator_keeps_the_tuned_pool_and_floor_and_writes_no_child
                 .find(|c| c["type"] == "ConnectionBudget")
                 .unwrap();
             assert_eq!(budget["status"], "True");
+        })
+        .run()
+        .await;
+}
+
+#[tokio::test]
+async fn a_smaller_pool_goes_out_under_a_ceiling_that_leaves_room_for_both_pools_hpa_first() {
+    let Built {
+        mut stack,
+        desired: d,
+        job,
+        ..
+    } = built();
+    stack.status = Some(settled_status(&stack, MigrationSummary::default()));
+    stack.spec.pool.max_connections = 8;
+    stack.metadata.generation = Some(2);
+    // Two API pods alive, none Ready (the listing counts them all).
+    let pod =
+        |name: &str| json!({"metadata": {"name": name, "namespace": NS}, "status": {"phase": "Pending"}});
+    let pods = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {},
+        "items": [pod("shop-api-a"), pod("shop-api-b")]});
+    reads(Scenario::new(stack).with_tuner(), &job, |child| live(&d, child))
+        .call(
+            Method::GET,
+            format!("/api/v1/namespaces/{NS}/pods?"),
+            Reply::Json(pods),
+        )
+        // While a pod may hold its 10-pool and the new 8-pool: (4 + 3 in transit) x 18 + 10 = 136,
+        // and the HPA is written before any pod can read the new pool.
+        .apply_checked(Child::Hpa, &job, |body| {
+            assert_eq!(
+                (&body["spec"]["minReplicas"], &body["spec"]["maxReplicas"]),
+                (&json!(2), &json!(4))
+            );
+        })
+        .apply_checked(Child::AppConfig, &job, |body| {
+            assert_eq!(body["data"]["DB_POOL_MAX"], "8")
+        })
+        .apply_checked(Child::TuningConfig, &job, |body| {
+            let file = body["data"]["tuning.yaml"].as_str().unwrap();
+            assert!(file.contains("maxConnections: 8"), "{file}");
+        })
+        .status_patch(|body| {
+            let budget = body["status"]["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["type"] == "ConnectionBudget")
+                .cloned()
+                .unwrap();
+            assert_eq!(budget["reason"], "Fits", "the defaults fit: {budget}");
         })
         .run()
         .await;
