@@ -116,14 +116,16 @@ stack_ready() {
   [[ $(condition "$NS" "$1" Ready) == True ]]
 }
 # The HPA controller raises the Deployment to minReplicas on its own schedule; a stack is settled once
-# it did and every pod is ready, so later resourceVersion comparisons see only the operator's doing.
+# it did and every pod is ready and available (minReadySeconds later the Deployment controller writes
+# its status once more), so later resourceVersion comparisons see only the operator's doing.
 stack_settled() {
   stack_ready "$1" || return 1
   local min deploy
   min=$(K get hpa -n "$NS" "$1-api" -o jsonpath='{.spec.minReplicas}' 2>/dev/null) || min=1
   deploy=$(K get deployment -n "$NS" "$1-api" -o json)
   jq -e --argjson min "${min:-1}" '.spec.replicas >= $min and .status.readyReplicas == .spec.replicas
-    and .status.updatedReplicas == .spec.replicas and (.status.replicas // 0) == .spec.replicas' <<<"$deploy" >/dev/null
+    and .status.updatedReplicas == .spec.replicas and (.status.replicas // 0) == .spec.replicas
+    and .status.availableReplicas == .spec.replicas' <<<"$deploy" >/dev/null
 }
 
 # ---------- 1. children with owner references; 2. Ready ----------
