@@ -17,8 +17,7 @@ fn edited(edit: impl FnOnce(&mut PerformanceStackSpec)) -> (PerformanceStack, De
         desired: before,
         job,
         ..
-    } = built();
-    stack.status = Some(settled_status(&stack, MigrationSummary::default()));
+    } = settled();
     edit(&mut stack.spec);
     (stack, before, job)
 }
@@ -69,12 +68,7 @@ async fn expand(answer: Reply) -> Value {
 }
 
 fn storage(status: &Value) -> (&str, &str) {
-    let condition = status["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Storage")
-        .unwrap();
+    let condition = condition_in(status, "Storage");
     (
         condition["status"].as_str().unwrap(),
         condition["reason"].as_str().unwrap(),
@@ -125,12 +119,11 @@ async fn a_refused_expansion_is_reported_stops_nothing_and_is_not_asked_again() 
 #[tokio::test]
 async fn the_redis_deployment_of_an_earlier_operator_gives_way_to_the_statefulset() {
     let Built {
-        mut stack,
+        stack,
         desired: d,
         job,
         ..
-    } = built();
-    stack.status = Some(settled_status(&stack, MigrationSummary::default()));
+    } = settled();
     let old = json!({"apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "shop-redis", "labels": {"perfstack.dev/stack": "shop"}}});
     reads(Scenario::new(stack), &job, |child| match child {

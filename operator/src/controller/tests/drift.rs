@@ -8,13 +8,6 @@ use serde_json::{Value, json};
 use super::scenario::{Child, Reply, Scenario, json_of};
 use super::*;
 
-/// A settled stack (Ready, its migration done) and what its reconcile builds.
-fn settled() -> Built {
-    let mut built = built();
-    built.stack.status = Some(settled_status(&built.stack, MigrationSummary::default()));
-    built
-}
-
 /// `object` as the API server returns it after the operator's apply, with `others` (manager,
 /// fieldsV1) in its managedFields besides the operator's own entry.
 fn managed(object: Reply, others: &[(&str, Value)]) -> Reply {

@@ -219,8 +219,7 @@ async fn paused(pause: impl FnOnce(&mut PerformanceStack), reason: &'static str)
         desired: d,
         job,
         ..
-    } = super::built();
-    stack.status = Some(super::settled_status(&stack, Default::default()));
+    } = super::settled();
     stack.spec.pool.max_connections = 8;
     pause(&mut stack);
     let action = super::reads(Scenario::new(stack).with_events(), &job, |child| match child {
@@ -237,15 +236,7 @@ async fn paused(pause: impl FnOnce(&mut PerformanceStack), reason: &'static str)
             (&status["phase"], &status["reason"]),
             (&json!("Suspended"), &json!(reason))
         );
-        let condition = |type_: &str| {
-            status["conditions"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|c| c["type"] == type_)
-                .cloned()
-                .unwrap()
-        };
+        let condition = |type_: &str| super::condition_in(status, type_).clone();
         let suspended = condition("Suspended");
         assert_eq!(
             (&suspended["status"], &suspended["reason"]),

@@ -81,6 +81,13 @@ fn built() -> Built {
     }
 }
 
+/// A settled stack of the default spec (Ready, its migration done) and what its reconcile builds.
+fn settled() -> Built {
+    let mut built = built();
+    built.stack.status = Some(settled_status(&built.stack, MigrationSummary::default()));
+    built
+}
+
 fn ready_deployment(desired: &Deployment) -> Deployment {
     let mut deployment = desired.clone();
     deployment.metadata.generation = Some(1);
@@ -220,6 +227,14 @@ fn settled_status(stack: &PerformanceStack, summary: MigrationSummary) -> crate:
     };
     let earlier = Time(k8s_openapi::jiff::Timestamp::from_second(1_700_000_000).unwrap());
     super::status::compute(stack, &v, &Observed::default(), &applied, &decision(&v), &earlier)
+}
+
+/// The condition `type_` of a status as the operator wrote it.
+fn condition_in<'a>(status: &'a Value, type_: &str) -> &'a Value {
+    status["conditions"]
+        .as_array()
+        .and_then(|conditions| conditions.iter().find(|c| c["type"] == type_))
+        .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
 }
 
 fn condition_types(status: &Value) -> Vec<&str> {

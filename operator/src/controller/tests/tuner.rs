@@ -54,13 +54,7 @@ async fn a_restarted_operator_keeps_the_tuned_pool_and_floor_and_writes_no_child
             let status = &body["status"];
             assert_eq!(status["pool"], "2-15", "the tuned pool, not the spec's");
             assert_eq!(status["tuning"]["inForce"]["minReplicas"], 6);
-            let budget = status["conditions"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|c| c["type"] == "ConnectionBudget")
-                .unwrap();
-            assert_eq!(budget["status"], "True");
+            assert_eq!(condition_in(status, "ConnectionBudget")["status"], "True");
         })
         .run()
         .await;
@@ -73,8 +67,7 @@ async fn a_smaller_pool_goes_out_under_a_ceiling_that_leaves_room_for_both_pools
         desired: d,
         job,
         ..
-    } = built();
-    stack.status = Some(settled_status(&stack, MigrationSummary::default()));
+    } = settled();
     stack.spec.pool.max_connections = 8;
     stack.metadata.generation = Some(2);
     // Two API pods alive, none Ready (the listing counts them all).
@@ -104,13 +97,7 @@ async fn a_smaller_pool_goes_out_under_a_ceiling_that_leaves_room_for_both_pools
             assert!(file.contains("maxConnections: 8"), "{file}");
         })
         .status_patch(|body| {
-            let budget = body["status"]["conditions"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|c| c["type"] == "ConnectionBudget")
-                .cloned()
-                .unwrap();
+            let budget = condition_in(&body["status"], "ConnectionBudget");
             assert_eq!(budget["reason"], "Fits", "the defaults fit: {budget}");
         })
         .run()
