@@ -79,7 +79,7 @@ NEEDED=(
   "secrets get,list,watch,create,patch,delete"
   "configmaps get,list,watch,create,patch,delete"
   "services get,list,watch,create,patch,delete"
-  "persistentvolumeclaims get,list,delete"
+  "persistentvolumeclaims get,list,watch,patch,delete"
   "pods get,list,watch"
   "pods/proxy get"
   "statefulsets.apps get,list,watch,create,patch,delete"
@@ -183,7 +183,9 @@ run_operator_checks() {
   operator_pid=$!
   kubectl apply -n "$WATCH" -f examples/minimal.yaml >/dev/null || { ko "apply examples/minimal.yaml"; return; }
   stack=$(kubectl get performancestacks.perfstack.dev -n "$WATCH" -o jsonpath='{.items[0].metadata.name}')
-  local kinds=(secrets configmaps services statefulsets.apps) missing
+  # The credentials Secret holds the database's password: it is never owned by the stack (no garbage
+  # collection may delete it), the other children are.
+  local kinds=(configmaps services statefulsets.apps) missing
   deadline=$((SECONDS + 90))
   while :; do
     missing=()
@@ -191,12 +193,17 @@ run_operator_checks() {
       kubectl get "$k" -n "$WATCH" -o jsonpath='{range .items[*]}{.metadata.ownerReferences[*].kind}{"\n"}{end}' \
         | grep -q PerformanceStack || missing+=("$k")
     done
+    kubectl get secret -n "$WATCH" "$stack-credentials" >/dev/null 2>&1 || missing+=("secret/$stack-credentials")
     ((${#missing[@]} == 0)) && break
     ((SECONDS > deadline)) && break
     kill -0 "$operator_pid" 2>/dev/null || break
     sleep 2
   done
-  if ((${#missing[@]} == 0)); then ok; else ko "no ${missing[*]} owned by stack $stack after 90 s"; fi
+  if ((${#missing[@]} == 0)); then ok; else
+    ko "no ${missing[*]} owned by stack $stack after 90 s"; tail -20 "$work/operator.log" >&2
+  fi
+  [[ $(kubectl get secret -n "$WATCH" "$stack-credentials" -o jsonpath='{.metadata.ownerReferences}' 2>/dev/null) == "" ]] \
+    && ok || ko "secret/$stack-credentials is owned: garbage collection could delete it"
   [[ -n $(kubectl get performancestacks.perfstack.dev "$stack" -n "$WATCH" -o jsonpath='{.status.observedGeneration}') ]] \
     && ok || ko "stack status never written"
   [[ $(kubectl get lease "$SA" -n "$SYS" -o jsonpath='{.spec.holderIdentity}' 2>/dev/null) == e2e-chart-0 ]] \

@@ -144,11 +144,12 @@ operator_process() {
   wait_for 30 "operator /readyz" curl -fsS "http://127.0.0.1:$port/readyz"
 }
 
-# stop_process PID : SIGTERM, then waits for it.
+# stop_process PID : SIGTERM, then waits for it. Its exit status (143 for a process SIGTERM ended)
+# is not the caller's: under `set -e` a failed `wait` would end the suite from its cleanup.
 stop_process() {
   [[ -n ${1:-} ]] || return 0
-  # `wait` returns the signal's status (143): never let that end a caller running under set -e.
-  { kill "$1" && wait "$1"; } 2>/dev/null || true
+  kill "$1" 2>/dev/null || return 0
+  wait "$1" 2>/dev/null || true
 }
 
 # delete_stacks NAMESPACE... : deletes every PerformanceStack there and waits up to 30 s for the
@@ -183,4 +184,20 @@ mark_pod_running() {
     podIP:$ip,conditions:[{type:"Initialized",status:"True",lastTransitionTime:$now},
     {type:"PodScheduled",status:"True",lastTransitionTime:$now},{type:"ContainersReady",status:"True",lastTransitionTime:$now},
     {type:"Ready",status:"True",lastTransitionTime:$now}]}}')" >/dev/null
+}
+
+# operator_writes PORT : requests the operator serving metrics on 127.0.0.1:PORT has sent that change
+# the cluster (create, update, patch, delete), its Lease renewals left out.
+operator_writes() {
+  local metrics
+  metrics=$(curl -fsS "http://127.0.0.1:$1/metrics") || return 1
+  awk '/^perfstack_operator_kube_requests_total\{/ && /verb="(create|update|patch|delete|deletecollection)"/ &&
+    !/resource="leases"/ {n += $NF} END {print n + 0}' <<<"$metrics"
+}
+
+# operator_reconciles PORT : reconciles the operator serving metrics on 127.0.0.1:PORT has started.
+operator_reconciles() {
+  local metrics
+  metrics=$(curl -fsS "http://127.0.0.1:$1/metrics") || return 1
+  awk '/^perfstack_operator_reconciles_total / {print $2}' <<<"$metrics"
 }

@@ -21,6 +21,7 @@ cleanup() {
   stop_process "$OPERATOR_PID"
   K delete namespace "$NS" "$NS_BAD" --wait=false >/dev/null 2>&1 || true
   K delete clusterrole,clusterrolebinding "$NS" --ignore-not-found >/dev/null 2>&1 || true
+  K delete storageclass,persistentvolume "$NS-expandable" "$NS-fixed" --ignore-not-found >/dev/null 2>&1 || true
   ((rc == 0)) || log "e2e FAILED (operator log: $WORK/operator.log)"
   exit $rc
 }
@@ -79,10 +80,18 @@ expected_children() {
   local spec; spec=$(stack_json "$NS" "$1" | jq -c .spec)
   printf '%s\n' "configmap/$1-config" "configmap/$1-tuning" "service/$1-api" "deployment/$1-api"
   [[ $(jq -r '.database.mode // "Bundled"' <<<"$spec") == Bundled ]] &&
-    printf '%s\n' "secret/$1-credentials" "statefulset/$1-postgres" "service/$1-postgres"
-  [[ $(jq -r '.cache.mode // "Bundled"' <<<"$spec") == Bundled ]] && printf '%s\n' "deployment/$1-redis" "service/$1-redis"
+    printf '%s\n' "statefulset/$1-postgres" "service/$1-postgres"
+  [[ $(jq -r '.cache.mode // "Bundled"' <<<"$spec") == Bundled ]] && printf '%s\n' "statefulset/$1-redis" "service/$1-redis"
   [[ $(jq -r '.migrations.enabled // true' <<<"$spec") == true ]] &&
     echo "job -l perfstack.dev/stack=$1,app.kubernetes.io/component=migration"
+  return 0
+}
+# The data a stack keeps, which it must never own (so no garbage collection can take it).
+data_objects() {
+  local spec; spec=$(stack_json "$NS" "$1" | jq -c .spec)
+  [[ $(jq -r '.database.mode // "Bundled"' <<<"$spec") == Bundled ]] &&
+    printf '%s\n' "secret/$1-credentials" "pvc/data-$1-postgres-0"
+  [[ $(jq -r '.cache.mode // "Bundled"' <<<"$spec") == Bundled ]] && echo "pvc/data-$1-redis-0"
   return 0
 }
 
@@ -107,14 +116,16 @@ stack_ready() {
   [[ $(condition "$NS" "$1" Ready) == True ]]
 }
 # The HPA controller raises the Deployment to minReplicas on its own schedule; a stack is settled once
-# it did and every pod is ready, so later resourceVersion comparisons see only the operator's doing.
+# it did and every pod is ready and available (minReadySeconds later the Deployment controller writes
+# its status once more), so later resourceVersion comparisons see only the operator's doing.
 stack_settled() {
   stack_ready "$1" || return 1
   local min deploy
   min=$(K get hpa -n "$NS" "$1-api" -o jsonpath='{.spec.minReplicas}' 2>/dev/null) || min=1
   deploy=$(K get deployment -n "$NS" "$1-api" -o json)
   jq -e --argjson min "${min:-1}" '.spec.replicas >= $min and .status.readyReplicas == .spec.replicas
-    and .status.updatedReplicas == .spec.replicas and (.status.replicas // 0) == .spec.replicas' <<<"$deploy" >/dev/null
+    and .status.updatedReplicas == .spec.replicas and (.status.replicas // 0) == .spec.replicas
+    and .status.availableReplicas == .spec.replicas' <<<"$deploy" >/dev/null
 }
 
 # ---------- 1. children with owner references; 2. Ready ----------
@@ -142,6 +153,16 @@ for stack in "${STACKS[@]}"; do
   if [[ $HPA_V2 == true ]]; then hpa=horizontalpodautoscaler.v2.autoscaling; else hpa=horizontalpodautoscaler.v2beta2.autoscaling; fi
   [[ $(K get "$hpa" -n "$NS" "$stack-api" -o jsonpath='{.metadata.ownerReferences[0].uid}') == "$uid" ]] || fail "$stack: HPA missing or not owned"
   pass "$stack: every child exists with the stack as controller owner"
+  while read -r line; do
+    owners=$(K get -n "$NS" "$line" -o json | jq -c '.metadata.ownerReferences // []')
+    [[ $owners == "[]" ]] || fail "$stack: $line carries owner references ($owners): garbage collection could delete it"
+  done < <(data_objects "$stack")
+  pass "$stack: its data ($(data_objects "$stack" | tr '\n' ' ')) has no owner reference"
+  # The budget counts the pods in transit, and the builders keep them to that count.
+  [[ $(K get deployment -n "$NS" "$stack-api" -o jsonpath='{.spec.minReadySeconds}') == 30 ]] || fail "$stack: minReadySeconds is not 30"
+  K get "$hpa" -n "$NS" "$stack-api" -o json | jq -e '.spec.behavior.scaleDown.policies[0] | .type == "Pods" and .periodSeconds == 30' >/dev/null ||
+    fail "$stack: the HPA's scale-down is not limited per grace period"
+  pass "$stack: rollouts wait minReadySeconds 30 and the HPA scales down a surge per 30 s (the budget's transit)"
   json=$(stack_json "$NS" "$stack")
   [[ $(jq -r .status.phase <<<"$json") == Ready ]] || fail "$stack: phase is not Ready"
   [[ $(jq -r .status.observedGeneration <<<"$json") == $(jq -r .metadata.generation <<<"$json") ]] || fail "$stack: observedGeneration lags"
@@ -161,6 +182,13 @@ for stack in "${STACKS[@]}"; do
 done
 K get events.events.k8s.io -n "$NS" -o json | jq -e '[.items[] | select(.regarding.kind=="PerformanceStack" and .reason=="PhaseReady")] | length > 0' >/dev/null ||
   fail "no PhaseReady Event recorded"
+others=$(K get events.events.k8s.io -n "$NS" -o json | jq -r '[.items[] | select(.regarding.kind=="PerformanceStack") | .reason
+  | select(startswith("Phase") | not)] | unique | join(" ")')
+[[ -z $others ]] || fail "Events other than phase changes for healthy stacks: $others"
+pass "Events: phase changes only ($(K get events.events.k8s.io -n "$NS" -o json | jq '[.items[] | select(.regarding.kind=="PerformanceStack")] | length') for ${#STACKS[@]} stacks)"
+[[ $(condition "$NS" demo ConnectionBudget reason) == Fits ]] || fail "demo (spec: {}): ConnectionBudget is $(condition "$NS" demo ConnectionBudget reason), not Fits"
+[[ $(stack_json "$NS" demo | jq -r .status.pool) == 2-10 ]] || fail "demo: the pool is not the default 2-10"
+pass "the defaults fit their budget as they are: $(condition "$NS" demo ConnectionBudget message | cut -c1-100)..."
 # Read the whole body first: `curl | grep -q` fails under pipefail when grep stops reading early.
 metrics=$(curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics")
 grep -q 'perfstack_operator_stacks{phase="Ready"} '"${#STACKS[@]}" <<<"$metrics" || fail "/metrics does not count the Ready stacks"
@@ -192,9 +220,41 @@ after=$(versions)
 [[ $before == "$after" ]] || fail "a second pass changed resourceVersions: $(diff <(echo "$before") <(echo "$after") || true)"
 tail -n +"$mark" "$WORK/operator.log" | grep -q '"applying child"' && fail "the second pass applied children"
 pass "a second pass (operator restarted) changed no resourceVersion"
+
+# ---------- 3b. a quiet stack costs no write (right after the restart: no tuning interval is due) ----------
+poke() { # poke N : N changes of the stacks that change nothing the operator owns; each is a reconcile
+  local i stack
+  for i in $(seq 1 "$1"); do
+    for stack in "${STACKS[@]}"; do K annotate pstack -n "$NS" "$stack" --overwrite "e2e.perfstack.dev/poke=$i" >/dev/null; done
+    sleep 1
+  done
+}
+writes=$(operator_writes "$METRICS_PORT")
+reconciles=$(operator_reconciles "$METRICS_PORT")
+poke 5
+sleep 3
+quiet=$(( $(operator_reconciles "$METRICS_PORT") - reconciles ))
+((quiet >= 5)) || fail "the pokes caused $quiet reconciles"
+(( $(operator_writes "$METRICS_PORT") == writes )) || fail "a quiet stack was written to: $(( $(operator_writes "$METRICS_PORT") - writes )) writes in $quiet reconciles"
+pass "a quiet stack costs 0 writes per reconcile ($quiet reconciles, 0 writes)"
 K delete configmap -n "$NS" "${STACKS[0]}-config" >/dev/null
 wait_for 30 "a deleted child is re-created" K get configmap -n "$NS" "${STACKS[0]}-config"
 pass "a deleted child is re-created"
+
+# ---------- 3c. a hand edit is reverted, other writers' fields stay ----------
+stack=${STACKS[0]}
+K annotate configmap -n "$NS" "$stack-config" other-tool.example/owner=platform >/dev/null
+start=$(date +%s.%N)
+K patch configmap -n "$NS" "$stack-config" --type=merge -p '{"data":{"LOG_FORMAT":"text"}}' >/dev/null
+reverted() { [[ $(K get configmap -n "$NS" "$stack-config" -o jsonpath='{.data.LOG_FORMAT}') == json ]]; }
+wait_for 30 "$stack: the hand edit of $stack-config reverted" reverted
+revert_s=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
+awk -v s="$revert_s" 'BEGIN {exit !(s < 10)}' || fail "$stack: the hand edit took ${revert_s}s to revert"
+[[ $(K get configmap -n "$NS" "$stack-config" -o jsonpath='{.metadata.annotations.other-tool\.example/owner}') == platform ]] ||
+  fail "$stack: another tool's annotation was removed"
+K get --raw "/api/v1/namespaces/$NS/configmaps/$stack-config" | jq -e '[.metadata.managedFields[] | select(.manager=="perfstack-operator") |
+  .fieldsV1["f:data"]["f:LOG_FORMAT"]] | length == 1' >/dev/null || fail "$stack: the operator does not own LOG_FORMAT again"
+pass "$stack: a hand edit of a field the operator owns is reverted in ${revert_s}s; another tool's annotation stays"
 
 # ---------- 4. a new image rolls out only after its migration ----------
 stack=${STACKS[0]}
@@ -218,20 +278,43 @@ wait_for 30 "$stack: superseded migration Job deleted" sh -c "! kubectl get job 
   fail "$stack: the credentials Secret was rewritten"
 pass "$stack: rolled to the new image after its migration; old Job removed; credentials untouched"
 
-# ---------- 5. suspend freezes the stack ----------
+# ---------- 5. pause: spec.suspend, and the annotation for a stack a GitOps tool owns ----------
 K patch pstack -n "$NS" "$stack" --type=merge -p '{"spec":{"suspend":true}}' >/dev/null
-suspended() { [[ $(stack_json "$NS" "$stack" | jq -r .status.phase) == Suspended ]]; }
-wait_for 30 "$stack: phase Suspended" suspended
+suspended() { [[ $(stack_json "$NS" "$stack" | jq -r .status.phase) == Suspended && $(condition "$NS" "$stack" Suspended reason) == "$1" ]]; }
+wait_for 30 "$stack: phase Suspended, condition Suspended (SpecSuspend)" suspended SpecSuspend
+condition "$NS" "$stack" Suspended message | grep -q 'the tuner is frozen' || fail "$stack: Suspended does not say the tuner is frozen"
 config_rv=$(K get configmap -n "$NS" "$stack-tuning" -o jsonpath='{.metadata.resourceVersion}')
-# 15 keeps the default 10 replicas x pool + 10 reserved within max_connections 200 (docs/tuning.md).
-K patch pstack -n "$NS" "$stack" --type=merge -p '{"spec":{"pool":{"maxConnections":15}}}' >/dev/null
-sleep 3
+writes=$(operator_writes "$METRICS_PORT")
+# A smaller pool: it fits the budget, so it is written once the stack resumes.
+K patch pstack -n "$NS" "$stack" --type=merge -p '{"spec":{"pool":{"maxConnections":8}}}' >/dev/null
+# Conditions are still observed: the database pod stops being Ready.
+db_pod=$stack-postgres-0
+K patch pod -n "$NS" "$db_pod" --subresource=status --type=merge -p '{"status":{"conditions":[{"type":"Ready","status":"False"}]}}' >/dev/null
+observed_down() { [[ $(condition "$NS" "$stack" DatabaseReady) == False ]] && suspended SpecSuspend; }
+wait_for 30 "$stack: DatabaseReady False while suspended" observed_down
 [[ $(K get configmap -n "$NS" "$stack-tuning" -o jsonpath='{.metadata.resourceVersion}') == "$config_rv" ]] ||
   fail "$stack: a suspended stack's children changed"
+written=$(( $(operator_writes "$METRICS_PORT") - writes ))
+mark_pod_running "$NS" "$db_pod" 127.0.0.9
+pass "$stack: suspended: conditions still observed (DatabaseReady False), the tuner frozen, $written writes (status and its Events only)"
 K patch pstack -n "$NS" "$stack" --type=merge -p '{"spec":{"suspend":false}}' >/dev/null
-resumed() { K get configmap -n "$NS" "$stack-tuning" -o jsonpath='{.data.tuning\.yaml}' | grep -q 'maxConnections: 15'; }
-wait_for 30 "$stack: resumed and applied the pool change" resumed
-pass "$stack: suspend freezes the children; resuming applies what changed meanwhile"
+resumed() { K get configmap -n "$NS" "$stack-tuning" -o jsonpath='{.data.tuning\.yaml}' | grep -q 'maxConnections: 8'; }
+wait_for 90 "$stack: resumed and applied the pool change" resumed
+[[ $(condition "$NS" "$stack" Suspended) == False ]] || fail "$stack: Suspended still True after resuming"
+# The pool swap leaves room for both pools on every pod: (4 + 3 in transit) x (10 + 8) + 10 <= 200.
+hpa_max=$(K get "$hpa" -n "$NS" "$stack-api" -o jsonpath='{.spec.maxReplicas}')
+((hpa_max <= 4)) || fail "$stack: the HPA allows $hpa_max replicas while pods may hold both pools"
+pass "$stack: resuming applies what changed meanwhile; while the pool swaps the HPA allows $hpa_max replicas"
+K annotate pstack -n "$NS" "$stack" perfstack.dev/paused=true >/dev/null
+wait_for 30 "$stack: paused by annotation" suspended PausedByAnnotation
+K patch pstack -n "$NS" "$stack" --type=merge -p '{"spec":{"app":{"targetCpuUtilization":65}}}' >/dev/null
+sleep 3
+target() { K get "$hpa" -n "$NS" "$stack-api" -o json | jq -r '.spec.metrics[0].resource.target.averageUtilization'; }
+[[ $(target) == 70 ]] || fail "$stack: the HPA changed while paused by annotation"
+K annotate pstack -n "$NS" "$stack" perfstack.dev/paused- >/dev/null
+target_applied() { [[ $(target) == 65 ]]; }
+wait_for 30 "$stack: unpaused and the HPA target applied" target_applied
+pass "$stack: the perfstack.dev/paused annotation pauses and resumes it like spec.suspend"
 
 # ---------- 6. invalid stacks ----------
 if K apply --validate=false -n "$NS_BAD" -f - >/dev/null 2>&1 <<'EOF'
@@ -259,8 +342,28 @@ if K get pstack -n "$NS_BAD" inverted-pool >/dev/null 2>&1; then
 else
   pass "an invalid stack is rejected by the schema's CEL rule"
 fi
+if K apply --validate=false -n "$NS_BAD" -f - >/dev/null 2>&1 <<'EOF'
+apiVersion: perfstack.dev/v1alpha1
+kind: PerformanceStack
+metadata: {name: bad-quantity}
+spec: {app: {resources: {requests: {cpu: lots}}}}
+EOF
+then fail "the schema accepted cpu: lots"; fi
+pass "the schema rejects app.resources.requests.cpu=lots"
+# Another PostgreSQL major version than the data's: refused before anything is written.
+stack=${STACKS[0]}
+K patch pstack -n "$NS" "$stack" --type=merge -p '{"spec":{"database":{"bundled":{"image":"postgres:16-alpine"}}}}' >/dev/null
+major_refused() { [[ $(condition "$NS" "$stack" Ready reason) == InvalidSpec ]]; }
+wait_for 30 "$stack: another major version refused" major_refused
+condition "$NS" "$stack" Ready message | grep -q 'spec.database.bundled.image: postgres:16-alpine is PostgreSQL 16.*pg_dumpall' ||
+  fail "$stack: the refusal does not name the field and how to upgrade: $(condition "$NS" "$stack" Ready message)"
+[[ $(K get statefulset -n "$NS" "$stack-postgres" -o jsonpath='{.spec.template.spec.containers[0].image}') == postgres:15-alpine ]] ||
+  fail "$stack: the StatefulSet rolled to another major version"
+K patch pstack -n "$NS" "$stack" --type=merge -p '{"spec":{"database":{"bundled":{"image":"postgres:15-alpine"}}}}' >/dev/null
+wait_for 60 "$stack: Ready again with its own major version" stack_ready "$stack"
+pass "$stack: postgres:16 over data of 15 is refused naming spec.database.bundled.image and pg_dumpall"
 # A child the API server refuses (here a ResourceQuota allowing no Services) shows in Ready with the
-# server's own words, not only in the operator's log.
+# server's own words, not only in the operator's log; the other children go ahead.
 K create quota -n "$NS_BAD" no-services --hard=services=0 >/dev/null
 K apply --validate=false -n "$NS_BAD" -f - >/dev/null <<'EOF'
 apiVersion: perfstack.dev/v1alpha1
@@ -274,59 +377,165 @@ refused_reported() {
 }
 wait_for 60 "Ready=False ApplyFailed naming the refused Service and the quota" refused_reported
 [[ $(stack_json "$NS_BAD" over-quota | jq -r .status.phase) == Provisioning ]] || fail "over-quota: phase is not Provisioning"
-pass "a refused child is reported: Ready=False ApplyFailed, '$(condition "$NS_BAD" over-quota Ready message | cut -c1-90)...'"
+for child in statefulset/over-quota-postgres statefulset/over-quota-redis configmap/over-quota-config configmap/over-quota-tuning; do
+  K get -n "$NS_BAD" "$child" >/dev/null 2>&1 || fail "over-quota: $child was not written after the Services were refused"
+done
+[[ $(condition "$NS_BAD" over-quota Ready message | grep -o 'applying Service' | wc -l) == 3 ]] ||
+  fail "over-quota: Ready does not name the three refused Services"
+pass "refused children do not stop the others; all are reported: '$(condition "$NS_BAD" over-quota Ready message | cut -c1-90)...'"
 K delete pstack -n "$NS_BAD" over-quota --wait=false >/dev/null
 
-# ---------- 7. deletion: children collected, PVCs kept under Retain ----------
+# ---------- 7. storage: a larger size is asked of the claim; what cannot be done is reported ----------
+# Claims bound to volumes of two classes, one that allows expansion and one that does not (the
+# API server's PersistentVolumeClaimResize admission decides).
+for class in expandable fixed; do
+  K apply -f - >/dev/null <<EOF
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: $NS-$class}
+provisioner: kubernetes.io/no-provisioner
+allowVolumeExpansion: $([[ $class == expandable ]] && echo true || echo false)
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: $NS-$class}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  storageClassName: $NS-$class
+  hostPath: {path: /tmp/$NS-$class}
+  claimRef: {namespace: $NS, name: data-vol-$class-postgres-0}
+---
+apiVersion: perfstack.dev/v1alpha1
+kind: PerformanceStack
+metadata: {name: vol-$class, namespace: $NS}
+spec:
+  database: {bundled: {storageSize: 1Gi, storageClassName: $NS-$class}}
+  cache: {mode: Disabled}
+  migrations: {enabled: false}
+  deletionPolicy: Delete
+EOF
+done
+claim_bound() { [[ $(K get pvc -n "$NS" "data-$1-postgres-0" -o jsonpath='{.status.phase}' 2>/dev/null) == Bound ]]; }
+storage_is() { play_kubelet "$1"; [[ $(condition "$NS" "$1" Storage reason) == "$2" ]]; }
+for stack in vol-expandable vol-fixed; do
+  wait_for 60 "$stack: its claim bound" claim_bound "$stack"
+  wait_for 60 "$stack: Storage AsSpecified" storage_is "$stack" AsSpecified
+  K patch pstack -n "$NS" "$stack" --type=merge -p '{"spec":{"database":{"bundled":{"storageSize":"2Gi"}}}}' >/dev/null
+done
+wait_for 60 "vol-expandable: the claim asks for 2Gi" storage_is vol-expandable Expanding
+[[ $(K get pvc -n "$NS" data-vol-expandable-postgres-0 -o jsonpath='{.spec.resources.requests.storage}') == 2Gi ]] ||
+  fail "vol-expandable: the claim was not expanded"
+[[ $(K get statefulset -n "$NS" vol-expandable-postgres -o jsonpath='{.spec.volumeClaimTemplates[0].spec.resources.requests.storage}') == 1Gi ]] ||
+  fail "vol-expandable: the StatefulSet's claim template changed"
+pass "vol-expandable: storageSize 1Gi -> 2Gi expanded the claim in place (Storage Expanding); the StatefulSet was not refused"
+wait_for 60 "vol-fixed: the expansion refused" storage_is vol-fixed ExpansionRefused
+[[ $(condition "$NS" vol-fixed Storage) == False ]] || fail "vol-fixed: Storage is not False"
+condition "$NS" vol-fixed Storage message | grep -q 'refused to expand claim data-vol-fixed-postgres-0 to 2Gi' ||
+  fail "vol-fixed: the Storage message does not say what was refused"
+[[ $(condition "$NS" vol-fixed Ready reason) != ApplyFailed ]] || fail "vol-fixed: the refused expansion failed the reconcile"
+K patch pstack -n "$NS" vol-fixed --type=merge -p '{"spec":{"app":{"targetCpuUtilization":66}}}' >/dev/null
+hpa_target() { [[ $(K get "$hpa" -n "$NS" vol-fixed-api -o jsonpath='{.spec.metrics[0].resource.target.averageUtilization}') == 66 ]]; }
+wait_for 30 "vol-fixed: later changes still applied" hpa_target
+pass "vol-fixed: the refused expansion is reported ($(condition "$NS" vol-fixed Storage message | cut -c1-80)...) and stops nothing"
+K patch pstack -n "$NS" vol-fixed --type=merge -p "{\"spec\":{\"database\":{\"bundled\":{\"storageClassName\":\"$NS-expandable\"}}}}" >/dev/null
+wait_for 30 "vol-fixed: another class reported" storage_is vol-fixed ClassImmutable
+pass "vol-fixed: another storageClassName is reported, not attempted: $(condition "$NS" vol-fixed Storage message | cut -c1-80)..."
+
+# ---------- 8. deletion: every path keeps the data under Retain; Delete removes exactly its own ----------
+data_kept() { # data_kept STACK : the stack's credentials and claims exist, with no owner reference
+  local object owners
+  for object in "secret/$1-credentials" "pvc/data-$1-postgres-0" "pvc/data-$1-redis-0"; do
+    owners=$(K get -n "$NS" "$object" -o json 2>/dev/null | jq -c '.metadata.ownerReferences // []') || return 1
+    [[ $owners == "[]" ]] || return 1
+  done
+}
+gone() { [[ -z $(K get deployment,statefulset,service,configmap,job -n "$NS" -l "perfstack.dev/stack=$1" -o name) ]]; }
+stack_gone() { ! K get pstack -n "$NS" "$1" >/dev/null 2>&1; }
+# Foreground cascade (the examples).
 for stack in "${STACKS[@]}"; do
-  policy=$(stack_json "$NS" "$stack" | jq -r '.spec.deletionPolicy // "Retain"')
   bundled=$(stack_json "$NS" "$stack" | jq -r '.spec.database.mode // "Bundled"')
-  K delete pstack -n "$NS" "$stack" --wait=false >/dev/null
-  wait_for 60 "$stack deleted" sh -c "! kubectl get pstack -n $NS $stack"
-  gone() { [[ -z $(K get deployment,statefulset,service,configmap,job -n "$NS" -l "perfstack.dev/stack=$1" -o name) ]]; }
+  K delete pstack -n "$NS" "$stack" --cascade=foreground --wait=false >/dev/null
+  wait_for 60 "$stack deleted" stack_gone "$stack"
   wait_for 60 "$stack children garbage-collected" gone "$stack"
   if [[ $bundled == Bundled ]]; then
-    pvcs=$(K get pvc -n "$NS" -l "perfstack.dev/stack=$stack" -o name)
-    if [[ $policy == Retain ]]; then
-      [[ -n $pvcs ]] || fail "$stack: PVCs deleted under deletionPolicy Retain"
-      K get secret -n "$NS" "$stack-credentials" >/dev/null || fail "$stack: credentials Secret deleted under Retain"
-      pass "$stack deleted: children collected, PVC and credentials kept (Retain)"
-    else
-      wait_for 30 "$stack PVCs deleted" sh -c "[ -z \"\$(kubectl get pvc -n $NS -l perfstack.dev/stack=$stack -o name)\" ]"
-      pass "$stack deleted: children and PVCs removed (Delete)"
-    fi
+    data_kept "$stack" || fail "$stack: its data did not survive a foreground cascade under Retain"
+    pass "$stack deleted (foreground cascade): children collected, credentials and both claims kept, unowned"
   else
-    pass "$stack deleted: children collected"
+    K get pvc -n "$NS" "data-$stack-redis-0" >/dev/null || fail "$stack: the Redis claim did not survive"
+    pass "$stack deleted (foreground cascade): children collected, the Redis claim kept"
   fi
 done
-# deletionPolicy Delete removes the database volume with the stack.
+# A finalizer removed by force, and an orphaning delete: no cleanup runs, or none owns the data.
+for stack in forced orphaned; do
+  K apply --validate=false -n "$NS" -f - >/dev/null <<EOF
+apiVersion: perfstack.dev/v1alpha1
+kind: PerformanceStack
+metadata: {name: $stack}
+spec: {migrations: {enabled: false}}
+EOF
+  data_made() { K get secret -n "$NS" "$1-credentials" && K get pvc -n "$NS" "data-$1-postgres-0" "data-$1-redis-0"; }
+  wait_for 60 "$stack: credentials and claims created" data_made "$stack"
+done
+K delete pstack -n "$NS" forced --wait=false >/dev/null
+K patch pstack -n "$NS" forced --type=merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
+wait_for 60 "forced: deleted without its finalizer" stack_gone forced
+wait_for 60 "forced: children garbage-collected" gone forced
+data_kept forced || fail "forced: its data did not survive a force-removed finalizer"
+pass "forced (finalizer removed by force): children collected, credentials and claims kept"
+K delete pstack -n "$NS" orphaned --cascade=orphan --wait=false >/dev/null
+wait_for 60 "orphaned: deleted" stack_gone orphaned
+data_kept orphaned || fail "orphaned: its data did not survive an orphaning delete"
+pass "orphaned (--cascade=orphan): credentials and claims kept"
+# deletionPolicy Delete removes the stack's own claims and Secret, by name, and nothing else it labels.
 K apply --validate=false -n "$NS" -f - >/dev/null <<'EOF'
 apiVersion: perfstack.dev/v1alpha1
 kind: PerformanceStack
 metadata: {name: purge}
 spec: {deletionPolicy: Delete, cache: {mode: Disabled}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: purge-imported
+  labels: {perfstack.dev/stack: purge}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
 EOF
-wait_for 30 "purge: database volume created" sh -c "kubectl get pvc -n $NS -l perfstack.dev/stack=purge -o name | grep -q ."
+wait_for 30 "purge: database volume created" sh -c "kubectl get pvc -n $NS data-purge-postgres-0 && kubectl get secret -n $NS purge-credentials"
 K delete pstack -n "$NS" purge --wait=false >/dev/null
 volume_gone() {
-  [[ -z $(K get pvc -n "$NS" -l perfstack.dev/stack=purge -o jsonpath='{range .items[?(!@.metadata.deletionTimestamp)]}{.metadata.name}{end}' 2>/dev/null) ]] &&
-    ! K get pstack -n "$NS" purge >/dev/null 2>&1
+  [[ -z $(K get pvc -n "$NS" data-purge-postgres-0 -o jsonpath='{.metadata.name}{.metadata.deletionTimestamp}' 2>/dev/null | grep -v '^data-purge-postgres-0[0-9]') ]] &&
+    ! K get secret -n "$NS" purge-credentials >/dev/null 2>&1 && stack_gone purge
 }
-wait_for 60 "purge: stack and its volume deleted" volume_gone
-pass "purge deleted: PVC removed with the stack (Delete)"
+wait_for 60 "purge: stack, its claim and its credentials deleted" volume_gone
+K get pvc -n "$NS" purge-imported >/dev/null || fail "purge: a claim the operator did not make was deleted because of its label"
+pass "purge deleted (Delete): its claim and credentials removed; purge-imported, labelled but not the operator's, kept"
 
-# A stack re-created under the same name takes back its retained credentials (and so its data).
+# A stack re-created under the same name takes back its retained data: same password, same claim.
 stack=${STACKS[0]}
-if K get secret -n "$NS" "$stack-credentials" >/dev/null 2>&1; then
-  password_hash=$(K get secret -n "$NS" "$stack-credentials" -o jsonpath='{.data.password}' | sha256sum)
-  for example in examples/*.yaml; do K apply --validate=false -n "$NS" -f "$example" >/dev/null; done
-  adopted() {
-    [[ $(K get secret -n "$NS" "$stack-credentials" -o jsonpath='{.metadata.ownerReferences[0].uid}') == \
-      $(K get pstack -n "$NS" "$stack" -o jsonpath='{.metadata.uid}') ]]
-  }
-  wait_for 30 "$stack: re-created stack adopts its retained credentials" adopted
-  [[ $(K get secret -n "$NS" "$stack-credentials" -o jsonpath='{.data.password}' | sha256sum) == "$password_hash" ]] ||
-    fail "$stack: the retained password changed"
-  pass "$stack: re-created stack adopted the retained credentials, password unchanged"
-fi
+password_hash=$(K get secret -n "$NS" "$stack-credentials" -o jsonpath='{.data.password}' | sha256sum)
+claim_uid=$(K get pvc -n "$NS" "data-$stack-postgres-0" -o jsonpath='{.metadata.uid}')
+for example in examples/*.yaml; do K apply --validate=false -n "$NS" -f "$example" >/dev/null; done
+wait_for 120 "$stack: re-created and Ready" stack_ready "$stack"
+[[ $(K get secret -n "$NS" "$stack-credentials" -o jsonpath='{.data.password}' | sha256sum) == "$password_hash" ]] ||
+  fail "$stack: the retained password changed"
+[[ $(K get pvc -n "$NS" "data-$stack-postgres-0" -o jsonpath='{.metadata.uid}') == "$claim_uid" ]] || fail "$stack: another claim"
+data_kept "$stack" || fail "$stack: the re-created stack took ownership of its data"
+pass "$stack: re-created stack uses the retained credentials (password unchanged) and claim, still unowned"
+
+# ---------- 9. a lost Lease stops the writes at once ----------
+now=$(date -u +%Y-%m-%dT%H:%M:%S.000000Z)
+K patch lease -n "$NS" perfstack-operator --type=merge \
+  -p "{\"spec\":{\"holderIdentity\":\"e2e-thief\",\"renewTime\":\"$now\",\"leaseDurationSeconds\":3600}}" >/dev/null
+exited() { ! kill -0 "$OPERATOR_PID" 2>/dev/null; }
+wait_for 60 "the operator stops after losing the Lease" exited
+rc=0; wait "$OPERATOR_PID" || rc=$?
+OPERATOR_PID=
+((rc != 0)) || fail "the operator exited 0 after losing the Lease"
+grep -q 'writes to the API server are refused' "$WORK/operator.log" || fail "the operator did not fence its writes"
+pass "a stolen Lease: the operator fenced its writes and exited ($rc)"
+K delete lease -n "$NS" perfstack-operator >/dev/null
+start_operator 3
 log "e2e passed in ${SECONDS}s"

@@ -23,7 +23,7 @@ OPERATOR_RIGHTS = {
     ("", "secrets"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "configmaps"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "services"): {"get", "list", "watch", "create", "patch", "delete"},
-    ("", "persistentvolumeclaims"): {"get", "list", "delete"},
+    ("", "persistentvolumeclaims"): {"get", "list", "watch", "patch", "delete"},
     ("", "pods"): {"get", "list", "watch"},
     ("", "pods/proxy"): {"get"},
     ("apps", "statefulsets"): {"get", "list", "watch", "create", "patch", "delete"},

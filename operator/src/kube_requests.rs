@@ -9,6 +9,7 @@ use kube::client::{Body, ClientBuilder};
 use kube::{Client, Config};
 use tower::util::MapRequestLayer;
 
+use crate::fence::WriteFence;
 use crate::metrics::Metrics;
 
 /// What one request does, in the Kubernetes API's own verbs.
@@ -103,11 +104,13 @@ pub fn counting_layer(
     })
 }
 
-/// A client from the inferred configuration (in-cluster or KUBECONFIG) that counts its requests.
-pub async fn client(metrics: Arc<Metrics>) -> anyhow::Result<Client> {
+/// A client from the inferred configuration (in-cluster or KUBECONFIG) that counts the requests it
+/// sends and refuses writes once `fence` is closed (those are not sent, so not counted).
+pub async fn client(metrics: Arc<Metrics>, fence: &WriteFence) -> anyhow::Result<Client> {
     let config = Config::infer().await?;
     Ok(ClientBuilder::try_from(config)?
         .with_layer(&counting_layer(metrics))
+        .with_layer(&fence.layer())
         .build())
 }
 

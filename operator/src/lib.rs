@@ -4,6 +4,7 @@ pub mod children;
 pub mod cli;
 pub mod controller;
 pub mod crd;
+pub mod fence;
 pub mod kube_requests;
 pub mod metrics;
 pub mod run;

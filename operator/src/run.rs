@@ -1,5 +1,6 @@
 //! `perfstack-operator run`: the HTTP server for metrics and probes, leader election, and one
-//! controller per watched namespace (or one for all), until SIGTERM/SIGINT or lost leadership.
+//! controller per watched namespace (or one for all), until SIGTERM/SIGINT or lost leadership (then
+//! at once: the write fence, `fence.rs`, refuses every write from that moment).
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,16 +14,18 @@ use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::runtime::controller::Controller;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource};
 
-use crate::children::{MANAGED_SELECTOR, hpa};
+use crate::children::{MANAGED_SELECTOR, STACK_LABEL, hpa};
 use crate::cli::RunArgs;
 use crate::controller::{AutoscalingApi, Context, ErrorChain, StackEvents, error_policy, reconcile};
 use crate::crd::PerformanceStack;
+use crate::fence::WriteFence;
 use crate::metrics::Metrics;
 
 /// Why the controllers stopped.
@@ -43,7 +46,8 @@ struct ServerState {
 /// Runs the operator until a shutdown signal; an error means the process should exit non-zero.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
-    let client = crate::kube_requests::client(metrics.clone())
+    let fence = WriteFence::open();
+    let client = crate::kube_requests::client(metrics.clone(), &fence)
         .await
         .context("connecting to the Kubernetes API")?;
     let ready = Arc::new(AtomicBool::new(false));
@@ -114,14 +118,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 let lost = async move {
                     // Also resolves if the lease task ends: without it nobody renews the Lease.
                     let _ = leader.wait_for(|is_leader| !*is_leader).await;
-                    Stop::LostLeadership
+                    fence.close();
                 };
-                let stop: StopFuture = futures::future::select(signal.clone(), lost.boxed())
-                    .map(|either| either.factor_first().0)
-                    .boxed()
-                    .shared();
-                run_controllers(&args, ctx, stop.clone()).await;
-                stop.await
+                // A signal stops the controllers gracefully (running reconciles finish); a lost Lease
+                // stops them at once, as controller-runtime does: the fence refuses every further
+                // write, and dropping the controllers ends the reconciles at their next await.
+                tokio::select! {
+                    () = run_controllers(&args, ctx, signal.clone()) => Stop::Signal,
+                    () = lost => Stop::LostLeadership,
+                }
             }
             Some(false) => {
                 let ended = lease_task.await;
@@ -132,17 +137,24 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 Stop::Signal
             }
         };
-        // Dropping the receiver makes the lease task release the Lease for the next leader.
-        let _ = lease_task.await;
+        // Dropping the receiver makes the lease task release the Lease for the next leader (a
+        // Lease another holder took is left alone); bounded, so a stuck release cannot keep a
+        // process that lost leadership alive.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), lease_task).await;
         stop
     } else {
         run_controllers(&args, ctx, signal.clone()).await;
         signal.clone().await
     };
-    let _ = server.await;
     match stop {
-        Stop::Signal => Ok(()),
+        Stop::Signal => {
+            // The server stops on the same signal, once it answered what it was answering.
+            let _ = server.await;
+            Ok(())
+        }
         Stop::LostLeadership => {
+            // No signal will come: stop serving now and leave.
+            server.abort();
             anyhow::bail!("lost leadership of the Lease; exiting so a new leader takes over")
         }
     }
@@ -179,11 +191,22 @@ async fn controller(namespace: Option<String>, ctx: Arc<Context>, stop: StopFutu
     // Owned kinds are watched only where they carry the operator's label, so memory does not grow with
     // unrelated objects in the cluster.
     let owned = watcher::Config::default().labels(MANAGED_SELECTOR);
+    // The data-bearing objects (the credentials Secret, the volumes' claims) carry no owner
+    // reference; their events reach the stack through its label.
     let mut controller = Controller::new(
         scoped::<PerformanceStack>(&client, &namespace),
         watcher::Config::default().any_semantic(),
     )
-    .owns(scoped::<Secret>(&client, &namespace), owned.clone())
+    .watches(
+        scoped::<Secret>(&client, &namespace),
+        owned.clone(),
+        by_stack_label,
+    )
+    .watches(
+        scoped::<PersistentVolumeClaim>(&client, &namespace),
+        owned.clone(),
+        by_stack_label,
+    )
     .owns(scoped::<ConfigMap>(&client, &namespace), owned.clone())
     .owns(scoped::<Service>(&client, &namespace), owned.clone())
     .owns(scoped::<StatefulSet>(&client, &namespace), owned.clone())
@@ -215,6 +238,12 @@ async fn controller(namespace: Option<String>, ctx: Arc<Context>, stop: StopFutu
             }
         })
         .await;
+}
+
+/// The stack an object belongs to, by its `perfstack.dev/stack` label.
+fn by_stack_label<K: Resource>(object: K) -> Option<ObjectRef<PerformanceStack>> {
+    let stack = object.meta().labels.as_ref()?.get(STACK_LABEL)?;
+    Some(ObjectRef::new(stack).within(object.meta().namespace.as_deref()?))
 }
 
 async fn serve(addr: SocketAddr, state: ServerState, stop: StopFuture) -> anyhow::Result<()> {

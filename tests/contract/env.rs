@@ -36,7 +36,7 @@ fn the_api_container_gets_only_variables_serve_reads() {
         .find(|c| c.name == app::CONTAINER)
         .expect("the api container");
     let mut given = container_env(api);
-    let config_map = config::app_config_map(&stack);
+    let config_map = config::app_config_map(&stack, &perfstack_contract::tuning::PoolSettings::default());
     given.extend(config_map.data.unwrap_or_default().into_keys());
     let unknown: Vec<_> = given.difference(&reads).collect();
     assert!(

@@ -83,7 +83,7 @@ not here: they are granted only in the lease namespace (leader-election-rbac.yam
   verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [""]
   resources: [persistentvolumeclaims]
-  verbs: [get, list, delete]
+  verbs: [get, list, watch, patch, delete]
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch]

@@ -12,12 +12,13 @@ use perfstack_contract::probes::{HTTP_PORT_NAME, LIVEZ, READYZ};
 use perfstack_contract::{env, tuning};
 use sha2::{Digest, Sha256};
 
-use super::config::app_config_map;
+use super::config::restart_data;
 use super::pod::{
     empty_dir, mount, pod_spec, resources_or, restricted_container, secret_env, selector, service_port,
     tcp_port, template,
 };
 use super::{APP_UID, CacheSource, ValidatedStack};
+use crate::tuner::budget::{MAX_SURGE_PERCENT, TERMINATION_GRACE_SECONDS};
 
 /// Component label of the API.
 pub const COMPONENT: &str = "api";
@@ -89,7 +90,7 @@ pub fn deployment(stack: &ValidatedStack, image: &str, replicas: Option<i32>) ->
         ..Volume::default()
     };
     let pod = PodSpec {
-        termination_grace_period_seconds: Some(30),
+        termination_grace_period_seconds: Some(i64::from(grace_seconds())),
         // Spread replicas over nodes when the scheduler can; never block scheduling on it.
         topology_spread_constraints: Some(vec![TopologySpreadConstraint {
             max_skew: 1,
@@ -107,14 +108,27 @@ pub fn deployment(stack: &ValidatedStack, image: &str, replicas: Option<i32>) ->
             config_digest(stack),
         )]));
     }
+    // The connection budget counts the pods a rollout adds and the ones still terminating with
+    // these numbers (tuner/budget.rs): a surge of 25 %, and a new pod counted available only after
+    // the grace period, so the old pods one step removed have exited before the next step.
     let strategy = DeploymentStrategy {
         type_: Some("RollingUpdate".into()),
         rolling_update: Some(RollingUpdateDeployment {
-            max_surge: Some(IntOrString::String("25%".into())),
+            max_surge: Some(IntOrString::String(format!("{MAX_SURGE_PERCENT}%"))),
             max_unavailable: Some(IntOrString::Int(0)),
         }),
     };
-    super::pod::deployment(stack, names.api(), COMPONENT, replicas, strategy, pod_template)
+    let mut deployment =
+        super::pod::deployment(stack, names.api(), COMPONENT, replicas, strategy, pod_template);
+    if let Some(spec) = deployment.spec.as_mut() {
+        spec.min_ready_seconds = Some(grace_seconds());
+    }
+    deployment
+}
+
+/// The pods' termination grace period (and the rollout's `minReadySeconds`), as the budget counts it.
+fn grace_seconds() -> i32 {
+    i32::try_from(TERMINATION_GRACE_SECONDS).unwrap_or(i32::MAX)
 }
 
 /// The container's memory limit in bytes, from the downward API: the app's memory guard acts at
@@ -144,20 +158,11 @@ pub fn service(stack: &ValidatedStack) -> Service {
     )
 }
 
-/// Keys of the app ConfigMap that do not restart pods when they change: the pool start values, since
-/// the tuning file carries the same settings to running pods without a restart.
-const LIVE_KEYS: &[&str] = &[
-    env::DB_POOL_MIN,
-    env::DB_POOL_MAX,
-    env::DB_ACQUIRE_TIMEOUT_MS,
-    env::DB_IDLE_TIMEOUT_S,
-];
-
-/// Digest of the app ConfigMap's data except [`LIVE_KEYS`] (12 hex characters).
+/// Digest of the app ConfigMap's data that pods take only by restarting (12 hex characters): a pool
+/// change reaches them through the tuning file without one.
 fn config_digest(stack: &ValidatedStack) -> String {
     let mut hasher = Sha256::new();
-    let data = app_config_map(stack).data.unwrap_or_default();
-    for (key, value) in data.iter().filter(|(k, _)| !LIVE_KEYS.contains(&k.as_str())) {
+    for (key, value) in &restart_data(stack) {
         hasher.update(key.as_bytes());
         hasher.update([0]);
         hasher.update(value.as_bytes());

@@ -1,11 +1,16 @@
 //! The Secret with the bundled database's generated credentials. Built once, created only if absent and
 //! never rewritten: a rotated password would lock the API out of a database initialised with the old one.
+//! For the same reason it is never owned by the stack: it must outlive the stack exactly as long as
+//! the database volume it opens does.
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 
 use super::{DATABASE_NAME, ValidatedStack};
 
+/// Component label of the credentials Secret.
+pub const COMPONENT: &str = "credentials";
 /// Secret key holding the database user.
 pub const USERNAME_KEY: &str = "username";
 /// Secret key holding the database password.
@@ -33,7 +38,7 @@ pub fn credentials_secret(stack: &ValidatedStack, password: &str) -> Secret {
         super::POSTGRES_PORT
     );
     Secret {
-        metadata: stack.child_meta(names.credentials(), "credentials"),
+        metadata: stack.data_meta(names.credentials(), COMPONENT),
         type_: Some("Opaque".into()),
         string_data: Some(BTreeMap::from([
             (USERNAME_KEY.into(), DATABASE_NAME.into()),
@@ -42,4 +47,24 @@ pub fn credentials_secret(stack: &ValidatedStack, password: &str) -> Secret {
         ])),
         ..Secret::default()
     }
+}
+
+/// The merge patch that takes owner references to a PerformanceStack off a credentials Secret
+/// (operators before this one set one, so that garbage collection could delete the Secret while the
+/// volume it opens stayed), or `None` when it has none. Locked on the Secret's resourceVersion.
+pub fn disowning_patch(secret: &Secret) -> Option<serde_json::Value> {
+    let refs = secret.owner_references();
+    let is_stack = |kind: &str, api_version: &str| {
+        kind == "PerformanceStack" && api_version.starts_with(crate::crd::GROUP)
+    };
+    if !refs.iter().any(|r| is_stack(&r.kind, &r.api_version)) {
+        return None;
+    }
+    let others: Vec<_> = refs
+        .iter()
+        .filter(|r| !is_stack(&r.kind, &r.api_version))
+        .collect();
+    Some(serde_json::json!({
+        "metadata": {"ownerReferences": others, "resourceVersion": secret.resource_version()}
+    }))
 }

@@ -1,12 +1,14 @@
 //! The API's HorizontalPodAutoscaler (autoscaling/v2), and the same object for servers that serve only
 //! autoscaling/v2beta2 (Kubernetes < 1.23), whose fields used here are identical.
 use k8s_openapi::api::autoscaling::v2::{
-    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
-    MetricTarget, ResourceMetricSource,
+    CrossVersionObjectReference, HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscaler,
+    HorizontalPodAutoscalerBehavior, HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget,
+    ResourceMetricSource,
 };
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 
 use super::ValidatedStack;
+use crate::tuner::budget::{TERMINATION_GRACE_SECONDS, surge};
 
 /// The replica bounds the HPA keeps (the tuner's, always within the connection budget).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,9 +43,28 @@ pub fn hpa(stack: &ValidatedStack, replicas: ReplicaRange) -> HorizontalPodAutos
                 }),
                 ..MetricSpec::default()
             }]),
-            behavior: None,
+            behavior: Some(scale_down_in_steps(replicas.max)),
         }),
         status: None,
+    }
+}
+
+/// Scale-down at most one surge's worth of pods per grace period (the default stabilization window
+/// kept): the pods one step removed have exited, and released their pools, before the next step
+/// removes more. The connection budget counts on it (tuner/budget.rs).
+fn scale_down_in_steps(max_replicas: i32) -> HorizontalPodAutoscalerBehavior {
+    let max = u32::try_from(max_replicas).unwrap_or(1);
+    let to_i32 = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+    HorizontalPodAutoscalerBehavior {
+        scale_down: Some(HPAScalingRules {
+            policies: Some(vec![HPAScalingPolicy {
+                type_: "Pods".into(),
+                value: to_i32(surge(max).max(1)),
+                period_seconds: to_i32(TERMINATION_GRACE_SECONDS),
+            }]),
+            ..HPAScalingRules::default()
+        }),
+        scale_up: None,
     }
 }
 

@@ -11,6 +11,7 @@ pub mod pod;
 pub mod postgres;
 pub mod redis;
 pub mod tuning;
+pub mod volume;
 
 #[cfg(test)]
 mod tests;
@@ -63,6 +64,15 @@ pub enum CacheSource {
     Disabled,
 }
 
+/// Why the operator leaves a stack's children alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pause {
+    /// PascalCase reason: `SpecSuspend` or `PausedByAnnotation`.
+    pub reason: &'static str,
+    /// Which switch paused it, for the `Suspended` condition.
+    pub switch: String,
+}
+
 /// A `PerformanceStack` whose spec passed validation, with defaults resolved. Builders take only this
 /// (and the tuner's settings where a child carries them).
 #[derive(Clone, Debug, PartialEq)]
@@ -85,6 +95,8 @@ pub struct ValidatedStack {
     pub database: DatabaseSource,
     /// Where the Redis URL comes from.
     pub cache: CacheSource,
+    /// Set when the stack is paused (`spec.suspend`, or the `perfstack.dev/paused` annotation).
+    pub paused: Option<Pause>,
 }
 
 /// The API image released with this operator version, used when spec.app.image is empty.
@@ -178,13 +190,22 @@ impl ValidatedStack {
         }
     }
 
-    /// Metadata of a child called `name` playing `component`.
+    /// Metadata of a child called `name` playing `component`, owned by the stack (it goes with it).
     pub fn child_meta(&self, name: String, component: &str) -> ObjectMeta {
+        ObjectMeta {
+            owner_references: Some(vec![self.owner_reference()]),
+            ..self.data_meta(name, component)
+        }
+    }
+
+    /// Metadata of a data-bearing child (the credentials Secret) called `name`: labelled like every
+    /// child, so a stack created again under the same name finds it, and never owned by the stack,
+    /// so no garbage collection can delete it (cleanup does, under `deletionPolicy: Delete`).
+    pub fn data_meta(&self, name: String, component: &str) -> ObjectMeta {
         ObjectMeta {
             name: Some(name),
             namespace: Some(self.namespace.clone()),
             labels: Some(self.labels(component)),
-            owner_references: Some(vec![self.owner_reference()]),
             ..ObjectMeta::default()
         }
     }

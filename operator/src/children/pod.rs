@@ -2,7 +2,7 @@
 //! default resources, scratch volumes, ports, pod templates and Services.
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, StatefulSet};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, PodSecurityContext,
     PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext,
@@ -155,7 +155,7 @@ pub fn pod_spec(container: Container, user: i64, volumes: Vec<Volume>) -> PodSpe
     PodSpec {
         containers: vec![container],
         security_context: Some(restricted_pod(user)),
-        volumes: Some(volumes),
+        volumes: (!volumes.is_empty()).then_some(volumes),
         ..PodSpec::default()
     }
 }
@@ -188,4 +188,14 @@ pub fn selector(stack: &super::ValidatedStack, component: &str) -> LabelSelector
         match_labels: Some(stack.selector_labels(component)),
         ..LabelSelector::default()
     }
+}
+
+/// Whether a one-replica StatefulSet (PostgreSQL, Redis) reports its replica ready.
+pub fn is_ready(statefulset: &StatefulSet) -> bool {
+    statefulset
+        .status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0)
+        >= 1
 }

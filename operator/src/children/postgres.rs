@@ -1,30 +1,51 @@
 //! The bundled PostgreSQL: a one-replica StatefulSet with a volumeClaimTemplate and its headless Service.
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
-use k8s_openapi::api::core::v1::{
-    Container, ExecAction, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, Probe, Service,
-    VolumeResourceRequirements,
-};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Container, ExecAction, PodSpec, Probe, Service};
 
 use super::credentials::PASSWORD_KEY;
 use super::pod::{
-    empty_dir, mount, plain_env, pod_spec, resources_or, restricted_container, secret_env, selector,
-    service_port, tcp_port, template,
+    empty_dir, mount, plain_env, pod_spec, resources_or, restricted_container, secret_env, service_port,
+    tcp_port,
 };
+use super::volume::{DATA_VOLUME, VolumeSpec, statefulset as statefulset_of};
 use super::{DATABASE_NAME, POSTGRES_PORT, ValidatedStack};
 
 /// Component label of the database.
 pub const COMPONENT: &str = "postgres";
-/// Name of the volumeClaimTemplate; PVCs are called `data-<stack>-postgres-0`.
-pub const DATA_VOLUME: &str = "data";
+/// Annotation on the data volume's claim: the PostgreSQL major version that created the data
+/// directory (a server of another major version cannot open it).
+pub const MAJOR_ANNOTATION: &str = "perfstack.dev/postgres-major";
 /// UID of the postgres user in the official alpine images.
 const POSTGRES_UID: i64 = 70;
 
-/// The PostgreSQL StatefulSet.
-pub fn statefulset(stack: &ValidatedStack) -> StatefulSet {
+/// The PostgreSQL major version of an image reference (`postgres:15-alpine`, `postgres:15.6`,
+/// `registry:5000/db/postgres:16@sha256:…` give 15, 15, 16), or `None` when its tag does not say
+/// (`latest`, a digest only).
+pub fn major_version(image: &str) -> Option<u32> {
+    let name = image.split('@').next().unwrap_or(image);
+    let last = name.rsplit('/').next().unwrap_or(name);
+    let tag = last.split_once(':')?.1;
+    let digits: String = tag.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// What the spec asks of the data volume: `storageSize`, `storageClassName`, and the image's major
+/// version recorded on the claim.
+pub fn volume(stack: &ValidatedStack) -> VolumeSpec {
+    let bundled = &stack.spec.database.bundled;
+    VolumeSpec {
+        size: bundled.storage_size.clone(),
+        class: bundled.storage_class_name.clone(),
+        annotations: major_version(&bundled.image)
+            .map(|major| BTreeMap::from([(MAJOR_ANNOTATION.to_owned(), major.to_string())]))
+            .unwrap_or_default(),
+    }
+}
+
+/// The PostgreSQL StatefulSet. `live` is the StatefulSet as it exists, whose claim template is kept.
+pub fn statefulset(stack: &ValidatedStack, live: Option<&StatefulSet>) -> StatefulSet {
     let names = stack.names();
     let bundled = &stack.spec.database.bundled;
     let container = Container {
@@ -55,46 +76,12 @@ pub fn statefulset(stack: &ValidatedStack) -> StatefulSet {
         ]),
         ..Container::default()
     };
-    let claim = PersistentVolumeClaim {
-        metadata: ObjectMeta {
-            name: Some(DATA_VOLUME.into()),
-            labels: Some(stack.labels(COMPONENT)),
-            ..ObjectMeta::default()
-        },
-        spec: Some(PersistentVolumeClaimSpec {
-            access_modes: Some(vec!["ReadWriteOnce".into()]),
-            storage_class_name: bundled.storage_class_name.clone(),
-            resources: Some(VolumeResourceRequirements {
-                requests: Some(BTreeMap::from([(
-                    "storage".into(),
-                    Quantity(bundled.storage_size.clone()),
-                )])),
-                ..VolumeResourceRequirements::default()
-            }),
-            ..PersistentVolumeClaimSpec::default()
-        }),
-        ..PersistentVolumeClaim::default()
+    let pod = PodSpec {
+        // Time for a clean shutdown (checkpoint) instead of crash recovery at start.
+        termination_grace_period_seconds: Some(60),
+        ..pod_spec(container, POSTGRES_UID, vec![empty_dir("run"), empty_dir("tmp")])
     };
-    StatefulSet {
-        metadata: stack.child_meta(names.postgres(), COMPONENT),
-        spec: Some(StatefulSetSpec {
-            replicas: Some(1),
-            service_name: Some(names.postgres()),
-            selector: selector(stack, COMPONENT),
-            template: template(
-                stack,
-                COMPONENT,
-                PodSpec {
-                    // Time for a clean shutdown (checkpoint) instead of crash recovery at start.
-                    termination_grace_period_seconds: Some(60),
-                    ..pod_spec(container, POSTGRES_UID, vec![empty_dir("run"), empty_dir("tmp")])
-                },
-            ),
-            volume_claim_templates: Some(vec![claim]),
-            ..StatefulSetSpec::default()
-        }),
-        ..StatefulSet::default()
-    }
+    statefulset_of(stack, names.postgres(), COMPONENT, pod, &volume(stack), live)
 }
 
 /// The headless Service giving the database pod a stable DNS name.
@@ -110,16 +97,6 @@ pub fn service(stack: &ValidatedStack) -> Service {
         spec.publish_not_ready_addresses = Some(true);
     }
     service
-}
-
-/// Whether the database StatefulSet reports a ready replica.
-pub fn is_ready(statefulset: &StatefulSet) -> bool {
-    statefulset
-        .status
-        .as_ref()
-        .and_then(|s| s.ready_replicas)
-        .unwrap_or(0)
-        >= 1
 }
 
 fn pg_isready(period: i32) -> Probe {

@@ -1,11 +1,13 @@
-//! The bundled Redis: a one-replica Deployment (a cache: no volume, no persistence) and its Service.
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy};
-use k8s_openapi::api::core::v1::{Container, Probe, Service, TCPSocketAction};
+//! The bundled Redis: a one-replica StatefulSet whose claim keeps the append-only file, and its
+//! Service. Redis holds the app's job queues (docs/jobs.md), so its data outlives a reschedule, a
+//! node drain or a change of `spec.cache` exactly like PostgreSQL's, and follows the same
+//! `deletionPolicy`.
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Container, PodSpec, Probe, Service, TCPSocketAction};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::pod::{
-    empty_dir, mount, pod_spec, resources_or, restricted_container, service_port, tcp_port, template,
-};
+use super::pod::{pod_spec, resources_or, restricted_container, service_port, tcp_port};
+use super::volume::{DATA_VOLUME, VolumeSpec, statefulset as statefulset_of};
 use super::{REDIS_PORT, ValidatedStack};
 
 /// Component label of the cache.
@@ -13,9 +15,20 @@ pub const COMPONENT: &str = "redis";
 /// UID of the redis user in the official alpine images.
 const REDIS_UID: i64 = 999;
 
-/// The Redis Deployment.
-pub fn deployment(stack: &ValidatedStack) -> Deployment {
+/// What the spec asks of the data volume (`spec.cache.storageSize`, `storageClassName`).
+pub fn volume(stack: &ValidatedStack) -> VolumeSpec {
     let cache = &stack.spec.cache;
+    VolumeSpec {
+        size: cache.storage_size.clone(),
+        class: cache.storage_class_name.clone(),
+        annotations: Default::default(),
+    }
+}
+
+/// The Redis StatefulSet. `live` is the StatefulSet as it exists, whose claim template is kept.
+pub fn statefulset(stack: &ValidatedStack, live: Option<&StatefulSet>) -> StatefulSet {
+    let cache = &stack.spec.cache;
+    let names = stack.names();
     let probe = Probe {
         tcp_socket: Some(TCPSocketAction {
             port: IntOrString::String("redis".into()),
@@ -32,13 +45,16 @@ pub fn deployment(stack: &ValidatedStack) -> Deployment {
             "--maxmemory".into(),
             cache.maxmemory.clone(),
             // The app's job queues live in this Redis (docs/contract.md): only keys with a TTL (the
-            // cache) may be evicted, and the append-only file keeps queued jobs across a restart.
+            // cache) may be evicted, and the append-only file on the claim keeps queued jobs across
+            // a restart, losing at most the last second of writes on a crash (docs/jobs.md).
             "--maxmemory-policy".into(),
             "volatile-lru".into(),
             "--save".into(),
             String::new(),
             "--appendonly".into(),
             "yes".into(),
+            "--appendfsync".into(),
+            "everysec".into(),
         ]),
         ports: Some(vec![tcp_port("redis", REDIS_PORT)]),
         readiness_probe: Some(probe.clone()),
@@ -49,22 +65,15 @@ pub fn deployment(stack: &ValidatedStack) -> Deployment {
         // No default memory limit: it would have to follow spec.cache.maxmemory.
         resources: Some(resources_or(&cache.resources, "50m", "64Mi", None)),
         security_context: Some(restricted_container(REDIS_UID)),
-        volume_mounts: Some(vec![mount("data", "/data")]),
+        volume_mounts: Some(vec![super::pod::mount(DATA_VOLUME, "/data")]),
         ..Container::default()
     };
-    let strategy = DeploymentStrategy {
-        type_: Some("Recreate".into()),
-        ..DeploymentStrategy::default()
+    let pod = PodSpec {
+        // Time to rewrite and fsync the append-only file on a clean shutdown.
+        termination_grace_period_seconds: Some(30),
+        ..pod_spec(container, REDIS_UID, Vec::new())
     };
-    let pod = pod_spec(container, REDIS_UID, vec![empty_dir("data")]);
-    super::pod::deployment(
-        stack,
-        stack.names().redis(),
-        COMPONENT,
-        Some(1),
-        strategy,
-        template(stack, COMPONENT, pod),
-    )
+    statefulset_of(stack, names.redis(), COMPONENT, pod, &volume(stack), live)
 }
 
 /// The Redis Service.

@@ -32,6 +32,7 @@ fn validated(spec: PerformanceStackSpec, database: DatabaseSource, cache: CacheS
         spec,
         database,
         cache,
+        paused: None,
     }
 }
 
@@ -155,14 +156,17 @@ fn minimal_spec_builds_the_expected_children() {
                 "credentials-secret",
                 yaml(&credentials::credentials_secret(&stack, "not-a-real-password")),
             ),
-            ("postgres-statefulset", yaml(&postgres::statefulset(&stack))),
+            ("postgres-statefulset", yaml(&postgres::statefulset(&stack, None))),
             ("postgres-service", yaml(&postgres::service(&stack))),
-            ("redis-deployment", yaml(&redis::deployment(&stack))),
+            ("redis-statefulset", yaml(&redis::statefulset(&stack, None))),
             ("redis-service", yaml(&redis::service(&stack))),
-            ("app-configmap", yaml(&app_config_map(&stack))),
+            (
+                "app-configmap",
+                yaml(&app_config_map(&stack, &file(2, 10, 3000, 600).pool)),
+            ),
             (
                 "tuning-configmap",
-                yaml(&tuning_config_map(&stack, &file(2, 20, 3000, 600))),
+                yaml(&tuning_config_map(&stack, &file(2, 10, 3000, 600))),
             ),
             ("migration-job", yaml(&migration::job(&stack))),
             (
@@ -183,7 +187,10 @@ fn full_spec_builds_the_expected_children() {
     check(
         "full",
         &[
-            ("app-configmap", yaml(&app_config_map(&stack))),
+            (
+                "app-configmap",
+                yaml(&app_config_map(&stack, &file(4, 40, 1500, 120).pool)),
+            ),
             (
                 "tuning-configmap",
                 yaml(&tuning_config_map(&stack, &file(4, 40, 1500, 120))),
@@ -195,8 +202,11 @@ fn full_spec_builds_the_expected_children() {
             ),
             ("api-service", yaml(&app::service(&stack))),
             ("hpa", yaml(&hpa::hpa(&stack, spec_replicas(&stack)))),
-            ("postgres-statefulset", yaml(&postgres::statefulset(&bundled))),
-            ("redis-deployment", yaml(&redis::deployment(&bundled))),
+            (
+                "postgres-statefulset",
+                yaml(&postgres::statefulset(&bundled, None)),
+            ),
+            ("redis-statefulset", yaml(&redis::statefulset(&bundled, None))),
         ],
     );
 }
@@ -254,4 +264,84 @@ fn generated_passwords_are_long_and_different() {
     assert_eq!(a.len(), 32);
     assert_ne!(a, b);
     assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+}
+
+#[test]
+fn a_live_statefulset_keeps_its_claim_template_whatever_the_spec_asks() {
+    let created = minimal();
+    let mut live = postgres::statefulset(&created, None);
+    // What the API server adds to a stored template.
+    let template = &mut live
+        .spec
+        .as_mut()
+        .unwrap()
+        .volume_claim_templates
+        .as_mut()
+        .unwrap()[0];
+    template.spec.as_mut().unwrap().volume_mode = Some("Filesystem".into());
+    template.status = Some(Default::default());
+    let mut bigger = minimal();
+    bigger.spec.database.bundled.storage_size = "50Gi".into();
+    bigger.spec.database.bundled.storage_class_name = Some("fast-ssd".into());
+    bigger.spec.database.bundled.image = "postgres:16".into();
+    let kept = postgres::statefulset(&bigger, Some(&live));
+    let claim = &kept.spec.unwrap().volume_claim_templates.unwrap()[0];
+    let spec = claim.spec.as_ref().unwrap();
+    assert_eq!(
+        spec.resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"].0,
+        "10Gi",
+        "the template cannot change; the claim is expanded instead"
+    );
+    assert_eq!(spec.storage_class_name, None);
+    assert_eq!(
+        spec.volume_mode, None,
+        "what the API server added is not the operator's"
+    );
+    assert_eq!(
+        claim.metadata.annotations.as_ref().unwrap()[postgres::MAJOR_ANNOTATION],
+        "15",
+        "the data was created by 15"
+    );
+    assert!(claim.status.is_none());
+    assert_eq!(
+        postgres::statefulset(&created, Some(&live)),
+        postgres::statefulset(&created, None),
+        "unchanged, a live StatefulSet renders as it was written: no second write"
+    );
+    let redis = redis::statefulset(&bigger, None);
+    assert_eq!(
+        redis.spec.unwrap().volume_claim_templates.unwrap()[0]
+            .metadata
+            .name
+            .as_deref(),
+        Some("data"),
+        "Redis keeps its append-only file on a claim too"
+    );
+}
+
+#[test]
+fn postgres_major_versions_come_from_the_image_tag() {
+    for (image, major) in [
+        ("postgres:15-alpine", Some(15)),
+        ("postgres:15.6", Some(15)),
+        ("registry.example:5000/db/postgres:16@sha256:abc", Some(16)),
+        ("postgres:17beta1", Some(17)),
+        ("postgres", None),
+        ("postgres:latest", None),
+        ("registry.example:5000/postgres", None),
+        ("postgres@sha256:abc", None),
+    ] {
+        assert_eq!(postgres::major_version(image), major, "{image}");
+    }
+}
+
+#[test]
+fn the_credentials_secret_is_never_owned_by_the_stack() {
+    let secret = credentials::credentials_secret(&minimal(), "x");
+    assert_eq!(secret.metadata.owner_references, None);
+    assert_eq!(
+        secret.metadata.labels.unwrap()[STACK_LABEL],
+        "shop",
+        "found again by name and label"
+    );
 }

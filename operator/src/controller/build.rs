@@ -1,7 +1,8 @@
 //! Build (step 4): the desired children, pure — the validated stack, the tuner's decision and what
-//! observe found (the migration's progress and the image the API runs) in, each child rendered once
-//! with the digest annotation the apply step compares out. The credentials Secret is the exception:
-//! apply builds it only when it is missing, with a fresh password.
+//! observe found (the migration's progress, the image the API runs, the StatefulSets' claim
+//! templates, which cannot change) in, each child rendered once with the digest annotation the apply
+//! step compares out. The credentials Secret is the exception: apply builds it only when it is
+//! missing, with a fresh password.
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
@@ -41,8 +42,8 @@ pub enum Autoscaler {
 pub struct Desired {
     /// PostgreSQL's headless Service and StatefulSet (bundled database).
     pub postgres: Option<(Service, StatefulSet)>,
-    /// Redis' Service and Deployment (bundled cache).
-    pub redis: Option<(Service, Deployment)>,
+    /// Redis' Service and StatefulSet (bundled cache).
+    pub redis: Option<(Service, StatefulSet)>,
     /// The API's configuration ConfigMap.
     pub app_config: ConfigMap,
     /// The tuning ConfigMap with the decided pool.
@@ -66,14 +67,14 @@ pub fn build(
     let postgres = match stack.database {
         DatabaseSource::Bundled => Some((
             digested(postgres::service(stack))?,
-            digested(postgres::statefulset(stack))?,
+            digested(postgres::statefulset(stack, observed.postgres.as_ref()))?,
         )),
         DatabaseSource::External { .. } => None,
     };
     let redis = match stack.cache {
         CacheSource::Bundled => Some((
             digested(redis::service(stack))?,
-            digested(redis::deployment(stack))?,
+            digested(redis::statefulset(stack, observed.redis.as_ref()))?,
         )),
         CacheSource::External { .. } | CacheSource::Disabled => None,
     };
@@ -97,14 +98,12 @@ pub fn build(
         ))?))),
         AutoscalingApi::Unavailable => None,
     };
+    let file = tuning_file(stack, &decision.settings);
     Ok(Desired {
         postgres,
         redis,
-        app_config: digested(config::app_config_map(stack))?,
-        tuning_config: digested(tuning::tuning_config_map(
-            stack,
-            &tuning_file(stack, &decision.settings),
-        ))?,
+        app_config: digested(config::app_config_map(stack, &file.pool))?,
+        tuning_config: digested(tuning::tuning_config_map(stack, &file))?,
         migration,
         api,
         api_service: digested(app::service(stack))?,

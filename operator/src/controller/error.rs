@@ -50,6 +50,10 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// Apply: the API server refused some writes; every other child was written, and the status
+    /// (already written) names each refusal.
+    #[error("{}", refusals(.0))]
+    Refused(Vec<Error>),
     /// Update status: writing the stack's status failed.
     #[error("updating the stack's status")]
     UpdateStatus {
@@ -86,6 +90,7 @@ impl Error {
             Error::Apply {
                 write: Write::Delete, ..
             } => "delete",
+            Error::Refused(refused) => refused.first().map_or("apply", Error::metric_label),
             Error::UpdateStatus { .. } => "status",
             Error::Cleanup { .. } => "cleanup",
             Error::Finalizer(inner) => match inner.as_ref() {
@@ -94,6 +99,18 @@ impl Error {
             },
         }
     }
+}
+
+/// The refused writes, in one line: `2 writes refused: applying Service shop-api: … (403 Forbidden); …`.
+fn refusals(refused: &[Error]) -> String {
+    let each: Vec<String> = refused
+        .iter()
+        .map(|e| {
+            e.condition()
+                .map_or_else(|| ErrorChain(e).to_string(), |(_, m)| m)
+        })
+        .collect();
+    format!("{} writes refused: {}", refused.len(), each.join("; "))
 }
 
 /// `result` of a request about an object that may be gone already: `Ok(None)` for a 404, which

@@ -1,9 +1,7 @@
-//! Events: events.k8s.io Events about a stack, recorded on transitions only. A failed Event never fails
-//! a reconcile; it is logged.
+//! Events: events.k8s.io Events about a stack, for phase changes, failures and the tuner's applied
+//! decisions only (`update_status.rs` picks them). A failed Event never fails a reconcile; it is logged.
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-
-use crate::children::ValidatedStack;
 
 /// Records Events about stacks under the operator's name.
 #[derive(Clone)]
@@ -47,12 +45,5 @@ impl StackEvents {
         if let Err(error) = recorder.publish(&event, regarding).await {
             tracing::warn!(%error, reason, "could not record Event");
         }
-    }
-
-    /// A migration Job is about to be created.
-    pub async fn migration_started(&self, stack: &ValidatedStack, job: &str) {
-        let note = format!("running migrations for {} in Job {job}", stack.app_image);
-        self.publish(&stack.object_ref, "MigrationStarted", &note, false)
-            .await;
     }
 }

@@ -27,7 +27,8 @@ impl Error {
                 format!("{self}: {}", api_words(kind, source)),
             ),
             Error::Build { .. } => ("RenderFailed", self.to_string()),
-            Error::UpdateStatus { .. } | Error::Cleanup { .. } => return None,
+            // Refused writes are in the status the pipeline wrote, with every other child's state.
+            Error::Refused(_) | Error::UpdateStatus { .. } | Error::Cleanup { .. } => return None,
             Error::Finalizer(inner) => match inner.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e) => return e.condition(),
                 _ => return None,
@@ -35,6 +36,18 @@ impl Error {
         };
         Some((reason, message.chars().take(FAILURE_MESSAGE_MAX).collect()))
     }
+}
+
+/// The Ready condition's reason and message for writes the API server refused while the others
+/// went ahead: the first refusal's reason, every refusal's message.
+pub(crate) fn refused_verdict(refused: &[Error]) -> Option<(&'static str, String)> {
+    let conditions: Vec<(&'static str, String)> = refused.iter().filter_map(Error::condition).collect();
+    let (reason, _) = conditions.first()?;
+    let messages: Vec<&str> = conditions.iter().map(|(_, m)| m.as_str()).collect();
+    Some((
+        reason,
+        messages.join("; ").chars().take(FAILURE_MESSAGE_MAX).collect(),
+    ))
 }
 
 /// What the API server said about a request for a `kind`, fit for status.

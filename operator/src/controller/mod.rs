@@ -1,25 +1,31 @@
 //! The reconcile of a `PerformanceStack`, as a pipeline with one module per step:
 //!
-//! 1. [`validate`]: the spec, or the field that is wrong (reported in status; waits for a change);
-//! 2. [`observe`]: every read — Secrets, live children, the migration Job, the API pods' metrics;
+//! 1. [`validate`]: the spec, or the field that is wrong (reported in status; waits for a change),
+//!    then, once observed, whether the data can follow it (a PostgreSQL major version);
+//! 2. [`observe`]: every read — Secrets, live children and claims, the migration Job, the API pods'
+//!    metrics (not while paused);
 //! 3. [`tune`]: the one call into the tuner — settings in force within the connection budget;
 //! 4. [`build`]: the desired children, pure;
 //! 5. [`apply`]: every write — only what differs from what observe found;
 //! 6. [`status`]: the status from what was observed, applied and decided, pure;
 //! 7. [`update_status`]: write it when it changed, with an Event per transition.
 //!
-//! Each step depends only on the steps before it. The pipeline runs inside a finalizer whose
+//! Each step depends only on the steps before it. A paused stack (`spec.suspend`, or the
+//! `perfstack.dev/paused` annotation) goes from observe straight to status: conditions stay
+//! current, nothing else is written, the tuner is frozen. The pipeline runs inside a finalizer whose
 //! [`cleanup`] honours `spec.deletionPolicy`; a failed step is shown in status ([`failure`]) and
 //! retried with backoff.
 pub mod apply;
 pub mod build;
 pub mod cleanup;
 pub mod context;
+pub mod drift;
 pub mod error;
 pub mod events;
 mod failure;
 pub mod observe;
 pub mod status;
+pub mod storage;
 pub mod tune;
 pub mod update_status;
 pub mod validate;
@@ -73,20 +79,12 @@ fn stacks(client: &Client, stack: &PerformanceStack) -> Api<PerformanceStack> {
     Api::namespaced(client.clone(), &stack.namespace().unwrap_or_default())
 }
 
-/// The Apply arm of the finalizer: a suspended stack only reports it, an invalid spec only says
-/// which field is wrong (both wait for a change), any other runs the pipeline.
+/// The Apply arm of the finalizer: an invalid spec only says which field is wrong (and waits for a
+/// change), any other runs the pipeline.
 async fn apply_stack(stack: &PerformanceStack, ctx: &Context) -> Result<Action, Error> {
-    if stack.spec.suspend {
-        update_status::write(ctx, stack, status::suspended(stack)).await?;
-        return Ok(Action::await_change());
-    }
     let validated = match validate::validate(stack) {
         Ok(validated) => validated,
-        Err(invalid) => {
-            tracing::warn!(%invalid, "invalid spec; waiting for a change");
-            update_status::write(ctx, stack, status::invalid(stack, &invalid, &status::now())).await?;
-            return Ok(Action::await_change());
-        }
+        Err(invalid) => return report_invalid(ctx, stack, &invalid).await,
     };
     // Boxed: observing and applying every child is a large future; keep the reconcile future small.
     match Box::pin(pipeline(stack, &validated, ctx)).await {
@@ -95,19 +93,43 @@ async fn apply_stack(stack: &PerformanceStack, ctx: &Context) -> Result<Action, 
     }
 }
 
-/// Steps 2 to 7 for a valid stack.
+/// Shows an invalid spec in status; waits for a change of the stack.
+async fn report_invalid(
+    ctx: &Context,
+    stack: &PerformanceStack,
+    invalid: &validate::InvalidSpec,
+) -> Result<Action, Error> {
+    tracing::warn!(%invalid, "invalid spec; waiting for a change");
+    update_status::write(ctx, stack, status::invalid(stack, invalid, &status::now())).await?;
+    Ok(Action::await_change())
+}
+
+/// Steps 2 to 7 for a valid stack. A paused stack stops after observing: its status (every
+/// condition, and `Suspended`) is the only write.
 async fn pipeline(
     stack: &PerformanceStack,
     validated: &ValidatedStack,
     ctx: &Context,
 ) -> Result<Action, Error> {
-    let recorded = stack.status.as_ref().and_then(|s| s.migration.as_ref());
-    let observed = observe::observe(ctx, validated, recorded).await?;
+    let observed = observe::observe(ctx, validated, stack.status.as_ref()).await?;
+    if let Err(invalid) = validate::against_live(validated, &observed) {
+        return report_invalid(ctx, stack, &invalid).await;
+    }
+    if validated.paused.is_some() {
+        let decision = tune::frozen(validated, &observed);
+        let live = apply::Applied::as_observed(validated, &observed);
+        let new_status = status::compute(stack, validated, &observed, &live, &decision, &status::now());
+        update_status::write(ctx, stack, new_status).await?;
+        return Ok(Action::requeue(RESYNC));
+    }
     let decision = tune::tune(ctx.tuning.as_ref().map(|t| &t.registry), validated, &observed);
     let desired = build::build(validated, &decision, &observed)?;
-    let applied = apply::apply(ctx, validated, &observed, &desired, &decision).await?;
+    let mut applied = apply::apply(ctx, validated, &observed, &desired, &decision).await;
     let new_status = status::compute(stack, validated, &observed, &applied, &decision, &status::now());
     update_status::write(ctx, stack, new_status).await?;
+    if !applied.refused.is_empty() {
+        return Err(Error::Refused(std::mem::take(&mut applied.refused)));
+    }
     Ok(Action::requeue(
         decision.requeue.map_or(RESYNC, |interval| RESYNC.min(interval)),
     ))

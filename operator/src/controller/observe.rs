@@ -7,7 +7,7 @@ use std::fmt::Debug;
 use std::time::Instant;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
 use kube::api::{Api, DynamicObject};
 use kube::{Client, Resource};
 use perfstack_contract::probes::DEFAULT_HTTP_PORT;
@@ -15,11 +15,10 @@ use serde::de::DeserializeOwned;
 
 use super::context::{AutoscalingApi, Context};
 use super::error::Error;
-use crate::children::{CacheSource, DatabaseSource, ValidatedStack, app, hpa};
-use crate::crd::MigrationStatus;
+use crate::children::{CacheSource, DatabaseSource, ValidatedStack, app, hpa, volume};
+use crate::crd::StackStatus;
 use crate::tuner::TunerError;
-use crate::tuner::observe::PodAnswer;
-use crate::tuner::targets::AppPods;
+use crate::tuner::targets::{AppPods, Scraped};
 
 pub use migration::{ObservedMigration, state_of};
 
@@ -50,12 +49,21 @@ pub struct Observed {
     pub postgres: Option<StatefulSet>,
     /// The Redis Service (bundled cache).
     pub redis_service: Option<Service>,
-    /// The Redis Deployment (bundled cache).
-    pub redis: Option<Deployment>,
+    /// The Redis StatefulSet (bundled cache).
+    pub redis: Option<StatefulSet>,
+    /// The Redis Deployment operators before the StatefulSet created (its data was on an
+    /// `emptyDir`); the apply step deletes it once the StatefulSet exists.
+    pub superseded_redis: Option<Deployment>,
+    /// The data volumes' claims (PostgreSQL's, then Redis'), as they exist: `(name, claim)`.
+    pub claims: Vec<(String, Option<PersistentVolumeClaim>)>,
     /// The API's configuration ConfigMap.
     pub app_config: Option<ConfigMap>,
     /// The tuning ConfigMap (also what a restarted tuner picks its pool up from).
     pub tuning_config: Option<ConfigMap>,
+    /// The stack's status as this reconcile found it: a finished migration's outcome, the tuner's
+    /// settings in force (what a restarted tuner picks its HPA bounds up from), the volumes'
+    /// refused expansions (not retried for the same size).
+    pub recorded: StackStatus,
     /// The API Deployment; absent until an image has been migrated.
     pub api: Option<Deployment>,
     /// The migration of the desired image (migrations enabled only).
@@ -67,7 +75,7 @@ pub struct Observed {
     /// The autoscaling API the cluster serves.
     pub autoscaling: AutoscalingApi,
     /// The API pods' answers when the tuning interval was due (`Err`: they could not be listed).
-    pub app_metrics: Option<Result<Vec<PodAnswer>, TunerError>>,
+    pub app_metrics: Option<Result<Scraped, TunerError>>,
 }
 
 /// Reads a child, `None` when it does not exist.
@@ -78,12 +86,13 @@ where
     api.get_opt(name).await.map_err(Error::observing(kind, name))
 }
 
-/// Reads everything the reconcile of `stack` needs. `recorded` is the migration as the stack's
-/// status last reported it: a finished Job's outcome is taken from there instead of its pods.
+/// Reads everything the reconcile of `stack` needs. `recorded` is the stack's status as it was: a
+/// finished migration Job's outcome is taken from there instead of its pods, and a restarted tuner
+/// its settings in force.
 pub async fn observe(
     ctx: &Context,
     stack: &ValidatedStack,
-    recorded: Option<&MigrationStatus>,
+    recorded: Option<&StackStatus>,
 ) -> Result<Observed, Error> {
     let ns = &stack.namespace;
     let names = stack.names();
@@ -93,14 +102,15 @@ pub async fn observe(
     let config_maps: Api<ConfigMap> = ctx.api(ns);
     let mut observed = Observed {
         autoscaling: ctx.autoscaling,
+        recorded: recorded.cloned().unwrap_or_default(),
         ..Observed::default()
     };
     match &stack.database {
         DatabaseSource::Bundled => {
             observed.credentials = get(&secrets, "Secret", &names.credentials()).await?;
-            observed.postgres_service = get(&services, "Service", &names.postgres()).await?;
-            let sets: Api<StatefulSet> = ctx.api(ns);
-            observed.postgres = get(&sets, "StatefulSet", &names.postgres()).await?;
+            let postgres = data_set(ctx, ns, names.postgres()).await?;
+            (observed.postgres_service, observed.postgres) = (postgres.service, postgres.set);
+            observed.claims.push(postgres.claim);
         }
         DatabaseSource::External { secret, key } => {
             observed.external_database = Some(external_secret(&secrets, secret, key).await?);
@@ -108,8 +118,10 @@ pub async fn observe(
     }
     match &stack.cache {
         CacheSource::Bundled => {
-            observed.redis_service = get(&services, "Service", &names.redis()).await?;
-            observed.redis = get(&deployments, "Deployment", &names.redis()).await?;
+            let redis = data_set(ctx, ns, names.redis()).await?;
+            (observed.redis_service, observed.redis) = (redis.service, redis.set);
+            observed.claims.push(redis.claim);
+            observed.superseded_redis = get(&deployments, "Deployment", &names.redis()).await?;
         }
         CacheSource::External { secret, key } => {
             observed.external_cache = Some(external_secret(&secrets, secret, key).await?);
@@ -120,13 +132,16 @@ pub async fn observe(
     observed.tuning_config = get(&config_maps, "ConfigMap", &names.tuning()).await?;
     observed.api = get(&deployments, "Deployment", &names.api()).await?;
     if stack.spec.migrations.enabled {
-        observed.migration = Some(migration::observe(ctx, stack, recorded).await?);
+        let migration = recorded.and_then(|s| s.migration.as_ref());
+        observed.migration = Some(migration::observe(ctx, stack, migration).await?);
     }
     observed.api_service = get(&services, "Service", &names.api()).await?;
     observed.hpa = live_hpa(&ctx.client, stack, ctx.autoscaling).await?;
-    // The tuner ticks only once the API Deployment exists: before, there are no pods to ask.
+    // The tuner ticks only once the API Deployment exists (before, there are no pods to ask), and
+    // never while the stack is paused (it is frozen).
     if let Some(tuning) = &ctx.tuning
         && observed.api.is_some()
+        && stack.paused.is_none()
         && tuning
             .registry
             .wants_metrics(&stack.key(), &stack.spec, Instant::now())
@@ -140,6 +155,26 @@ pub async fn observe(
         observed.app_metrics = Some(pods.scrape(&tuning.source).await);
     }
     Ok(observed)
+}
+
+/// A bundled component as it exists: its Service, its StatefulSet and its data claim.
+struct DataSet {
+    service: Option<Service>,
+    set: Option<StatefulSet>,
+    claim: (String, Option<PersistentVolumeClaim>),
+}
+
+/// Reads the Service and StatefulSet `name` and the StatefulSet's data claim.
+async fn data_set(ctx: &Context, ns: &str, name: String) -> Result<DataSet, Error> {
+    let service = get(&ctx.api(ns), "Service", &name).await?;
+    let set = get(&ctx.api(ns), "StatefulSet", &name).await?;
+    let claim = volume::claim_name(&name);
+    let found = get(&ctx.api(ns), "PersistentVolumeClaim", &claim).await?;
+    Ok(DataSet {
+        service,
+        set,
+        claim: (claim, found),
+    })
 }
 
 /// The live HPA, read as a dynamic object of the version the cluster serves.

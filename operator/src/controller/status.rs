@@ -37,16 +37,31 @@ pub fn compute(
         conditions::migration(applied.migration.as_ref()),
         conditions::app(validated, applied),
     ];
-    let blocker = parts
-        .iter()
-        .find(|v| !v.ok)
-        .map(|v| (v.reason, v.message.clone()));
+    // Refused writes come first: every other child was written and is shown as it is.
+    let blocker = super::failure::refused_verdict(&applied.refused).or_else(|| {
+        parts
+            .iter()
+            .find(|v| !v.ok)
+            .map(|v| (v.reason, v.message.clone()))
+    });
     for part in parts {
         set_condition(&mut conditions, part, generation, now);
     }
     set_condition(
         &mut conditions,
         conditions::autoscaling(validated, observed),
+        generation,
+        now,
+    );
+    set_condition(
+        &mut conditions,
+        conditions::storage(&applied.volumes),
+        generation,
+        now,
+    );
+    set_condition(
+        &mut conditions,
+        conditions::suspended(validated.paused.as_ref(), &decision.settings),
         generation,
         now,
     );
@@ -58,17 +73,9 @@ pub fn compute(
             now,
         );
     }
-    let (phase, reason) = match &blocker {
-        None => (Phase::Ready, "StackReady"),
-        Some(("MigrationFailed", _)) => (Phase::Failed, "MigrationFailed"),
-        // An upgrade's migration: the previous version keeps serving, nothing is degraded.
-        Some((reason @ ("MigrationRunning" | "WaitingForDatabase"), _)) if applied.api.is_some() => {
-            (Phase::Provisioning, *reason)
-        }
-        Some((reason, _)) if matches!(old.phase, Some(Phase::Ready | Phase::Degraded)) => {
-            (Phase::Degraded, *reason)
-        }
-        Some((reason, _)) => (Phase::Provisioning, *reason),
+    let (phase, reason) = match (&blocker, &validated.paused) {
+        (_, Some(pause)) => (Phase::Suspended, pause.reason),
+        (blocker, None) => phase_of(blocker.as_ref(), applied, old.phase),
     };
     let ready = match blocker {
         None => Verdict {
@@ -113,6 +120,28 @@ pub fn compute(
         observed_p95,
         migration: applied.migration.clone(),
         tuning,
+        volumes: applied.volumes.clone(),
+    }
+}
+
+/// The phase of a stack that is not paused, and its reason: Ready without a `blocker` (the reason
+/// and message of what keeps it from being ready), else Failed, Provisioning or Degraded.
+fn phase_of(
+    blocker: Option<&(&'static str, String)>,
+    applied: &Applied,
+    before: Option<Phase>,
+) -> (Phase, &'static str) {
+    match blocker {
+        None => (Phase::Ready, "StackReady"),
+        Some(("MigrationFailed", _)) => (Phase::Failed, "MigrationFailed"),
+        // An upgrade's migration: the previous version keeps serving, nothing is degraded.
+        Some((reason @ ("MigrationRunning" | "WaitingForDatabase"), _)) if applied.api.is_some() => {
+            (Phase::Provisioning, *reason)
+        }
+        Some((reason, _)) if matches!(before, Some(Phase::Ready | Phase::Degraded)) => {
+            (Phase::Degraded, *reason)
+        }
+        Some((reason, _)) => (Phase::Provisioning, *reason),
     }
 }
 
@@ -166,15 +195,6 @@ pub fn reconcile_failed(
         None | Some(Phase::Pending | Phase::Suspended) => Phase::Provisioning,
         Some(other) => other,
     })
-}
-
-/// The status of a suspended stack: conditions as they were, phase Suspended.
-pub fn suspended(stack: &PerformanceStack) -> StackStatus {
-    let mut status = stack.status.clone().unwrap_or_default();
-    status.observed_generation = stack.metadata.generation;
-    status.phase = Some(Phase::Suspended);
-    status.reason = Some("Suspended".into());
-    status
 }
 
 #[cfg(test)]

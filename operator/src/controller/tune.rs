@@ -48,10 +48,13 @@ pub fn tune(
         spec: &stack.spec,
         generation: stack.generation,
         live_file: observed.tuning_config.as_ref().and_then(tuning::file_text),
-        app_metrics: observed
-            .app_metrics
+        recorded: observed
+            .recorded
+            .tuning
             .as_ref()
-            .map(|answers| answers.as_ref().map(Vec::as_slice)),
+            .and_then(|t| t.in_force.as_ref())
+            .map(recorded_settings),
+        app_metrics: observed.app_metrics.as_ref().map(Result::as_ref),
         now: Instant::now(),
         wall: chrono::Utc::now(),
     };
@@ -80,6 +83,46 @@ pub fn tune(
     }
 }
 
+/// The decision while the stack is paused: the tuner is frozen. No interval runs and nothing is
+/// written; the settings are those in force (the live tuning file's pool, the HPA bounds the status
+/// recorded), for the `Suspended` condition to say; `status.tuning` and the `ConnectionBudget`
+/// condition stay as they were.
+pub fn frozen(stack: &ValidatedStack, observed: &Observed) -> TuningDecision {
+    let spec = from_crd::spec_settings(&stack.spec, stack.generation);
+    let recorded = observed
+        .recorded
+        .tuning
+        .as_ref()
+        .and_then(|t| t.in_force.as_ref())
+        .map(recorded_settings);
+    let file = observed
+        .tuning_config
+        .as_ref()
+        .and_then(tuning::file_text)
+        .and_then(|text| perfstack_contract::tuning::TuningFile::parse(text).ok());
+    let hpa = recorded.unwrap_or(spec);
+    let settings = match file {
+        Some(file) => Settings {
+            pool_min: file.pool.min_connections,
+            pool_max: file.pool.max_connections,
+            generation: file.generation,
+            ..hpa
+        },
+        None => Settings {
+            hpa_min: hpa.hpa_min,
+            hpa_max: hpa.hpa_max,
+            ..spec
+        },
+    };
+    TuningDecision {
+        settings,
+        budget: None,
+        events: Vec::new(),
+        status: None,
+        requeue: None,
+    }
+}
+
 /// The tuner's report as `status.tuning` shows it.
 pub fn tuning_status(report: &TuningReport) -> TuningStatus {
     let record = &report.last_decision;
@@ -92,6 +135,17 @@ pub fn tuning_status(report: &TuningReport) -> TuningStatus {
             reason: record.reason.clone(),
         }),
         last_observation: Some(observation_summary(&report.last_observation)),
+    }
+}
+
+/// Settings as `status.tuning` recorded them.
+fn recorded_settings(s: &TunedSettings) -> Settings {
+    Settings {
+        pool_min: s.pool_min,
+        pool_max: s.pool_max,
+        hpa_min: s.min_replicas,
+        hpa_max: s.max_replicas,
+        generation: s.generation,
     }
 }
 

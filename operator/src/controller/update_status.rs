@@ -1,36 +1,35 @@
 //! Update status (step 7): write the computed status only when it differs from what the stack shows,
-//! and record an Event for every condition that changed status and for a phase change.
+//! and record an Event for a phase change or a failure. Condition transitions are not Events: a new
+//! stack turns half a dozen conditions True, and 200 stacks starting would spend most of their writes
+//! on Events nobody reads; the conditions themselves say it.
 use kube::Resource;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
 use super::context::Context;
 use super::error::Error;
-use crate::crd::{PerformanceStack, StackStatus};
+use super::status::conditions::{FAILURE_REASONS, READY};
+use crate::crd::{PerformanceStack, Phase, StackStatus};
 
 /// A transition worth an Event: (reason, note, is_warning).
 pub type Transition = (String, String, bool);
 
-/// Condition status changes (not reason or message changes) and phase changes between `old` and `new`, as Events.
+/// The Events between `old` and `new`: a phase change (a Warning into Failed or Degraded), and the
+/// Ready condition turning to a failure reason (`ApplyFailed`, `InvalidSpec`, ...; a Warning), each
+/// once per transition.
 pub fn transitions(old: &StackStatus, new: &StackStatus) -> Vec<Transition> {
     let mut out = Vec::new();
-    for condition in &new.conditions {
-        let before = old.conditions.iter().find(|c| c.type_ == condition.type_);
-        let changed = before.is_none_or(|b| b.status != condition.status);
-        // A condition first appearing as False is the normal start of provisioning, not news.
-        let first_false = before.is_none() && condition.status != "True";
-        if changed && !first_false {
-            out.push((
-                condition.reason.clone(),
-                format!("{}: {}", condition.type_, condition.message),
-                condition.status != "True",
-            ));
-        }
+    let ready = |status: &StackStatus| status.conditions.iter().find(|c| c.type_ == READY).cloned();
+    if let Some(now) = ready(new)
+        && FAILURE_REASONS.contains(&now.reason.as_str())
+        && ready(old).is_none_or(|before| before.reason != now.reason || before.status != now.status)
+    {
+        out.push((now.reason.clone(), now.message.clone(), true));
     }
     if old.phase != new.phase
         && let Some(phase) = new.phase
     {
-        let warning = matches!(phase, crate::crd::Phase::Failed | crate::crd::Phase::Degraded);
+        let warning = matches!(phase, Phase::Failed | Phase::Degraded);
         out.push((
             format!("Phase{}", phase.as_str()),
             format!("phase is now {}", phase.as_str()),
@@ -66,4 +65,71 @@ pub async fn write(ctx: &Context, stack: &PerformanceStack, new: StackStatus) ->
         ctx.events.publish(&regarding, &reason, &note, warning).await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+    use super::*;
+
+    fn status(phase: Phase, conditions: &[(&str, &str, &str)]) -> StackStatus {
+        StackStatus {
+            phase: Some(phase),
+            conditions: conditions
+                .iter()
+                .map(|(type_, status, reason)| Condition {
+                    type_: (*type_).into(),
+                    status: (*status).into(),
+                    reason: (*reason).into(),
+                    message: format!("{type_} {reason}"),
+                    observed_generation: None,
+                    last_transition_time: crate::controller::status::now(),
+                })
+                .collect(),
+            ..StackStatus::default()
+        }
+    }
+
+    #[test]
+    fn conditions_turning_true_are_no_events_but_the_phase_change_is() {
+        let old = status(Phase::Provisioning, &[("Ready", "False", "PostgresNotReady")]);
+        let new = status(
+            Phase::Ready,
+            &[
+                ("Ready", "True", "StackReady"),
+                ("DatabaseReady", "True", "PostgresReady"),
+                ("AppReady", "True", "DeploymentAvailable"),
+            ],
+        );
+        assert_eq!(
+            transitions(&old, &new),
+            [("PhaseReady".to_owned(), "phase is now Ready".to_owned(), false)]
+        );
+    }
+
+    #[test]
+    fn a_failure_is_a_warning_once() {
+        let old = status(Phase::Provisioning, &[("Ready", "False", "PostgresNotReady")]);
+        let failed = status(Phase::Provisioning, &[("Ready", "False", "ApplyFailed")]);
+        assert_eq!(
+            transitions(&old, &failed),
+            [("ApplyFailed".to_owned(), "Ready ApplyFailed".to_owned(), true)]
+        );
+        assert!(
+            transitions(&failed, &failed).is_empty(),
+            "the same failure again: no Event"
+        );
+        let degraded = status(Phase::Degraded, &[("Ready", "False", "PostgresNotReady")]);
+        let ready = status(Phase::Ready, &[("Ready", "True", "StackReady")]);
+        assert_eq!(
+            transitions(&ready, &degraded),
+            [(
+                "PhaseDegraded".to_owned(),
+                "phase is now Degraded".to_owned(),
+                true
+            )],
+            "waiting for a child is no failure: only the phase says it"
+        );
+    }
 }

@@ -7,10 +7,12 @@
 use std::fmt::Display;
 use std::ops::RangeInclusive;
 
+use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use perfstack_contract::{env, tuning};
 
-use crate::children::{CacheSource, DatabaseSource, ValidatedStack, default_app_image};
+use crate::children::{CacheSource, DatabaseSource, Pause, ValidatedStack, default_app_image};
+use crate::crd::quantity;
 use crate::crd::{
     AppSpec, CacheMode, CacheSpec, DatabaseMode, ExternalSpec, PerformanceStack, PerformanceStackSpec,
     PoolSpec, SloSpec, TuningSpec,
@@ -114,11 +116,37 @@ pub fn validate(stack: &PerformanceStack) -> Result<ValidatedStack, InvalidSpec>
         database: database(spec)?,
         cache: cache(&spec.cache)?,
         spec: spec.clone(),
+        paused: pause(stack),
+    })
+}
+
+/// Annotation that pauses a stack like `spec.suspend`, for when a GitOps tool owns the spec and a
+/// person needs to stop the operator by hand (value `"true"`).
+pub const PAUSED_ANNOTATION: &str = "perfstack.dev/paused";
+
+/// Whether and why the stack is paused: `spec.suspend`, else the annotation.
+fn pause(stack: &PerformanceStack) -> Option<Pause> {
+    if stack.spec.suspend {
+        return Some(Pause {
+            reason: "SpecSuspend",
+            switch: "spec.suspend is true".into(),
+        });
+    }
+    let annotated = stack
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(PAUSED_ANNOTATION))
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    annotated.then(|| Pause {
+        reason: "PausedByAnnotation",
+        switch: format!("the annotation {PAUSED_ANNOTATION} is \"true\""),
     })
 }
 
 fn app(app: &AppSpec) -> Result<(), InvalidSpec> {
     in_range("spec.app.port", app.port, 1, 65535)?;
+    resources("spec.app.resources", &app.resources)?;
     in_range("spec.app.minReplicas", app.min_replicas, 1, 100)?;
     in_range("spec.app.maxReplicas", app.max_replicas, 1, 100)?;
     in_range(
@@ -247,7 +275,8 @@ fn database(spec: &PerformanceStackSpec) -> Result<DatabaseSource, InvalidSpec> 
     if bundled.image.trim().is_empty() {
         return Err(invalid("spec.database.bundled.image", "must not be empty"));
     }
-    check_quantity("spec.database.bundled.storageSize", &bundled.storage_size)?;
+    size("spec.database.bundled.storageSize", &bundled.storage_size)?;
+    resources("spec.database.bundled.resources", &bundled.resources)?;
     Ok(DatabaseSource::Bundled)
 }
 
@@ -258,6 +287,8 @@ fn cache(cache: &CacheSpec) -> Result<CacheSource, InvalidSpec> {
             if cache.image.trim().is_empty() {
                 return Err(invalid("spec.cache.image", "must not be empty"));
             }
+            resources("spec.cache.resources", &cache.resources)?;
+            size("spec.cache.storageSize", &cache.storage_size)?;
             if !is_redis_memory(&cache.maxmemory) {
                 return Err(invalid(
                     "spec.cache.maxmemory",
@@ -282,94 +313,38 @@ fn is_redis_memory(value: &str) -> bool {
         && ["", "kb", "mb", "gb"].contains(&suffix)
 }
 
-fn check_quantity(field: &str, value: &str) -> Result<(), InvalidSpec> {
-    let quantity = Quantity(value.to_owned());
-    let digits = quantity.0.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let suffix = &quantity.0[digits.len()..];
-    let number_ok = !digits.is_empty() && digits.parse::<f64>().is_ok_and(|n| n > 0.0);
-    let suffix_ok = ["", "k", "M", "G", "T", "Ki", "Mi", "Gi", "Ti"].contains(&suffix);
-    if number_ok && suffix_ok {
-        Ok(())
-    } else {
-        Err(invalid(
-            field,
-            format!("{value:?} is not a storage quantity such as 10Gi"),
-        ))
-    }
+/// A volume size: a positive quantity.
+fn size(field: &str, value: &str) -> Result<(), InvalidSpec> {
+    quantity::positive(field, value)
+        .map(|_| ())
+        .map_err(|message| invalid(field, message))
 }
+
+/// A container's requests and limits: each a non-negative quantity. The schema has the same
+/// pattern, but objects stored before it (or by servers that skip it) reach the operator too, and a
+/// bad quantity would otherwise surface only when the Deployment is finally refused.
+fn resources(field: &str, given: &Option<ResourceRequirements>) -> Result<(), InvalidSpec> {
+    let Some(given) = given else { return Ok(()) };
+    for (part, map) in [("requests", &given.requests), ("limits", &given.limits)] {
+        for (name, Quantity(value)) in map.iter().flatten() {
+            let at = format!("{field}.{part}.{name}");
+            match quantity::parse(value) {
+                Some(v) if v >= 0.0 => {}
+                Some(_) => return Err(invalid(&at, format!("{value:?} must not be negative"))),
+                None => {
+                    return Err(invalid(
+                        &at,
+                        format!("{value:?} is not a Kubernetes quantity (such as 250m, 512Mi or 10Gi)"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+mod live;
+pub use live::against_live;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::crd::PerformanceStackSpec;
-
-    fn stack(spec: PerformanceStackSpec) -> PerformanceStack {
-        let mut stack = PerformanceStack::new("demo", spec);
-        stack.metadata.namespace = Some("ns".into());
-        stack.metadata.uid = Some("uid-1".into());
-        stack
-    }
-
-    #[test]
-    fn defaults_are_valid_and_resolve_the_image() {
-        let validated = validate(&stack(PerformanceStackSpec::default())).unwrap();
-        assert_eq!(validated.app_image, default_app_image());
-        assert_eq!(validated.database, DatabaseSource::Bundled);
-        assert_eq!(validated.cache, CacheSource::Bundled);
-    }
-
-    #[test]
-    fn pool_min_above_max_names_the_field() {
-        let mut spec = PerformanceStackSpec::default();
-        spec.pool.min_connections = 30;
-        spec.pool.max_connections = 20;
-        let err = validate(&stack(spec)).unwrap_err();
-        assert_eq!(err.field, "spec.pool.minConnections");
-    }
-
-    #[test]
-    fn external_database_needs_a_secret_reference() {
-        let mut spec = PerformanceStackSpec::default();
-        spec.database.mode = DatabaseMode::External;
-        let err = validate(&stack(spec)).unwrap_err();
-        assert_eq!(err.field, "spec.database.external");
-    }
-
-    #[test]
-    fn replicas_out_of_bounds_and_reserved_env_are_rejected() {
-        let mut spec = PerformanceStackSpec::default();
-        spec.app.max_replicas = 101;
-        assert_eq!(validate(&stack(spec)).unwrap_err().field, "spec.app.maxReplicas");
-        let mut spec = PerformanceStackSpec::default();
-        spec.app
-            .env
-            .push(crate::children::pod::plain_env("DATABASE_URL", "x"));
-        assert_eq!(validate(&stack(spec)).unwrap_err().field, "spec.app.env[0].name");
-    }
-
-    #[test]
-    fn pool_bounds_are_the_tuning_files() {
-        let mut spec = PerformanceStackSpec::default();
-        spec.pool.max_connections = 501;
-        spec.database.bundled.max_connections = 1000;
-        let err = validate(&stack(spec)).unwrap_err();
-        assert_eq!(
-            (err.field.as_str(), err.message.as_str()),
-            ("spec.pool.maxConnections", "501 is outside 1..=500")
-        );
-        let mut spec = PerformanceStackSpec::default();
-        spec.pool.acquire_timeout_ms = 0;
-        assert_eq!(
-            validate(&stack(spec)).unwrap_err().to_string(),
-            "spec.pool.acquireTimeoutMs: 0 is outside 1..=600000"
-        );
-    }
-
-    #[test]
-    fn quantities_and_memory_sizes() {
-        assert!(check_quantity("f", "10Gi").is_ok());
-        assert!(check_quantity("f", "ten").is_err());
-        assert!(is_redis_memory("256mb"));
-        assert!(!is_redis_memory("256 mb"));
-    }
-}
+mod tests;

@@ -4,6 +4,7 @@
 //! Spec parts for the deployed components live here; pool, SLO, tuning and data policies in
 //! [`policy`]; the status in [`status`].
 mod policy;
+pub mod quantity;
 mod status;
 
 use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
@@ -13,7 +14,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 pub use status::{
     DecisionRecord, MigrationState, MigrationStatus, ObservationSummary, Phase, StackStatus, TunedSettings,
-    TuningStatus,
+    TuningStatus, VolumeState, VolumeStatus,
 };
 
 /// The API group of the custom resource.
@@ -68,8 +69,9 @@ pub struct PerformanceStackSpec {
     /// false. Running workloads are left as they are.
     #[serde(default)]
     pub suspend: bool,
-    /// What happens to stored data when the stack is deleted: Retain keeps the database volumes and the
-    /// credentials Secret, Delete removes them.
+    /// What happens to stored data when the stack is deleted: Retain keeps the PostgreSQL and Redis
+    /// volumes and the credentials Secret (none of them is ever owned by the stack, so no garbage
+    /// collection can take them), Delete removes exactly those.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
 }
@@ -89,6 +91,7 @@ pub struct AppSpec {
     /// CPU and memory requests and limits of each API container. Default: requests 100m CPU and 128Mi
     /// memory, memory limit 512Mi (the autoscaler needs CPU requests to compute utilisation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "quantity::resources_schema")]
     pub resources: Option<ResourceRequirements>,
     /// Fewest API replicas; the autoscaler never goes below it.
     #[serde(default = "default_min_replicas")]
@@ -173,6 +176,7 @@ pub struct BundledDatabaseSpec {
     pub image: String,
     /// Size of the data volume, e.g. 10Gi.
     #[serde(default = "default_storage_size")]
+    #[schemars(schema_with = "quantity::schema")]
     pub storage_size: String,
     /// StorageClass of the data volume; the cluster default when empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -183,6 +187,7 @@ pub struct BundledDatabaseSpec {
     pub max_connections: i32,
     /// CPU and memory requests and limits of the PostgreSQL container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "quantity::resources_schema")]
     pub resources: Option<ResourceRequirements>,
 }
 
@@ -234,7 +239,8 @@ pub struct SecretKeyRef {
 /// Where the cache comes from.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum CacheMode {
-    /// The operator deploys Redis as a Deployment and a Service.
+    /// The operator deploys Redis as a StatefulSet (its append-only file on a persistent volume)
+    /// and a Service.
     #[default]
     Bundled,
     /// You provide Redis; a Secret holds its URL.
@@ -260,7 +266,15 @@ pub struct CacheSpec {
     pub maxmemory: String,
     /// CPU and memory requests and limits of the Redis container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "quantity::resources_schema")]
     pub resources: Option<ResourceRequirements>,
+    /// Size of the volume holding Redis' append-only file (the job queues), e.g. 1Gi (Bundled mode).
+    #[serde(default = "default_cache_storage_size")]
+    #[schemars(schema_with = "quantity::schema")]
+    pub storage_size: String,
+    /// StorageClass of that volume; the cluster default when empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
     /// Your own Redis (required when mode is External).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<ExternalSpec>,
@@ -273,6 +287,8 @@ impl Default for CacheSpec {
             image: default_redis_image(),
             maxmemory: default_maxmemory(),
             resources: None,
+            storage_size: default_cache_storage_size(),
+            storage_class_name: None,
             external: None,
         }
     }
@@ -307,4 +323,7 @@ fn default_redis_image() -> String {
 }
 fn default_maxmemory() -> String {
     "256mb".to_owned()
+}
+fn default_cache_storage_size() -> String {
+    "1Gi".to_owned()
 }

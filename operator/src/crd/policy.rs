@@ -130,18 +130,21 @@ impl Default for MigrationsSpec {
 /// What happens to data when the stack is deleted.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum DeletionPolicy {
-    /// Keep the database volumes and the credentials Secret.
+    /// Keep the PostgreSQL and Redis volumes and the credentials Secret; a stack created again
+    /// under the same name takes them back.
     #[default]
     Retain,
-    /// Delete the database volumes together with the stack.
+    /// Delete the PostgreSQL and Redis volumes and the credentials Secret with the stack.
     Delete,
 }
 
 fn default_pool_min() -> i32 {
     2
 }
+/// 10: the defaults' 10 replicas, with the 9 pods a rollout and terminations can add, times 10, plus
+/// 10 reserved, fill the bundled server's 200 exactly (docs/tuning.md).
 fn default_pool_max() -> i32 {
-    20
+    10
 }
 fn default_acquire_timeout_ms() -> i32 {
     3000

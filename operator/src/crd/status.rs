@@ -83,6 +83,46 @@ pub struct StackStatus {
     /// The tuner: settings in force, its last decision (time, reason) and last observation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tuning: Option<TuningStatus>,
+    /// The data volumes (PostgreSQL's and Redis' claims): size asked for, size they have, and whether
+    /// a change of the spec could be carried out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeStatus>,
+}
+
+/// Where a data volume stands against the spec.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VolumeState {
+    /// The claim has the size and class the spec asks for.
+    AsSpecified,
+    /// The claim does not exist yet, or is not bound to a volume yet.
+    Pending,
+    /// The claim asks for the new size; the volume has not grown to it yet.
+    Expanding,
+    /// The API server refused to expand the claim (its StorageClass does not allow expansion);
+    /// not tried again for the same size.
+    ExpansionRefused,
+    /// The spec asks for less than the claim has: volumes cannot shrink.
+    ShrinkRefused,
+    /// The spec names another StorageClass than the claim's: a claim's class cannot change.
+    ClassImmutable,
+}
+
+/// One data volume, as `status.volumes` shows it.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeStatus {
+    /// The PersistentVolumeClaim, e.g. data-shop-postgres-0.
+    pub claim: String,
+    /// The size the spec asks for.
+    pub size: String,
+    /// The size the volume has (the claim's status.capacity), once bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<String>,
+    /// AsSpecified, Pending, Expanding, ExpansionRefused, ShrinkRefused or ClassImmutable.
+    pub state: VolumeState,
+    /// Why, when the spec could not be carried out (the API server's words for a refusal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// Where the migration of an API image stands.

@@ -1,9 +1,47 @@
-//! The connection budget: `hpaMaxReplicas * poolMax + reserved <= max_connections`, always.
+//! The connection budget: `pods(maxReplicas) * poolMax + reserved <= max_connections`, at every
+//! moment, not only at rest.
 //!
-//! An HPA that scales out while every pod may open `poolMax` connections can exhaust PostgreSQL.
-//! [`ConnectionBudget::plan`] turns the spec's wishes into bounds that keep the invariant, and
-//! says with the numbers what it had to give up (the `ConnectionBudget` condition).
+//! An HPA that scales out while every pod may open `poolMax` connections can exhaust PostgreSQL. And
+//! more API pods than `maxReplicas` can be alive at once: a rolling update adds the Deployment's
+//! surge, and pods still terminating keep their pools until they exit. [`pods_at_most`] counts them
+//! (the builders make the bound true: `minReadySeconds` and the HPA's scale-down policy, see its
+//! doc). [`ConnectionBudget::plan`] turns the spec's wishes into bounds that keep the invariant, and
+//! says with the numbers what it had to give up (the `ConnectionBudget` condition). A pool change
+//! briefly keeps the old pool open beside the new one on every pod: `transition.rs` orders the
+//! changes around that.
 use std::fmt;
+
+/// The API Deployment's `maxSurge`, percent of its replicas (rounded up, as Kubernetes does).
+pub const MAX_SURGE_PERCENT: u32 = 25;
+/// The API pods' `terminationGracePeriodSeconds`: a terminating pod holds its pool at most this
+/// long. The Deployment's `minReadySeconds` and the HPA's scale-down period equal it, so that the
+/// pods one rollout step or one scale-down step removed have exited before the next step removes
+/// more.
+pub const TERMINATION_GRACE_SECONDS: u32 = 30;
+
+/// The Deployment's surge for `replicas`: `ceil(replicas * 25 %)` pods above them during a rollout.
+pub fn surge(replicas: u32) -> u32 {
+    replicas.saturating_mul(MAX_SURGE_PERCENT).div_ceil(100)
+}
+
+/// The most API pods alive at once under an HPA maximum of `max_replicas`: the replicas, the
+/// rollout's surge, the pods of one rollout step still terminating (at most the surge, since
+/// `minReadySeconds` = the grace period) and the pods of one scale-down step still terminating (at
+/// most the surge, the HPA's scale-down policy removing no more per grace period).
+pub fn pods_at_most(max_replicas: u32) -> u32 {
+    max_replicas.saturating_add(surge(max_replicas).saturating_mul(3))
+}
+
+/// Which processes besides the replicas can hold connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transit {
+    /// API pods of a Deployment under an HPA: a rollout's surge and terminating pods
+    /// ([`pods_at_most`]).
+    #[default]
+    Deployment,
+    /// One process and nothing else (`perfstack-operator local`).
+    None,
+}
 
 /// Bounds for the per-pod connection pool (`spec.pool.min` / `spec.pool.max`).
 ///
@@ -36,6 +74,8 @@ pub struct ConnectionBudget {
     pub reserved: u32,
     /// Where `max_connections` came from (shown in the condition message).
     pub source: MaxConnectionsSource,
+    /// Which processes besides the replicas hold connections.
+    pub transit: Transit,
 }
 
 /// Where the budget's `max_connections` came from.
@@ -44,7 +84,8 @@ pub enum MaxConnectionsSource {
     /// `spec.database.bundled.maxConnections` (the operator configures the server with it).
     #[default]
     Spec,
-    /// Reported by the app pods (`perfstack_db_server_max_connections`, from `SHOW max_connections`).
+    /// Reported by the app pods (`perfstack_db_server_max_connections`, from `SHOW max_connections`):
+    /// the lowest report of the last interval, so one pod cannot inflate the budget.
     Observed,
     /// An External database no pod has reported yet: a conservative assumption.
     Assumed,
@@ -55,7 +96,7 @@ impl MaxConnectionsSource {
     pub fn describe(self) -> &'static str {
         match self {
             Self::Spec => "as configured (spec.database.bundled.maxConnections)",
-            Self::Observed => "observed on the external server by the app pods",
+            Self::Observed => "on the external server: the lowest any app pod reported",
             Self::Assumed => "assumed for the external server until the app pods report it",
         }
     }
@@ -109,7 +150,8 @@ pub struct BudgetPlan {
     pub requested_replicas: ReplicaBounds,
     /// What the spec asked for.
     pub requested_pool: PoolBounds,
-    /// Highest `maxReplicas` allowed (>= 1).
+    /// Highest `maxReplicas` allowed (>= 1; with its surge and terminating pods, see
+    /// [`pods_at_most`]).
     pub replicas_max: u32,
     /// Highest `minReplicas` allowed (<= `replicas_max`).
     pub replicas_min: u32,
@@ -117,8 +159,8 @@ pub struct BudgetPlan {
     pub pool_max: u32,
     /// Pool minimum per pod (<= `pool_max`).
     pub pool_min: u32,
-    /// The most one pod may ever get: the spec's pool max, within what is available. The tuner
-    /// may grow the pool up to here by lowering `maxReplicas` below `replicas_max`.
+    /// The most one pod may ever get: the spec's pool max, within what one replica with its transit
+    /// leaves. The tuner may grow the pool up to here by lowering `maxReplicas` below `replicas_max`.
     pub pool_limit: u32,
     /// The outcome.
     pub verdict: BudgetVerdict,
@@ -130,19 +172,37 @@ impl ConnectionBudget {
         self.max_connections.saturating_sub(self.reserved)
     }
 
-    /// Whether `replicas` pods with `pool_max` connections each stay within the budget.
+    /// The most processes holding connections at once under a maximum of `replicas`.
+    pub fn pods(&self, replicas: u32) -> u32 {
+        match self.transit {
+            Transit::Deployment => pods_at_most(replicas),
+            Transit::None => replicas,
+        }
+    }
+
+    /// Whether an HPA maximum of `replicas` with `pool_max` connections per pod stays within the
+    /// budget, every pod that can be alive at once counted ([`Self::pods`]).
     pub fn allows(&self, replicas: u32, pool_max: u32) -> bool {
-        u64::from(replicas) * u64::from(pool_max) <= u64::from(self.available())
+        u64::from(self.pods(replicas)) * u64::from(pool_max) <= u64::from(self.available())
     }
 
-    /// Largest pool per pod that `replicas` pods may have (0 when `replicas` is 0).
+    /// Largest pool per pod under an HPA maximum of `replicas` (0 when `replicas` is 0).
     pub fn pool_for(&self, replicas: u32) -> u32 {
-        self.available().checked_div(replicas).unwrap_or(0)
+        self.available().checked_div(self.pods(replicas)).unwrap_or(0)
     }
 
-    /// Largest replica count whose pools of `pool_max` fit (0 when `pool_max` is 0).
+    /// Largest HPA maximum whose pods' pools of `pool_max` fit (0 when `pool_max` is 0, or when not
+    /// even one pod with its transit fits).
     pub fn replicas_for(&self, pool_max: u32) -> u32 {
-        self.available().checked_div(pool_max).unwrap_or(0)
+        let Some(pods) = self.available().checked_div(pool_max) else {
+            return 0;
+        };
+        // `pods(r)` is increasing: the largest r with pods(r) <= pods, from above.
+        let mut replicas = pods;
+        while replicas > 0 && self.pods(replicas) > pods {
+            replicas -= 1;
+        }
+        replicas
     }
 
     /// Fit the spec's replica and pool bounds into the budget, lowering the pool ceiling first
@@ -153,15 +213,14 @@ impl ConnectionBudget {
         let r_min = replicas.min.min(r_max).max(1);
         let p_max = pool.max.max(pool.min).max(1);
         let p_min = pool.min.min(p_max).max(1);
-        let available = self.available();
         let (replicas_max, pool_max, verdict) = if self.allows(r_max, p_max) {
             (r_max, p_max, BudgetVerdict::Fits)
         } else if self.allows(r_max, p_min) {
             (r_max, self.pool_for(r_max), BudgetVerdict::PoolCapped)
-        } else if available >= p_min {
+        } else if self.allows(1, p_min) {
             (self.replicas_for(p_min), p_min, BudgetVerdict::ReplicasCapped)
         } else {
-            (1, available.max(1), BudgetVerdict::Exhausted)
+            (1, self.pool_for(1).max(1), BudgetVerdict::Exhausted)
         };
         BudgetPlan {
             budget: *self,
@@ -171,16 +230,26 @@ impl ConnectionBudget {
             replicas_min: r_min.min(replicas_max),
             pool_max,
             pool_min: p_min.min(pool_max),
-            pool_limit: p_max.min(available).max(pool_max),
+            pool_limit: p_max.min(self.pool_for(1)).max(pool_max),
             verdict,
         }
     }
 }
 
 impl BudgetPlan {
-    /// Connections the plan may open at most: `replicas_max * pool_max + reserved`.
+    /// Connections the plan may open at most: every pod alive at once at `replicas_max` times
+    /// `pool_max`, plus the reserve.
     pub fn peak_connections(&self) -> u64 {
-        u64::from(self.replicas_max) * u64::from(self.pool_max) + u64::from(self.budget.reserved)
+        u64::from(self.budget.pods(self.replicas_max)) * u64::from(self.pool_max)
+            + u64::from(self.budget.reserved)
+    }
+
+    /// `maxReplicas N (+T in transit)`: the replicas and the pods a rollout and terminations may add.
+    fn replicas_text(&self, replicas: u32) -> String {
+        match self.budget.pods(replicas) - replicas {
+            0 => format!("maxReplicas {replicas}"),
+            transit => format!("maxReplicas {replicas} (+{transit} in transit)"),
+        }
     }
 }
 
@@ -202,19 +271,20 @@ impl BudgetPlan {
     fn fmt_arithmetic(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.budget;
         let (rr, rp) = (self.requested_replicas, self.requested_pool);
-        let asked = u64::from(rr.max) * u64::from(rp.max) + u64::from(b.reserved);
-        let at_min = u64::from(rr.max) * u64::from(rp.min) + u64::from(b.reserved);
+        let pods = u64::from(b.pods(rr.max));
+        let asked = pods * u64::from(rp.max) + u64::from(b.reserved);
+        let at_min = pods * u64::from(rp.min) + u64::from(b.reserved);
+        let requested = self.replicas_text(rr.max);
         match self.verdict {
             BudgetVerdict::Fits => write!(
                 f,
-                "maxReplicas {} x pool max {} + reserved {} = {asked} <= max_connections {}",
-                rr.max, rp.max, b.reserved, b.max_connections
+                "{requested} x pool max {} + reserved {} = {asked} <= max_connections {}",
+                rp.max, b.reserved, b.max_connections
             ),
             BudgetVerdict::PoolCapped => write!(
                 f,
-                "maxReplicas {} x pool max {} + reserved {} = {asked} > max_connections {}; \
+                "{requested} x pool max {} + reserved {} = {asked} > max_connections {}; \
                  pool max per pod capped at {} ({} total)",
-                rr.max,
                 rp.max,
                 b.reserved,
                 b.max_connections,
@@ -223,9 +293,8 @@ impl BudgetPlan {
             ),
             BudgetVerdict::ReplicasCapped => write!(
                 f,
-                "even at pool min: maxReplicas {} x pool min {} + reserved {} = {at_min} > \
+                "even at pool min: {requested} x pool min {} + reserved {} = {at_min} > \
                  max_connections {}; maxReplicas lowered to {} ({} total)",
-                rr.max,
                 rp.min,
                 b.reserved,
                 b.max_connections,
@@ -235,11 +304,12 @@ impl BudgetPlan {
             BudgetVerdict::Exhausted => write!(
                 f,
                 "max_connections {} - reserved {} leaves {} connections, fewer than pool min {} \
-                 for a single pod; 1 replica with pool max {}",
+                 for a single pod and its transit ({} pods); 1 replica with pool max {}",
                 b.max_connections,
                 b.reserved,
                 b.available(),
                 rp.min,
+                b.pods(1),
                 self.pool_max
             ),
         }
@@ -247,113 +317,4 @@ impl BudgetPlan {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn plan(max_conn: u32, reserved: u32, r: (u32, u32), p: (u32, u32)) -> BudgetPlan {
-        ConnectionBudget {
-            max_connections: max_conn,
-            reserved,
-            source: MaxConnectionsSource::Spec,
-        }
-        .plan(
-            ReplicaBounds { min: r.0, max: r.1 },
-            PoolBounds { min: p.0, max: p.1 },
-        )
-    }
-
-    #[test]
-    fn spec_that_fits_is_kept() {
-        let p = plan(200, 10, (1, 10), (2, 19));
-        assert_eq!(
-            (p.replicas_max, p.pool_max, p.verdict),
-            (10, 19, BudgetVerdict::Fits)
-        );
-        assert!(p.verdict.satisfied());
-    }
-
-    #[test]
-    fn pool_ceiling_is_lowered_before_replicas() {
-        let p = plan(200, 10, (2, 10), (5, 50));
-        assert_eq!((p.replicas_max, p.pool_max), (10, 19));
-        assert_eq!(p.verdict, BudgetVerdict::PoolCapped);
-        assert!(p.verdict.satisfied());
-        assert!(p.to_string().contains("capped at 19 (200 total)"), "{p}");
-    }
-
-    #[test]
-    fn replicas_are_lowered_when_pool_min_does_not_fit_and_message_has_numbers() {
-        let p = plan(100, 10, (2, 20), (5, 20));
-        assert_eq!((p.replicas_max, p.pool_max), (18, 5));
-        assert_eq!(p.verdict, BudgetVerdict::ReplicasCapped);
-        assert!(!p.verdict.satisfied());
-        assert_eq!(
-            p.to_string(),
-            "even at pool min: maxReplicas 20 x pool min 5 + reserved 10 = 110 > max_connections \
-             100; maxReplicas lowered to 18 (100 total) (max_connections 100 as \
-             configured (spec.database.bundled.maxConnections))"
-        );
-    }
-
-    #[test]
-    fn exhausted_budget_is_reported_and_single_pod_gets_the_rest() {
-        let p = plan(20, 17, (1, 4), (5, 10));
-        assert_eq!(p.verdict, BudgetVerdict::Exhausted);
-        assert_eq!(
-            (p.replicas_max, p.replicas_min, p.pool_max, p.pool_min),
-            (1, 1, 3, 3)
-        );
-        assert!(p.to_string().contains("leaves 3 connections"), "{p}");
-    }
-
-    /// Property: over many inputs, the plan keeps the invariant whenever any connection is
-    /// available, keeps min <= max on both knobs, never raises what was asked, and gives up no
-    /// more than needed (one more pool connection or replica would break the budget).
-    #[test]
-    fn invariant_holds_over_many_inputs() {
-        let mut seed: u64 = 0x5eed;
-        let mut next = |bound: u32| {
-            seed = seed
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            u32::try_from((seed >> 33) % u64::from(bound)).unwrap_or(0)
-        };
-        for _ in 0..20_000 {
-            let max_conn = next(1_000);
-            let reserved = next(60);
-            let r = (next(12), next(120));
-            let p = (next(30), next(520));
-            let plan = plan(max_conn, reserved, r, p);
-            let avail = u64::from(max_conn.saturating_sub(reserved));
-            assert!(
-                plan.replicas_min >= 1 && plan.replicas_min <= plan.replicas_max,
-                "{plan:?}"
-            );
-            assert!(plan.pool_min >= 1 && plan.pool_min <= plan.pool_max, "{plan:?}");
-            assert!(plan.pool_max <= plan.pool_limit, "{plan:?}");
-            assert!(avail == 0 || u64::from(plan.pool_limit) <= avail, "{plan:?}");
-            assert!(plan.replicas_max <= r.1.max(r.0).max(1), "{plan:?}");
-            assert!(plan.pool_max <= p.1.max(p.0).max(1), "{plan:?}");
-            if avail >= 1 {
-                assert!(
-                    plan.peak_connections() <= u64::from(max_conn),
-                    "invariant broken: {plan:?}"
-                );
-            } else {
-                assert_eq!(plan.verdict, BudgetVerdict::Exhausted);
-            }
-            match plan.verdict {
-                BudgetVerdict::Fits => {}
-                BudgetVerdict::PoolCapped => assert!(
-                    u64::from(plan.replicas_max) * u64::from(plan.pool_max + 1) > avail,
-                    "pool capped more than needed: {plan:?}"
-                ),
-                BudgetVerdict::ReplicasCapped => assert!(
-                    u64::from(plan.replicas_max + 1) * u64::from(plan.pool_max) > avail,
-                    "replicas capped more than needed: {plan:?}"
-                ),
-                BudgetVerdict::Exhausted => assert!(avail < u64::from(p.0.max(1))),
-            }
-        }
-    }
-}
+mod tests;

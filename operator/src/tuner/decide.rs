@@ -3,13 +3,14 @@
 //! Pure and deterministic: no I/O, no clock (time is passed in), same inputs same answer.
 //! Order of the steps, each documented in its module:
 //! 1. [`ConnectionBudget::plan`](super::budget::ConnectionBudget::plan): the bounds that keep
-//!    `maxReplicas * poolMax + reserved <= max_connections`;
+//!    `pods(maxReplicas) * poolMax + reserved <= max_connections` (pods in transit counted);
 //! 2. [`hpa`](super::hpa): the HPA floor from p95 with the HPA's semantics and stabilization;
 //! 3. [`pool`](super::pool): the pool maximum from waiting and idle connections, never on stale
 //!    data, within what the budget leaves at the replicas step 2 needs;
 //! 4. the HPA ceiling: the most replicas whose pools fit the budget, within the spec.
 //!
-//! Modes (Auto, Recommend, Off) are the caller's business: this only says what should be.
+//! Modes (Auto, Recommend, Off) are the caller's business: this only says what should be; when it
+//! reaches the pods is [`super::transition`]'s.
 use std::time::Duration;
 
 use super::budget::BudgetPlan;
@@ -116,12 +117,17 @@ pub fn decide(
     }
     reason.push(pool.reason.clone());
     if ceiling_change != Change::Hold {
+        let pods = spec.budget.pods(ceiling);
+        let in_transit = match pods - ceiling {
+            0 => String::new(),
+            n => format!(" (+{n} in transit)"),
+        };
         reason.push(format!(
-            "HPA max {} (budget: {} x {} + {} reserved <= {})",
+            "HPA max {} (budget: {ceiling}{in_transit} x {} + {} reserved = {} <= {})",
             transition(settings.hpa_max, ceiling),
-            ceiling,
             pool.max,
             spec.budget.reserved,
+            u64::from(pods) * u64::from(pool.max) + u64::from(spec.budget.reserved),
             spec.budget.max_connections
         ));
     }

@@ -87,7 +87,7 @@ mod tests {
                 s.generation, 3,
                 "the spec's values, capped deterministically: same generation"
             );
-            assert!(s.peak_connections() + 10 <= 200);
+            assert!(s.peak_connections(&spec(200).budget) + 10 <= 200);
             assert_eq!(plan.verdict.reason(), "PoolCapped");
         }
     }
@@ -102,7 +102,7 @@ mod tests {
     fn tuned_settings_are_clamped_after_the_spec_shrank_the_database() {
         let (s, _) = effective_settings(&spec(100), START, Some(&tuned()), Mode::Auto);
         assert_eq!((s.pool_max, s.hpa_min, s.hpa_max, s.generation), (30, 3, 3, 8));
-        assert!(s.peak_connections() + 10 <= 100);
+        assert!(s.peak_connections(&spec(100).budget) + 10 <= 100);
     }
 
     #[test]
@@ -125,7 +125,7 @@ mod tests {
             let tuned = settings((next(20), 1 + next(200)), (next(40), next(40)), 1);
             let (s, _) = effective_settings(&sp, START, Some(&tuned), Mode::Auto);
             assert!(
-                s.peak_connections() + 10 <= u64::from(sp.budget.max_connections),
+                s.peak_connections(&sp.budget) + 10 <= u64::from(sp.budget.max_connections),
                 "{sp:?} {tuned:?} -> {s:?}"
             );
             assert!(s.pool_min <= s.pool_max && s.hpa_min <= s.hpa_max, "{s:?}");

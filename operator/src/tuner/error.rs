@@ -31,6 +31,20 @@ pub enum TunerError {
         /// The status it answered.
         status: u16,
     },
+    /// A pod's `/metrics` body was larger than the operator reads.
+    #[error("scraping {url}: the body is larger than {limit} bytes")]
+    TooLarge {
+        /// The URL (or proxy path) asked.
+        url: String,
+        /// The most the operator reads.
+        limit: usize,
+    },
+    /// A pod's `/metrics` held more samples than the operator parses.
+    #[error("metrics: more than {limit} samples")]
+    TooManySamples {
+        /// The most the operator parses.
+        limit: usize,
+    },
     /// The app pods could not be listed.
     #[error("listing the app pods: {0}")]
     ListPods(String),

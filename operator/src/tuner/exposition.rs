@@ -27,13 +27,20 @@ impl Sample {
     }
 }
 
-/// Parse a whole exposition into samples.
+/// The most samples one exposition may hold. The app exports a few thousand (latency buckets per
+/// route and method); a pod sending more is refused rather than parsed into the operator's memory.
+pub const MAX_SAMPLES: usize = 50_000;
+
+/// Parse a whole exposition into samples (at most [`MAX_SAMPLES`]).
 pub fn parse(text: &str) -> Result<Vec<Sample>, TunerError> {
     let mut samples = Vec::new();
     for (index, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
+        }
+        if samples.len() == MAX_SAMPLES {
+            return Err(TunerError::TooManySamples { limit: MAX_SAMPLES });
         }
         let sample = parse_line(line).map_err(|message| TunerError::Exposition {
             line: index + 1,
@@ -150,6 +157,17 @@ mod tests {
         assert_eq!(samples[2].label("v"), Some("a\"b\\c\nd"));
         assert_eq!(samples[2].value, 0.0015);
         assert!(samples[3].labels.is_empty());
+    }
+
+    #[test]
+    fn more_samples_than_the_limit_are_refused() {
+        let text = "x 1\n".repeat(MAX_SAMPLES);
+        assert_eq!(parse(&text).map(|s| s.len()).ok(), Some(MAX_SAMPLES));
+        let text = format!("{text}y 2\n");
+        assert!(matches!(
+            parse(&text),
+            Err(TunerError::TooManySamples { limit: MAX_SAMPLES })
+        ));
     }
 
     #[test]

@@ -6,7 +6,9 @@ use std::time::Duration;
 use perfstack_contract::tuning::PoolSettings;
 
 use super::act::Mode;
-use super::budget::{ConnectionBudget, MaxConnectionsSource, PoolBounds, ReplicaBounds, ServerLimits};
+use super::budget::{
+    ConnectionBudget, MaxConnectionsSource, PoolBounds, ReplicaBounds, ServerLimits, Transit,
+};
 use super::spec::{Settings, SloSpec, TuningSpec};
 use crate::crd::{DatabaseMode, PerformanceStackSpec, TuningMode};
 
@@ -35,16 +37,19 @@ pub fn connection_budget(spec: &PerformanceStackSpec, server: Option<ServerLimit
             max_connections: non_negative(spec.database.bundled.max_connections),
             reserved,
             source: MaxConnectionsSource::Spec,
+            transit: Transit::Deployment,
         },
         (DatabaseMode::External, Some(server)) => ConnectionBudget {
             max_connections: server.max_connections,
             reserved: reserved.max(server.reserved),
             source: MaxConnectionsSource::Observed,
+            transit: Transit::Deployment,
         },
         (DatabaseMode::External, None) => ConnectionBudget {
             max_connections: ASSUMED_EXTERNAL_MAX_CONNECTIONS,
             reserved,
             source: MaxConnectionsSource::Assumed,
+            transit: Transit::Deployment,
         },
     }
 }
@@ -116,7 +121,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_map_to_the_seed_slo_and_a_budget_that_caps_the_pool() {
+    fn defaults_map_to_the_seed_slo_and_a_budget_they_fit_without_capping() {
         let spec = PerformanceStackSpec::default();
         let t = tuning_spec(&spec);
         assert_eq!(
@@ -132,6 +137,11 @@ mod tests {
         assert!(
             plan.peak_connections() <= u64::from(t.budget.max_connections),
             "{plan}"
+        );
+        assert_eq!(
+            (plan.verdict.reason(), plan.pool_max, plan.replicas_max),
+            ("Fits", t.pool.max, t.replicas.max),
+            "examples/minimal.yaml (spec: {{}}) runs as it asks: {plan}"
         );
         assert_eq!(mode(&spec), Mode::Auto);
     }
@@ -157,11 +167,12 @@ mod tests {
                 max_connections: ASSUMED_EXTERNAL_MAX_CONNECTIONS,
                 reserved: 10,
                 source: MaxConnectionsSource::Assumed,
+                transit: Transit::Deployment,
             }
         );
         let plan = t.budget.plan(t.replicas, t.pool);
-        // 10 x 30 + 10 > 100: the pool is capped at (100 - 10) / 10 = 9.
-        assert_eq!(plan.pool_max, 9);
+        // 10 replicas (+9 in transit) x 30 + 10 > 100: the pool is capped at (100 - 10) / 19 = 4.
+        assert_eq!(plan.pool_max, 4);
         let message = plan.to_string();
         assert!(message.contains("max_connections 100 assumed"), "{message}");
     }
@@ -169,19 +180,21 @@ mod tests {
     #[test]
     fn external_database_uses_the_reported_limits_and_says_so() {
         let server = ServerLimits {
-            max_connections: 400,
+            max_connections: 600,
             reserved: 3,
         };
         let t = tuning_spec_with(&external(), Some(server));
         assert_eq!(
             (t.budget.max_connections, t.budget.reserved, t.budget.source),
-            (400, 10, MaxConnectionsSource::Observed)
+            (600, 10, MaxConnectionsSource::Observed)
         );
         let plan = t.budget.plan(t.replicas, t.pool);
+        // 10 replicas (+9 in transit) x 30 + 10 = 580.
         assert_eq!((plan.pool_max, plan.verdict.reason()), (30, "Fits"));
         let message = plan.to_string();
         assert!(
-            message.contains("<= max_connections 400") && message.contains("observed on the external server"),
+            message.contains("= 580 <= max_connections 600")
+                && message.contains("on the external server: the lowest any app pod reported"),
             "{message}"
         );
         // Superuser-only slots above reservedConnections are kept free too.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use perfstack_contract::tuning::{PoolSettings, TuningFile};
 
-use super::budget::ConnectionBudget;
+use super::budget::{ConnectionBudget, Transit};
 use super::budget::{PoolBounds, ReplicaBounds};
 use super::decide::{Decision, Tuner};
 use super::error::TunerError;
@@ -87,6 +87,7 @@ impl LocalArgs {
                 max_connections: self.db_max_connections,
                 reserved: self.reserved,
                 source: Default::default(),
+                transit: Transit::None,
             },
         );
         spec.slo = SloSpec {

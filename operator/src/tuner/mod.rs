@@ -3,7 +3,9 @@
 //! Pure (no I/O, time passed in):
 //! - inputs: [`spec`] (the tuner's own types), [`from_crd`] (from the `PerformanceStack` spec: the
 //!   tuner depends on the CRD's spec types, never the CRD on the tuner);
-//! - [`budget`]: the invariant `maxReplicas * poolMax + reserved <= max_connections`;
+//! - [`budget`]: the invariant `pods(maxReplicas) * poolMax + reserved <= max_connections`, the pods
+//!   a rollout and terminations add counted; [`transition`]: pool swaps ordered so it holds while
+//!   old pools drain;
 //! - observing: [`exposition`] (Prometheus text), [`histogram`], [`observe`] (one interval);
 //! - deciding: [`decide`](mod@decide) with [`hpa`] (floor), [`pool`] (pool size) and [`history`] (memory);
 //! - acting: [`act`] (mode → settings in force, Events, the report for `status.tuning`),
@@ -32,6 +34,7 @@ pub mod scrape;
 pub mod spec;
 pub mod stack;
 pub mod targets;
+pub mod transition;
 
 #[cfg(test)]
 mod sim;

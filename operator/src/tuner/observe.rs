@@ -151,8 +151,9 @@ pub struct Observation {
     pub generation_lowest: u64,
     /// Highest tuning generation any answering pod reported.
     pub generation_highest: u64,
-    /// The database server's limits: the highest any answering pod reported (`None`: no pod
-    /// has read them yet, or an older app that does not export them).
+    /// The database server's limits: the lowest `max_connections` and the largest reserve any
+    /// answering pod reported (`None`: no pod has read them yet, or an older app that does not
+    /// export them).
     pub server: Option<ServerLimits>,
 }
 
@@ -202,7 +203,7 @@ pub fn aggregate(start: &BTreeMap<String, PodSnapshot>, end: &[PodAnswer], secon
         obs.pool.max += snap.pool_max;
         obs.pool.waiting += snap.pool_waiting;
         obs.pool.peak_in_use_per_pod = obs.pool.peak_in_use_per_pod.max(snap.pool_in_use);
-        obs.server = higher_limits(obs.server, snap);
+        obs.server = cautious_limits(obs.server, snap);
         let mut lowest = snap.generation;
         let mut highest = snap.generation;
         match start.get(pod) {
@@ -235,18 +236,22 @@ pub fn aggregate(start: &BTreeMap<String, PodSnapshot>, end: &[PodAnswer], secon
     obs
 }
 
-/// `known` or the limits `snap` reports, whichever allows more connections (pods of one stack
-/// share one server; a pod that read before a server restart may lag).
-fn higher_limits(known: Option<ServerLimits>, snap: &PodSnapshot) -> Option<ServerLimits> {
+/// `known` combined with the limits `snap` reports, the cautious way: the lower `max_connections`
+/// and the larger reserve. Pods of one stack share one server, but any one pod may be wrong (it read
+/// before the server's limit was lowered) or hostile (the image is the stack owner's choice): the
+/// budget must never trust the most generous report.
+fn cautious_limits(known: Option<ServerLimits>, snap: &PodSnapshot) -> Option<ServerLimits> {
     let as_count = |v: f64| (v.is_finite() && v >= 1.0).then(|| v.min(f64::from(u32::MAX)) as u32);
     let reported = as_count(snap.server_max_connections).map(|max_connections| ServerLimits {
         max_connections,
         reserved: as_count(snap.server_reserved_connections).unwrap_or(0),
     });
     match (known, reported) {
-        (Some(a), Some(b)) if b.max_connections > a.max_connections => Some(b),
-        (Some(a), _) => Some(a),
-        (None, b) => b,
+        (Some(a), Some(b)) => Some(ServerLimits {
+            max_connections: a.max_connections.min(b.max_connections),
+            reserved: a.reserved.max(b.reserved),
+        }),
+        (a, b) => a.or(b),
     }
 }
 

@@ -17,9 +17,10 @@ use super::budget::{BudgetPlan, ServerLimits};
 use super::effective::effective_settings;
 use super::error::TunerError;
 use super::from_crd;
-use super::observe::PodAnswer;
 use super::spec::{Settings, TuningSpec};
 use super::stack::{StackTuner, Tick};
+use super::targets::Scraped;
+use super::transition::PoolSwaps;
 use crate::crd::PerformanceStackSpec;
 
 struct Entry {
@@ -47,6 +48,8 @@ pub struct TuningRegistry {
     stacks: Mutex<HashMap<String, Entry>>,
     /// The database server's limits as each stack's app pods last reported them.
     servers: Mutex<HashMap<String, ServerLimits>>,
+    /// Each stack's pool swaps (what was written, the swap under way), in every mode.
+    swaps: Mutex<HashMap<String, PoolSwaps>>,
 }
 
 impl Default for TuningRegistry {
@@ -64,9 +67,13 @@ pub struct TuningRequest<'a> {
     /// The tuning file text of the live tuning ConfigMap: after an operator restart the pool in
     /// force is picked up from it (mode Auto).
     pub live_file: Option<&'a str>,
+    /// The settings in force as the stack's status last reported them (`status.tuning.inForce`):
+    /// after an operator restart the HPA bounds the tuner had set (a floor raised during a spike)
+    /// are picked up from there rather than restarted from the spec.
+    pub recorded: Option<Settings>,
     /// The app pods' answers, when the observe step scraped them (the interval was due), or why
     /// they could not be listed.
-    pub app_metrics: Option<Result<&'a [PodAnswer], &'a TunerError>>,
+    pub app_metrics: Option<Result<&'a Scraped, &'a TunerError>>,
     /// Monotonic time of the reconcile.
     pub now: Instant,
     /// Wall time of the reconcile (for `status.tuning`).
@@ -111,6 +118,7 @@ impl TuningRegistry {
             origin: Instant::now(),
             stacks: Mutex::new(HashMap::new()),
             servers: Mutex::new(HashMap::new()),
+            swaps: Mutex::new(HashMap::new()),
         }
     }
 
@@ -122,6 +130,10 @@ impl TuningRegistry {
         self.servers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn lock_swaps(&self) -> MutexGuard<'_, HashMap<String, PoolSwaps>> {
+        self.swaps.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Whether a reconcile of `key` at `now` should scrape the app pods for an interval: tuning is
     /// on and its interval is due.
     pub fn wants_metrics(&self, key: &str, spec: &PerformanceStackSpec, now: Instant) -> bool {
@@ -130,14 +142,15 @@ impl TuningRegistry {
 
     /// The settings to write for `key`, and the interval's decision when `request` brings the pods'
     /// answers. In order: pick up the pool in force from the live tuning file after a restart; follow
-    /// an edit of the spec; clamp into the budget; run the interval.
+    /// an edit of the spec; clamp into the budget; run the interval; order a pool change around the
+    /// swap on the pods ([`PoolSwaps`]).
     pub fn tune(&self, key: &str, request: TuningRequest<'_>) -> TuningOutcome {
         let mode = from_crd::mode(request.spec);
         if mode == Mode::Auto
             && !self.knows(key)
             && let Some(text) = request.live_file
         {
-            self.recover(key, request.spec, text);
+            self.recover(key, request.spec, text, request.recorded);
         }
         let spec = from_crd::tuning_spec_with(request.spec, self.server_limits(key));
         let start = from_crd::spec_settings(request.spec, request.generation);
@@ -153,12 +166,29 @@ impl TuningRegistry {
         }
         let in_force = self.settings_in_force(key);
         let (mut settings, plan) = effective_settings(&spec, start, in_force.as_ref(), mode);
-        let run = self.run_interval(key, spec, settings, mode, &request);
+        let run = self.run_interval(key, spec.clone(), settings, mode, &request);
         if let IntervalRun::Decided(tick) = &run
             && tick.act.applied
         {
             settings = tick.decision.settings;
         }
+        let seen = request.app_metrics.and_then(Result::ok).map(Scraped::seen);
+        let clock = request.now.saturating_duration_since(self.origin);
+        let guarded = self
+            .lock_swaps()
+            .entry(key.to_owned())
+            .or_insert_with(|| PoolSwaps::starting_from(live_settings(request.live_file, settings)))
+            .guard(&spec, settings, seen, clock);
+        if let Some(held) = &guarded.held {
+            tracing::info!(%held, "tuning change ordered around the pool swap");
+        }
+        if let Some(entry) = self.lock().get_mut(key)
+            && mode == Mode::Auto
+        {
+            // What is written is what is in force: the next decision starts from it.
+            entry.tuner.tuner.settings = guarded.settings;
+        }
+        settings = guarded.settings;
         TuningOutcome {
             mode,
             interval: from_crd::interval(request.spec),
@@ -169,10 +199,12 @@ impl TuningRegistry {
         }
     }
 
-    /// After an operator restart: starts `key`'s tuner from the pool found in the live tuning file,
-    /// so a restart does not undo the tuning. HPA bounds restart from the spec's plan; an unreadable
-    /// file leaves the spec's values.
-    fn recover(&self, key: &str, spec: &PerformanceStackSpec, text: &str) {
+    /// After an operator restart: starts `key`'s tuner from the pool found in the live tuning file
+    /// (what the pods run) and the HPA bounds the status recorded (`recorded`; the spec's plan
+    /// without one), so a restart undoes no decision: a floor raised during a spike stays, and is
+    /// lowered only after a whole stabilization window observed again. The budget clamps both on
+    /// the way out. An unreadable file leaves the spec's values.
+    fn recover(&self, key: &str, spec: &PerformanceStackSpec, text: &str, recorded: Option<Settings>) {
         let file = match TuningFile::parse(text) {
             Ok(file) => file,
             Err(error) => {
@@ -185,13 +217,16 @@ impl TuningRegistry {
         let settings = Settings {
             pool_min: file.pool.min_connections,
             pool_max: file.pool.max_connections,
-            hpa_min: plan.replicas_min,
-            hpa_max: plan.replicas_max,
+            hpa_min: recorded.map_or(plan.replicas_min, |r| r.hpa_min),
+            hpa_max: recorded.map_or(plan.replicas_max, |r| r.hpa_max),
             generation: file.generation,
         };
         tracing::info!(
             generation = file.generation,
-            "tuning picked up from the live ConfigMap"
+            hpa_min = settings.hpa_min,
+            hpa_max = settings.hpa_max,
+            from_status = recorded.is_some(),
+            "tuning picked up from the live ConfigMap and the stack's status"
         );
         self.lock()
             .entry(key.to_owned())
@@ -208,7 +243,7 @@ impl TuningRegistry {
         mode: Mode,
         request: &TuningRequest<'_>,
     ) -> IntervalRun {
-        let Some(answers) = request.app_metrics else {
+        let Some(scraped) = request.app_metrics else {
             return IntervalRun::Idle;
         };
         let taken = self.lock().remove(key);
@@ -216,9 +251,9 @@ impl TuningRegistry {
         entry.tuner.respec(spec);
         entry.last_tick = Some(request.now);
         let clock = request.now.saturating_duration_since(self.origin);
-        let run = match answers {
+        let run = match scraped {
             Err(error) => IntervalRun::Failed(error.to_string()),
-            Ok(answers) => match entry.tuner.tick(answers, mode, clock, request.wall) {
+            Ok(scraped) => match entry.tuner.tick(&scraped.answers, mode, clock, request.wall) {
                 None => IntervalRun::Baseline,
                 Some(mut tick) => {
                     if let Some(server) = tick.observation.server {
@@ -292,6 +327,7 @@ impl TuningRegistry {
     pub fn forget(&self, key: &str) {
         self.lock().remove(key);
         self.lock_servers().remove(key);
+        self.lock_swaps().remove(key);
     }
 
     /// Whether `key`'s next interval is due at `now`.
@@ -301,6 +337,18 @@ impl TuningRegistry {
             .and_then(|e| e.last_tick)
             .is_none_or(|last| now.duration_since(last) >= interval)
     }
+}
+
+/// What the pods run before this process wrote anything: the live tuning file's pool, with
+/// `settings`' HPA bounds (`None` without a readable file: the first write is no swap).
+fn live_settings(live_file: Option<&str>, settings: Settings) -> Option<Settings> {
+    let file = TuningFile::parse(live_file?).ok()?;
+    Some(Settings {
+        pool_min: file.pool.min_connections,
+        pool_max: file.pool.max_connections,
+        generation: file.generation,
+        ..settings
+    })
 }
 
 #[cfg(test)]

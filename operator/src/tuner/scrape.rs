@@ -1,5 +1,10 @@
 //! Fetches `/metrics` from every pod at once, each with a short timeout, and parses the answers
 //! into [`PodSnapshot`]s. A pod that fails is reported by name with the reason, never skipped.
+//!
+//! The pods run an image the stack's owner chose, and one operator serves every stack: a pod must
+//! not be able to make it run out of memory or wait forever. So every answer is bounded: a time
+//! limit, no redirects followed, at most [`MAX_BODY_BYTES`] read (the body is streamed and cut, a
+//! larger `Content-Length` is refused unread) and at most [`exposition::MAX_SAMPLES`] samples parsed.
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -7,6 +12,10 @@ use futures::future::join_all;
 use super::error::TunerError;
 use super::exposition;
 use super::observe::{PodAnswer, PodSnapshot};
+
+/// The largest `/metrics` body read from a pod. The app's own is a few tens of KiB (its route and
+/// query labels are bounded sets); 4 MiB leaves room for any honest exporter.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// A pod to scrape: a name for reports and the full URL of its metrics endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +39,8 @@ impl Scraper {
             .timeout(timeout)
             .connect_timeout(timeout)
             .user_agent(concat!("perfstack-tuner/", env!("CARGO_PKG_VERSION")))
+            // A redirect could point the operator's requests anywhere; a 3xx is an error instead.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(TunerError::Client)?;
         Ok(Self { client })
@@ -41,7 +52,7 @@ impl Scraper {
             url: url.to_owned(),
             source,
         };
-        let response = self.client.get(url).send().await.map_err(scrape_error)?;
+        let mut response = self.client.get(url).send().await.map_err(scrape_error)?;
         let status = response.status();
         if !status.is_success() {
             return Err(TunerError::ScrapeStatus {
@@ -49,9 +60,24 @@ impl Scraper {
                 status: status.as_u16(),
             });
         }
-        let text = response.text().await.map_err(scrape_error)?;
-        let samples = exposition::parse(&text)?;
-        Ok(PodSnapshot::from_samples(&samples))
+        let too_large = || TunerError::TooLarge {
+            url: url.to_owned(),
+            limit: MAX_BODY_BYTES,
+        };
+        if response
+            .content_length()
+            .is_some_and(|length| length > MAX_BODY_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(scrape_error)? {
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        snapshot_of(&body)
     }
 
     /// Scrapes every target concurrently; answers come back in the targets' order.
@@ -63,6 +89,13 @@ impl Scraper {
             .map(|(t, answer)| (t.name.clone(), answer.map_err(|e| e.to_string())))
             .collect()
     }
+}
+
+/// The snapshot in a `/metrics` body (text, within the sample limit).
+pub fn snapshot_of(body: &[u8]) -> Result<PodSnapshot, TunerError> {
+    let text = String::from_utf8_lossy(body);
+    let samples = exposition::parse(&text)?;
+    Ok(PodSnapshot::from_samples(&samples))
 }
 
 #[cfg(test)]
@@ -143,5 +176,53 @@ mod tests {
             answers[2]
         );
         assert!(answers[3].1.is_err() && answers[4].1.is_err());
+    }
+
+    #[tokio::test]
+    async fn oversized_bodies_and_redirects_are_refused() {
+        let huge = "x 1\n".repeat(MAX_BODY_BYTES / 4 + 1);
+        let sized = huge.clone();
+        // With a Content-Length: refused before reading.
+        let declared = serve(Router::new().route("/metrics", get(move || async move { sized }))).await;
+        // Streamed without one: cut once the limit is passed.
+        let streamed = serve(Router::new().route(
+            "/metrics",
+            get(move || async move {
+                let chunks = huge
+                    .into_bytes()
+                    .chunks(64 * 1024)
+                    .map(|c| Ok::<_, std::io::Error>(axum::body::Bytes::copy_from_slice(c)))
+                    .collect::<Vec<_>>();
+                axum::body::Body::from_stream(futures::stream::iter(chunks))
+            }),
+        ))
+        .await;
+        let good = serve(Router::new().route("/metrics", get(|| async { "x 1\n" }))).await;
+        let target = format!("{good}/metrics");
+        let redirecting = serve(Router::new().route(
+            "/metrics",
+            get(move || async move { axum::response::Redirect::temporary(&target) }),
+        ))
+        .await;
+        let scraper = Scraper::new(Duration::from_secs(5)).unwrap();
+        for base in [&declared, &streamed] {
+            let error = scraper.scrape(&format!("{base}/metrics")).await.unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    TunerError::TooLarge {
+                        limit: MAX_BODY_BYTES,
+                        ..
+                    }
+                ),
+                "{base}: {error}"
+            );
+        }
+        let error = scraper
+            .scrape(&format!("{redirecting}/metrics"))
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("HTTP 307"), "{error}");
+        assert!(scraper.scrape(&format!("{good}/metrics")).await.is_ok());
     }
 }

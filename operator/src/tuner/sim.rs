@@ -8,6 +8,8 @@
 //! Pods start and apply a new tuning generation within one interval.
 use std::time::Duration;
 
+pub mod cluster;
+
 use super::decide::Tuner;
 use super::observe::{Observation, PodCounts, PoolObservation};
 use super::spec::Settings;

@@ -83,9 +83,10 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Connections the settings can open at most: `hpa_max * pool_max`.
-    pub fn peak_connections(&self) -> u64 {
-        u64::from(self.hpa_max) * u64::from(self.pool_max)
+    /// Connections the settings can open at most under `budget`, every pod that can be alive at
+    /// once counted (the reserve not included).
+    pub fn peak_connections(&self, budget: &super::budget::ConnectionBudget) -> u64 {
+        u64::from(budget.pods(self.hpa_max)) * u64::from(self.pool_max)
     }
 
     /// The tuning file carrying these settings: the pool minimum and maximum at their generation,

@@ -8,10 +8,12 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 
+use http_body_util::{BodyExt, Limited};
+
 use super::error::TunerError;
-use super::exposition;
 use super::observe::{PodAnswer, PodSnapshot};
-use super::scrape::{Scraper, Target};
+use super::scrape::{MAX_BODY_BYTES, Scraper, Target, snapshot_of};
+use super::transition::PodsSeen;
 
 /// How the operator reaches pods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,14 +83,44 @@ pub struct AppPods {
 impl AppPods {
     /// Lists the pods and scrapes the Ready ones; every asked pod answers with its snapshot or why
     /// there is none. Fails only when the pods cannot be listed.
-    pub async fn scrape(&self, source: &MetricsSource) -> Result<Vec<PodAnswer>, TunerError> {
+    pub async fn scrape(&self, source: &MetricsSource) -> Result<Scraped, TunerError> {
         let list = self
             .api
             .list(&ListParams::default().labels(&self.selector))
             .await
             .map_err(|e| TunerError::ListPods(e.to_string()))?;
         let targets = targets_from_pods(&list.items, self.port, self.reach);
-        Ok(source.scrape_all(&targets.targets).await)
+        let alive = targets.targets.len() + targets.not_ready.len();
+        Ok(Scraped {
+            answers: source.scrape_all(&targets.targets).await,
+            alive: u32::try_from(alive).unwrap_or(u32::MAX),
+        })
+    }
+}
+
+/// The API pods of one scrape.
+#[derive(Debug, Clone, Default)]
+pub struct Scraped {
+    /// The Ready pods' answers.
+    pub answers: Vec<PodAnswer>,
+    /// Every API pod listed: Ready or not, terminating ones included (each may hold a pool).
+    pub alive: u32,
+}
+
+impl Scraped {
+    /// What the pool swaps need of it: the pods alive, and the tuning generation all of them run
+    /// (only when every pod is Ready and answered: a silent one may still run an older one).
+    pub fn seen(&self) -> PodsSeen {
+        let complete = u32::try_from(self.answers.len()).is_ok_and(|n| n == self.alive);
+        let generations: Option<Vec<u64>> = self
+            .answers
+            .iter()
+            .map(|(_, answer)| answer.as_ref().ok().map(|s| s.generation))
+            .collect();
+        PodsSeen {
+            alive: self.alive,
+            generation: generations.filter(|_| complete).and_then(|g| g.into_iter().min()),
+        }
     }
 }
 
@@ -118,6 +150,9 @@ impl MetricsSource {
     }
 }
 
+/// One pod's `/metrics` through the API server's pod proxy, bounded like a direct scrape: the whole
+/// request within `timeout`, a 3xx or any other non-success is an error (never followed), and at
+/// most [`MAX_BODY_BYTES`] of body.
 async fn proxy_scrape(
     client: &kube::Client,
     path: &str,
@@ -128,14 +163,30 @@ async fn proxy_scrape(
         message,
     };
     let request = http::Request::get(path)
-        .body(Vec::new())
+        .body(kube::client::Body::empty())
         .map_err(|e| unreachable(e.to_string()))?;
-    let text = tokio::time::timeout(timeout, client.request_text(request))
+    let read = async {
+        let response = client
+            .send(request)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(unreachable(format!("HTTP {}", status.as_u16())));
+        }
+        Limited::new(response.into_body(), MAX_BODY_BYTES)
+            .collect()
+            .await
+            .map(|body| body.to_bytes())
+            .map_err(|_| TunerError::TooLarge {
+                url: path.to_owned(),
+                limit: MAX_BODY_BYTES,
+            })
+    };
+    let body = tokio::time::timeout(timeout, read)
         .await
-        .map_err(|_| unreachable(format!("no answer within {timeout:?}")))?
-        .map_err(|e| unreachable(e.to_string()))?;
-    let samples = exposition::parse(&text)?;
-    Ok(PodSnapshot::from_samples(&samples))
+        .map_err(|_| unreachable(format!("no answer within {timeout:?}")))??;
+    snapshot_of(&body)
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! rendered in the contract's exposition format, the way the app does.
 use std::fmt::Write;
 
-use super::budget::ConnectionBudget;
+use super::budget::{ConnectionBudget, Transit};
 use super::budget::{PoolBounds, ReplicaBounds};
 use super::observe::{Observation, PodCounts, PoolObservation};
 use super::spec::{Settings, TuningSpec};
@@ -23,6 +23,7 @@ pub fn spec(pool: (u32, u32), replicas: (u32, u32), max_connections: u32) -> Tun
             max_connections,
             reserved: 10,
             source: Default::default(),
+            transit: Transit::None,
         },
     )
 }

@@ -94,6 +94,12 @@ fn the_decided_settings_reach_the_tuning_file_and_the_hpa_once_each() {
         (3000, 600),
         "spec.pool's timeouts kept"
     );
+    let env = desired.app_config.data.as_ref().unwrap();
+    assert_eq!(
+        (env["DB_POOL_MIN"].as_str(), env["DB_POOL_MAX"].as_str()),
+        ("2", "15"),
+        "a starting pod builds the pool in force, not spec.pool's (no pool it replaces at once)"
+    );
     let Some(Autoscaler::V2(hpa)) = &desired.hpa else {
         panic!("autoscaling/v2 HPA expected")
     };

@@ -4,12 +4,12 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use perfstack_contract::migration::MigrationReport;
 
-use crate::children::{ValidatedStack, postgres};
+use crate::children::{Pause, ValidatedStack, pod};
 use crate::controller::apply::Applied;
 use crate::controller::context::AutoscalingApi;
 use crate::controller::observe::{ExternalSecret, Observed};
-use crate::crd::{MigrationState, MigrationStatus};
-use crate::tuner::BudgetPlan;
+use crate::crd::{MigrationState, MigrationStatus, VolumeState, VolumeStatus};
+use crate::tuner::{BudgetPlan, Settings};
 
 /// Condition types, in the order they appear in status.
 pub const READY: &str = "Ready";
@@ -25,6 +25,21 @@ pub const MIGRATIONS_APPLIED: &str = "MigrationsApplied";
 pub const AUTOSCALING: &str = "Autoscaling";
 /// maxReplicas x pool max + reserved fits PostgreSQL's max_connections (the tuner's invariant).
 pub const CONNECTION_BUDGET: &str = "ConnectionBudget";
+/// The data volumes have, or are getting, the size and class the spec asks for.
+pub const STORAGE: &str = "Storage";
+/// The stack is paused: the operator only observes it.
+pub const SUSPENDED: &str = "Suspended";
+
+/// Reasons of the Ready condition that report a failure rather than progress: the only condition
+/// reasons recorded as Events (as Warnings, when Ready turns to one).
+pub const FAILURE_REASONS: [&str; 6] = [
+    "InvalidSpec",
+    "ReadFailed",
+    "ApplyFailed",
+    "DeleteFailed",
+    "RenderFailed",
+    "MigrationFailed",
+];
 
 /// A condition to set.
 pub struct Verdict {
@@ -77,7 +92,9 @@ pub fn sort_conditions(conditions: &mut [Condition]) {
         MIGRATIONS_APPLIED,
         APP_READY,
         AUTOSCALING,
+        STORAGE,
         CONNECTION_BUDGET,
+        SUSPENDED,
     ];
     conditions.sort_by_key(|c| order.iter().position(|t| *t == c.type_).unwrap_or(order.len()));
 }
@@ -129,7 +146,7 @@ pub fn database(stack: &ValidatedStack, observed: &Observed, applied: &Applied) 
         );
     }
     let name = stack.names().postgres();
-    if applied.postgres.as_ref().is_some_and(postgres::is_ready) {
+    if applied.postgres.as_ref().is_some_and(pod::is_ready) {
         verdict(
             DATABASE_READY,
             true,
@@ -163,10 +180,23 @@ pub fn cache(observed: &Observed, applied: &Applied) -> Verdict {
             "CacheDisabled",
             "the API runs without a cache".into(),
         ),
-        Some(redis) => match deployment_available(redis) {
-            (true, msg) => verdict(CACHE_READY, true, "RedisReady", msg),
-            (false, msg) => verdict(CACHE_READY, false, "RedisNotReady", msg),
-        },
+        Some(redis) => {
+            let name = redis.metadata.name.clone().unwrap_or_default();
+            match pod::is_ready(redis) {
+                true => verdict(
+                    CACHE_READY,
+                    true,
+                    "RedisReady",
+                    format!("StatefulSet {name} is ready"),
+                ),
+                false => verdict(
+                    CACHE_READY,
+                    false,
+                    "RedisNotReady",
+                    format!("waiting for StatefulSet {name}: 0/1 replicas ready"),
+                ),
+            }
+        }
     }
 }
 
@@ -282,4 +312,67 @@ pub fn connection_budget(plan: &BudgetPlan) -> Verdict {
         plan.verdict.reason(),
         plan.to_string(),
     )
+}
+
+/// Storage: True while every data volume has (or is growing to) what the spec asks; False, with
+/// each reason and what to do, when a change of size or class cannot be carried out.
+pub fn storage(volumes: &[VolumeStatus]) -> Verdict {
+    if volumes.is_empty() {
+        return verdict(
+            STORAGE,
+            true,
+            "NoVolumes",
+            "the stack keeps no data volume (external database and cache)".into(),
+        );
+    }
+    let rank = |state: VolumeState| match state {
+        VolumeState::AsSpecified => 0,
+        VolumeState::Pending => 1,
+        VolumeState::Expanding => 2,
+        VolumeState::ExpansionRefused | VolumeState::ShrinkRefused | VolumeState::ClassImmutable => 3,
+    };
+    let worst = volumes
+        .iter()
+        .map(|v| v.state)
+        .max_by_key(|s| rank(*s))
+        .unwrap_or(VolumeState::AsSpecified);
+    let describe = |v: &VolumeStatus| match (&v.message, &v.capacity) {
+        (Some(message), _) => message.clone(),
+        (None, Some(capacity)) => format!("{} {:?}: {} of {}", v.claim, v.state, capacity, v.size),
+        (None, None) => format!("{} {:?}: {}", v.claim, v.state, v.size),
+    };
+    let message = volumes.iter().map(describe).collect::<Vec<_>>().join("; ");
+    let reason = match worst {
+        VolumeState::AsSpecified => "AsSpecified",
+        VolumeState::Pending => "Pending",
+        VolumeState::Expanding => "Expanding",
+        VolumeState::ExpansionRefused => "ExpansionRefused",
+        VolumeState::ShrinkRefused => "ShrinkRefused",
+        VolumeState::ClassImmutable => "ClassImmutable",
+    };
+    verdict(STORAGE, rank(worst) < 3, reason, message)
+}
+
+/// Suspended: whether the operator leaves the stack alone, why, and that the tuner is frozen with
+/// `settings` in force.
+pub fn suspended(pause: Option<&Pause>, settings: &Settings) -> Verdict {
+    match pause {
+        None => verdict(
+            SUSPENDED,
+            false,
+            "Reconciling",
+            "the operator keeps the stack as its spec says".into(),
+        ),
+        Some(pause) => verdict(
+            SUSPENDED,
+            true,
+            pause.reason,
+            format!(
+                "{}: the operator writes nothing but this status until it is set back (conditions are \
+                 still observed); the tuner is frozen: pool {}-{} and HPA {}-{} stay in force, no \
+                 interval runs",
+                pause.switch, settings.pool_min, settings.pool_max, settings.hpa_min, settings.hpa_max
+            ),
+        ),
+    }
 }

@@ -56,9 +56,16 @@ fn children(ready: bool, migration: MigrationStatus) -> Children {
                 }),
                 ..StatefulSet::default()
             }),
-            redis: Some(deployment(n)),
+            redis: Some(StatefulSet {
+                status: Some(StatefulSetStatus {
+                    ready_replicas: Some(n),
+                    ..StatefulSetStatus::default()
+                }),
+                ..StatefulSet::default()
+            }),
             migration: Some(migration),
             api: Some(deployment(2 * n)),
+            ..Applied::default()
         },
     }
 }
@@ -125,7 +132,7 @@ fn everything_ready_makes_the_stack_ready() {
     assert_eq!(condition(&status, AUTOSCALING).reason, "AutoscalingV2NotServed");
     assert_eq!(status.observed_generation, Some(2));
     assert_eq!(status.replicas, Some(2));
-    assert_eq!(status.pool.as_deref(), Some("2-20"));
+    assert_eq!(status.pool.as_deref(), Some("2-10"));
 }
 
 #[test]
@@ -270,20 +277,22 @@ fn the_connection_budget_is_false_with_numbers_when_pool_min_does_not_fit() {
         max_connections: 100,
         reserved: 10,
         source: Default::default(),
+        transit: Default::default(),
     };
     let verdict = super::conditions::connection_budget(
         &b.plan(ReplicaBounds { min: 2, max: 20 }, PoolBounds { min: 5, max: 20 }),
     );
     assert_eq!((verdict.ok, verdict.reason), (false, "ReplicasCapped"));
     assert!(
-        verdict
-            .message
-            .contains("20 x pool min 5 + reserved 10 = 110 > max_connections 100"),
+        verdict.message.contains(
+            "maxReplicas 20 (+15 in transit) x pool min 5 + reserved 10 = 185 > max_connections 100"
+        ),
         "{}",
         verdict.message
     );
+    // One replica (+3 in transit) x 20 + 10 = 90.
     let verdict = super::conditions::connection_budget(
-        &b.plan(ReplicaBounds { min: 1, max: 4 }, PoolBounds { min: 2, max: 20 }),
+        &b.plan(ReplicaBounds { min: 1, max: 1 }, PoolBounds { min: 2, max: 20 }),
     );
     assert_eq!((verdict.ok, verdict.reason), (true, "Fits"));
 }

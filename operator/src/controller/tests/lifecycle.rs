@@ -1,5 +1,5 @@
 //! Reconciles that touch no child: an invalid spec, a new stack's finalizer, deletion under each
-//! policy, a suspended stack.
+//! policy, a suspended stack, a reconcile that loses leadership half way.
 use http::Method;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Resource;
@@ -49,6 +49,35 @@ async fn invalid_spec_sets_ready_false_naming_the_field_and_touches_no_child() {
 }
 
 #[tokio::test]
+async fn an_invalid_resource_quantity_is_refused_before_any_child_is_written() {
+    let mut spec = PerformanceStackSpec::default();
+    spec.app.resources = Some(k8s_openapi::api::core::v1::ResourceRequirements {
+        requests: Some(
+            [(
+                "cpu".to_owned(),
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity("lots".into()),
+            )]
+            .into(),
+        ),
+        ..Default::default()
+    });
+    Scenario::new(stack(spec))
+        .status_patch(|body| {
+            let ready = &body["status"]["conditions"][0];
+            assert_eq!(ready["reason"], "InvalidSpec");
+            assert!(
+                ready["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("spec.app.resources.requests.cpu: \"lots\" is not a Kubernetes quantity"),
+                "{ready}"
+            );
+        })
+        .run_then_await_change()
+        .await;
+}
+
+#[tokio::test]
 async fn new_stack_gets_the_finalizer_first() {
     let mut stack = stack(PerformanceStackSpec::default());
     stack.metadata.finalizers = None;
@@ -78,25 +107,69 @@ fn removes_finalizer(body: &Value) {
     assert_eq!(body[1], json!({"op": "remove", "path": "/metadata/finalizers/0"}));
 }
 
+/// A data-bearing object `kind` `name`, labelled as the stack `shop`'s (or not), with uid `uid` and,
+/// when `owned`, the owner reference an earlier operator version gave it.
+fn data_object(kind: &str, name: &str, labelled: bool, owned: bool) -> Reply {
+    let labels = if labelled {
+        json!({"perfstack.dev/stack": "shop"})
+    } else {
+        json!({})
+    };
+    let owners = if owned {
+        json!([{"apiVersion": "perfstack.dev/v1alpha1", "kind": "PerformanceStack", "name": "shop",
+            "uid": "uid-0", "controller": true}])
+    } else {
+        json!([])
+    };
+    Reply::Json(json!({
+        "apiVersion": "v1", "kind": kind,
+        "metadata": {"name": name, "namespace": NS, "uid": format!("uid-{name}"), "resourceVersion": "7",
+            "labels": labels, "ownerReferences": owners},
+    }))
+}
+
+fn claims_uri(name: &str) -> String {
+    format!("/api/v1/namespaces/{NS}/persistentvolumeclaims/{name}")
+}
+
+/// The body of a delete that only deletes the object that was read.
+fn deletes_uid(name: &'static str) -> impl Fn(&Value) + Send + 'static {
+    move |body| assert_eq!(body["preconditions"]["uid"], format!("uid-{name}"))
+}
+
 #[tokio::test]
-async fn deletion_with_delete_policy_removes_volumes_then_the_finalizer() {
-    let pvc_list = json!({
-        "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {},
-        "items": [{"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": {"name": "data-shop-postgres-0"}}]
-    });
+async fn deletion_with_delete_policy_removes_exactly_the_data_the_operator_made() {
+    let deleted = || Reply::Json(json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}));
+    // By name only: no list, so a claim another tool labelled with the stack is never seen. A claim
+    // of the right name without the stack's label is not the operator's either.
     Scenario::new(deleting(DeletionPolicy::Delete))
         .call(
             Method::GET,
-            format!(
-                "/api/v1/namespaces/{NS}/persistentvolumeclaims?&labelSelector=perfstack.dev%2Fstack%3Dshop"
-            ),
-            Reply::Json(pvc_list),
+            claims_uri("data-shop-postgres-0"),
+            data_object("PersistentVolumeClaim", "data-shop-postgres-0", true, false),
         )
-        // Already gone: tolerated.
-        .call(
+        .checked(
             Method::DELETE,
-            format!("/api/v1/namespaces/{NS}/persistentvolumeclaims/data-shop-postgres-0"),
+            claims_uri("data-shop-postgres-0"),
+            deleted(),
+            deletes_uid("data-shop-postgres-0"),
+        )
+        .call(
+            Method::GET,
+            claims_uri("data-shop-redis-0"),
+            data_object("PersistentVolumeClaim", "data-shop-redis-0", false, false),
+        )
+        .call(
+            Method::GET,
+            Child::Credentials.uri(""),
+            data_object("Secret", "shop-credentials", true, false),
+        )
+        // Gone meanwhile: tolerated.
+        .checked(
+            Method::DELETE,
+            Child::Credentials.uri(""),
             Reply::NotFound,
+            deletes_uid("shop-credentials"),
         )
         .stack_patch(removes_finalizer)
         .run_then_await_change()
@@ -104,31 +177,128 @@ async fn deletion_with_delete_policy_removes_volumes_then_the_finalizer() {
 }
 
 #[tokio::test]
-async fn deletion_with_retain_policy_keeps_volumes_and_orphans_the_credentials() {
+async fn deletion_with_retain_policy_deletes_nothing_and_disowns_a_legacy_secret() {
     Scenario::new(deleting(DeletionPolicy::Retain))
+        .call(
+            Method::GET,
+            Child::Credentials.uri(""),
+            data_object("Secret", "shop-credentials", true, true),
+        )
         .checked(
             Method::PATCH,
             format!("{}?", Child::Credentials.uri("")),
             Reply::NotFound,
             |body| {
-                assert_eq!(body, &json!({"metadata": {"ownerReferences": null}}));
+                assert_eq!(
+                    body,
+                    &json!({"metadata": {"ownerReferences": [], "resourceVersion": "7"}})
+                );
             },
+        )
+        .stack_patch(removes_finalizer)
+        .run_then_await_change()
+        .await;
+    // A Secret this operator created has no owner reference: nothing to write at all.
+    Scenario::new(deleting(DeletionPolicy::Retain))
+        .call(
+            Method::GET,
+            Child::Credentials.uri(""),
+            data_object("Secret", "shop-credentials", true, false),
         )
         .stack_patch(removes_finalizer)
         .run_then_await_change()
         .await;
 }
 
+/// A paused stack, settled before the pause, whose API Deployment has since lost its ready pods and
+/// whose spec was edited meanwhile (a larger pool): every child is read, none written, and the status
+/// says what is observed now, with `Suspended` and why.
+async fn paused(pause: impl FnOnce(&mut PerformanceStack), reason: &'static str) {
+    let super::Built {
+        mut stack,
+        desired: d,
+        job,
+        ..
+    } = super::settled();
+    stack.spec.pool.max_connections = 8;
+    pause(&mut stack);
+    let action = super::reads(Scenario::new(stack).with_events(), &job, |child| match child {
+        Child::Api => {
+            let mut api = super::ready_deployment(d.api.as_ref().unwrap());
+            api.status.as_mut().unwrap().ready_replicas = Some(0);
+            super::scenario::json_of(api)
+        }
+        other => super::live(&d, other),
+    })
+    .status_patch(move |body| {
+        let status = &body["status"];
+        assert_eq!(
+            (&status["phase"], &status["reason"]),
+            (&json!("Suspended"), &json!(reason))
+        );
+        let condition = |type_: &str| super::condition_in(status, type_).clone();
+        let suspended = condition("Suspended");
+        assert_eq!(
+            (&suspended["status"], &suspended["reason"]),
+            (&json!("True"), &json!(reason))
+        );
+        let message = suspended["message"].as_str().unwrap();
+        assert!(
+            message.contains("the tuner is frozen: pool 2-10 and HPA 2-10 stay in force"),
+            "{message}"
+        );
+        assert_eq!(
+            condition("AppReady")["reason"],
+            "DeploymentProgressing",
+            "conditions are still observed"
+        );
+        assert_eq!(condition("Ready")["status"], "False");
+    })
+    .event("PhaseSuspended")
+    .run()
+    .await;
+    assert_eq!(action, Action::requeue(std::time::Duration::from_secs(300)));
+}
+
 #[tokio::test]
-async fn suspended_stack_only_reports_suspended() {
-    let stack = stack(PerformanceStackSpec {
-        suspend: true,
-        ..PerformanceStackSpec::default()
+async fn a_suspended_stack_is_observed_and_never_written() {
+    paused(|stack| stack.spec.suspend = true, "SpecSuspend").await;
+}
+
+#[tokio::test]
+async fn the_paused_annotation_pauses_a_stack_a_gitops_tool_owns() {
+    paused(
+        |stack| {
+            stack.metadata.annotations =
+                Some([("perfstack.dev/paused".to_owned(), "true".to_owned())].into());
+        },
+        "PausedByAnnotation",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_reconcile_that_loses_leadership_stops_writing_at_once() {
+    let super::Built { stack, job, .. } = super::built();
+    let fence = crate::fence::WriteFence::open();
+    let closes = fence.clone();
+    // The Lease is lost while the last read is answered: not one write may follow, not even the
+    // status that would report the failure.
+    let last = *Child::ALL.last().unwrap();
+    let scenario = super::reads_of(
+        Scenario::new(stack).fenced_by(&fence),
+        &Child::ALL[..Child::ALL.len() - 1],
+        &job,
+        |_| Reply::NotFound,
+    )
+    .checked(Method::GET, last.uri(&job), Reply::NotFound, move |_| {
+        closes.close()
     });
-    Scenario::new(stack)
-        .status_patch(|body| {
-            assert_eq!(body["status"]["phase"], "Suspended");
-        })
-        .run_then_await_change()
-        .await;
+    let error = scenario.run_result().await.unwrap_err();
+    assert!(
+        super::super::ErrorChain(&error)
+            .to_string()
+            .contains("lost leadership"),
+        "{error}"
+    );
 }

@@ -30,15 +30,25 @@ fn pods_of(job: &str) -> String {
 /// The observe step's reads up to the migration Job (answered by [`live`], the Job by `job`).
 fn reads_through_job(scenario: Scenario, d: &Desired, name: &str, job: Reply) -> Scenario {
     let mut job = Some(job);
-    reads_of(scenario, &Child::ALL[..9], name, |child| match child {
+    reads_of(scenario, &Child::ALL[..=job_read()], name, |child| match child {
         Child::MigrationJob => job.take().unwrap_or(Reply::NotFound),
         other => live(d, other),
     })
 }
 
+/// Where the migration Job is among the observe step's reads.
+fn job_read() -> usize {
+    Child::ALL
+        .iter()
+        .position(|c| *c == Child::MigrationJob)
+        .unwrap_or(Child::ALL.len())
+}
+
 /// The reads after the migration Job.
 fn reads_after_job(scenario: Scenario, d: &Desired, name: &str) -> Scenario {
-    reads_of(scenario, &Child::ALL[9..], name, |child| live(d, child))
+    reads_of(scenario, &Child::ALL[job_read() + 1..], name, |child| {
+        live(d, child)
+    })
 }
 
 #[tokio::test]

@@ -1,16 +1,25 @@
 //! Reconcile scenarios against a mocked API server (tower-test). Each scenario scripts every call the
 //! reconcile must make (method, URI, body) and fails on a missing, different or extra call. Reads
 //! come first (the observe step), writes after (the apply step).
+mod data;
+mod drift;
 mod lifecycle;
 mod migration;
 mod scenario;
+mod tuner;
 
 use std::time::Duration;
 
 use http::Method;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus, StatefulSet, StatefulSetStatus};
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::batch::v1::JobStatus;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::api::core::v1::{
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimStatus, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::runtime::controller::Action;
 use perfstack_contract::migration::MigrationSummary;
 use serde_json::{Value, json};
@@ -72,6 +81,13 @@ fn built() -> Built {
     }
 }
 
+/// A settled stack of the default spec (Ready, its migration done) and what its reconcile builds.
+fn settled() -> Built {
+    let mut built = built();
+    built.stack.status = Some(settled_status(&built.stack, MigrationSummary::default()));
+    built
+}
+
 fn ready_deployment(desired: &Deployment) -> Deployment {
     let mut deployment = desired.clone();
     deployment.metadata.generation = Some(1);
@@ -86,14 +102,54 @@ fn ready_deployment(desired: &Deployment) -> Deployment {
     deployment
 }
 
+/// PostgreSQL's StatefulSet as desired, with `ready` replicas ready (no status: `None`).
 fn statefulset(desired: &Desired, ready: Option<i32>) -> StatefulSet {
-    let mut set = desired.postgres.clone().map(|(_, set)| set).unwrap_or_default();
+    let set = desired.postgres.clone().map(|(_, set)| set).unwrap_or_default();
+    with_ready(set, ready)
+}
+
+fn with_ready(mut set: StatefulSet, ready: Option<i32>) -> StatefulSet {
     set.status = ready.map(|ready| StatefulSetStatus {
         replicas: 1,
         ready_replicas: Some(ready),
         ..StatefulSetStatus::default()
     });
     set
+}
+
+/// The data volume claim `name` of the stack, bound with `size`, as the StatefulSet controller made it.
+fn claim(name: &str, size: &str) -> PersistentVolumeClaim {
+    let storage = || Some(BTreeMap::from([("storage".to_owned(), Quantity(size.into()))]));
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(NS.into()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            resources: Some(VolumeResourceRequirements {
+                requests: storage(),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        status: Some(PersistentVolumeClaimStatus {
+            phase: Some("Bound".into()),
+            capacity: storage(),
+            ..PersistentVolumeClaimStatus::default()
+        }),
+    }
+}
+
+/// The stack's two claims at the default sizes, and what the storage step makes of them.
+fn claims(v: &ValidatedStack) -> [(String, PersistentVolumeClaim, crate::children::volume::VolumeSpec); 2] {
+    use crate::children::{postgres, redis, volume::claim_name};
+    let names = v.names();
+    [
+        (claim_name(&names.postgres()), "10Gi", postgres::volume(v)),
+        (claim_name(&names.redis()), "1Gi", redis::volume(v)),
+    ]
+    .map(|(name, size, wanted)| (name.clone(), claim(&name, size), wanted))
 }
 
 /// `child` as a previous reconcile left it: as desired, ready, its migration succeeded.
@@ -106,8 +162,11 @@ fn live(desired: &Desired, child: Child) -> Reply {
         ),
         Child::PostgresService => json_of(postgres_service),
         Child::Postgres => json_of(statefulset(desired, Some(1))),
+        Child::PostgresClaim => json_of(claim("data-shop-postgres-0", "10Gi")),
         Child::RedisService => json_of(redis_service),
-        Child::Redis => json_of(ready_deployment(&redis)),
+        Child::Redis => json_of(with_ready(redis, Some(1))),
+        Child::RedisDeployment => Reply::NotFound,
+        Child::RedisClaim => json_of(claim("data-shop-redis-0", "1Gi")),
         Child::AppConfig => json_of(&desired.app_config),
         Child::TuningConfig => json_of(&desired.tuning_config),
         Child::Api => json_of(ready_deployment(desired.api.as_ref().unwrap())),
@@ -151,7 +210,7 @@ fn settled_status(stack: &PerformanceStack, summary: MigrationSummary) -> crate:
     let d = desired(&v);
     let applied = Applied {
         postgres: Some(statefulset(&d, Some(1))),
-        redis: d.redis.as_ref().map(|(_, redis)| ready_deployment(redis)),
+        redis: d.redis.clone().map(|(_, redis)| with_ready(redis, Some(1))),
         api: d.api.as_ref().map(ready_deployment),
         migration: Some(MigrationStatus {
             job: job_name(&v),
@@ -160,9 +219,22 @@ fn settled_status(stack: &PerformanceStack, summary: MigrationSummary) -> crate:
             summary: Some(summary),
             error: None,
         }),
+        volumes: claims(&v)
+            .iter()
+            .map(|(name, claim, wanted)| crate::controller::storage::plan(name, wanted, Some(claim), None).0)
+            .collect(),
+        refused: Vec::new(),
     };
     let earlier = Time(k8s_openapi::jiff::Timestamp::from_second(1_700_000_000).unwrap());
     super::status::compute(stack, &v, &Observed::default(), &applied, &decision(&v), &earlier)
+}
+
+/// The condition `type_` of a status as the operator wrote it.
+fn condition_in<'a>(status: &'a Value, type_: &str) -> &'a Value {
+    status["conditions"]
+        .as_array()
+        .and_then(|conditions| conditions.iter().find(|c| c["type"] == type_))
+        .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
 }
 
 fn condition_types(status: &Value) -> Vec<&str> {
@@ -188,6 +260,10 @@ async fn first_reconcile_creates_every_child_and_reports_provisioning() {
             format!("/api/v1/namespaces/{NS}/secrets?&fieldManager=perfstack-operator"),
             Reply::Echo,
             |body| {
+                assert!(
+                    body["metadata"].get("ownerReferences").is_none(),
+                    "the credentials are never owned: no garbage collection may delete them"
+                );
                 let data = &body["stringData"];
                 assert_eq!(data["password"].as_str().map(str::len), Some(32));
                 assert!(
@@ -203,12 +279,13 @@ async fn first_reconcile_creates_every_child_and_reports_provisioning() {
         .apply(Child::Postgres, &job, json_of(statefulset(&d, Some(1))))
         .apply(Child::RedisService, &job, Reply::Echo)
         .apply(Child::Redis, &job, Reply::Echo)
+        // The HPA before the pool (a ceiling comes down before a pool change can reach a pod).
+        .apply(Child::Hpa, &job, Reply::Echo)
         .apply(Child::AppConfig, &job, Reply::Echo)
         .apply_checked(Child::TuningConfig, &job, |body| {
             let file = body["data"]["tuning.yaml"].as_str().unwrap();
-            assert!(file.contains("maxConnections: 20"), "{file}");
+            assert!(file.contains("maxConnections: 10"), "{file}");
         })
-        .event("MigrationStarted")
         .apply_checked(Child::MigrationJob, &job, |body| {
             let args = &body["spec"]["template"]["spec"]["containers"][0]["args"];
             assert_eq!(
@@ -218,7 +295,6 @@ async fn first_reconcile_creates_every_child_and_reports_provisioning() {
         })
         // No API Deployment yet: it starts only after the migration succeeded.
         .apply(Child::ApiService, &job, Reply::Echo)
-        .apply(Child::Hpa, &job, Reply::Echo)
         .status_patch(move |body| {
             let status = &body["status"];
             assert_eq!(status["phase"], "Provisioning");
@@ -232,15 +308,16 @@ async fn first_reconcile_creates_every_child_and_reports_provisioning() {
                     "CacheReady",
                     "MigrationsApplied",
                     "AppReady",
-                    "Autoscaling"
+                    "Autoscaling",
+                    "Storage",
+                    "Suspended"
                 ]
             );
             assert_eq!(status["conditions"][0]["status"], "False");
             assert_eq!(status["migration"]["state"], "Running");
             assert_eq!(status["migration"]["job"], job.as_str());
         })
-        .event("PostgresReady")
-        .event("HorizontalPodAutoscalerReady")
+        // Conditions turning True are no Events: only the phase change is.
         .event("PhaseProvisioning");
     assert_eq!(scenario.run().await, Action::requeue(Duration::from_secs(300)));
 }

@@ -6,22 +6,26 @@ use std::time::Duration;
 
 use http::{Method, Request, Response};
 use kube::Client;
-use kube::client::Body;
+use kube::client::{Body, ClientBuilder};
 use kube::runtime::controller::Action;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::children::ChildNames;
-use crate::controller::{AutoscalingApi, Context, StackEvents, reconcile};
+use crate::children::volume::claim_name;
+use crate::controller::{AutoscalingApi, Context, StackEvents, Tuning, reconcile};
 use crate::crd::PerformanceStack;
+use crate::fence::WriteFence;
 use crate::metrics::Metrics;
+use crate::tuner::scrape::Scraper;
+use crate::tuner::targets::{MetricsSource, Reach};
 
 type Check = Box<dyn Fn(&Value) + Send>;
 
 /// The namespace every scenario's stack lives in.
 pub(super) const NS: &str = "team-a";
 /// The query of every server-side apply the operator sends.
-const APPLY_QUERY: &str = "?&force=true&fieldManager=perfstack-operator";
+pub(super) const APPLY_QUERY: &str = "?&force=true&fieldManager=perfstack-operator";
 
 /// How the mock answers a call.
 pub(super) enum Reply {
@@ -31,6 +35,8 @@ pub(super) enum Reply {
     Echo,
     /// 404 Not Found.
     NotFound,
+    /// The API server refuses: this code, reason and message.
+    Refused(u16, &'static str, String),
 }
 
 /// `object` as the API server would return it.
@@ -53,8 +59,14 @@ pub(super) enum Child {
     Credentials,
     PostgresService,
     Postgres,
+    /// PostgreSQL's data volume claim.
+    PostgresClaim,
     RedisService,
     Redis,
+    /// Redis' data volume claim.
+    RedisClaim,
+    /// The Redis Deployment of operators before the StatefulSet.
+    RedisDeployment,
     AppConfig,
     TuningConfig,
     Api,
@@ -66,12 +78,15 @@ pub(super) enum Child {
 
 impl Child {
     /// Every child of a bundled stack, in the order they are read.
-    pub(super) const ALL: [Child; 11] = [
+    pub(super) const ALL: [Child; 14] = [
         Child::Credentials,
         Child::PostgresService,
         Child::Postgres,
+        Child::PostgresClaim,
         Child::RedisService,
         Child::Redis,
+        Child::RedisClaim,
+        Child::RedisDeployment,
         Child::AppConfig,
         Child::TuningConfig,
         Child::Api,
@@ -87,8 +102,11 @@ impl Child {
             Child::Credentials => ("/api/v1", "secrets", names.credentials()),
             Child::PostgresService => ("/api/v1", "services", names.postgres()),
             Child::Postgres => ("/apis/apps/v1", "statefulsets", names.postgres()),
+            Child::PostgresClaim => ("/api/v1", "persistentvolumeclaims", claim_name(&names.postgres())),
             Child::RedisService => ("/api/v1", "services", names.redis()),
-            Child::Redis => ("/apis/apps/v1", "deployments", names.redis()),
+            Child::Redis => ("/apis/apps/v1", "statefulsets", names.redis()),
+            Child::RedisDeployment => ("/apis/apps/v1", "deployments", names.redis()),
+            Child::RedisClaim => ("/api/v1", "persistentvolumeclaims", claim_name(&names.redis())),
             Child::AppConfig => ("/api/v1", "configmaps", names.config()),
             Child::TuningConfig => ("/api/v1", "configmaps", names.tuning()),
             Child::Api => ("/apis/apps/v1", "deployments", names.api()),
@@ -104,8 +122,9 @@ impl Child {
         match self {
             Child::Credentials => "Secret",
             Child::PostgresService | Child::RedisService | Child::ApiService => "Service",
-            Child::Postgres => "StatefulSet",
-            Child::Redis | Child::Api => "Deployment",
+            Child::Postgres | Child::Redis => "StatefulSet",
+            Child::PostgresClaim | Child::RedisClaim => "PersistentVolumeClaim",
+            Child::RedisDeployment | Child::Api => "Deployment",
             Child::AppConfig | Child::TuningConfig => "ConfigMap",
             Child::MigrationJob => "Job",
             Child::Hpa => "HorizontalPodAutoscaler",
@@ -123,6 +142,10 @@ pub(super) struct Scenario {
     stack: PerformanceStack,
     events: bool,
     calls: Vec<Call>,
+    /// The client's write fence (as `run` sets it up), when the scenario closes it.
+    fence: Option<WriteFence>,
+    /// Whether the operator runs its tuner (a fresh one: an operator just started).
+    tuner: bool,
 }
 
 impl Scenario {
@@ -132,7 +155,21 @@ impl Scenario {
             stack,
             events: false,
             calls: Vec::new(),
+            fence: None,
+            tuner: false,
         }
+    }
+
+    /// The operator runs its tuner, freshly started (as after a restart); pods are scraped by IP.
+    pub(super) fn with_tuner(mut self) -> Self {
+        self.tuner = true;
+        self
+    }
+
+    /// The client goes through `fence`, as the operator's does (`kube_requests::client`).
+    pub(super) fn fenced_by(mut self, fence: &WriteFence) -> Self {
+        self.fence = Some(fence.clone());
+        self
     }
 
     /// Events are recorded (each one is an expected POST).
@@ -223,26 +260,35 @@ impl Scenario {
 
     /// Runs one reconcile against the scripted server; panics on a failed reconcile or call.
     pub(super) async fn run(self) -> Action {
+        self.run_result().await.expect("reconcile succeeded")
+    }
+
+    /// Runs one reconcile against the scripted server and returns how it ended; panics on a
+    /// missing, different or extra call.
+    pub(super) async fn run_result(self) -> Result<Action, crate::controller::Error> {
         let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let client = Client::new(service, NS);
+        let client = match &self.fence {
+            Some(fence) => ClientBuilder::new(service, NS).with_layer(&fence.layer()).build(),
+            None => Client::new(service, NS),
+        };
         let events = if self.events {
             StackEvents::new(client.clone(), Some("test".into()))
         } else {
             StackEvents::disabled()
         };
-        let ctx = Arc::new(Context::new(
-            client,
-            AutoscalingApi::V2,
-            events,
-            Arc::new(Metrics::default()),
-        ));
+        let mut ctx = Context::new(client, AutoscalingApi::V2, events, Arc::new(Metrics::default()));
+        if self.tuner {
+            let scraper = Scraper::new(Duration::from_secs(1)).expect("an HTTP client");
+            ctx = ctx.with_tuning(Tuning::with_source(Reach::PodIp, MetricsSource::Direct(scraper)));
+        }
+        let ctx = Arc::new(ctx);
         let server = tokio::spawn(serve(handle, self.calls));
         let result =
             tokio::time::timeout(Duration::from_secs(10), reconcile(Arc::new(self.stack), ctx)).await;
         if let Err(panic) = server.await {
             std::panic::resume_unwind(panic.into_panic());
         }
-        result.expect("reconcile finished").expect("reconcile succeeded")
+        result.expect("reconcile finished")
     }
 }
 
@@ -279,6 +325,11 @@ async fn serve(mut handle: tower_test::mock::Handle<Request<Body>, Response<Body
             Reply::Json(value) => (200, value),
             Reply::Echo => (if expected.method == Method::POST { 201 } else { 200 }, body),
             Reply::NotFound => (404, not_found()),
+            Reply::Refused(code, reason, message) => (
+                code,
+                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                    "message": message, "reason": reason, "code": code}),
+            ),
         };
         let response = Response::builder()
             .status(status)

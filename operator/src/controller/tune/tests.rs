@@ -74,11 +74,43 @@ fn a_restarted_operator_picks_up_the_tuned_pool_from_the_live_config_map() {
 }
 
 #[test]
+fn a_restarted_operator_keeps_the_hpa_bounds_its_status_recorded() {
+    let (_, validated) = stack(PerformanceStackSpec::default());
+    let recorded = TuningStatus {
+        in_force: Some(TunedSettings {
+            pool_min: 2,
+            pool_max: 15,
+            min_replicas: 6,
+            max_replicas: 10,
+            generation: 7,
+        }),
+        ..TuningStatus::default()
+    };
+    let observed = Observed {
+        tuning_config: Some(live_tuning(
+            "generation: 7\npool:\n  minConnections: 2\n  maxConnections: 15\n  acquireTimeoutMs: 3000\n  idleTimeoutSeconds: 600\n",
+        )),
+        recorded: StackStatus {
+            tuning: Some(recorded),
+            ..StackStatus::default()
+        },
+        ..Observed::default()
+    };
+    let decision = tune(Some(&TuningRegistry::new()), &validated, &observed);
+    let replicas = replica_range(&decision.settings);
+    assert_eq!(
+        (replicas.min, decision.settings.pool_max),
+        (6, 15),
+        "the floor raised before the restart stays (the spec says 2)"
+    );
+}
+
+#[test]
 fn without_a_tuner_the_spec_is_written_as_it_is() {
     let (stack, validated) = stack(PerformanceStackSpec::default());
     let decision = tune(None, &validated, &Observed::default());
     let file = tuning_file(&validated, &decision.settings);
-    assert_eq!((file.generation, file.pool.max_connections), (3, 20));
+    assert_eq!((file.generation, file.pool.max_connections), (3, 10));
     assert_eq!(replica_range(&decision.settings).max, 10);
     assert_eq!((decision.budget, decision.requeue), (None, None));
     let status = status_after(&stack, &validated, &decision);
@@ -102,12 +134,12 @@ fn budget_spec(max_replicas: i32, pool: (i32, i32), max_connections: i32) -> Per
 
 #[test]
 fn builders_write_the_budgeted_pool_and_replicas() {
-    // 10 replicas x 20 + 10 reserved = 210 > 200: the pool yields first.
+    // 10 replicas (+9 in transit) x 20 + 10 reserved = 390 > 200: the pool yields first, to 190 / 19.
     let (stack, validated) = stack(budget_spec(10, (2, 20), 200));
     let registry = TuningRegistry::new();
     let decision = tune(Some(&registry), &validated, &Observed::default());
     let file = tuning_file(&validated, &decision.settings);
-    assert_eq!((file.generation, file.pool.max_connections), (3, 19));
+    assert_eq!((file.generation, file.pool.max_connections), (3, 10));
     let replicas = replica_range(&decision.settings);
     assert_eq!((replicas.min, replicas.max), (2, 10));
     assert_eq!(decision.requeue, Some(Duration::from_secs(60)));
@@ -122,8 +154,8 @@ fn a_spec_that_cannot_fit_lowers_max_replicas_and_says_so() {
     let decision = tune(Some(&registry), &validated, &Observed::default());
     assert_eq!(
         replica_range(&decision.settings).max,
-        20,
-        "100 available / pool min 5"
+        11,
+        "100 available / pool min 5 = 20 pods: 11 replicas and 9 in transit"
     );
     assert_eq!(
         tuning_file(&validated, &decision.settings).pool.max_connections,
@@ -132,7 +164,9 @@ fn a_spec_that_cannot_fit_lowers_max_replicas_and_says_so() {
     let (status, reason, message) = budget(&status_after(&stack, &validated, &decision));
     assert_eq!((status.as_str(), reason.as_str()), ("False", "ReplicasCapped"));
     assert!(
-        message.contains("40 x pool min 5 + reserved 10 = 210 > max_connections 110"),
+        message.contains(
+            "maxReplicas 40 (+30 in transit) x pool min 5 + reserved 10 = 360 > max_connections 110"
+        ),
         "{message}"
     );
 }
@@ -145,33 +179,49 @@ fn an_external_database_is_budgeted_with_the_reported_max_connections_once_known
     spec.database.external = Some(ExternalSpec::secret("shop-db", None));
     let (stack, validated) = stack(spec);
     let registry = TuningRegistry::new();
-    // Before any pod reported: the fallback (100), and the message says it is assumed.
+    // Before any pod reported: the fallback (100), and the message says it is assumed: 90 / 19.
     let decision = tune(Some(&registry), &validated, &Observed::default());
     assert_eq!(
         tuning_file(&validated, &decision.settings).pool.max_connections,
-        9
+        4
     );
     let (_, _, message) = budget(&status_after(&stack, &validated, &decision));
     assert!(message.contains("max_connections 100 assumed"), "{message}");
-    // The pods reported max_connections = 400: the spec's pool fits.
+    // The pods reported max_connections = 600: the spec's pool fits (19 pods x 30 + 10 = 580). It
+    // reaches the pods once there is room for both pools on each (the ceiling comes down first).
     registry.record_server_limits(
         "ns/shop",
         ServerLimits {
-            max_connections: 400,
+            max_connections: 600,
             reserved: 3,
         },
     );
-    let decision = tune(Some(&registry), &validated, &Observed::default());
+    let mut decision = tune(Some(&registry), &validated, &Observed::default());
+    for _ in 0..2 {
+        decision = tune(Some(&registry), &validated, &pods_seen(2));
+    }
     assert_eq!(
         tuning_file(&validated, &decision.settings).pool.max_connections,
         30
     );
     let (_, _, message) = budget(&status_after(&stack, &validated, &decision));
     assert!(
-        message.contains("= 310 <= max_connections 400")
-            && message.contains("observed on the external server"),
+        message.contains("= 580 <= max_connections 600")
+            && message.contains("on the external server: the lowest any app pod reported"),
         "{message}"
     );
+}
+
+/// What observe found when it scraped `alive` API pods, none of them Ready yet (no interval runs
+/// on them, but the pool swaps see how many pods are alive).
+fn pods_seen(alive: u32) -> Observed {
+    Observed {
+        app_metrics: Some(Ok(crate::tuner::targets::Scraped {
+            answers: Vec::new(),
+            alive,
+        })),
+        ..Observed::default()
+    }
 }
 
 #[test]

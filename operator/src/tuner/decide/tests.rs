@@ -120,7 +120,7 @@ fn waiting_pods_grow_the_pool_and_the_ceiling_gives_way_within_the_budget() {
     assert_eq!(d.settings.hpa_max, 5, "190 / 38 = 5: {}", d.reason);
     assert_eq!(d.settings.generation, 2);
     assert!(d.pool_settings_changed());
-    assert!(d.settings.peak_connections() + 10 <= 200);
+    assert!(d.settings.peak_connections(&spec().budget) + 10 <= 200);
 }
 
 #[test]
@@ -184,27 +184,45 @@ fn decision_is_deterministic() {
     assert_eq!(a, b);
 }
 
-/// The worked example of docs/tuning.md; keep both in step.
+/// The worked example of docs/tuning.md, on the operator's budget (a Deployment's pods in transit
+/// counted); keep both in step.
 #[test]
 fn worked_example_from_the_docs() {
-    let spec = spec();
+    let mut spec = spec();
+    spec.budget.transit = crate::tuner::budget::Transit::Deployment;
     let plan = spec.budget.plan(spec.replicas, spec.pool);
-    assert_eq!((plan.verdict.reason(), plan.pool_max), ("PoolCapped", 19));
+    assert_eq!((plan.verdict.reason(), plan.pool_max), ("PoolCapped", 10));
     let d = decide(
-        &settings(19, 2, 1),
+        &settings(10, 2, 1),
         &History::default(),
-        &obs(2, 300.0, 200.0, 19.0, 6.0, 1),
+        &obs(2, 300.0, 200.0, 10.0, 6.0, 1),
         &spec,
         at(0),
     );
     let s = d.settings;
     assert_eq!(
         (s.hpa_min, s.pool_max, s.hpa_max, s.generation),
-        (3, 38, 5, 2),
+        (3, 20, 4, 2),
         "{}",
         d.reason
     );
-    assert_eq!(s.peak_connections() + 10, 200);
+    assert_eq!(s.peak_connections(&spec.budget) + 10, 150);
+    // The swap on the pods: both pools (10 + 20) fit 3 replicas (+3 in transit) = 180, and 2 pods
+    // run: the pool goes out at once, under a ceiling of 3 until every pod ran it and drained.
+    let mut swaps = crate::tuner::transition::PoolSwaps::starting_from(Some(settings(10, 2, 1)));
+    let seen = crate::tuner::transition::PodsSeen {
+        alive: 2,
+        generation: Some(1),
+    };
+    let guarded = swaps.guard(&spec, s, Some(seen), at(0));
+    assert_eq!(
+        (
+            guarded.settings.pool_max,
+            guarded.settings.hpa_min,
+            guarded.settings.hpa_max
+        ),
+        (20, 3, 3)
+    );
     println!("{}", d.reason);
 }
 

@@ -167,18 +167,20 @@ fn with_server(max: f64, reserved: f64) -> PodSnapshot {
 }
 
 #[test]
-fn server_limits_are_the_highest_any_answering_pod_reported() {
+fn server_limits_are_the_most_cautious_any_answering_pod_reported() {
+    // One wrong (or hostile) pod claiming a huge server must not inflate the budget: the lowest
+    // max_connections counts, and the largest reserve.
     let end: Vec<PodAnswer> = vec![
         ("a".into(), Ok(with_server(200.0, 3.0))),
         ("b".into(), Ok(with_server(0.0, 0.0))), // not read yet
-        ("c".into(), Ok(with_server(250.0, 5.0))),
+        ("c".into(), Ok(with_server(10_000.0, 5.0))),
         ("d".into(), Err("timeout".into())),
     ];
     let obs = aggregate(&BTreeMap::new(), &end, 30.0);
     assert_eq!(
         obs.server,
         Some(ServerLimits {
-            max_connections: 250,
+            max_connections: 200,
             reserved: 5
         })
     );

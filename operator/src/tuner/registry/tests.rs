@@ -9,6 +9,7 @@ fn request(spec: &PerformanceStackSpec, now: Instant) -> TuningRequest<'_> {
         spec,
         generation: 3,
         live_file: None,
+        recorded: None,
         app_metrics: None,
         now,
         wall: Utc::now(),
@@ -71,17 +72,37 @@ fn after_restart(mode: TuningMode, live: &str) -> (u32, u64) {
 }
 
 #[test]
-fn a_restarted_operator_picks_up_the_pool_in_force_from_the_live_file_in_mode_auto_only() {
+fn a_restarted_operator_picks_up_the_pool_in_force_from_the_live_file() {
+    // Auto takes it as the tuner's own; Recommend moves to the spec's pool, but as a pool swap:
+    // not before the ceiling leaves room for both pools on every pod.
     assert_eq!(after_restart(TuningMode::Auto, LIVE), (15, 7));
     assert_eq!(
         after_restart(TuningMode::Recommend, LIVE),
-        (19, 3),
-        "the spec's pool within the budget"
+        (15, 7),
+        "the spec's pool (10) only once there is room for both pools on every pod"
     );
     assert_eq!(
         after_restart(TuningMode::Auto, "generation: [broken"),
-        (19, 3),
+        (10, 3),
         "an unreadable file leaves the spec's values"
+    );
+}
+
+#[test]
+fn a_restarted_operator_keeps_the_floor_the_status_recorded() {
+    let spec = PerformanceStackSpec::default();
+    // Before the restart the tuner had raised the floor from the spec's 2 to 6 during a spike.
+    let recorded = testing::settings((2, 15), (6, 10), 7);
+    let request = TuningRequest {
+        live_file: Some(LIVE),
+        recorded: Some(recorded),
+        ..request(&spec, Instant::now())
+    };
+    let s = TuningRegistry::new().tune(KEY, request).settings;
+    assert_eq!(
+        (s.pool_max, s.hpa_min, s.generation),
+        (15, 6, 7),
+        "the floor is not lowered by a restart"
     );
 }
 
@@ -93,11 +114,11 @@ fn an_interval_runs_only_with_the_pods_answers_and_a_failed_listing_waits_an_int
     assert!(registry.wants_metrics(KEY, &spec, t0));
     let idle = registry.tune(KEY, request(&spec, t0));
     assert!(matches!(idle.run, IntervalRun::Idle), "{:?}", idle.run);
-    let answers: Vec<PodAnswer> = Vec::new();
+    let scraped = Scraped::default();
     let first = registry.tune(
         KEY,
         TuningRequest {
-            app_metrics: Some(Ok(&answers)),
+            app_metrics: Some(Ok(&scraped)),
             ..request(&spec, t0)
         },
     );

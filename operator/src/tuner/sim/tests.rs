@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use super::*;
-use crate::tuner::budget::ConnectionBudget;
 use crate::tuner::budget::ReplicaBounds;
+use crate::tuner::budget::{ConnectionBudget, Transit};
 use crate::tuner::testing;
 
 const INTERVAL: Duration = Duration::from_secs(30);
@@ -226,6 +226,7 @@ fn tight_budget_trades_pool_for_replicas_and_never_exceeds_it() {
         max_connections: 60,
         reserved: 10,
         source: Default::default(),
+        transit: Transit::None,
     };
     let load = [hold(10.0, 2), hold(100.0, 3), hold(10.0, 15)].concat();
     let steps = run(&mut tuner, &load, INTERVAL);

@@ -89,6 +89,33 @@ async fn proxy_scrape_goes_through_the_api_server() {
     assert_eq!(first_answer(&answers), ("api-a", 7.0, 9.0, 2));
 }
 
+#[tokio::test]
+async fn proxy_scrape_refuses_redirects_and_oversized_bodies() {
+    let (service, mut handle) = tower_test::mock::pair::<http::Request<Body>, http::Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let server = tokio::spawn(async move {
+        let (_, send) = handle.next_request().await.expect("first request");
+        let redirect = http::Response::builder()
+            .status(302)
+            .header("location", "http://169.254.169.254/")
+            .body(Body::empty())
+            .unwrap();
+        send.send_response(redirect);
+        let (_, send) = handle.next_request().await.expect("second request");
+        let huge = vec![b'x'; crate::tuner::scrape::MAX_BODY_BYTES + 1];
+        send.send_response(http::Response::new(Body::from(huge)));
+    });
+    let source = MetricsSource::Proxy(client, Duration::from_secs(5));
+    let targets = targets_from_pods(&pods()[1..2], 8080, Reach::ApiServerProxy).targets;
+    let redirected = source.scrape_all(&targets).await;
+    let oversized = source.scrape_all(&targets).await;
+    server.await.unwrap();
+    let error = redirected[0].1.as_ref().unwrap_err();
+    assert!(error.ends_with("HTTP 302"), "{error}");
+    let error = oversized[0].1.as_ref().unwrap_err();
+    assert!(error.contains("larger than 4194304 bytes"), "{error}");
+}
+
 /// The first pod's name, requests, pool maximum and generation.
 fn first_answer(answers: &[PodAnswer]) -> (&str, f64, f64, u64) {
     let (name, answer) = &answers[0];
@@ -145,7 +172,14 @@ async fn app_pods_are_listed_by_label_and_only_the_ready_ones_scraped() {
         reach: Reach::PodIp,
     };
     let source = MetricsSource::Direct(crate::tuner::scrape::Scraper::new(Duration::from_secs(2)).unwrap());
-    let answers = pods.scrape(&source).await.unwrap();
+    let scraped = pods.scrape(&source).await.unwrap();
+    let answers = &scraped.answers;
     assert_eq!(answers.len(), 1, "the starting pod is not asked: {answers:?}");
-    assert_eq!(first_answer(&answers), ("api-0", 3000.0, 10.0, 4));
+    assert_eq!(first_answer(answers), ("api-0", 3000.0, 10.0, 4));
+    assert_eq!(scraped.alive, 2, "but it is alive, and counted");
+    assert_eq!(
+        scraped.seen().generation,
+        None,
+        "a pod that did not answer may run another generation"
+    );
 }
