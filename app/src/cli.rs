@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use perfstack_contract::{env, migration::MigrationReport};
 
 use crate::{
-    config::{DbConfig, JobsConfig, ServeConfig, ServeWorkers, WorkerConfig},
+    config::{DbConfig, JobsConfig, ServeConfig, ServeWorkers, SessionLimits, WorkerConfig},
     db::{self, Db, migrate::MigrateOptions, seed::SeedSizes},
     loadtest::{self, LoadtestArgs},
     startup,
@@ -29,25 +29,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the HTTP API.
-    Serve {
-        #[command(flatten)]
-        db: DbConfig,
-        #[command(flatten)]
-        serve: ServeConfig,
-        #[command(flatten)]
-        jobs: JobsConfig,
-        #[command(flatten)]
-        workers: ServeWorkers,
-    },
+    Serve(Box<ServeArgs>),
     /// Run the background job workers (email, report) without the API.
-    Worker {
-        #[command(flatten)]
-        db: DbConfig,
-        #[command(flatten)]
-        worker: WorkerConfig,
-        #[command(flatten)]
-        jobs: JobsConfig,
-    },
+    Worker(Box<WorkerArgs>),
     /// Apply migrations and build or repair indexes; prints one line of JSON.
     Migrate {
         #[command(flatten)]
@@ -65,6 +49,34 @@ pub enum Command {
     /// Drive a running API with a load scenario, check the SLOs, write JSON and HTML reports.
     /// Exits 1 when a check fails.
     Loadtest(LoadtestArgs),
+}
+
+/// Flags of `serve` (boxed: they are many).
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub db: DbConfig,
+    #[command(flatten)]
+    pub limits: SessionLimits,
+    #[command(flatten)]
+    pub serve: ServeConfig,
+    #[command(flatten)]
+    pub jobs: JobsConfig,
+    #[command(flatten)]
+    pub workers: ServeWorkers,
+}
+
+/// Flags of `worker` (boxed, like `serve`'s).
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub db: DbConfig,
+    #[command(flatten)]
+    pub limits: SessionLimits,
+    #[command(flatten)]
+    pub worker: WorkerConfig,
+    #[command(flatten)]
+    pub jobs: JobsConfig,
 }
 
 /// Flags of `migrate`.
@@ -108,13 +120,25 @@ impl SeedArgs {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve {
-            db,
-            serve,
-            jobs,
-            workers,
-        } => startup::serve(db, serve, jobs, workers).await,
-        Command::Worker { db, worker, jobs } => startup::worker(db, worker, jobs).await,
+        Command::Serve(args) => {
+            let ServeArgs {
+                db,
+                limits,
+                serve,
+                jobs,
+                workers,
+            } = *args;
+            startup::serve(db, limits, serve, jobs, workers).await
+        }
+        Command::Worker(args) => {
+            let WorkerArgs {
+                db,
+                limits,
+                worker,
+                jobs,
+            } = *args;
+            startup::worker(db, limits, worker, jobs).await
+        }
         Command::Migrate { db, opts } => migrate(&db, &opts).await,
         Command::Seed { db, sizes } => {
             let handle = Db::connect(&db).await?;

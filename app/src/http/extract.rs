@@ -46,7 +46,11 @@ fn is_json(headers: &axum::http::HeaderMap) -> bool {
 }
 
 /// Decodes a JSON body, telling syntax errors (400) from shape errors (422 with the field path).
+/// A NUL character in any string (PostgreSQL's text cannot hold one) is a 422 naming its field.
 pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if let Some(field) = nul_in_json(bytes) {
+        return Err(nul_problem(field));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
@@ -156,14 +160,62 @@ where
     }
 }
 
-/// Decodes a query string into `T`, naming the parameter at fault.
+/// Decodes a query string into `T`, naming the parameter at fault. A NUL character in a
+/// parameter is a 422 naming it, as in a body.
 pub fn decode_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    if let Some((name, _)) = form_urlencoded::parse(query.as_bytes())
+        .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+    {
+        return Err(nul_problem(name.replace('\0', "\\0")));
+    }
     let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
         let field = (path != "." && !path.is_empty()).then(|| path.clone());
         ApiError::bad_request(field, format!("invalid query parameter {path}: {}", err.inner()))
     })
+}
+
+/// The 422 of a NUL character in `field`.
+fn nul_problem(field: String) -> ApiError {
+    ApiError::validation(field, "must not contain the NUL character (\\u0000)")
+}
+
+/// The path of the first string (or key) of a JSON body that holds a NUL character, if one does:
+/// `title`, `parameters.projectId`, `tags[2]`. Only bodies that spell `\u0000` are parsed twice.
+fn nul_in_json(bytes: &[u8]) -> Option<String> {
+    if !bytes.windows(5).any(|w| w.eq_ignore_ascii_case(b"u0000")) {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    nul_path(&value, String::new())
+}
+
+fn nul_path(value: &serde_json::Value, at: String) -> Option<String> {
+    let joined = |key: &str| {
+        if at.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{at}.{key}")
+        }
+    };
+    match value {
+        serde_json::Value::String(text) if text.contains('\0') => {
+            Some(if at.is_empty() { "body".to_owned() } else { at })
+        }
+        serde_json::Value::Object(map) => map.iter().find_map(|(key, inner)| {
+            if key.contains('\0') {
+                Some(joined(&key.replace('\0', "\\0")))
+            } else {
+                nul_path(inner, joined(key))
+            }
+        }),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, inner)| nul_path(inner, format!("{at}[{i}]"))),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -204,6 +256,24 @@ mod tests {
         assert!(matches!(err, ApiError::BadRequest { .. }), "{err:?}");
         let err = decode_json::<Body>(br#"{"firstName": "a", "priority": 1} x"#).unwrap_err();
         assert!(matches!(err, ApiError::BadRequest { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn nul_characters_are_422_naming_the_field() {
+        let err = decode_json::<Body>(br#"{"firstName": "a\u0000b", "priority": 1}"#).unwrap_err();
+        assert!(matches!(err, ApiError::Validation { .. }), "{err:?}");
+        assert_eq!(field(err).as_deref(), Some("firstName"));
+        let nested = nul_in_json(br#"{"parameters": {"tags": ["ok", "x\u0000"]}}"#);
+        assert_eq!(nested.as_deref(), Some("parameters.tags[1]"));
+        assert_eq!(nul_in_json(br#"{"a": "\\u0000 is text"}"#), None);
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Q {
+            q: Option<String>,
+        }
+        let err = decode_query::<Q>("q=%00").unwrap_err();
+        assert!(matches!(err, ApiError::Validation { .. }), "{err:?}");
+        assert_eq!(field(err).as_deref(), Some("q"));
     }
 
     #[test]

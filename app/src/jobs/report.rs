@@ -156,7 +156,10 @@ where
 {
     let row: Option<T> = sqlx::query_as(sql).bind(id).fetch_optional(tx).await?;
     let row = row.ok_or_else(|| JobFailure::permanent(format!("{what} {id} does not exist")))?;
-    serde_json::to_value(row).map_err(|e| JobFailure::permanent(format!("could not encode the report: {e}")))
+    serde_json::to_value(row).map_err(|e| {
+        tracing::warn!(error = %e, "could not encode the report");
+        JobFailure::permanent("could not encode the report")
+    })
 }
 
 /// A stored report, as `GET /api/v1/reports/{id}` returns it.
