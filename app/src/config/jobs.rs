@@ -108,7 +108,7 @@ pub struct JobsConfig {
         env = "JOBS_REDIS_TIMEOUT_MS",
         default_value_t = 2_000
     )]
-    pub redis_timeout_ms: u64,
+    pub jobs_redis_timeout_ms: u64,
     /// How long running handlers may take to finish after a shutdown signal, in seconds (within
     /// the pod's 30 s termination grace period, with the pool's close after it).
     #[arg(
@@ -153,7 +153,7 @@ impl JobsConfig {
     }
 
     pub fn redis_timeout(&self) -> Duration {
-        Duration::from_millis(self.redis_timeout_ms.max(1))
+        Duration::from_millis(self.jobs_redis_timeout_ms.max(1))
     }
 
     pub fn dead_max_age(&self) -> Duration {

@@ -73,7 +73,8 @@ async fn serve_streams_with_flat_memory_and_drains_on_sigterm(pool: PgPool) {
     let database = pool.connect_options().get_database().unwrap().to_owned();
     let base = std::env::var("DATABASE_URL").unwrap();
     let url = format!("{}/{database}", base.rsplit_once('/').unwrap().0);
-    let (mut server, port) = Server::start(&url, &["--shutdown-grace-s", "600"]);
+    // No drain delay: the listener closes at once on SIGTERM (tests/api/drain.rs covers the delay).
+    let (mut server, port) = Server::start(&url, &["--shutdown-grace-s", "600", "--drain-delay-s", "0"]);
     let pid = server.0.id();
 
     let started = Instant::now();
