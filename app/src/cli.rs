@@ -2,12 +2,14 @@
 //! its flag groups (`config`) and one call (`startup`, `db::migrate`, `db::seed`, `loadtest`).
 use std::{path::PathBuf, time::Duration};
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use perfstack_contract::{env, migration::MigrationReport};
+use secrecy::SecretString;
 
 use crate::{
     config::{DbConfig, JobsConfig, ServeConfig, ServeWorkers, SessionLimits, WorkerConfig},
-    db::{self, Db, migrate::MigrateOptions, seed::SeedSizes},
+    db::{self, Db, migrate::MigrateOptions, roles::AppRole, seed::SeedSizes},
     loadtest::{self, LoadtestArgs},
     startup,
     telemetry::LogArgs,
@@ -92,6 +94,26 @@ pub struct MigrateArgs {
         default_value_t = 5000
     )]
     pub lock_timeout_ms: u64,
+    /// Role the API connects as: created (or its password set) and granted reads and writes of
+    /// the app's tables and nothing more, after the migrations. Needs `--app-password`.
+    #[arg(long = "app-user", env = env::DB_APP_USER, requires = "app_password")]
+    pub app_user: Option<String>,
+    /// Password of `--app-user`. Never logged.
+    #[arg(long = "app-password", env = env::DB_APP_PASSWORD, hide_env_values = true, requires = "app_user")]
+    pub app_password: Option<SecretString>,
+}
+
+impl MigrateArgs {
+    /// The app role to set up, when one is given.
+    pub fn app_role(&self) -> Option<AppRole> {
+        match (&self.app_user, &self.app_password) {
+            (Some(name), Some(password)) => Some(AppRole {
+                name: name.clone(),
+                password: password.clone(),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// How much demo data `seed` makes.
@@ -167,6 +189,11 @@ async fn migrate(cfg: &DbConfig, args: &MigrateArgs) -> anyhow::Result<()> {
     let result = async {
         let handle = Db::connect(cfg).await?;
         let summary = db::migrate::apply(&handle, &opts).await?;
+        if let Some(role) = args.app_role() {
+            db::roles::ensure_app_role(&handle, &role)
+                .await
+                .with_context(|| format!("could not set up the app role {}", role.name))?;
+        }
         handle.pool().close().await;
         anyhow::Ok(summary)
     }

@@ -5,6 +5,7 @@ pub mod page;
 mod pool;
 pub mod projects;
 pub mod resource;
+pub mod roles;
 pub mod seed;
 pub mod server_limits;
 pub mod stats;
