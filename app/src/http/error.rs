@@ -193,9 +193,11 @@ fn constraint_problem(constraint: &str) -> Option<ApiError> {
         "users_username_key" => {
             ApiError::conflict(Some("username"), "a user with this username already exists")
         }
-        "projects_owner_id_fkey" => ApiError::validation("ownerId", "no user has this id"),
-        "tasks_project_id_fkey" => ApiError::validation("projectId", "no project has this id"),
-        "tasks_assignee_id_fkey" => ApiError::validation("assigneeId", "no user has this id"),
+        // A reference to a row that does not exist (now): the request is well-formed, the state is
+        // not what it assumes.
+        "projects_owner_id_fkey" => ApiError::conflict(Some("ownerId"), "no user has this id"),
+        "tasks_project_id_fkey" => ApiError::conflict(Some("projectId"), "no project has this id"),
+        "tasks_assignee_id_fkey" => ApiError::conflict(Some("assigneeId"), "no user has this id"),
         "users_role_check" => ApiError::validation("role", "not a known role"),
         "users_status_check" | "projects_status_check" | "tasks_status_check" => {
             ApiError::validation("status", "not a known status")

@@ -73,7 +73,8 @@ struct Accepted {
     responses(
         (status = 202, description = "Accepted; `Location` names the job", body = Accepted),
         (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The report's subject does not exist", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The report's subject does not exist", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many report requests from this caller; see Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "No job queue (Redis) available", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn create_report(
@@ -94,8 +95,8 @@ async fn create_report(
         })
         .await?;
     if !exists {
-        return Err(ApiError::validation(
-            field,
+        return Err(ApiError::conflict(
+            Some(field),
             format!("{what} {subject_id} does not exist"),
         ));
     }
@@ -172,11 +173,14 @@ async fn retry_job(State(state): State<AppState>, Path(id): Path<String>) -> Api
 #[into_params(parameter_in = Query)]
 struct JobListQuery {
     /// `queued`, `running`, `failed` or `dead` (default: the dead-letter view).
+    #[param(pattern = "^(queued|running|failed|dead)$")]
     state: Option<String>,
     /// `email` or `report` (default: both).
+    #[param(pattern = "^(email|report)$")]
     queue: Option<String>,
-    /// 1..=100, default 20.
-    limit: Option<usize>,
+    /// Clamped to 1..=100, default 20.
+    #[param(minimum = 0)]
+    limit: Option<i32>,
 }
 
 const MAX_LIMIT: usize = 100;
@@ -201,7 +205,17 @@ async fn list_jobs(State(state): State<AppState>, Query(q): Query<JobListQuery>)
             Queue::parse(text).ok_or_else(|| ApiError::validation("queue", "expected email or report"))?,
         ],
     };
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    let limit = match q.limit {
+        Some(limit) if limit < 0 => {
+            return Err(ApiError::bad_request(
+                Some("limit".to_owned()),
+                "limit must not be negative",
+            ));
+        }
+        Some(limit) => usize::try_from(limit).unwrap_or(MAX_LIMIT),
+        None => DEFAULT_LIMIT,
+    }
+    .clamp(1, MAX_LIMIT);
     let store = &queue_of(&state)?.store;
     let mut data = Vec::new();
     for queue in queues {

@@ -13,7 +13,162 @@
 use axum::http::Method;
 use serde_json::{Map, Value, json};
 
-use super::auth::{self, ADMIN_SCHEME, Access, USER_SCHEME};
+use super::{
+    auth::{self, ADMIN_SCHEME, Access, USER_SCHEME},
+    fields::FieldSet,
+    pagination::Cursor,
+    projects, tasks, users,
+    validate::Rule,
+};
+use crate::db::{
+    projects::{Project, ProjectKey},
+    resource::Resource,
+    tasks::{DueDateKey, PriorityKey, Task},
+    users::User,
+};
+
+/// Rules of body fields: (schema, property, rule), the same the handlers check.
+const BODY_RULES: [(&str, &str, Rule); 19] = [
+    ("CreateUser", "email", Rule::Email),
+    ("CreateUser", "username", Rule::Username),
+    (
+        "CreateUser",
+        "firstName",
+        Rule::Text {
+            min: 0,
+            max: users::NAME_MAX,
+        },
+    ),
+    (
+        "CreateUser",
+        "lastName",
+        Rule::Text {
+            min: 0,
+            max: users::NAME_MAX,
+        },
+    ),
+    ("UpdateUser", "email", Rule::Email),
+    ("UpdateUser", "username", Rule::Username),
+    (
+        "UpdateUser",
+        "firstName",
+        Rule::Text {
+            min: 0,
+            max: users::NAME_MAX,
+        },
+    ),
+    (
+        "UpdateUser",
+        "lastName",
+        Rule::Text {
+            min: 0,
+            max: users::NAME_MAX,
+        },
+    ),
+    ("CreateProject", "ownerId", Rule::Id),
+    (
+        "CreateProject",
+        "name",
+        Rule::Text {
+            min: 1,
+            max: projects::NAME_MAX,
+        },
+    ),
+    (
+        "CreateProject",
+        "description",
+        Rule::Text {
+            min: 0,
+            max: projects::DESCRIPTION_MAX,
+        },
+    ),
+    ("UpdateProject", "ownerId", Rule::Id),
+    (
+        "UpdateProject",
+        "name",
+        Rule::Text {
+            min: 1,
+            max: projects::NAME_MAX,
+        },
+    ),
+    (
+        "UpdateProject",
+        "description",
+        Rule::Text {
+            min: 0,
+            max: projects::DESCRIPTION_MAX,
+        },
+    ),
+    ("CreateTask", "projectId", Rule::Id),
+    (
+        "CreateTask",
+        "title",
+        Rule::Text {
+            min: 1,
+            max: tasks::TITLE_MAX,
+        },
+    ),
+    (
+        "CreateTask",
+        "description",
+        Rule::Text {
+            min: 0,
+            max: tasks::DESCRIPTION_MAX,
+        },
+    ),
+    ("CreateTask", "priority", Rule::Priority),
+    ("CreateTask", "assigneeId", Rule::Id),
+];
+
+/// The same rules on the PATCH bodies' task fields, which repeat those of `CreateTask`.
+const TASK_PATCH_RULES: [(&str, Rule); 5] = [
+    ("projectId", Rule::Id),
+    (
+        "title",
+        Rule::Text {
+            min: 1,
+            max: tasks::TITLE_MAX,
+        },
+    ),
+    (
+        "description",
+        Rule::Text {
+            min: 0,
+            max: tasks::DESCRIPTION_MAX,
+        },
+    ),
+    ("priority", Rule::Priority),
+    ("assigneeId", Rule::Id),
+];
+
+/// PATCH fields that may be absent but not `null` (`validate::non_null`).
+const NOT_NULL: [(&str, &[&str]); 3] = [
+    (
+        "UpdateUser",
+        &["email", "username", "firstName", "lastName", "role", "status"],
+    ),
+    ("UpdateProject", &["ownerId", "name", "status"]),
+    ("UpdateTask", &["projectId", "title", "status", "priority"]),
+];
+
+/// What `fields=` and `cursor=` accept on a path: the fields of its rows and, for a list, the
+/// pattern of its cursors.
+fn list_shape(path: &str) -> Option<(&'static [&'static str], Option<&'static str>)> {
+    Some(match path {
+        "/api/v1/users" => (User::FIELDS, Some(<i64 as Cursor>::PATTERN)),
+        "/api/v1/users/{id}" => (User::FIELDS, None),
+        "/api/v1/users/{id}/tasks" => (Task::FIELDS, Some(DueDateKey::PATTERN)),
+        "/api/v1/projects" => (Project::FIELDS, Some(ProjectKey::PATTERN)),
+        "/api/v1/projects/{id}" => (Project::FIELDS, None),
+        "/api/v1/projects/{id}/tasks" => (Task::FIELDS, Some(PriorityKey::PATTERN)),
+        "/api/v1/tasks" => (Task::FIELDS, Some(<i64 as Cursor>::PATTERN)),
+        "/api/v1/tasks/{id}" => (Task::FIELDS, None),
+        _ => return None,
+    })
+}
+
+/// Query strings of free text: anything but the NUL character (a 422).
+const NO_NUL: &str = r"^[^\x00]*$";
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 const NO_DATABASE: [&str; 2] = ["/livez", "/openapi.json"];
@@ -28,6 +183,12 @@ pub fn complete(doc: &mut Value) {
                 }
             }
         }
+    }
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        complete_bodies(schemas);
     }
     let components = doc
         .as_object_mut()
@@ -49,7 +210,86 @@ pub fn complete(doc: &mut Value) {
     }
 }
 
+/// Adds the body rules and takes `null` out of the PATCH fields that refuse it.
+fn complete_bodies(schemas: &mut Map<String, Value>) {
+    let task_patch = TASK_PATCH_RULES
+        .iter()
+        .map(|(field, rule)| ("UpdateTask", *field, *rule));
+    for (schema, field, rule) in BODY_RULES.into_iter().chain(task_patch) {
+        if let Some(Value::Object(property)) = schemas
+            .get_mut(schema)
+            .and_then(|s| s.pointer_mut(&format!("/properties/{field}")))
+        {
+            if let Value::Object(keywords) = rule.schema() {
+                property.extend(keywords);
+            }
+        }
+    }
+    for (schema, fields) in NOT_NULL {
+        for field in fields {
+            if let Some(property) = schemas
+                .get_mut(schema)
+                .and_then(|s| s.pointer_mut(&format!("/properties/{field}")))
+            {
+                drop_null(property);
+            }
+        }
+    }
+}
+
+/// `{"type": ["string", "null"]}` -> `{"type": "string"}`; `{"oneOf": [{"type": "null"}, X]}` -> X.
+fn drop_null(property: &mut Value) {
+    if let Some(Value::Array(types)) = property.get_mut("type") {
+        types.retain(|t| t != "null");
+        if let [only] = types.as_slice() {
+            let only = only.clone();
+            property["type"] = only;
+        }
+    }
+    let other = property
+        .get("oneOf")
+        .and_then(Value::as_array)
+        .and_then(|alternatives| {
+            let rest: Vec<&Value> = alternatives
+                .iter()
+                .filter(|a| a.get("type") != Some(&json!("null")))
+                .collect();
+            match rest.as_slice() {
+                [one] => Some((*one).clone()),
+                _ => None,
+            }
+        });
+    if let Some(other) = other {
+        *property = other;
+    }
+}
+
+/// Patterns of the query parameters: `fields` and `cursor`/`after` as the path's list accepts
+/// them, other free text without NUL.
+fn complete_parameters(path: &str, operation: &mut Map<String, Value>) {
+    let shape = list_shape(path);
+    let Some(parameters) = operation.get_mut("parameters").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for parameter in parameters.iter_mut().filter(|p| p["in"] == "query") {
+        let name = parameter["name"].as_str().unwrap_or_default().to_owned();
+        let Some(schema) = parameter.get_mut("schema").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        if schema.get("type") != Some(&json!("string")) || schema.contains_key("pattern") {
+            continue;
+        }
+        let pattern = match (name.as_str(), shape) {
+            ("fields", Some((fields, _))) => FieldSet::pattern(fields),
+            ("cursor" | "after", Some((_, Some(cursor)))) => cursor.to_owned(),
+            _ => NO_NUL.to_owned(),
+        };
+        schema.insert("pattern".to_owned(), Value::String(pattern));
+    }
+}
+
 fn complete_operation(path: &str, method: &str, operation: &mut Map<String, Value>) {
+    complete_parameters(path, operation);
     let has_body = operation.contains_key("requestBody");
     let params: Vec<String> = operation
         .get("parameters")

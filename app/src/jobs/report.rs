@@ -21,9 +21,16 @@ use super::{
 )]
 pub enum ReportRequest {
     /// Counts of a project's tasks by status and priority, unassigned and overdue ones.
-    ProjectTaskStats { project_id: i64 },
+    ProjectTaskStats {
+        // Spelled out: the OpenAPI schema does not follow `rename_all_fields`.
+        #[serde(rename = "projectId")]
+        project_id: i64,
+    },
     /// A user's assigned tasks: by status, overdue, due within a week, across how many projects.
-    UserWorkload { user_id: i64 },
+    UserWorkload {
+        #[serde(rename = "userId")]
+        user_id: i64,
+    },
 }
 
 impl ReportRequest {
