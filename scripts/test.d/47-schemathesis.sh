@@ -26,6 +26,7 @@ work=$(mktemp -d)
 app_pid=
 cleanup() {
   [[ -n $app_pid ]] && kill "$app_pid" 2>/dev/null && wait "$app_pid" 2>/dev/null
+  mkdir -p "$RUN_DIR/schemathesis" && cp "$work/app.log" "$RUN_DIR/schemathesis/app.log" 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -57,7 +58,7 @@ status=0
   --checks all --phases examples,coverage,fuzzing,stateful \
   --header "Authorization: Bearer $admin" \
   --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-25}" --max-time "${SCHEMATHESIS_MAX_TIME:-240}" \
-  --workers 2 --seed "${SCHEMATHESIS_SEED:-1}" --no-color \
+  --workers 1 --seed "${SCHEMATHESIS_SEED:-1}" --no-color \
   --report junit --report-dir "$RUN_DIR/schemathesis" || status=$?
 if ((status != 0)); then
   grep -E '"level":"(ERROR|error)"' "$work/app.log" | tail -20 >&2 || true

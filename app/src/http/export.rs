@@ -20,7 +20,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use bytes::Bytes;
-use futures::stream;
+use futures::{StreamExt, stream};
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
@@ -145,7 +145,8 @@ pub async fn export_project_tasks(
         let _ = done_tx.send(reader.run(first, tx).await);
     });
 
-    let mut response = Body::from_stream(json_array(rx, done_rx, tally)).into_response();
+    // Fused: a body may be polled again after its end (compression does), which `unfold` forbids.
+    let mut response = Body::from_stream(json_array(rx, done_rx, tally).fuse()).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"project-{id}-tasks.json\"")) {

@@ -225,6 +225,38 @@ fn complete_bodies(schemas: &mut Map<String, Value>) {
             }
         }
     }
+    // `?fields=` picks some properties of a row: none is required (all are there without it).
+    for page in ["Page_User", "Page_Project", "Page_Task"] {
+        if let Some(Value::Object(items)) = schemas
+            .get_mut(page)
+            .and_then(|s| s.pointer_mut("/properties/data/items"))
+        {
+            items.remove("required");
+        }
+    }
+    for row in ["User", "Project", "Task"] {
+        if let Some(Value::Object(schema)) = schemas.get_mut(row) {
+            schema.remove("required");
+            schema.insert(
+                "description".to_owned(),
+                json!(format!(
+                    "A {}; every property is present unless `fields=` picks some.",
+                    row.to_lowercase()
+                )),
+            );
+        }
+    }
+    // The report request refuses unknown properties at both levels (`deny_unknown_fields`).
+    if let Some(Value::Array(kinds)) = schemas.get_mut("ReportRequest").and_then(|s| s.get_mut("oneOf")) {
+        for kind in kinds.iter_mut().filter_map(Value::as_object_mut) {
+            kind.insert("additionalProperties".to_owned(), json!(false));
+            if let Some(Value::Object(parameters)) =
+                kind.get_mut("properties").and_then(|p| p.get_mut("parameters"))
+            {
+                parameters.insert("additionalProperties".to_owned(), json!(false));
+            }
+        }
+    }
     for (schema, fields) in NOT_NULL {
         for field in fields {
             if let Some(property) = schemas
@@ -318,6 +350,10 @@ fn complete_operation(path: &str, method: &str, operation: &mut Map<String, Valu
         ));
     }
     if has_body {
+        shared.push((
+            "409",
+            "The body refers to a row that does not exist, or conflicts with one that does",
+        ));
         shared.push(("413", "Body larger than the server accepts"));
         shared.push(("415", "Body is not JSON"));
     }
