@@ -3,6 +3,7 @@
 // This whole binary is test code (a panic is how a helper reports a broken precondition); the
 // crate-level `cfg(test)` lets clippy's allow-unwrap-in-tests cover the helpers too.
 #![cfg(test)]
+mod auth;
 mod errors;
 mod explain;
 mod export;
@@ -13,6 +14,7 @@ mod monitor;
 mod outage;
 mod projects;
 mod proxy;
+mod roles;
 mod seed;
 mod serve;
 mod tasks;
