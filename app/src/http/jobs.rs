@@ -301,3 +301,19 @@ async fn get_outbox(State(state): State<AppState>, Path(id): Path<i64>) -> ApiRe
         .map(|e| Json(e).into_response())
         .ok_or(ApiError::NotFound("email"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_job_system_answers_like_the_rest_of_the_api() {
+        let busy = ApiError::from(JobsError::Database(sqlx::Error::PoolTimedOut)).into_response();
+        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(busy.headers()[header::RETRY_AFTER], "1");
+        let gone = ApiError::from(JobsError::NotConnected).into_response();
+        assert_eq!(gone.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let listed = ApiError::from(JobsError::NotListable(JobState::Succeeded));
+        assert_eq!(listed.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+}

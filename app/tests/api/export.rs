@@ -154,16 +154,25 @@ async fn slow_readers_neither_starve_the_pool_nor_hold_the_lane(pool: PgPool) {
     let app = crate::helpers::spawn_limited(
         &pool,
         None,
-        &["--db-pool-max", "2", "--db-pool-min", "0", "--db-acquire-timeout-ms", "2000"],
+        &[
+            "--db-pool-max",
+            "2",
+            "--db-pool-min",
+            "0",
+            "--db-acquire-timeout-ms",
+            "2000",
+        ],
         &["--export-max-concurrent", "6", "--export-idle-timeout-ms", "1500"],
     )
     .await;
     let (owner, project) = app.user_with_project("owner", "big").await;
-    sqlx::query("INSERT INTO tasks (project_id, title) SELECT $1, 'task ' || i FROM generate_series(1, 20000) AS i")
-        .bind(project)
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO tasks (project_id, title) SELECT $1, 'task ' || i FROM generate_series(1, 20000) AS i",
+    )
+    .bind(project)
+    .execute(&pool)
+    .await
+    .unwrap();
     // Six clients start an export and then read nothing.
     let mut stalled = Vec::new();
     for _ in 0..6 {
@@ -173,7 +182,10 @@ async fn slow_readers_neither_starve_the_pool_nor_hold_the_lane(pool: PgPool) {
     }
     // Everyone else is served, one request after the other, with a pool of two connections.
     for _ in 0..10 {
-        assert_eq!(app.get(&format!("/api/v1/users/{owner}")).await.status, StatusCode::OK);
+        assert_eq!(
+            app.get(&format!("/api/v1/users/{owner}")).await.status,
+            StatusCode::OK
+        );
         assert_eq!(app.get("/api/v1/tasks?limit=5").await.status, StatusCode::OK);
     }
     let busy = app.get(&format!("/api/v1/projects/{project}/tasks/export")).await;
@@ -187,7 +199,10 @@ async fn slow_readers_neither_starve_the_pool_nor_hold_the_lane(pool: PgPool) {
             assert!(metrics.contains("perfstack_http_rejections_total{reason=\"export_limit\"} 1"));
             break;
         }
-        assert!(Instant::now() < deadline, "the stalled exports were never cut off");
+        assert!(
+            Instant::now() < deadline,
+            "the stalled exports were never cut off"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let again = app.get(&format!("/api/v1/projects/{project}/tasks/export")).await;
