@@ -28,11 +28,14 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// Short label for error counts in reports.
+    /// Short label for error counts in reports. `connect`: no connection could be opened (the
+    /// request never reached a server, e.g. refused); `connection`: the connection failed after
+    /// the request may have been sent (reset, closed without an answer).
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Timeout(_) => "timeout",
-            Self::Connect(_) => "connect",
+            Self::Connect(err) if err.is_connect() => "connect",
+            Self::Connect(_) => "connection",
             Self::Body(_) => "body",
             Self::BaseUrl(_) | Self::Path(_) | Self::Encode(_) => "request",
         }

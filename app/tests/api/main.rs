@@ -4,6 +4,7 @@
 // crate-level `cfg(test)` lets clippy's allow-unwrap-in-tests cover the helpers too.
 #![cfg(test)]
 mod auth;
+mod drain;
 mod errors;
 mod explain;
 mod export;
