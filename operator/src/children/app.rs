@@ -16,7 +16,7 @@ use super::pod::{
     empty_dir, mount, pod_spec, resources_or, restricted_container, secret_env, selector, service_port,
     tcp_port, template,
 };
-use super::{APP_UID, CacheSource, ValidatedStack};
+use super::{APP_UID, CacheSource, ValidatedStack, credentials};
 
 /// Component label of the API.
 pub const COMPONENT: &str = "api";
@@ -32,8 +32,28 @@ pub fn deployment(stack: &ValidatedStack, image: &str, replicas: Option<i32>) ->
     let app = &stack.spec.app;
     let mut env = app.env.clone();
     env.push(stack.database_url_env());
-    if let CacheSource::External { secret, key } = &stack.cache {
-        env.push(secret_env(env::REDIS_URL, secret.clone(), key.clone()));
+    match &stack.cache {
+        CacheSource::External { secret, key } => {
+            env.push(secret_env(env::REDIS_URL, secret.clone(), key.clone()))
+        }
+        CacheSource::Bundled => env.push(secret_env(
+            env::REDIS_PASSWORD,
+            names.credentials(),
+            credentials::REDIS_PASSWORD_KEY.into(),
+        )),
+        CacheSource::Disabled => {}
+    }
+    if let Some(tokens) = stack.token_secret() {
+        env.push(secret_env(
+            env::API_TOKEN,
+            tokens.clone(),
+            credentials::API_TOKEN_KEY.into(),
+        ));
+        env.push(secret_env(
+            env::API_ADMIN_TOKEN,
+            tokens,
+            credentials::ADMIN_TOKEN_KEY.into(),
+        ));
     }
     let http_probe = |path: &str, period: i32| Probe {
         http_get: Some(HTTPGetAction {
@@ -87,6 +107,10 @@ pub fn deployment(stack: &ValidatedStack, image: &str, replicas: Option<i32>) ->
         ..Volume::default()
     };
     let pod = PodSpec {
+        // The app's own shutdown fits inside with room to spare: drain delay 5 s + in-flight grace
+        // 15 s (workers 20 s from the signal, in parallel) + pool close 3 s = at most 23 s
+        // (DRAIN_DELAY_S, SHUTDOWN_GRACE_S, JOBS_SHUTDOWN_GRACE_S, POOL_CLOSE_TIMEOUT_MS; see the
+        // app's startup::serve). Raise this first if any of those is raised.
         termination_grace_period_seconds: Some(30),
         // Spread replicas over nodes when the scheduler can; never block scheduling on it.
         topology_spread_constraints: Some(vec![TopologySpreadConstraint {

@@ -3,10 +3,13 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{Container, Probe, Service, TCPSocketAction};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use perfstack_contract::env;
+
 use super::pod::{
-    empty_dir, mount, pod_spec, resources_or, restricted_container, service_port, tcp_port, template,
+    empty_dir, mount, pod_spec, resources_or, restricted_container, secret_env, service_port, tcp_port,
+    template,
 };
-use super::{REDIS_PORT, ValidatedStack};
+use super::{REDIS_PORT, ValidatedStack, credentials};
 
 /// Component label of the cache.
 pub const COMPONENT: &str = "redis";
@@ -39,7 +42,15 @@ pub fn deployment(stack: &ValidatedStack) -> Deployment {
             String::new(),
             "--appendonly".into(),
             "yes".into(),
+            // The kubelet expands $(REDIS_PASSWORD) from the env below (the Secret's value).
+            "--requirepass".into(),
+            "$(REDIS_PASSWORD)".into(),
         ]),
+        env: Some(vec![secret_env(
+            env::REDIS_PASSWORD,
+            stack.names().credentials(),
+            credentials::REDIS_PASSWORD_KEY.into(),
+        )]),
         ports: Some(vec![tcp_port("redis", REDIS_PORT)]),
         readiness_probe: Some(probe.clone()),
         liveness_probe: Some(Probe {

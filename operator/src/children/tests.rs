@@ -13,7 +13,7 @@ use super::hpa::ReplicaRange;
 use super::pod::plain_env;
 use super::tuning::tuning_config_map;
 use super::*;
-use crate::crd::{CacheMode, DatabaseMode, DeletionPolicy, ExternalSpec, PerformanceStack};
+use crate::crd::{CacheMode, DatabaseMode, DeletionPolicy, ExternalSpec, PerformanceStack, SecretKeyRef};
 
 /// The stack `shop` in `team-a` at generation 3, as validation resolves it: `database` and `cache` are
 /// where its URLs come from.
@@ -68,6 +68,12 @@ fn full() -> ValidatedStack {
     spec.pool.max_connections = 40;
     spec.pool.acquire_timeout_ms = 1500;
     spec.pool.idle_timeout_seconds = 120;
+    spec.database.migration_secret_ref = Some(SecretKeyRef {
+        name: "shop-db-owner".into(),
+        key: None,
+    });
+    spec.auth.enabled = true;
+    spec.auth.secret_ref = Some("shop-api-tokens".into());
     spec.deletion_policy = DeletionPolicy::Delete;
     validated(
         spec,
@@ -153,7 +159,10 @@ fn minimal_spec_builds_the_expected_children() {
         &[
             (
                 "credentials-secret",
-                yaml(&credentials::credentials_secret(&stack, "not-a-real-password")),
+                yaml(&credentials::credentials_secret(
+                    &stack,
+                    credentials::credentials_data(&stack, &mut || "not-a-real-password".into()),
+                )),
             ),
             ("postgres-statefulset", yaml(&postgres::statefulset(&stack))),
             ("postgres-service", yaml(&postgres::service(&stack))),

@@ -55,8 +55,10 @@ pub async fn apply(
         namespace: &stack.namespace,
     };
     let mut applied = Applied::default();
-    if let Some((service, set)) = &desired.postgres {
+    if credentials::needed(stack) {
         ensure_credentials(&ctx.api(&stack.namespace), stack, observed.credentials.as_ref()).await?;
+    }
+    if let Some((service, set)) = &desired.postgres {
         children
             .write(service, observed.postgres_service.as_ref())
             .await?;
@@ -209,9 +211,10 @@ async fn delete_jobs(jobs: &Api<Job>, names: &[String]) -> Result<(), Error> {
     Ok(())
 }
 
-/// Creates the credentials Secret if it does not exist. An existing one is never rewritten; one kept
-/// by `deletionPolicy: Retain` has no owner, and the stack of the same name takes it back (owner
-/// reference only: its data is never touched).
+/// Creates the credentials Secret if it does not exist. An existing one keeps every value it has;
+/// keys the stack needs and it lacks (a newer operator, auth turned on) are added once. One kept by
+/// `deletionPolicy: Retain` has no owner, and the stack of the same name takes it back (owner
+/// reference only).
 async fn ensure_credentials(
     secrets: &Api<Secret>,
     stack: &ValidatedStack,
@@ -224,6 +227,7 @@ async fn ensure_credentials(
         name: name.clone(),
         source,
     };
+    let wanted = credentials::credentials_data(stack, &mut credentials::generate_password);
     if let Some(existing) = existing {
         let orphan = existing.owner_references().is_empty();
         let ours = existing.labels().get(STACK_LABEL) == Some(&stack.name);
@@ -235,9 +239,19 @@ async fn ensure_credentials(
                 .await
                 .map_err(refused)?;
         }
+        let missing = credentials::missing(existing, wanted);
+        if !missing.is_empty() {
+            let keys: Vec<&String> = missing.keys().collect();
+            tracing::info!(name, ?keys, "adding generated keys to the credentials Secret");
+            let patch = serde_json::json!({ "stringData": missing });
+            secrets
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(refused)?;
+        }
         return Ok(());
     }
-    let secret = credentials::credentials_secret(stack, &credentials::generate_password());
+    let secret = credentials::credentials_secret(stack, wanted);
     tracing::info!(name, "creating credentials Secret");
     let params = PostParams {
         field_manager: Some(crate::MANAGER.into()),

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 
 use super::context::{AutoscalingApi, Context};
 use super::error::Error;
-use crate::children::{CacheSource, DatabaseSource, ValidatedStack, app, hpa};
+use crate::children::{CacheSource, DatabaseSource, ValidatedStack, app, credentials, hpa};
 use crate::crd::MigrationStatus;
 use crate::tuner::TunerError;
 use crate::tuner::observe::PodAnswer;
@@ -95,9 +95,11 @@ pub async fn observe(
         autoscaling: ctx.autoscaling,
         ..Observed::default()
     };
+    if credentials::needed(stack) {
+        observed.credentials = get(&secrets, "Secret", &names.credentials()).await?;
+    }
     match &stack.database {
         DatabaseSource::Bundled => {
-            observed.credentials = get(&secrets, "Secret", &names.credentials()).await?;
             observed.postgres_service = get(&services, "Service", &names.postgres()).await?;
             let sets: Api<StatefulSet> = ctx.api(ns);
             observed.postgres = get(&sets, "StatefulSet", &names.postgres()).await?;
