@@ -69,8 +69,7 @@ fn integral_floats_to_integers(value: &mut serde_json::Value) {
         serde_json::Value::Number(number) if number.is_f64() => {
             if let Some(float) = number.as_f64()
                 && float.fract() == 0.0
-                && float >= -9.223_372_036_854_775e18
-                && float < 9.223_372_036_854_775e18
+                && (-9.223_372_036_854_775e18..9.223_372_036_854_775e18).contains(&float)
             {
                 let integer = float as i64;
                 *value = serde_json::Value::from(integer);

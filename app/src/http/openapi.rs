@@ -219,10 +219,9 @@ fn complete_bodies(schemas: &mut Map<String, Value>) {
         if let Some(Value::Object(property)) = schemas
             .get_mut(schema)
             .and_then(|s| s.pointer_mut(&format!("/properties/{field}")))
+            && let Value::Object(keywords) = rule.schema()
         {
-            if let Value::Object(keywords) = rule.schema() {
-                property.extend(keywords);
-            }
+            property.extend(keywords);
         }
     }
     // `?fields=` picks some properties of a row: none is required (all are there without it).
