@@ -73,3 +73,6 @@ pub fn effect_at(id_key: &str, collection: &str, id: i64) -> serde_json::Value {
     result.insert("href".to_owned(), format!("/api/v1/{collection}/{id}").into());
     result.into()
 }
+
+#[cfg(test)]
+mod tests;
