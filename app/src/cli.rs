@@ -2,12 +2,14 @@
 //! its flag groups (`config`) and one call (`startup`, `db::migrate`, `db::seed`, `loadtest`).
 use std::{path::PathBuf, time::Duration};
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use perfstack_contract::{env, migration::MigrationReport};
+use secrecy::SecretString;
 
 use crate::{
-    config::{DbConfig, JobsConfig, ServeConfig, ServeWorkers, WorkerConfig},
-    db::{self, Db, migrate::MigrateOptions, seed::SeedSizes},
+    config::{DbConfig, JobsConfig, ServeConfig, ServeWorkers, SessionLimits, WorkerConfig},
+    db::{self, Db, migrate::MigrateOptions, roles::AppRole, seed::SeedSizes},
     loadtest::{self, LoadtestArgs},
     startup,
     telemetry::LogArgs,
@@ -29,25 +31,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the HTTP API.
-    Serve {
-        #[command(flatten)]
-        db: DbConfig,
-        #[command(flatten)]
-        serve: ServeConfig,
-        #[command(flatten)]
-        jobs: JobsConfig,
-        #[command(flatten)]
-        workers: ServeWorkers,
-    },
+    Serve(Box<ServeArgs>),
     /// Run the background job workers (email, report) without the API.
-    Worker {
-        #[command(flatten)]
-        db: DbConfig,
-        #[command(flatten)]
-        worker: WorkerConfig,
-        #[command(flatten)]
-        jobs: JobsConfig,
-    },
+    Worker(Box<WorkerArgs>),
     /// Apply migrations and build or repair indexes; prints one line of JSON.
     Migrate {
         #[command(flatten)]
@@ -67,6 +53,34 @@ pub enum Command {
     Loadtest(LoadtestArgs),
 }
 
+/// Flags of `serve` (boxed: they are many).
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub db: DbConfig,
+    #[command(flatten)]
+    pub limits: SessionLimits,
+    #[command(flatten)]
+    pub serve: ServeConfig,
+    #[command(flatten)]
+    pub jobs: JobsConfig,
+    #[command(flatten)]
+    pub workers: ServeWorkers,
+}
+
+/// Flags of `worker` (boxed, like `serve`'s).
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub db: DbConfig,
+    #[command(flatten)]
+    pub limits: SessionLimits,
+    #[command(flatten)]
+    pub worker: WorkerConfig,
+    #[command(flatten)]
+    pub jobs: JobsConfig,
+}
+
 /// Flags of `migrate`.
 #[derive(Debug, Clone, Args)]
 pub struct MigrateArgs {
@@ -80,6 +94,26 @@ pub struct MigrateArgs {
         default_value_t = 5000
     )]
     pub lock_timeout_ms: u64,
+    /// Role the API connects as: created (or its password set) and granted reads and writes of
+    /// the app's tables and nothing more, after the migrations. Needs `--app-password`.
+    #[arg(long = "app-user", env = env::DB_APP_USER, requires = "app_password")]
+    pub app_user: Option<String>,
+    /// Password of `--app-user`. Never logged.
+    #[arg(long = "app-password", env = env::DB_APP_PASSWORD, hide_env_values = true, requires = "app_user")]
+    pub app_password: Option<SecretString>,
+}
+
+impl MigrateArgs {
+    /// The app role to set up, when one is given.
+    pub fn app_role(&self) -> Option<AppRole> {
+        match (&self.app_user, &self.app_password) {
+            (Some(name), Some(password)) => Some(AppRole {
+                name: name.clone(),
+                password: password.clone(),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// How much demo data `seed` makes.
@@ -108,13 +142,25 @@ impl SeedArgs {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve {
-            db,
-            serve,
-            jobs,
-            workers,
-        } => startup::serve(db, serve, jobs, workers).await,
-        Command::Worker { db, worker, jobs } => startup::worker(db, worker, jobs).await,
+        Command::Serve(args) => {
+            let ServeArgs {
+                db,
+                limits,
+                serve,
+                jobs,
+                workers,
+            } = *args;
+            startup::serve(db, limits, serve, jobs, workers).await
+        }
+        Command::Worker(args) => {
+            let WorkerArgs {
+                db,
+                limits,
+                worker,
+                jobs,
+            } = *args;
+            startup::worker(db, limits, worker, jobs).await
+        }
         Command::Migrate { db, opts } => migrate(&db, &opts).await,
         Command::Seed { db, sizes } => {
             let handle = Db::connect(&db).await?;
@@ -143,6 +189,11 @@ async fn migrate(cfg: &DbConfig, args: &MigrateArgs) -> anyhow::Result<()> {
     let result = async {
         let handle = Db::connect(cfg).await?;
         let summary = db::migrate::apply(&handle, &opts).await?;
+        if let Some(role) = args.app_role() {
+            db::roles::ensure_app_role(&handle, &role)
+                .await
+                .with_context(|| format!("could not set up the app role {}", role.name))?;
+        }
         handle.pool().close().await;
         anyhow::Ok(summary)
     }

@@ -137,6 +137,7 @@ mod fixture {
             out,
             seed: 42,
             request_timeout_ms: 10_000,
+            token: None,
             thresholds: lenient(),
         }
     }

@@ -31,6 +31,19 @@ pub const CONTAINER_MEMORY_LIMIT_BYTES: &str = "CONTAINER_MEMORY_LIMIT_BYTES";
 /// File `migrate` also writes its summary line to (the migration Job: `/dev/termination-log`).
 pub const MIGRATE_SUMMARY_FILE: &str = "MIGRATE_SUMMARY_FILE";
 
+/// Password of the bundled Redis (from the stack's Secret); the app adds it to [`REDIS_URL`].
+/// Never logged.
+pub const REDIS_PASSWORD: &str = "REDIS_PASSWORD";
+/// Bearer token of ordinary API callers (from the stack's token Secret, when auth is on).
+pub const API_TOKEN: &str = "API_TOKEN";
+/// Bearer token of API administrators (from the stack's token Secret, when auth is on).
+pub const API_ADMIN_TOKEN: &str = "API_ADMIN_TOKEN";
+/// Role the API connects as (migration Job only): `migrate` creates it, or sets its password, and
+/// grants it reads and writes of the app's tables and nothing more.
+pub const DB_APP_USER: &str = "DB_APP_USER";
+/// Password of [`DB_APP_USER`] (migration Job only, from the stack's credentials Secret). Never logged.
+pub const DB_APP_PASSWORD: &str = "DB_APP_PASSWORD";
+
 /// Variables the operator always sets on the API container; `spec.app.env` must not override them.
 pub const OPERATOR_SET: &[&str] = &[
     DATABASE_URL,
@@ -43,6 +56,9 @@ pub const OPERATOR_SET: &[&str] = &[
     DB_ACQUIRE_TIMEOUT_MS,
     DB_IDLE_TIMEOUT_S,
     CONTAINER_MEMORY_LIMIT_BYTES,
+    REDIS_PASSWORD,
+    API_TOKEN,
+    API_ADMIN_TOKEN,
 ];
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use clap::Args;
 use perfstack_contract::env;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::defaults;
 
@@ -96,11 +96,25 @@ pub struct JobsConfig {
     /// How long a succeeded job stays visible by id, in seconds.
     #[arg(long = "job-keep-succeeded-s", env = "JOBS_KEEP_SUCCEEDED_S", default_value_t = 7 * 24 * 3600)]
     pub keep_succeeded_s: u64,
-    /// How long running handlers may take to finish after a shutdown signal, in seconds.
+    /// Most dead-lettered jobs kept per queue; the oldest go first.
+    #[arg(long = "jobs-dead-max", env = "JOBS_DEAD_MAX", default_value_t = 10_000)]
+    pub dead_max: u64,
+    /// How long a dead-lettered job is kept, in seconds.
+    #[arg(long = "jobs-dead-max-age-s", env = "JOBS_DEAD_MAX_AGE_S", default_value_t = 7 * 24 * 3600)]
+    pub dead_max_age_s: u64,
+    /// Timeout of connecting to Redis and of one Redis command of the job system, in milliseconds.
+    #[arg(
+        long = "jobs-redis-timeout-ms",
+        env = "JOBS_REDIS_TIMEOUT_MS",
+        default_value_t = 2_000
+    )]
+    pub jobs_redis_timeout_ms: u64,
+    /// How long running handlers may take to finish after a shutdown signal, in seconds (within
+    /// the pod's 30 s termination grace period, with the pool's close after it).
     #[arg(
         long = "job-shutdown-grace-s",
         env = "JOBS_SHUTDOWN_GRACE_S",
-        default_value_t = 25
+        default_value_t = 20
     )]
     pub job_shutdown_grace_s: u64,
     /// SMTP server, e.g. smtps://user:password@mail.example.com:465 (or smtp://...:587 for
@@ -137,6 +151,14 @@ impl JobsConfig {
     pub fn reap_interval(&self) -> Duration {
         Duration::from_millis(self.reap_interval_ms.max(10))
     }
+
+    pub fn redis_timeout(&self) -> Duration {
+        Duration::from_millis(self.jobs_redis_timeout_ms.max(1))
+    }
+
+    pub fn dead_max_age(&self) -> Duration {
+        Duration::from_secs(self.dead_max_age_s.max(1))
+    }
 }
 
 defaults::default_from_flags!(JobsConfig);
@@ -155,6 +177,9 @@ pub struct WorkerConfig {
     /// Redis URL of the job queues. Never logged.
     #[arg(long = "redis-url", env = env::REDIS_URL, hide_env_values = true)]
     pub redis_url: SecretString,
+    /// Redis password, used when the URL carries none. Never logged.
+    #[arg(long = "redis-password", env = env::REDIS_PASSWORD, hide_env_values = true)]
+    pub redis_password: Option<SecretString>,
     /// Address of the `/livez` and `/metrics` endpoints.
     #[arg(
         long = "metrics-addr",
@@ -162,4 +187,11 @@ pub struct WorkerConfig {
         default_value = "0.0.0.0:9090"
     )]
     pub metrics_addr: SocketAddr,
+}
+
+impl WorkerConfig {
+    /// The Redis URL with the password in it.
+    pub fn expose_redis_url(&self) -> String {
+        super::redis::with_password(self.redis_url.expose_secret(), self.redis_password.as_ref())
+    }
 }

@@ -5,11 +5,17 @@
 mod database;
 mod defaults;
 mod jobs;
+mod limits;
+pub mod redis;
 mod serve;
 
 pub use self::{
     database::DbConfig,
     jobs::{JobsConfig, ServeWorkers, WorkerConfig},
+    limits::{
+        AuthConfig, DEFAULT_QUEUE_PER_CONNECTION, DEFAULT_STATEMENT_TIMEOUT_MS, ExportConfig,
+        ReportLimitConfig, SessionLimits,
+    },
     serve::{
         CacheConfig, DEFAULT_COUNT_CACHE_MAX_ENTRIES, DEFAULT_COUNT_CACHE_TTL_MS,
         DEFAULT_COUNT_CACHE_WRITE_REFRESH_MS, DEFAULT_WAITER_WARNING, DashboardConfig, ExternalEndpoint,

@@ -10,7 +10,10 @@ use clap::Args;
 use perfstack_contract::{env, probes};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::defaults;
+use super::{
+    defaults,
+    limits::{AuthConfig, ExportConfig, ReportLimitConfig},
+};
 
 /// Everything `serve` is configured with besides the database and the jobs, one group per concern.
 #[derive(Debug, Clone, Args)]
@@ -31,6 +34,12 @@ pub struct ServeConfig {
     pub totals: ListTotalsConfig,
     #[command(flatten)]
     pub health: HealthConfig,
+    #[command(flatten)]
+    pub exports: ExportConfig,
+    #[command(flatten)]
+    pub reports: ReportLimitConfig,
+    #[command(flatten)]
+    pub auth: AuthConfig,
 }
 
 /// The HTTP server: where it listens, what it accepts, how it stops.
@@ -43,9 +52,56 @@ pub struct ServerConfig {
     /// Largest accepted request body, in bytes.
     #[arg(long = "body-limit", env = "BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
     pub body_limit: usize,
-    /// How long in-flight requests may take to finish after a shutdown signal, in seconds.
-    #[arg(long = "shutdown-grace-s", env = "SHUTDOWN_GRACE_S", default_value_t = 25)]
+    /// Longest a request may take until its response starts, in milliseconds; a slower one is
+    /// answered 503 with Retry-After (an export's body is bounded by `--export-idle-timeout-ms`).
+    #[arg(
+        long = "request-timeout-ms",
+        env = "REQUEST_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub request_timeout_ms: u64,
+    /// Longest a client may take to send a request's headers, in milliseconds, counted from when
+    /// the connection waits for a request (so it also closes keep-alive connections idle this
+    /// long).
+    #[arg(
+        long = "header-read-timeout-ms",
+        env = "HEADER_READ_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub header_read_timeout_ms: u64,
+    /// After a shutdown signal, how long the process fails readiness but keeps serving (and
+    /// accepting) while the Service's endpoints catch up, in seconds.
+    #[arg(long = "drain-delay-s", env = "DRAIN_DELAY_S", default_value_t = 5)]
+    pub drain_delay_s: u64,
+    /// After the drain delay, how long in-flight requests may take to finish once the listener is
+    /// closed, in seconds.
+    #[arg(long = "shutdown-grace-s", env = "SHUTDOWN_GRACE_S", default_value_t = 15)]
     pub shutdown_grace_s: u64,
+    /// Longest the database pool may take to close at the end, in milliseconds.
+    #[arg(
+        long = "pool-close-timeout-ms",
+        env = "POOL_CLOSE_TIMEOUT_MS",
+        default_value_t = 3_000
+    )]
+    pub pool_close_timeout_ms: u64,
+}
+
+impl ServerConfig {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms.max(1))
+    }
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms.max(1))
+    }
+    pub fn drain_delay(&self) -> Duration {
+        Duration::from_secs(self.drain_delay_s)
+    }
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_s)
+    }
+    pub fn pool_close_timeout(&self) -> Duration {
+        Duration::from_millis(self.pool_close_timeout_ms)
+    }
 }
 
 /// The entity cache: in-process L1, Redis L2 (the same Redis holds the job queues).
@@ -54,6 +110,9 @@ pub struct CacheConfig {
     /// Redis URL for the shared cache and job queues. Never logged.
     #[arg(long = "redis-url", env = env::REDIS_URL, hide_env_values = true)]
     pub redis_url: Option<SecretString>,
+    /// Redis password, used when the URL carries none. Never logged.
+    #[arg(long = "redis-password", env = env::REDIS_PASSWORD, hide_env_values = true)]
+    pub redis_password: Option<SecretString>,
     /// How long an entry stays in the in-process (L1) cache, in seconds (at most 300).
     #[arg(long = "cache-l1-ttl-s", env = "CACHE_L1_TTL_S", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=300))]
@@ -74,9 +133,13 @@ pub struct CacheConfig {
 }
 
 impl CacheConfig {
-    /// The Redis URL, for the places that connect.
-    pub fn expose_redis_url(&self) -> Option<&str> {
-        self.redis_url.as_ref().map(ExposeSecret::expose_secret)
+    /// The Redis URL with the password in it, for the places that connect.
+    pub fn expose_redis_url(&self) -> Option<String> {
+        let url = self.redis_url.as_ref()?;
+        Some(super::redis::with_password(
+            url.expose_secret(),
+            self.redis_password.as_ref(),
+        ))
     }
     pub fn l1_ttl(&self) -> Duration {
         Duration::from_secs(self.l1_ttl_s.min(300))
@@ -320,6 +383,9 @@ mod tests {
             dashboard: DashboardConfig::default(),
             totals: ListTotalsConfig::default(),
             health: HealthConfig::default(),
+            exports: ExportConfig::default(),
+            reports: ReportLimitConfig::default(),
+            auth: AuthConfig::default(),
         };
         assert_eq!(format!("{groups:?}"), format!("{serve:?}"));
     }

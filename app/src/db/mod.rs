@@ -6,6 +6,7 @@ mod pool;
 pub mod pool_monitor;
 pub mod projects;
 pub mod resource;
+pub mod roles;
 pub mod seed;
 pub mod server_limits;
 pub mod stats;
@@ -30,7 +31,7 @@ use self::{
     pool::{PoolHandle, Slot},
     telemetry::DbTelemetry,
 };
-use crate::config::{DEFAULT_WAITER_WARNING, DbConfig};
+use crate::config::{DEFAULT_WAITER_WARNING, DbConfig, SessionLimits};
 
 /// Errors of connecting; query errors stay `sqlx::Error`.
 #[derive(Debug, thiserror::Error)]
@@ -51,17 +52,15 @@ pub struct Db {
     telemetry: DbTelemetry,
     started: Instant,
     waiter_warning: Arc<std::sync::atomic::AtomicU32>,
+    /// Waiting acquirers allowed per connection of the pool maximum (0: no bound).
+    queue_per_connection: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl Db {
-    /// Connects with the settings from configuration and checks the connection once.
+    /// Connects with the settings from configuration and checks the connection once (`migrate`,
+    /// `seed`: without the database there is nothing to do).
     pub async fn connect(cfg: &DbConfig) -> Result<Self, ConnectError> {
-        let connect: PgConnectOptions = cfg.expose_url().parse().map_err(ConnectError::InvalidUrl)?;
-        // The query monitor logs slow queries (truncated, without values); sqlx's own statement
-        // logging would repeat them in full.
-        let connect = connect
-            .log_statements(log::LevelFilter::Off)
-            .log_slow_statements(log::LevelFilter::Off, std::time::Duration::from_secs(3600));
+        let connect = connect_options(cfg)?;
         let settings = cfg.pool_settings();
         let pool = pool::options(&settings)
             .connect_with(connect.clone())
@@ -73,6 +72,34 @@ impl Db {
             connect,
             QueryMonitor::new(cfg.slow_query()),
         ))
+    }
+
+    /// A handle whose connections open on first use, each with the session `limits`, and whose
+    /// wait queue is bounded by them (`serve`, `worker`): the process starts whether or not the
+    /// database answers yet (see [`Db::wait_until_answering`]).
+    pub fn connect_lazy(cfg: &DbConfig, limits: &SessionLimits) -> Result<Self, ConnectError> {
+        let connect = connect_options(cfg)?.options(limits.parameters());
+        let settings = cfg.pool_settings();
+        let pool = pool::options(&settings).connect_lazy_with(connect.clone());
+        let db = Self::assemble(pool, settings, connect, QueryMonitor::new(cfg.slow_query()));
+        db.set_queue_per_connection(limits.queue_per_connection);
+        Ok(db)
+    }
+
+    /// Returns once the database answered a query, retrying with backoff (0.25 s doubling up to
+    /// 10 s) and logging each failure.
+    pub async fn wait_until_answering(&self) {
+        let mut pause = std::time::Duration::from_millis(250);
+        loop {
+            match self.fetch_value::<i32>("startup.ping", "SELECT 1").await {
+                Ok(_) => return,
+                Err(err) => {
+                    tracing::warn!(error = %err, retry_in_ms = pause.as_millis(), "the database does not answer yet");
+                }
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_secs(10));
+        }
     }
 
     /// A handle around `pool`, with fresh telemetry that `monitor` also records into (unless
@@ -97,6 +124,7 @@ impl Db {
             telemetry,
             started: Instant::now(),
             waiter_warning: Arc::new(DEFAULT_WAITER_WARNING.into()),
+            queue_per_connection: Arc::new(0.into()),
         }
     }
 
@@ -176,6 +204,13 @@ impl Db {
             .store(threshold, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Waiting acquirers allowed per connection of the pool's maximum before further ones are
+    /// shed at once (0: no bound).
+    pub fn set_queue_per_connection(&self, per_connection: u32) {
+        self.queue_per_connection
+            .store(per_connection, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Refreshes the occupancy gauges from the pool in force (call before a scrape).
     pub fn refresh_pool_gauges(&self) {
         let handle = self.pool.load();
@@ -194,6 +229,16 @@ impl Db {
             None => {
                 self.telemetry.waiting.inc();
                 let waiting = self.telemetry.waiting.get();
+                let per_connection = self
+                    .queue_per_connection
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                let bound = i64::from(per_connection) * i64::from(handle.settings.max_connections);
+                if per_connection > 0 && waiting > bound {
+                    // Queueing would only turn into an acquire timeout later: say so now.
+                    self.telemetry.waiting.dec();
+                    self.telemetry.shed.inc();
+                    return Err(sqlx::Error::PoolTimedOut);
+                }
                 self.telemetry.warn_if_many_waiters(
                     waiting,
                     self.waiter_warning.load(std::sync::atomic::Ordering::Relaxed),
@@ -262,6 +307,15 @@ impl Db {
         })
         .await
     }
+}
+
+/// The connect options of `cfg`'s URL. The query monitor logs slow queries (truncated, without
+/// values); sqlx's own statement logging would repeat them in full.
+fn connect_options(cfg: &DbConfig) -> Result<PgConnectOptions, ConnectError> {
+    let connect: PgConnectOptions = cfg.expose_url().parse().map_err(ConnectError::InvalidUrl)?;
+    Ok(connect
+        .log_statements(log::LevelFilter::Off)
+        .log_slow_statements(log::LevelFilter::Off, std::time::Duration::from_secs(3600)))
 }
 
 /// Times queries and reports slow ones.

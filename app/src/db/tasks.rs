@@ -1,9 +1,8 @@
 //! Tasks: row type, filters, what a patch changes, the three list orders, the writes an assignment
-//! email joins (see `jobs::notify`) and the export cursor.
+//! email joins (see `jobs::notify`) and the export's batches.
 use chrono::{DateTime, NaiveDate, Utc};
-use futures::{Sink, SinkExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
-use sqlx::{FromRow, PgConnection, PgExecutor, Postgres, QueryBuilder, pool::PoolConnection};
+use sqlx::{FromRow, PgConnection, PgExecutor, Postgres, QueryBuilder};
 use utoipa::ToSchema;
 
 use super::{
@@ -282,35 +281,31 @@ pub fn of_assignee(assignee_id: i64, due_before: Option<NaiveDate>) -> TaskFilte
     }
 }
 
-/// Streams every task of a project in id order from one statement's cursor into `sink` as rows
-/// arrive; rows are never collected, and a bounded sink holds the database back while the client
-/// is slow. Runs on `conn`, acquired by the caller before it commits to a response. Stops early,
-/// without error, when the sink is closed (the client went away). Returns the rows handed over.
-pub async fn export<S>(
+/// Operation name of one batch of an export.
+pub const EXPORT_BATCH: &str = "tasks.export";
+
+/// Up to `limit` tasks of a project in id order after the task `after` (from the first when
+/// `None`): one short statement per batch, so an export holds a connection only while it reads a
+/// batch, never while its client is slow.
+pub async fn export_batch(
     db: &Db,
-    mut conn: PoolConnection<Postgres>,
     project_id: i64,
-    mut sink: S,
-) -> Result<u64, sqlx::Error>
-where
-    S: Sink<Task> + Unpin,
-{
+    after: Option<i64>,
+    limit: u32,
+) -> Result<Vec<Task>, sqlx::Error> {
     // language=PostgreSQL
     let sql = concat!(
         "SELECT ",
         columns!(),
-        " FROM tasks WHERE project_id = $1 ORDER BY id"
+        " FROM tasks WHERE project_id = $1 AND id > $2 ORDER BY id LIMIT $3"
     );
-    db.timed("tasks.export", sql, |_pool| async move {
-        let mut rows = sqlx::query_as::<_, Task>(sql).bind(project_id).fetch(&mut *conn);
-        let mut sent = 0_u64;
-        while let Some(task) = rows.try_next().await? {
-            if sink.send(task).await.is_err() {
-                break;
-            }
-            sent += 1;
-        }
-        Ok(sent)
+    db.timed(EXPORT_BATCH, sql, |pool| async move {
+        sqlx::query_as::<_, Task>(sql)
+            .bind(project_id)
+            .bind(after.unwrap_or(0))
+            .bind(i64::from(limit))
+            .fetch_all(&pool)
+            .await
     })
     .await
 }

@@ -32,6 +32,8 @@ pub struct DbTelemetry {
     pub waiting: Gauge,
     pub acquire_duration: Histogram,
     pub acquire_timeouts: Counter,
+    /// Acquires refused at once because the wait queue was past its bound (load shedding).
+    pub shed: Counter,
     query_duration: Family<StaticLabels<1>, Histogram, fn() -> Histogram>,
     queries: Family<StaticLabels<2>, Counter>,
     /// The server's `max_connections` (0 until first read).
@@ -55,6 +57,7 @@ impl Default for DbTelemetry {
             waiting: Gauge::default(),
             acquire_duration: latency_histogram(),
             acquire_timeouts: Counter::default(),
+            shed: Counter::default(),
             query_duration: Family::new_with_constructor(latency_histogram),
             queries: Family::default(),
             server_max_connections: Gauge::default(),
@@ -186,6 +189,11 @@ impl RegisterMetrics for DbTelemetry {
             r,
             &contract::DB_POOL_ACQUIRE_TIMEOUTS,
             self.acquire_timeouts.clone(),
+        );
+        r.register(
+            "perfstack_db_pool_shed",
+            "Acquires refused at once because too many requests already waited for a connection",
+            self.shed.clone(),
         );
         r.register_with_unit(
             "perfstack_db_query_duration",

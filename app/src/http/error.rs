@@ -34,6 +34,9 @@ pub enum ApiError {
     /// A well-formed request whose content breaks a rule (422).
     #[error("invalid {field}: {message}")]
     Validation { field: String, message: String },
+    /// A value PostgreSQL refused as data (SQLSTATE class 22) that no field could be named for (422).
+    #[error("a value is out of range or malformed")]
+    DataException(#[source] sqlx::Error),
     /// A request that could not be understood (400): malformed JSON, bad query or path.
     #[error("{message}")]
     BadRequest { field: Option<String>, message: String },
@@ -43,15 +46,40 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("expected a request body with content type application/json")]
     UnsupportedMediaType,
-    #[error("the database is busy; retry shortly")]
+    /// No or an unknown bearer token (401).
+    #[error("a valid bearer token is required")]
+    Unauthenticated,
+    /// A valid token without the right to this route (403).
+    #[error("this route needs the admin token")]
+    Forbidden,
+    /// The caller asked too often (429).
+    #[error("too many requests; retry in {retry_after_s} s")]
+    RateLimited { retry_after_s: u64 },
+    /// The database is busy (pool exhausted or its wait queue full) or gone, or a statement ran
+    /// past its limit: 503 with `Retry-After`.
+    #[error("the database is busy or unreachable; retry shortly")]
     Unavailable(#[source] sqlx::Error),
-    #[error("not ready: {0} unreachable")]
+    /// A limit of this process turned the request away before it did any work: 503 + `Retry-After`.
+    #[error("{message}")]
+    Overloaded { reason: &'static str, message: String },
+    /// The job queue (Redis) is not configured or does not answer: 503 + `Retry-After`.
+    #[error("background jobs are not available right now")]
+    QueueUnavailable,
+    #[error("not ready: {0}")]
     NotReady(String),
     #[error("database error")]
     Database(#[source] sqlx::Error),
     #[error("could not encode the response")]
     Encode(#[source] serde_json::Error),
 }
+
+/// Why a request was turned away, as the response carries it to the metrics middleware
+/// (`perfstack_http_rejections_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rejection(pub &'static str);
+
+/// Seconds a client should wait before retrying a 503.
+const RETRY_AFTER_S: &str = "1";
 
 impl ApiError {
     pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -75,15 +103,27 @@ impl ApiError {
         }
     }
 
+    pub fn overloaded(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::Overloaded {
+            reason,
+            message: message.into(),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Validation { .. } | Self::DataException(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Unavailable(_) | Self::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) | Self::Overloaded { .. } | Self::QueueUnavailable | Self::NotReady(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Database(_) | Self::Encode(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -95,6 +135,55 @@ impl ApiError {
             _ => None,
         }
     }
+
+    /// The reason label of a request turned away by a limit or a missing dependency; `None` for
+    /// answers about the request itself.
+    fn rejection(&self) -> Option<&'static str> {
+        Some(match self {
+            Self::Unauthenticated => "unauthenticated",
+            Self::Forbidden => "forbidden",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Unavailable(err) => unavailable_reason(err),
+            Self::Overloaded { reason, .. } => reason,
+            Self::QueueUnavailable => "queue_unavailable",
+            Self::NotReady(_) => "not_ready",
+            _ => return None,
+        })
+    }
+}
+
+/// Which limit or outage a 503 of the database came from.
+fn unavailable_reason(err: &sqlx::Error) -> &'static str {
+    match err {
+        sqlx::Error::PoolTimedOut => "database_busy",
+        _ => match err.as_database_error().and_then(|e| e.code()).as_deref() {
+            Some("57014") => "statement_timeout",
+            Some("55P03") => "lock_timeout",
+            _ => "database_unavailable",
+        },
+    }
+}
+
+/// Whether `err` says the database is busy, gone or past a time limit (a 503 worth retrying)
+/// rather than that this request or the code is wrong.
+fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db_err) => db_err.code().is_some_and(|code| {
+            // connection exception, insufficient resources, operator intervention (shutdown,
+            // statement_timeout), lock_not_available (lock_timeout), serialization failure and
+            // deadlock, idle_in_transaction_session_timeout
+            code.get(..2)
+                .is_some_and(|class| matches!(class, "08" | "53" | "57"))
+                || matches!(code.as_ref(), "55P03" | "40001" | "40P01" | "25P03")
+        }),
+        _ => false,
+    }
 }
 
 /// What a violated constraint means to a client: the field it concerns and why.
@@ -104,9 +193,11 @@ fn constraint_problem(constraint: &str) -> Option<ApiError> {
         "users_username_key" => {
             ApiError::conflict(Some("username"), "a user with this username already exists")
         }
-        "projects_owner_id_fkey" => ApiError::validation("ownerId", "no user has this id"),
-        "tasks_project_id_fkey" => ApiError::validation("projectId", "no project has this id"),
-        "tasks_assignee_id_fkey" => ApiError::validation("assigneeId", "no user has this id"),
+        // A reference to a row that does not exist (now): the request is well-formed, the state is
+        // not what it assumes.
+        "projects_owner_id_fkey" => ApiError::conflict(Some("ownerId"), "no user has this id"),
+        "tasks_project_id_fkey" => ApiError::conflict(Some("projectId"), "no project has this id"),
+        "tasks_assignee_id_fkey" => ApiError::conflict(Some("assigneeId"), "no user has this id"),
         "users_role_check" => ApiError::validation("role", "not a known role"),
         "users_status_check" | "projects_status_check" | "tasks_status_check" => {
             ApiError::validation("status", "not a known status")
@@ -119,7 +210,7 @@ fn constraint_problem(constraint: &str) -> Option<ApiError> {
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
-        if matches!(err, sqlx::Error::PoolTimedOut) {
+        if is_unavailable(&err) {
             return Self::Unavailable(err);
         }
         let Some(db_err) = err.as_database_error() else {
@@ -128,13 +219,9 @@ impl From<sqlx::Error> for ApiError {
         if let Some(problem) = db_err.constraint().and_then(constraint_problem) {
             return problem;
         }
-        match db_err.code().as_deref() {
-            // invalid_text_representation, numeric_value_out_of_range, datetime_field_overflow
-            Some("22P02" | "22003" | "22008") => {
-                Self::bad_request(None, "a value is out of range or malformed")
-            }
-            // query_canceled (statement_timeout), too_many_connections
-            Some("57014" | "53300") => Self::Unavailable(err),
+        match db_err.code() {
+            // data exception: a value PostgreSQL cannot take (NUL in text, out of range, ...)
+            Some(code) if code.starts_with("22") => Self::DataException(err),
             _ => Self::Database(err),
         }
     }
@@ -160,25 +247,59 @@ pub fn problem(status: StatusCode, detail: impl Into<String>, field: Option<Stri
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        match &self {
+        let mut response = match &self {
             Self::Database(err) => {
                 tracing::error!(error = %err, "database error");
-                return problem(status, "the request could not be completed", None);
+                problem(status, "the request could not be completed", None)
             }
             Self::Encode(err) => {
                 tracing::error!(error = %err, "response encoding failed");
-                return problem(status, "the response could not be encoded", None);
+                problem(status, "the response could not be encoded", None)
+            }
+            Self::DataException(err) => {
+                tracing::info!(error = %err, "PostgreSQL refused a value");
+                problem(status, self.to_string(), None)
             }
             Self::Unavailable(err) => {
                 tracing::warn!(error = %err, "database unavailable");
-                let mut response = problem(status, self.to_string(), None);
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return response;
+                problem(status, self.to_string(), None)
+            }
+            _ => problem(status, self.to_string(), self.field()),
+        };
+        let headers = response.headers_mut();
+        match &self {
+            Self::RateLimited { retry_after_s } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
+            }
+            Self::Unauthenticated => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_S));
             }
             _ => {}
         }
-        problem(status, self.to_string(), self.field())
+        if let Some(reason) = self.rejection() {
+            response.extensions_mut().insert(Rejection(reason));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_trouble_is_a_retryable_503() {
+        let gone = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        for err in [gone, sqlx::Error::PoolTimedOut, sqlx::Error::PoolClosed] {
+            let response = ApiError::from(err).into_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers()[header::RETRY_AFTER], RETRY_AFTER_S);
+            assert!(response.extensions().get::<Rejection>().is_some());
+        }
+        let response = ApiError::from(sqlx::Error::RowNotFound).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

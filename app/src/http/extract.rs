@@ -46,23 +46,39 @@ fn is_json(headers: &axum::http::HeaderMap) -> bool {
 }
 
 /// Decodes a JSON body, telling syntax errors (400) from shape errors (422 with the field path).
+/// A NUL character in any string (PostgreSQL's text cannot hold one) is a 422 naming its field.
+/// Numbers with a zero fraction (`3.0`) count as integers, as JSON Schema says they are.
 pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                let message = inner.to_string();
-                let field = field_of(&path, &message);
-                ApiError::validation(field, strip_position(&message))
-            }
-            _ => ApiError::bad_request(None, format!("malformed JSON: {inner}")),
-        }
-    })?;
-    de.end()
+    let mut value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|err| ApiError::bad_request(None, format!("malformed JSON: {err}")))?;
-    Ok(value)
+    if let Some(field) = nul_path(&value, String::new()) {
+        return Err(nul_problem(field));
+    }
+    integral_floats_to_integers(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        let message = err.into_inner().to_string();
+        let field = field_of(&path, &message);
+        ApiError::validation(field, strip_position(&message))
+    })
+}
+
+/// Rewrites every number with a zero fraction that fits an `i64` (`3.0`, `-0.0`) as that integer.
+fn integral_floats_to_integers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(number) if number.is_f64() => {
+            if let Some(float) = number.as_f64()
+                && float.fract() == 0.0
+                && (-9.223_372_036_854_775e18..9.223_372_036_854_775e18).contains(&float)
+            {
+                let integer = float as i64;
+                *value = serde_json::Value::from(integer);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        serde_json::Value::Object(map) => map.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
+    }
 }
 
 /// The field a shape error is about: its path, or for an unknown field the field's own name.
@@ -110,19 +126,32 @@ where
             Err(rejection) => {
                 // A single value (`Path<i64>`) fails without a key; name the route's only parameter.
                 let only_param = match RawPathParams::from_request_parts(parts, state).await {
-                    Ok(params) => {
-                        let names: Vec<&str> = params.iter().map(|(name, _)| name).collect();
-                        match names.as_slice() {
-                            [name] => Some((*name).to_owned()),
-                            _ => None,
-                        }
-                    }
+                    Ok(params) => match params.iter().collect::<Vec<_>>().as_slice() {
+                        [(name, value)] => Some(((*name).to_owned(), (*value).to_owned())),
+                        _ => None,
+                    },
                     Err(_) => None,
                 };
-                Err(path_problem(&rejection, only_param))
+                // `7.0` is the integer 7 (JSON Schema says so; clients that print numbers as
+                // floats send it).
+                if let Some(value) = only_param.as_ref().and_then(|(_, raw)| integral_decimal(raw))
+                    && let Ok(value) = serde_json::from_value::<T>(serde_json::Value::from(value))
+                {
+                    return Ok(Path(value));
+                }
+                Err(path_problem(&rejection, only_param.map(|(name, _)| name)))
             }
         }
     }
+}
+
+/// `-12.000` -> -12: a decimal whose fraction is all zeros, as an integer.
+fn integral_decimal(raw: &str) -> Option<i64> {
+    let (whole, fraction) = raw.split_once('.')?;
+    if fraction.is_empty() || !fraction.bytes().all(|b| b == b'0') {
+        return None;
+    }
+    whole.parse().ok()
 }
 
 fn path_problem(rejection: &PathRejection, only_param: Option<String>) -> ApiError {
@@ -156,14 +185,54 @@ where
     }
 }
 
-/// Decodes a query string into `T`, naming the parameter at fault.
+/// Decodes a query string into `T`, naming the parameter at fault. A NUL character in a
+/// parameter is a 422 naming it, as in a body.
 pub fn decode_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    if let Some((name, _)) = form_urlencoded::parse(query.as_bytes())
+        .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+    {
+        return Err(nul_problem(name.replace('\0', "\\0")));
+    }
     let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
         let field = (path != "." && !path.is_empty()).then(|| path.clone());
         ApiError::bad_request(field, format!("invalid query parameter {path}: {}", err.inner()))
     })
+}
+
+/// The 422 of a NUL character in `field`.
+fn nul_problem(field: String) -> ApiError {
+    ApiError::validation(field, "must not contain the NUL character (\\u0000)")
+}
+
+/// The path of the first string (or key) of a JSON value that holds a NUL character, if one
+/// does: `title`, `parameters.projectId`, `tags[2]`.
+fn nul_path(value: &serde_json::Value, at: String) -> Option<String> {
+    let joined = |key: &str| {
+        if at.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{at}.{key}")
+        }
+    };
+    match value {
+        serde_json::Value::String(text) if text.contains('\0') => {
+            Some(if at.is_empty() { "body".to_owned() } else { at })
+        }
+        serde_json::Value::Object(map) => map.iter().find_map(|(key, inner)| {
+            if key.contains('\0') {
+                Some(joined(&key.replace('\0', "\\0")))
+            } else {
+                nul_path(inner, joined(key))
+            }
+        }),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, inner)| nul_path(inner, format!("{at}[{i}]"))),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -204,6 +273,37 @@ mod tests {
         assert!(matches!(err, ApiError::BadRequest { .. }), "{err:?}");
         let err = decode_json::<Body>(br#"{"firstName": "a", "priority": 1} x"#).unwrap_err();
         assert!(matches!(err, ApiError::BadRequest { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn nul_characters_are_422_naming_the_field() {
+        let err = decode_json::<Body>(br#"{"firstName": "a\u0000b", "priority": 1}"#).unwrap_err();
+        assert!(matches!(err, ApiError::Validation { .. }), "{err:?}");
+        assert_eq!(field(err).as_deref(), Some("firstName"));
+        let nested: serde_json::Value =
+            serde_json::from_str(r#"{"parameters": {"tags": ["ok", "x\u0000"]}}"#).unwrap();
+        assert_eq!(
+            nul_path(&nested, String::new()).as_deref(),
+            Some("parameters.tags[1]")
+        );
+        let escaped: serde_json::Value = serde_json::from_str(r#"{"a": "\\u0000 is text"}"#).unwrap();
+        assert_eq!(nul_path(&escaped, String::new()), None);
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Q {
+            q: Option<String>,
+        }
+        let err = decode_query::<Q>("q=%00").unwrap_err();
+        assert!(matches!(err, ApiError::Validation { .. }), "{err:?}");
+        assert_eq!(field(err).as_deref(), Some("q"));
+    }
+
+    #[test]
+    fn integral_floats_are_integers() {
+        let body = decode_json::<Body>(br#"{"firstName": "a", "priority": 3.0}"#).unwrap();
+        assert_eq!(body.priority, 3);
+        let err = decode_json::<Body>(br#"{"firstName": "a", "priority": 3.5}"#).unwrap_err();
+        assert!(matches!(err, ApiError::Validation { .. }), "{err:?}");
     }
 
     #[test]

@@ -1,7 +1,15 @@
-//! Probes: `/livez` (process up), `/readyz` (dependencies reachable), `/health` (JSON summary,
-//! external services included); the paths are the ones the operator probes
-//! (`perfstack_contract::probes`).
+//! Probes: `/livez` (process up), `/readyz` (this pod should get traffic), `/health` (the process
+//! and its dependencies, for people and dashboards); the paths are the ones the operator probes
+//! (`perfstack_contract::probes`); `/health` includes the external services.
+//!
+//! Readiness reports the pod's own state only: it has seen the database answer once since it
+//! started, its pool is open, and it is not draining for a shutdown. A dependency that goes away
+//! later (PostgreSQL restarting, Redis down) would take every replica out of the Service at once,
+//! so it shows in `/health` and the metrics instead, and requests answer 503 + `Retry-After`
+//! while it lasts (docs/contract.md, "Probes").
 pub mod external;
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use perfstack_contract::probes;
@@ -18,6 +26,58 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(health))
 }
 
+/// Where the process is in its life, as readiness reports it.
+#[derive(Debug)]
+pub struct Lifecycle {
+    /// The database answered once since start.
+    database_seen: AtomicBool,
+    /// A shutdown signal arrived: readiness fails while the process drains.
+    draining: AtomicBool,
+}
+
+impl Lifecycle {
+    /// A process that has not reached its database yet (`serve` at start).
+    pub fn starting() -> Self {
+        Self {
+            database_seen: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    /// A process whose database already answered (a state built on a connected pool).
+    pub fn running() -> Self {
+        let lifecycle = Self::starting();
+        lifecycle.database_answered();
+        lifecycle
+    }
+
+    pub fn database_answered(&self) {
+        self.database_seen.store(true, Ordering::Release);
+    }
+
+    /// From now on readiness fails and responses ask clients to close their connection.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Why the pod should get no traffic now, if it should not.
+    fn unready_because(&self, pool_closed: bool) -> Option<&'static str> {
+        if self.is_draining() {
+            Some("draining for shutdown")
+        } else if pool_closed {
+            Some("the database pool is closed")
+        } else if !self.database_seen.load(Ordering::Acquire) {
+            Some("the database has not answered yet")
+        } else {
+            None
+        }
+    }
+}
+
 /// One dependency and whether it answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Probe {
@@ -25,8 +85,7 @@ pub struct Probe {
     pub up: bool,
 }
 
-/// Checks every dependency the app uses. This is the one place to add a dependency: the Redis
-/// check joins here once the cache uses Redis (readiness and `/health` both follow this list).
+/// Checks every dependency the app uses, for `/health`. This is the one place to add one.
 pub async fn probe_dependencies(state: &AppState) -> Vec<Probe> {
     let mut probes = vec![Probe {
         name: "database",
@@ -34,6 +93,12 @@ pub async fn probe_dependencies(state: &AppState) -> Vec<Probe> {
     }];
     if let Some(up) = state.cache.redis_up().await {
         probes.push(Probe { name: "redis", up });
+    }
+    if let Some(jobs) = &state.jobs {
+        probes.push(Probe {
+            name: "jobs",
+            up: jobs.store.ping().await.is_ok(),
+        });
     }
     probes
 }
@@ -55,22 +120,16 @@ async fn livez() -> &'static str {
     "ok"
 }
 
-/// Readiness: 200 when every dependency answers, else 503 naming the ones that did not.
+/// Readiness: 200 while this pod should get traffic (it reached its database once, its pool is
+/// open, it is not shutting down); 503 naming why not. Dependencies are in `/health`.
 #[utoipa::path(get, path = probes::READYZ, tag = "health", responses(
     (status = 200, body = String),
     (status = 503, body = super::error::Problem, content_type = "application/problem+json"),
 ))]
 async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
-    let down: Vec<&str> = probe_dependencies(&state)
-        .await
-        .into_iter()
-        .filter(|p| !p.up)
-        .map(|p| p.name)
-        .collect();
-    if down.is_empty() {
-        Ok("ready")
-    } else {
-        Err(ApiError::NotReady(down.join(", ")))
+    match state.lifecycle.unready_because(state.db.pool().is_closed()) {
+        None => Ok("ready"),
+        Some(why) => Err(ApiError::NotReady(why.to_owned())),
     }
 }
 
@@ -87,7 +146,7 @@ pub struct HealthReport {
     pub uptime_seconds: u64,
     /// Resident memory of the process in bytes (Linux), if known.
     pub memory_rss_bytes: Option<u64>,
-    /// Each dependency: `up` or `down`.
+    /// Each dependency (`database`, and `redis` and `jobs` when Redis is configured): `up` or `down`.
     #[schema(value_type = Object)]
     pub services: serde_json::Map<String, serde_json::Value>,
     /// Each external service (`--health-external`, the SMTP server when configured): `up` or

@@ -3,8 +3,8 @@
 //! and the email outbox (`GET /outbox`, `GET /outbox/{id}`).
 use axum::{
     Json,
-    extract::{Path, Query, State, rejection::JsonRejection},
-    http::{HeaderValue, StatusCode, header},
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
@@ -13,67 +13,32 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     AppState,
-    error::{Problem, problem},
+    error::{ApiError, Problem},
+    extract::{Json as JsonBody, Path, Query},
     pagination,
 };
 use crate::jobs::{JobId, JobQueue, JobRecord, JobState, JobsError, Queue, report};
 
-/// Errors of the job routes, each a problem+json answer. Internal details are logged, not returned.
-#[derive(Debug, thiserror::Error)]
-pub enum JobsApiError {
-    #[error("{0} not found")]
-    NotFound(&'static str),
-    #[error("invalid {field}: {message}")]
-    Validation { field: &'static str, message: String },
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("background jobs are not available: no Redis is configured")]
-    NoQueue,
-    #[error("the job queue is not reachable")]
-    Queue(#[source] JobsError),
-    #[error("database error")]
-    Database(#[from] sqlx::Error),
-}
-
-impl From<JobsError> for JobsApiError {
+/// What a failure of the job system means to a client: a state that cannot be listed is the
+/// request's fault (422), the database is answered like everywhere else, anything of Redis is a
+/// 503 with `Retry-After` (logged, never shown).
+impl From<JobsError> for ApiError {
     fn from(err: JobsError) -> Self {
         match err {
-            JobsError::NotListable(state) => Self::Validation {
-                field: "state",
-                message: format!("jobs in state {state} cannot be listed; fetch them by id"),
-            },
-            other => Self::Queue(other),
-        }
-    }
-}
-
-impl IntoResponse for JobsApiError {
-    fn into_response(self) -> Response {
-        let (status, field) = match &self {
-            Self::NotFound(_) => (StatusCode::NOT_FOUND, None),
-            Self::Validation { field, .. } => (StatusCode::UNPROCESSABLE_ENTITY, Some((*field).to_owned())),
-            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, None),
-            Self::Conflict(_) => (StatusCode::CONFLICT, None),
-            Self::NoQueue | Self::Queue(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
-            Self::Database(err) => {
-                tracing::error!(error = %err, "database error");
-                return problem(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "the request could not be completed",
-                    None,
-                );
+            JobsError::NotListable(state) => ApiError::validation(
+                "state",
+                format!("jobs in state {state} cannot be listed; fetch them by id"),
+            ),
+            JobsError::Database(err) => ApiError::from(err),
+            other => {
+                tracing::warn!(error = %other, "job queue unavailable");
+                ApiError::QueueUnavailable
             }
-        };
-        if let Self::Queue(err) = &self {
-            tracing::error!(error = %err, "job queue error");
         }
-        problem(status, self.to_string(), field)
     }
 }
 
-type ApiResult<T> = Result<T, JobsApiError>;
+type ApiResult<T> = Result<T, ApiError>;
 
 /// The routes, relative to `/api/v1`, with their OpenAPI description.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -88,11 +53,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 fn queue_of(state: &AppState) -> ApiResult<&JobQueue> {
-    state.jobs.as_ref().ok_or(JobsApiError::NoQueue)
+    state.jobs.as_ref().ok_or(ApiError::QueueUnavailable)
 }
 
 fn parse_job_id(text: &str) -> ApiResult<JobId> {
-    JobId::parse(text).ok_or(JobsApiError::NotFound("job"))
+    JobId::parse(text).ok_or(ApiError::NotFound("job"))
 }
 
 /// Answer of `POST /reports`: the job that computes the report.
@@ -109,14 +74,19 @@ struct Accepted {
     responses(
         (status = 202, description = "Accepted; `Location` names the job", body = Accepted),
         (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The report's subject does not exist", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The report's subject does not exist", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many report requests from this caller; see Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "No job queue (Redis) available", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn create_report(
     State(state): State<AppState>,
-    body: Result<Json<report::ReportRequest>, JsonRejection>,
+    headers: HeaderMap,
+    caller: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    JsonBody(request): JsonBody<report::ReportRequest>,
 ) -> ApiResult<Response> {
-    let Json(request) = body.map_err(|e| JobsApiError::BadRequest(e.body_text()))?;
+    state
+        .report_limiter
+        .admit(&super::rate_limit::caller(&headers, caller.map(|c| (c.0).0)))?;
     let jobs = queue_of(&state)?;
     let (sql, subject_id, field, what) = request.subject();
     let exists: bool = state
@@ -126,12 +96,12 @@ async fn create_report(
         })
         .await?;
     if !exists {
-        return Err(JobsApiError::Validation {
-            field,
-            message: format!("{what} {subject_id} does not exist"),
-        });
+        return Err(ApiError::conflict(
+            Some(field),
+            format!("{what} {subject_id} does not exist"),
+        ));
     }
-    let payload = serde_json::to_value(&request).map_err(|e| JobsApiError::BadRequest(e.to_string()))?;
+    let payload = serde_json::to_value(&request).map_err(ApiError::Encode)?;
     let id = jobs.enqueue(Queue::Report, &payload).await?;
     let href = format!("/api/v1/jobs/{id}");
     let mut response = (
@@ -159,7 +129,7 @@ async fn get_report(State(state): State<AppState>, Path(id): Path<i64>) -> ApiRe
     let found = report::fetch(&state.db, id).await?;
     found
         .map(|r| Json(r).into_response())
-        .ok_or(JobsApiError::NotFound("report"))
+        .ok_or(ApiError::NotFound("report"))
 }
 
 /// A job: state, attempts, last error and where its result is.
@@ -173,7 +143,7 @@ async fn get_job(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
     let id = parse_job_id(&id)?;
     let job = queue_of(&state)?.store.get(&id).await?;
     job.map(|j| Json(j).into_response())
-        .ok_or(JobsApiError::NotFound("job"))
+        .ok_or(ApiError::NotFound("job"))
 }
 
 /// Give a dead job a fresh set of attempts.
@@ -188,14 +158,14 @@ async fn retry_job(State(state): State<AppState>, Path(id): Path<String>) -> Api
     let store = &queue_of(&state)?.store;
     if !store.revive(&id).await? {
         return match store.get(&id).await? {
-            None => Err(JobsApiError::NotFound("job")),
-            Some(job) => Err(JobsApiError::Conflict(format!(
-                "only dead jobs can be retried; this one is {}",
-                job.state
-            ))),
+            None => Err(ApiError::NotFound("job")),
+            Some(job) => Err(ApiError::conflict(
+                None,
+                format!("only dead jobs can be retried; this one is {}", job.state),
+            )),
         };
     }
-    let job = store.get(&id).await?.ok_or(JobsApiError::NotFound("job"))?;
+    let job = store.get(&id).await?.ok_or(ApiError::NotFound("job"))?;
     Ok((StatusCode::ACCEPTED, Json(job)).into_response())
 }
 
@@ -204,11 +174,14 @@ async fn retry_job(State(state): State<AppState>, Path(id): Path<String>) -> Api
 #[into_params(parameter_in = Query)]
 struct JobListQuery {
     /// `queued`, `running`, `failed` or `dead` (default: the dead-letter view).
+    #[param(pattern = "^(queued|running|failed|dead)$")]
     state: Option<String>,
     /// `email` or `report` (default: both).
+    #[param(pattern = "^(email|report)$")]
     queue: Option<String>,
-    /// 1..=100, default 20.
-    limit: Option<usize>,
+    /// Clamped to 1..=100, default 20.
+    #[param(minimum = 0)]
+    limit: Option<i32>,
 }
 
 const MAX_LIMIT: usize = 100;
@@ -224,19 +197,26 @@ const DEFAULT_LIMIT: usize = 20;
 async fn list_jobs(State(state): State<AppState>, Query(q): Query<JobListQuery>) -> ApiResult<Response> {
     let job_state = match q.state.as_deref() {
         None => JobState::Dead,
-        Some(text) => JobState::parse(text).ok_or_else(|| JobsApiError::Validation {
-            field: "state",
-            message: "expected one of queued, running, failed, dead".into(),
-        })?,
+        Some(text) => JobState::parse(text)
+            .ok_or_else(|| ApiError::validation("state", "expected one of queued, running, failed, dead"))?,
     };
     let queues = match q.queue.as_deref() {
         None => Queue::ALL.to_vec(),
-        Some(text) => vec![Queue::parse(text).ok_or_else(|| JobsApiError::Validation {
-            field: "queue",
-            message: "expected email or report".into(),
-        })?],
+        Some(text) => vec![
+            Queue::parse(text).ok_or_else(|| ApiError::validation("queue", "expected email or report"))?,
+        ],
     };
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    let limit = match q.limit {
+        Some(limit) if limit < 0 => {
+            return Err(ApiError::bad_request(
+                Some("limit".to_owned()),
+                "limit must not be negative",
+            ));
+        }
+        Some(limit) => usize::try_from(limit).unwrap_or(MAX_LIMIT),
+        None => DEFAULT_LIMIT,
+    }
+    .clamp(1, MAX_LIMIT);
     let store = &queue_of(&state)?.store;
     let mut data = Vec::new();
     for queue in queues {
@@ -273,6 +253,8 @@ async fn list_outbox(State(state): State<AppState>, Query(q): Query<PageQuery>) 
     let page = q.page.unwrap_or(1).max(1);
     let limit = q.limit.unwrap_or(20).clamp(1, 100);
     let offset = (page - 1).saturating_mul(limit);
+    // A page past every row is empty; its `hasNext` must not overflow on the way.
+    let next_start = offset.saturating_add(limit);
     // language=PostgreSQL
     let sql = "SELECT id, job_id, recipient, subject, body, transport, created_at
                FROM outbox ORDER BY id DESC LIMIT $1 OFFSET $2";
@@ -296,7 +278,7 @@ async fn list_outbox(State(state): State<AppState>, Query(q): Query<PageQuery>) 
         "pagination": {
             "page": page, "limit": limit, "total": total,
             "totalPages": pagination::total_pages(total, limit),
-            "hasNext": offset + limit < total, "hasPrev": page > 1,
+            "hasNext": next_start < total, "hasPrev": page > 1,
         }
     }))
     .into_response())
@@ -319,5 +301,21 @@ async fn get_outbox(State(state): State<AppState>, Path(id): Path<i64>) -> ApiRe
         .await?;
     found
         .map(|e| Json(e).into_response())
-        .ok_or(JobsApiError::NotFound("email"))
+        .ok_or(ApiError::NotFound("email"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_job_system_answers_like_the_rest_of_the_api() {
+        let busy = ApiError::from(JobsError::Database(sqlx::Error::PoolTimedOut)).into_response();
+        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(busy.headers()[header::RETRY_AFTER], "1");
+        let gone = ApiError::from(JobsError::NotConnected).into_response();
+        assert_eq!(gone.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let listed = ApiError::from(JobsError::NotListable(JobState::Succeeded));
+        assert_eq!(listed.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
 }

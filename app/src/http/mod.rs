@@ -1,15 +1,19 @@
 //! The HTTP API: one router per resource, the shared state handlers read, middleware, errors and
 //! extractors. The process around it (listener, background tasks, shutdown) is `startup`.
+pub mod auth;
 pub mod error;
 pub mod export;
 pub mod extract;
 pub mod fields;
+pub mod guards;
 pub mod health;
 pub mod jobs;
 pub mod middleware;
 pub mod observability;
+pub mod openapi;
 pub mod pagination;
 pub mod projects;
+pub mod rate_limit;
 pub mod resource;
 pub mod tasks;
 pub mod users;
@@ -21,6 +25,7 @@ use axum::{
     Router,
     extract::DefaultBodyLimit,
     http::{HeaderValue, Method, StatusCode, Uri, header},
+    middleware::from_fn_with_state,
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -44,6 +49,14 @@ pub struct AppState {
     pub config: Arc<ServeConfig>,
     /// Rows held by running exports (see [`export::ExportGauge`]).
     pub exports: Arc<export::ExportGauge>,
+    /// Permits of the export lane: one per export that may run at once.
+    pub export_lane: Arc<tokio::sync::Semaphore>,
+    /// Where the process is in its life (readiness, draining).
+    pub lifecycle: Arc<health::Lifecycle>,
+    /// The bearer tokens, when auth is on.
+    pub tokens: Arc<auth::Tokens>,
+    /// The per-caller limit of `POST /reports`.
+    pub report_limiter: Arc<rate_limit::RateLimiter>,
     /// The job queues; `None` when no Redis is configured (job routes answer 503).
     pub jobs: Option<JobQueue>,
     /// Job metric families, registered in `metrics`; fed by the workers `serve` runs.
@@ -87,7 +100,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-/// The OpenAPI document as JSON.
+/// The OpenAPI document as JSON: the routes' own descriptions, completed by [`openapi::complete`].
 pub fn openapi_json() -> String {
     let (_, mut doc) = api();
     doc.paths.paths.insert(
@@ -100,7 +113,11 @@ pub fn openapi_json() -> String {
                 .response("200", utoipa::openapi::Response::new("OpenAPI 3.1 document")),
         ),
     );
-    doc.to_json().unwrap_or_else(|_| "{}".to_owned())
+    let Ok(mut json) = serde_json::to_value(&doc) else {
+        return "{}".to_owned();
+    };
+    openapi::complete(&mut json);
+    json.to_string()
 }
 
 /// The whole application as a `Router`, so tests can drive it without a socket.
@@ -124,7 +141,16 @@ pub fn router(state: AppState) -> Router {
         .merge(observability::router())
         .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), track))
+        .layer(from_fn_with_state(state.tokens.clone(), auth::guard))
+        .layer(from_fn_with_state(
+            state.config.server.request_timeout(),
+            guards::deadline,
+        ))
+        .layer(from_fn_with_state(state.metrics.clone(), track))
+        .layer(from_fn_with_state(
+            state.lifecycle.clone(),
+            guards::close_when_draining,
+        ))
         .with_state(state);
     middleware::wrap(app)
 }

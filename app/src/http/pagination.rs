@@ -1,26 +1,32 @@
 //! List pagination: `?page=&limit=` (offset, with a total) or `?cursor=` / `?after=` (keyset,
 //! opaque cursor), and the `{"data": [...], "pagination": {...}}` envelope.
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{error::ApiError, fields::FieldSet};
-use crate::db::page::{Slice, Window};
+use crate::db::{
+    page::{Slice, Window},
+    projects::ProjectKey,
+    tasks::{DueDateKey, PriorityKey},
+};
 
 /// Rows per page when the client does not say.
 pub const DEFAULT_LIMIT: u32 = 20;
 /// Most rows per page; larger `limit` values are clamped to this.
 pub const MAX_LIMIT: u32 = 100;
 
-/// Paging and field selection, shared by every list.
+/// Paging and field selection, shared by every list. Every value the OpenAPI document allows is
+/// served (`http::openapi` adds the per-list `fields` and `cursor` patterns).
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// 1-based page number (offset pagination). Cannot be combined with `cursor`.
-    pub page: Option<u32>,
-    /// Rows per page, 1..=100 (clamped); default 20.
-    pub limit: Option<u32>,
+    /// 1-based page number (offset pagination); ignored when a `cursor` is given.
+    #[param(minimum = 1)]
+    pub page: Option<i32>,
+    /// Rows per page, clamped to 1..=100; default 20.
+    #[param(minimum = 0)]
+    pub limit: Option<i32>,
     /// Keyset pagination: the `nextCursor` of the previous page; empty for the first page.
     pub cursor: Option<String>,
     /// Alias of `cursor`.
@@ -48,53 +54,143 @@ pub struct ListRequest<K> {
 
 impl ListParams {
     /// Validates the paging parameters for a list whose sort key is `K`.
-    pub fn parse<K: DeserializeOwned>(
+    pub fn parse<K: Cursor>(
         &self,
         allowed_fields: &'static [&'static str],
     ) -> Result<ListRequest<K>, ApiError> {
         let fields = FieldSet::parse(self.fields.as_deref(), allowed_fields)?;
-        let limit = i64::from(self.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT));
-        let cursor = self.cursor.as_deref().or(self.after.as_deref());
-        let (window, page) = match (cursor, self.page) {
-            (Some(_), Some(_)) => {
+        let limit = match self.limit {
+            Some(limit) if limit < 0 => {
                 return Err(ApiError::bad_request(
-                    Some("cursor".to_owned()),
-                    "use either page or cursor, not both",
+                    Some("limit".to_owned()),
+                    "limit must not be negative",
                 ));
             }
-            (Some(cursor), None) => {
-                let after = match cursor.trim() {
+            Some(limit) => limit.unsigned_abs(),
+            None => DEFAULT_LIMIT,
+        };
+        let limit = i64::from(limit.clamp(1, MAX_LIMIT));
+        let page = match self.page {
+            Some(page) if page < 1 => {
+                return Err(ApiError::bad_request(
+                    Some("page".to_owned()),
+                    "page numbers start at 1",
+                ));
+            }
+            page => page.map_or(1, i32::unsigned_abs),
+        };
+        let cursor = self.cursor.as_deref().or(self.after.as_deref());
+        let window = match cursor {
+            Some(cursor) => {
+                let after = match cursor {
                     "" => None,
-                    raw => Some(decode_cursor(raw)?),
+                    raw => Some(K::from_cursor(raw).ok_or_else(|| {
+                        ApiError::bad_request(Some("cursor".to_owned()), "cursor is not one this list issued")
+                    })?),
                 };
-                (Window::Keyset { limit, after }, 1)
+                return Ok(ListRequest {
+                    window: Window::Keyset { limit, after },
+                    page: 1,
+                    fields,
+                });
             }
-            (None, page) => {
-                let page = page.unwrap_or(1);
-                if page == 0 {
-                    return Err(ApiError::bad_request(
-                        Some("page".to_owned()),
-                        "page numbers start at 1",
-                    ));
-                }
-                let offset = (i64::from(page) - 1) * limit;
-                (Window::Offset { limit, offset }, page)
-            }
+            None => Window::Offset {
+                limit,
+                offset: (i64::from(page) - 1) * limit,
+            },
         };
         Ok(ListRequest { window, page, fields })
     }
 }
 
-/// Encodes a sort key as an opaque, URL-safe cursor.
-pub fn encode_cursor<K: Serialize>(key: &K) -> Result<String, ApiError> {
-    let json = serde_json::to_vec(key).map_err(ApiError::Encode)?;
-    Ok(URL_SAFE_NO_PAD.encode(json))
+/// A sort key as an opaque cursor: a tag naming the list order, then the key, in a form every
+/// string matching [`Cursor::PATTERN`] decodes from (so the OpenAPI document can say exactly which
+/// cursors are valid, and a cursor of another list is refused instead of misread).
+pub trait Cursor: Sized {
+    /// The cursors of this order, as a regular expression (the empty cursor: the first page).
+    const PATTERN: &'static str;
+    fn to_cursor(&self) -> String;
+    fn from_cursor(text: &str) -> Option<Self>;
 }
 
-fn decode_cursor<K: DeserializeOwned>(raw: &str) -> Result<K, ApiError> {
-    let invalid = || ApiError::bad_request(Some("cursor".to_owned()), "cursor is not one this list issued");
-    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
-    serde_json::from_slice(&bytes).map_err(|_| invalid())
+/// `<digits>` of at most 18 digits as a non-negative id.
+fn id_part(text: &str) -> Option<i64> {
+    (!text.is_empty() && text.len() <= 18 && text.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| text.parse().ok())
+        .flatten()
+}
+
+/// A signed integer of at most `digits` digits.
+fn signed_part(text: &str, digits: usize) -> Option<i64> {
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    (!unsigned.is_empty() && unsigned.len() <= digits && unsigned.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| text.parse().ok())
+        .flatten()
+}
+
+/// Id order: `i.<id>`.
+impl Cursor for i64 {
+    const PATTERN: &'static str = r"^(|i\.[0-9]{1,18})$";
+    fn to_cursor(&self) -> String {
+        format!("i.{self}")
+    }
+    fn from_cursor(text: &str) -> Option<Self> {
+        id_part(text.strip_prefix("i.")?)
+    }
+}
+
+/// Priority order: `p.<priority>.<id>`.
+impl Cursor for PriorityKey {
+    const PATTERN: &'static str = r"^(|p\.[0-4]\.[0-9]{1,18})$";
+    fn to_cursor(&self) -> String {
+        format!("p.{}.{}", self.0, self.1)
+    }
+    fn from_cursor(text: &str) -> Option<Self> {
+        let (priority, id) = text.strip_prefix("p.")?.split_once('.')?;
+        let priority = match priority.as_bytes() {
+            [digit @ b'0'..=b'4'] => i16::from(digit - b'0'),
+            _ => return None,
+        };
+        Some((priority, id_part(id)?))
+    }
+}
+
+/// Due-date order: `d.<days since 1970-01-01 | none>.<id>`.
+impl Cursor for DueDateKey {
+    const PATTERN: &'static str = r"^(|d\.(none|-?[0-9]{1,7})\.[0-9]{1,18})$";
+    fn to_cursor(&self) -> String {
+        match self.0 {
+            Some(due) => format!("d.{}.{}", (due - epoch_day()).num_days(), self.1),
+            None => format!("d.none.{}", self.1),
+        }
+    }
+    fn from_cursor(text: &str) -> Option<Self> {
+        let (due, id) = text.strip_prefix("d.")?.split_once('.')?;
+        let due = match due {
+            "none" => None,
+            days => {
+                Some(epoch_day().checked_add_signed(chrono::TimeDelta::try_days(signed_part(days, 7)?)?)?)
+            }
+        };
+        Some((due, id_part(id)?))
+    }
+}
+
+/// Creation order: `c.<microseconds since 1970>.<id>`.
+impl Cursor for ProjectKey {
+    const PATTERN: &'static str = r"^(|c\.-?[0-9]{1,16}\.[0-9]{1,18})$";
+    fn to_cursor(&self) -> String {
+        format!("c.{}.{}", self.0.timestamp_micros(), self.1)
+    }
+    fn from_cursor(text: &str) -> Option<Self> {
+        let (micros, id) = text.strip_prefix("c.")?.split_once('.')?;
+        let at = chrono::DateTime::from_timestamp_micros(signed_part(micros, 16)?)?;
+        Some((at, id_part(id)?))
+    }
+}
+
+fn epoch_day() -> chrono::NaiveDate {
+    chrono::NaiveDate::default()
 }
 
 /// Page metadata: offset pages report a total, keyset pages a cursor for the next page.
@@ -120,6 +216,9 @@ pub enum Pagination {
     Keyset {
         limit: i64,
         has_next: bool,
+        /// The cursor of the next page; `null` on the last one. Always present, which tells a
+        /// keyset page from an offset page.
+        #[schema(required = true)]
         next_cursor: Option<String>,
     },
 }
@@ -137,7 +236,7 @@ pub struct Page<T> {
     pub pagination: Pagination,
 }
 
-impl<K: Serialize> ListRequest<K> {
+impl<K: Cursor> ListRequest<K> {
     /// Builds the response envelope from the rows read, projecting the chosen fields.
     pub fn respond<T: Serialize>(
         &self,
@@ -159,7 +258,7 @@ impl<K: Serialize> ListRequest<K> {
             }
             Window::Keyset { .. } => {
                 let next_cursor = match (slice.has_more, slice.rows.last()) {
-                    (true, Some(last)) => Some(encode_cursor(&key_of(last))?),
+                    (true, Some(last)) => Some(key_of(last).to_cursor()),
                     _ => None,
                 };
                 Pagination::Keyset {
@@ -182,7 +281,7 @@ impl<K: Serialize> ListRequest<K> {
 mod tests {
     use super::*;
 
-    fn params(page: Option<u32>, limit: Option<u32>, cursor: Option<&str>) -> ListParams {
+    fn params(page: Option<i32>, limit: Option<i32>, cursor: Option<&str>) -> ListParams {
         ListParams {
             page,
             limit,
@@ -203,6 +302,7 @@ mod tests {
         );
         let req = params(None, Some(0), None).parse::<i64>(&["id"]).unwrap();
         assert_eq!(req.window.limit(), 1);
+        assert!(params(None, Some(-1), None).parse::<i64>(&["id"]).is_err());
     }
 
     #[test]
@@ -216,13 +316,43 @@ mod tests {
 
     #[test]
     fn cursor_round_trips_and_garbage_is_rejected() {
-        let cursor = encode_cursor(&(3_i16, 42_i64)).unwrap();
+        let cursor = (3_i16, 42_i64).to_cursor();
         let req = params(None, None, Some(&cursor))
             .parse::<(i16, i64)>(&["id"])
             .unwrap();
         assert_eq!(req.window.after(), Some(&(3, 42)));
         assert!(params(None, None, Some("!!")).parse::<i64>(&["id"]).is_err());
         assert!(params(Some(0), None, None).parse::<i64>(&["id"]).is_err());
-        assert!(params(Some(2), None, Some("")).parse::<i64>(&["id"]).is_err());
+        assert!(
+            params(None, None, Some(&cursor)).parse::<i64>(&["id"]).is_err(),
+            "another list's cursor"
+        );
+    }
+
+    #[test]
+    fn a_cursor_takes_precedence_over_a_page() {
+        let req = params(Some(2), None, Some("")).parse::<i64>(&["id"]).unwrap();
+        assert_eq!(
+            req.window,
+            Window::Keyset {
+                limit: 20,
+                after: None
+            }
+        );
+    }
+
+    #[test]
+    fn every_key_round_trips_through_its_cursor() {
+        let due = chrono::NaiveDate::from_ymd_opt(2026, 3, 31).unwrap();
+        for key in [(Some(due), 7_i64), (None, 8)] {
+            assert_eq!(DueDateKey::from_cursor(&key.to_cursor()), Some(key));
+        }
+        let created = chrono::DateTime::from_timestamp_micros(1_767_225_600_123_456).unwrap();
+        assert_eq!(
+            ProjectKey::from_cursor(&(created, 9).to_cursor()),
+            Some((created, 9))
+        );
+        assert_eq!(i64::from_cursor(&42_i64.to_cursor()), Some(42));
+        assert_eq!(i64::from_cursor("i.9999999999999999999"), None);
     }
 }

@@ -72,13 +72,14 @@ pub struct ProjectTasksFilter {
     pub status: Option<TaskStatus>,
 }
 
-const DESCRIPTION_MAX: usize = 10_000;
+pub const NAME_MAX: usize = 200;
+pub const DESCRIPTION_MAX: usize = 10_000;
 
 impl CreateProject {
     fn validate(self) -> Result<NewProject, ApiError> {
         Ok(NewProject {
             owner_id: validate::reference("ownerId", self.owner_id)?,
-            name: validate::text("name", self.name, 1, 200)?,
+            name: validate::text("name", self.name, 1, NAME_MAX)?,
             description: validate::optional_text("description", self.description, DESCRIPTION_MAX)?,
             status: self.status.unwrap_or(ProjectStatus::Active),
         })
@@ -92,7 +93,10 @@ impl UpdateProject {
                 .owner_id
                 .map(|v| validate::reference("ownerId", v))
                 .transpose()?,
-            name: self.name.map(|v| validate::text("name", v, 1, 200)).transpose()?,
+            name: self
+                .name
+                .map(|v| validate::text("name", v, 1, NAME_MAX))
+                .transpose()?,
             description: self
                 .description
                 .map(|v| validate::optional_text("description", v, DESCRIPTION_MAX))

@@ -15,7 +15,7 @@ use super::{
     AppState,
     error::ApiError,
     fields::FieldSet,
-    pagination::{FieldsParam, ListRequest, Page},
+    pagination::{Cursor, FieldsParam, ListRequest, Page},
 };
 use crate::{
     cache::{
@@ -97,7 +97,7 @@ pub async fn delete_one<R: Writes>(state: &AppState, id: i64) -> Result<StatusCo
 }
 
 /// A page of `R` in the order `K` (timed as `op`), in the list envelope.
-pub async fn page<R: Resource, K: SortKey<R>>(
+pub async fn page<R: Resource, K: SortKey<R> + Cursor>(
     state: &AppState,
     op: &'static str,
     request: &ListRequest<K>,

@@ -77,6 +77,7 @@ pub struct TaskListFilter {
     pub project_id: Option<i64>,
     pub assignee_id: Option<i64>,
     pub status: Option<TaskStatus>,
+    #[param(minimum = 0, maximum = 4)]
     pub priority: Option<i64>,
     /// Full-text search in title and description (English).
     pub q: Option<String>,
@@ -84,8 +85,8 @@ pub struct TaskListFilter {
     pub due_before: Option<NaiveDate>,
 }
 
-const TITLE_MAX: usize = 500;
-const DESCRIPTION_MAX: usize = 10_000;
+pub const TITLE_MAX: usize = 500;
+pub const DESCRIPTION_MAX: usize = 10_000;
 const DEFAULT_PRIORITY: i16 = 2;
 
 impl CreateTask {

@@ -75,13 +75,16 @@ pub struct UserListFilter {
     pub role: Option<Role>,
 }
 
+/// Longest first or last name.
+pub const NAME_MAX: usize = 100;
+
 impl CreateUser {
     fn validate(self) -> Result<NewUser, ApiError> {
         Ok(NewUser {
             email: validate::email(&self.email)?,
             username: validate::username(&self.username)?,
-            first_name: validate::text("firstName", self.first_name, 0, 100)?,
-            last_name: validate::text("lastName", self.last_name, 0, 100)?,
+            first_name: validate::text("firstName", self.first_name, 0, NAME_MAX)?,
+            last_name: validate::text("lastName", self.last_name, 0, NAME_MAX)?,
             role: self.role.unwrap_or(Role::Member),
             status: self.status.unwrap_or(UserStatus::Active),
         })
@@ -95,11 +98,11 @@ impl UpdateUser {
             username: self.username.as_deref().map(validate::username).transpose()?,
             first_name: self
                 .first_name
-                .map(|v| validate::text("firstName", v, 0, 100))
+                .map(|v| validate::text("firstName", v, 0, NAME_MAX))
                 .transpose()?,
             last_name: self
                 .last_name
-                .map(|v| validate::text("lastName", v, 0, 100))
+                .map(|v| validate::text("lastName", v, 0, NAME_MAX))
                 .transpose()?,
             role: self.role,
             status: self.status,

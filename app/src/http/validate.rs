@@ -1,37 +1,90 @@
 //! Field rules for request bodies. Each failure is a 422 naming the (camelCase) field.
 use super::error::ApiError;
 
-/// Trims and lower-cases an email address and checks its form.
+/// What a body field must be, stated once for the server (the functions below) and the OpenAPI
+/// document ([`Rule::schema`], applied by `http::openapi`), so that the two accept exactly the same
+/// values: schemathesis checks both directions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// Free text of at most `max` characters (as sent); with `min` 1, something besides ASCII
+    /// white space ([`text`]).
+    Text { min: usize, max: usize },
+    /// [`email`].
+    Email,
+    /// [`username`].
+    Username,
+    /// A positive id ([`reference`]).
+    Id,
+    /// 0..=4 ([`priority`]).
+    Priority,
+}
+
+/// ASCII white space, which text fields are trimmed of (`char::is_ascii_whitespace`).
+const BLANK: &str = r"\t\n\x0c\r ";
+/// Printable ASCII other than `@` (the characters of an email address around its `@`).
+const EMAIL_CHAR: &str = r"\x21-\x3f\x41-\x7e";
+/// [`EMAIL_CHAR`] other than `.` (a domain's first and last character).
+const DOMAIN_EDGE: &str = r"\x21-\x2d\x2f-\x3f\x41-\x7e";
+
+impl Rule {
+    /// The JSON Schema keywords of this rule, to merge into the field's schema.
+    pub fn schema(&self) -> serde_json::Value {
+        match *self {
+            Self::Text { min: 0, max } => serde_json::json!({"maxLength": max, "pattern": r"^[^\x00]*$"}),
+            Self::Text { max, .. } => serde_json::json!({
+                "maxLength": max,
+                "pattern": format!(r"^[^\x00]*[^\x00{BLANK}][^\x00]*$"),
+            }),
+            Self::Email => serde_json::json!({
+                "maxLength": EMAIL_MAX,
+                "pattern": format!(
+                    r"^ *[{EMAIL_CHAR}]+@[{DOMAIN_EDGE}][{EMAIL_CHAR}]*\.[{EMAIL_CHAR}]*[{DOMAIN_EDGE}] *$"
+                ),
+            }),
+            Self::Username => serde_json::json!({"pattern": r"^[A-Za-z0-9_.-]{3,50}$"}),
+            Self::Id => serde_json::json!({"minimum": 1}),
+            Self::Priority => serde_json::json!({"minimum": 0, "maximum": 4}),
+        }
+    }
+}
+
+/// Longest email address, in characters as sent.
+const EMAIL_MAX: usize = 254;
+
+/// An email address: printable ASCII, one `@` with something before it, a domain with a `.` that
+/// neither starts nor ends with one, spaces around it allowed (and trimmed), at most 254
+/// characters; stored lower-cased.
 pub fn email(raw: &str) -> Result<String, ApiError> {
-    let email = raw.trim().to_lowercase();
     let bad = |why: &str| ApiError::validation("email", why);
-    if email.is_empty() || email.len() > 254 {
-        return Err(bad("must be 1 to 254 characters"));
+    if raw.chars().count() > EMAIL_MAX {
+        return Err(bad("must be at most 254 characters"));
+    }
+    let email = raw.trim_matches(' ');
+    if !email.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad("may contain only printable ASCII characters"));
     }
     let Some((local, domain)) = email.split_once('@') else {
         return Err(bad("must contain @"));
     };
     if local.is_empty()
-        || domain.is_empty()
+        || domain.len() < 3
         || domain.contains('@')
         || !domain.contains('.')
         || domain.starts_with('.')
         || domain.ends_with('.')
-        || email.chars().any(char::is_whitespace)
     {
         return Err(bad("is not an email address"));
     }
-    Ok(email)
+    Ok(email.to_ascii_lowercase())
 }
 
-/// 3 to 50 characters: ASCII letters, digits, `_`, `.`, `-`.
+/// 3 to 50 characters: ASCII letters, digits, `_`, `.`, `-` (nothing else, no spaces).
 pub fn username(raw: &str) -> Result<String, ApiError> {
-    let name = raw.trim();
-    let len = name.chars().count();
+    let len = raw.chars().count();
     if !(3..=50).contains(&len) {
         return Err(ApiError::validation("username", "must be 3 to 50 characters"));
     }
-    if !name
+    if !raw
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
     {
@@ -40,18 +93,18 @@ pub fn username(raw: &str) -> Result<String, ApiError> {
             "may contain only letters, digits, _, . and -",
         ));
     }
-    Ok(name.to_owned())
+    Ok(raw.to_owned())
 }
 
-/// Trims `value` and checks its length in characters.
+/// At most `max` characters as sent; stored without leading and trailing ASCII white space, which
+/// must leave at least `min` characters.
 pub fn text(field: &str, value: String, min: usize, max: usize) -> Result<String, ApiError> {
-    let trimmed = value.trim();
-    let len = trimmed.chars().count();
-    if len < min || len > max {
+    let trimmed = value.trim_matches(|c: char| c.is_ascii_whitespace());
+    if value.chars().count() > max || trimmed.chars().count() < min {
         let rule = if min == 0 {
             format!("must be at most {max} characters")
         } else {
-            format!("must be {min} to {max} characters")
+            format!("must be {min} to {max} characters, not all blank")
         };
         return Err(ApiError::validation(field, rule));
     }
@@ -113,7 +166,19 @@ mod tests {
     #[test]
     fn emails() {
         assert_eq!(email(" Ada@Example.COM ").unwrap(), "ada@example.com");
-        for bad in ["", "ada", "ada@", "@x.org", "a@b", "a b@x.org", "a@@x.org"] {
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@x.org",
+            "a@b",
+            "a b@x.org",
+            "a@@x.org",
+            "\tada@x.org",
+            "é@x.org",
+            "a@.x",
+            "a@x.",
+        ] {
             assert!(email(bad).is_err(), "{bad}");
         }
     }

@@ -151,11 +151,14 @@ impl JobHandler for EmailHandler {
                 .to(to)
                 .subject(email.subject.clone())
                 .body(email.body.clone())
-                .map_err(|e| JobFailure::permanent(format!("could not build the email: {e}")))?;
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "could not build the email");
+                    JobFailure::permanent("could not build the email")
+                })?;
             transport
                 .send(message)
                 .await
-                .map_err(|e| JobFailure::retryable(format!("SMTP delivery failed: {e}")))?;
+                .map_err(|e| JobFailure::internal("SMTP delivery failed", &e))?;
         }
         Ok(outbox_result(self.record(job, &email).await?))
     }

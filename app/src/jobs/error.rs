@@ -8,6 +8,8 @@ pub enum JobsError {
     RedisUrl(#[source] redis::RedisError),
     #[error("Redis command failed")]
     Redis(#[from] redis::RedisError),
+    #[error("not connected to Redis yet")]
+    NotConnected,
     #[error("database error in a job")]
     Database(#[from] sqlx::Error),
     #[error("jobs in state {0} cannot be listed; fetch them by id")]

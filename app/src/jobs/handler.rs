@@ -14,6 +14,8 @@ pub struct JobContext {
 }
 
 /// Why an attempt failed. `permanent` failures (bad payload, missing data) are dead-lettered at once.
+/// `message` is stored on the job and shown by the API (`lastError`), so it names what failed in
+/// the job's terms only; the underlying error goes to the worker's log ([`JobFailure::internal`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobFailure {
     pub message: String,
@@ -34,11 +36,18 @@ impl JobFailure {
             permanent: true,
         }
     }
+
+    /// A retryable failure described to clients as `what`; `detail` (which may hold addresses,
+    /// SQL or server messages) is logged, never stored.
+    pub fn internal(what: &'static str, detail: &dyn std::fmt::Display) -> Self {
+        tracing::warn!(error = %detail, "{what}");
+        Self::retryable(what)
+    }
 }
 
 impl From<sqlx::Error> for JobFailure {
     fn from(err: sqlx::Error) -> Self {
-        Self::retryable(format!("database error: {err}"))
+        Self::internal("database error", &err)
     }
 }
 
@@ -51,7 +60,10 @@ pub trait JobHandler: Send + Sync + 'static {
 /// The payload of `job` as `T`. One that does not decode never will: a permanent failure, `what`
 /// saying what the payload should have been.
 pub fn payload<T: DeserializeOwned>(job: &ClaimedJob, what: &str) -> Result<T, JobFailure> {
-    serde_json::from_value(job.payload.clone()).map_err(|e| JobFailure::permanent(format!("{what}: {e}")))
+    serde_json::from_value(job.payload.clone()).map_err(|e| {
+        tracing::warn!(job = %job.id, error = %e, "{what}");
+        JobFailure::permanent(what)
+    })
 }
 
 /// Where a job's effect is, as its result says: `{"<id_key>": id, "href": "/api/v1/<collection>/<id>"}`.
@@ -61,3 +73,6 @@ pub fn effect_at(id_key: &str, collection: &str, id: i64) -> serde_json::Value {
     result.insert("href".to_owned(), format!("/api/v1/{collection}/{id}").into());
     result.into()
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,7 +5,7 @@ use super::{
     error::JobsError,
     policy::QueuePolicy,
     record::{JobId, Queue},
-    store::JobStore,
+    store::{DeadLetterCap, JobStore},
 };
 use crate::config::JobsConfig;
 
@@ -18,7 +18,12 @@ pub struct JobQueue {
 
 impl JobQueue {
     pub async fn connect(redis_url: &str, config: JobsConfig) -> Result<Self, JobsError> {
-        let store = JobStore::connect(redis_url, config.key_prefix.clone()).await?;
+        let dead = DeadLetterCap {
+            max: config.dead_max,
+            max_age: config.dead_max_age(),
+        };
+        let store =
+            JobStore::connect(redis_url, config.key_prefix.clone(), config.redis_timeout(), dead).await?;
         Ok(Self {
             store,
             config: Arc::new(config),

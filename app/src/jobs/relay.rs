@@ -37,7 +37,8 @@ struct Requested {
 }
 
 /// Moves up to `limit` committed requests to Redis, oldest first. Several relays may run at once
-/// (SKIP LOCKED). Returns how many were moved.
+/// (SKIP LOCKED). Returns how many were moved. When Redis fails (each command is bounded by the
+/// job store's timeout) the transaction is rolled back at once, so its row locks last no longer.
 pub async fn relay_batch(db: &Db, jobs: &JobQueue, limit: i64) -> Result<usize, JobsError> {
     let mut tx = db.pool().begin().await?;
     // language=PostgreSQL
@@ -53,9 +54,10 @@ pub async fn relay_batch(db: &Db, jobs: &JobQueue, limit: i64) -> Result<usize, 
         // The CHECK constraint keeps unknown queues out; skip (and drop) one defensively.
         if let Some(queue) = Queue::parse(&row.queue) {
             let max_attempts = QueuePolicy::for_queue(&jobs.config, queue).max_attempts;
-            jobs.store
-                .enqueue(&id, queue, &row.payload.0, max_attempts)
-                .await?;
+            if let Err(err) = jobs.store.enqueue(&id, queue, &row.payload.0, max_attempts).await {
+                let _ = tx.rollback().await;
+                return Err(err);
+            }
         }
     }
     let ids: Vec<String> = rows.into_iter().map(|r| r.job_id).collect();

@@ -21,9 +21,16 @@ use super::{
 )]
 pub enum ReportRequest {
     /// Counts of a project's tasks by status and priority, unassigned and overdue ones.
-    ProjectTaskStats { project_id: i64 },
+    ProjectTaskStats {
+        // Spelled out: the OpenAPI schema does not follow `rename_all_fields`.
+        #[serde(rename = "projectId")]
+        project_id: i64,
+    },
     /// A user's assigned tasks: by status, overdue, due within a week, across how many projects.
-    UserWorkload { user_id: i64 },
+    UserWorkload {
+        #[serde(rename = "userId")]
+        user_id: i64,
+    },
 }
 
 impl ReportRequest {
@@ -156,7 +163,10 @@ where
 {
     let row: Option<T> = sqlx::query_as(sql).bind(id).fetch_optional(tx).await?;
     let row = row.ok_or_else(|| JobFailure::permanent(format!("{what} {id} does not exist")))?;
-    serde_json::to_value(row).map_err(|e| JobFailure::permanent(format!("could not encode the report: {e}")))
+    serde_json::to_value(row).map_err(|e| {
+        tracing::warn!(error = %e, "could not encode the report");
+        JobFailure::permanent("could not encode the report")
+    })
 }
 
 /// A stored report, as `GET /api/v1/reports/{id}` returns it.

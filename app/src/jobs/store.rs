@@ -8,7 +8,13 @@
 //! Scripts build job keys from the prefix, so all keys must live on one Redis node (no cluster).
 use std::{collections::HashMap, time::Duration};
 
-use redis::{AsyncCommands, Script, ScriptInvocation, aio::ConnectionManager};
+use std::sync::{Arc, Weak};
+
+use arc_swap::ArcSwapOption;
+use redis::{
+    AsyncCommands, Script, ScriptInvocation,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+};
 
 use super::{
     error::JobsError,
@@ -58,6 +64,7 @@ struct Scripts {
     finish: Script,
     reap: Script,
     revive: Script,
+    trim_dead: Script,
 }
 
 impl Scripts {
@@ -69,16 +76,35 @@ impl Scripts {
             finish: Script::new(include_str!("lua/finish.lua")),
             reap: Script::new(include_str!("lua/reap.lua")),
             revive: Script::new(include_str!("lua/revive.lua")),
+            trim_dead: Script::new(include_str!("lua/trim_dead.lua")),
         }
     }
 }
 
-/// Handle on the queues in Redis. Cheap to clone (one multiplexed connection).
+/// How long dead-lettered jobs are kept: at most `max` per queue, none older than `max_age`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeadLetterCap {
+    pub max: u64,
+    pub max_age: Duration,
+}
+
+impl Default for DeadLetterCap {
+    fn default() -> Self {
+        Self {
+            max: 10_000,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// Handle on the queues in Redis. Cheap to clone (one multiplexed connection, opened in the
+/// background when Redis is not there yet: commands fail with [`JobsError::NotConnected`] meanwhile).
 #[derive(Clone)]
 pub struct JobStore {
-    conn: ConnectionManager,
+    conn: Arc<ArcSwapOption<ConnectionManager>>,
     prefix: String,
-    scripts: std::sync::Arc<Scripts>,
+    scripts: Arc<Scripts>,
+    dead: DeadLetterCap,
 }
 
 impl std::fmt::Debug for JobStore {
@@ -88,15 +114,43 @@ impl std::fmt::Debug for JobStore {
 }
 
 impl JobStore {
-    /// Connects to Redis; `prefix` namespaces every key (tests use one each).
-    pub async fn connect(redis_url: &str, prefix: impl Into<String>) -> Result<Self, JobsError> {
+    /// Connects to Redis; `prefix` namespaces every key (tests use one each). Connecting and every
+    /// command give up after `timeout`. When Redis does not answer the store is returned anyway and
+    /// keeps connecting in the background; only a URL that does not parse is an error.
+    pub async fn connect(
+        redis_url: &str,
+        prefix: impl Into<String>,
+        timeout: Duration,
+        dead: DeadLetterCap,
+    ) -> Result<Self, JobsError> {
         let client = redis::Client::open(redis_url).map_err(JobsError::RedisUrl)?;
-        let conn = ConnectionManager::new(client).await.map_err(JobsError::Redis)?;
-        Ok(Self {
-            conn,
+        let store = Self {
+            conn: Arc::new(ArcSwapOption::empty()),
             prefix: prefix.into(),
-            scripts: std::sync::Arc::new(Scripts::load()),
-        })
+            scripts: Arc::new(Scripts::load()),
+            dead,
+        };
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout)
+            .set_number_of_retries(2)
+            .set_max_delay(1_000);
+        match client.get_connection_manager_with_config(config.clone()).await {
+            Ok(conn) => store.conn.store(Some(Arc::new(conn))),
+            Err(err) => {
+                tracing::warn!(error = %err, "Redis of the job queues not reachable; retrying in the background");
+                tokio::spawn(keep_connecting(client, config, Arc::downgrade(&store.conn)));
+            }
+        }
+        Ok(store)
+    }
+
+    /// The connection, once there is one.
+    fn conn(&self) -> Result<ConnectionManager, JobsError> {
+        self.conn
+            .load_full()
+            .map(|conn| ConnectionManager::clone(&conn))
+            .ok_or(JobsError::NotConnected)
     }
 
     fn job_prefix(&self) -> String {
@@ -137,7 +191,7 @@ impl JobStore {
             .arg(queue.as_str())
             .arg(payload.to_string())
             .arg(max_attempts)
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.conn()?)
             .await?;
         Ok(added == 1)
     }
@@ -148,7 +202,7 @@ impl JobStore {
             .between(&self.scripts.claim, queue, &["ready", "scheduled", "running"])
             .arg(self.job_prefix())
             .arg(millis(lease))
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.conn()?)
             .await?;
         let Some((id, payload, attempt, max_attempts)) = claimed else {
             return Ok(None);
@@ -173,7 +227,7 @@ impl JobStore {
             .arg(job.id.as_str())
             .arg(job.attempt)
             .arg(millis(lease))
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.conn()?)
             .await?;
         Ok(kept == 1)
     }
@@ -193,9 +247,35 @@ impl JobStore {
             .arg(kind)
             .arg(text)
             .arg(number)
-            .invoke_async(&mut self.conn.clone())
+            .arg(self.dead.max_age.as_secs().max(1))
+            .invoke_async(&mut self.conn()?)
             .await?;
+        if recorded == 1 && matches!(outcome, Outcome::Dead { .. }) {
+            self.trim_dead(job.queue).await?;
+        }
         Ok(recorded == 1)
+    }
+
+    /// Drops the dead jobs of `queue` past the cap (the oldest first, and any older than its
+    /// age limit), hashes included. Returns how many went; logged when any did.
+    pub async fn trim_dead(&self, queue: Queue) -> Result<u64, JobsError> {
+        let trimmed: u64 = self
+            .between(&self.scripts.trim_dead, queue, &["dead"])
+            .arg(self.job_prefix())
+            .arg(self.dead.max)
+            .arg(millis(self.dead.max_age))
+            .invoke_async(&mut self.conn()?)
+            .await?;
+        if trimmed > 0 {
+            tracing::info!(
+                queue = queue.as_str(),
+                trimmed,
+                max = self.dead.max,
+                max_age_s = self.dead.max_age.as_secs(),
+                "dropped dead-lettered jobs past the cap"
+            );
+        }
+        Ok(trimmed)
     }
 
     /// Puts jobs whose lease expired back in the ready list (or dead-letters them when they had their
@@ -204,8 +284,12 @@ impl JobStore {
         let counts: (u64, u64) = self
             .between(&self.scripts.reap, queue, &["running", "ready", "dead"])
             .arg(self.job_prefix())
-            .invoke_async(&mut self.conn.clone())
+            .arg(self.dead.max_age.as_secs().max(1))
+            .invoke_async(&mut self.conn()?)
             .await?;
+        if counts.1 > 0 {
+            self.trim_dead(queue).await?;
+        }
         Ok(counts)
     }
 
@@ -218,14 +302,14 @@ impl JobStore {
             .between(&self.scripts.revive, job.queue, &["dead", "ready"])
             .key(self.job_key(id))
             .arg(id.as_str())
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.conn()?)
             .await?;
         Ok(revived == 1)
     }
 
     /// One job by id; `None` when unknown (or finished long enough ago to be forgotten).
     pub async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, JobsError> {
-        let fields: HashMap<String, String> = self.conn.clone().hgetall(self.job_key(id)).await?;
+        let fields: HashMap<String, String> = self.conn()?.hgetall(self.job_key(id)).await?;
         Ok(JobRecord::from_hash(&fields))
     }
 
@@ -236,7 +320,7 @@ impl JobStore {
         state: JobState,
         limit: usize,
     ) -> Result<Vec<JobRecord>, JobsError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let stop = isize::try_from(limit).unwrap_or(isize::MAX).saturating_sub(1);
         let ids: Vec<String> = match state {
             JobState::Queued => conn.lrange(self.queue_key(queue, "ready"), 0, stop).await?,
@@ -260,7 +344,7 @@ impl JobStore {
             .zcard(self.queue_key(queue, "scheduled"))
             .zcard(self.queue_key(queue, "running"))
             .zcard(self.queue_key(queue, "dead"))
-            .query_async(&mut self.conn.clone())
+            .query_async(&mut self.conn()?)
             .await?;
         Ok(QueueDepth {
             ready,
@@ -272,8 +356,28 @@ impl JobStore {
 
     /// Answers when Redis does (for readiness).
     pub async fn ping(&self) -> Result<(), JobsError> {
-        let _: String = redis::cmd("PING").query_async(&mut self.conn.clone()).await?;
+        let _: String = redis::cmd("PING").query_async(&mut self.conn()?).await?;
         Ok(())
+    }
+}
+
+/// Opens the connection of a store whose first attempt failed, retrying every second until it
+/// succeeds or the store is gone.
+async fn keep_connecting(
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    slot: Weak<ArcSwapOption<ConnectionManager>>,
+) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let Some(target) = slot.upgrade() else {
+            return;
+        };
+        if let Ok(conn) = client.get_connection_manager_with_config(config.clone()).await {
+            target.store(Some(Arc::new(conn)));
+            tracing::info!("connected to the Redis of the job queues");
+            return;
+        }
     }
 }
 

@@ -145,6 +145,9 @@ impl Worker {
                     }
                     Err(err) => tracing::warn!(queue = queue.as_str(), error = %err, "reaper failed"),
                 }
+                if let Err(err) = self.store.trim_dead(queue).await {
+                    tracing::debug!(queue = queue.as_str(), error = %err, "could not trim the dead-letter set");
+                }
                 match self.store.depth(queue).await {
                     Ok(depth) => self.metrics.set_depth(queue, depth),
                     Err(err) => tracing::debug!(error = %err, "could not sample queue depth"),

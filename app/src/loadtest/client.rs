@@ -25,16 +25,21 @@ pub enum ClientError {
     Body(#[source] hyper::Error),
     #[error("could not encode the request body")]
     Encode(#[source] serde_json::Error),
+    #[error("the token is not a valid header value")]
+    Token,
 }
 
 impl ClientError {
-    /// Short label for error counts in reports.
+    /// Short label for error counts in reports. `connect`: no connection could be opened (the
+    /// request never reached a server, e.g. refused); `connection`: the connection failed after
+    /// the request may have been sent (reset, closed without an answer).
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Timeout(_) => "timeout",
-            Self::Connect(_) => "connect",
+            Self::Connect(err) if err.is_connect() => "connect",
+            Self::Connect(_) => "connection",
             Self::Body(_) => "body",
-            Self::BaseUrl(_) | Self::Path(_) | Self::Encode(_) => "request",
+            Self::BaseUrl(_) | Self::Path(_) | Self::Encode(_) | Self::Token => "request",
         }
     }
 }
@@ -52,6 +57,8 @@ pub struct ApiClient {
     base: String,
     client: Client<HttpConnector, Full<Bytes>>,
     timeout: Duration,
+    /// `Authorization` header value for a stack with auth on (`Bearer <token>`).
+    authorization: Option<http::HeaderValue>,
 }
 
 impl ApiClient {
@@ -75,7 +82,18 @@ impl ApiClient {
             base,
             client,
             timeout,
+            authorization: None,
         })
+    }
+
+    /// Sends `token` as a bearer token with every request (for a stack with auth on). A token
+    /// that is no valid header value is a [`ClientError::Token`].
+    pub fn with_token(mut self, token: &str) -> Result<Self, ClientError> {
+        let mut value =
+            http::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| ClientError::Token)?;
+        value.set_sensitive(true);
+        self.authorization = Some(value);
+        Ok(self)
     }
 
     /// Sends one request and reads the whole body, all within the timeout.
@@ -92,6 +110,9 @@ impl ApiClient {
             .method(method)
             .uri(uri)
             .header(header::ACCEPT, "application/json");
+        if let Some(authorization) = &self.authorization {
+            builder = builder.header(header::AUTHORIZATION, authorization.clone());
+        }
         let payload = match body {
             Some(value) => {
                 builder = builder.header(header::CONTENT_TYPE, "application/json");
@@ -130,5 +151,15 @@ mod tests {
         assert!(ApiClient::new("https://example.com", t, 1).is_err());
         assert!(ApiClient::new("localhost:8080", t, 1).is_err());
         assert!(ApiClient::new("not a url", t, 1).is_err());
+    }
+
+    #[test]
+    fn a_token_must_fit_a_header() {
+        let client = || ApiClient::new("http://127.0.0.1:8080", Duration::from_secs(1), 1).unwrap();
+        assert!(client().with_token("abc123").is_ok());
+        assert!(matches!(
+            client().with_token("line\nbreak"),
+            Err(ClientError::Token)
+        ));
     }
 }

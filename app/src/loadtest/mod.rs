@@ -46,6 +46,10 @@ pub struct LoadtestArgs {
     /// A request with no complete answer after this long counts as an error, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     pub request_timeout_ms: u64,
+    /// Bearer token to send, for a stack with auth on (the admin token: the mix deletes). Never
+    /// logged.
+    #[arg(long, env = "LOADTEST_TOKEN", hide_env_values = true)]
+    pub token: Option<secrecy::SecretString>,
     #[command(flatten)]
     pub thresholds: Thresholds,
 }
@@ -79,6 +83,10 @@ pub async fn execute(args: &LoadtestArgs) -> Result<Finished, LoadtestError> {
         Duration::from_millis(args.request_timeout_ms),
         plan.max_vus() as usize,
     )?;
+    let client = match &args.token {
+        Some(token) => client.with_token(secrecy::ExposeSecret::expose_secret(token))?,
+        None => client,
+    };
     let data = discover::discover(&client).await?;
     let dataset = report::DatasetSummary::from(&data);
     eprintln!(

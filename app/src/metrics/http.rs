@@ -9,6 +9,7 @@ use axum::{
 };
 
 use super::{Metrics, RequestLabels, RouteLabels};
+use crate::http::error::Rejection;
 
 /// Route label of requests that matched no route.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
@@ -80,6 +81,9 @@ pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next)
         })
         .observe(elapsed.as_secs_f64());
     metrics.routes.record(method, &route, elapsed, status >= 500);
+    if let Some(Rejection(reason)) = response.extensions().get::<Rejection>() {
+        metrics.http.rejections.get_or_create(&[("reason", reason)]).inc();
+    }
     response
 }
 

@@ -67,6 +67,10 @@ pub struct HttpMetrics {
     pub requests: Family<RequestLabels, Counter>,
     pub duration: HistogramFamily<RouteLabels>,
     pub in_flight: Gauge,
+    /// Requests turned away by a limit, an outage or auth, by reason (`http::error::Rejection`).
+    pub rejections: Family<StaticLabels<1>, Counter>,
+    /// Exports cut off because their client read nothing for the idle timeout.
+    pub export_cutoffs: Counter,
 }
 
 /// Something that owns metric families and adds them to the registry.
@@ -90,6 +94,8 @@ impl Metrics {
             requests: Family::default(),
             duration: Family::new_with_constructor(latency_histogram),
             in_flight: Gauge::default(),
+            rejections: Family::default(),
+            export_cutoffs: Counter::default(),
         };
         register_contract(&mut registry, &HTTP_REQUESTS, http.requests.clone());
         register_contract(&mut registry, &HTTP_REQUEST_DURATION, http.duration.clone());
@@ -97,6 +103,16 @@ impl Metrics {
             "perfstack_http_requests_in_flight",
             "HTTP requests being served",
             http.in_flight.clone(),
+        );
+        registry.register(
+            "perfstack_http_rejections",
+            "Requests turned away by a limit, an outage or auth, by reason",
+            http.rejections.clone(),
+        );
+        registry.register(
+            "perfstack_http_export_cutoffs",
+            "Exports cut off because their client read nothing for the idle timeout",
+            http.export_cutoffs.clone(),
         );
         process::register(&mut registry);
         for part in parts {

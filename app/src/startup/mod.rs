@@ -3,6 +3,7 @@
 //! starts the background tasks (tuning watcher, server-limits watcher, memory guard, workers),
 //! listens, and shuts down gracefully on SIGTERM/SIGINT. `http/` only describes the routes;
 //! `cli.rs` only picks the subcommand.
+mod listener;
 mod serve;
 mod shutdown;
 mod state;

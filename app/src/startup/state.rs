@@ -5,11 +5,13 @@ use std::{
     time::{Duration, Instant},
 };
 
+use tokio::sync::Semaphore;
+
 use crate::{
     cache::{Cache, CacheError},
     config::ServeConfig,
     db::{Db, stats, totals::ListTotals},
-    http::{AppState, health::external::ExternalService},
+    http::{AppState, auth::Tokens, health::{Lifecycle, external::ExternalService}, rate_limit::RateLimiter},
     jobs::{JobQueue, mailer::Mailer, metrics::JobMetrics},
     metrics::Metrics,
 };
@@ -33,7 +35,7 @@ impl AppState {
     /// State with a cache built from `config` (Redis from `--redis-url`) and a registry holding the
     /// database, cache, job and totals families. Needs a Tokio runtime.
     pub fn try_new(db: Db, config: ServeConfig) -> Result<Self, CacheError> {
-        let cache = Cache::scoped(&config.cache, config.cache.expose_redis_url(), None)?;
+        let cache = Cache::scoped(&config.cache, config.cache.expose_redis_url().as_deref(), None)?;
         if cache.has_l2() {
             let (db, cache) = (db.clone(), cache.clone());
             tokio::spawn(async move { name_cache_scope(&db, &cache).await });
@@ -58,12 +60,19 @@ impl AppState {
             .cloned()
             .map(ExternalService::Tcp)
             .collect();
+        let export_lane = Arc::new(Semaphore::new(config.exports.max_concurrent.max(1)));
+        let tokens = Arc::new(Tokens::from_config(&config.auth));
+        let report_limiter = Arc::new(RateLimiter::new(&config.reports));
         Self {
             db,
             started: Instant::now(),
             external,
             config: Arc::new(config),
             exports: Arc::default(),
+            export_lane,
+            lifecycle: Arc::new(Lifecycle::running()),
+            tokens,
+            report_limiter,
             jobs: None,
             job_metrics,
             cache,
@@ -71,6 +80,12 @@ impl AppState {
             metrics,
             dashboard: Arc::default(),
         }
+    }
+
+    /// With `lifecycle` (`serve` starts one that waits for the database) instead of a running one.
+    pub fn with_lifecycle(mut self, lifecycle: Arc<Lifecycle>) -> Self {
+        self.lifecycle = lifecycle;
+        self
     }
 
     /// With the job queues (routes under /api/v1/jobs, /reports, /outbox; assignment emails).

@@ -12,12 +12,11 @@ use axum::{
 };
 use perfstack_contract::probes;
 use prometheus_client::registry::Registry;
-use secrecy::ExposeSecret;
 use tokio::sync::watch;
 
 use super::shutdown::shutdown_signal;
 use crate::{
-    config::{DbConfig, JobsConfig, WorkerConfig},
+    config::{DbConfig, JobsConfig, SessionLimits, WorkerConfig},
     db::Db,
     jobs::{
         JobContext, JobQueue, JobStore, Queue, email::EmailHandler, mailer::Mailer, metrics::JobMetrics,
@@ -27,10 +26,15 @@ use crate::{
 };
 
 /// Runs the workers and their endpoints until SIGTERM/SIGINT, then lets running handlers finish.
-pub async fn worker(db_cfg: DbConfig, args: WorkerConfig, cfg: JobsConfig) -> anyhow::Result<()> {
-    let db = Db::connect(&db_cfg).await?;
+pub async fn worker(
+    db_cfg: DbConfig,
+    limits: SessionLimits,
+    args: WorkerConfig,
+    cfg: JobsConfig,
+) -> anyhow::Result<()> {
+    let db = Db::connect_lazy(&db_cfg, &limits)?;
     let mailer = Mailer::from_config(&cfg)?;
-    let queue = JobQueue::connect(args.redis_url.expose_secret(), cfg).await?;
+    let queue = JobQueue::connect(&args.expose_redis_url(), cfg).await?;
     let metrics = JobMetrics::default();
     let mut registry = Registry::default();
     metrics.register(&mut registry);

@@ -145,3 +145,68 @@ async fn wait_for_rows_held(gauge: &ExportGauge, rows: i64) -> i64 {
     }
     gauge.in_flight()
 }
+
+/// Slow readers cannot starve the API: exports whose clients read nothing hold no connection
+/// (they read in short batches), so other requests are served with a pool of two; past the lane's
+/// cap a further export is a 503; and a reader idle past the cut-off is dropped, freeing its place.
+#[sqlx::test(migrations = false)]
+async fn slow_readers_neither_starve_the_pool_nor_hold_the_lane(pool: PgPool) {
+    let app = crate::helpers::spawn_limited(
+        &pool,
+        None,
+        &[
+            "--db-pool-max",
+            "2",
+            "--db-pool-min",
+            "0",
+            "--db-acquire-timeout-ms",
+            "2000",
+        ],
+        &["--export-max-concurrent", "6", "--export-idle-timeout-ms", "1500"],
+    )
+    .await;
+    let (owner, project) = app.user_with_project("owner", "big").await;
+    sqlx::query(
+        "INSERT INTO tasks (project_id, title) SELECT $1, 'task ' || i FROM generate_series(1, 20000) AS i",
+    )
+    .bind(project)
+    .execute(&pool)
+    .await
+    .unwrap();
+    // Six clients start an export and then read nothing.
+    let mut stalled = Vec::new();
+    for _ in 0..6 {
+        let response = app.router.clone().oneshot(export(project)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        stalled.push(response.into_body());
+    }
+    // Everyone else is served, one request after the other, with a pool of two connections.
+    for _ in 0..10 {
+        assert_eq!(
+            app.get(&format!("/api/v1/users/{owner}")).await.status,
+            StatusCode::OK
+        );
+        assert_eq!(app.get("/api/v1/tasks?limit=5").await.status, StatusCode::OK);
+    }
+    let busy = app.get(&format!("/api/v1/projects/{project}/tasks/export")).await;
+    crate::helpers::assert_problem(&busy, StatusCode::SERVICE_UNAVAILABLE, None);
+    assert_eq!(busy.headers[header::RETRY_AFTER], "1");
+    // Past the idle cut-off the stalled exports give their places back.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = app.metrics().await;
+        if crate::helpers::sample(&metrics, "perfstack_http_export_cutoffs_total") == Some(6.0) {
+            assert!(metrics.contains("perfstack_http_rejections_total{reason=\"export_limit\"} 1"));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stalled exports were never cut off"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let again = app.get(&format!("/api/v1/projects/{project}/tasks/export")).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.json.as_array().map(Vec::len), Some(20_000));
+    drop(stalled);
+}

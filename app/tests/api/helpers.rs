@@ -9,7 +9,7 @@ use axum::{
 use clap::Parser;
 use http_body_util::BodyExt;
 use perfstack_app::{
-    config::ServeConfig,
+    config::{DbConfig, ServeConfig, SessionLimits},
     db::{Db, QueryMonitor, indexes, migrate},
     http::{AppState, router},
 };
@@ -21,6 +21,26 @@ use tower::ServiceExt;
 struct ServeFlags {
     #[command(flatten)]
     serve: ServeConfig,
+}
+
+/// What `serve` parses for its database: the URL, the pool and the session limits.
+#[derive(Parser)]
+struct DbFlags {
+    #[command(flatten)]
+    db: DbConfig,
+    #[command(flatten)]
+    limits: SessionLimits,
+}
+
+/// The URL of the test database behind `pool` (`#[sqlx::test]` makes one per test).
+pub fn database_url(pool: &PgPool) -> String {
+    let database = pool
+        .connect_options()
+        .get_database()
+        .expect("database")
+        .to_owned();
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    format!("{}/{database}", base.rsplit_once('/').expect("a URL").0)
 }
 
 /// Server settings as `serve` would parse them from these flags.
@@ -67,7 +87,48 @@ pub async fn spawn_with(pool: PgPool, flags: &[&str]) -> TestApp {
     }
 }
 
+/// Migrates the database behind `pool`, then builds the app as `serve` does: its own pool on
+/// `url` (the test database when `None`) with the session limits and pool settings of `db_flags`,
+/// and `serve_flags`.
+pub async fn spawn_limited(
+    pool: &PgPool,
+    url: Option<&str>,
+    db_flags: &[&str],
+    serve_flags: &[&str],
+) -> TestApp {
+    let owner = Db::from_pool(pool.clone(), QueryMonitor::new(Duration::from_millis(100)));
+    migrate::apply(&owner, &migrate::MigrateOptions::default())
+        .await
+        .expect("migrate");
+    let url = url.map_or_else(|| database_url(pool), str::to_owned);
+    let args = ["perfstack-app", "--database-url", &url]
+        .into_iter()
+        .chain(db_flags.iter().copied());
+    let flags = DbFlags::try_parse_from(args).expect("db flags");
+    let db = Db::connect_lazy(&flags.db, &flags.limits).expect("db");
+    let state = AppState::new(db, serve_config(serve_flags));
+    TestApp {
+        router: router(state.clone()),
+        state,
+    }
+}
+
+/// The value of the sample `name` (with its labels, e.g. `x_total{reason="a"}`) in a /metrics text.
+pub fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 impl TestApp {
+    /// `GET /metrics` as text.
+    pub async fn metrics(&self) -> String {
+        match self.get("/metrics").await.json {
+            Value::String(text) => text,
+            other => other.to_string(),
+        }
+    }
+
     pub fn db(&self) -> &Db {
         &self.state.db
     }

@@ -3,14 +3,20 @@
 // This whole binary is test code (a panic is how a helper reports a broken precondition); the
 // crate-level `cfg(test)` lets clippy's allow-unwrap-in-tests cover the helpers too.
 #![cfg(test)]
+mod auth;
+mod drain;
 mod errors;
 mod explain;
 mod export;
 mod health;
 mod helpers;
+mod limits;
 mod migrate;
 mod monitor;
+mod outage;
 mod projects;
+mod proxy;
+mod roles;
 mod seed;
 mod serve;
 mod tasks;

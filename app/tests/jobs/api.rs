@@ -113,7 +113,11 @@ async fn bad_report_requests_get_4xx(pool: PgPool) {
     ];
     for (body, field) in missing_subjects {
         let (status, _, problem) = call(&app, "POST", "/api/v1/reports", Some(body)).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            status,
+            StatusCode::CONFLICT,
+            "a report of a row that does not exist"
+        );
         assert_eq!(problem["field"], field);
     }
     let (status, _, _) = call(&app, "POST", "/api/v1/reports", Some(r#"{"type":"payroll"}"#)).await;

@@ -8,6 +8,7 @@ mod api;
 mod assignment;
 mod crash;
 mod handlers;
+mod limits;
 mod relay;
 mod runtime;
 mod support;

@@ -17,7 +17,7 @@ use super::pod::{
     empty_dir, mount, pod_spec, resources_or, restricted_container, secret_env, selector, service_port,
     tcp_port, template,
 };
-use super::{APP_UID, CacheSource, ValidatedStack};
+use super::{APP_UID, CacheSource, ValidatedStack, credentials};
 use crate::tuner::budget::{MAX_SURGE_PERCENT, TERMINATION_GRACE_SECONDS};
 
 /// Component label of the API.
@@ -35,8 +35,28 @@ pub fn deployment(stack: &ValidatedStack, image: &str, replicas: Option<i32>) ->
     let mut env = app.env.clone();
     env.push(stack.database_url_env());
     env.push(memory_limit_env());
-    if let CacheSource::External { secret, key } = &stack.cache {
-        env.push(secret_env(env::REDIS_URL, secret.clone(), key.clone()));
+    match &stack.cache {
+        CacheSource::External { secret, key } => {
+            env.push(secret_env(env::REDIS_URL, secret.clone(), key.clone()))
+        }
+        CacheSource::Bundled => env.push(secret_env(
+            env::REDIS_PASSWORD,
+            names.credentials(),
+            credentials::REDIS_PASSWORD_KEY.into(),
+        )),
+        CacheSource::Disabled => {}
+    }
+    if let Some(tokens) = stack.token_secret() {
+        env.push(secret_env(
+            env::API_TOKEN,
+            tokens.clone(),
+            credentials::API_TOKEN_KEY.into(),
+        ));
+        env.push(secret_env(
+            env::API_ADMIN_TOKEN,
+            tokens,
+            credentials::ADMIN_TOKEN_KEY.into(),
+        ));
     }
     let http_probe = |path: &str, period: i32| Probe {
         http_get: Some(HTTPGetAction {
@@ -90,6 +110,10 @@ pub fn deployment(stack: &ValidatedStack, image: &str, replicas: Option<i32>) ->
         ..Volume::default()
     };
     let pod = PodSpec {
+        // The app's own shutdown fits inside with room to spare: drain delay 5 s + in-flight grace
+        // 15 s (workers 20 s from the signal, in parallel) + pool close 3 s = at most 23 s
+        // (DRAIN_DELAY_S, SHUTDOWN_GRACE_S, JOBS_SHUTDOWN_GRACE_S, POOL_CLOSE_TIMEOUT_MS; see the
+        // app's startup::serve). Raise TERMINATION_GRACE_SECONDS first if any of those is raised.
         termination_grace_period_seconds: Some(i64::from(grace_seconds())),
         // Spread replicas over nodes when the scheduler can; never block scheduling on it.
         topology_spread_constraints: Some(vec![TopologySpreadConstraint {

@@ -2,12 +2,14 @@
 //! the migration depends on so that a new image (or a new database) gets a new Job and an unchanged one
 //! never reruns.
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
-use k8s_openapi::api::core::v1::{Container, PodSpec};
+use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec};
 use perfstack_contract::env;
 use sha2::{Digest, Sha256};
 
-use super::pod::{empty_dir, mount, plain_env, pod_spec, resources_or, restricted_container, template};
-use super::{APP_UID, DatabaseSource, ValidatedStack};
+use super::pod::{
+    empty_dir, mount, plain_env, pod_spec, resources_or, restricted_container, secret_env, template,
+};
+use super::{APP_UID, DatabaseSource, ValidatedStack, credentials};
 
 /// Component label of migration Jobs and their pods.
 pub const COMPONENT: &str = "migration";
@@ -22,12 +24,20 @@ pub fn digest(stack: &ValidatedStack, image: &str) -> String {
     hasher.update(image.as_bytes());
     hasher.update([0]);
     match &stack.database {
-        DatabaseSource::Bundled => hasher.update(b"bundled"),
+        // The app role's setup is part of the bundled migration: stacks from before it get it
+        // with one more (idempotent) migration run.
+        DatabaseSource::Bundled => hasher.update(b"bundled\0app-role"),
         DatabaseSource::External { secret, key } => {
             hasher.update(b"external\0");
             hasher.update(secret.as_bytes());
             hasher.update([0]);
             hasher.update(key.as_bytes());
+            if let Some(owner) = &stack.spec.database.migration_secret_ref {
+                hasher.update(b"\0owner\0");
+                hasher.update(owner.name.as_bytes());
+                hasher.update([0]);
+                hasher.update(owner.key.as_deref().unwrap_or_default().as_bytes());
+            }
         }
     }
     super::hex_prefix(&hasher.finalize(), 5)
@@ -48,7 +58,7 @@ pub fn job(stack: &ValidatedStack) -> Job {
             "--summary-file".into(),
             SUMMARY_FILE.into(),
         ]),
-        env: Some(vec![stack.database_url_env(), plain_env(env::LOG_FORMAT, "json")]),
+        env: Some(migration_env(stack)),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         resources: Some(resources_or(
             &stack.spec.app.resources,
@@ -77,6 +87,24 @@ pub fn job(stack: &ValidatedStack) -> Job {
         }),
         ..Job::default()
     }
+}
+
+/// The migration's environment: the schema owner's URL and, for the bundled database, the app role
+/// `migrate` creates (or sets the password of) and grants the app's tables.
+fn migration_env(stack: &ValidatedStack) -> Vec<EnvVar> {
+    let mut env = vec![
+        stack.migration_database_url_env(),
+        plain_env(env::LOG_FORMAT, "json"),
+    ];
+    if stack.database == DatabaseSource::Bundled {
+        env.push(plain_env(env::DB_APP_USER, credentials::APP_ROLE));
+        env.push(secret_env(
+            env::DB_APP_PASSWORD,
+            stack.names().credentials(),
+            credentials::APP_PASSWORD_KEY.into(),
+        ));
+    }
+    env
 }
 
 /// Label selector of every migration Job of the stack.

@@ -220,16 +220,46 @@ impl ValidatedStack {
         )
     }
 
-    /// The env var that gives a container the database URL.
+    /// The env var that gives the API the database URL: the app role's (bundled), or the user's.
     pub fn database_url_env(&self) -> EnvVar {
         let (secret, key) = match &self.database {
             DatabaseSource::Bundled => (
                 self.names().credentials(),
-                credentials::DATABASE_URL_KEY.to_owned(),
+                credentials::APP_DATABASE_URL_KEY.to_owned(),
             ),
             DatabaseSource::External { secret, key } => (secret.clone(), key.clone()),
         };
         pod::secret_env(env::DATABASE_URL, secret, key)
+    }
+
+    /// The env var that gives the migration the database URL of a role that owns the schema: the
+    /// bundled database's owner, or `spec.database.migrationSecretRef` (else the API's URL).
+    pub fn migration_database_url_env(&self) -> EnvVar {
+        let (secret, key) = match (&self.database, &self.spec.database.migration_secret_ref) {
+            (DatabaseSource::Bundled, _) => (
+                self.names().credentials(),
+                credentials::DATABASE_URL_KEY.to_owned(),
+            ),
+            (DatabaseSource::External { .. }, Some(owner)) => (
+                owner.name.clone(),
+                owner
+                    .key
+                    .clone()
+                    .unwrap_or_else(|| credentials::DATABASE_URL_KEY.to_owned()),
+            ),
+            (DatabaseSource::External { secret, key }, None) => (secret.clone(), key.clone()),
+        };
+        pod::secret_env(env::DATABASE_URL, secret, key)
+    }
+
+    /// The Secret holding the API tokens when auth is on: the user's, or the generated one.
+    pub fn token_secret(&self) -> Option<String> {
+        let auth = &self.spec.auth;
+        auth.enabled.then(|| {
+            auth.secret_ref
+                .clone()
+                .unwrap_or_else(|| self.names().credentials())
+        })
     }
 }
 

@@ -6,9 +6,13 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Container, PodSpec, Probe, Service, TCPSocketAction};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::pod::{pod_spec, resources_or, restricted_container, service_port, tcp_port};
+use perfstack_contract::env;
+
+use super::pod::{
+    pod_spec, resources_or, restricted_container, secret_env, service_port, tcp_port,
+};
 use super::volume::{DATA_VOLUME, VolumeSpec, statefulset as statefulset_of};
-use super::{REDIS_PORT, ValidatedStack};
+use super::{REDIS_PORT, ValidatedStack, credentials};
 
 /// Component label of the cache.
 pub const COMPONENT: &str = "redis";
@@ -55,7 +59,15 @@ pub fn statefulset(stack: &ValidatedStack, live: Option<&StatefulSet>) -> Statef
             "yes".into(),
             "--appendfsync".into(),
             "everysec".into(),
+            // The kubelet expands $(REDIS_PASSWORD) from the env below (the Secret's value).
+            "--requirepass".into(),
+            "$(REDIS_PASSWORD)".into(),
         ]),
+        env: Some(vec![secret_env(
+            env::REDIS_PASSWORD,
+            stack.names().credentials(),
+            credentials::REDIS_PASSWORD_KEY.into(),
+        )]),
         ports: Some(vec![tcp_port("redis", REDIS_PORT)]),
         readiness_probe: Some(probe.clone()),
         liveness_probe: Some(Probe {

@@ -13,7 +13,7 @@ use super::hpa::ReplicaRange;
 use super::pod::plain_env;
 use super::tuning::tuning_config_map;
 use super::*;
-use crate::crd::{CacheMode, DatabaseMode, DeletionPolicy, ExternalSpec, PerformanceStack};
+use crate::crd::{CacheMode, DatabaseMode, DeletionPolicy, ExternalSpec, PerformanceStack, SecretKeyRef};
 
 /// The stack `shop` in `team-a` at generation 3, as validation resolves it: `database` and `cache` are
 /// where its URLs come from.
@@ -69,6 +69,12 @@ fn full() -> ValidatedStack {
     spec.pool.max_connections = 40;
     spec.pool.acquire_timeout_ms = 1500;
     spec.pool.idle_timeout_seconds = 120;
+    spec.database.migration_secret_ref = Some(SecretKeyRef {
+        name: "shop-db-owner".into(),
+        key: None,
+    });
+    spec.auth.enabled = true;
+    spec.auth.secret_ref = Some("shop-api-tokens".into());
     spec.deletion_policy = DeletionPolicy::Delete;
     validated(
         spec,
@@ -154,7 +160,10 @@ fn minimal_spec_builds_the_expected_children() {
         &[
             (
                 "credentials-secret",
-                yaml(&credentials::credentials_secret(&stack, "not-a-real-password")),
+                yaml(&credentials::credentials_secret(
+                    &stack,
+                    credentials::credentials_data(&stack, &mut || "not-a-real-password".into()),
+                )),
             ),
             ("postgres-statefulset", yaml(&postgres::statefulset(&stack, None))),
             ("postgres-service", yaml(&postgres::service(&stack))),
@@ -337,7 +346,8 @@ fn postgres_major_versions_come_from_the_image_tag() {
 
 #[test]
 fn the_credentials_secret_is_never_owned_by_the_stack() {
-    let secret = credentials::credentials_secret(&minimal(), "x");
+    let data = credentials::credentials_data(&minimal(), &mut || "x".to_owned());
+    let secret = credentials::credentials_secret(&minimal(), data);
     assert_eq!(secret.metadata.owner_references, None);
     assert_eq!(
         secret.metadata.labels.unwrap()[STACK_LABEL],

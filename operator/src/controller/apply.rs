@@ -83,8 +83,10 @@ pub async fn apply(
         refused: Vec::new(),
     };
     let mut applied = Applied::default();
-    if let Some((service, set)) = &desired.postgres {
+    if crate::children::credentials::needed(stack) {
         w.credentials(stack, observed.credentials.as_ref()).await;
+    }
+    if let Some((service, set)) = &desired.postgres {
         w.write(service, observed.postgres_service.as_ref()).await;
         applied.postgres = w.write(set, observed.postgres.as_ref()).await;
     }

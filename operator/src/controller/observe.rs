@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 
 use super::context::{AutoscalingApi, Context};
 use super::error::Error;
-use crate::children::{CacheSource, DatabaseSource, ValidatedStack, app, hpa, volume};
+use crate::children::{CacheSource, DatabaseSource, ValidatedStack, app, credentials, hpa, volume};
 use crate::crd::StackStatus;
 use crate::tuner::TunerError;
 use crate::tuner::targets::{AppPods, Scraped};
@@ -105,9 +105,11 @@ pub async fn observe(
         recorded: recorded.cloned().unwrap_or_default(),
         ..Observed::default()
     };
+    if credentials::needed(stack) {
+        observed.credentials = get(&secrets, "Secret", &names.credentials()).await?;
+    }
     match &stack.database {
         DatabaseSource::Bundled => {
-            observed.credentials = get(&secrets, "Secret", &names.credentials()).await?;
             let postgres = data_set(ctx, ns, names.postgres()).await?;
             (observed.postgres_service, observed.postgres) = (postgres.service, postgres.set);
             observed.claims.push(postgres.claim);

@@ -106,6 +106,7 @@ pub fn validate(stack: &PerformanceStack) -> Result<ValidatedStack, InvalidSpec>
     pool(&spec.pool)?;
     slo(&spec.slo)?;
     tuning_spec(&spec.tuning)?;
+    secret_names(spec)?;
     Ok(ValidatedStack {
         name,
         namespace,
@@ -176,6 +177,30 @@ fn app(app: &AppSpec) -> Result<(), InvalidSpec> {
                 format!("{} is set by the operator and cannot be overridden", var.name),
             ));
         }
+    }
+    Ok(())
+}
+
+/// Secrets the spec names besides the database's and cache's: not empty.
+fn secret_names(spec: &PerformanceStackSpec) -> Result<(), InvalidSpec> {
+    if spec
+        .auth
+        .secret_ref
+        .as_ref()
+        .is_some_and(|name| name.trim().is_empty())
+    {
+        return Err(invalid("spec.auth.secretRef", "must not be empty"));
+    }
+    if spec
+        .database
+        .migration_secret_ref
+        .as_ref()
+        .is_some_and(|owner| owner.name.trim().is_empty())
+    {
+        return Err(invalid(
+            "spec.database.migrationSecretRef.name",
+            "must not be empty",
+        ));
     }
     Ok(())
 }

@@ -65,6 +65,10 @@ pub struct PerformanceStackSpec {
     /// Database schema migrations run as a Job before a new API image rolls out.
     #[serde(default)]
     pub migrations: MigrationsSpec,
+    /// Bearer-token authentication of the API. Off by default: anyone who reaches the Service may
+    /// call every route.
+    #[serde(default)]
+    pub auth: AuthSpec,
     /// When true, the operator stops changing anything that belongs to this stack until it is set back to
     /// false. Running workloads are left as they are.
     #[serde(default)]
@@ -125,6 +129,22 @@ impl Default for AppSpec {
     }
 }
 
+/// Bearer tokens for the API: an API token for ordinary calls, an admin token for deletes, jobs,
+/// the outbox and the dashboard. Probes, /metrics and /openapi.json stay open.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthSpec {
+    /// When true, every API route except the probes, /metrics and /openapi.json needs a token.
+    #[serde(default)]
+    pub enabled: bool,
+    /// A Secret in the stack's namespace holding the tokens under the keys api-token and
+    /// admin-token. When not set, the operator generates both once into the stack's credentials
+    /// Secret (<stack>-credentials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_ref: Option<String>,
+}
+
 /// Where the database comes from.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum DatabaseMode {
@@ -149,6 +169,11 @@ pub struct DatabaseSpec {
     /// Your own database (required when mode is External).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<ExternalSpec>,
+    /// External mode: the Secret and key of the URL the migration Job connects with, for a role that
+    /// owns the schema while external.secretRef names a role that may only read and write rows
+    /// (see docs/install.md). Default: external.secretRef, one role for both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration_secret_ref: Option<SecretKeyRef>,
     /// Connections kept free for administration and migrations; the pools of all API pods together stay
     /// below the server's max_connections minus this number.
     #[serde(default = "default_reserved_connections")]
@@ -162,6 +187,7 @@ impl Default for DatabaseSpec {
             mode: DatabaseMode::Bundled,
             bundled: BundledDatabaseSpec::default(),
             external: None,
+            migration_secret_ref: None,
             reserved_connections: default_reserved_connections(),
         }
     }

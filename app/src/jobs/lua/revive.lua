@@ -9,5 +9,6 @@ local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 redis.call('HSET', KEYS[3], 'state', 'queued', 'attempts', 0, 'updatedAt', now)
 redis.call('HDEL', KEYS[3], 'finishedAt')
+redis.call('PERSIST', KEYS[3])
 redis.call('RPUSH', KEYS[2], ARGV[1])
 return 1

@@ -28,14 +28,29 @@ impl Writer<'_> {
             name: name.clone(),
             source,
         };
+        let wanted = credentials::credentials_data(stack, &mut credentials::generate_password);
         if let Some(existing) = existing {
             if existing.labels().get(STACK_LABEL) == Some(&stack.name) {
                 let result = disown(&secrets, existing).await.map_err(refused);
                 self.keep(result);
             }
+            // Keys the stack needs and the Secret lacks (a newer operator, auth turned on) are
+            // added once; existing values never change.
+            let missing = credentials::missing(existing, wanted);
+            if !missing.is_empty() {
+                let keys: Vec<&String> = missing.keys().collect();
+                tracing::info!(name, ?keys, "adding generated keys to the credentials Secret");
+                let patch = json!({ "stringData": missing });
+                let result = secrets
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map(|_| ())
+                    .map_err(refused);
+                self.keep(result);
+            }
             return;
         }
-        let secret = credentials::credentials_secret(stack, &credentials::generate_password());
+        let secret = credentials::credentials_secret(stack, wanted);
         tracing::info!(name, "creating credentials Secret");
         let params = PostParams {
             field_manager: Some(crate::MANAGER.into()),

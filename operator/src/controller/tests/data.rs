@@ -28,7 +28,10 @@ async fn a_credentials_secret_owned_by_a_stack_loses_the_owner_reference() {
     let legacy = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {
         "name": "shop-credentials", "resourceVersion": "5", "labels": {"perfstack.dev/stack": "shop"},
         "ownerReferences": [{"apiVersion": "perfstack.dev/v1alpha1", "kind": "PerformanceStack",
-            "name": "shop", "uid": "uid-1", "controller": true, "blockOwnerDeletion": true}]}});
+            "name": "shop", "uid": "uid-1", "controller": true, "blockOwnerDeletion": true}]},
+        // Every key the stack needs is there: no key is added.
+        "data": {"username": "eA==", "password": "eA==", "database-url": "eA==", "app-username": "eA==",
+            "app-password": "eA==", "app-database-url": "eA==", "redis-password": "eA=="}});
     // Its only write: the patch taking the owner reference off (a resourceVersion-locked merge patch).
     reads(Scenario::new(stack), &job, |child| match child {
         Child::Credentials => Reply::Json(legacy.clone()),

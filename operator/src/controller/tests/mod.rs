@@ -157,9 +157,14 @@ fn live(desired: &Desired, child: Child) -> Reply {
     let (postgres_service, _) = desired.postgres.clone().unwrap_or_default();
     let (redis_service, redis) = desired.redis.clone().unwrap_or_default();
     match child {
-        Child::Credentials => Reply::Json(
-            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "shop-credentials"}}),
-        ),
+        // Every key a bundled database and Redis need, as this operator generated them.
+        Child::Credentials => Reply::Json(json!({
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "shop-credentials"},
+            "data": {
+                "username": "eA==", "password": "eA==", "database-url": "eA==", "app-username": "eA==",
+                "app-password": "eA==", "app-database-url": "eA==", "redis-password": "eA=="
+            }
+        })),
         Child::PostgresService => json_of(postgres_service),
         Child::Postgres => json_of(statefulset(desired, Some(1))),
         Child::PostgresClaim => json_of(claim("data-shop-postgres-0", "10Gi")),
