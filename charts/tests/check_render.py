@@ -31,6 +31,8 @@ OPERATOR_RIGHTS = {
     ("batch", "jobs"): {"get", "list", "watch", "create", "patch", "delete"},
     ("autoscaling", "horizontalpodautoscalers"): {"get", "list", "watch", "create", "patch", "delete"},
     ("events.k8s.io", "events"): {"create", "patch"},
+    ("monitoring.coreos.com", "podmonitors"): {"get", "create", "patch", "delete"},
+    ("monitoring.coreos.com", "prometheusrules"): {"get", "create", "patch", "delete"},
 }
 LEASE_RIGHTS = {("coordination.k8s.io", "leases"): {"get", "list", "watch", "create", "update", "patch"}}
 

@@ -6,6 +6,7 @@ pub mod controller;
 pub mod crd;
 pub mod kube_requests;
 pub mod metrics;
+pub mod rule_file;
 pub mod run;
 pub mod telemetry;
 pub mod tuner;

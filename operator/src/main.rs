@@ -19,6 +19,19 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::MonitoringRules(args) => match perfstack_operator::rule_file::render(&args) {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!(
+                    "perfstack-operator: {}",
+                    perfstack_operator::controller::ErrorChain(&error)
+                );
+                ExitCode::FAILURE
+            }
+        },
         Command::Run(args) => {
             perfstack_operator::telemetry::init(args.log_format);
             match perfstack_operator::run::run(args).await {

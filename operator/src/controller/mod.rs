@@ -101,8 +101,7 @@ async fn pipeline(
     validated: &ValidatedStack,
     ctx: &Context,
 ) -> Result<Action, Error> {
-    let recorded = stack.status.as_ref().and_then(|s| s.migration.as_ref());
-    let observed = observe::observe(ctx, validated, recorded).await?;
+    let observed = observe::observe(ctx, validated, stack.status.as_ref()).await?;
     let decision = tune::tune(ctx.tuning.as_ref().map(|t| &t.registry), validated, &observed);
     let desired = build::build(validated, &decision, &observed)?;
     let applied = apply::apply(ctx, validated, &observed, &desired, &decision).await?;

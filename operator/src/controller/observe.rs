@@ -2,6 +2,7 @@
 //! the user's Secrets, each live child, the migration Job (and, once it finished, what its pod
 //! reported), and, when the tuning interval is due, the API pods' `/metrics`.
 mod migration;
+mod monitoring;
 
 use std::fmt::Debug;
 use std::time::Instant;
@@ -16,12 +17,14 @@ use serde::de::DeserializeOwned;
 use super::context::{AutoscalingApi, Context};
 use super::error::Error;
 use crate::children::{CacheSource, DatabaseSource, ValidatedStack, app, hpa};
-use crate::crd::MigrationStatus;
+use crate::controller::status::conditions::{MONITORING, condition_is_true};
+use crate::crd::StackStatus;
 use crate::tuner::TunerError;
 use crate::tuner::observe::PodAnswer;
 use crate::tuner::targets::AppPods;
 
 pub use migration::{ObservedMigration, state_of};
+pub use monitoring::ObservedMonitoring;
 
 /// What the operator found of a Secret the user references (it reads key names, never values).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +71,8 @@ pub struct Observed {
     pub autoscaling: AutoscalingApi,
     /// The API pods' answers when the tuning interval was due (`Err`: they could not be listed).
     pub app_metrics: Option<Result<Vec<PodAnswer>, TunerError>>,
+    /// The PodMonitor and PrometheusRule (`None`: monitoring off, nothing to retire).
+    pub monitoring: Option<ObservedMonitoring>,
 }
 
 /// Reads a child, `None` when it does not exist.
@@ -78,13 +83,15 @@ where
     api.get_opt(name).await.map_err(Error::observing(kind, name))
 }
 
-/// Reads everything the reconcile of `stack` needs. `recorded` is the migration as the stack's
-/// status last reported it: a finished Job's outcome is taken from there instead of its pods.
+/// Reads everything the reconcile of `stack` needs. `status` is what the stack's status last reported:
+/// a finished migration Job's outcome is taken from there instead of its pods, and it says whether
+/// monitoring objects were created before.
 pub async fn observe(
     ctx: &Context,
     stack: &ValidatedStack,
-    recorded: Option<&MigrationStatus>,
+    status: Option<&StackStatus>,
 ) -> Result<Observed, Error> {
+    let recorded = status.and_then(|s| s.migration.as_ref());
     let ns = &stack.namespace;
     let names = stack.names();
     let secrets: Api<Secret> = ctx.api(ns);
@@ -124,6 +131,8 @@ pub async fn observe(
     }
     observed.api_service = get(&services, "Service", &names.api()).await?;
     observed.hpa = live_hpa(&ctx.client, stack, ctx.autoscaling).await?;
+    let monitored_before = status.is_some_and(|s| condition_is_true(&s.conditions, MONITORING));
+    observed.monitoring = monitoring::observe(ctx, stack, monitored_before).await?;
     // The tuner ticks only once the API Deployment exists: before, there are no pods to ask.
     if let Some(tuning) = &ctx.tuning
         && observed.api.is_some()

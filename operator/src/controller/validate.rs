@@ -104,6 +104,7 @@ pub fn validate(stack: &PerformanceStack) -> Result<ValidatedStack, InvalidSpec>
     pool(&spec.pool)?;
     slo(&spec.slo)?;
     tuning_spec(&spec.tuning)?;
+    scrape_interval(&spec.monitoring.interval)?;
     Ok(ValidatedStack {
         name,
         namespace,
@@ -208,6 +209,19 @@ fn tuning_spec(tuning: &TuningSpec) -> Result<(), InvalidSpec> {
         ),
     ] {
         in_range(field, seconds, 0, 3600)?;
+    }
+    Ok(())
+}
+
+/// `spec.monitoring.interval`: a Prometheus duration in ms, s or m (as the CRD's pattern says).
+fn scrape_interval(interval: &str) -> Result<(), InvalidSpec> {
+    let unit = interval.trim_start_matches(|c: char| c.is_ascii_digit());
+    let digits = &interval[..interval.len() - unit.len()];
+    if digits.is_empty() || !matches!(unit, "ms" | "s" | "m") {
+        return Err(invalid(
+            "spec.monitoring.interval",
+            format!("{interval:?} is not a duration such as 30s"),
+        ));
     }
     Ok(())
 }
@@ -325,6 +339,21 @@ mod tests {
         spec.pool.max_connections = 20;
         let err = validate(&stack(spec)).unwrap_err();
         assert_eq!(err.field, "spec.pool.minConnections");
+    }
+
+    #[test]
+    fn monitoring_interval_must_be_a_prometheus_duration() {
+        for good in ["30s", "500ms", "1m"] {
+            let mut spec = PerformanceStackSpec::default();
+            spec.monitoring.interval = good.into();
+            assert!(validate(&stack(spec)).is_ok(), "{good}");
+        }
+        for bad in ["", "s", "30", "30h", "3s0", "-1s"] {
+            let mut spec = PerformanceStackSpec::default();
+            spec.monitoring.interval = bad.into();
+            let err = validate(&stack(spec)).unwrap_err();
+            assert_eq!(err.field, "spec.monitoring.interval", "{bad}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use perfstack_contract::migration::MigrationReport;
 use crate::children::{ValidatedStack, postgres};
 use crate::controller::apply::Applied;
 use crate::controller::context::AutoscalingApi;
-use crate::controller::observe::{ExternalSecret, Observed};
+use crate::controller::observe::{ExternalSecret, Observed, ObservedMonitoring};
 use crate::crd::{MigrationState, MigrationStatus};
 use crate::tuner::BudgetPlan;
 
@@ -25,6 +25,8 @@ pub const MIGRATIONS_APPLIED: &str = "MigrationsApplied";
 pub const AUTOSCALING: &str = "Autoscaling";
 /// maxReplicas x pool max + reserved fits PostgreSQL's max_connections (the tuner's invariant).
 pub const CONNECTION_BUDGET: &str = "ConnectionBudget";
+/// The PodMonitor and PrometheusRule exist (`spec.monitoring.enabled` only).
+pub const MONITORING: &str = "Monitoring";
 
 /// A condition to set.
 pub struct Verdict {
@@ -78,6 +80,7 @@ pub fn sort_conditions(conditions: &mut [Condition]) {
         APP_READY,
         AUTOSCALING,
         CONNECTION_BUDGET,
+        MONITORING,
     ];
     conditions.sort_by_key(|c| order.iter().position(|t| *t == c.type_).unwrap_or(order.len()));
 }
@@ -282,4 +285,34 @@ pub fn connection_budget(plan: &BudgetPlan) -> Verdict {
         plan.verdict.reason(),
         plan.to_string(),
     )
+}
+
+/// Whether `conditions` has `type_` with status True.
+pub fn condition_is_true(conditions: &[Condition], type_: &str) -> bool {
+    conditions.iter().any(|c| c.type_ == type_ && c.status == "True")
+}
+
+/// Monitoring: whether the PodMonitor and PrometheusRule exist, or why not. `None`: monitoring is off
+/// (or being retired), and the condition is not shown.
+pub fn monitoring(stack: &ValidatedStack, observed: &Observed) -> Option<Verdict> {
+    let names = stack.names();
+    match observed.monitoring.as_ref()? {
+        ObservedMonitoring::Served { .. } => Some(verdict(
+            MONITORING,
+            true,
+            "MonitoringCreated",
+            format!(
+                "PodMonitor {} scrapes the API pods; PrometheusRule {} alerts on spec.slo",
+                names.api(),
+                names.slo_rules()
+            ),
+        )),
+        ObservedMonitoring::NotServed => Some(verdict(
+            MONITORING,
+            false,
+            "MonitoringKindsNotServed",
+            "this cluster does not serve monitoring.coreos.com/v1 PodMonitor and PrometheusRule (install the Prometheus Operator's CRDs); the rest of the stack is deployed without them".into(),
+        )),
+        ObservedMonitoring::Retired => None,
+    }
 }

@@ -3,6 +3,7 @@
 //! come first (the observe step), writes after (the apply step).
 mod lifecycle;
 mod migration;
+mod monitoring;
 mod scenario;
 
 use std::time::Duration;
