@@ -33,14 +33,16 @@ async fn main() -> ExitCode {
             }
         },
         Command::Run(args) => {
-            perfstack_operator::telemetry::init(args.log_format);
-            match perfstack_operator::run::run(args).await {
+            let traces = perfstack_operator::telemetry::init(args.log_format);
+            let code = match perfstack_operator::run::run(args).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     tracing::error!(error = format!("{error:#}"), "operator stopped");
                     ExitCode::FAILURE
                 }
-            }
+            };
+            drop(traces);
+            code
         }
     }
 }

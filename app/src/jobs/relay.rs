@@ -54,7 +54,7 @@ pub async fn relay_batch(db: &Db, jobs: &JobQueue, limit: i64) -> Result<usize, 
         if let Some(queue) = Queue::parse(&row.queue) {
             let max_attempts = QueuePolicy::for_queue(&jobs.config, queue).max_attempts;
             jobs.store
-                .enqueue(&id, queue, &row.payload.0, max_attempts)
+                .enqueue(&id, queue, &row.payload.0, max_attempts, None)
                 .await?;
         }
     }

@@ -9,6 +9,9 @@
 use std::{collections::HashMap, time::Duration};
 
 use redis::{AsyncCommands, Script, ScriptInvocation, aio::ConnectionManager};
+use tracing::Instrument as _;
+
+use crate::telemetry::spans;
 
 use super::{
     error::JobsError,
@@ -24,6 +27,8 @@ pub struct ClaimedJob {
     /// 1 for the first attempt.
     pub attempt: u32,
     pub max_attempts: u32,
+    /// The W3C traceparent of the request that enqueued the job, when traces were exported.
+    pub traceparent: Option<String>,
 }
 
 /// The outcome of one attempt, as recorded in Redis.
@@ -120,13 +125,15 @@ impl JobStore {
         invocation
     }
 
-    /// Adds a job at the tail of `queue`. Returns false when a job with this id existed already.
+    /// Adds a job at the tail of `queue`, carrying `traceparent` (the trace its run continues).
+    /// Returns false when a job with this id existed already.
     pub async fn enqueue(
         &self,
         id: &JobId,
         queue: Queue,
         payload: &serde_json::Value,
         max_attempts: u32,
+        traceparent: Option<&str>,
     ) -> Result<bool, JobsError> {
         let added: i64 = self
             .scripts
@@ -137,20 +144,22 @@ impl JobStore {
             .arg(queue.as_str())
             .arg(payload.to_string())
             .arg(max_attempts)
+            .arg(traceparent.unwrap_or_default())
             .invoke_async(&mut self.conn.clone())
+            .instrument(spans::redis("enqueue"))
             .await?;
         Ok(added == 1)
     }
 
     /// Leases the next ready (or due) job of `queue` for `lease`; `None` when there is none.
     pub async fn claim(&self, queue: Queue, lease: Duration) -> Result<Option<ClaimedJob>, JobsError> {
-        let claimed: Option<(String, String, u32, u32)> = self
+        let claimed: Option<(String, String, u32, u32, String)> = self
             .between(&self.scripts.claim, queue, &["ready", "scheduled", "running"])
             .arg(self.job_prefix())
             .arg(millis(lease))
             .invoke_async(&mut self.conn.clone())
             .await?;
-        let Some((id, payload, attempt, max_attempts)) = claimed else {
+        let Some((id, payload, attempt, max_attempts, traceparent)) = claimed else {
             return Ok(None);
         };
         let payload = serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null);
@@ -160,6 +169,7 @@ impl JobStore {
             payload,
             attempt,
             max_attempts,
+            traceparent: Some(traceparent).filter(|t| !t.is_empty()),
         }))
     }
 
@@ -194,6 +204,7 @@ impl JobStore {
             .arg(text)
             .arg(number)
             .invoke_async(&mut self.conn.clone())
+            .instrument(spans::redis("finish"))
             .await?;
         Ok(recorded == 1)
     }

@@ -5,6 +5,7 @@ mod lifecycle;
 mod migration;
 mod monitoring;
 mod scenario;
+mod traces;
 
 use std::time::Duration;
 
