@@ -103,6 +103,7 @@ async fn pipeline(
 ) -> Result<Action, Error> {
     let observed = observe::observe(ctx, validated, stack.status.as_ref()).await?;
     let decision = tune::tune(ctx.tuning.as_ref().map(|t| &t.registry), validated, &observed);
+    ctx.metrics.settings_in_force(stack, &decision.settings);
     let desired = build::build(validated, &decision, &observed)?;
     let applied = apply::apply(ctx, validated, &observed, &desired, &decision).await?;
     let new_status = status::compute(stack, validated, &observed, &applied, &decision, &status::now());
