@@ -1,7 +1,7 @@
 //! Logging (JSON in-cluster or human-readable text, filtered by RUST_LOG, default info) and, when the
 //! standard OTLP variables name an endpoint, trace export: every reconcile is a trace, with the
 //! operator's steps and its requests to the API server as spans (`perfstack-otel`).
-use perfstack_otel::{OtlpSettings, TraceExport};
+use perfstack_otel::TraceExport;
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
@@ -36,20 +36,13 @@ pub fn init(format: LogFormat) -> Option<TraceExport> {
         LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).boxed(),
         LogFormat::Text => logs.boxed(),
     };
-    let (traces, export, problem) = match OtlpSettings::from_process_env() {
-        Ok(Some(settings)) => match perfstack_otel::layer(SERVICE_NAME, &settings) {
-            Ok((layer, export)) => (Some(layer.with_filter(exported())), Some(export), None),
-            Err(error) => (None, None, Some(error)),
-        },
-        Ok(None) => (None, None, None),
-        Err(error) => (None, None, Some(error)),
-    };
+    let traces = perfstack_otel::from_env(SERVICE_NAME);
     tracing_subscriber::registry()
         .with(logs.with_filter(filter))
-        .with(traces)
+        .with(traces.layer.map(|layer| layer.with_filter(exported())))
         .init();
-    if let Some(error) = problem {
+    if let Some(error) = traces.problem {
         tracing::error!(error = %error, "traces are not exported");
     }
-    export
+    traces.export
 }

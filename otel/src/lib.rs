@@ -141,5 +141,43 @@ where
     ))
 }
 
+/// What the environment asks a process for: the layer and the guard keeping the export running when
+/// traces are exported, and why not when they were asked for but cannot be (to be logged once the
+/// subscriber is installed).
+pub struct FromEnv<S> {
+    /// Install it (with a filter of its own) next to the log layer.
+    pub layer: Option<OpenTelemetryLayer<S, SdkTracer>>,
+    /// Keep it until the process ends.
+    pub export: Option<TraceExport>,
+    /// An endpoint was set, but the exporter could not be set up.
+    pub problem: Option<OtlpError>,
+}
+
+/// [`layer`] as this process's environment configures it (nothing without an endpoint).
+pub fn from_env<S>(service: &'static str) -> FromEnv<S>
+where
+    S: Subscriber + for<'span> LookupSpan<'span>,
+{
+    let built = OtlpSettings::from_process_env()
+        .and_then(|settings| settings.map(|s| layer(service, &s)).transpose());
+    match built {
+        Ok(Some((layer, export))) => FromEnv {
+            layer: Some(layer),
+            export: Some(export),
+            problem: None,
+        },
+        Ok(None) => FromEnv {
+            layer: None,
+            export: None,
+            problem: None,
+        },
+        Err(problem) => FromEnv {
+            layer: None,
+            export: None,
+            problem: Some(problem),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests;

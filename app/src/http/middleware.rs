@@ -57,10 +57,11 @@ fn request_span(request: &Request) -> tracing::Span {
         .get(REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
+    // The route template, never the raw path (ids would make every span name unique).
     let route = request
         .extensions()
         .get::<axum::extract::MatchedPath>()
-        .map_or_else(|| request.uri().path(), |matched| matched.as_str());
+        .map_or(crate::metrics::http::UNMATCHED_ROUTE, |matched| matched.as_str());
     let span = tracing::info_span!(
         "request",
         method = %request.method(),

@@ -6,7 +6,7 @@ pub mod spans;
 
 use clap::{Args, ValueEnum};
 use perfstack_contract::env;
-use perfstack_otel::{OtlpSettings, TraceExport};
+use perfstack_otel::TraceExport;
 use tracing::Level;
 use tracing_subscriber::{EnvFilter, Layer, filter::Targets, fmt, prelude::*};
 
@@ -55,21 +55,14 @@ pub fn init(args: &LogArgs) -> Option<TraceExport> {
         LogFormat::Json => fmt::layer().json().with_current_span(true).boxed(),
         LogFormat::Text => fmt::layer().with_writer(std::io::stderr).boxed(),
     };
-    let (traces, export, problem) = match OtlpSettings::from_process_env() {
-        Ok(Some(settings)) => match perfstack_otel::layer(SERVICE_NAME, &settings) {
-            Ok((layer, export)) => (Some(layer.with_filter(exported())), Some(export), None),
-            Err(error) => (None, None, Some(error)),
-        },
-        Ok(None) => (None, None, None),
-        Err(error) => (None, None, Some(error)),
-    };
+    let traces = perfstack_otel::from_env(SERVICE_NAME);
     let result = tracing_subscriber::registry()
         .with(logs.with_filter(filter))
-        .with(traces)
+        .with(traces.layer.map(|layer| layer.with_filter(exported())))
         .try_init();
     drop(result);
-    if let Some(error) = problem {
+    if let Some(error) = traces.problem {
         tracing::error!(error = %error, "traces are not exported");
     }
-    export
+    traces.export
 }

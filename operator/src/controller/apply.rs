@@ -3,6 +3,8 @@
 //! costs no write; the credentials Secret is created once (or adopted back); the migration Job is
 //! created once the database is ready; superseded migration Jobs are deleted; the tuner's Events are
 //! published. Returns what is live afterwards, for the status.
+mod monitoring;
+
 use std::fmt::Debug;
 
 use k8s_openapi::NamespaceResourceScope;
@@ -14,12 +16,12 @@ use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::build::{APPLIED_DIGEST_ANNOTATION, Autoscaler, Desired, Monitors};
+use super::build::{APPLIED_DIGEST_ANNOTATION, Autoscaler, Desired};
 use super::context::Context;
 use super::error::{Error, Write, unless_gone};
-use super::observe::{ExternalSecret, Observed, ObservedMigration, ObservedMonitoring, state_of};
+use super::observe::{ExternalSecret, Observed, ObservedMigration, state_of};
 use super::tune::TuningDecision;
-use crate::children::{STACK_LABEL, ValidatedStack, credentials, hpa, monitoring, postgres};
+use crate::children::{STACK_LABEL, ValidatedStack, credentials, hpa, postgres};
 use crate::crd::MigrationStatus;
 
 /// Server-side apply parameters for every child. One field manager owns everything the operator
@@ -89,7 +91,7 @@ pub async fn apply(
         .write(&desired.api_service, observed.api_service.as_ref())
         .await?;
     write_hpa(&children, stack, desired.hpa.as_ref(), observed.hpa.as_ref()).await?;
-    write_monitoring(
+    monitoring::write(
         &children,
         stack,
         desired.monitoring.as_ref(),
@@ -175,52 +177,6 @@ async fn write_hpa(
     Ok(())
 }
 
-/// Applies the PodMonitor and the PrometheusRule whose digest changed, or deletes both once monitoring
-/// was turned off.
-async fn write_monitoring(
-    children: &Writer<'_>,
-    stack: &ValidatedStack,
-    desired: Option<&Monitors>,
-    live: Option<&ObservedMonitoring>,
-) -> Result<(), Error> {
-    let monitors = monitoring::pod_monitor_resource();
-    let rules = monitoring::prometheus_rule_resource();
-    let monitors = Api::namespaced_with(children.ctx.client.clone(), &stack.namespace, &monitors);
-    let rules = Api::namespaced_with(children.ctx.client.clone(), &stack.namespace, &rules);
-    match (desired, live) {
-        (Some(desired), Some(ObservedMonitoring::Served { pod_monitor, rule })) => {
-            if pod_monitor.as_deref().and_then(digest) != digest(&desired.pod_monitor) {
-                apply_object(&monitors, "PodMonitor", &desired.pod_monitor).await?;
-            }
-            if rule.as_deref().and_then(digest) != digest(&desired.rule) {
-                apply_object(&rules, "PrometheusRule", &desired.rule).await?;
-            }
-        }
-        (_, Some(ObservedMonitoring::Retired)) => {
-            let names = stack.names();
-            delete_child(&monitors, "PodMonitor", &names.api()).await?;
-            delete_child(&rules, "PrometheusRule", &names.slo_rules()).await?;
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
-/// Deletes the child `name` (a `kind`); one that is gone already counts as deleted.
-async fn delete_child(api: &Api<DynamicObject>, kind: &'static str, name: &str) -> Result<(), Error> {
-    let deleted =
-        unless_gone(api.delete(name, &DeleteParams::default()).await).map_err(|source| Error::Apply {
-            write: Write::Delete,
-            kind,
-            name: name.to_owned(),
-            source,
-        })?;
-    if deleted.is_some() {
-        tracing::info!(kind, name, "deleted child");
-    }
-    Ok(())
-}
-
 /// Server-side applies `desired` (a `kind`) and returns what the API server answered.
 async fn apply_object<K>(api: &Api<K>, kind: &'static str, desired: &K) -> Result<K, Error>
 where
@@ -249,17 +205,30 @@ async fn delete_jobs(jobs: &Api<Job>, names: &[String]) -> Result<(), Error> {
         ..DeleteParams::default()
     };
     for name in names {
-        let deleted = unless_gone(jobs.delete(name, &params).await).map_err(|source| Error::Apply {
-            write: Write::Delete,
-            kind: "Job",
-            name: name.clone(),
-            source,
-        })?;
-        if deleted.is_some() {
+        if delete_child(jobs, "Job", name, &params).await? {
             tracing::info!(job = name, "deleted superseded migration Job");
         }
     }
     Ok(())
+}
+
+/// Deletes the child `name` (a `kind`); false when it was gone already, which counts as deleted.
+async fn delete_child<K>(
+    api: &Api<K>,
+    kind: &'static str,
+    name: &str,
+    params: &DeleteParams,
+) -> Result<bool, Error>
+where
+    K: Resource + DeserializeOwned + Clone + Debug,
+{
+    let deleted = unless_gone(api.delete(name, params).await).map_err(|source| Error::Apply {
+        write: Write::Delete,
+        kind,
+        name: name.to_owned(),
+        source,
+    })?;
+    Ok(deleted.is_some())
 }
 
 /// Creates the credentials Secret if it does not exist. An existing one is never rewritten; one kept
