@@ -125,7 +125,9 @@ where
     })?
     .map_err(OtlpError::Exporter)?;
     let mut resource = Resource::builder();
-    if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+    if std::env::var("OTEL_SERVICE_NAME").is_ok_and(|name| name.trim().is_empty())
+        || std::env::var_os("OTEL_SERVICE_NAME").is_none()
+    {
         resource = resource.with_service_name(service);
     }
     let provider = SdkTracerProvider::builder()

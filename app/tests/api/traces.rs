@@ -2,13 +2,7 @@
 //! OTLP receiver in this test process, on the real PostgreSQL and Redis. A request carrying a W3C
 //! `traceparent` must yield spans of that trace for the HTTP request, its SQL, its Redis calls and
 //! the job it enqueued, run by the worker the process runs.
-// This whole binary is test code; the crate-level `cfg(test)` lets clippy's allow-unwrap-in-tests
-// cover the helpers too.
-#![cfg(test)]
-use std::{
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
 use perfstack_app::db::{Db, QueryMonitor, migrate};
 use perfstack_otel::receiver::{OtlpReceiver, ReceivedSpan};
@@ -19,61 +13,30 @@ use tokio::{
     net::TcpStream,
 };
 
+use crate::process::{Server, database_url};
+
 /// The trace the test's requests belong to, as a caller would have started it.
 const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
 const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The URL of the test database behind `pool`.
-fn database_url(pool: &PgPool) -> String {
-    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL must be set (source .run/env)");
-    let name = pool.connect_options().get_database().expect("named").to_owned();
-    let (base, query) = base.split_once('?').map_or((base.as_str(), ""), |(b, q)| (b, q));
-    let cut = base.rfind('/').expect("database URL has a path");
-    let query = if query.is_empty() {
-        String::new()
-    } else {
-        format!("?{query}")
-    };
-    format!("{}/{name}{query}", &base[..cut])
-}
-
 /// `serve` on the test database and Redis (jobs under a fresh key prefix), exporting to `receiver`.
 fn start(pool: &PgPool, receiver: &OtlpReceiver) -> (Server, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_perfstack-app"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("DATABASE_URL", database_url(pool))
-        .env(
+    let env = [
+        (
             "REDIS_URL",
             std::env::var("REDIS_URL").expect("REDIS_URL must be set"),
-        )
-        .env(
+        ),
+        (
             "JOBS_KEY_PREFIX",
             format!("perfstack-test:{}", uuid::Uuid::new_v4()),
-        )
-        .env("JOBS_POLL_INTERVAL_MS", "20")
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        .env_remove("OTEL_SERVICE_NAME")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    (Server(child), port)
+        ),
+        ("JOBS_POLL_INTERVAL_MS", "20".into()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", String::new()),
+        ("OTEL_SERVICE_NAME", String::new()),
+    ];
+    Server::start(&database_url(pool), &[], &env)
 }
 
 /// One HTTP/1.1 exchange: (status, JSON body or Null).
