@@ -166,7 +166,13 @@ K get events.events.k8s.io -n "$NS" -o json | jq -e '[.items[] | select(.regardi
 # Read the whole body first: `curl | grep -q` fails under pipefail when grep stops reading early.
 metrics=$(curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics")
 grep -q 'perfstack_operator_stacks{phase="Ready"} '"${#STACKS[@]}" <<<"$metrics" || fail "/metrics does not count the Ready stacks"
-pass "Events and metrics report the transitions"
+for stack in "${STACKS[@]}"; do
+  for family in tuned_pool_min_connections tuned_pool_max_connections tuned_min_replicas tuned_max_replicas; do
+    grep -q "^perfstack_operator_${family}{stack_namespace=\"$NS\",stack=\"$stack\"} [0-9]" <<<"$metrics" ||
+      fail "/metrics lacks perfstack_operator_$family of $stack (the settings it decided, for the dashboard)"
+  done
+done
+pass "Events and metrics report the transitions and the settings each stack runs with"
 
 # ---------- 3. a second pass changes nothing ----------
 versions() {
