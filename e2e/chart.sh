@@ -87,6 +87,8 @@ NEEDED=(
   "jobs.batch get,list,watch,create,patch,delete"
   "horizontalpodautoscalers.autoscaling get,list,watch,create,patch,delete"
   "events.events.k8s.io create,patch"
+  "podmonitors.monitoring.coreos.com get,create,patch,delete"
+  "prometheusrules.monitoring.coreos.com get,create,patch,delete"
 )
 # Rights it must not have, even in a namespace it watches.
 NOT_NEEDED=(

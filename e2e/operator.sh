@@ -41,6 +41,8 @@ log "building the operator"
 cargo build -q -p perfstack-operator
 : >"$WORK/operator.log"
 install_crds
+# The Prometheus Operator's CRDs come in later (section 3b); a previous run may have left them.
+K delete -f e2e/crds/prometheus-operator.yaml --ignore-not-found >/dev/null
 K create namespace "$NS" >/dev/null
 K create namespace "$NS_BAD" >/dev/null
 # With the k8s-lab the operator runs as a ServiceAccount holding exactly the chart's RBAC (e2e/rbac.yaml).
@@ -192,7 +194,13 @@ pass "the defaults fit their budget as they are: $(condition "$NS" demo Connecti
 # Read the whole body first: `curl | grep -q` fails under pipefail when grep stops reading early.
 metrics=$(curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics")
 grep -q 'perfstack_operator_stacks{phase="Ready"} '"${#STACKS[@]}" <<<"$metrics" || fail "/metrics does not count the Ready stacks"
-pass "Events and metrics report the transitions"
+for stack in "${STACKS[@]}"; do
+  for family in tuned_pool_min_connections tuned_pool_max_connections tuned_min_replicas tuned_max_replicas; do
+    grep -q "^perfstack_operator_${family}{stack_namespace=\"$NS\",stack=\"$stack\"} [0-9]" <<<"$metrics" ||
+      fail "/metrics lacks perfstack_operator_$family of $stack (the settings it decided, for the dashboard)"
+  done
+done
+pass "Events and metrics report the transitions and the settings each stack runs with"
 
 # ---------- 3. a second pass changes nothing ----------
 versions() {
@@ -255,6 +263,53 @@ awk -v s="$revert_s" 'BEGIN {exit !(s < 10)}' || fail "$stack: the hand edit too
 K get --raw "/api/v1/namespaces/$NS/configmaps/$stack-config" | jq -e '[.metadata.managedFields[] | select(.manager=="perfstack-operator") |
   .fieldsV1["f:data"]["f:LOG_FORMAT"]] | length == 1' >/dev/null || fail "$stack: the operator does not own LOG_FORMAT again"
 pass "$stack: a hand edit of a field the operator owns is reverted in ${revert_s}s; another tool's annotation stays"
+
+# ---------- 3d. spec.monitoring: reported where the kinds are not served, created where they are ----------
+# The Prometheus Operator's CRDs are installed only now (a stand-in: e2e/crds/prometheus-operator.yaml says
+# why), so the first half runs on a cluster without them.
+stack=${STACKS[0]}
+K patch pstack -n "$NS" "$stack" --type=merge -p '{"spec":{"monitoring":{"enabled":true,"labels":{"release":"e2e"}}}}' >/dev/null
+not_served() { [[ $(condition "$NS" "$stack" Monitoring reason) == MonitoringKindsNotServed ]]; }
+wait_for 30 "$stack: Monitoring=False MonitoringKindsNotServed" not_served
+[[ $(condition "$NS" "$stack" Ready) == True ]] || fail "$stack: not Ready while only the monitoring kinds are missing"
+pass "$stack: monitoring without the Prometheus Operator's CRDs is reported ($(condition "$NS" "$stack" Monitoring message | cut -c1-70)...), the stack stays Ready"
+K apply -f e2e/crds/prometheus-operator.yaml >/dev/null
+for crd in podmonitors prometheusrules; do
+  wait_for 30 "CRD $crd established" K wait --for condition=established --timeout=1s "crd/$crd.monitoring.coreos.com"
+done
+# Any change of the stack starts a reconcile, which discovers the kinds again.
+K annotate pstack -n "$NS" "$stack" --overwrite "e2e.perfstack.dev/poke=$(date +%s)" >/dev/null
+monitors_created() {
+  [[ $(condition "$NS" "$stack" Monitoring reason) == MonitoringCreated ]] &&
+    K get podmonitor -n "$NS" "$stack-api" >/dev/null 2>&1 && K get prometheusrule -n "$NS" "$stack-slo" >/dev/null 2>&1
+}
+wait_for 60 "$stack: PodMonitor and PrometheusRule created" monitors_created
+uid=$(stack_json "$NS" "$stack" | jq -r .metadata.uid)
+monitor=$(K get podmonitor -n "$NS" "$stack-api" -o json)
+jq -e --arg uid "$uid" --arg stack "$stack" '.metadata.ownerReferences[0].uid == $uid and .metadata.labels.release == "e2e"
+  and .spec.selector.matchLabels["app.kubernetes.io/component"] == "api"
+  and .spec.podMetricsEndpoints[0].port == "http" and .spec.podMetricsEndpoints[0].path == "/metrics"
+  and .spec.podMetricsEndpoints[0].relabelings[0].replacement == $stack' <<<"$monitor" >/dev/null ||
+  fail "$stack: PodMonitor not as built: $(jq -c '{metadata: .metadata.labels, spec}' <<<"$monitor")"
+rule=$(K get prometheusrule -n "$NS" "$stack-slo" -o json)
+for alert in PerfstackErrorBudgetBurn PerfstackLatencyP95AboveTarget PerfstackPoolSaturated; do
+  jq -e --arg a "$alert" '[.spec.groups[].rules[] | select(.alert == $a)] | length > 0' <<<"$rule" >/dev/null ||
+    fail "$stack: PrometheusRule lacks $alert"
+done
+jq -e --arg uid "$uid" '.metadata.ownerReferences[0].uid == $uid' <<<"$rule" >/dev/null || fail "$stack: PrometheusRule not owned by the stack"
+pass "$stack: PodMonitor $stack-api and PrometheusRule $stack-slo created, owned by the stack, Monitoring=True"
+rv=$(K get podmonitor,prometheusrule -n "$NS" -o jsonpath='{range .items[*]}{.metadata.resourceVersion}{" "}{end}')
+K annotate pstack -n "$NS" "$stack" --overwrite "e2e.perfstack.dev/poke=again-$(date +%s)" >/dev/null
+sleep 3
+[[ $(K get podmonitor,prometheusrule -n "$NS" -o jsonpath='{range .items[*]}{.metadata.resourceVersion}{" "}{end}') == "$rv" ]] ||
+  fail "$stack: a reconcile rewrote unchanged monitoring objects"
+K patch pstack -n "$NS" "$stack" --type=merge -p '{"spec":{"monitoring":{"enabled":false}}}' >/dev/null
+monitors_gone() {
+  ! K get podmonitor -n "$NS" "$stack-api" >/dev/null 2>&1 && ! K get prometheusrule -n "$NS" "$stack-slo" >/dev/null 2>&1 &&
+    [[ -z $(condition "$NS" "$stack" Monitoring) ]]
+}
+wait_for 30 "$stack: monitoring objects deleted once turned off" monitors_gone
+pass "$stack: unchanged monitoring objects are not rewritten; turning monitoring off deletes them"
 
 # ---------- 4. a new image rolls out only after its migration ----------
 stack=${STACKS[0]}

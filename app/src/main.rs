@@ -5,8 +5,11 @@ use perfstack_app::{cli, telemetry};
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
-    telemetry::init(&cli.log);
-    match cli::run(cli).await {
+    let traces = telemetry::init(&cli.log);
+    let outcome = cli::run(cli).await;
+    // Flushes the spans not exported yet (a no-op without trace export).
+    drop(traces);
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(error = format!("{err:#}"), "perfstack-app failed");

@@ -9,6 +9,7 @@ The operator's rights are written out here, independently of the chart's templat
 the operator core asks for: the chart must grant exactly these, no more and no fewer.
 """
 
+import json
 import sys
 
 import yaml
@@ -31,6 +32,8 @@ OPERATOR_RIGHTS = {
     ("batch", "jobs"): {"get", "list", "watch", "create", "patch", "delete"},
     ("autoscaling", "horizontalpodautoscalers"): {"get", "list", "watch", "create", "patch", "delete"},
     ("events.k8s.io", "events"): {"create", "patch"},
+    ("monitoring.coreos.com", "podmonitors"): {"get", "create", "patch", "delete"},
+    ("monitoring.coreos.com", "prometheusrules"): {"get", "create", "patch", "delete"},
 }
 LEASE_RIGHTS = {("coordination.k8s.io", "leases"): {"get", "list", "watch", "create", "update", "patch"}}
 
@@ -179,6 +182,17 @@ def check_namespaced(docs):
     check(sm.get("metadata", {}).get("labels", {}).get("release") == "kube-prometheus-stack", "ServiceMonitor labels")
     endpoint = sm.get("spec", {}).get("endpoints", [{}])[0]
     check(endpoint.get("port") == "metrics" and endpoint.get("interval") == "15s", f"ServiceMonitor endpoint {endpoint}")
+    dashboards = one(docs, "ConfigMap")
+    meta = dashboards.get("metadata", {})
+    check(meta.get("namespace") == "monitoring" and meta.get("labels", {}).get("grafana_dashboard") == "1"
+          and meta.get("annotations", {}).get("grafana_folder") == "perfstack",
+          f"dashboard ConfigMap: namespace, sidecar label and folder annotation from values: {meta}")
+    try:
+        dashboard = json.loads(dashboards.get("data", {}).get("perfstack.json", ""))
+        check(dashboard.get("uid") == "perfstack-stack" and len(dashboard.get("panels", [])) > 10,
+              "the dashboard ConfigMap carries dashboards/perfstack.json")
+    except ValueError as error:
+        check(False, f"the dashboard ConfigMap's perfstack.json is not JSON: {error}")
     svc = one(docs, "Service")
     selector = sm.get("spec", {}).get("selector", {}).get("matchLabels", {})
     svc_labels = svc.get("metadata", {}).get("labels", {})

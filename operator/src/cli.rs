@@ -1,4 +1,5 @@
-//! Command line: `run` (the controller), `crdgen` (print the CRD) and `local` (tune a local app).
+//! Command line: `run` (the controller), `crdgen` (print the CRD), `local` (tune a local app) and
+//! `monitoring-rules` (print a stack's SLO rules).
 use std::net::SocketAddr;
 
 use clap::{Args, Parser, Subcommand};
@@ -28,6 +29,8 @@ pub enum Command {
     /// Tune the pool of an app running on this machine (no cluster): scrape its /metrics,
     /// decide, write the tuning file it watches, print every decision with its reason.
     Local(crate::tuner::local::LocalArgs),
+    /// Print the Prometheus rule file (SLO alerts) the operator puts into a stack's PrometheusRule.
+    MonitoringRules(crate::rule_file::RuleFileArgs),
 }
 
 /// Options of `run`.

@@ -7,6 +7,7 @@ pub mod crd;
 pub mod fence;
 pub mod kube_requests;
 pub mod metrics;
+pub mod rule_file;
 pub mod run;
 pub mod telemetry;
 pub mod tuner;

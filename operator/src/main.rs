@@ -19,15 +19,30 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::MonitoringRules(args) => match perfstack_operator::rule_file::render(&args) {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!(
+                    "perfstack-operator: {}",
+                    perfstack_operator::controller::ErrorChain(&error)
+                );
+                ExitCode::FAILURE
+            }
+        },
         Command::Run(args) => {
-            perfstack_operator::telemetry::init(args.log_format);
-            match perfstack_operator::run::run(args).await {
+            let traces = perfstack_operator::telemetry::init(args.log_format);
+            let code = match perfstack_operator::run::run(args).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     tracing::error!(error = format!("{error:#}"), "operator stopped");
                     ExitCode::FAILURE
                 }
-            }
+            };
+            drop(traces);
+            code
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Operator metrics in the Prometheus text format: reconciles, failures by reason, reconcile duration
-//! stacks per phase, and requests to the Kubernetes API by verb and resource.
+//! Operator metrics in the Prometheus text format: reconciles, failures by reason, reconcile duration,
+//! stacks per phase, requests to the Kubernetes API by verb and resource, and the pool and HPA bounds
+//! each stack runs with (the tuner's decisions over time, for dashboards).
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -13,6 +14,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::crd::{PerformanceStack, Phase};
+use crate::tuner::Settings;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
@@ -30,6 +32,70 @@ struct PhaseLabel {
     phase: String,
 }
 
+/// A stack. `stack_namespace`, not `namespace`: Prometheus sets `namespace` to the operator's own when
+/// it scrapes the operator.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StackLabels {
+    stack_namespace: String,
+    stack: String,
+}
+
+impl StackLabels {
+    fn of(stack: &PerformanceStack) -> Self {
+        Self {
+            stack_namespace: stack.namespace().unwrap_or_default(),
+            stack: stack.name_any(),
+        }
+    }
+}
+
+/// The settings a stack runs with, one gauge each.
+#[derive(Default)]
+struct InForce {
+    pool_min: Family<StackLabels, Gauge>,
+    pool_max: Family<StackLabels, Gauge>,
+    replicas_min: Family<StackLabels, Gauge>,
+    replicas_max: Family<StackLabels, Gauge>,
+}
+
+impl InForce {
+    fn register(&self, registry: &mut Registry) {
+        for (name, help, family) in [
+            (
+                "tuned_pool_min_connections",
+                "Pool minimum per API pod the stack runs with (the tuner's decision, or spec.pool)",
+                &self.pool_min,
+            ),
+            (
+                "tuned_pool_max_connections",
+                "Pool maximum per API pod the stack runs with (the tuner's decision, or spec.pool)",
+                &self.pool_max,
+            ),
+            (
+                "tuned_min_replicas",
+                "HPA minReplicas the stack runs with (the tuner's decision, or spec.app)",
+                &self.replicas_min,
+            ),
+            (
+                "tuned_max_replicas",
+                "HPA maxReplicas the stack runs with (the tuner's decision, or spec.app)",
+                &self.replicas_max,
+            ),
+        ] {
+            registry.register(name, help, family.clone());
+        }
+    }
+
+    fn families(&self) -> [&Family<StackLabels, Gauge>; 4] {
+        [
+            &self.pool_min,
+            &self.pool_max,
+            &self.replicas_min,
+            &self.replicas_max,
+        ]
+    }
+}
+
 /// The operator's metrics and their registry.
 pub struct Metrics {
     registry: Registry,
@@ -38,6 +104,7 @@ pub struct Metrics {
     duration: Histogram,
     stacks: Family<PhaseLabel, Gauge>,
     kube_requests: Family<KubeRequestLabels, Counter>,
+    in_force: InForce,
     phases: Mutex<HashMap<String, Phase>>,
 }
 
@@ -73,6 +140,8 @@ impl Default for Metrics {
                 })
                 .set(0);
         }
+        let in_force = InForce::default();
+        in_force.register(&mut registry);
         Self {
             registry,
             reconciles,
@@ -80,6 +149,7 @@ impl Default for Metrics {
             duration,
             stacks,
             kube_requests,
+            in_force,
             phases: Mutex::new(HashMap::new()),
         }
     }
@@ -141,9 +211,27 @@ impl Metrics {
         self.publish_phases(&phases);
     }
 
+    /// Records the pool and HPA bounds `stack` runs with after this reconcile.
+    pub fn settings_in_force(&self, stack: &PerformanceStack, settings: &Settings) {
+        let labels = StackLabels::of(stack);
+        let values = [
+            settings.pool_min,
+            settings.pool_max,
+            settings.hpa_min,
+            settings.hpa_max,
+        ];
+        for (family, value) in self.in_force.families().into_iter().zip(values) {
+            family.get_or_create(&labels).set(i64::from(value));
+        }
+    }
+
     /// Forgets a deleted stack.
     pub fn forget(&self, stack: &PerformanceStack) {
         self.set_phase(stack, None);
+        let labels = StackLabels::of(stack);
+        for family in self.in_force.families() {
+            family.remove(&labels);
+        }
     }
 
     fn publish_phases(&self, phases: &HashMap<String, Phase>) {
@@ -194,12 +282,22 @@ mod tests {
             text.contains("perfstack_operator_reconcile_duration_seconds_count 1"),
             "{text}"
         );
+        metrics.settings_in_force(&stack, &crate::tuner::from_crd::spec_settings(&stack.spec, 1));
+        let text = metrics.encode().unwrap();
+        for line in [
+            "perfstack_operator_tuned_pool_min_connections{stack_namespace=\"ns\",stack=\"a\"} 2",
+            "perfstack_operator_tuned_pool_max_connections{stack_namespace=\"ns\",stack=\"a\"} 10",
+            "perfstack_operator_tuned_min_replicas{stack_namespace=\"ns\",stack=\"a\"} 2",
+            "perfstack_operator_tuned_max_replicas{stack_namespace=\"ns\",stack=\"a\"} 10",
+        ] {
+            assert!(text.contains(line), "missing {line} in {text}");
+        }
         metrics.forget(&stack);
+        let text = metrics.encode().unwrap();
+        assert!(text.contains("perfstack_operator_stacks{phase=\"Ready\"} 0"));
         assert!(
-            metrics
-                .encode()
-                .unwrap()
-                .contains("perfstack_operator_stacks{phase=\"Ready\"} 0")
+            !text.contains("stack=\"a\""),
+            "a deleted stack's settings stay: {text}"
         );
     }
 }

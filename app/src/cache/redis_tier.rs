@@ -17,6 +17,7 @@ use std::{
 
 use arc_swap::ArcSwapOption;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tracing::Instrument as _;
 
 use super::{redis_figures::RedisFigures, telemetry::CacheTelemetry};
 
@@ -221,7 +222,11 @@ impl RedisTier {
         } else {
             self.timeout
         };
-        match tokio::time::timeout(limit, f(conn)).await {
+        let exchange = tokio::time::timeout(limit, f(conn));
+        match exchange
+            .instrument(crate::telemetry::spans::redis(operation))
+            .await
+        {
             Ok(Ok(value)) => {
                 self.telemetry.redis_up.set(1);
                 Some(value)

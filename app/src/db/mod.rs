@@ -24,6 +24,7 @@ use sqlx::{
     ConnectOptions, FromRow, PgPool,
     postgres::{PgConnectOptions, PgRow},
 };
+use tracing::Instrument as _;
 
 use perfstack_contract::tuning::PoolSettings;
 
@@ -262,6 +263,15 @@ impl Db {
     /// `acquire_slot`), then times the operation per `op` (a stable operation name such as
     /// `users.get`), logged when slow with `sql` truncated and without parameter values.
     pub async fn timed<T, F, Fut>(&self, op: &'static str, sql: &str, f: F) -> Result<T, sqlx::Error>
+    where
+        F: FnOnce(PgPool) -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        let span = crate::telemetry::spans::database(op, sql);
+        self.timed_in(op, sql, f).instrument(span).await
+    }
+
+    async fn timed_in<T, F, Fut>(&self, op: &'static str, sql: &str, f: F) -> Result<T, sqlx::Error>
     where
         F: FnOnce(PgPool) -> Fut,
         Fut: Future<Output = Result<T, sqlx::Error>>,

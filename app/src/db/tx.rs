@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use sqlx::{PgConnection, Postgres, Transaction};
+use tracing::Instrument as _;
 
 use super::{Db, pool::Slot};
 
@@ -23,6 +24,8 @@ struct Timing {
     recorded: bool,
     /// Released after the transaction has ended, like the slot of `Db::timed`.
     _slot: Slot,
+    /// The transaction's span (see `telemetry::spans`), closed when it ends.
+    _span: tracing::Span,
 }
 
 impl Timing {
@@ -54,7 +57,8 @@ impl Db {
     /// Begins a transaction timed as `op`. `sql` describes its statements for the slow-query log
     /// (placeholders, never values). Waits for a pool slot exactly as [`Db::timed`] does.
     pub async fn begin(&self, op: &'static str, sql: &'static str) -> Result<TimedTx, sqlx::Error> {
-        let slot = match self.acquire_slot().await {
+        let span = crate::telemetry::spans::database(op, sql);
+        let slot = match self.acquire_slot().instrument(span.clone()).await {
             Ok(slot) => slot,
             Err(err) => {
                 self.monitor.observe(op, sql, std::time::Duration::ZERO, false);
@@ -69,8 +73,9 @@ impl Db {
             start: Instant::now(),
             recorded: false,
             _slot: slot,
+            _span: span.clone(),
         };
-        match pool.begin().await {
+        match pool.begin().instrument(span).await {
             Ok(tx) => Ok(TimedTx { tx, timing }),
             Err(err) => {
                 let failed = Err(err);

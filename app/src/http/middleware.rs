@@ -49,19 +49,31 @@ pub fn wrap(app: Router) -> Router {
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
 
-/// The span every request runs in. The query string stays out: it can hold emails.
+/// The span every request runs in, a child of the caller's trace when it sent a W3C `traceparent`
+/// (and traces are exported). The query string stays out: it can hold emails.
 fn request_span(request: &Request) -> tracing::Span {
     let id = request
         .headers()
         .get(REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    tracing::info_span!(
+    // The route template, never the raw path (ids would make every span name unique).
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or(crate::metrics::http::UNMATCHED_ROUTE, |matched| matched.as_str());
+    let span = tracing::info_span!(
         "request",
         method = %request.method(),
         path = %request.uri().path(),
-        request_id = id
-    )
+        request_id = id,
+        otel.name = %format_args!("{} {route}", request.method()),
+        otel.kind = "server",
+        http.request.method = %request.method(),
+        http.route = route,
+    );
+    perfstack_otel::set_parent_from_headers(&span, request.headers());
+    span
 }
 
 /// Hides `Accept-Encoding` from the compression layer when the client sent `x-no-compression`.

@@ -33,9 +33,15 @@ pub struct JobMetrics {
     depth: Family<QueueAnd, Gauge>,
 }
 
+/// Outcomes of an attempt (`outcome` label of `perfstack_job_attempts_total`).
+pub const OUTCOMES: [&str; 3] = ["succeeded", "failed", "timed_out"];
+
 impl Default for JobMetrics {
+    /// Every counter of every queue starts at 0, exported before anything happened: `rate()` and
+    /// `increase()` need a sample before the first event, or the first dead letter (the one the
+    /// PerfstackJobsDeadLettered alert waits for) would go unseen.
     fn default() -> Self {
-        Self {
+        let metrics = Self {
             attempts: Family::default(),
             duration: Family::new_with_constructor(duration_histogram),
             retries: Family::default(),
@@ -43,7 +49,20 @@ impl Default for JobMetrics {
             recovered: Family::default(),
             in_flight: Family::default(),
             depth: Family::default(),
+        };
+        for queue in Queue::ALL {
+            for outcome in OUTCOMES {
+                metrics
+                    .attempts
+                    .get_or_create(&[("queue", queue.as_str()), ("outcome", outcome)])
+                    .inc_by(0);
+            }
+            for family in [&metrics.retries, &metrics.dead_letters, &metrics.recovered] {
+                family.get_or_create(&queue_labels(queue)).inc_by(0);
+            }
+            metrics.in_flight.get_or_create(&queue_labels(queue)).set(0);
         }
+        metrics
     }
 }
 
@@ -139,6 +158,22 @@ impl JobMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counters_are_exported_at_zero_before_anything_happened() {
+        let mut registry = Registry::default();
+        JobMetrics::default().register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        for line in [
+            "perfstack_job_dead_letters_total{queue=\"email\"} 0",
+            "perfstack_job_dead_letters_total{queue=\"report\"} 0",
+            "perfstack_job_attempts_total{queue=\"report\",outcome=\"timed_out\"} 0",
+            "perfstack_job_retries_total{queue=\"email\"} 0",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+    }
 
     #[test]
     fn families_are_exported_under_their_documented_names() {

@@ -30,11 +30,14 @@ impl JobQueue {
         })
     }
 
-    /// Enqueues `payload` on `queue` under a fresh id.
+    /// Enqueues `payload` on `queue` under a fresh id; its run continues the current trace.
     pub async fn enqueue(&self, queue: Queue, payload: &serde_json::Value) -> Result<JobId, JobsError> {
         let id = JobId::new();
         let max_attempts = QueuePolicy::for_queue(&self.config, queue).max_attempts;
-        self.store.enqueue(&id, queue, payload, max_attempts).await?;
+        let traceparent = perfstack_otel::traceparent(&tracing::Span::current());
+        self.store
+            .enqueue(&id, queue, payload, max_attempts, traceparent.as_deref())
+            .await?;
         Ok(id)
     }
 }

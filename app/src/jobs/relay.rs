@@ -54,7 +54,11 @@ pub async fn relay_batch(db: &Db, jobs: &JobQueue, limit: i64) -> Result<usize, 
         // The CHECK constraint keeps unknown queues out; skip (and drop) one defensively.
         if let Some(queue) = Queue::parse(&row.queue) {
             let max_attempts = QueuePolicy::for_queue(&jobs.config, queue).max_attempts;
-            if let Err(err) = jobs.store.enqueue(&id, queue, &row.payload.0, max_attempts).await {
+            if let Err(err) = jobs
+                .store
+                .enqueue(&id, queue, &row.payload.0, max_attempts, None)
+                .await
+            {
                 let _ = tx.rollback().await;
                 return Err(err);
             }

@@ -189,6 +189,10 @@ pub struct ReportHandler {
     ctx: JobContext,
 }
 
+/// What the report transaction runs, for the slow-query log (placeholders, never values).
+const REPORT_TRANSACTION: &str = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; SELECT id FROM reports WHERE job_id = $1; \
+     <the report's statistics query>; INSERT INTO reports (job_id, kind, parameters, result) ... ON CONFLICT (job_id) DO NOTHING";
+
 impl ReportHandler {
     pub fn new(ctx: JobContext) -> Self {
         Self { ctx }
@@ -202,24 +206,26 @@ fn report_result(id: i64) -> serde_json::Value {
 impl JobHandler for ReportHandler {
     async fn handle(&self, job: &ClaimedJob) -> Result<serde_json::Value, JobFailure> {
         let request: ReportRequest = handler::payload(job, "not a report request")?;
-        let pool = self.ctx.db.pool();
-        let mut tx = pool.begin().await?;
+        // Through the query monitor like every other operation: the pool gate, the query metrics and,
+        // with traces, a span inside the job's.
+        let mut tx = self.ctx.db.begin("reports.compute", REPORT_TRANSACTION).await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?;
         let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM reports WHERE job_id = $1")
             .bind(job.id.as_str())
-            .fetch_optional(&mut *tx)
+            .fetch_optional(tx.conn())
             .await?;
         if let Some(id) = existing {
+            tx.rollback().await?;
             return Ok(report_result(id));
         }
         let result = match &request {
             ReportRequest::ProjectTaskStats { project_id } => {
-                compute::<ProjectTaskStats>(&mut tx, PROJECT_TASK_STATS, *project_id, "project").await?
+                compute::<ProjectTaskStats>(tx.conn(), PROJECT_TASK_STATS, *project_id, "project").await?
             }
             ReportRequest::UserWorkload { user_id } => {
-                compute::<UserWorkload>(&mut tx, USER_WORKLOAD, *user_id, "user").await?
+                compute::<UserWorkload>(tx.conn(), USER_WORKLOAD, *user_id, "user").await?
             }
         };
         let parameters = serde_json::to_value(&request)
@@ -235,16 +241,24 @@ impl JobHandler for ReportHandler {
         .bind(request.kind())
         .bind(Json(parameters))
         .bind(Json(result))
-        .fetch_optional(&mut *tx)
+        .fetch_optional(tx.conn())
         .await?;
         tx.commit().await?;
         match id {
             Some(id) => Ok(report_result(id)),
             // A concurrent attempt of the same job stored it first: point at its row.
             None => {
-                let id: i64 = sqlx::query_scalar("SELECT id FROM reports WHERE job_id = $1")
-                    .bind(job.id.as_str())
-                    .fetch_one(&pool)
+                // language=PostgreSQL
+                let sql = "SELECT id FROM reports WHERE job_id = $1";
+                let id: i64 = self
+                    .ctx
+                    .db
+                    .timed("reports.by_job", sql, |pool| async move {
+                        sqlx::query_scalar(sql)
+                            .bind(job.id.as_str())
+                            .fetch_one(&pool)
+                            .await
+                    })
                     .await?;
                 Ok(report_result(id))
             }

@@ -15,6 +15,9 @@ use redis::{
     AsyncCommands, Script, ScriptInvocation,
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
+use tracing::Instrument as _;
+
+use crate::telemetry::spans;
 
 use super::{
     error::JobsError,
@@ -30,6 +33,8 @@ pub struct ClaimedJob {
     /// 1 for the first attempt.
     pub attempt: u32,
     pub max_attempts: u32,
+    /// The W3C traceparent of the request that enqueued the job, when traces were exported.
+    pub traceparent: Option<String>,
 }
 
 /// The outcome of one attempt, as recorded in Redis.
@@ -174,13 +179,15 @@ impl JobStore {
         invocation
     }
 
-    /// Adds a job at the tail of `queue`. Returns false when a job with this id existed already.
+    /// Adds a job at the tail of `queue`, carrying `traceparent` (the trace its run continues).
+    /// Returns false when a job with this id existed already.
     pub async fn enqueue(
         &self,
         id: &JobId,
         queue: Queue,
         payload: &serde_json::Value,
         max_attempts: u32,
+        traceparent: Option<&str>,
     ) -> Result<bool, JobsError> {
         let added: i64 = self
             .scripts
@@ -191,20 +198,22 @@ impl JobStore {
             .arg(queue.as_str())
             .arg(payload.to_string())
             .arg(max_attempts)
+            .arg(traceparent.unwrap_or_default())
             .invoke_async(&mut self.conn()?)
+            .instrument(spans::redis("enqueue"))
             .await?;
         Ok(added == 1)
     }
 
     /// Leases the next ready (or due) job of `queue` for `lease`; `None` when there is none.
     pub async fn claim(&self, queue: Queue, lease: Duration) -> Result<Option<ClaimedJob>, JobsError> {
-        let claimed: Option<(String, String, u32, u32)> = self
+        let claimed: Option<(String, String, u32, u32, String)> = self
             .between(&self.scripts.claim, queue, &["ready", "scheduled", "running"])
             .arg(self.job_prefix())
             .arg(millis(lease))
             .invoke_async(&mut self.conn()?)
             .await?;
-        let Some((id, payload, attempt, max_attempts)) = claimed else {
+        let Some((id, payload, attempt, max_attempts, traceparent)) = claimed else {
             return Ok(None);
         };
         let payload = serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null);
@@ -214,6 +223,7 @@ impl JobStore {
             payload,
             attempt,
             max_attempts,
+            traceparent: Some(traceparent).filter(|t| !t.is_empty()),
         }))
     }
 
@@ -249,6 +259,7 @@ impl JobStore {
             .arg(number)
             .arg(self.dead.max_age.as_secs().max(1))
             .invoke_async(&mut self.conn()?)
+            .instrument(spans::redis("finish"))
             .await?;
         if recorded == 1 && matches!(outcome, Outcome::Dead { .. }) {
             self.trim_dead(job.queue).await?;

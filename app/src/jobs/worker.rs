@@ -4,6 +4,7 @@
 use std::{sync::Arc, time::Instant};
 
 use tokio::sync::{Semaphore, watch};
+use tracing::Instrument as _;
 
 use crate::db::Db;
 
@@ -169,7 +170,24 @@ struct Attempt<H> {
 }
 
 impl<H: JobHandler> Attempt<H> {
+    /// Runs the attempt in its `job` span, a child of the trace of the request that enqueued the job
+    /// (when traces are exported and it carried one).
     async fn run(self, job: ClaimedJob) {
+        let span = tracing::info_span!(
+            "job",
+            otel.name = %format_args!("job {}", job.queue.as_str()),
+            otel.kind = "consumer",
+            job.id = %job.id,
+            job.queue = job.queue.as_str(),
+            job.attempt = job.attempt,
+        );
+        if let Some(traceparent) = &job.traceparent {
+            perfstack_otel::set_parent_from_traceparent(&span, traceparent);
+        }
+        self.run_in_span(job).instrument(span).await;
+    }
+
+    async fn run_in_span(self, job: ClaimedJob) {
         let Worker {
             store,
             config,

@@ -11,7 +11,12 @@ use crate::{
     cache::{Cache, CacheError},
     config::ServeConfig,
     db::{Db, stats, totals::ListTotals},
-    http::{AppState, auth::Tokens, health::{Lifecycle, external::ExternalService}, rate_limit::RateLimiter},
+    http::{
+        AppState,
+        auth::Tokens,
+        health::{Lifecycle, external::ExternalService},
+        rate_limit::RateLimiter,
+    },
     jobs::{JobQueue, mailer::Mailer, metrics::JobMetrics},
     metrics::Metrics,
 };

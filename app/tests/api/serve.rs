@@ -1,7 +1,7 @@
 //! The real binary: `serve` streams an export over HTTP/1.1 chunked with flat memory (VmRSS read
 //! from /proc), and on SIGTERM stops accepting connections but finishes the request in flight.
 use std::{
-    process::{Child, Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
@@ -11,43 +11,10 @@ use tokio::{
     net::TcpStream,
 };
 
-use crate::helpers::spawn_with_big_project;
-
-struct Server(Child);
-
-impl Server {
-    /// `perfstack-app serve` on `database_url` (no Redis) on a free port, with `flags`.
-    fn start(database_url: &str, flags: &[&str]) -> (Self, u16) {
-        Self::start_with_env(database_url, flags, &[])
-    }
-
-    /// Like [`Server::start`], with more environment variables.
-    fn start_with_env(database_url: &str, flags: &[&str], vars: &[(&str, &str)]) -> (Self, u16) {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_perfstack-app"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .args(flags)
-            .env("DATABASE_URL", database_url)
-            .envs(vars.iter().copied())
-            .env_remove("REDIS_URL")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        (Self(child), port)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::{
+    helpers::spawn_with_big_project,
+    process::{Server, database_url},
+};
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -76,11 +43,9 @@ async fn serve_streams_with_flat_memory_and_drains_on_sigterm(pool: PgPool) {
          FROM generate_series(1, $2::bigint) AS i";
     let (_app, project) = spawn_with_big_project(&pool, insert, ROWS).await;
 
-    let database = pool.connect_options().get_database().unwrap().to_owned();
-    let base = std::env::var("DATABASE_URL").unwrap();
-    let url = format!("{}/{database}", base.rsplit_once('/').unwrap().0);
+    let url = database_url(&pool);
     // No drain delay: the listener closes at once on SIGTERM (tests/api/drain.rs covers the delay).
-    let (mut server, port) = Server::start(&url, &["--shutdown-grace-s", "600", "--drain-delay-s", "0"]);
+    let (mut server, port) = Server::start(&url, &["--shutdown-grace-s", "600", "--drain-delay-s", "0"], &[]);
     let pid = server.0.id();
 
     let started = Instant::now();
@@ -173,7 +138,7 @@ async fn serve_exports_the_database_servers_max_connections() {
         .fetch_one(&PgPool::connect(&url).await.unwrap())
         .await
         .unwrap();
-    let (_server, port) = Server::start(&url, &[]);
+    let (_server, port) = Server::start(&url, &[], &[]);
     wait_for_metrics_line(port, &format!("perfstack_db_server_max_connections {expected}")).await;
 }
 
@@ -182,7 +147,7 @@ async fn serve_exports_the_database_servers_max_connections() {
 async fn serve_guards_memory_at_80_percent_of_the_container_limit() {
     let url = std::env::var("DATABASE_URL").unwrap();
     let limit = perfstack_contract::env::CONTAINER_MEMORY_LIMIT_BYTES;
-    let (_server, port) = Server::start_with_env(&url, &[], &[(limit, "536870912")]);
+    let (_server, port) = Server::start(&url, &[], &[(limit, "536870912".to_owned())]);
     wait_for_metrics_line(port, "perfstack_memory_guard_limit_bytes 429496729").await;
 }
 

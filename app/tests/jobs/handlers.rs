@@ -17,6 +17,7 @@ fn claimed(queue: Queue, payload: serde_json::Value, attempt: u32) -> ClaimedJob
         payload,
         attempt,
         max_attempts: 3,
+        traceparent: None,
     }
 }
 

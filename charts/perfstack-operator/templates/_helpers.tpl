@@ -102,6 +102,9 @@ not here: they are granted only in the lease namespace (leader-election-rbac.yam
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
+- apiGroups: [monitoring.coreos.com]
+  resources: [podmonitors, prometheusrules]
+  verbs: [get, create, patch, delete]
 {{- end }}
 
 {{- define "perfstack-operator.leaseRules" -}}

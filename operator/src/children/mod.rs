@@ -7,6 +7,7 @@ pub mod config;
 pub mod credentials;
 pub mod hpa;
 pub mod migration;
+pub mod monitoring;
 pub mod pod;
 pub mod postgres;
 pub mod redis;
@@ -140,9 +141,13 @@ impl ChildNames {
     pub fn tuning(&self) -> String {
         self.suffixed("tuning")
     }
-    /// API Deployment, Service and HorizontalPodAutoscaler.
+    /// API Deployment, Service and HorizontalPodAutoscaler, and the PodMonitor scraping the API.
     pub fn api(&self) -> String {
         self.suffixed("api")
+    }
+    /// The PrometheusRule with the stack's SLO alerts.
+    pub fn slo_rules(&self) -> String {
+        self.suffixed("slo")
     }
     /// Migration Job for the given migration digest.
     pub fn migration_job(&self, digest: &str) -> String {

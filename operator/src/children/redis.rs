@@ -8,9 +8,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use perfstack_contract::env;
 
-use super::pod::{
-    pod_spec, resources_or, restricted_container, secret_env, service_port, tcp_port,
-};
+use super::pod::{pod_spec, resources_or, restricted_container, secret_env, service_port, tcp_port};
 use super::volume::{DATA_VOLUME, VolumeSpec, statefulset as statefulset_of};
 use super::{REDIS_PORT, ValidatedStack, credentials};
 

@@ -220,6 +220,55 @@ fn full_spec_builds_the_expected_children() {
     );
 }
 
+/// The default stack with monitoring on, a `release` label for Prometheus to select by, and a
+/// stricter SLO than the default.
+fn monitored() -> ValidatedStack {
+    let mut spec = PerformanceStackSpec::default();
+    spec.monitoring.enabled = true;
+    spec.monitoring.interval = "15s".into();
+    spec.monitoring.labels = BTreeMap::from([("release".into(), "kube-prometheus-stack".into())]);
+    spec.slo.p95_latency_ms = 150;
+    spec.slo.max_error_rate_percent = 0.5;
+    validated(spec, DatabaseSource::Bundled, CacheSource::Bundled)
+}
+
+#[test]
+fn monitoring_builds_a_pod_monitor_and_slo_rules() {
+    let stack = monitored();
+    check(
+        "monitoring",
+        &[
+            ("pod-monitor", yaml(&monitoring::pod_monitor(&stack))),
+            ("prometheus-rule", yaml(&monitoring::prometheus_rule(&stack))),
+        ],
+    );
+}
+
+#[test]
+fn without_a_cache_the_rules_leave_redis_and_jobs_out() {
+    let mut stack = monitored();
+    let alerts = |stack: &ValidatedStack| {
+        let groups = monitoring::rules::groups(stack);
+        groups[1]["rules"]
+            .as_array()
+            .expect("alerts")
+            .iter()
+            .map(|r| r["alert"].as_str().expect("named").to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert!(alerts(&stack).contains(&"PerfstackRedisDown".to_owned()));
+    stack.cache = CacheSource::Disabled;
+    assert_eq!(
+        alerts(&stack),
+        [
+            "PerfstackErrorBudgetBurn",
+            "PerfstackErrorBudgetBurn",
+            "PerfstackLatencyP95AboveTarget",
+            "PerfstackPoolSaturated"
+        ]
+    );
+}
+
 #[test]
 fn migration_job_name_follows_image_and_database_only() {
     let a = minimal();

@@ -1,7 +1,8 @@
 //! Apply (step 5): every write a reconcile makes, and nothing else. Each desired child is written with
 //! server-side apply only when it drifted from the live one observe found (`drift.rs`: another digest,
 //! a field another manager took over, a field removed), so a steady stack costs no write and a hand
-//! edit is reverted; the data-bearing objects (credentials, volumes) are handled in [`data`]; the
+//! edit is reverted; the data-bearing objects (credentials, volumes) are handled in [`data`], the PodMonitor and
+//! PrometheusRule of `spec.monitoring` in [`monitoring`]; the
 //! migration Job is created once the database is ready; superseded migration Jobs are deleted; the
 //! tuner's Events are published.
 //!
@@ -9,6 +10,7 @@
 //! are returned with what is live, for the status to show all of them (the reconcile then fails and
 //! is retried with backoff).
 mod data;
+mod monitoring;
 
 use std::fmt::Debug;
 
@@ -120,6 +122,8 @@ pub async fn apply(
         None => observed.api.clone(),
     };
     w.write(&desired.api_service, observed.api_service.as_ref()).await;
+    w.monitoring(stack, desired.monitoring.as_ref(), observed.monitoring.as_ref())
+        .await;
     for event in &decision.events {
         ctx.events
             .publish(&stack.object_ref, event.reason, &event.note, event.warning)

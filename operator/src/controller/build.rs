@@ -15,12 +15,12 @@ use sha2::{Digest, Sha256};
 
 use super::context::AutoscalingApi;
 use super::error::Error;
-use super::observe::{Observed, ObservedMigration};
+use super::observe::{Observed, ObservedMigration, ObservedMonitoring};
 use super::tune::TuningDecision;
 use crate::children::hpa::ReplicaRange;
 use crate::children::{
-    CacheSource, DatabaseSource, ValidatedStack, app, config, hex_prefix, hpa, migration, postgres, redis,
-    tuning,
+    CacheSource, DatabaseSource, ValidatedStack, app, config, hex_prefix, hpa, migration, monitoring,
+    postgres, redis, tuning,
 };
 use crate::crd::MigrationState;
 use crate::tuner::{Settings, from_crd};
@@ -56,6 +56,17 @@ pub struct Desired {
     pub api_service: Service,
     /// The HPA with the decided replica bounds (none when the cluster serves no autoscaling API).
     pub hpa: Option<Autoscaler>,
+    /// The PodMonitor and the PrometheusRule (monitoring on, and the cluster serves their kinds).
+    pub monitoring: Option<Monitors>,
+}
+
+/// The Prometheus Operator objects of a stack.
+#[derive(Clone, Debug)]
+pub struct Monitors {
+    /// Scrapes the API pods.
+    pub pod_monitor: DynamicObject,
+    /// The SLO alerts.
+    pub rule: DynamicObject,
 }
 
 /// Renders every desired child of `stack`.
@@ -99,6 +110,13 @@ pub fn build(
         AutoscalingApi::Unavailable => None,
     };
     let file = tuning_file(stack, &decision.settings);
+    let monitoring = match observed.monitoring {
+        Some(ObservedMonitoring::Served { .. }) => Some(Monitors {
+            pod_monitor: digested(monitoring::pod_monitor(stack))?,
+            rule: digested(monitoring::prometheus_rule(stack))?,
+        }),
+        _ => None,
+    };
     Ok(Desired {
         postgres,
         redis,
@@ -108,6 +126,7 @@ pub fn build(
         api,
         api_service: digested(app::service(stack))?,
         hpa,
+        monitoring,
     })
 }
 

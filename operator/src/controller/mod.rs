@@ -123,6 +123,7 @@ async fn pipeline(
         return Ok(Action::requeue(RESYNC));
     }
     let decision = tune::tune(ctx.tuning.as_ref().map(|t| &t.registry), validated, &observed);
+    ctx.metrics.settings_in_force(stack, &decision.settings);
     let desired = build::build(validated, &decision, &observed)?;
     let mut applied = apply::apply(ctx, validated, &observed, &desired, &decision).await;
     let new_status = status::compute(stack, validated, &observed, &applied, &decision, &status::now());

@@ -2,6 +2,7 @@
 //! the user's Secrets, each live child, the migration Job (and, once it finished, what its pod
 //! reported), and, when the tuning interval is due, the API pods' `/metrics`.
 mod migration;
+mod monitoring;
 
 use std::fmt::Debug;
 use std::time::Instant;
@@ -16,11 +17,13 @@ use serde::de::DeserializeOwned;
 use super::context::{AutoscalingApi, Context};
 use super::error::Error;
 use crate::children::{CacheSource, DatabaseSource, ValidatedStack, app, credentials, hpa, volume};
+use crate::controller::status::conditions::{MONITORING, condition_is_true};
 use crate::crd::StackStatus;
 use crate::tuner::TunerError;
 use crate::tuner::targets::{AppPods, Scraped};
 
 pub use migration::{ObservedMigration, state_of};
+pub use monitoring::ObservedMonitoring;
 
 /// What the operator found of a Secret the user references (it reads key names, never values).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,6 +79,8 @@ pub struct Observed {
     pub autoscaling: AutoscalingApi,
     /// The API pods' answers when the tuning interval was due (`Err`: they could not be listed).
     pub app_metrics: Option<Result<Scraped, TunerError>>,
+    /// The PodMonitor and PrometheusRule (`None`: monitoring off, nothing to retire).
+    pub monitoring: Option<ObservedMonitoring>,
 }
 
 /// Reads a child, `None` when it does not exist.
@@ -88,7 +93,7 @@ where
 
 /// Reads everything the reconcile of `stack` needs. `recorded` is the stack's status as it was: a
 /// finished migration Job's outcome is taken from there instead of its pods, and a restarted tuner
-/// its settings in force.
+/// its settings in force; it also says whether monitoring objects were created before.
 pub async fn observe(
     ctx: &Context,
     stack: &ValidatedStack,
@@ -139,6 +144,8 @@ pub async fn observe(
     }
     observed.api_service = get(&services, "Service", &names.api()).await?;
     observed.hpa = live_hpa(&ctx.client, stack, ctx.autoscaling).await?;
+    let monitored_before = recorded.is_some_and(|s| condition_is_true(&s.conditions, MONITORING));
+    observed.monitoring = monitoring::observe(ctx, stack, monitored_before).await?;
     // The tuner ticks only once the API Deployment exists (before, there are no pods to ask), and
     // never while the stack is paused (it is frozen).
     if let Some(tuning) = &ctx.tuning

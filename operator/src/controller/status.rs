@@ -65,6 +65,10 @@ pub fn compute(
         generation,
         now,
     );
+    match conditions::monitoring(validated, observed) {
+        Some(verdict) => set_condition(&mut conditions, verdict, generation, now),
+        None => conditions.retain(|c| c.type_ != conditions::MONITORING),
+    }
     if let Some(plan) = &decision.budget {
         set_condition(
             &mut conditions,

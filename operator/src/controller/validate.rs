@@ -107,6 +107,7 @@ pub fn validate(stack: &PerformanceStack) -> Result<ValidatedStack, InvalidSpec>
     slo(&spec.slo)?;
     tuning_spec(&spec.tuning)?;
     secret_names(spec)?;
+    scrape_interval(&spec.monitoring.interval)?;
     Ok(ValidatedStack {
         name,
         namespace,
@@ -261,6 +262,19 @@ fn tuning_spec(tuning: &TuningSpec) -> Result<(), InvalidSpec> {
         ),
     ] {
         in_range(field, seconds, 0, 3600)?;
+    }
+    Ok(())
+}
+
+/// `spec.monitoring.interval`: a Prometheus duration in ms, s or m (as the CRD's pattern says).
+fn scrape_interval(interval: &str) -> Result<(), InvalidSpec> {
+    let unit = interval.trim_start_matches(|c: char| c.is_ascii_digit());
+    let digits = &interval[..interval.len() - unit.len()];
+    if digits.is_empty() || !matches!(unit, "ms" | "s" | "m") {
+        return Err(invalid(
+            "spec.monitoring.interval",
+            format!("{interval:?} is not a duration such as 30s"),
+        ));
     }
     Ok(())
 }

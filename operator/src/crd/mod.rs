@@ -2,13 +2,15 @@
 //!
 //! Every `///` on a field becomes that field's description in the CRD, so they are written for users.
 //! Spec parts for the deployed components live here; pool, SLO, tuning and data policies in
-//! [`policy`]; the status in [`status`].
+//! [`policy`]; what a Prometheus Operator gets in [`monitoring`]; the status in [`status`].
+mod monitoring;
 mod policy;
 pub mod quantity;
 mod status;
 
 use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
 use kube::{CustomResource, KubeSchema};
+pub use monitoring::MonitoringSpec;
 pub use policy::{DeletionPolicy, MigrationsSpec, PoolSpec, SloSpec, TuningMode, TuningSpec};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -69,6 +71,9 @@ pub struct PerformanceStackSpec {
     /// call every route.
     #[serde(default)]
     pub auth: AuthSpec,
+    /// A PodMonitor and SLO alerts (PrometheusRule) for a Prometheus Operator; off by default.
+    #[serde(default)]
+    pub monitoring: MonitoringSpec,
     /// When true, the operator stops changing anything that belongs to this stack until it is set back to
     /// false. Running workloads are left as they are.
     #[serde(default)]

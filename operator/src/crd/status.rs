@@ -59,7 +59,8 @@ pub struct StackStatus {
     /// Why the stack is in its phase, in one PascalCase word.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// Ready, DatabaseReady, CacheReady, AppReady, MigrationsApplied and Autoscaling.
+    /// Ready, DatabaseReady, CacheReady, AppReady, MigrationsApplied, Autoscaling, ConnectionBudget and,
+    /// with spec.monitoring, Monitoring.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// In-cluster URL of the API.

@@ -2,7 +2,7 @@
 -- ready / scheduled / running / dead (or finished), so a crash between two steps cannot lose it.
 -- KEYS[1] ready list, KEYS[2] scheduled zset, KEYS[3] running zset
 -- ARGV[1] job hash key prefix, ARGV[2] lease in ms
--- Returns {id, payload, attempt, maxAttempts} or nil when nothing is ready.
+-- Returns {id, payload, attempt, maxAttempts, traceparent ('' if none)} or nil when nothing is ready.
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 -- Retries whose delay has passed become ready.
@@ -24,7 +24,7 @@ while true do
     redis.call('HSET', key, 'state', 'running', 'startedAt', now, 'updatedAt', now)
     redis.call('HDEL', key, 'runAt')
     redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), id)
-    local fields = redis.call('HMGET', key, 'payload', 'maxAttempts')
-    return {id, fields[1], attempt, fields[2]}
+    local fields = redis.call('HMGET', key, 'payload', 'maxAttempts', 'traceparent')
+    return {id, fields[1], attempt, fields[2], fields[3] or ''}
   end
 end

@@ -7,7 +7,7 @@ use perfstack_contract::migration::MigrationReport;
 use crate::children::{Pause, ValidatedStack, pod};
 use crate::controller::apply::Applied;
 use crate::controller::context::AutoscalingApi;
-use crate::controller::observe::{ExternalSecret, Observed};
+use crate::controller::observe::{ExternalSecret, Observed, ObservedMonitoring};
 use crate::crd::{MigrationState, MigrationStatus, VolumeState, VolumeStatus};
 use crate::tuner::{BudgetPlan, Settings};
 
@@ -29,6 +29,8 @@ pub const CONNECTION_BUDGET: &str = "ConnectionBudget";
 pub const STORAGE: &str = "Storage";
 /// The stack is paused: the operator only observes it.
 pub const SUSPENDED: &str = "Suspended";
+/// The PodMonitor and PrometheusRule exist (`spec.monitoring.enabled` only).
+pub const MONITORING: &str = "Monitoring";
 
 /// Reasons of the Ready condition that report a failure rather than progress: the only condition
 /// reasons recorded as Events (as Warnings, when Ready turns to one).
@@ -95,6 +97,7 @@ pub fn sort_conditions(conditions: &mut [Condition]) {
         STORAGE,
         CONNECTION_BUDGET,
         SUSPENDED,
+        MONITORING,
     ];
     conditions.sort_by_key(|c| order.iter().position(|t| *t == c.type_).unwrap_or(order.len()));
 }
@@ -374,5 +377,35 @@ pub fn suspended(pause: Option<&Pause>, settings: &Settings) -> Verdict {
                 pause.switch, settings.pool_min, settings.pool_max, settings.hpa_min, settings.hpa_max
             ),
         ),
+    }
+}
+
+/// Whether `conditions` has `type_` with status True.
+pub fn condition_is_true(conditions: &[Condition], type_: &str) -> bool {
+    conditions.iter().any(|c| c.type_ == type_ && c.status == "True")
+}
+
+/// Monitoring: whether the PodMonitor and PrometheusRule exist, or why not. `None`: monitoring is off
+/// (or being retired), and the condition is not shown.
+pub fn monitoring(stack: &ValidatedStack, observed: &Observed) -> Option<Verdict> {
+    let names = stack.names();
+    match observed.monitoring.as_ref()? {
+        ObservedMonitoring::Served { .. } => Some(verdict(
+            MONITORING,
+            true,
+            "MonitoringCreated",
+            format!(
+                "PodMonitor {} scrapes the API pods; PrometheusRule {} alerts on spec.slo",
+                names.api(),
+                names.slo_rules()
+            ),
+        )),
+        ObservedMonitoring::NotServed => Some(verdict(
+            MONITORING,
+            false,
+            "MonitoringKindsNotServed",
+            "this cluster does not serve monitoring.coreos.com/v1 PodMonitor and PrometheusRule (install the Prometheus Operator's CRDs); the rest of the stack is deployed without them".into(),
+        )),
+        ObservedMonitoring::Retired => None,
     }
 }

@@ -5,7 +5,9 @@ mod data;
 mod drift;
 mod lifecycle;
 mod migration;
+mod monitoring;
 mod scenario;
+mod traces;
 mod tuner;
 
 use std::time::Duration;

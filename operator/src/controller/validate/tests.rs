@@ -108,3 +108,18 @@ fn an_invalid_resource_quantity_is_refused_naming_it() {
         "spec.database.bundled.resources.limits.memory: \"-1Gi\" must not be negative"
     );
 }
+
+#[test]
+fn monitoring_interval_must_be_a_prometheus_duration() {
+    for good in ["30s", "500ms", "1m"] {
+        let mut spec = PerformanceStackSpec::default();
+        spec.monitoring.interval = good.into();
+        assert!(validate(&stack(spec)).is_ok(), "{good}");
+    }
+    for bad in ["", "s", "30", "30h", "3s0", "-1s"] {
+        let mut spec = PerformanceStackSpec::default();
+        spec.monitoring.interval = bad.into();
+        let err = validate(&stack(spec)).unwrap_err();
+        assert_eq!(err.field, "spec.monitoring.interval", "{bad}");
+    }
+}
