@@ -37,7 +37,7 @@ cleanup() {
     K get events -n "$SYS" --sort-by=.lastTimestamp 2>/dev/null | tail -15 >&2 || true
     K get events -n "$NS" --sort-by=.lastTimestamp 2>/dev/null | tail -15 >&2 || true
     K logs -n "$SYS" -l app.kubernetes.io/name=perfstack-operator --tail=30 --prefix >"$WORK/node-operator.log" 2>&1 || true
-    K logs -n "$SYS" -l app.kubernetes.io/name=perfstack-operator --tail=30 --prefix --previous >>"$WORK/node-operator.log" 2>&1 || true
+    K logs -n "$SYS" -l app.kubernetes.io/name=perfstack-operator --tail=30 --prefix --previous >>"$WORK/node-operator.log" 2>/dev/null || true
     log "operator log tail ($WORK/node-operator.log):"
     tail -20 "$WORK/node-operator.log" >&2 || true
   fi
@@ -78,8 +78,9 @@ pass "$STACK Ready ${ready_s} s after apply"
 step "every part really runs"
 [[ $(K get pod -n "$NS" "$STACK-postgres-0" -o jsonpath='{.status.phase}') == Running ]] || fail "PostgreSQL is not running"
 [[ $(K get pvc -n "$NS" "data-$STACK-postgres-0" -o jsonpath='{.status.phase}') == Bound ]] || fail "PostgreSQL's claim is not Bound"
-redis_ready=$(K get deployment -n "$NS" "$STACK-redis" -o jsonpath='{.status.readyReplicas}')
-((redis_ready >= 1)) || fail "Redis is not ready"
+redis_ready=$(K get statefulset -n "$NS" "$STACK-redis" -o jsonpath='{.status.readyReplicas}')
+((${redis_ready:-0} >= 1)) || fail "Redis is not ready"
+[[ $(K get pvc -n "$NS" "data-$STACK-redis-0" -o jsonpath='{.status.phase}') == Bound ]] || fail "Redis' claim is not Bound"
 job=$(K get job -n "$NS" -l "perfstack.dev/stack=$STACK,app.kubernetes.io/component=migration" -o jsonpath='{.items[0].metadata.name}')
 [[ $(K get job -n "$NS" "$job" -o jsonpath='{.status.succeeded}') == 1 ]] || fail "the migration Job $job did not succeed"
 summary=$(condition "$NS" "$STACK" MigrationsApplied message)
@@ -91,7 +92,7 @@ mapfile -t PODS < <(api_pod_ips "$NS" "$STACK")
 for ip in "${PODS[@]}"; do curl -fsS --max-time 5 "http://$ip:8080/readyz" >/dev/null || fail "API pod $ip not ready"; done
 [[ $(metric "http://${PODS[0]}:8080" perfstack_db_server_max_connections) == 200 ]] ||
   fail "the API pod does not see the bundled server's max_connections 200"
-pass "PostgreSQL on its claim, Redis, Job $job ($(cut -c1-80 <<<"$summary")...), ${#PODS[@]} API pods passing their probes"
+pass "PostgreSQL and Redis on their claims, Job $job ($(cut -c1-80 <<<"$summary")...), ${#PODS[@]} API pods passing their probes"
 
 # ---------- traffic ----------
 step "seed a demo dataset (a Job with the stack's credentials)"
@@ -236,20 +237,24 @@ children_gone() { [[ -z $(K get deployment,statefulset,job -n "$NS" -l "perfstac
 wait_for 120 "children garbage-collected" children_gone
 K get pvc -n "$NS" "data-$STACK-postgres-0" >/dev/null || fail "Retain: the database claim was deleted"
 K get secret -n "$NS" "$STACK-credentials" >/dev/null || fail "Retain: the credentials Secret was deleted"
+K get pvc -n "$NS" "data-$STACK-redis-0" >/dev/null || fail "Retain: the Redis claim (queued jobs) was deleted"
 K apply -n "$NS" -f examples/minimal.yaml >/dev/null
 wait_for 300 "the re-created $STACK to become Ready" stack_ready
 API=$(service_url "$NS" "$STACK")
 users_after=$(curl -fsS "$API/api/v1/users?limit=1" | jq -r .pagination.total)
 [[ $users_after == "$users_before" ]] || fail "the re-created stack sees $users_after users, not $users_before"
-pass "Retain: claim and credentials kept; the re-created stack serves the same $users_after users"
+pass "Retain: both claims and the credentials kept; the re-created stack serves the same $users_after users"
 
 step "deletion with deletionPolicy Delete removes the data"
 K patch pstack -n "$NS" "$STACK" --type=merge -p '{"spec":{"deletionPolicy":"Delete"}}' >/dev/null
 sleep 2
 K delete pstack -n "$NS" "$STACK" --timeout=120s >/dev/null
-data_gone() { ! K get pvc -n "$NS" "data-$STACK-postgres-0" >/dev/null 2>&1 && ! K get secret -n "$NS" "$STACK-credentials" >/dev/null 2>&1; }
+data_gone() {
+  ! K get pvc -n "$NS" "data-$STACK-postgres-0" >/dev/null 2>&1 && ! K get pvc -n "$NS" "data-$STACK-redis-0" >/dev/null 2>&1 &&
+    ! K get secret -n "$NS" "$STACK-credentials" >/dev/null 2>&1
+}
 wait_for 120 "Delete: claim and credentials removed" data_gone
-pass "Delete: claim and credentials removed with the stack"
+pass "Delete: both claims and the credentials removed with the stack"
 
 log "node e2e passed in ${SECONDS} s; figures:"
 column -t -s $'\t' "$WORK/$SUITE-figures.tsv" >&2
