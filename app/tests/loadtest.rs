@@ -8,7 +8,8 @@ use perfstack_app::loadtest::{
     client::ApiClient,
     driver,
     mix::Dataset,
-    scenario::{Plan, Scenario, Stage},
+    scenario::{Origin, Plan, Scenario, Stage},
+    shape::{CapacityArgs, RateArgs},
     verdict::Thresholds,
 };
 use sqlx::{Connection, Executor, PgConnection};
@@ -139,6 +140,8 @@ mod fixture {
             request_timeout_ms: 10_000,
             token: None,
             thresholds: lenient(),
+            rate: RateArgs::default(),
+            capacity: CapacityArgs::default(),
         }
     }
 
@@ -184,6 +187,7 @@ mod fixture {
                 vus: 1,
                 rate,
             }],
+            origin: Origin::Scenario,
         }
     }
 }
