@@ -30,7 +30,8 @@ impl Ladder {
 pub struct StepFigures {
     /// The rate the step planned to send.
     pub offered_rps: f64,
-    /// Answered requests per second over the step (until the last answer).
+    /// Answered requests per second over the step: over its planned length, or until the last
+    /// answer when that came later.
     pub achieved_rps: f64,
     pub p95_ms: f64,
     pub p99_ms: f64,

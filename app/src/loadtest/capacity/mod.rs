@@ -50,13 +50,14 @@ pub async fn run(args: &LoadtestArgs, search: Search) -> Result<report::Written,
     let data = discover::discover(&client).await?;
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     eprintln!(
-        "capacity search against {}: {} mix, {:.0} s steps from {} rps (x{}) up to {} rps",
+        "capacity search against {}: {} mix, {} s steps from {} rps (x{}) up to {} rps\n{}",
         args.base_url,
         args.scenario.name(),
         search.step.as_secs_f64(),
         search.ladder.start,
         search.ladder.factor,
-        search.ladder.max
+        search.ladder.max,
+        report::HEADER
     );
     let interrupted = interrupt_flag();
     let machine_cores = std::thread::available_parallelism().map_or(0.0, |n| n.get() as f64);
@@ -128,7 +129,9 @@ fn step_figures(plan: &Plan, run: &RunFigures, signs: decide::Signs) -> StepFigu
     let behind = run.last_sent_at.saturating_sub(plan.last_send_at());
     StepFigures {
         offered_rps: plan.planned_rate(),
-        achieved_rps: totals.requests as f64 / elapsed,
+        // Over the step's length at least: a healthy step answers its last request before the
+        // step ends and achieves the offered rate; one that falls behind stretches past it.
+        achieved_rps: totals.requests as f64 / elapsed.max(planned),
         p95_ms: totals.latency_ms.p95,
         p99_ms: totals.latency_ms.p99,
         error_pct: if totals.requests == 0 {

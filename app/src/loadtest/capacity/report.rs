@@ -98,7 +98,8 @@ pub async fn write(report: &CapacityReport, dir: &std::path::Path) -> Result<Wri
     })
 }
 
-const HEADER: &str = "    rate  achieved    p95 ms    p99 ms  errors  pool wait  app cores  result";
+/// The table's column names, above the rows of [`step_line`].
+pub const HEADER: &str = "    rate  achieved    p95 ms    p99 ms  errors  pool wait  app cores  result";
 
 /// One row of the table: `  1525.0    1519.3      12.4      40.1   0.00%          3       1.21  held`.
 pub fn step_line(s: &StepReport) -> String {
