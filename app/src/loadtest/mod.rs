@@ -89,6 +89,17 @@ pub struct Finished {
     pub written: Written,
 }
 
+/// The client for a run: the base URL, the timeout, the token, and one keep-alive connection per
+/// virtual user (`max_vus`).
+fn client_for(args: &LoadtestArgs, max_vus: u32) -> Result<ApiClient, ClientError> {
+    let timeout = Duration::from_millis(args.request_timeout_ms);
+    let client = ApiClient::new(&args.base_url, timeout, max_vus as usize)?;
+    match &args.token {
+        Some(token) => client.with_token(secrecy::ExposeSecret::expose_secret(token)),
+        None => Ok(client),
+    }
+}
+
 /// What the flags ask for: a plan (the scenario's, or `--rate`'s) or a capacity search.
 pub fn shape_of(args: &LoadtestArgs) -> Result<Shape, LoadtestError> {
     let plan = Plan::new(args.scenario, args.scale).ok_or(LoadtestError::Scale(args.scale))?;
@@ -102,15 +113,7 @@ pub async fn execute(args: &LoadtestArgs) -> Result<Finished, LoadtestError> {
         Shape::Plan(plan) => plan,
         Shape::Capacity { .. } => return Err(LoadtestError::NotAPlan),
     };
-    let client = ApiClient::new(
-        &args.base_url,
-        Duration::from_millis(args.request_timeout_ms),
-        plan.max_vus() as usize,
-    )?;
-    let client = match &args.token {
-        Some(token) => client.with_token(secrecy::ExposeSecret::expose_secret(token))?,
-        None => client,
-    };
+    let client = client_for(args, plan.max_vus())?;
     let data = discover::discover(&client).await?;
     let dataset = report::DatasetSummary::from(&data);
     eprintln!(

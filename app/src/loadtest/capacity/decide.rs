@@ -159,13 +159,7 @@ mod tests {
     use super::*;
 
     fn slo() -> Thresholds {
-        Thresholds {
-            max_p95_ms: 200.0,
-            max_p99_ms: 500.0,
-            max_error_pct: 1.0,
-            min_rps: 100.0,
-            min_plan_pct: 90.0,
-        }
+        Thresholds::default()
     }
 
     fn healthy(rate: f64) -> StepFigures {

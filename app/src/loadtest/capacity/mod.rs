@@ -18,9 +18,7 @@ use self::{
     report::{CapacityReport, StepReport},
 };
 use super::{
-    LoadtestArgs, LoadtestError,
-    client::ApiClient,
-    discover,
+    LoadtestArgs, LoadtestError, discover,
     driver::{self, RunFigures},
     scenario::Plan,
 };
@@ -38,15 +36,7 @@ pub struct Search {
 /// Runs the search to its end (a broken step, `--max-rate`, or Ctrl-C) and writes the report.
 pub async fn run(args: &LoadtestArgs, search: Search) -> Result<report::Written, LoadtestError> {
     let max_plan = Plan::constant(args.scenario, search.ladder.max, search.step);
-    let client = ApiClient::new(
-        &args.base_url,
-        Duration::from_millis(args.request_timeout_ms),
-        max_plan.max_vus() as usize,
-    )?;
-    let client = match &args.token {
-        Some(token) => client.with_token(secrecy::ExposeSecret::expose_secret(token))?,
-        None => client,
-    };
+    let client = super::client_for(args, max_plan.max_vus())?;
     let data = discover::discover(&client).await?;
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     eprintln!(

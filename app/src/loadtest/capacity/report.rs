@@ -193,13 +193,7 @@ mod tests {
                 ..Signs::default()
             },
         };
-        let slo = Thresholds {
-            max_p95_ms: 200.0,
-            max_p99_ms: 500.0,
-            max_error_pct: 1.0,
-            min_rps: 100.0,
-            min_plan_pct: 90.0,
-        };
+        let slo = Thresholds::default();
         StepReport {
             rate,
             requests: 100,
@@ -228,13 +222,7 @@ mod tests {
             },
             step_seconds: 30.0,
             max_rate_gap_pct: 5.0,
-            thresholds: Thresholds {
-                max_p95_ms: 200.0,
-                max_p99_ms: 500.0,
-                max_error_pct: 1.0,
-                min_rps: 100.0,
-                min_plan_pct: 90.0,
-            },
+            thresholds: Thresholds::default(),
             steps: vec![step(100.0, true), step(200.0, true), step(400.0, false)],
             knee_rps: Some(200.0),
             stopped: Stopped::SloBroken,
