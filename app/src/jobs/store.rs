@@ -21,7 +21,7 @@ use crate::telemetry::spans;
 
 use super::{
     error::JobsError,
-    record::{JobId, JobRecord, JobState, Queue},
+    record::{JobId, JobRecord, JobState, NewJob, Queue},
 };
 
 /// A job leased to a worker for one attempt.
@@ -179,26 +179,21 @@ impl JobStore {
         invocation
     }
 
-    /// Adds a job at the tail of `queue`, carrying `traceparent` (the trace its run continues).
-    /// Returns false when a job with this id existed already.
-    pub async fn enqueue(
-        &self,
-        id: &JobId,
-        queue: Queue,
-        payload: &serde_json::Value,
-        max_attempts: u32,
-        traceparent: Option<&str>,
-    ) -> Result<bool, JobsError> {
+    /// Adds `job` at the tail of its queue, `attempts` of its budget already spent (0 for a new
+    /// job; the ledger's count for one enqueued again after Redis lost it). Returns false when a
+    /// job with this id existed already (enqueueing is idempotent by id).
+    pub async fn enqueue(&self, job: &NewJob, attempts: u32) -> Result<bool, JobsError> {
         let added: i64 = self
             .scripts
             .enqueue
-            .key(self.job_key(id))
-            .key(self.queue_key(queue, "ready"))
-            .arg(id.as_str())
-            .arg(queue.as_str())
-            .arg(payload.to_string())
-            .arg(max_attempts)
-            .arg(traceparent.unwrap_or_default())
+            .key(self.job_key(&job.id))
+            .key(self.queue_key(job.queue, "ready"))
+            .arg(job.id.as_str())
+            .arg(job.queue.as_str())
+            .arg(job.payload.to_string())
+            .arg(job.max_attempts)
+            .arg(job.traceparent.as_deref().unwrap_or_default())
+            .arg(attempts)
             .invoke_async(&mut self.conn()?)
             .instrument(spans::redis("enqueue"))
             .await?;
