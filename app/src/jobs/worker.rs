@@ -305,7 +305,7 @@ impl<H: JobHandler> Attempt<H> {
             }
         }
         match store.finish(&job, &outcome).await {
-            Ok(true) => self.settle(&job, &outcome).await,
+            Ok(true) => self.settle(&job, &outcome),
             Ok(false) => tracing::warn!(job = %job.id, "outcome not recorded: the lease was lost meanwhile"),
             Err(err) => {
                 tracing::warn!(job = %job.id, error = %err, "outcome not recorded; the job runs again when its lease expires")
@@ -313,15 +313,21 @@ impl<H: JobHandler> Attempt<H> {
         }
     }
 
-    /// Copies a recorded outcome to the ledger. On failure the reconciler settles the row later
-    /// from Redis (or, if Redis forgot the job meanwhile, runs it again: idempotent by id).
-    async fn settle(&self, job: &ClaimedJob, outcome: &Outcome) {
-        let Some(db) = &self.worker.ledger else {
+    /// Copies a recorded outcome to the ledger, in a task of its own so the handler's slot is free
+    /// for the next job at once. On failure (or a process that exits first) the reconciler settles
+    /// the row later from Redis; if Redis forgot the job meanwhile, the job runs again, to no
+    /// effect (handlers are idempotent by id).
+    fn settle(&self, job: &ClaimedJob, outcome: &Outcome) {
+        let Some(db) = self.worker.ledger.clone() else {
             return;
         };
-        if let Err(err) = ledger::settle(db, &job.id, &Settled::from_outcome(job.attempt, outcome)).await {
-            tracing::warn!(job = %job.id, error = %err, "outcome not recorded in the job ledger; the reconciler will");
-        }
+        let (id, settled) = (job.id.clone(), Settled::from_outcome(job.attempt, outcome));
+        let settle = async move {
+            if let Err(err) = ledger::settle(&db, &id, &settled).await {
+                tracing::warn!(job = %id, error = %err, "outcome not recorded in the job ledger; the reconciler will");
+            }
+        };
+        tokio::spawn(settle.in_current_span());
     }
 
     fn failed(&self, job: &ClaimedJob, error: String, permanent: bool) -> Outcome {

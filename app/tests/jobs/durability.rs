@@ -138,14 +138,14 @@ async fn finished_jobs_stay_readable_and_are_not_run_again(pool: PgPool) {
         })
         .await;
     }
-    // A crash between Redis' outcome and the ledger's: the row still says queued.
+    cleanup(&jobs).await;
+    // A crash between Redis' outcome and the ledger's: the row still says queued. (Written after
+    // the wipe: before it, the reconciler would settle the row again from Redis' copy.)
     sqlx::query("UPDATE jobs SET state = 'queued', finished_at = NULL, result = NULL WHERE job_id = $1")
         .bind(ids[0].as_str())
         .execute(&pool)
         .await
         .unwrap();
-
-    cleanup(&jobs).await;
     for id in &ids[1..] {
         let (status, _, job) = call(&app, "GET", &format!("/api/v1/jobs/{id}"), None).await;
         assert_eq!(status, StatusCode::OK, "{job}");
