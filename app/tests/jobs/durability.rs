@@ -248,3 +248,52 @@ async fn a_silent_redis_does_not_hide_what_postgres_knows(pool: PgPool) {
         "unknown to PostgreSQL and Redis silent: cannot say 404"
     );
 }
+
+#[sqlx::test]
+async fn a_dead_job_lost_with_redis_can_still_be_retried(pool: PgPool) {
+    let (_user, project, _tasks) = seed(&pool, 0).await;
+    let jobs = job_queue(&[]).await;
+    let app = app(&pool, Some(jobs.clone())).await;
+    let ids = post_reports(&app, project, 1).await;
+    let id = &ids[0];
+    // The project goes before the report runs: a permanent failure, dead at once.
+    sqlx::query("DELETE FROM projects WHERE id = $1")
+        .bind(project)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let stop = start_workers(&jobs, job_context(&pool).await, &JobMetrics::default());
+    let db = app_db(&pool).await;
+    wait_for(
+        Duration::from_secs(10),
+        "the ledger to record the dead job",
+        || async {
+            ledger::get(&db, id)
+                .await
+                .unwrap()
+                .filter(|job| job.state == JobState::Dead)
+        },
+    )
+    .await;
+    let _ = stop.send(true);
+
+    cleanup(&jobs).await;
+    let (status, _, job) = call(&app, "GET", &format!("/api/v1/jobs/{id}"), None).await;
+    assert_eq!(status, StatusCode::OK, "{job}");
+    assert_eq!(job["state"], "dead");
+    assert!(
+        job["lastError"].as_str().unwrap().contains("does not exist"),
+        "{job}"
+    );
+    let (status, _, job) = call(&app, "POST", &format!("/api/v1/jobs/{id}/retry"), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    assert_eq!(job["state"], "queued");
+    assert_eq!(job["attempts"], 0);
+    let row = ledger::get(&db, id).await.unwrap().unwrap();
+    assert_eq!(
+        (row.state, row.attempts),
+        (JobState::Queued, 0),
+        "revived in PostgreSQL too"
+    );
+    cleanup(&jobs).await;
+}
