@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use perfstack_app::jobs::{
-    JobContext, JobId, JobQueue, JobState, Queue, ledger, metrics::JobMetrics, notify, reconcile, relay,
-    worker::Worker,
+    JobContext, JobId, JobQueue, JobRecord, JobState, Queue, ledger, metrics::JobMetrics, notify, reconcile,
+    relay, worker::Worker,
 };
 use prometheus_client::registry::Registry;
 use sqlx::PgPool;
@@ -68,12 +68,29 @@ async fn wait_for_effects(pool: &PgPool, table: &str, ids: &[JobId]) {
     .await;
 }
 
-fn exported(metrics: &JobMetrics) -> String {
+/// Waits until the ledger records job `id` in `state` and returns it.
+async fn wait_for_ledger(db: &perfstack_app::db::Db, id: &JobId, state: JobState) -> JobRecord {
+    wait_for(
+        Duration::from_secs(10),
+        &format!("the ledger to say {id} is {state}"),
+        || async {
+            ledger::get(db, id)
+                .await
+                .unwrap()
+                .filter(|job| job.state == state)
+        },
+    )
+    .await
+}
+
+/// Checks `perfstack_job_reenqueued_total{queue="report"}` is exactly `count`.
+fn assert_reenqueued(metrics: &JobMetrics, count: u64) {
     let mut registry = Registry::default();
     metrics.register(&mut registry);
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
-    text
+    let line = format!("perfstack_job_reenqueued_total{{queue=\"report\"}} {count}\n");
+    assert!(text.contains(&line), "expected {line} in\n{text}");
 }
 
 #[sqlx::test]
@@ -93,17 +110,12 @@ async fn queued_report_jobs_run_once_after_redis_lost_its_data(pool: PgPool) {
         assert_eq!(job["maxAttempts"], 2);
     }
 
+    let db = app_db(&pool).await;
     let metrics = JobMetrics::default();
     let _stop = start_workers(&jobs, job_context(&pool).await, &metrics);
     wait_for_effects(&pool, "reports", &ids).await;
     for id in &ids {
-        let job = wait_for(Duration::from_secs(10), "the ledger to settle", || async {
-            ledger::get(&app_db(&pool).await, id)
-                .await
-                .unwrap()
-                .filter(|job| job.state == JobState::Succeeded)
-        })
-        .await;
+        let job = wait_for_ledger(&db, id, JobState::Succeeded).await;
         assert_eq!(job.attempts, 1);
     }
     assert_eq!(
@@ -111,11 +123,7 @@ async fn queued_report_jobs_run_once_after_redis_lost_its_data(pool: PgPool) {
         vec![1; 6],
         "one report per job"
     );
-    assert!(
-        exported(&metrics).contains("perfstack_job_reenqueued_total{queue=\"report\"} 6"),
-        "{}",
-        exported(&metrics)
-    );
+    assert_reenqueued(&metrics, 6);
     cleanup(&jobs).await;
 }
 
@@ -130,13 +138,7 @@ async fn finished_jobs_stay_readable_and_are_not_run_again(pool: PgPool) {
     wait_for_effects(&pool, "reports", &ids).await;
     let db = app_db(&pool).await;
     for id in &ids {
-        wait_for(Duration::from_secs(10), "the ledger to settle", || async {
-            ledger::get(&db, id)
-                .await
-                .unwrap()
-                .filter(|job| job.state == JobState::Succeeded)
-        })
-        .await;
+        wait_for_ledger(&db, id, JobState::Succeeded).await;
     }
     cleanup(&jobs).await;
     // A crash between Redis' outcome and the ledger's: the row still says queued. (Written after
@@ -156,17 +158,7 @@ async fn finished_jobs_stay_readable_and_are_not_run_again(pool: PgPool) {
         assert_eq!(report["jobId"], id.as_str());
     }
     // The unsettled one runs again, finds its report and points at it: still one row.
-    let job = wait_for(
-        Duration::from_secs(10),
-        "the unsettled job to finish again",
-        || async {
-            ledger::get(&db, &ids[0])
-                .await
-                .unwrap()
-                .filter(|job| job.state == JobState::Succeeded)
-        },
-    )
-    .await;
+    let job = wait_for_ledger(&db, &ids[0], JobState::Succeeded).await;
     assert!(
         job.result.unwrap()["href"]
             .as_str()
@@ -177,11 +169,7 @@ async fn finished_jobs_stay_readable_and_are_not_run_again(pool: PgPool) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let _ = stop.send(true);
     assert_eq!(effects(&pool, "reports", &ids).await, vec![1; 3]);
-    assert!(
-        exported(&metrics).contains("perfstack_job_reenqueued_total{queue=\"report\"} 1"),
-        "only the unsettled job: {}",
-        exported(&metrics)
-    );
+    assert_reenqueued(&metrics, 1); // only the unsettled job
     cleanup(&jobs).await;
 }
 
@@ -264,17 +252,7 @@ async fn a_dead_job_lost_with_redis_can_still_be_retried(pool: PgPool) {
         .unwrap();
     let stop = start_workers(&jobs, job_context(&pool).await, &JobMetrics::default());
     let db = app_db(&pool).await;
-    wait_for(
-        Duration::from_secs(10),
-        "the ledger to record the dead job",
-        || async {
-            ledger::get(&db, id)
-                .await
-                .unwrap()
-                .filter(|job| job.state == JobState::Dead)
-        },
-    )
-    .await;
+    wait_for_ledger(&db, id, JobState::Dead).await;
     let _ = stop.send(true);
 
     cleanup(&jobs).await;
