@@ -33,7 +33,8 @@ impl ReconcilePass {
     }
 }
 
-/// Walks every unfinished job of the ledger in batches of `batch` (id order), then prunes up to
+/// Walks every unfinished job of the ledger in batches of `batch` (id order; one PostgreSQL query
+/// and one pipelined Redis round trip per batch), then prunes up to
 /// `batch` finished rows past their keeping time. Any error ends the walk; the next pass starts
 /// over (every step is idempotent).
 pub async fn pass(db: &Db, jobs: &JobQueue, batch: u32) -> Result<ReconcilePass, JobsError> {
@@ -47,12 +48,16 @@ pub async fn pass(db: &Db, jobs: &JobQueue, batch: u32) -> Result<ReconcilePass,
         };
         after.clone_from(&last.job_id);
         let full = i64::try_from(rows.len()) == Ok(limit);
-        for row in &rows {
+        let ids: Vec<JobId> = rows
+            .iter()
+            .map(|row| JobId::from_stored(row.job_id.clone()))
+            .collect();
+        let in_redis = jobs.store.get_many(&ids).await?;
+        for ((row, id), found) in rows.iter().zip(&ids).zip(in_redis) {
             done.checked += 1;
-            let id = JobId::from_stored(row.job_id.clone());
-            match jobs.store.get(&id).await? {
+            match found {
                 Some(job) if matches!(job.state, JobState::Succeeded | JobState::Dead) => {
-                    if ledger::settle(db, &id, &Settled::from_record(&job)).await? {
+                    if ledger::settle(db, id, &Settled::from_record(&job)).await? {
                         done.settled += 1;
                     }
                 }

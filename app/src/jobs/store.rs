@@ -319,6 +319,16 @@ impl JobStore {
         Ok(JobRecord::from_hash(&fields))
     }
 
+    /// Several jobs by id in one round trip, in the order of `ids` (`None` for unknown ones).
+    pub async fn get_many(&self, ids: &[JobId]) -> Result<Vec<Option<JobRecord>>, JobsError> {
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.hgetall(self.job_key(id));
+        }
+        let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut self.conn()?).await?;
+        Ok(hashes.iter().map(JobRecord::from_hash).collect())
+    }
+
     /// Jobs of `queue` in `state`, newest first for dead jobs, queue order otherwise.
     pub async fn list(
         &self,
@@ -335,12 +345,8 @@ impl JobStore {
             JobState::Dead => conn.zrevrange(self.queue_key(queue, "dead"), 0, stop).await?,
             JobState::Succeeded => return Err(JobsError::NotListable(state)),
         };
-        let mut pipe = redis::pipe();
-        for id in &ids {
-            pipe.hgetall(format!("{}{}", self.job_prefix(), id));
-        }
-        let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
-        Ok(hashes.iter().filter_map(JobRecord::from_hash).collect())
+        let ids: Vec<JobId> = ids.into_iter().map(JobId::from_stored).collect();
+        Ok(self.get_many(&ids).await?.into_iter().flatten().collect())
     }
 
     /// Counts per place, for the queue-depth gauges.
