@@ -29,10 +29,17 @@ cleanup() {
   stop_process "$SAMPLER"
   stop_process "$LOAD"
   if ((rc != 0)); then
-    log "node e2e FAILED; state of $NS:"
+    log "node e2e FAILED; state of $NS and $SYS:"
+    K get nodes -o wide >&2 2>/dev/null || true
     K get pstack,pods,jobs,pvc -n "$NS" -o wide >&2 2>/dev/null || true
-    K logs -n "$SYS" -l app.kubernetes.io/name=perfstack-operator --tail=30 >"$WORK/node-operator.log" 2>&1 || true
-    log "operator log tail: $WORK/node-operator.log"
+    K get deploy,pods -n "$SYS" -o wide >&2 2>/dev/null || true
+    # The last events of both namespaces (image pulls, probes, scheduling) and the operator's own words.
+    K get events -n "$SYS" --sort-by=.lastTimestamp 2>/dev/null | tail -15 >&2 || true
+    K get events -n "$NS" --sort-by=.lastTimestamp 2>/dev/null | tail -15 >&2 || true
+    K logs -n "$SYS" -l app.kubernetes.io/name=perfstack-operator --tail=30 --prefix >"$WORK/node-operator.log" 2>&1 || true
+    K logs -n "$SYS" -l app.kubernetes.io/name=perfstack-operator --tail=30 --prefix --previous >>"$WORK/node-operator.log" 2>&1 || true
+    log "operator log tail ($WORK/node-operator.log):"
+    tail -20 "$WORK/node-operator.log" >&2 || true
   fi
   delete_stacks "$NS"
   helm uninstall "$REL" -n "$SYS" >/dev/null 2>&1 || true

@@ -18,7 +18,7 @@ work=$(mktemp -d)
 app_pid=
 replica_pid=
 cleanup() {
-  for pid in $app_pid $replica_pid; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
+  for pid in $app_pid $replica_pid; do { kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; } || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT

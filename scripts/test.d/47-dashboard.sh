@@ -14,7 +14,7 @@ cargo build -q --bin perfstack-app --bin perfstack-operator
 work=$(mktemp -d)
 pids=()
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
+  for pid in "${pids[@]}"; do { kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; } || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT

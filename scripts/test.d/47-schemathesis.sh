@@ -4,6 +4,9 @@
 # with auth on (the admin token for every request, so the ignored_auth check proves the 401s) runs
 # on a database of its own with a small seeded dataset, and Redis for the job routes.
 # Runtime is bounded by --max-examples and --max-time (a few minutes on 2 cores).
+# One check is left out: ensure_resource_availability (ST302) reports a task created then gone as a
+# bug, but a stateful sequence that deletes the task's project in between deletes the task with it
+# (ON DELETE CASCADE, docs/api.md), which schemathesis cannot see. app/tests/api covers create-then-read.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 cd "$PERFSTACK_ROOT"
@@ -56,6 +59,7 @@ log "schemathesis against http://$addr/openapi.json"
 status=0
 "$venv/bin/st" run "http://$addr/openapi.json" \
   --checks all --phases examples,coverage,fuzzing,stateful \
+  --exclude-checks ensure_resource_availability \
   --header "Authorization: Bearer $admin" \
   --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-25}" --max-time "${SCHEMATHESIS_MAX_TIME:-240}" \
   --workers 1 --seed "${SCHEMATHESIS_SEED:-1}" --no-color \

@@ -79,6 +79,16 @@ impl ListParams {
             }
             page => page.map_or(1, i32::unsigned_abs),
         };
+        // `after` is an alias of `cursor`, which wins when both are given; both must be valid.
+        if let (Some(_), Some(after)) = (&self.cursor, self.after.as_deref())
+            && !after.is_empty()
+            && K::from_cursor(after).is_none()
+        {
+            return Err(ApiError::bad_request(
+                Some("after".to_owned()),
+                "after is not a cursor this list issued",
+            ));
+        }
         let cursor = self.cursor.as_deref().or(self.after.as_deref());
         let window = match cursor {
             Some(cursor) => {
@@ -157,7 +167,8 @@ impl Cursor for PriorityKey {
 
 /// Due-date order: `d.<days since 1970-01-01 | none>.<id>`.
 impl Cursor for DueDateKey {
-    const PATTERN: &'static str = r"^(|d\.(none|-?[0-9]{1,7})\.[0-9]{1,18})$";
+    // Dates before 1970 take at most 6 digits (back to 768 BC): PostgreSQL's dates end at 4713 BC.
+    const PATTERN: &'static str = r"^(|d\.(none|-[0-9]{1,6}|[0-9]{1,7})\.[0-9]{1,18})$";
     fn to_cursor(&self) -> String {
         match self.0 {
             Some(due) => format!("d.{}.{}", (due - epoch_day()).num_days(), self.1),
@@ -169,7 +180,9 @@ impl Cursor for DueDateKey {
         let due = match due {
             "none" => None,
             days => {
-                Some(epoch_day().checked_add_signed(chrono::TimeDelta::try_days(signed_part(days, 7)?)?)?)
+                let digits = if days.starts_with('-') { 6 } else { 7 };
+                let days = chrono::TimeDelta::try_days(signed_part(days, digits)?)?;
+                Some(epoch_day().checked_add_signed(days)?)
             }
         };
         Some((due, id_part(id)?))
@@ -354,5 +367,33 @@ mod tests {
         );
         assert_eq!(i64::from_cursor(&42_i64.to_cursor()), Some(42));
         assert_eq!(i64::from_cursor("i.9999999999999999999"), None);
+    }
+
+    #[test]
+    fn an_alias_beside_a_cursor_must_be_valid_too() {
+        let mut both = params(None, None, Some("i.5"));
+        both.after = Some("garbage".to_owned());
+        assert!(
+            both.parse::<i64>(&["id"]).is_err(),
+            "an invalid alias beside a cursor"
+        );
+        both.after = Some("i.7".to_owned());
+        let req = both.parse::<i64>(&["id"]).unwrap();
+        assert_eq!(req.window.after(), Some(&5), "cursor wins");
+    }
+
+    #[test]
+    fn due_date_cursors_stay_inside_postgresqls_dates() {
+        // The first day a dueDate can have (0001-01-01) still has a cursor.
+        let first = chrono::NaiveDate::from_ymd_opt(1, 1, 1).unwrap();
+        assert_eq!(
+            DueDateKey::from_cursor(&(Some(first), 1).to_cursor()),
+            Some((Some(first), 1))
+        );
+        assert_eq!(DueDateKey::from_cursor("d.-5738566.785217"), None, "15,700 BC");
+        assert!(
+            DueDateKey::PATTERN.contains("-[0-9]{1,6}"),
+            "the document says the same"
+        );
     }
 }
