@@ -8,7 +8,8 @@ use perfstack_app::loadtest::{
     client::ApiClient,
     driver,
     mix::Dataset,
-    scenario::{Plan, Scenario, Stage},
+    scenario::{Origin, Plan, Scenario, Stage},
+    shape::{CapacityArgs, RateArgs},
     verdict::Thresholds,
 };
 use sqlx::{Connection, Executor, PgConnection};
@@ -30,10 +31,11 @@ mod fixture {
     }
 
     impl TestDb {
-        pub async fn create() -> Self {
+        /// `tag` tells apart the databases of tests running at once in this process.
+        pub async fn create(tag: &str) -> Self {
             let admin_url = std::env::var("DATABASE_URL")
                 .expect("DATABASE_URL (run scripts/services.sh up and source .run/env)");
-            let name = format!("perfstack_loadtest_{}", std::process::id());
+            let name = format!("perfstack_loadtest_{tag}_{}", std::process::id());
             let (base, _) = admin_url.rsplit_once('/').expect("DATABASE_URL has a database");
             let url = format!("{base}/{name}");
             let mut admin = PgConnection::connect(&admin_url).await.unwrap();
@@ -77,6 +79,37 @@ mod fixture {
         )
         .await
         .unwrap();
+    }
+
+    /// A fresh database, migrated by the binary and seeded, and `serve` on it.
+    pub async fn served(tag: &str) -> (TestDb, Server) {
+        let db = TestDb::create(tag).await;
+        let migrate = Command::new(BIN)
+            .arg("migrate")
+            .env("DATABASE_URL", &db.url)
+            .output()
+            .await
+            .unwrap();
+        assert!(migrate.status.success(), "migrate: {migrate:?}");
+        seed(&db.url).await;
+        let server = serve(&db.url).await;
+        (db, server)
+    }
+
+    /// Runs `perfstack-app loadtest` with `flags` (and `--out`); its exit code and stderr.
+    pub async fn loadtest_binary(out: &std::path::Path, flags: &[&str]) -> (Option<i32>, String) {
+        let run = Command::new(BIN)
+            .arg("loadtest")
+            .args(flags)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .await
+            .unwrap();
+        (
+            run.status.code(),
+            String::from_utf8_lossy(&run.stderr).into_owned(),
+        )
     }
 
     /// `perfstack-app serve` on a free local port, killed when dropped.
@@ -139,6 +172,8 @@ mod fixture {
             request_timeout_ms: 10_000,
             token: None,
             thresholds: lenient(),
+            rate: RateArgs::default(),
+            capacity: CapacityArgs::default(),
         }
     }
 
@@ -161,18 +196,9 @@ mod fixture {
         out: &std::path::Path,
         flags: &[&str],
     ) -> (Option<i32>, String) {
-        let run = Command::new(BIN)
-            .args(["loadtest", "--base-url", base_url, "--scenario", "baseline"])
-            .args(flags)
-            .arg("--out")
-            .arg(out)
-            .output()
-            .await
-            .unwrap();
-        (
-            run.status.code(),
-            String::from_utf8_lossy(&run.stderr).into_owned(),
-        )
+        let mut all = vec!["--base-url", base_url, "--scenario", "baseline"];
+        all.extend_from_slice(flags);
+        loadtest_binary(out, &all).await
     }
 
     pub fn one_user_plan(rate: f64) -> Plan {
@@ -184,6 +210,7 @@ mod fixture {
                 vus: 1,
                 rate,
             }],
+            origin: Origin::Scenario,
         }
     }
 }
@@ -192,16 +219,7 @@ use fixture::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_runs_reports_and_fails_with_exit_code_1() {
-    let db = TestDb::create().await;
-    let migrate = Command::new(BIN)
-        .arg("migrate")
-        .env("DATABASE_URL", &db.url)
-        .output()
-        .await
-        .unwrap();
-    assert!(migrate.status.success(), "migrate: {migrate:?}");
-    seed(&db.url).await;
-    let server = serve(&db.url).await;
+    let (db, server) = served("scenarios").await;
     let out = std::env::temp_dir().join(format!("perfstack-loadtest-{}", std::process::id()));
 
     // Each scenario for about 2-3 seconds (stress: 1.8 s at 1000 rps).
@@ -311,5 +329,139 @@ async fn queueing_behind_a_slow_server_counts_as_latency() {
     // The server itself stayed fast: the latency is queueing, and the report tells them apart.
     for op in &overloaded.totals.operations {
         assert!(op.service_ms.p50 < 300.0, "{op:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixed_rate_and_a_capacity_search_against_serve() {
+    let (db, server) = served("capacity").await;
+    let out = std::env::temp_dir().join(format!("perfstack-capacity-{}", std::process::id()));
+
+    // --rate 20 for 2 s: 40 requests at about 20 per second, in rate.json.
+    let mut fixed = args(&server.base_url, Scenario::Peak, 1.0, out.clone());
+    fixed.rate = RateArgs {
+        rate: Some(20.0),
+        duration_s: 2.0,
+    };
+    let finished = loadtest::execute(&fixed).await.unwrap();
+    let report = &finished.report;
+    assert_eq!(report.plan.origin, Origin::Rate);
+    assert_eq!(report.planned_requests, 40);
+    assert_eq!(report.results.requests, 40);
+    assert!(
+        (10.0..=21.0).contains(&report.throughput_rps),
+        "offered 20 rps, achieved {}",
+        report.throughput_rps
+    );
+    assert!(report.passed, "{:?}", report.checks);
+    assert_eq!(finished.written.json, out.join("rate.json"));
+
+    // A search with a tiny ladder (10, 20, 40 rps, 1.5 s each) holds every step and stops at the
+    // max: the knee is the max, and each step read the pool's figures from /metrics.
+    let search = [
+        "--base-url",
+        &server.base_url,
+        "--find-capacity",
+        "--start-rate",
+        "10",
+        "--step-factor",
+        "2",
+        "--max-rate",
+        "40",
+        "--step-duration",
+        "1.5",
+        "--max-p95-ms",
+        "5000",
+        "--max-p99-ms",
+        "10000",
+        "--max-rate-gap-pct",
+        "50",
+    ];
+    let (code, stderr) = loadtest_binary(&out, &search).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("capacity.json")).unwrap()).unwrap();
+    let rates: Vec<f64> = json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["rate"].as_f64().unwrap())
+        .collect();
+    assert_eq!(rates, [10.0, 20.0, 40.0], "{json}");
+    assert_eq!(json["kneeRps"], 40.0);
+    assert_eq!(json["stopped"], "maxRate");
+    assert!(
+        json["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["held"] == true)
+    );
+    assert_eq!(json["steps"][0]["figures"]["signs"]["poolMax"], 20.0, "{json}");
+    assert!(
+        json["steps"][2]["figures"]["signs"]["appCores"]
+            .as_f64()
+            .is_some()
+    );
+    let text = std::fs::read_to_string(out.join("capacity.txt")).unwrap();
+    assert!(
+        text.contains("knee: 40 rps; every rate up to --max-rate held"),
+        "{text}"
+    );
+    assert!(stderr.contains("knee: 40 rps"), "{stderr}");
+
+    // An SLO nothing can meet breaks the first step: no knee, a resource named, exit code 1.
+    let impossible: Vec<&str> = search
+        .iter()
+        .map(|flag| if *flag == "5000" { "0.001" } else { flag })
+        .collect();
+    let (code, stderr) = loadtest_binary(&out, &impossible).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no rate held the SLO: the first step (10 rps) broke it"),
+        "{stderr}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("capacity.json")).unwrap()).unwrap();
+    assert_eq!(json["steps"].as_array().unwrap().len(), 1);
+    assert_eq!(json["kneeRps"], serde_json::Value::Null);
+    assert_eq!(json["stopped"], "sloBroken");
+    assert!(json["saturated"].is_string(), "{json}");
+
+    let _ = std::fs::remove_dir_all(&out);
+    drop(server);
+    db.drop_now().await;
+}
+
+#[tokio::test]
+async fn bad_rates_are_cli_errors() {
+    let out = std::env::temp_dir().join(format!("perfstack-badrate-{}", std::process::id()));
+    let base = ["--base-url", "http://127.0.0.1:9"];
+    for (flags, code, says) in [
+        (
+            &["--rate", "0"][..],
+            2,
+            "a rate (requests per second) must be above 0",
+        ),
+        (
+            &["--rate", "-3"],
+            2,
+            "must be above 0 and at most 1000000, got -3",
+        ),
+        (
+            &["--find-capacity", "--step-duration", "0"],
+            2,
+            "a duration (seconds) must be above 0",
+        ),
+        (
+            &["--find-capacity", "--start-rate", "500", "--max-rate", "100"],
+            1,
+            "--max-rate (100) must not be below --start-rate (500)",
+        ),
+    ] {
+        let all: Vec<&str> = base.iter().chain(flags).copied().collect();
+        let (exit, stderr) = loadtest_binary(&out, &all).await;
+        assert_eq!(exit, Some(code), "{flags:?}: {stderr}");
+        assert!(stderr.contains(says), "{flags:?}: {stderr}");
     }
 }

@@ -93,6 +93,21 @@ pub struct JobsConfig {
         default_value_t = 5_000
     )]
     pub reap_interval_ms: u64,
+    /// How often the PostgreSQL record of unfinished jobs is compared with Redis, in
+    /// milliseconds; a job Redis lost (restarted empty, FLUSHALL) is enqueued again then.
+    #[arg(
+        long = "jobs-reconcile-interval-ms",
+        env = "JOBS_RECONCILE_INTERVAL_MS",
+        default_value_t = 30_000
+    )]
+    pub reconcile_interval_ms: u64,
+    /// Unfinished jobs the reconciler reads from PostgreSQL (and looks up in Redis) per batch.
+    #[arg(
+        long = "jobs-reconcile-batch",
+        env = "JOBS_RECONCILE_BATCH",
+        default_value_t = 200
+    )]
+    pub reconcile_batch: u32,
     /// How long a succeeded job stays visible by id, in seconds.
     #[arg(long = "job-keep-succeeded-s", env = "JOBS_KEEP_SUCCEEDED_S", default_value_t = 7 * 24 * 3600)]
     pub keep_succeeded_s: u64,
@@ -150,6 +165,10 @@ impl JobsConfig {
 
     pub fn reap_interval(&self) -> Duration {
         Duration::from_millis(self.reap_interval_ms.max(10))
+    }
+
+    pub fn reconcile_interval(&self) -> Duration {
+        Duration::from_millis(self.reconcile_interval_ms.max(10))
     }
 
     pub fn redis_timeout(&self) -> Duration {

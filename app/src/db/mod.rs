@@ -228,7 +228,7 @@ impl Db {
         let slot = match immediate {
             Some(slot) => Ok(slot),
             None => {
-                self.telemetry.waiting.inc();
+                let waiter = Waiter::count(&self.telemetry.waiting);
                 let waiting = self.telemetry.waiting.get();
                 let per_connection = self
                     .queue_per_connection
@@ -236,7 +236,7 @@ impl Db {
                 let bound = i64::from(per_connection) * i64::from(handle.settings.max_connections);
                 if per_connection > 0 && waiting > bound {
                     // Queueing would only turn into an acquire timeout later: say so now.
-                    self.telemetry.waiting.dec();
+                    drop(waiter);
                     self.telemetry.shed.inc();
                     return Err(sqlx::Error::PoolTimedOut);
                 }
@@ -246,7 +246,7 @@ impl Db {
                     self.started.elapsed().as_secs(),
                 );
                 let slot = handle.slot(handle.settings.acquire_timeout()).await;
-                self.telemetry.waiting.dec();
+                drop(waiter);
                 slot
             }
         };
@@ -291,6 +291,24 @@ impl Db {
         }
         self.monitor.observe(op, sql, start.elapsed(), result.is_ok());
         result
+    }
+}
+
+/// One acquirer counted in `waiting` for as long as it lives. Dropping it (also when the caller's
+/// future is dropped mid-wait: a request timeout, a client that went away) takes it off the gauge,
+/// which otherwise kept every cancelled waiter and read far above the requests in flight.
+struct Waiter<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+
+impl<'a> Waiter<'a> {
+    fn count(gauge: &'a prometheus_client::metrics::gauge::Gauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

@@ -16,8 +16,14 @@ const DRAIN_GRACE: Duration = Duration::from_secs(1);
 const DRAIN_LIMIT: Duration = Duration::from_secs(120);
 
 /// sqlx pool options for `settings`.
+///
+/// No ping before each checkout (`test_before_acquire`, on by default): it was a round trip of its
+/// own before every statement, on top of the one sqlx makes when a connection is returned (which
+/// already tests it and cannot be turned off). A connection that dies while idle fails one
+/// statement, which is answered like any lost connection (503 `database_unavailable`) and closed.
 pub fn options(settings: &PoolSettings) -> PgPoolOptions {
     PgPoolOptions::new()
+        .test_before_acquire(false)
         .min_connections(settings.min_connections)
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout())

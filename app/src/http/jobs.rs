@@ -17,7 +17,7 @@ use super::{
     extract::{Json as JsonBody, Path, Query},
     pagination,
 };
-use crate::jobs::{JobId, JobQueue, JobRecord, JobState, JobsError, Queue, report};
+use crate::jobs::{JobId, JobQueue, JobRecord, JobState, JobsError, NewJob, Queue, ledger, report};
 
 /// What a failure of the job system means to a client: a state that cannot be listed is the
 /// request's fault (422), the database is answered like everywhere else, anything of Redis is a
@@ -69,6 +69,9 @@ struct Accepted {
     href: String,
 }
 
+/// What the slow-query log shows for the transaction that accepts a report request.
+const ACCEPT_REPORT: &str = "BEGIN; INSERT INTO jobs (...); <enqueue in Redis>; COMMIT";
+
 /// Request a report; it is computed in the background by the `report` queue.
 #[utoipa::path(post, path = "/reports", tag = "jobs", request_body = report::ReportRequest,
     responses(
@@ -102,7 +105,14 @@ async fn create_report(
         ));
     }
     let payload = serde_json::to_value(&request).map_err(ApiError::Encode)?;
-    let id = jobs.enqueue(Queue::Report, &payload).await?;
+    let job = jobs.new_job(Queue::Report, &payload);
+    // The ledger row commits only once Redis has the job: a Redis failure rolls it back (503, no
+    // job), and from the commit on the job survives a loss of Redis' data.
+    let mut tx = state.db.begin("reports.accept", ACCEPT_REPORT).await?;
+    ledger::accept(tx.conn(), &job).await?;
+    jobs.store.enqueue(&job, 0).await?;
+    tx.commit().await?;
+    let id = job.id;
     let href = format!("/api/v1/jobs/{id}");
     let mut response = (
         StatusCode::ACCEPTED,
@@ -135,15 +145,26 @@ async fn get_report(State(state): State<AppState>, Path(id): Path<i64>) -> ApiRe
 /// A job: state, attempts, last error and where its result is.
 #[utoipa::path(get, path = "/jobs/{id}", tag = "jobs", params(("id" = String, Path, description = "Job id (UUID)")),
     responses(
-        (status = 200, body = JobRecord),
+        (status = 200, description = "From Redis, or from PostgreSQL's record when Redis does not know the job or does not answer", body = JobRecord),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 503, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis does not answer and PostgreSQL has no record of the job", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn get_job(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let id = parse_job_id(&id)?;
-    let job = queue_of(&state)?.store.get(&id).await?;
-    job.map(|j| Json(j).into_response())
-        .ok_or(ApiError::NotFound("job"))
+    let in_redis = match queue_of(&state) {
+        Ok(jobs) => jobs.store.get(&id).await.map_err(ApiError::from),
+        Err(err) => Err(err),
+    };
+    let job = match in_redis {
+        Ok(Some(job)) => job,
+        // Redis does not know the id (finished and forgotten, or lost with Redis' data) or does
+        // not answer: the PostgreSQL record, else the answer Redis gave.
+        Ok(None) => ledger::get(&state.db, &id)
+            .await?
+            .ok_or(ApiError::NotFound("job"))?,
+        Err(err) => ledger::get(&state.db, &id).await.ok().flatten().ok_or(err)?,
+    };
+    Ok(Json(job).into_response())
 }
 
 /// Give a dead job a fresh set of attempts.
@@ -155,18 +176,38 @@ async fn get_job(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
     ))]
 async fn retry_job(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let id = parse_job_id(&id)?;
-    let store = &queue_of(&state)?.store;
+    let jobs = queue_of(&state)?;
+    let store = &jobs.store;
     if !store.revive(&id).await? {
-        return match store.get(&id).await? {
-            None => Err(ApiError::NotFound("job")),
-            Some(job) => Err(ApiError::conflict(
+        let job = match store.get(&id).await? {
+            Some(job) => job,
+            None => ledger::get(&state.db, &id)
+                .await?
+                .ok_or(ApiError::NotFound("job"))?,
+        };
+        if job.state != JobState::Dead {
+            return Err(ApiError::conflict(
                 None,
                 format!("only dead jobs can be retried; this one is {}", job.state),
-            )),
-        };
+            ));
+        }
+        // Dead in the ledger, gone from Redis with its data: enqueued again from the ledger.
+        store.enqueue(&revived_from(job), 0).await?;
     }
+    ledger::revived(&state.db, &id).await?;
     let job = store.get(&id).await?.ok_or(ApiError::NotFound("job"))?;
     Ok((StatusCode::ACCEPTED, Json(job)).into_response())
+}
+
+/// A dead job known only to the ledger, to enqueue again with fresh attempts.
+fn revived_from(job: JobRecord) -> NewJob {
+    NewJob {
+        id: job.id,
+        queue: job.queue,
+        payload: job.payload,
+        max_attempts: job.max_attempts,
+        traceparent: None,
+    }
 }
 
 /// Filters of `GET /jobs`.

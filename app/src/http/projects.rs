@@ -162,9 +162,12 @@ async fn list_project_tasks(
     Query(filter): Query<ProjectTasksFilter>,
 ) -> Result<impl IntoResponse, ApiError> {
     let request = params.parse::<PriorityKey>(Task::FIELDS)?;
-    if !db::projects::exists(&state.db, id).await? {
+    let filter = task_rows::of_project(id, filter.status);
+    let page = resource::page::<Task, _>(&state, task_rows::LIST_FOR_PROJECT, &request, &filter).await?;
+    // A page with rows proves the project exists: only an empty one is checked, so the usual page
+    // is one database operation (and one pool checkout), not two.
+    if page.data.is_empty() && !db::projects::exists(&state.db, id).await? {
         return Err(ApiError::NotFound("project"));
     }
-    let filter = task_rows::of_project(id, filter.status);
-    resource::page::<Task, _>(&state, task_rows::LIST_FOR_PROJECT, &request, &filter).await
+    Ok(page)
 }

@@ -1,4 +1,5 @@
-//! Job metrics: queue depth, attempt durations and outcomes, retries, dead letters, recovered leases.
+//! Job metrics: queue depth, attempt durations and outcomes, retries, dead letters, recovered leases,
+//! jobs enqueued again from PostgreSQL.
 //! [`JobMetrics::register`] adds them to the app's prometheus-client registry (names in docs/metrics.md).
 use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
@@ -29,6 +30,7 @@ pub struct JobMetrics {
     retries: Family<QueueLabel, Counter>,
     dead_letters: Family<QueueLabel, Counter>,
     recovered: Family<QueueLabel, Counter>,
+    reenqueued: Family<QueueLabel, Counter>,
     in_flight: Family<QueueLabel, Gauge>,
     depth: Family<QueueAnd, Gauge>,
 }
@@ -47,6 +49,7 @@ impl Default for JobMetrics {
             retries: Family::default(),
             dead_letters: Family::default(),
             recovered: Family::default(),
+            reenqueued: Family::default(),
             in_flight: Family::default(),
             depth: Family::default(),
         };
@@ -57,7 +60,12 @@ impl Default for JobMetrics {
                     .get_or_create(&[("queue", queue.as_str()), ("outcome", outcome)])
                     .inc_by(0);
             }
-            for family in [&metrics.retries, &metrics.dead_letters, &metrics.recovered] {
+            for family in [
+                &metrics.retries,
+                &metrics.dead_letters,
+                &metrics.recovered,
+                &metrics.reenqueued,
+            ] {
                 family.get_or_create(&queue_labels(queue)).inc_by(0);
             }
             metrics.in_flight.get_or_create(&queue_labels(queue)).set(0);
@@ -105,6 +113,11 @@ impl JobMetrics {
             self.recovered.clone(),
         );
         registry.register(
+            "perfstack_job_reenqueued",
+            "Jobs enqueued again from their PostgreSQL record because Redis had lost them",
+            self.reenqueued.clone(),
+        );
+        registry.register(
             "perfstack_jobs_in_flight",
             "Handlers running in this process",
             self.in_flight.clone(),
@@ -135,6 +148,10 @@ impl JobMetrics {
 
     pub fn recovered(&self, queue: Queue, count: u64) {
         self.recovered.get_or_create(&queue_labels(queue)).inc_by(count);
+    }
+
+    pub fn reenqueued(&self, queue: Queue, count: u64) {
+        self.reenqueued.get_or_create(&queue_labels(queue)).inc_by(count);
     }
 
     pub fn in_flight(&self, queue: Queue) -> Gauge {
@@ -184,6 +201,7 @@ mod tests {
         metrics.retried(Queue::Email);
         metrics.dead_lettered(Queue::Report, 1);
         metrics.recovered(Queue::Report, 2);
+        metrics.reenqueued(Queue::Email, 4);
         metrics.set_depth(
             Queue::Email,
             QueueDepth {
@@ -199,6 +217,7 @@ mod tests {
             "perfstack_job_retries_total{queue=\"email\"} 1",
             "perfstack_job_dead_letters_total{queue=\"report\"} 1",
             "perfstack_job_recovered_total{queue=\"report\"} 2",
+            "perfstack_job_reenqueued_total{queue=\"email\"} 4",
             "perfstack_job_queue_depth{queue=\"email\",state=\"ready\"} 3",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");

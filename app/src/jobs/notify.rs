@@ -36,21 +36,23 @@ pub async fn on_assignment<'e>(
     let Some(assignee_id) = newly_assigned(before, after) else {
         return Ok(None);
     };
-    if jobs.is_none() {
+    let Some(jobs) = jobs else {
         tracing::debug!(task_id, "no job queue configured; no assignment email");
         return Ok(None);
-    }
+    };
     let payload = serde_json::to_value(EmailJob::TaskAssigned { task_id, assignee_id })
         .unwrap_or(serde_json::Value::Null);
-    relay::request(executor, Queue::Email, &payload).await.map(Some)
+    relay::request(executor, jobs, Queue::Email, &payload)
+        .await
+        .map(Some)
 }
 
 /// What the slow-query log shows for [`create_task`]'s transaction.
 const CREATE_AND_REQUEST: &str =
-    "BEGIN; INSERT INTO tasks (...) RETURNING ...; INSERT INTO job_requests (...); COMMIT";
+    "BEGIN; INSERT INTO tasks (...) RETURNING ...; INSERT INTO jobs, job_requests (...); COMMIT";
 /// What the slow-query log shows for [`update_task`]'s transaction.
 const ASSIGN_AND_REQUEST: &str = "BEGIN; SELECT assignee_id FROM tasks WHERE id = $1 FOR UPDATE; \
-     UPDATE tasks SET ... RETURNING ...; INSERT INTO job_requests (...); COMMIT";
+     UPDATE tasks SET ... RETURNING ...; INSERT INTO jobs, job_requests (...); COMMIT";
 
 /// Creates a task for the task routes. When it has an assignee and a job queue is configured, the
 /// assignment email is requested in the same transaction: both rows commit, or neither does.

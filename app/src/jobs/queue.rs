@@ -4,7 +4,7 @@ use std::sync::Arc;
 use super::{
     error::JobsError,
     policy::QueuePolicy,
-    record::{JobId, Queue},
+    record::{JobId, NewJob, Queue},
     store::{DeadLetterCap, JobStore},
 };
 use crate::config::JobsConfig;
@@ -30,14 +30,23 @@ impl JobQueue {
         })
     }
 
-    /// Enqueues `payload` on `queue` under a fresh id; its run continues the current trace.
+    /// A job for `queue` under a fresh id, with the queue's attempt budget; its run continues the
+    /// current trace.
+    pub fn new_job(&self, queue: Queue, payload: &serde_json::Value) -> NewJob {
+        NewJob {
+            id: JobId::new(),
+            queue,
+            payload: payload.clone(),
+            max_attempts: QueuePolicy::for_queue(&self.config, queue).max_attempts,
+            traceparent: perfstack_otel::traceparent(&tracing::Span::current()),
+        }
+    }
+
+    /// Enqueues `payload` on `queue` in Redis only (no PostgreSQL record: see `jobs::ledger` for
+    /// jobs that must survive a loss of Redis' data).
     pub async fn enqueue(&self, queue: Queue, payload: &serde_json::Value) -> Result<JobId, JobsError> {
-        let id = JobId::new();
-        let max_attempts = QueuePolicy::for_queue(&self.config, queue).max_attempts;
-        let traceparent = perfstack_otel::traceparent(&tracing::Span::current());
-        self.store
-            .enqueue(&id, queue, payload, max_attempts, traceparent.as_deref())
-            .await?;
-        Ok(id)
+        let job = self.new_job(queue, payload);
+        self.store.enqueue(&job, 0).await?;
+        Ok(job.id)
     }
 }

@@ -42,6 +42,17 @@ impl std::fmt::Display for JobId {
     }
 }
 
+/// A job as its producer hands it over: what the ledger row and the Redis hash start from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    pub id: JobId,
+    pub queue: Queue,
+    pub payload: serde_json::Value,
+    pub max_attempts: u32,
+    /// The W3C traceparent of the request that accepted the job, so its run continues that trace.
+    pub traceparent: Option<String>,
+}
+
 /// The two queues.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]

@@ -1,32 +1,41 @@
-//! Jobs requested in a database transaction (transactional outbox): [`request`] writes a row in
-//! `job_requests` with the caller's transaction; [`relay_batch`] moves committed rows to Redis.
-//! Enqueueing is idempotent by job id, so a relay that dies between Redis and its commit only
-//! repeats a no-op.
+//! Jobs requested in a database transaction (transactional outbox): [`request`] records the job in
+//! the ledger (`jobs`) and in `job_requests` with the caller's transaction; [`relay_batch`] moves
+//! committed requests to Redis. Enqueueing is idempotent by job id, so a relay that dies between
+//! Redis and its commit only repeats a no-op.
 use sqlx::{PgExecutor, types::Json};
 
 use super::{
     error::JobsError,
     policy::QueuePolicy,
     queue::JobQueue,
-    record::{JobId, Queue},
+    record::{JobId, NewJob, Queue},
 };
 use crate::db::Db;
 
-/// Records a job to enqueue once the caller's transaction commits (nothing if it rolls back).
+/// Records a job to enqueue once the caller's transaction commits (nothing if it rolls back): its
+/// ledger row and its relay request, in one statement.
 pub async fn request<'e>(
     executor: impl PgExecutor<'e>,
+    jobs: &JobQueue,
     queue: Queue,
     payload: &serde_json::Value,
 ) -> Result<JobId, sqlx::Error> {
-    let id = JobId::new();
+    let job = jobs.new_job(queue, payload);
     // language=PostgreSQL
-    sqlx::query("INSERT INTO job_requests (job_id, queue, payload) VALUES ($1, $2, $3)")
-        .bind(id.as_str())
-        .bind(queue.as_str())
-        .bind(Json(payload))
-        .execute(executor)
-        .await?;
-    Ok(id)
+    sqlx::query(
+        "WITH ledger AS (
+             INSERT INTO jobs (job_id, queue, payload, max_attempts, traceparent)
+             VALUES ($1, $2, $3, $4, $5))
+         INSERT INTO job_requests (job_id, queue, payload) VALUES ($1, $2, $3)",
+    )
+    .bind(job.id.as_str())
+    .bind(queue.as_str())
+    .bind(Json(payload))
+    .bind(i32::try_from(job.max_attempts).unwrap_or(i32::MAX))
+    .bind(job.traceparent.as_deref())
+    .execute(executor)
+    .await?;
+    Ok(job.id)
 }
 
 #[derive(sqlx::FromRow)]
@@ -34,6 +43,9 @@ struct Requested {
     job_id: String,
     queue: String,
     payload: Json<serde_json::Value>,
+    /// From the ledger row; `None` for a request written by a version without the ledger.
+    max_attempts: Option<i32>,
+    traceparent: Option<String>,
 }
 
 /// Moves up to `limit` committed requests to Redis, oldest first. Several relays may run at once
@@ -43,25 +55,31 @@ pub async fn relay_batch(db: &Db, jobs: &JobQueue, limit: i64) -> Result<usize, 
     let mut tx = db.pool().begin().await?;
     // language=PostgreSQL
     let rows: Vec<Requested> = sqlx::query_as(
-        "SELECT job_id, queue, payload FROM job_requests
-         ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+        "SELECT r.job_id, r.queue, r.payload, j.max_attempts, j.traceparent
+         FROM job_requests r LEFT JOIN jobs j ON j.job_id = r.job_id
+         ORDER BY r.created_at LIMIT $1 FOR UPDATE OF r SKIP LOCKED",
     )
     .bind(limit)
     .fetch_all(&mut *tx)
     .await?;
     for row in &rows {
-        let id = JobId::from_stored(row.job_id.clone());
         // The CHECK constraint keeps unknown queues out; skip (and drop) one defensively.
-        if let Some(queue) = Queue::parse(&row.queue) {
-            let max_attempts = QueuePolicy::for_queue(&jobs.config, queue).max_attempts;
-            if let Err(err) = jobs
-                .store
-                .enqueue(&id, queue, &row.payload.0, max_attempts, None)
-                .await
-            {
-                let _ = tx.rollback().await;
-                return Err(err);
-            }
+        let Some(queue) = Queue::parse(&row.queue) else {
+            continue;
+        };
+        let job = NewJob {
+            id: JobId::from_stored(row.job_id.clone()),
+            queue,
+            payload: row.payload.0.clone(),
+            max_attempts: row
+                .max_attempts
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or_else(|| QueuePolicy::for_queue(&jobs.config, queue).max_attempts),
+            traceparent: row.traceparent.clone(),
+        };
+        if let Err(err) = jobs.store.enqueue(&job, 0).await {
+            let _ = tx.rollback().await;
+            return Err(err);
         }
     }
     let ids: Vec<String> = rows.into_iter().map(|r| r.job_id).collect();

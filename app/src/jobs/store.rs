@@ -21,7 +21,7 @@ use crate::telemetry::spans;
 
 use super::{
     error::JobsError,
-    record::{JobId, JobRecord, JobState, Queue},
+    record::{JobId, JobRecord, JobState, NewJob, Queue},
 };
 
 /// A job leased to a worker for one attempt.
@@ -179,26 +179,21 @@ impl JobStore {
         invocation
     }
 
-    /// Adds a job at the tail of `queue`, carrying `traceparent` (the trace its run continues).
-    /// Returns false when a job with this id existed already.
-    pub async fn enqueue(
-        &self,
-        id: &JobId,
-        queue: Queue,
-        payload: &serde_json::Value,
-        max_attempts: u32,
-        traceparent: Option<&str>,
-    ) -> Result<bool, JobsError> {
+    /// Adds `job` at the tail of its queue, `attempts` of its budget already spent (0 for a new
+    /// job; the ledger's count for one enqueued again after Redis lost it). Returns false when a
+    /// job with this id existed already (enqueueing is idempotent by id).
+    pub async fn enqueue(&self, job: &NewJob, attempts: u32) -> Result<bool, JobsError> {
         let added: i64 = self
             .scripts
             .enqueue
-            .key(self.job_key(id))
-            .key(self.queue_key(queue, "ready"))
-            .arg(id.as_str())
-            .arg(queue.as_str())
-            .arg(payload.to_string())
-            .arg(max_attempts)
-            .arg(traceparent.unwrap_or_default())
+            .key(self.job_key(&job.id))
+            .key(self.queue_key(job.queue, "ready"))
+            .arg(job.id.as_str())
+            .arg(job.queue.as_str())
+            .arg(job.payload.to_string())
+            .arg(job.max_attempts)
+            .arg(job.traceparent.as_deref().unwrap_or_default())
+            .arg(attempts)
             .invoke_async(&mut self.conn()?)
             .instrument(spans::redis("enqueue"))
             .await?;
@@ -324,6 +319,16 @@ impl JobStore {
         Ok(JobRecord::from_hash(&fields))
     }
 
+    /// Several jobs by id in one round trip, in the order of `ids` (`None` for unknown ones).
+    pub async fn get_many(&self, ids: &[JobId]) -> Result<Vec<Option<JobRecord>>, JobsError> {
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.hgetall(self.job_key(id));
+        }
+        let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut self.conn()?).await?;
+        Ok(hashes.iter().map(JobRecord::from_hash).collect())
+    }
+
     /// Jobs of `queue` in `state`, newest first for dead jobs, queue order otherwise.
     pub async fn list(
         &self,
@@ -340,12 +345,8 @@ impl JobStore {
             JobState::Dead => conn.zrevrange(self.queue_key(queue, "dead"), 0, stop).await?,
             JobState::Succeeded => return Err(JobsError::NotListable(state)),
         };
-        let mut pipe = redis::pipe();
-        for id in &ids {
-            pipe.hgetall(format!("{}{}", self.job_prefix(), id));
-        }
-        let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
-        Ok(hashes.iter().filter_map(JobRecord::from_hash).collect())
+        let ids: Vec<JobId> = ids.into_iter().map(JobId::from_stored).collect();
+        Ok(self.get_many(&ids).await?.into_iter().flatten().collect())
     }
 
     /// Counts per place, for the queue-depth gauges.

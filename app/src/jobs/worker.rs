@@ -1,6 +1,7 @@
 //! The worker runtime: per queue, claim jobs while fewer than `concurrency` handlers run, renew each
 //! lease while its handler works, enforce the timeout, record the outcome; plus the reaper that takes
-//! back jobs of dead workers and samples queue depth.
+//! back jobs of dead workers and samples queue depth; the relay and the reconciler that keep Redis
+//! in line with the PostgreSQL record of the jobs.
 use std::{sync::Arc, time::Instant};
 
 use tokio::sync::{Semaphore, watch};
@@ -10,9 +11,11 @@ use crate::db::Db;
 
 use super::{
     handler::JobHandler,
+    ledger::{self, Settled},
     metrics::JobMetrics,
     policy::{AfterFailure, QueuePolicy},
     queue::JobQueue,
+    reconcile,
     record::Queue,
     relay,
     store::{ClaimedJob, JobStore, Outcome},
@@ -25,6 +28,8 @@ pub struct Worker {
     pub store: JobStore,
     pub config: Arc<JobsConfig>,
     pub metrics: JobMetrics,
+    /// Where outcomes are also recorded (the PostgreSQL ledger); `None` runs on Redis alone.
+    pub ledger: Option<Db>,
 }
 
 impl Worker {
@@ -33,6 +38,21 @@ impl Worker {
             store: queue.store.clone(),
             config: queue.config.clone(),
             metrics,
+            ledger: None,
+        }
+    }
+
+    /// Records every outcome in the PostgreSQL ledger of `db` too.
+    #[must_use]
+    pub fn with_ledger(mut self, db: Db) -> Self {
+        self.ledger = Some(db);
+        self
+    }
+
+    fn job_queue(&self) -> JobQueue {
+        JobQueue {
+            store: self.store.clone(),
+            config: self.config.clone(),
         }
     }
 
@@ -104,10 +124,7 @@ impl Worker {
     /// Every poll interval: moves jobs requested in database transactions to Redis.
     pub async fn run_relay(&self, db: Db, mut shutdown: watch::Receiver<bool>) {
         const BATCH: i64 = 100;
-        let jobs = JobQueue {
-            store: self.store.clone(),
-            config: self.config.clone(),
-        };
+        let jobs = self.job_queue();
         loop {
             if *shutdown.borrow() {
                 return;
@@ -123,6 +140,40 @@ impl Worker {
             tokio::select! {
                 () = stopped(&mut shutdown) => return,
                 () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// Every reconcile interval: enqueues again the unfinished jobs of the PostgreSQL ledger that
+    /// Redis lost, and settles ledger rows of jobs Redis finished (see `jobs::reconcile`).
+    pub async fn run_reconciler(&self, db: Db, mut shutdown: watch::Receiver<bool>) {
+        let jobs = self.job_queue();
+        loop {
+            match reconcile::pass(&db, &jobs, self.config.reconcile_batch).await {
+                Ok(done) => {
+                    for (queue, count) in &done.reenqueued {
+                        self.metrics.reenqueued(*queue, *count);
+                    }
+                    if done.reenqueued_total() > 0 {
+                        tracing::warn!(
+                            reenqueued = done.reenqueued_total(),
+                            checked = done.checked,
+                            "enqueued jobs again from PostgreSQL: Redis had lost them"
+                        );
+                    }
+                    if done.settled + done.pruned > 0 {
+                        tracing::info!(
+                            settled = done.settled,
+                            pruned = done.pruned,
+                            "job ledger brought in line with Redis"
+                        );
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "could not reconcile the job ledger with Redis"),
+            }
+            tokio::select! {
+                () = stopped(&mut shutdown) => return,
+                () = tokio::time::sleep(self.config.reconcile_interval()) => {}
             }
         }
     }
@@ -192,6 +243,7 @@ impl<H: JobHandler> Attempt<H> {
             store,
             config,
             metrics,
+            ..
         } = &self.worker;
         let queue = job.queue;
         let _in_flight = InFlight::enter(metrics.in_flight(queue));
@@ -253,12 +305,29 @@ impl<H: JobHandler> Attempt<H> {
             }
         }
         match store.finish(&job, &outcome).await {
-            Ok(true) => {}
+            Ok(true) => self.settle(&job, &outcome),
             Ok(false) => tracing::warn!(job = %job.id, "outcome not recorded: the lease was lost meanwhile"),
             Err(err) => {
                 tracing::warn!(job = %job.id, error = %err, "outcome not recorded; the job runs again when its lease expires")
             }
         }
+    }
+
+    /// Copies a recorded outcome to the ledger, in a task of its own so the handler's slot is free
+    /// for the next job at once. On failure (or a process that exits first) the reconciler settles
+    /// the row later from Redis; if Redis forgot the job meanwhile, the job runs again, to no
+    /// effect (handlers are idempotent by id).
+    fn settle(&self, job: &ClaimedJob, outcome: &Outcome) {
+        let Some(db) = self.worker.ledger.clone() else {
+            return;
+        };
+        let (id, settled) = (job.id.clone(), Settled::from_outcome(job.attempt, outcome));
+        let settle = async move {
+            if let Err(err) = ledger::settle(&db, &id, &settled).await {
+                tracing::warn!(job = %id, error = %err, "outcome not recorded in the job ledger; the reconciler will");
+            }
+        };
+        tokio::spawn(settle.in_current_span());
     }
 
     fn failed(&self, job: &ClaimedJob, error: String, permanent: bool) -> Outcome {

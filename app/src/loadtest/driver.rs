@@ -23,6 +23,13 @@ pub struct RunFigures {
     pub totals: Totals,
     pub elapsed: Duration,
     pub sent: u64,
+    /// When the last request actually left, from the start; later than the plan's last send
+    /// time when the sender fell behind its schedule.
+    pub last_sent_at: Duration,
+    /// Requests that found every virtual user busy and waited for one (the server was slower
+    /// than the arrival rate allows); none while the sender still fell behind points at the
+    /// load generator itself.
+    pub vu_waits: u64,
     /// `stop` resolved before the schedule was done; the requests sent so far were still awaited.
     pub interrupted: bool,
 }
@@ -46,6 +53,8 @@ pub async fn drive(
     let mut vus = VirtualUsers::new(plan.stages.first().map_or(1, |s| s.vus));
     let mut rng = StdRng::seed_from_u64(seed);
     let mut sent = 0u64;
+    let mut last_sent_at = Duration::ZERO;
+    let mut vu_waits = 0u64;
     for (sequence, slot) in plan.schedule().enumerate() {
         if let Some(stage) = plan.stages.get(slot.stage) {
             vus.resize(stage.vus);
@@ -60,10 +69,18 @@ pub async fn drive(
             }
             () = tokio::time::sleep_until(intended) => {}
         }
-        let Ok(permit) = vus.semaphore.clone().acquire_owned().await else {
-            break; // the semaphore is never closed; nothing more could be sent
+        let permit = match vus.semaphore.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                vu_waits += 1;
+                let Ok(permit) = vus.semaphore.clone().acquire_owned().await else {
+                    break; // the semaphore is never closed; nothing more could be sent
+                };
+                permit
+            }
         };
         sent += 1;
+        last_sent_at = start.elapsed();
         let client = client.clone();
         let tx = tx.clone();
         tokio::spawn(async move {
@@ -96,6 +113,8 @@ pub async fn drive(
         totals: recorder.finish(),
         elapsed,
         sent,
+        last_sent_at,
+        vu_waits,
         interrupted,
     }
 }

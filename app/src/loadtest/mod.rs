@@ -1,15 +1,18 @@
 //! `perfstack-app loadtest`: drives the API with an open-model load (baseline, peak, stress,
 //! spike), checks the SLOs and writes a JSON and an HTML report.
 //!
-//! `scenario` plans the intended send times, `mix` draws what each request does, `driver` sends
-//! them on time through `client`, `stats` keeps the histograms, `verdict` applies the thresholds
-//! and `report` writes the results.
+//! `shape` turns the flags into what to run (a scenario's plan, a constant `--rate`, or a
+//! `--find-capacity` search, which `capacity` drives), `scenario` plans the intended send times,
+//! `mix` draws what each request does, `driver` sends them on time through `client`, `stats`
+//! keeps the histograms, `verdict` applies the thresholds and `report` writes the results.
+pub mod capacity;
 pub mod client;
 pub mod discover;
 pub mod driver;
 pub mod mix;
 pub mod report;
 pub mod scenario;
+pub mod shape;
 pub mod stats;
 pub mod verdict;
 
@@ -22,6 +25,7 @@ use self::{
     discover::DiscoverError,
     report::{Report, ReportError, Written},
     scenario::{Plan, SCALE_RANGE, Scenario},
+    shape::{CapacityArgs, RateArgs, Shape, ShapeError},
     verdict::{Measured, Thresholds},
 };
 
@@ -52,12 +56,18 @@ pub struct LoadtestArgs {
     pub token: Option<secrecy::SecretString>,
     #[command(flatten)]
     pub thresholds: Thresholds,
+    #[command(flatten)]
+    pub rate: RateArgs,
+    #[command(flatten)]
+    pub capacity: CapacityArgs,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadtestError {
     #[error("--scale must be within {lo}..={hi}, got {0}", lo = SCALE_RANGE.start(), hi = SCALE_RANGE.end())]
     Scale(f64),
+    #[error(transparent)]
+    Shape(#[from] ShapeError),
     #[error(transparent)]
     Client(#[from] ClientError),
     #[error("could not discover the seeded data")]
@@ -66,6 +76,10 @@ pub enum LoadtestError {
     Report(#[from] ReportError),
     #[error("SLO checks failed: {0}")]
     ChecksFailed(String),
+    #[error("--find-capacity runs a search, not a plan (see `capacity::run`)")]
+    NotAPlan,
+    #[error("no rate held the SLO: the first step ({0} rps) broke it")]
+    NoCapacity(f64),
 }
 
 /// A finished run and where its report went.
@@ -75,23 +89,36 @@ pub struct Finished {
     pub written: Written,
 }
 
-/// Runs the scenario and writes the report; the returned report says whether the checks passed.
-pub async fn execute(args: &LoadtestArgs) -> Result<Finished, LoadtestError> {
+/// The client for a run: the base URL, the timeout, the token, and one keep-alive connection per
+/// virtual user (`max_vus`).
+fn client_for(args: &LoadtestArgs, max_vus: u32) -> Result<ApiClient, ClientError> {
+    let timeout = Duration::from_millis(args.request_timeout_ms);
+    let client = ApiClient::new(&args.base_url, timeout, max_vus as usize)?;
+    match &args.token {
+        Some(token) => client.with_token(secrecy::ExposeSecret::expose_secret(token)),
+        None => Ok(client),
+    }
+}
+
+/// What the flags ask for: a plan (the scenario's, or `--rate`'s) or a capacity search.
+pub fn shape_of(args: &LoadtestArgs) -> Result<Shape, LoadtestError> {
     let plan = Plan::new(args.scenario, args.scale).ok_or(LoadtestError::Scale(args.scale))?;
-    let client = ApiClient::new(
-        &args.base_url,
-        Duration::from_millis(args.request_timeout_ms),
-        plan.max_vus() as usize,
-    )?;
-    let client = match &args.token {
-        Some(token) => client.with_token(secrecy::ExposeSecret::expose_secret(token))?,
-        None => client,
+    Ok(shape::shape(plan, &args.rate, &args.capacity)?)
+}
+
+/// Runs the plan the flags ask for (the scenario's or `--rate`'s) and writes the report; the
+/// returned report says whether the checks passed. A capacity search is [`capacity::run`].
+pub async fn execute(args: &LoadtestArgs) -> Result<Finished, LoadtestError> {
+    let plan = match shape_of(args)? {
+        Shape::Plan(plan) => plan,
+        Shape::Capacity { .. } => return Err(LoadtestError::NotAPlan),
     };
+    let client = client_for(args, plan.max_vus())?;
     let data = discover::discover(&client).await?;
     let dataset = report::DatasetSummary::from(&data);
     eprintln!(
         "loadtest {}: {} requests over {:.1}s, up to {} virtual users, against {}",
-        plan.scenario.name(),
+        plan.name(),
         plan.planned_requests(),
         plan.duration().as_secs_f64(),
         plan.max_vus(),
@@ -139,8 +166,30 @@ pub async fn execute(args: &LoadtestArgs) -> Result<Finished, LoadtestError> {
     Ok(Finished { report, written })
 }
 
-/// The subcommand: runs, prints the verdict, and fails (exit code 1) when a check fails.
+/// The subcommand: runs, prints the verdict, and fails (exit code 1) when a check fails, or for
+/// a capacity search when not even its first step held.
 pub async fn run(args: &LoadtestArgs) -> Result<(), LoadtestError> {
+    if let Shape::Capacity {
+        ladder,
+        step,
+        max_rate_gap_pct,
+    } = shape_of(args)?
+    {
+        let search = capacity::Search {
+            ladder,
+            step,
+            max_rate_gap_pct,
+        };
+        let written = capacity::run(args, search).await?;
+        println!("{}", written.json.display());
+        println!("{}", written.text_path.display());
+        return match (written.report.knee_rps, written.report.steps.first()) {
+            (None, Some(first)) if !first.held && first.checks.iter().any(|c| !c.passed) => {
+                Err(LoadtestError::NoCapacity(first.rate))
+            }
+            _ => Ok(()),
+        };
+    }
     let Finished { report, written } = execute(args).await?;
     for c in &report.checks {
         let mark = if c.passed { "pass" } else { "FAIL" };

@@ -72,6 +72,17 @@ fn stage(duration: Duration, vus: u32, rate: f64) -> Stage {
 /// `--scale` outside this range is refused: 0 would send nothing, more than 100x is a typo.
 pub const SCALE_RANGE: std::ops::RangeInclusive<f64> = 0.0001..=100.0;
 
+/// Where a plan's stages came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Origin {
+    /// The scenario's own stages (`--scenario`, `--scale`).
+    #[default]
+    Scenario,
+    /// One constant stage from `--rate` and `--duration` (or one step of a capacity search).
+    Rate,
+}
+
 /// The stages of a run, durations already multiplied by `--scale`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -79,6 +90,7 @@ pub struct Plan {
     pub scenario: Scenario,
     pub scale: f64,
     pub stages: Vec<Stage>,
+    pub origin: Origin,
 }
 
 impl Plan {
@@ -99,7 +111,34 @@ impl Plan {
             scenario,
             scale,
             stages,
+            origin: Origin::Scenario,
         })
+    }
+
+    /// One stage at `rate` requests per second for `duration`, with the scenarios' ratio of
+    /// virtual users to rate (5 requests per second each, at least one). The mix is the same as
+    /// `scenario`'s: every scenario sends the same mix, only the rates differ.
+    pub fn constant(scenario: Scenario, rate: f64, duration: Duration) -> Self {
+        let vus = (rate / RATE_PER_USER).ceil().clamp(1.0, f64::from(u32::MAX)) as u32;
+        Self {
+            scenario,
+            scale: 1.0,
+            stages: vec![Stage { duration, vus, rate }],
+            origin: Origin::Rate,
+        }
+    }
+
+    /// Names the report files: the scenario's name, or `rate` for a constant-rate run.
+    pub fn name(&self) -> &'static str {
+        match self.origin {
+            Origin::Scenario => self.scenario.name(),
+            Origin::Rate => "rate",
+        }
+    }
+
+    /// When the last request of the schedule is meant to leave, from the start.
+    pub fn last_send_at(&self) -> Duration {
+        self.schedule().last().map_or(Duration::ZERO, |slot| slot.at)
     }
 
     pub fn duration(&self) -> Duration {
@@ -237,6 +276,22 @@ mod tests {
         assert_eq!(slots[60].at, Duration::from_millis(1200));
         assert_eq!(slots[61].at - slots[60].at, Duration::from_millis(2));
         assert!(slots.windows(2).all(|w| w[0].at <= w[1].at));
+    }
+
+    #[test]
+    fn a_constant_rate_has_one_stage_and_users_for_it() {
+        let plan = Plan::constant(Scenario::Peak, 2000.0, Duration::from_secs(30));
+        assert_eq!(plan.stages.len(), 1);
+        assert_eq!(plan.planned_requests(), 60_000);
+        assert_eq!(plan.max_vus(), 400);
+        assert_eq!(plan.name(), "rate");
+        assert_eq!(plan.planned_rate(), 2000.0);
+        assert_eq!(
+            Plan::constant(Scenario::Peak, 0.5, Duration::from_secs(4)).max_vus(),
+            1
+        );
+        let last = Plan::constant(Scenario::Peak, 10.0, Duration::from_secs(2)).last_send_at();
+        assert_eq!(last, Duration::from_millis(1900));
     }
 
     #[test]

@@ -28,6 +28,19 @@ pub struct Thresholds {
     pub min_plan_pct: f64,
 }
 
+impl Default for Thresholds {
+    /// The SLOs, as the flags' defaults.
+    fn default() -> Self {
+        Self {
+            max_p95_ms: 200.0,
+            max_p99_ms: 500.0,
+            max_error_pct: 1.0,
+            min_rps: 100.0,
+            min_plan_pct: 90.0,
+        }
+    }
+}
+
 /// The figures the thresholds apply to.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Measured {
@@ -102,12 +115,26 @@ mod tests {
     use super::*;
 
     fn slo() -> Thresholds {
-        Thresholds {
-            max_p95_ms: 200.0,
-            max_p99_ms: 500.0,
-            max_error_pct: 1.0,
-            min_rps: 100.0,
-            min_plan_pct: 90.0,
+        Thresholds::default()
+    }
+
+    #[test]
+    fn the_default_is_the_slo_and_the_flags_defaults() {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            thresholds: Thresholds,
+        }
+        let parsed = <Flags as clap::Parser>::parse_from(["loadtest"]).thresholds;
+        for t in [Thresholds::default(), parsed] {
+            let values = (
+                t.max_p95_ms,
+                t.max_p99_ms,
+                t.max_error_pct,
+                t.min_rps,
+                t.min_plan_pct,
+            );
+            assert_eq!(values, (200.0, 500.0, 1.0, 100.0, 90.0));
         }
     }
 

@@ -1,8 +1,10 @@
-//! Process memory: the resident set size read from `/proc/self/statm`.
+//! Process figures read at each scrape: the resident set size (`/proc/self/statm`) and the CPU
+//! time used so far (`/proc/self/stat`), so a load tester or Prometheus can tell when the app's
+//! CPU is what saturates.
 use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, EncodeMetric},
-    metrics::gauge::ConstGauge,
+    metrics::{counter::ConstCounter, gauge::ConstGauge},
     registry::{Registry, Unit},
 };
 
@@ -20,28 +22,38 @@ pub fn parse_statm_resident(statm: &str) -> Option<u64> {
     statm.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Reads RSS at every scrape, so the figure is never stale.
+/// Reads RSS and CPU time at every scrape, so the figures are never stale.
 #[derive(Debug)]
-struct ResidentMemory;
+struct ProcessFigures;
 
-impl Collector for ResidentMemory {
+impl Collector for ProcessFigures {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let Some(bytes) = resident_bytes() else {
-            return Ok(());
-        };
-        let gauge = ConstGauge::new(i64::try_from(bytes).unwrap_or(i64::MAX));
-        let metric = encoder.encode_descriptor(
-            "perfstack_process_resident_memory",
-            "Resident set size of the process",
-            Some(&Unit::Bytes),
-            gauge.metric_type(),
-        )?;
-        gauge.encode(metric)
+        if let Some(bytes) = resident_bytes() {
+            let gauge = ConstGauge::new(i64::try_from(bytes).unwrap_or(i64::MAX));
+            let metric = encoder.encode_descriptor(
+                "perfstack_process_resident_memory",
+                "Resident set size of the process",
+                Some(&Unit::Bytes),
+                gauge.metric_type(),
+            )?;
+            gauge.encode(metric)?;
+        }
+        if let Some(seconds) = super::cpu::process_seconds() {
+            let counter = ConstCounter::new(seconds);
+            let metric = encoder.encode_descriptor(
+                "perfstack_process_cpu",
+                "CPU time (user + system) the process has used",
+                Some(&Unit::Seconds),
+                counter.metric_type(),
+            )?;
+            counter.encode(metric)?;
+        }
+        Ok(())
     }
 }
 
 pub fn register(registry: &mut Registry) {
-    registry.register_collector(Box::new(ResidentMemory));
+    registry.register_collector(Box::new(ProcessFigures));
 }
 
 #[cfg(test)]

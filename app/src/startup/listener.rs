@@ -6,13 +6,21 @@
 use std::time::Duration;
 
 use axum::{Router, body::Body, extract::ConnectInfo};
+use futures::FutureExt as _;
 use hyper::{Request, body::Incoming};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::{conn::auto, graceful::GracefulShutdown},
 };
-use tokio::{net::TcpListener, sync::watch};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::watch,
+};
 use tower::ServiceExt;
+
+/// How long the server still waits, once the listener closed, for the first request of the
+/// connections it accepted last before treating them as idle (and closing them).
+const FIRST_REQUEST_SETTLE: Duration = Duration::from_millis(250);
 
 /// How the server treats its connections.
 #[derive(Debug, Clone, Copy)]
@@ -52,24 +60,17 @@ pub async fn serve_until(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-            let mut request = request.map(Body::new);
-            request.extensions_mut().insert(ConnectInfo(peer));
-            app.clone().oneshot(request)
-        });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(error = %err, "connection ended with an error");
-            }
-        });
+        serve_connection(&builder, &graceful, &app, stream, peer);
+    }
+    // Connections the kernel completed but the loop had not accepted yet would be reset when the
+    // listener closes, after their clients sent a request: take them in first.
+    while let Some(Ok((stream, peer))) = listener.accept().now_or_never() {
+        serve_connection(&builder, &graceful, &app, stream, peer);
     }
     drop(listener);
+    // A connection accepted a moment ago has its first request on the way: closing it as idle
+    // would fail a request the client already sent. Give it time to arrive.
+    tokio::time::sleep(FIRST_REQUEST_SETTLE).await;
     tracing::info!(
         grace_s = limits.grace.as_secs(),
         "listener closed; finishing the requests in flight"
@@ -83,4 +84,30 @@ pub async fn serve_until(
             "grace period over; dropping unfinished requests"
         );
     }
+}
+
+/// Serves one accepted connection in its own task, watched by `graceful`.
+fn serve_connection(
+    builder: &auto::Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+    app: &Router,
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+) {
+    let _ = stream.set_nodelay(true);
+    let app = app.clone();
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let mut request = request.map(Body::new);
+        request.extensions_mut().insert(ConnectInfo(peer));
+        app.clone().oneshot(request)
+    });
+    let connection = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .into_owned();
+    let connection = graceful.watch(connection);
+    tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            tracing::debug!(error = %err, "connection ended with an error");
+        }
+    });
 }

@@ -1,7 +1,7 @@
 //! `perfstack-app worker`: the workers without the API, so they scale apart from it. Serves only
 //! `/livez`, `/readyz` (PostgreSQL and Redis answer) and `/metrics` (the job families) on its own
-//! address. [`run_workers`] is what `serve` runs too: both queues with their handlers, the reaper
-//! and the relay.
+//! address. [`run_workers`] is what `serve` runs too: both queues with their handlers, the reaper,
+//! the relay and the reconciler.
 use std::sync::Arc;
 
 use axum::{
@@ -69,17 +69,20 @@ pub async fn worker(
     Ok(())
 }
 
-/// Runs both queues with the real handlers, the reaper and the relay until `shutdown` turns true,
+/// Runs both queues with the real handlers (outcomes recorded in the PostgreSQL ledger too), the
+/// reaper, the relay and the reconciler until `shutdown` turns true,
 /// then lets running handlers finish (up to the grace period).
 pub async fn run_workers(worker: Worker, ctx: JobContext, shutdown: watch::Receiver<bool>) {
     let db = ctx.db.clone();
+    let worker = worker.with_ledger(db.clone());
     let email = Arc::new(EmailHandler::new(ctx.clone()));
     let report = Arc::new(ReportHandler::new(ctx));
     tokio::join!(
         worker.run_queue(Queue::Email, email, shutdown.clone()),
         worker.run_queue(Queue::Report, report, shutdown.clone()),
         worker.run_reaper(shutdown.clone()),
-        worker.run_relay(db, shutdown),
+        worker.run_relay(db.clone(), shutdown.clone()),
+        worker.run_reconciler(db, shutdown),
     );
 }
 

@@ -18,6 +18,7 @@ mod process;
 mod projects;
 mod proxy;
 mod roles;
+mod round_trips;
 mod seed;
 mod serve;
 mod tasks;

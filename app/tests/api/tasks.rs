@@ -2,7 +2,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::helpers::{TestApp, assert_created, ids, spawn};
+use crate::helpers::{TestApp, assert_created, ids, sample, spawn};
 
 /// Follows `nextCursor` from the first keyset page to the last, collecting ids.
 async fn walk(app: &TestApp, base: &str, limit: u32) -> Vec<i64> {
@@ -106,6 +106,42 @@ async fn project_tasks_by_priority_with_status_filter(pool: PgPool) {
     let walked = walk(&app, &format!("/api/v1/projects/{project}/tasks?status=todo"), 3).await;
     assert_eq!(walked, todo);
 
+    app.assert_gone("/api/v1/projects/999999/tasks").await;
+}
+
+/// The `projects.exists` operations finished so far, from /metrics.
+async fn existence_checks(app: &TestApp) -> f64 {
+    let name = r#"perfstack_db_queries_total{operation="projects.exists",outcome="ok"}"#;
+    sample(&app.metrics().await, name).unwrap_or(0.0)
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_project_task_page_with_rows_is_one_database_operation(pool: PgPool) {
+    let app = spawn(pool).await;
+    let (owner, project) = app.user_with_project("owner", "p").await;
+    let empty = app.project(owner, "empty").await;
+    app.task(json!({"projectId": project, "title": "t", "priority": 2}))
+        .await;
+    let before = existence_checks(&app).await;
+
+    // Rows prove the project exists: no separate existence check (a pool checkout and a round
+    // trip per page saved).
+    let page = app
+        .get(&format!("/api/v1/projects/{project}/tasks?limit=20"))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.json);
+    assert_eq!(ids(&page.json).len(), 1);
+    assert_eq!(existence_checks(&app).await, before);
+
+    // An empty page is checked: an existing project's is 200, an unknown one's 404.
+    let page = app.get(&format!("/api/v1/projects/{empty}/tasks")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.json);
+    assert_eq!(page.json["data"], json!([]));
+    assert_eq!(existence_checks(&app).await, before + 1.0);
+    let beyond = app
+        .get(&format!("/api/v1/projects/{project}/tasks?status=review"))
+        .await;
+    assert_eq!(beyond.status, StatusCode::OK, "{}", beyond.json);
     app.assert_gone("/api/v1/projects/999999/tasks").await;
 }
 

@@ -202,6 +202,7 @@ async fn a_hung_redis_costs_a_bounded_wait(pool: PgPool) {
     let mut tx = pool.begin().await.unwrap();
     relay::request(
         &mut *tx,
+        &jobs,
         Queue::Email,
         &serde_json::json!({"kind": "taskAssigned", "taskId": tasks[0], "assigneeId": 1}),
     )

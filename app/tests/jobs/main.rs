@@ -7,6 +7,7 @@
 mod api;
 mod assignment;
 mod crash;
+mod durability;
 mod handlers;
 mod limits;
 mod relay;

@@ -47,6 +47,7 @@ pub const FAMILIES: &[&str] = &[
     "perfstack_memory_guard_actions_total",
     "perfstack_memory_guard_limit_bytes",
     "perfstack_process_resident_memory_bytes",
+    "perfstack_process_cpu_seconds_total",
     "perfstack_count_cache_hits_total",
     "perfstack_count_cache_misses_total",
     "perfstack_count_cache_coalesced_total",

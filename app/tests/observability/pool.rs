@@ -166,3 +166,23 @@ async fn acquire_timeouts_are_counted() {
     sleep_query(&db, 0.0).await.unwrap();
     assert_eq!(db.telemetry().waiting.get(), 0);
 }
+
+#[tokio::test]
+async fn a_waiter_dropped_mid_wait_leaves_the_waiting_gauge() {
+    let db = db(1).await;
+    sleep_query(&db, 0.0).await.unwrap();
+    let holder = {
+        let db = db.clone();
+        tokio::spawn(async move { sleep_query(&db, 1.0).await })
+    };
+    // Time for the holder to take the one slot (its connection is open already).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Callers that give up while waiting for the slot, as a request timeout or a client that
+    // disconnects does: their futures are dropped mid-wait.
+    for _ in 0..5 {
+        let gave_up = tokio::time::timeout(Duration::from_millis(20), sleep_query(&db, 0.0)).await;
+        assert!(gave_up.is_err(), "the slot should have been busy");
+    }
+    assert_eq!(db.telemetry().waiting.get(), 0, "cancelled waiters still counted");
+    holder.await.unwrap().unwrap();
+}

@@ -27,7 +27,7 @@ pub fn render(r: &Report) -> String {
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>perfstack load test: {scenario}</title><style>{STYLE}</style></head><body>\
          <h1>Load test: {scenario} {verdict}</h1>\
          <p>Target <code>{base}</code>, started {started}, seed {seed}, scale {scale}, perfstack-app {version}.</p>",
-        scenario = r.plan.scenario.name(),
+        scenario = r.plan.name(),
         base = escape(&r.base_url),
         started = escape(&r.started_at),
         seed = r.seed,

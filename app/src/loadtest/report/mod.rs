@@ -74,12 +74,12 @@ pub struct Written {
     pub html: PathBuf,
 }
 
-/// Writes `<dir>/<scenario>.json` and `<dir>/<scenario>.html`.
+/// Writes `<dir>/<name>.json` and `<dir>/<name>.html` (`name`: the scenario, or `rate`).
 pub async fn write(report: &Report, dir: &Path) -> Result<Written, ReportError> {
     tokio::fs::create_dir_all(dir)
         .await
         .map_err(|e| ReportError::CreateDir(dir.to_owned(), e))?;
-    let name = report.plan.scenario.name();
+    let name = report.plan.name();
     let json = dir.join(format!("{name}.json"));
     let html = dir.join(format!("{name}.html"));
     let body = serde_json::to_vec_pretty(report).map_err(ReportError::Encode)?;
