@@ -192,35 +192,27 @@ mod tests {
 
     #[test]
     fn every_bound_is_refused_with_its_field() {
+        // The documented example with `field` set to `value` instead.
+        let with = |field: &str, value: u64| {
+            let text: String = GOOD
+                .lines()
+                .map(|line| match line.split_once(": ") {
+                    Some((key, _)) if key.trim() == field => format!("{key}: {value}\n"),
+                    _ => format!("{line}\n"),
+                })
+                .collect();
+            assert_ne!(text, GOOD, "{field} is in the example");
+            text
+        };
         let cases = [
-            (
-                GOOD.replace("maxConnections: 20", "maxConnections: 0"),
-                "maxConnections",
-                "0 is outside 1..=500",
-            ),
-            (
-                GOOD.replace("maxConnections: 20", "maxConnections: 501"),
-                "maxConnections",
-                "501 is outside",
-            ),
-            (
-                GOOD.replace("minConnections: 2", "minConnections: 30"),
-                "minConnections",
-                "30 is larger than maxConnections 20",
-            ),
-            (
-                GOOD.replace("acquireTimeoutMs: 3000", "acquireTimeoutMs: 0"),
-                "acquireTimeoutMs",
-                "0 is outside",
-            ),
-            (
-                GOOD.replace("acquireTimeoutMs: 3000", "acquireTimeoutMs: 600001"),
-                "acquireTimeoutMs",
-                "600001 is outside",
-            ),
+            ("maxConnections", 0, "0 is outside 1..=500"),
+            ("maxConnections", 501, "501 is outside"),
+            ("minConnections", 30, "30 is larger than maxConnections 20"),
+            ("acquireTimeoutMs", 0, "0 is outside"),
+            ("acquireTimeoutMs", 600_001, "600001 is outside"),
         ];
-        for (text, field, message) in cases {
-            match TuningFile::parse(&text) {
+        for (field, value, message) in cases {
+            match TuningFile::parse(&with(field, value)) {
                 Err(TuningFileError::Invalid { field: f, message: m }) => {
                     assert_eq!(f, field);
                     assert!(m.contains(message), "{field}: {m}");
@@ -229,11 +221,12 @@ mod tests {
             }
         }
         // The bounds themselves are accepted.
-        for text in [
-            GOOD.replace("maxConnections: 20", "maxConnections: 500"),
-            GOOD.replace("acquireTimeoutMs: 3000", "acquireTimeoutMs: 600000"),
-            GOOD.replace("minConnections: 2", "minConnections: 20"),
+        for (field, value) in [
+            ("maxConnections", 500),
+            ("acquireTimeoutMs", 600_000),
+            ("minConnections", 20),
         ] {
+            let text = with(field, value);
             assert!(TuningFile::parse(&text).is_ok(), "{text}");
         }
     }

@@ -20,6 +20,15 @@ async fn call(app: &TestApp, method: Method, uri: &str, token: Option<&str>) -> 
     app.request(request.body(Body::empty()).unwrap()).await.status
 }
 
+/// Asserts each `(method, uri, token, status)` in turn: `method uri` with `token` (if any) is
+/// answered `status`.
+async fn assert_answers<const N: usize>(app: &TestApp, calls: [(Method, &str, Option<&str>, StatusCode); N]) {
+    for (method, uri, token, status) in calls {
+        let what = format!("{method} {uri} with {token:?}");
+        assert_eq!(call(app, method, uri, token).await, status, "{what}");
+    }
+}
+
 #[sqlx::test(migrations = false)]
 async fn tokens_gate_routes_by_what_they_do(pool: PgPool) {
     // Rows made before auth is on, through an app without tokens on the same database.
@@ -31,18 +40,27 @@ async fn tokens_gate_routes_by_what_they_do(pool: PgPool) {
     let missing = app.get(&user_uri).await;
     assert_problem(&missing, StatusCode::UNAUTHORIZED, None);
     assert_eq!(missing.headers[header::WWW_AUTHENTICATE], "Bearer");
-    assert_eq!(
-        call(&app, Method::GET, &user_uri, Some("wrong")).await,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        call(&app, Method::GET, &user_uri, Some("user-secret")).await,
-        StatusCode::OK
-    );
-    assert_eq!(
-        call(&app, Method::GET, &user_uri, Some("admin-secret")).await,
-        StatusCode::OK
-    );
+    let reads = [
+        (
+            Method::GET,
+            user_uri.as_str(),
+            Some("wrong"),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            Method::GET,
+            user_uri.as_str(),
+            Some("user-secret"),
+            StatusCode::OK,
+        ),
+        (
+            Method::GET,
+            user_uri.as_str(),
+            Some("admin-secret"),
+            StatusCode::OK,
+        ),
+    ];
+    assert_answers(&app, reads).await;
 
     for admin_only in [
         "/api/v1/outbox",
@@ -61,14 +79,21 @@ async fn tokens_gate_routes_by_what_they_do(pool: PgPool) {
             "{admin_only}"
         );
     }
-    assert_eq!(
-        call(&app, Method::DELETE, &user_uri, Some("user-secret")).await,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        call(&app, Method::DELETE, &user_uri, Some("admin-secret")).await,
-        StatusCode::NO_CONTENT
-    );
+    let deletes = [
+        (
+            Method::DELETE,
+            user_uri.as_str(),
+            Some("user-secret"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Method::DELETE,
+            &user_uri,
+            Some("admin-secret"),
+            StatusCode::NO_CONTENT,
+        ),
+    ];
+    assert_answers(&app, deletes).await;
 
     for open_route in ["/livez", "/readyz", "/health", "/metrics", "/openapi.json"] {
         assert_eq!(
@@ -96,14 +121,12 @@ async fn tokens_gate_routes_by_what_they_do(pool: PgPool) {
 async fn without_tokens_everything_stays_open(pool: PgPool) {
     let app = spawn(pool).await;
     let user = app.user("open").await;
-    assert_eq!(
-        call(&app, Method::GET, "/api/v1/outbox", None).await,
-        StatusCode::OK
-    );
-    assert_eq!(
-        call(&app, Method::DELETE, &format!("/api/v1/users/{user}"), None).await,
-        StatusCode::NO_CONTENT
-    );
+    let user_uri = format!("/api/v1/users/{user}");
+    let calls = [
+        (Method::GET, "/api/v1/outbox", None, StatusCode::OK),
+        (Method::DELETE, user_uri.as_str(), None, StatusCode::NO_CONTENT),
+    ];
+    assert_answers(&app, calls).await;
     let created = app
         .post("/api/v1/users", json!({"email": "x@y.org", "username": "xyz"}))
         .await;

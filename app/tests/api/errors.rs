@@ -8,7 +8,7 @@ use axum::{
 use serde_json::json;
 use sqlx::PgPool;
 
-use crate::helpers::{assert_problem, spawn, spawn_with};
+use crate::helpers::{assert_problem, spawn, spawn_with, spawn_with_project};
 
 fn raw(method: Method, uri: &str, content_type: &str, body: &str) -> Request<Body> {
     Request::builder()
@@ -61,8 +61,7 @@ async fn malformed_and_mistyped_bodies(pool: PgPool) {
 
 #[sqlx::test(migrations = false)]
 async fn validation_names_the_field(pool: PgPool) {
-    let app = spawn(pool).await;
-    let (owner, project) = app.user_with_project("owner", "p").await;
+    let (app, owner, project) = spawn_with_project(pool).await;
     let cases = [
         (
             "/api/v1/users",
@@ -116,41 +115,46 @@ async fn constraint_violations_map_to_409_and_422(pool: PgPool) {
     let app = spawn(pool).await;
     let (_ann, project) = app.user_with_project("ann", "p").await;
 
-    let dup_email = app
-        .post(
-            "/api/v1/users",
-            json!({"email": "ANN@example.com", "username": "other"}),
-        )
-        .await;
-    assert_problem(&dup_email, StatusCode::CONFLICT, Some("email"));
-    let dup_name = app
-        .post(
-            "/api/v1/users",
-            json!({"email": "x@example.com", "username": "ann"}),
-        )
-        .await;
-    assert_problem(&dup_name, StatusCode::CONFLICT, Some("username"));
     let bob = app.user("bob").await;
-    let rename = app
-        .patch(&format!("/api/v1/users/{bob}"), json!({"username": "ann"}))
-        .await;
-    assert_problem(&rename, StatusCode::CONFLICT, Some("username"));
-
-    let no_owner = app
-        .post("/api/v1/projects", json!({"ownerId": 999_999, "name": "p"}))
-        .await;
-    assert_problem(&no_owner, StatusCode::CONFLICT, Some("ownerId"));
-    let no_project = app
-        .post("/api/v1/tasks", json!({"projectId": 999_999, "title": "t"}))
-        .await;
-    assert_problem(&no_project, StatusCode::CONFLICT, Some("projectId"));
-    let no_assignee = app
-        .post(
-            "/api/v1/tasks",
+    let conflicts = [
+        (
+            Method::POST,
+            "/api/v1/users".to_owned(),
+            json!({"email": "ANN@example.com", "username": "other"}),
+            "email",
+        ),
+        (
+            Method::POST,
+            "/api/v1/users".to_owned(),
+            json!({"email": "x@example.com", "username": "ann"}),
+            "username",
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/users/{bob}"),
+            json!({"username": "ann"}),
+            "username",
+        ),
+        (
+            Method::POST,
+            "/api/v1/projects".to_owned(),
+            json!({"ownerId": 999_999, "name": "p"}),
+            "ownerId",
+        ),
+        (
+            Method::POST,
+            "/api/v1/tasks".to_owned(),
+            json!({"projectId": 999_999, "title": "t"}),
+            "projectId",
+        ),
+        (
+            Method::POST,
+            "/api/v1/tasks".to_owned(),
             json!({"projectId": project, "title": "t", "assigneeId": 999_999}),
-        )
-        .await;
-    assert_problem(&no_assignee, StatusCode::CONFLICT, Some("assigneeId"));
+            "assigneeId",
+        ),
+    ];
+    app.assert_refused(StatusCode::CONFLICT, conflicts).await;
 }
 
 #[sqlx::test(migrations = false)]
@@ -366,8 +370,7 @@ async fn exhausted_pool_is_503_with_retry_after(
         .connect_with(connect)
         .await
         .unwrap();
-    let app = spawn(pool.clone()).await;
-    let (owner, project) = app.user_with_project("owner", "p").await;
+    let (app, owner, project) = spawn_with_project(pool.clone()).await;
 
     let held = (pool.acquire().await.unwrap(), pool.acquire().await.unwrap());
     for uri in [
@@ -388,8 +391,7 @@ async fn exhausted_pool_is_503_with_retry_after(
 #[sqlx::test(migrations = false)]
 async fn null_for_a_required_field_is_422(pool: PgPool) {
     let app = spawn(pool).await;
-    let (owner, project) = app.user_with_project("owner", "p").await;
-    let task = app.task(json!({"projectId": project, "title": "t"})).await;
+    let (owner, project, task) = app.owner_project_task().await;
     let cases = [
         (format!("/api/v1/users/{owner}"), json!({"email": null}), "email"),
         (

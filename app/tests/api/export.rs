@@ -11,7 +11,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use tower::ServiceExt;
 
-use crate::helpers::{spawn, spawn_with_big_project};
+use crate::helpers::{TestApp, spawn, spawn_with_big_project, spawn_with_project};
 
 /// `GET /api/v1/projects/{project}/tasks/export`.
 fn export(project: i64) -> Request<Body> {
@@ -23,8 +23,7 @@ fn export(project: i64) -> Request<Body> {
 
 #[sqlx::test(migrations = false)]
 async fn export_is_a_json_array_of_all_the_projects_tasks(pool: PgPool) {
-    let app = spawn(pool).await;
-    let (owner, project) = app.user_with_project("owner", "p").await;
+    let (app, owner, project) = spawn_with_project(pool).await;
     let other = app.project(owner, "q").await;
     let empty = app.project(owner, "e").await;
     for i in 0..7 {
@@ -100,18 +99,26 @@ async fn a_million_rows_stream_with_bounded_rows_in_flight(pool: PgPool) {
     );
 }
 
+/// A user and their project "big" of `tasks` tasks titled `task <n>`, inserted directly; returns both
+/// ids.
+async fn big_project(app: &TestApp, pool: &PgPool, tasks: i64) -> (i64, i64) {
+    let (owner, project) = app.user_with_project("owner", "big").await;
+    sqlx::query(
+        "INSERT INTO tasks (project_id, title) SELECT $1, 'task ' || i FROM generate_series(1, $2::bigint) AS i",
+    )
+    .bind(project)
+    .bind(tasks)
+    .execute(pool)
+    .await
+    .unwrap();
+    (owner, project)
+}
+
 /// A client that goes away mid-export stops the database read and frees its connection.
 #[sqlx::test(migrations = false)]
 async fn a_client_leaving_mid_export_releases_rows_and_connection(pool: PgPool) {
     let app = spawn(pool.clone()).await;
-    let (_owner, project) = app.user_with_project("owner", "big").await;
-    sqlx::query(
-        "INSERT INTO tasks (project_id, title) SELECT $1, 'task ' || i FROM generate_series(1, 50000) AS i",
-    )
-    .bind(project)
-    .execute(&pool)
-    .await
-    .unwrap();
+    let (_owner, project) = big_project(&app, &pool, 50_000).await;
     let response = app.router.clone().oneshot(export(project)).await.unwrap();
     let mut body = response.into_body();
     body.frame().await.unwrap().unwrap();
@@ -165,14 +172,7 @@ async fn slow_readers_neither_starve_the_pool_nor_hold_the_lane(pool: PgPool) {
         &["--export-max-concurrent", "6", "--export-idle-timeout-ms", "1500"],
     )
     .await;
-    let (owner, project) = app.user_with_project("owner", "big").await;
-    sqlx::query(
-        "INSERT INTO tasks (project_id, title) SELECT $1, 'task ' || i FROM generate_series(1, 20000) AS i",
-    )
-    .bind(project)
-    .execute(&pool)
-    .await
-    .unwrap();
+    let (owner, project) = big_project(&app, &pool, 20_000).await;
     // Six clients start an export and then read nothing.
     let mut stalled = Vec::new();
     for _ in 0..6 {

@@ -174,6 +174,19 @@ impl TestApp {
         self.send(Method::DELETE, uri, None).await
     }
 
+    /// Asserts that each call `(method, uri, body, field)` is refused with a problem of `status`
+    /// naming `field`, the calls made in order.
+    pub async fn assert_refused<const N: usize>(
+        &self,
+        status: StatusCode,
+        calls: [(Method, String, Value, &str); N],
+    ) {
+        for (method, uri, body, field) in calls {
+            let reply = self.send(method, &uri, Some(body)).await;
+            assert_problem(&reply, status, Some(field));
+        }
+    }
+
     /// Asserts that GET `uri` answers 404 as a problem.
     pub async fn assert_gone(&self, uri: &str) {
         assert_problem(&self.get(uri).await, StatusCode::NOT_FOUND, None);
@@ -212,6 +225,16 @@ impl TestApp {
         (owner, self.project(owner, project).await)
     }
 
+    /// Creates a user "owner", their project "p" and a task "t" in it; returns the owner's and the
+    /// project's ids and the task.
+    pub async fn owner_project_task(&self) -> (i64, i64, Value) {
+        let (owner, project) = self.user_with_project("owner", "p").await;
+        let task = self
+            .task(serde_json::json!({"projectId": project, "title": "t"}))
+            .await;
+        (owner, project, task)
+    }
+
     /// Creates a project owned by `owner` and returns its id.
     pub async fn project(&self, owner: i64, name: &str) -> i64 {
         let reply = self
@@ -230,6 +253,13 @@ impl TestApp {
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
         reply.json
     }
+}
+
+/// The app on `pool` with a user "owner" and their project "p"; returns the app and both ids.
+pub async fn spawn_with_project(pool: PgPool) -> (TestApp, i64, i64) {
+    let app = spawn(pool).await;
+    let (owner, project) = app.user_with_project("owner", "p").await;
+    (app, owner, project)
 }
 
 /// Asserts a problem+json reply with this status (and field, when given).

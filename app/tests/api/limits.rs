@@ -3,18 +3,34 @@
 //! store (a NUL character) answered 422 naming the field instead of 500.
 use std::time::{Duration, Instant};
 
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use perfstack_app::http::error::ApiError;
-use serde_json::json;
-use sqlx::PgPool;
+use serde_json::{Value, json};
+use sqlx::{PgPool, Postgres, Transaction};
 
-use crate::helpers::{assert_problem, sample, spawn, spawn_limited};
+use crate::helpers::{TestApp, assert_problem, sample, spawn, spawn_limited};
+
+/// The app as `serve` builds it with the database flags `db_flags` (session limits, pool).
+async fn spawn_with_db(pool: &PgPool, db_flags: &[&str]) -> TestApp {
+    spawn_limited(pool, None, db_flags, &[]).await
+}
+
+/// Locks the row of `task` in a transaction of its own, held until the transaction is dropped or
+/// ended.
+async fn lock_row(pool: &PgPool, task: &Value) -> Transaction<'static, Postgres> {
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE")
+        .bind(task["id"].as_i64().unwrap())
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    holder
+}
 
 #[sqlx::test(migrations = false)]
 async fn every_connection_carries_the_session_limits(pool: PgPool) {
-    let app = spawn_limited(
+    let app = spawn_with_db(
         &pool,
-        None,
         &[
             "--statement-timeout-ms",
             "1500",
@@ -23,7 +39,6 @@ async fn every_connection_carries_the_session_limits(pool: PgPool) {
             "--idle-in-transaction-timeout-ms",
             "9000",
         ],
-        &[],
     )
     .await;
     let show = |name: &'static str| {
@@ -57,16 +72,10 @@ async fn every_connection_carries_the_session_limits(pool: PgPool) {
 /// 503 + Retry-After, counted as `lock_timeout`.
 #[sqlx::test(migrations = false)]
 async fn a_write_waiting_on_a_lock_gives_up_with_503(pool: PgPool) {
-    let app = spawn_limited(&pool, None, &["--lock-wait-timeout-ms", "300"], &[]).await;
-    let (_owner, project) = app.user_with_project("owner", "p").await;
-    let task = app.task(json!({"projectId": project, "title": "t"})).await;
+    let app = spawn_with_db(&pool, &["--lock-wait-timeout-ms", "300"]).await;
+    let (_owner, _project, task) = app.owner_project_task().await;
     let uri = format!("/api/v1/tasks/{}", task["id"]);
-    let mut holder = pool.begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE")
-        .bind(task["id"].as_i64().unwrap())
-        .execute(&mut *holder)
-        .await
-        .unwrap();
+    let holder = lock_row(&pool, &task).await;
 
     let reply = app.patch(&uri, json!({"title": "blocked"})).await;
     assert_problem(&reply, StatusCode::SERVICE_UNAVAILABLE, None);
@@ -86,7 +95,7 @@ async fn a_write_waiting_on_a_lock_gives_up_with_503(pool: PgPool) {
 /// A transaction left idle is ended by PostgreSQL; what comes after is a retryable 503.
 #[sqlx::test(migrations = false)]
 async fn an_idle_transaction_is_ended_by_the_server(pool: PgPool) {
-    let app = spawn_limited(&pool, None, &["--idle-in-transaction-timeout-ms", "200"], &[]).await;
+    let app = spawn_with_db(&pool, &["--idle-in-transaction-timeout-ms", "200"]).await;
     let mut tx = app.db().begin("test.idle", "BEGIN; SELECT 1").await.unwrap();
     sqlx::query("SELECT 1").execute(tx.conn()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -104,14 +113,8 @@ async fn a_request_past_its_deadline_is_503(pool: PgPool) {
         &["--request-timeout-ms", "2000"],
     )
     .await;
-    let (_owner, project) = app.user_with_project("owner", "p").await;
-    let task = app.task(json!({"projectId": project, "title": "t"})).await;
-    let mut holder = pool.begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE")
-        .bind(task["id"].as_i64().unwrap())
-        .execute(&mut *holder)
-        .await
-        .unwrap();
+    let (_owner, _project, task) = app.owner_project_task().await;
+    let holder = lock_row(&pool, &task).await;
     let started = Instant::now();
     let reply = app
         .patch(&format!("/api/v1/tasks/{}", task["id"]), json!({"title": "late"}))
@@ -131,9 +134,8 @@ async fn a_request_past_its_deadline_is_503(pool: PgPool) {
 /// once instead of waiting for the (long) acquire timeout.
 #[sqlx::test(migrations = false)]
 async fn a_full_wait_queue_sheds_at_once(pool: PgPool) {
-    let app = spawn_limited(
+    let app = spawn_with_db(
         &pool,
-        None,
         &[
             "--db-pool-min",
             "0",
@@ -144,7 +146,6 @@ async fn a_full_wait_queue_sheds_at_once(pool: PgPool) {
             "--db-queue-per-connection",
             "1",
         ],
-        &[],
     )
     .await;
     let user = app.user("queued").await;
@@ -202,51 +203,46 @@ async fn a_full_wait_queue_sheds_at_once(pool: PgPool) {
 #[sqlx::test(migrations = false)]
 async fn nul_characters_are_422_naming_the_field(pool: PgPool) {
     let app = spawn(pool).await;
-    let (owner, project) = app.user_with_project("owner", "p").await;
-    let task = app.task(json!({"projectId": project, "title": "t"})).await;
+    let (owner, project, task) = app.owner_project_task().await;
     let cases = [
         (
-            "POST",
+            Method::POST,
             "/api/v1/users".to_owned(),
             json!({"email": "a@b.org", "username": "abc", "firstName": "a\u{0}b"}),
             "firstName",
         ),
         (
-            "POST",
+            Method::POST,
             "/api/v1/users".to_owned(),
             json!({"email": "a\u{0}@b.org", "username": "abd"}),
             "email",
         ),
         (
-            "POST",
+            Method::POST,
             "/api/v1/tasks".to_owned(),
             json!({"projectId": project, "title": "a\u{0}b"}),
             "title",
         ),
         (
-            "POST",
+            Method::POST,
             "/api/v1/projects".to_owned(),
             json!({"ownerId": owner, "name": "p", "description": "\u{0}"}),
             "description",
         ),
         (
-            "PATCH",
+            Method::PATCH,
             format!("/api/v1/tasks/{}", task["id"]),
             json!({"description": "x\u{0}"}),
             "description",
         ),
         (
-            "PATCH",
+            Method::PATCH,
             format!("/api/v1/users/{owner}"),
             json!({"lastName": "\u{0}"}),
             "lastName",
         ),
     ];
-    for (method, uri, body, field) in cases {
-        let method = axum::http::Method::from_bytes(method.as_bytes()).unwrap();
-        let reply = app.send(method, &uri, Some(body)).await;
-        assert_problem(&reply, StatusCode::UNPROCESSABLE_ENTITY, Some(field));
-    }
+    app.assert_refused(StatusCode::UNPROCESSABLE_ENTITY, cases).await;
     for uri in [
         "/api/v1/tasks?q=%00",
         "/api/v1/users?email=a%00b",

@@ -24,8 +24,7 @@ async fn a_database_that_goes_away_is_503_with_retry_after_never_500(pool: PgPoo
         &[],
     )
     .await;
-    let (owner, project) = app.user_with_project("owner", "p").await;
-    let task = app.task(json!({"projectId": project, "title": "t"})).await;
+    let (owner, project, task) = app.owner_project_task().await;
     let task = task["id"].as_i64().unwrap();
 
     proxy.stop().await;

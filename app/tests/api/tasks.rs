@@ -2,7 +2,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::helpers::{TestApp, assert_created, ids, sample, spawn};
+use crate::helpers::{TestApp, assert_created, ids, sample, spawn, spawn_with_project};
 
 /// Follows `nextCursor` from the first keyset page to the last, collecting ids.
 async fn walk(app: &TestApp, base: &str, limit: u32) -> Vec<i64> {
@@ -25,8 +25,7 @@ async fn walk(app: &TestApp, base: &str, limit: u32) -> Vec<i64> {
 
 #[sqlx::test(migrations = false)]
 async fn task_crud_round_trip(pool: PgPool) {
-    let app = spawn(pool).await;
-    let (owner, project) = app.user_with_project("owner", "p").await;
+    let (app, owner, project) = spawn_with_project(pool).await;
     let created = app
         .post(
             "/api/v1/tasks",
@@ -68,8 +67,7 @@ async fn task_crud_round_trip(pool: PgPool) {
 
 #[sqlx::test(migrations = false)]
 async fn project_tasks_by_priority_with_status_filter(pool: PgPool) {
-    let app = spawn(pool).await;
-    let (owner, project) = app.user_with_project("owner", "p").await;
+    let (app, owner, project) = spawn_with_project(pool).await;
     let other = app.project(owner, "q").await;
     let mut made = Vec::new();
     for (i, priority) in [1, 4, 2, 4, 0, 2, 3].into_iter().enumerate() {

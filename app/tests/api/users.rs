@@ -2,7 +2,7 @@ use axum::http::StatusCode;
 use serde_json::json;
 use sqlx::PgPool;
 
-use crate::helpers::{TestApp, assert_created, assert_problem, ids, spawn};
+use crate::helpers::{TestApp, assert_created, assert_problem, ids, spawn, spawn_with_project};
 
 #[sqlx::test(migrations = false)]
 async fn user_crud_round_trip(pool: PgPool) {
@@ -155,8 +155,7 @@ async fn filters_by_active_email_and_case_insensitive_username(pool: PgPool) {
 
 #[sqlx::test(migrations = false)]
 async fn user_owning_projects_cannot_be_deleted(pool: PgPool) {
-    let app = spawn(pool).await;
-    let (owner, project) = app.user_with_project("owner", "p").await;
+    let (app, owner, project) = spawn_with_project(pool).await;
     assert_problem(
         &app.delete(&format!("/api/v1/users/{owner}")).await,
         StatusCode::CONFLICT,

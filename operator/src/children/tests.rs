@@ -151,73 +151,58 @@ fn check(case: &str, children: &[(&str, String)]) {
     }
 }
 
+/// The API's children every stack has: its ConfigMaps (from the tuning file `tuning`), the
+/// migration Job, the Deployment (at `replicas`, `None` leaving them to the HPA) and Service.
+fn api_children(
+    stack: &ValidatedStack,
+    tuning: &TuningFile,
+    replicas: Option<i32>,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("app-configmap", yaml(&app_config_map(stack, &tuning.pool))),
+        ("tuning-configmap", yaml(&tuning_config_map(stack, tuning))),
+        ("migration-job", yaml(&migration::job(stack))),
+        (
+            "api-deployment",
+            yaml(&app::deployment(stack, &stack.app_image, replicas)),
+        ),
+        ("api-service", yaml(&app::service(stack))),
+    ]
+}
+
 #[test]
 fn minimal_spec_builds_the_expected_children() {
     let stack = minimal();
     let replicas = spec_replicas(&stack);
-    check(
-        "minimal",
-        &[
-            (
-                "credentials-secret",
-                yaml(&credentials::credentials_secret(
-                    &stack,
-                    credentials::credentials_data(&stack, &mut || "not-a-real-password".into()),
-                )),
-            ),
-            ("postgres-statefulset", yaml(&postgres::statefulset(&stack, None))),
-            ("postgres-service", yaml(&postgres::service(&stack))),
-            ("redis-statefulset", yaml(&redis::statefulset(&stack, None))),
-            ("redis-service", yaml(&redis::service(&stack))),
-            (
-                "app-configmap",
-                yaml(&app_config_map(&stack, &file(2, 10, 3000, 600).pool)),
-            ),
-            (
-                "tuning-configmap",
-                yaml(&tuning_config_map(&stack, &file(2, 10, 3000, 600))),
-            ),
-            ("migration-job", yaml(&migration::job(&stack))),
-            (
-                "api-deployment",
-                yaml(&app::deployment(&stack, &stack.app_image, None)),
-            ),
-            ("api-service", yaml(&app::service(&stack))),
-            ("hpa", yaml(&hpa::hpa(&stack, replicas))),
-            ("hpa-v2beta2", yaml(&hpa::hpa_v2beta2(&stack, replicas))),
-        ],
-    );
+    let password = &mut || "not-a-real-password".into();
+    let secret = credentials::credentials_secret(&stack, credentials::credentials_data(&stack, password));
+    let mut children = vec![
+        ("credentials-secret", yaml(&secret)),
+        ("postgres-statefulset", yaml(&postgres::statefulset(&stack, None))),
+        ("postgres-service", yaml(&postgres::service(&stack))),
+        ("redis-statefulset", yaml(&redis::statefulset(&stack, None))),
+        ("redis-service", yaml(&redis::service(&stack))),
+        ("hpa", yaml(&hpa::hpa(&stack, replicas))),
+        ("hpa-v2beta2", yaml(&hpa::hpa_v2beta2(&stack, replicas))),
+    ];
+    children.extend(api_children(&stack, &file(2, 10, 3000, 600), None));
+    check("minimal", &children);
 }
 
 #[test]
 fn full_spec_builds_the_expected_children() {
     let stack = full();
     let bundled = full_bundled();
-    check(
-        "full",
-        &[
-            (
-                "app-configmap",
-                yaml(&app_config_map(&stack, &file(4, 40, 1500, 120).pool)),
-            ),
-            (
-                "tuning-configmap",
-                yaml(&tuning_config_map(&stack, &file(4, 40, 1500, 120))),
-            ),
-            ("migration-job", yaml(&migration::job(&stack))),
-            (
-                "api-deployment",
-                yaml(&app::deployment(&stack, &stack.app_image, Some(3))),
-            ),
-            ("api-service", yaml(&app::service(&stack))),
-            ("hpa", yaml(&hpa::hpa(&stack, spec_replicas(&stack)))),
-            (
-                "postgres-statefulset",
-                yaml(&postgres::statefulset(&bundled, None)),
-            ),
-            ("redis-statefulset", yaml(&redis::statefulset(&bundled, None))),
-        ],
-    );
+    let mut children = vec![
+        ("hpa", yaml(&hpa::hpa(&stack, spec_replicas(&stack)))),
+        (
+            "postgres-statefulset",
+            yaml(&postgres::statefulset(&bundled, None)),
+        ),
+        ("redis-statefulset", yaml(&redis::statefulset(&bundled, None))),
+    ];
+    children.extend(api_children(&stack, &file(4, 40, 1500, 120), Some(3)));
+    check("full", &children);
 }
 
 /// The default stack with monitoring on, a `release` label for Prometheus to select by, and a

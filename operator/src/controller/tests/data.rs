@@ -12,12 +12,7 @@ use super::*;
 /// The stack as a previous reconcile left it (settled), its spec then edited by `edit`; the live
 /// children are the ones built before the edit.
 fn edited(edit: impl FnOnce(&mut PerformanceStackSpec)) -> (PerformanceStack, Desired, String) {
-    let Built {
-        mut stack,
-        desired: before,
-        job,
-        ..
-    } = settled();
+    let (mut stack, before, job) = settled().parts();
     edit(&mut stack.spec);
     (stack, before, job)
 }
@@ -121,12 +116,7 @@ async fn a_refused_expansion_is_reported_stops_nothing_and_is_not_asked_again() 
 
 #[tokio::test]
 async fn the_redis_deployment_of_an_earlier_operator_gives_way_to_the_statefulset() {
-    let Built {
-        stack,
-        desired: d,
-        job,
-        ..
-    } = settled();
+    let (stack, d, job) = settled().parts();
     let old = json!({"apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "shop-redis", "labels": {"perfstack.dev/stack": "shop"}}});
     reads(Scenario::new(stack), &job, |child| match child {

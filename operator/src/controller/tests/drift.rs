@@ -26,12 +26,7 @@ fn managed(object: Reply, others: &[(&str, Value)]) -> Reply {
 
 #[tokio::test]
 async fn a_hand_edit_is_reverted_and_what_others_own_is_left_alone() {
-    let Built {
-        stack,
-        desired: d,
-        job,
-        ..
-    } = settled();
+    let (stack, d, job) = settled().parts();
     let scenario = reads(Scenario::new(stack), &job, |child| match child {
         // `kubectl patch configmap shop-config` changed a value the operator set.
         Child::AppConfig => {
@@ -75,12 +70,7 @@ async fn a_hand_edit_is_reverted_and_what_others_own_is_left_alone() {
 
 #[tokio::test]
 async fn a_refused_child_does_not_stop_the_others_and_every_refusal_is_reported() {
-    let Built {
-        stack,
-        desired: d,
-        job,
-        ..
-    } = built();
+    let (stack, d, job) = built().parts();
     let quota = |name: &str| {
         Reply::Refused(
             403,

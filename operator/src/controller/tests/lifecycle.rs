@@ -11,6 +11,16 @@ use super::stack;
 use crate::controller::FINALIZER;
 use crate::crd::{DeletionPolicy, PerformanceStack, PerformanceStackSpec};
 
+/// Asserts that `status` is Ready False for an invalid spec, its message containing `refusal`.
+fn assert_invalid_spec(status: &Value, refusal: &str) {
+    let ready = &status["conditions"][0];
+    assert_eq!(ready["type"], "Ready");
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "InvalidSpec");
+    let message = ready["message"].as_str().unwrap();
+    assert!(message.contains(refusal), "{ready}");
+}
+
 #[tokio::test]
 async fn invalid_spec_sets_ready_false_naming_the_field_and_touches_no_child() {
     let mut spec = PerformanceStackSpec::default();
@@ -27,17 +37,7 @@ async fn invalid_spec_sets_ready_false_naming_the_field_and_touches_no_child() {
             let status = &body["status"];
             assert!(status.get("observedP95").is_none(), "{status}");
             assert_eq!(status["phase"], "Failed");
-            let ready = &status["conditions"][0];
-            assert_eq!(ready["type"], "Ready");
-            assert_eq!(ready["status"], "False");
-            assert_eq!(ready["reason"], "InvalidSpec");
-            assert!(
-                ready["message"]
-                    .as_str()
-                    .unwrap()
-                    .contains("spec.pool.minConnections"),
-                "{ready}"
-            );
+            assert_invalid_spec(status, "spec.pool.minConnections");
         })
         .run()
         .await;
@@ -63,15 +63,8 @@ async fn an_invalid_resource_quantity_is_refused_before_any_child_is_written() {
     });
     Scenario::new(stack(spec))
         .status_patch(|body| {
-            let ready = &body["status"]["conditions"][0];
-            assert_eq!(ready["reason"], "InvalidSpec");
-            assert!(
-                ready["message"]
-                    .as_str()
-                    .unwrap()
-                    .contains("spec.app.resources.requests.cpu: \"lots\" is not a Kubernetes quantity"),
-                "{ready}"
-            );
+            let refusal = "spec.app.resources.requests.cpu: \"lots\" is not a Kubernetes quantity";
+            assert_invalid_spec(&body["status"], refusal);
         })
         .run_then_await_change()
         .await;
@@ -128,8 +121,13 @@ fn data_object(kind: &str, name: &str, labelled: bool, owned: bool) -> Reply {
     }))
 }
 
-fn claims_uri(name: &str) -> String {
-    format!("/api/v1/namespaces/{NS}/persistentvolumeclaims/{name}")
+/// Where the data object `name` of `kind` (a claim or the Secret) is read and deleted.
+fn data_uri(kind: &str, name: &str) -> String {
+    let plural = match kind {
+        "PersistentVolumeClaim" => "persistentvolumeclaims",
+        _ => "secrets",
+    };
+    format!("/api/v1/namespaces/{NS}/{plural}/{name}")
 }
 
 /// The body of a delete that only deletes the object that was read.
@@ -137,40 +135,33 @@ fn deletes_uid(name: &'static str) -> impl Fn(&Value) + Send + 'static {
     move |body| assert_eq!(body["preconditions"]["uid"], format!("uid-{name}"))
 }
 
+/// The deletion step's calls on a data object, by name.
+impl Scenario {
+    /// The GET of the data object `name` of `kind`, found as [`data_object`] describes it.
+    fn finds(self, kind: &str, name: &'static str, labelled: bool, owned: bool) -> Self {
+        let found = data_object(kind, name, labelled, owned);
+        self.call(Method::GET, data_uri(kind, name), found)
+    }
+
+    /// The DELETE of the data object `name` of `kind`, only of the one read, answered `reply`.
+    fn deletes(self, kind: &str, name: &'static str, reply: Reply) -> Self {
+        self.checked(Method::DELETE, data_uri(kind, name), reply, deletes_uid(name))
+    }
+}
+
 #[tokio::test]
 async fn deletion_with_delete_policy_removes_exactly_the_data_the_operator_made() {
     let deleted = || Reply::Json(json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}));
+    const CLAIM: &str = "PersistentVolumeClaim";
     // By name only: no list, so a claim another tool labelled with the stack is never seen. A claim
     // of the right name without the stack's label is not the operator's either.
     Scenario::new(deleting(DeletionPolicy::Delete))
-        .call(
-            Method::GET,
-            claims_uri("data-shop-postgres-0"),
-            data_object("PersistentVolumeClaim", "data-shop-postgres-0", true, false),
-        )
-        .checked(
-            Method::DELETE,
-            claims_uri("data-shop-postgres-0"),
-            deleted(),
-            deletes_uid("data-shop-postgres-0"),
-        )
-        .call(
-            Method::GET,
-            claims_uri("data-shop-redis-0"),
-            data_object("PersistentVolumeClaim", "data-shop-redis-0", false, false),
-        )
-        .call(
-            Method::GET,
-            Child::Credentials.uri(""),
-            data_object("Secret", "shop-credentials", true, false),
-        )
+        .finds(CLAIM, "data-shop-postgres-0", true, false)
+        .deletes(CLAIM, "data-shop-postgres-0", deleted())
+        .finds(CLAIM, "data-shop-redis-0", false, false)
+        .finds("Secret", "shop-credentials", true, false)
         // Gone meanwhile: tolerated.
-        .checked(
-            Method::DELETE,
-            Child::Credentials.uri(""),
-            Reply::NotFound,
-            deletes_uid("shop-credentials"),
-        )
+        .deletes("Secret", "shop-credentials", Reply::NotFound)
         .stack_patch(removes_finalizer)
         .run_then_await_change()
         .await;
@@ -179,11 +170,7 @@ async fn deletion_with_delete_policy_removes_exactly_the_data_the_operator_made(
 #[tokio::test]
 async fn deletion_with_retain_policy_deletes_nothing_and_disowns_a_legacy_secret() {
     Scenario::new(deleting(DeletionPolicy::Retain))
-        .call(
-            Method::GET,
-            Child::Credentials.uri(""),
-            data_object("Secret", "shop-credentials", true, true),
-        )
+        .finds("Secret", "shop-credentials", true, true)
         .checked(
             Method::PATCH,
             format!("{}?", Child::Credentials.uri("")),
@@ -200,11 +187,7 @@ async fn deletion_with_retain_policy_deletes_nothing_and_disowns_a_legacy_secret
         .await;
     // A Secret this operator created has no owner reference: nothing to write at all.
     Scenario::new(deleting(DeletionPolicy::Retain))
-        .call(
-            Method::GET,
-            Child::Credentials.uri(""),
-            data_object("Secret", "shop-credentials", true, false),
-        )
+        .finds("Secret", "shop-credentials", true, false)
         .stack_patch(removes_finalizer)
         .run_then_await_change()
         .await;
@@ -214,12 +197,7 @@ async fn deletion_with_retain_policy_deletes_nothing_and_disowns_a_legacy_secret
 /// whose spec was edited meanwhile (a larger pool): every child is read, none written, and the status
 /// says what is observed now, with `Suspended` and why.
 async fn paused(pause: impl FnOnce(&mut PerformanceStack), reason: &'static str) {
-    let super::Built {
-        mut stack,
-        desired: d,
-        job,
-        ..
-    } = super::settled();
+    let (mut stack, d, job) = super::settled().parts();
     stack.spec.pool.max_connections = 8;
     pause(&mut stack);
     let action = super::reads(Scenario::new(stack).with_events(), &job, |child| match child {

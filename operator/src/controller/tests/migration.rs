@@ -53,12 +53,7 @@ fn reads_after_job(scenario: Scenario, d: &Desired, name: &str) -> Scenario {
 
 #[tokio::test]
 async fn a_newly_succeeded_migration_is_read_once_from_its_pod_and_supersedes_older_jobs() {
-    let Built {
-        stack,
-        desired: d,
-        job: name,
-        ..
-    } = built();
+    let (stack, d, name) = built().parts();
     let summary = MigrationSummary {
         migrations_applied: 4,
         indexes_created: vec!["idx_tasks_project_status".into()],

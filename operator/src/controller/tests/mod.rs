@@ -72,6 +72,13 @@ struct Built {
     job: String,
 }
 
+impl Built {
+    /// The stack, its desired children and the migration Job's name: what most tests need.
+    fn parts(self) -> (PerformanceStack, Desired, String) {
+        (self.stack, self.desired, self.job)
+    }
+}
+
 fn built() -> Built {
     let stack = stack(PerformanceStackSpec::default());
     let v = validated(&stack);
@@ -255,12 +262,7 @@ fn condition_types(status: &Value) -> Vec<&str> {
 
 #[tokio::test]
 async fn first_reconcile_creates_every_child_and_reports_provisioning() {
-    let Built {
-        stack,
-        desired: d,
-        job,
-        ..
-    } = built();
+    let (stack, d, job) = built().parts();
     let scenario = reads(Scenario::new(stack).with_events(), &job, |_| Reply::NotFound)
         .checked(
             Method::POST,
@@ -331,12 +333,7 @@ async fn first_reconcile_creates_every_child_and_reports_provisioning() {
 
 #[tokio::test]
 async fn steady_state_reconcile_reads_but_never_writes() {
-    let Built {
-        mut stack,
-        desired: d,
-        job,
-        ..
-    } = built();
+    let (mut stack, d, job) = built().parts();
     let summary = MigrationSummary {
         migrations_applied: 2,
         ..MigrationSummary::default()
@@ -355,12 +352,7 @@ async fn steady_state_reconcile_reads_but_never_writes() {
 
 #[tokio::test]
 async fn migration_waits_for_the_database() {
-    let Built {
-        stack,
-        desired: d,
-        job,
-        ..
-    } = built();
+    let (stack, d, job) = built().parts();
     let starting = statefulset(&d, None);
     reads(Scenario::new(stack), &job, |child| match child {
         Child::Postgres => json_of(&starting),

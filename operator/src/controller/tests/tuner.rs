@@ -62,12 +62,7 @@ async fn a_restarted_operator_keeps_the_tuned_pool_and_floor_and_writes_no_child
 
 #[tokio::test]
 async fn a_smaller_pool_goes_out_under_a_ceiling_that_leaves_room_for_both_pools_hpa_first() {
-    let Built {
-        mut stack,
-        desired: d,
-        job,
-        ..
-    } = settled();
+    let (mut stack, d, job) = settled().parts();
     stack.spec.pool.max_connections = 8;
     stack.metadata.generation = Some(2);
     // Two API pods alive, none Ready (the listing counts them all).

@@ -26,6 +26,36 @@ fn later(settings: Settings, history: &History, obs: Observation, seconds: u64) 
     decide(&settings, history, &obs, &spec(), at(seconds))
 }
 
+/// Asserts that the HPA floor in force, `floor`, stays on `obs` at `seconds`, remembering `history`.
+fn assert_floor_kept(floor: u32, history: &History, obs: Observation, seconds: u64) {
+    let d = later(settings(10, floor, 0), history, obs, seconds);
+    assert_eq!(d.settings.hpa_min, floor, "{}", d.reason);
+}
+
+/// A tuner's memory of `intervals`, in order.
+fn remembering(intervals: &[Interval]) -> History {
+    let mut history = History::default();
+    for interval in intervals {
+        history.record(*interval, spec().scale_down_stabilization);
+    }
+    history
+}
+
+/// A past interval at `seconds` that asked for a floor of `floor_recommendation` at `rps` with
+/// `in_use_total` connections in use (the busiest pod 1): no pool pressure, nothing changed.
+fn calm(seconds: u64, floor_recommendation: u32, rps: f64, in_use_total: f64) -> Interval {
+    Interval {
+        at: at(seconds),
+        floor_recommendation,
+        requests_per_second: rps,
+        peak_in_use_per_pod: 1.0,
+        in_use_total,
+        pool_pressure: false,
+        pool_change: Change::Hold,
+        floor_change: Change::Hold,
+    }
+}
+
 #[test]
 fn slow_p95_raises_the_floor_at_once_by_the_hpa_formula() {
     let d = first(settings(10, 2, 0), obs(2, 300.0, 200.0, 3.0, 0.0, 0));
@@ -86,29 +116,11 @@ fn a_raise_is_not_undone_inside_the_window() {
 
 #[test]
 fn lowering_keeps_per_pod_load_below_the_load_that_broke_the_slo() {
-    let mut history = History::default();
+    let mut history = remembering(&[calm(0, 1, 300.0, 4.0)]);
     history.note_overload(100.0);
-    history.record(
-        Interval {
-            at: at(0),
-            floor_recommendation: 1,
-            requests_per_second: 300.0,
-            peak_in_use_per_pod: 1.0,
-            in_use_total: 4.0,
-            pool_pressure: false,
-            pool_change: Change::Hold,
-            floor_change: Change::Hold,
-        },
-        spec().scale_down_stabilization,
-    );
     // p95 is far below target, but 4 pods carry 300 rps: 2 pods would carry 150 each.
-    let d = later(
-        settings(10, 4, 0),
-        &history,
-        obs(4, 20.0, 300.0, 1.0, 0.0, 0),
-        400,
-    );
-    assert_eq!(d.settings.hpa_min, 4, "ceil(300 / 80) = 4: {}", d.reason);
+    // ceil(300 / 80) = 4.
+    assert_floor_kept(4, &history, obs(4, 20.0, 300.0, 1.0, 0.0, 0), 400);
 }
 
 #[test]
@@ -230,25 +242,6 @@ fn worked_example_from_the_docs() {
 fn slow_p95_while_pods_are_still_starting_never_lowers_the_floor() {
     // Floor 6 in force, only 2 pods Ready yet, p95 above the SLO: ceil(2 x 1.5) = 3 < 6, with a
     // whole window of low recommendations behind it.
-    let mut history = History::default();
-    for t in [0, 300, 600] {
-        let low = Interval {
-            at: at(t),
-            floor_recommendation: 2,
-            requests_per_second: 100.0,
-            peak_in_use_per_pod: 1.0,
-            in_use_total: 2.0,
-            pool_pressure: false,
-            pool_change: Change::Hold,
-            floor_change: Change::Hold,
-        };
-        history.record(low, spec().scale_down_stabilization);
-    }
-    let d = later(
-        settings(10, 6, 0),
-        &history,
-        obs(2, 300.0, 200.0, 3.0, 0.0, 0),
-        900,
-    );
-    assert_eq!(d.settings.hpa_min, 6, "{}", d.reason);
+    let history = remembering(&[0, 300, 600].map(|t| calm(t, 2, 100.0, 2.0)));
+    assert_floor_kept(6, &history, obs(2, 300.0, 200.0, 3.0, 0.0, 0), 900);
 }

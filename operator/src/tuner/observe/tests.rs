@@ -17,16 +17,22 @@ fn buckets(counts: [u64; 4]) -> Vec<(f64, u64)> {
     ]
 }
 
+/// A pod's counters at the start of the interval, on generation 3 with an empty pool: `ok`
+/// requests, latency `buckets`, connection acquires within 1 ms and 10 ms, acquire timeouts.
+fn at_start(ok: u64, latency: [u64; 4], acquire: [u64; 2], timeouts: u64) -> PodMetrics {
+    PodMetrics {
+        ok,
+        latency: buckets(latency),
+        acquire: vec![(0.001, acquire[0]), (0.01, acquire[1])],
+        timeouts,
+        generation: 3,
+        ..PodMetrics::default()
+    }
+}
+
 fn pod_a(start: bool) -> PodMetrics {
     if start {
-        PodMetrics {
-            ok: 100,
-            latency: buckets([90, 100, 100, 100]),
-            acquire: vec![(0.001, 100), (0.01, 100)],
-            timeouts: 1,
-            generation: 3,
-            ..PodMetrics::default()
-        }
+        at_start(100, [90, 100, 100, 100], [100, 100], 1)
     } else {
         PodMetrics {
             ok: 1000,
@@ -47,14 +53,7 @@ fn pod_a(start: bool) -> PodMetrics {
 
 fn pod_b(start: bool, end_generation: u64) -> PodMetrics {
     if start {
-        PodMetrics {
-            ok: 500,
-            latency: buckets([0, 0, 0, 500]),
-            acquire: vec![(0.001, 400), (0.01, 500)],
-            timeouts: 5,
-            generation: 3,
-            ..PodMetrics::default()
-        }
+        at_start(500, [0, 0, 0, 500], [400, 500], 5)
     } else {
         // Restarted: counters below the start values.
         PodMetrics {

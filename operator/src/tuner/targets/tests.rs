@@ -62,11 +62,35 @@ fn proxy_paths_name_namespace_pod_and_port() {
     );
 }
 
+/// The Kubernetes API as the test answers it through the returned handle.
+type ApiHandle = tower_test::mock::Handle<http::Request<Body>, http::Response<Body>>;
+
+fn mock_api() -> (kube::Client, ApiHandle) {
+    let (service, handle) = tower_test::mock::pair::<http::Request<Body>, http::Response<Body>>();
+    (kube::Client::new(service, "default"), handle)
+}
+
+/// Scrapes pod `api-a` through the API server proxy `times` over, the API server answered by
+/// `server`; the answers of each scrape.
+async fn scrape_through_proxy<F>(times: usize, server: impl FnOnce(ApiHandle) -> F) -> Vec<Vec<PodAnswer>>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let (client, handle) = mock_api();
+    let server = tokio::spawn(server(handle));
+    let source = MetricsSource::Proxy(client, Duration::from_secs(5));
+    let targets = targets_from_pods(&pods()[1..2], 8080, Reach::ApiServerProxy).targets;
+    let mut scrapes = Vec::new();
+    for _ in 0..times {
+        scrapes.push(source.scrape_all(&targets).await);
+    }
+    server.await.unwrap();
+    scrapes
+}
+
 #[tokio::test]
 async fn proxy_scrape_goes_through_the_api_server() {
-    let (service, mut handle) = tower_test::mock::pair::<http::Request<Body>, http::Response<Body>>();
-    let client = kube::Client::new(service, "default");
-    let server = tokio::spawn(async move {
+    let scrapes = scrape_through_proxy(1, |mut handle| async move {
         let (request, send) = handle.next_request().await.expect("one request");
         assert_eq!(request.method(), http::Method::GET);
         assert_eq!(
@@ -81,19 +105,14 @@ async fn proxy_scrape_goes_through_the_api_server() {
         }
         .render();
         send.send_response(http::Response::new(Body::from(text.into_bytes())));
-    });
-    let source = MetricsSource::Proxy(client, Duration::from_secs(5));
-    let targets = targets_from_pods(&pods()[1..2], 8080, Reach::ApiServerProxy).targets;
-    let answers = source.scrape_all(&targets).await;
-    server.await.unwrap();
-    assert_eq!(first_answer(&answers), ("api-a", 7.0, 9.0, 2));
+    })
+    .await;
+    assert_eq!(first_answer(&scrapes[0]), ("api-a", 7.0, 9.0, 2));
 }
 
 #[tokio::test]
 async fn proxy_scrape_refuses_redirects_and_oversized_bodies() {
-    let (service, mut handle) = tower_test::mock::pair::<http::Request<Body>, http::Response<Body>>();
-    let client = kube::Client::new(service, "default");
-    let server = tokio::spawn(async move {
+    let scrapes = scrape_through_proxy(2, |mut handle| async move {
         let (_, send) = handle.next_request().await.expect("first request");
         let redirect = http::Response::builder()
             .status(302)
@@ -104,15 +123,11 @@ async fn proxy_scrape_refuses_redirects_and_oversized_bodies() {
         let (_, send) = handle.next_request().await.expect("second request");
         let huge = vec![b'x'; crate::tuner::scrape::MAX_BODY_BYTES + 1];
         send.send_response(http::Response::new(Body::from(huge)));
-    });
-    let source = MetricsSource::Proxy(client, Duration::from_secs(5));
-    let targets = targets_from_pods(&pods()[1..2], 8080, Reach::ApiServerProxy).targets;
-    let redirected = source.scrape_all(&targets).await;
-    let oversized = source.scrape_all(&targets).await;
-    server.await.unwrap();
-    let error = redirected[0].1.as_ref().unwrap_err();
+    })
+    .await;
+    let error = scrapes[0][0].1.as_ref().unwrap_err();
     assert!(error.ends_with("HTTP 302"), "{error}");
-    let error = oversized[0].1.as_ref().unwrap_err();
+    let error = scrapes[1][0].1.as_ref().unwrap_err();
     assert!(error.contains("larger than 4194304 bytes"), "{error}");
 }
 
@@ -135,7 +150,7 @@ async fn app_on_loopback(metrics: PodMetrics) -> u16 {
 
 /// An API server that lists one Ready pod at 127.0.0.1 and one starting pod.
 fn api_server() -> kube::Api<Pod> {
-    let (service, mut handle) = tower_test::mock::pair::<http::Request<Body>, http::Response<Body>>();
+    let (client, mut handle) = mock_api();
     tokio::spawn(async move {
         while let Some((request, send)) = handle.next_request().await {
             assert_eq!(request.uri().path(), "/api/v1/namespaces/shop/pods");
@@ -153,7 +168,7 @@ fn api_server() -> kube::Api<Pod> {
             )));
         }
     });
-    kube::Api::namespaced(kube::Client::new(service, "shop"), "shop")
+    kube::Api::namespaced(client, "shop")
 }
 
 #[tokio::test]

@@ -32,18 +32,19 @@ fn peak(s: &Settings, pools: u32) -> u32 {
     spec().budget.pods(s.hpa_max) * pools + 10
 }
 
+/// In force: pool 5, ceiling 10, generation 3 (10 + 9 in transit pods x 5 = 95); the swaps and
+/// what the tuner wants: pool 10 at ceiling 10. 19 x 10 = 190 fits at rest, but while both pools
+/// may be open every pod can hold 15: at most 6 replicas (6 + 6 in transit) x 15 = 180.
+fn pool_5_growing_to_10() -> (PoolSwaps, Settings) {
+    let swaps = PoolSwaps::starting_from(Some(settings((2, 5), (1, 10), 3)));
+    (swaps, settings((2, 10), (3, 10), 4))
+}
+
 #[test]
 fn a_pool_change_leaves_room_for_both_pools_until_every_pod_ran_it_and_drained() {
-    // In force: pool 5, ceiling 10 (10 + 9 in transit pods x 5 = 95).
-    let mut swaps = PoolSwaps::starting_from(Some(settings((2, 5), (1, 10), 3)));
-    // The tuner wants pool 10 at ceiling 10: 19 x 10 = 190 fits at rest, but while both pools may
-    // be open every pod can hold 15: at most 6 replicas (6 + 6 in transit) x 15 = 180.
-    let wanted = settings((2, 10), (3, 10), 4);
+    let (mut swaps, wanted) = pool_5_growing_to_10();
     let g = swaps.guard(&spec(), wanted, seen(3, 3), at(0));
-    assert_eq!(
-        (g.settings.pool_max, g.settings.hpa_max, g.settings.hpa_min),
-        (10, 6, 3)
-    );
+    assert_eq!(g.settings, settings((2, 10), (3, 6), 4), "{g:?}");
     assert!(peak(&g.settings, 5 + 10) <= 200, "{g:?}");
     // The pods have not all swapped yet; then they have, but their old pools may still be open.
     for (t, generation) in [(60, 3), (90, 4), (200, 4)] {
@@ -58,26 +59,18 @@ fn a_pool_change_leaves_room_for_both_pools_until_every_pod_ran_it_and_drained()
 
 #[test]
 fn without_room_the_ceiling_comes_down_first_and_the_pool_waits() {
-    let mut swaps = PoolSwaps::starting_from(Some(settings((2, 5), (1, 10), 3)));
-    let wanted = settings((2, 10), (3, 10), 4);
+    let (mut swaps, wanted) = pool_5_growing_to_10();
     // 9 pods alive: more than the 6 that leave room for both pools.
     let g = swaps.guard(&spec(), wanted, seen(9, 3), at(0));
-    assert_eq!(
-        (g.settings.pool_max, g.settings.generation, g.settings.hpa_max),
-        (5, 3, 6),
-        "{g:?}"
-    );
+    assert_eq!(g.settings, settings((2, 5), (3, 6), 3), "{g:?}");
     assert!(g.held.unwrap().contains("waits for room"));
     // Once the HPA came down to 6 pods, the swap starts.
     let g = swaps.guard(&spec(), wanted, seen(6, 3), at(60));
     assert_eq!((g.settings.pool_max, g.settings.generation), (10, 4));
     // A floor above the room keeps the pool as it is instead (replicas first).
-    let mut swaps = PoolSwaps::starting_from(Some(settings((2, 5), (1, 10), 3)));
+    let (mut swaps, _) = pool_5_growing_to_10();
     let g = swaps.guard(&spec(), settings((2, 10), (8, 10), 4), seen(8, 3), at(0));
-    assert_eq!(
-        (g.settings.pool_max, g.settings.hpa_min, g.settings.hpa_max),
-        (5, 8, 8)
-    );
+    assert_eq!(g.settings, settings((2, 5), (8, 8), 3), "{g:?}");
 }
 
 #[test]
@@ -106,16 +99,12 @@ fn without_reports_the_hpa_is_given_time_and_a_swap_lasts_the_unconfirmed_window
     // Nobody saw the pods (tuning Off): the ceiling of 4 in force must have been there long enough
     // for the HPA to have scaled down to it.
     let first = swaps.guard(&spec(), wanted, None, at(0));
-    assert_eq!(
-        (first.settings.pool_max, first.settings.hpa_max),
-        (5, 4),
-        "{first:?}"
-    );
+    assert_eq!(first.settings, settings((2, 5), (1, 4), 1), "{first:?}");
     assert!(first.held.unwrap().contains("pods alive not seen yet"));
     let started = swaps.guard(&spec(), wanted, None, at(300));
     assert_eq!(
-        (started.settings.pool_max, started.settings.hpa_max),
-        (10, 6),
+        started.settings,
+        settings((2, 10), (1, 6), 2),
         "room for both pools"
     );
     assert!(swaps.guard(&spec(), wanted, None, at(599)).held.is_some());
