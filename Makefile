@@ -67,8 +67,8 @@ chart: ## lint, render and validate the Helm chart (the make-test stage alone)
 manifests: ## render deploy/perfstack-operator.yaml (plain-kubectl install) from the chart
 	@scripts/chart.sh manifest
 
-e2e-node: ## the whole stack on the k8s-lab's real node (e2e/node.sh): real pods, traffic, tuner, day two
-	@bash e2e/node.sh
+e2e-node: ## the whole stack on the k8s-lab's real node (e2e/node.sh): real pods, traffic, tuner, day two (make test runs its short version)
+	@NODE_SUITE=full bash e2e/node.sh
 
 e2e-chart: ## install the chart into a cluster without nodes (KUBECONFIG or a node-less k8s-lab) and prove its RBAC
 	@bash e2e/chart.sh
