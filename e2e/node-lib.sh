@@ -61,6 +61,10 @@ dockerfile_image() {
     rm -f "$ctx/image.tar"
   done
   rm -rf "$ctx"
+  # The node has them now. podman's vfs store keeps full copies of every layer: left there, each run
+  # would cost a few hundred MB more disk, and a node short of disk taints itself (disk-pressure) and
+  # schedules nothing.
+  "${PODMAN[@]}" rmi -f "$@" >/dev/null 2>&1 || true
 }
 
 # build_images : PostgreSQL and Redis stand-ins (the operator's default image names), and the operator
@@ -80,6 +84,7 @@ build_images() {
     dockerfile_image operator/Dockerfile "$RELEASE_DIR/perfstack-operator" "$OPERATOR_IMAGE"
     dockerfile_image app/Dockerfile "$RELEASE_DIR/perfstack-app" "$APP_IMAGE" "$APP_IMAGE_NEXT"
     IMAGE_BUILDER="podman $("${PODMAN[@]}" version --format '{{.Client.Version}}') from app/Dockerfile and operator/Dockerfile (target prebuilt)"
+    "${PODMAN[@]}" image prune -f >/dev/null 2>&1 || true
   else
     lab_run node image.sh binary "$OPERATOR_IMAGE" "$RELEASE_DIR/perfstack-operator" >/dev/null
     lab_run node image.sh binary "$APP_IMAGE" "$RELEASE_DIR/perfstack-app" >/dev/null
