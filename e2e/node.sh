@@ -60,6 +60,9 @@ free_kb=$(df -Pk "${K8S_LAB_DIR:-/tmp}" | awk 'NR == 2 {print $4}')
 total_kb=$(df -Pk "${K8S_LAB_DIR:-/tmp}" | awk 'NR == 2 {print $2}')
 ((free_kb * 100 / total_kb >= 3)) ||
   die "only $((free_kb / 1024)) MiB of $((total_kb / 1048576)) GiB free on the lab's disk: the node would taint itself (disk-pressure, under 1 %) during the suite"
+# A taint from an earlier shortage stays 5 minutes after it ended (the kubelet's transition period).
+untainted() { [[ $(K get nodes -o jsonpath='{.items[*].spec.taints[*].key}') != *disk-pressure* ]]; }
+wait_for 360 "the node without a disk-pressure taint" untainted
 
 # ---------- build, images, operator ----------
 step "release binaries and images"
