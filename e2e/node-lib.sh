@@ -71,6 +71,10 @@ dockerfile_image() {
 # and API images under the names the chart and the operator use. From the project's Dockerfiles with
 # podman when it works here, else wrapped by the lab's image.sh; IMAGE_BUILDER says which.
 build_images() {
+  # The node's own images first: a kubelet that ran short of disk garbage-collects unused images, the
+  # sandbox image included, and then creates no pod at all (image.sh imports what the node lacks).
+  lab_run node image.sh pause >/dev/null
+  lab_run node image.sh toolbox >/dev/null
   lab_run node image.sh postgres >/dev/null
   lab_run node image.sh redis >/dev/null
   if podman_usable; then
