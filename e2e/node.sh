@@ -224,7 +224,7 @@ pass "load step: pool $small -> $big (generation $big_gen), in force on every po
 
 # ---------- day two ----------
 step "a new image rolls out under load with no failed request"
-target/release/perfstack-app loadtest --base-url "$API" --scenario baseline --scale 0.3 --max-error-pct 0 \
+target/release/perfstack-app loadtest --base-url "$API" --scenario baseline --scale 0.3 \
   --out "$WORK/node-rollout" >"$WORK/node-rollout.log" 2>&1 &
 LOAD=$!
 sleep 5
@@ -239,7 +239,10 @@ wait "$LOAD" || rollout_ok=$?
 LOAD=
 failed=$(jq -r '.results.errors' "$WORK/node-rollout/baseline.json" 2>/dev/null || echo '?')
 figure rollout_failed_requests "${failed:-?} of $(jq -r '.results.requests' "$WORK/node-rollout/baseline.json" 2>/dev/null)"
-((rollout_ok == 0)) || { tail -20 "$WORK/node-rollout.log" >&2; fail "requests failed during the rollout (${failed:-?})"; }
+# The load tester's own assertions (p95, p99, throughput) must hold, and not one request may fail
+# (its error-rate assertion is a strict "below", so the zero is checked here).
+((rollout_ok == 0)) || { tail -20 "$WORK/node-rollout.log" >&2; fail "the load tester's assertions failed during the rollout"; }
+[[ $failed == 0 ]] || { tail -20 "$WORK/node-rollout.log" >&2; fail "requests failed during the rollout (${failed:-?})"; }
 pass "rolled to $APP_IMAGE_NEXT under 50 requests/s; ${failed:-0} failed"
 fi
 
