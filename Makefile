@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 ENV := source .run/env &&
 
-.PHONY: help run test lint fmt services-up services-down build crds e2e e2e-tuner e2e-node bench bench-api bench-operator images run-operator \
+.PHONY: help run test lint fmt services-up services-down build crds e2e e2e-tuner e2e-node e2e-faults bench bench-api bench-operator images run-operator \
 	chart manifests e2e-chart tools
 
 help: ## list the targets
@@ -69,6 +69,9 @@ manifests: ## render deploy/perfstack-operator.yaml (plain-kubectl install) from
 
 e2e-node: ## the whole stack on the k8s-lab's real node (e2e/node.sh): real pods, traffic, tuner, day two (make test runs its short version)
 	@NODE_SUITE=full bash e2e/node.sh
+
+e2e-faults: ## faults under load on the k8s-lab's real node (e2e/faults.sh): what fails, for how long, what is lost (FAULTS= picks scenarios)
+	@bash e2e/faults.sh
 
 e2e-chart: ## install the chart into a cluster without nodes (KUBECONFIG or a node-less k8s-lab) and prove its RBAC
 	@bash e2e/chart.sh

@@ -178,3 +178,31 @@ e2e_namespace() {
   K create namespace "$1" >/dev/null
   K label namespace "$1" perfstack.dev/e2e=node >/dev/null
 }
+
+# node_preflight : the lab's kubelet taints its node (disk-pressure) and schedules nothing once less
+# than 1 % of the disk is free: say so plainly instead of timing out on Pending pods. A taint from an
+# earlier shortage stays 5 minutes after it ended (the kubelet's transition period): wait it out.
+node_preflight() {
+  local free_kb total_kb
+  free_kb=$(df -Pk "${K8S_LAB_DIR:-/tmp}" | awk 'NR == 2 {print $4}')
+  total_kb=$(df -Pk "${K8S_LAB_DIR:-/tmp}" | awk 'NR == 2 {print $2}')
+  ((free_kb * 100 / total_kb >= 3)) ||
+    die "only $((free_kb / 1024)) MiB of $((total_kb / 1048576)) GiB free on the lab's disk: the node would taint itself (disk-pressure, under 1 %) during the suite"
+  untainted() { [[ $(K get nodes -o jsonpath='{.items[*].spec.taints[*].key}') != *disk-pressure* ]]; }
+  wait_for 360 "the node without a disk-pressure taint" untainted
+}
+
+# node_failure_report NS SYS : what a failed node suite prints: the node, the stack's namespace and
+# the operator's, the last events of both, and the operator's log tail.
+node_failure_report() {
+  local ns=$1 sys=$2
+  K get nodes -o wide >&2 2>/dev/null || true
+  K get pstack,pods,jobs,pvc -n "$ns" -o wide >&2 2>/dev/null || true
+  K get deploy,pods -n "$sys" -o wide >&2 2>/dev/null || true
+  K get events -n "$sys" --sort-by=.lastTimestamp 2>/dev/null | tail -15 >&2 || true
+  K get events -n "$ns" --sort-by=.lastTimestamp 2>/dev/null | tail -15 >&2 || true
+  K logs -n "$sys" -l app.kubernetes.io/name=perfstack-operator --tail=30 --prefix >"$WORK/$SUITE-operator.log" 2>&1 || true
+  K logs -n "$sys" -l app.kubernetes.io/name=perfstack-operator --tail=30 --prefix --previous >>"$WORK/$SUITE-operator.log" 2>/dev/null || true
+  log "operator log tail ($WORK/$SUITE-operator.log):"
+  tail -20 "$WORK/$SUITE-operator.log" >&2 || true
+}

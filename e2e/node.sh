@@ -36,16 +36,7 @@ cleanup() {
   stop_process "$LOAD"
   if ((rc != 0)); then
     log "node e2e FAILED; state of $NS and $SYS:"
-    K get nodes -o wide >&2 2>/dev/null || true
-    K get pstack,pods,jobs,pvc -n "$NS" -o wide >&2 2>/dev/null || true
-    K get deploy,pods -n "$SYS" -o wide >&2 2>/dev/null || true
-    # The last events of both namespaces (image pulls, probes, scheduling) and the operator's own words.
-    K get events -n "$SYS" --sort-by=.lastTimestamp 2>/dev/null | tail -15 >&2 || true
-    K get events -n "$NS" --sort-by=.lastTimestamp 2>/dev/null | tail -15 >&2 || true
-    K logs -n "$SYS" -l app.kubernetes.io/name=perfstack-operator --tail=30 --prefix >"$WORK/node-operator.log" 2>&1 || true
-    K logs -n "$SYS" -l app.kubernetes.io/name=perfstack-operator --tail=30 --prefix --previous >>"$WORK/node-operator.log" 2>/dev/null || true
-    log "operator log tail ($WORK/node-operator.log):"
-    tail -20 "$WORK/node-operator.log" >&2 || true
+    node_failure_report "$NS" "$SYS"
   fi
   delete_stacks "$NS"
   helm uninstall "$REL" -n "$SYS" >/dev/null 2>&1 || true
@@ -54,15 +45,7 @@ cleanup() {
 }
 trap cleanup EXIT
 clear_leftovers
-# The lab's kubelet taints its node (disk-pressure) and schedules nothing once less than 1 % of the
-# disk is free: say so plainly instead of timing out on Pending pods.
-free_kb=$(df -Pk "${K8S_LAB_DIR:-/tmp}" | awk 'NR == 2 {print $4}')
-total_kb=$(df -Pk "${K8S_LAB_DIR:-/tmp}" | awk 'NR == 2 {print $2}')
-((free_kb * 100 / total_kb >= 3)) ||
-  die "only $((free_kb / 1024)) MiB of $((total_kb / 1048576)) GiB free on the lab's disk: the node would taint itself (disk-pressure, under 1 %) during the suite"
-# A taint from an earlier shortage stays 5 minutes after it ended (the kubelet's transition period).
-untainted() { [[ $(K get nodes -o jsonpath='{.items[*].spec.taints[*].key}') != *disk-pressure* ]]; }
-wait_for 360 "the node without a disk-pressure taint" untainted
+node_preflight
 
 # ---------- build, images, operator ----------
 step "release binaries and images"

@@ -12,7 +12,8 @@ use tokio::{
 
 use super::{
     client::ApiClient,
-    mix::{Dataset, next_request},
+    ledger::{Ledger, acknowledged},
+    mix::{Dataset, next_request_with},
     scenario::Plan,
     stats::{Outcome, Recorder, SecondSummary, Totals},
 };
@@ -34,13 +35,34 @@ pub struct RunFigures {
     pub interrupted: bool,
 }
 
-/// Runs the plan to the end (every scheduled request is sent and answered or timed out), or until
-/// `stop` resolves (e.g. Ctrl-C): then nothing more is sent and the requests in flight finish.
+/// What a run may add to the default mix: report jobs, and a ledger of acknowledged writes.
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    /// Percent of requests (0-100) that are report jobs (`--report-pct`).
+    pub report_pct: u32,
+    /// Where acknowledged writes are recorded (`--ledger`).
+    pub ledger: Option<Arc<Ledger>>,
+}
+
+/// Runs the plan with the default mix and no ledger (see [`drive_with`]).
 pub async fn drive(
     plan: &Plan,
     client: ApiClient,
     data: Dataset,
     seed: u64,
+    stop: impl Future<Output = ()>,
+) -> RunFigures {
+    drive_with(plan, client, data, seed, Extras::default(), stop).await
+}
+
+/// Runs the plan to the end (every scheduled request is sent and answered or timed out), or until
+/// `stop` resolves (e.g. Ctrl-C): then nothing more is sent and the requests in flight finish.
+pub async fn drive_with(
+    plan: &Plan,
+    client: ApiClient,
+    data: Dataset,
+    seed: u64,
+    extras: Extras,
     stop: impl Future<Output = ()>,
 ) -> RunFigures {
     let mut stop = std::pin::pin!(stop);
@@ -59,7 +81,7 @@ pub async fn drive(
         if let Some(stage) = plan.stages.get(slot.stage) {
             vus.resize(stage.vus);
         }
-        let spec = next_request(&mut rng, &data, sequence as u64);
+        let spec = next_request_with(&mut rng, &data, sequence as u64, extras.report_pct);
         let intended = start + slot.at;
         tokio::select! {
             biased;
@@ -83,11 +105,23 @@ pub async fn drive(
         last_sent_at = start.elapsed();
         let client = client.clone();
         let tx = tx.clone();
+        let ledger = extras.ledger.clone();
         tokio::spawn(async move {
             let sent_at = Instant::now();
             let result = client.send(spec.method, &spec.path, spec.body.as_ref()).await;
             let now = Instant::now();
             drop(permit);
+            if let (Some(ledger), Ok(answer)) = (&ledger, &result)
+                && let Some(entry) = acknowledged(
+                    spec.operation,
+                    &spec.path,
+                    answer.status.as_u16(),
+                    &answer.body,
+                    now - start,
+                )
+            {
+                ledger.record(&entry);
+            }
             let error = match result {
                 Ok(answer) if answer.status.is_success() => None,
                 Ok(answer) => Some(format!("http_{}", answer.status.as_u16())),

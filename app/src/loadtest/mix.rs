@@ -17,6 +17,9 @@ pub enum Operation {
     ListProjects,
     CreateTask,
     PatchTask,
+    /// `POST /reports` (a background job). Not in [`WEIGHTS`]: only `--report-pct` asks for it, so
+    /// the default mix stays the one the benchmarks measure.
+    CreateReport,
 }
 
 /// `(operation, weight)`; weights sum to 100 so they read as percentages.
@@ -33,7 +36,7 @@ pub const WEIGHTS: [(Operation, u32); 9] = [
 ];
 
 impl Operation {
-    pub const ALL: [Operation; 9] = [
+    pub const ALL: [Operation; 10] = [
         Self::GetTask,
         Self::GetProject,
         Self::GetUser,
@@ -43,6 +46,7 @@ impl Operation {
         Self::ListProjects,
         Self::CreateTask,
         Self::PatchTask,
+        Self::CreateReport,
     ];
 
     /// Stable name used in reports.
@@ -57,6 +61,7 @@ impl Operation {
             Self::ListProjects => "listProjects",
             Self::CreateTask => "createTask",
             Self::PatchTask => "patchTask",
+            Self::CreateReport => "createReport",
         }
     }
 
@@ -103,10 +108,21 @@ pub fn pick_operation(rng: &mut impl Rng) -> Operation {
     Operation::GetTask
 }
 
-/// Draws the next request. Needs at least one user and one project (discovery guarantees it);
-/// operations on tasks fall back to listing a project's tasks when no task exists yet.
+/// Draws the next request of the default mix (see [`next_request_with`]).
 pub fn next_request(rng: &mut impl Rng, data: &Dataset, sequence: u64) -> RequestSpec {
-    let op = pick_operation(rng);
+    next_request_with(rng, data, sequence, 0)
+}
+
+/// Draws the next request: `report_pct` percent of them (0-100) are report jobs
+/// ([`Operation::CreateReport`] on a random project), the rest follow [`WEIGHTS`]. Needs at least
+/// one user and one project (discovery guarantees it); operations on tasks fall back to listing a
+/// project's tasks when no task exists yet.
+pub fn next_request_with(rng: &mut impl Rng, data: &Dataset, sequence: u64, report_pct: u32) -> RequestSpec {
+    let op = if report_pct > 0 && rng.random_range(0..100) < report_pct {
+        Operation::CreateReport
+    } else {
+        pick_operation(rng)
+    };
     let user = data.user_ids.choose(rng).copied().unwrap_or(1);
     let project = data.project_ids.choose(rng).copied().unwrap_or(1);
     let task = data.task_ids.choose(rng).copied();
@@ -143,6 +159,12 @@ pub fn next_request(rng: &mut impl Rng, data: &Dataset, sequence: u64) -> Reques
                 "assigneeId": user,
                 "dueDate": format!("2027-{:02}-{:02}", rng.random_range(1..=12), rng.random_range(1..=28)),
             })),
+        },
+        (Operation::CreateReport, _) => RequestSpec {
+            operation: op,
+            method: http::Method::POST,
+            path: "/api/v1/reports".to_owned(),
+            body: Some(json!({ "type": "projectTaskStats", "parameters": { "projectId": project } })),
         },
         (Operation::PatchTask, Some(id)) => {
             let status = ["todo", "in_progress", "review", "done"]
@@ -197,7 +219,9 @@ mod tests {
     #[test]
     fn weights_are_percentages() {
         assert_eq!(WEIGHTS.iter().map(|(_, w)| w).sum::<u32>(), 100);
-        assert_eq!(WEIGHTS.len(), Operation::ALL.len());
+        // Every operation but the opt-in report job has a weight.
+        assert_eq!(WEIGHTS.len() + 1, Operation::ALL.len());
+        assert!(!WEIGHTS.iter().any(|(op, _)| *op == Operation::CreateReport));
     }
 
     #[test]
@@ -258,6 +282,26 @@ mod tests {
                 _ => {}
             }
         }
+    }
+
+    #[test]
+    fn report_jobs_come_only_when_asked_for() {
+        let mut rng = StdRng::seed_from_u64(9);
+        let none =
+            (0..2_000).filter(|i| next_request(&mut rng, &data(), *i).operation == Operation::CreateReport);
+        assert_eq!(none.count(), 0);
+        let mut rng = StdRng::seed_from_u64(9);
+        let reports: Vec<_> = (0..10_000)
+            .map(|i| next_request_with(&mut rng, &data(), i, 5))
+            .filter(|r| r.operation == Operation::CreateReport)
+            .collect();
+        assert!(
+            (400..600).contains(&reports.len()),
+            "{} of 10,000 at 5 %",
+            reports.len()
+        );
+        assert_eq!(reports[0].method, http::Method::POST);
+        assert_eq!(reports[0].body.as_ref().unwrap()["parameters"]["projectId"], 11);
     }
 
     #[test]

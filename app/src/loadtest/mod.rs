@@ -4,11 +4,13 @@
 //! `shape` turns the flags into what to run (a scenario's plan, a constant `--rate`, or a
 //! `--find-capacity` search, which `capacity` drives), `scenario` plans the intended send times,
 //! `mix` draws what each request does, `driver` sends them on time through `client`, `stats`
-//! keeps the histograms, `verdict` applies the thresholds and `report` writes the results.
+//! keeps the histograms, `verdict` applies the thresholds and `report` writes the results;
+//! `ledger` records the writes the API acknowledged (`--ledger`, for fault tests).
 pub mod capacity;
 pub mod client;
 pub mod discover;
 pub mod driver;
+pub mod ledger;
 pub mod mix;
 pub mod report;
 pub mod scenario;
@@ -16,13 +18,14 @@ pub mod shape;
 pub mod stats;
 pub mod verdict;
 
-use std::{path::PathBuf, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use clap::Args;
 
 use self::{
     client::{ApiClient, ClientError},
     discover::DiscoverError,
+    ledger::Ledger,
     report::{Report, ReportError, Written},
     scenario::{Plan, SCALE_RANGE, Scenario},
     shape::{CapacityArgs, RateArgs, Shape, ShapeError},
@@ -54,6 +57,14 @@ pub struct LoadtestArgs {
     /// logged.
     #[arg(long, env = "LOADTEST_TOKEN", hide_env_values = true)]
     pub token: Option<secrecy::SecretString>,
+    /// Percent of requests (0-100) that ask for a report job (`POST /reports`) on top of the mix;
+    /// 0 (the default) keeps the mix the benchmarks measure.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub report_pct: u32,
+    /// Records every acknowledged write (created and changed task ids, report job ids) as JSON
+    /// lines in this file, to compare with what the stack holds afterwards (e2e/faults.sh).
+    #[arg(long)]
+    pub ledger: Option<PathBuf>,
     #[command(flatten)]
     pub thresholds: Thresholds,
     #[command(flatten)]
@@ -80,6 +91,8 @@ pub enum LoadtestError {
     NotAPlan,
     #[error("no rate held the SLO: the first step ({0} rps) broke it")]
     NoCapacity(f64),
+    #[error("could not write the ledger {0:?}")]
+    Ledger(PathBuf, #[source] std::io::Error),
 }
 
 /// A finished run and where its report went.
@@ -125,7 +138,30 @@ pub async fn execute(args: &LoadtestArgs) -> Result<Finished, LoadtestError> {
         args.base_url
     );
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let figures = driver::drive(&plan, client, data, args.seed, crate::signal::interrupted()).await;
+    let ledger = match &args.ledger {
+        Some(path) => Some(Arc::new(
+            Ledger::create(path).map_err(|source| LoadtestError::Ledger(path.clone(), source))?,
+        )),
+        None => None,
+    };
+    let extras = driver::Extras {
+        report_pct: args.report_pct,
+        ledger: ledger.clone(),
+    };
+    let figures = driver::drive_with(
+        &plan,
+        client,
+        data,
+        args.seed,
+        extras,
+        crate::signal::interrupted(),
+    )
+    .await;
+    if let (Some(ledger), Some(path)) = (&ledger, &args.ledger) {
+        ledger
+            .flush()
+            .map_err(|source| LoadtestError::Ledger(path.clone(), source))?;
+    }
     if figures.interrupted {
         eprintln!("interrupted: stopped sending, the report covers what was sent");
     }
