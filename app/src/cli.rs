@@ -150,7 +150,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 jobs,
                 workers,
             } = *args;
-            startup::serve(db, limits, serve, jobs, workers).await
+            startup::serve(Db::connect_lazy(&db, &limits)?, serve, jobs, workers).await
         }
         Command::Worker(args) => {
             let WorkerArgs {
@@ -159,7 +159,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 worker,
                 jobs,
             } = *args;
-            startup::worker(db, limits, worker, jobs).await
+            startup::worker(Db::connect_lazy(&db, &limits)?, worker, jobs).await
         }
         Command::Migrate { db, opts } => migrate(&db, &opts).await,
         Command::Seed { db, sizes } => {

@@ -16,25 +16,25 @@ import yaml
 
 RELEASE_NS = "perfstack-system"
 
+# The children the operator owns, which it may read, watch, create, change and delete.
+OWNED = {"get", "list", "watch", "create", "patch", "delete"}
+OWNED_KINDS = [
+    ("", "secrets"), ("", "configmaps"), ("", "services"), ("apps", "statefulsets"), ("apps", "deployments"),
+    ("batch", "jobs"), ("autoscaling", "horizontalpodautoscalers"),
+]
+
 # (apiGroup, resource) -> verbs, exactly as the operator uses them.
 OPERATOR_RIGHTS = {
     ("perfstack.dev", "performancestacks"): {"get", "list", "watch", "patch", "update"},
     ("perfstack.dev", "performancestacks/status"): {"get", "patch", "update"},
     ("perfstack.dev", "performancestacks/finalizers"): {"update"},
-    ("", "secrets"): {"get", "list", "watch", "create", "patch", "delete"},
-    ("", "configmaps"): {"get", "list", "watch", "create", "patch", "delete"},
-    ("", "services"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "persistentvolumeclaims"): {"get", "list", "watch", "patch", "delete"},
     ("", "pods"): {"get", "list", "watch"},
     ("", "pods/proxy"): {"get"},
-    ("apps", "statefulsets"): {"get", "list", "watch", "create", "patch", "delete"},
-    ("apps", "deployments"): {"get", "list", "watch", "create", "patch", "delete"},
-    ("batch", "jobs"): {"get", "list", "watch", "create", "patch", "delete"},
-    ("autoscaling", "horizontalpodautoscalers"): {"get", "list", "watch", "create", "patch", "delete"},
     ("events.k8s.io", "events"): {"create", "patch"},
     ("monitoring.coreos.com", "podmonitors"): {"get", "create", "patch", "delete"},
     ("monitoring.coreos.com", "prometheusrules"): {"get", "create", "patch", "delete"},
-}
+} | dict.fromkeys(OWNED_KINDS, OWNED)
 LEASE_RIGHTS = {("coordination.k8s.io", "leases"): {"get", "list", "watch", "create", "update", "patch"}}
 
 failures = []

@@ -27,6 +27,9 @@ pub const MAX_CONNECTIONS: RangeInclusive<u32> = 1..=500;
 /// Accepted `pool.acquireTimeoutMs`.
 pub const ACQUIRE_TIMEOUT_MS: RangeInclusive<u64> = 1..=600_000;
 
+/// The example above as text: a file every reader accepts (the tests of both sides parse it).
+pub const EXAMPLE: &str = "generation: 4\npool:\n  minConnections: 2\n  maxConnections: 20\n  acquireTimeoutMs: 3000\n  idleTimeoutSeconds: 600\n";
+
 /// Path of the tuning file inside an API pod.
 pub fn mounted_path() -> String {
     format!("{TUNING_DIR}/{TUNING_KEY}")
@@ -168,8 +171,6 @@ fn first_line(message: &str) -> String {
 mod tests {
     use super::*;
 
-    const GOOD: &str = "generation: 4\npool:\n  minConnections: 2\n  maxConnections: 20\n  acquireTimeoutMs: 3000\n  idleTimeoutSeconds: 600\n";
-
     fn good() -> TuningFile {
         TuningFile {
             generation: 4,
@@ -184,9 +185,9 @@ mod tests {
 
     #[test]
     fn the_documented_example_parses_and_renders_back() {
-        assert_eq!(TuningFile::parse(GOOD), Ok(good()));
+        assert_eq!(TuningFile::parse(EXAMPLE), Ok(good()));
         let text = good().render();
-        assert!(text.ends_with(GOOD), "{text}");
+        assert!(text.ends_with(EXAMPLE), "{text}");
         assert_eq!(TuningFile::parse(&text), Ok(good()));
     }
 
@@ -194,14 +195,14 @@ mod tests {
     fn every_bound_is_refused_with_its_field() {
         // The documented example with `field` set to `value` instead.
         let with = |field: &str, value: u64| {
-            let text: String = GOOD
+            let text: String = EXAMPLE
                 .lines()
                 .map(|line| match line.split_once(": ") {
                     Some((key, _)) if key.trim() == field => format!("{key}: {value}\n"),
                     _ => format!("{line}\n"),
                 })
                 .collect();
-            assert_ne!(text, GOOD, "{field} is in the example");
+            assert_ne!(text, EXAMPLE, "{field} is in the example");
             text
         };
         let cases = [
@@ -239,8 +240,8 @@ mod tests {
             "generation: 1\n",
             "generation: x\npool: {}",
             "generation: -1\npool: {minConnections: 1, maxConnections: 2, acquireTimeoutMs: 1, idleTimeoutSeconds: 1}",
-            &format!("{GOOD}extra: 1\n"),
-            &GOOD.replace("idleTimeoutSeconds", "idleTimeoutS"),
+            &format!("{EXAMPLE}extra: 1\n"),
+            &EXAMPLE.replace("idleTimeoutSeconds", "idleTimeoutS"),
         ] {
             assert!(
                 matches!(TuningFile::parse(text), Err(TuningFileError::Format(_))),
@@ -252,7 +253,7 @@ mod tests {
 
     #[test]
     fn the_error_text_names_the_field_and_stays_on_one_line() {
-        let err = TuningFile::parse(&GOOD.replace("20", "501"))
+        let err = TuningFile::parse(&EXAMPLE.replace("20", "501"))
             .unwrap_err()
             .to_string();
         assert_eq!(err, "pool.maxConnections: 501 is outside 1..=500");

@@ -64,11 +64,9 @@ pub async fn watch(db: Db, path: PathBuf, interval: Duration) {
 
 #[cfg(test)]
 mod tests {
-    use perfstack_contract::tuning::PoolSettings;
+    use perfstack_contract::tuning::{EXAMPLE, PoolSettings};
 
     use super::*;
-
-    const GOOD: &str = "generation: 4\npool:\n  minConnections: 2\n  maxConnections: 20\n  acquireTimeoutMs: 3000\n  idleTimeoutSeconds: 600\n";
 
     /// What an app starts with: no tuning file (generation 0), the default pool of 2..10.
     fn in_force() -> TuningFile {
@@ -80,7 +78,7 @@ mod tests {
 
     #[test]
     fn contract_example_parses() {
-        let TuningDecision::Apply(file) = decide(GOOD, in_force()) else {
+        let TuningDecision::Apply(file) = decide(EXAMPLE, in_force()) else {
             panic!("expected apply");
         };
         assert_eq!(file.generation, 4);
@@ -90,22 +88,22 @@ mod tests {
 
     #[test]
     fn changed_file_is_applied_and_same_file_kept() {
-        let TuningDecision::Apply(file) = decide(GOOD, in_force()) else {
+        let TuningDecision::Apply(file) = decide(EXAMPLE, in_force()) else {
             panic!("expected apply");
         };
-        assert_eq!(decide(GOOD, file), TuningDecision::Keep);
+        assert_eq!(decide(EXAMPLE, file), TuningDecision::Keep);
     }
 
     #[test]
     fn invalid_files_are_ignored_with_the_reason() {
         let cases = [
-            (GOOD.replace("20", "0"), "maxConnections"),
-            (GOOD.replace("20", "501"), "maxConnections"),
+            (EXAMPLE.replace("20", "0"), "maxConnections"),
+            (EXAMPLE.replace("20", "501"), "maxConnections"),
             (
-                GOOD.replace("minConnections: 2", "minConnections: 30"),
+                EXAMPLE.replace("minConnections: 2", "minConnections: 30"),
                 "minConnections",
             ),
-            (GOOD.replace("3000", "0"), "acquireTimeoutMs"),
+            (EXAMPLE.replace("3000", "0"), "acquireTimeoutMs"),
         ];
         for (text, field) in cases {
             match decide(&text, in_force()) {

@@ -27,119 +27,27 @@ use crate::db::{
     users::User,
 };
 
-/// Rules of body fields: (schema, property, rule), the same the handlers check.
-const BODY_RULES: [(&str, &str, Rule); 19] = [
-    ("CreateUser", "email", Rule::Email),
-    ("CreateUser", "username", Rule::Username),
-    (
-        "CreateUser",
-        "firstName",
-        Rule::Text {
-            min: 0,
-            max: users::NAME_MAX,
-        },
-    ),
-    (
-        "CreateUser",
-        "lastName",
-        Rule::Text {
-            min: 0,
-            max: users::NAME_MAX,
-        },
-    ),
-    ("UpdateUser", "email", Rule::Email),
-    ("UpdateUser", "username", Rule::Username),
-    (
-        "UpdateUser",
-        "firstName",
-        Rule::Text {
-            min: 0,
-            max: users::NAME_MAX,
-        },
-    ),
-    (
-        "UpdateUser",
-        "lastName",
-        Rule::Text {
-            min: 0,
-            max: users::NAME_MAX,
-        },
-    ),
-    ("CreateProject", "ownerId", Rule::Id),
-    (
-        "CreateProject",
-        "name",
-        Rule::Text {
-            min: 1,
-            max: projects::NAME_MAX,
-        },
-    ),
-    (
-        "CreateProject",
-        "description",
-        Rule::Text {
-            min: 0,
-            max: projects::DESCRIPTION_MAX,
-        },
-    ),
-    ("UpdateProject", "ownerId", Rule::Id),
-    (
-        "UpdateProject",
-        "name",
-        Rule::Text {
-            min: 1,
-            max: projects::NAME_MAX,
-        },
-    ),
-    (
-        "UpdateProject",
-        "description",
-        Rule::Text {
-            min: 0,
-            max: projects::DESCRIPTION_MAX,
-        },
-    ),
-    ("CreateTask", "projectId", Rule::Id),
-    (
-        "CreateTask",
-        "title",
-        Rule::Text {
-            min: 1,
-            max: tasks::TITLE_MAX,
-        },
-    ),
-    (
-        "CreateTask",
-        "description",
-        Rule::Text {
-            min: 0,
-            max: tasks::DESCRIPTION_MAX,
-        },
-    ),
-    ("CreateTask", "priority", Rule::Priority),
-    ("CreateTask", "assigneeId", Rule::Id),
+/// Rules of body fields: (resource, property, rule), the same the handlers check. Each holds on
+/// both bodies of its resource, the POST one (`Create…`) and the PATCH one (`Update…`).
+const BODY_RULES: [(&str, &str, Rule); 12] = [
+    ("User", "email", Rule::Email),
+    ("User", "username", Rule::Username),
+    ("User", "firstName", text(0, users::NAME_MAX)),
+    ("User", "lastName", text(0, users::NAME_MAX)),
+    ("Project", "ownerId", Rule::Id),
+    ("Project", "name", text(1, projects::NAME_MAX)),
+    ("Project", "description", text(0, projects::DESCRIPTION_MAX)),
+    ("Task", "projectId", Rule::Id),
+    ("Task", "title", text(1, tasks::TITLE_MAX)),
+    ("Task", "description", text(0, tasks::DESCRIPTION_MAX)),
+    ("Task", "priority", Rule::Priority),
+    ("Task", "assigneeId", Rule::Id),
 ];
 
-/// The same rules on the PATCH bodies' task fields, which repeat those of `CreateTask`.
-const TASK_PATCH_RULES: [(&str, Rule); 5] = [
-    ("projectId", Rule::Id),
-    (
-        "title",
-        Rule::Text {
-            min: 1,
-            max: tasks::TITLE_MAX,
-        },
-    ),
-    (
-        "description",
-        Rule::Text {
-            min: 0,
-            max: tasks::DESCRIPTION_MAX,
-        },
-    ),
-    ("priority", Rule::Priority),
-    ("assigneeId", Rule::Id),
-];
+/// [`Rule::Text`] of `min..=max` characters.
+const fn text(min: usize, max: usize) -> Rule {
+    Rule::Text { min, max }
+}
 
 /// PATCH fields that may be absent but not `null` (`validate::non_null`).
 const NOT_NULL: [(&str, &[&str]); 3] = [
@@ -212,12 +120,12 @@ pub fn complete(doc: &mut Value) {
 
 /// Adds the body rules and takes `null` out of the PATCH fields that refuse it.
 fn complete_bodies(schemas: &mut Map<String, Value>) {
-    let task_patch = TASK_PATCH_RULES
-        .iter()
-        .map(|(field, rule)| ("UpdateTask", *field, *rule));
-    for (schema, field, rule) in BODY_RULES.into_iter().chain(task_patch) {
+    let bodies = BODY_RULES.into_iter().flat_map(|(resource, field, rule)| {
+        ["Create", "Update"].map(|verb| (format!("{verb}{resource}"), field, rule))
+    });
+    for (schema, field, rule) in bodies {
         if let Some(Value::Object(property)) = schemas
-            .get_mut(schema)
+            .get_mut(&schema)
             .and_then(|s| s.pointer_mut(&format!("/properties/{field}")))
             && let Value::Object(keywords) = rule.schema()
         {

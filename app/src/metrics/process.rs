@@ -30,26 +30,36 @@ impl Collector for ProcessFigures {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         if let Some(bytes) = resident_bytes() {
             let gauge = ConstGauge::new(i64::try_from(bytes).unwrap_or(i64::MAX));
-            let metric = encoder.encode_descriptor(
+            encode_figure(
+                &mut encoder,
                 "perfstack_process_resident_memory",
                 "Resident set size of the process",
-                Some(&Unit::Bytes),
-                gauge.metric_type(),
+                Unit::Bytes,
+                &gauge,
             )?;
-            gauge.encode(metric)?;
         }
         if let Some(seconds) = super::cpu::process_seconds() {
-            let counter = ConstCounter::new(seconds);
-            let metric = encoder.encode_descriptor(
+            encode_figure(
+                &mut encoder,
                 "perfstack_process_cpu",
                 "CPU time (user + system) the process has used",
-                Some(&Unit::Seconds),
-                counter.metric_type(),
+                Unit::Seconds,
+                &ConstCounter::new(seconds),
             )?;
-            counter.encode(metric)?;
         }
         Ok(())
     }
+}
+
+/// Writes one figure under its name, help and unit.
+fn encode_figure(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Unit,
+    figure: &impl EncodeMetric,
+) -> Result<(), std::fmt::Error> {
+    figure.encode(encoder.encode_descriptor(name, help, Some(&unit), figure.metric_type())?)
 }
 
 pub fn register(registry: &mut Registry) {

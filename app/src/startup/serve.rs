@@ -25,21 +25,20 @@ use super::{
     worker::run_workers,
 };
 use crate::{
-    config::{DbConfig, JobsConfig, ServeConfig, ServeWorkers, SessionLimits},
+    config::{JobsConfig, ServeConfig, ServeWorkers},
     db::{Db, pool_monitor, server_limits, tuning},
     http::{AppState, health::Lifecycle, router},
     jobs::{JobContext, JobQueue, mailer::Mailer, worker::Worker},
 };
 
-/// Runs `serve` until a shutdown signal, then shuts down in the order above.
+/// Runs `serve` on `db` (not connected yet: `/readyz` fails until it answers) until a shutdown
+/// signal, then shuts down in the order above.
 pub async fn serve(
-    db_cfg: DbConfig,
-    limits: SessionLimits,
+    db: Db,
     cfg: ServeConfig,
     jobs_cfg: JobsConfig,
     workers: ServeWorkers,
 ) -> anyhow::Result<()> {
-    let db = Db::connect_lazy(&db_cfg, &limits)?;
     let lifecycle = Arc::new(Lifecycle::starting());
     tokio::spawn(wait_for_database(db.clone(), Arc::clone(&lifecycle)));
     let jobs = match cfg.cache.expose_redis_url() {

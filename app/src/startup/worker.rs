@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use super::shutdown::shutdown_signal;
 use crate::{
-    config::{DbConfig, JobsConfig, SessionLimits, WorkerConfig},
+    config::{JobsConfig, WorkerConfig},
     db::Db,
     jobs::{
         JobContext, JobQueue, JobStore, Queue, email::EmailHandler, mailer::Mailer, metrics::JobMetrics,
@@ -26,13 +26,7 @@ use crate::{
 };
 
 /// Runs the workers and their endpoints until SIGTERM/SIGINT, then lets running handlers finish.
-pub async fn worker(
-    db_cfg: DbConfig,
-    limits: SessionLimits,
-    args: WorkerConfig,
-    cfg: JobsConfig,
-) -> anyhow::Result<()> {
-    let db = Db::connect_lazy(&db_cfg, &limits)?;
+pub async fn worker(db: Db, args: WorkerConfig, cfg: JobsConfig) -> anyhow::Result<()> {
     let mailer = Mailer::from_config(&cfg)?;
     let queue = JobQueue::connect(&args.expose_redis_url(), cfg).await?;
     let metrics = JobMetrics::default();

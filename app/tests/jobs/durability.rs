@@ -39,6 +39,20 @@ async fn post_reports(app: &axum::Router, project: i64, count: usize) -> Vec<Job
     ids
 }
 
+/// A project of `tasks` tasks, an API whose queue reconciles fast, and the ids of `reports` report
+/// jobs it accepted for the project.
+async fn reports_accepted(
+    pool: &PgPool,
+    tasks: usize,
+    reports: usize,
+) -> (JobQueue, axum::Router, Vec<JobId>) {
+    let (_user, project, _tasks) = seed(pool, tasks).await;
+    let jobs = job_queue(&FAST_RECONCILE).await;
+    let app = app(pool, Some(jobs.clone())).await;
+    let ids = post_reports(&app, project, reports).await;
+    (jobs, app, ids)
+}
+
 /// Rows of `table` (`reports` or `outbox`) per job id, for the given ids, in their order.
 async fn effects(pool: &PgPool, table: &str, ids: &[JobId]) -> Vec<i64> {
     let mut counts = Vec::new();
@@ -95,10 +109,7 @@ fn assert_reenqueued(metrics: &JobMetrics, count: u64) {
 
 #[sqlx::test]
 async fn queued_report_jobs_run_once_after_redis_lost_its_data(pool: PgPool) {
-    let (_user, project, _tasks) = seed(&pool, 3).await;
-    let jobs = job_queue(&FAST_RECONCILE).await;
-    let app = app(&pool, Some(jobs.clone())).await;
-    let ids = post_reports(&app, project, 6).await;
+    let (jobs, app, ids) = reports_accepted(&pool, 3, 6).await;
 
     cleanup(&jobs).await;
     for id in &ids {
@@ -129,10 +140,7 @@ async fn queued_report_jobs_run_once_after_redis_lost_its_data(pool: PgPool) {
 
 #[sqlx::test]
 async fn finished_jobs_stay_readable_and_are_not_run_again(pool: PgPool) {
-    let (_user, project, _tasks) = seed(&pool, 2).await;
-    let jobs = job_queue(&FAST_RECONCILE).await;
-    let app = app(&pool, Some(jobs.clone())).await;
-    let ids = post_reports(&app, project, 3).await;
+    let (jobs, app, ids) = reports_accepted(&pool, 2, 3).await;
     let metrics = JobMetrics::default();
     let stop = start_workers(&jobs, job_context(&pool).await, &metrics);
     wait_for_effects(&pool, "reports", &ids).await;

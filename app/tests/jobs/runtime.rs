@@ -10,7 +10,7 @@ use std::{
 };
 
 use perfstack_app::jobs::{
-    JobFailure, JobHandler, JobId, JobQueue, JobState, Queue,
+    JobFailure, JobHandler, JobId, JobQueue, JobRecord, JobState, Queue,
     metrics::JobMetrics,
     store::{ClaimedJob, Outcome},
     worker::Worker,
@@ -40,6 +40,31 @@ async fn enqueue_n(jobs: &JobQueue, queue: Queue, n: usize) -> Vec<JobId> {
         ids.push(jobs.enqueue(queue, &serde_json::json!({ "n": i })).await.unwrap());
     }
     ids
+}
+
+/// A queue configured by `flags` holding one job on `queue`.
+async fn one_job(flags: &[&str], queue: Queue) -> (JobQueue, JobId) {
+    let jobs = job_queue(flags).await;
+    let id = enqueue_n(&jobs, queue, 1).await.remove(0);
+    (jobs, id)
+}
+
+/// Flags of a short lease, reaped often: a lost attempt is seen within half a second.
+const SHORT_LEASE: [&str; 4] = ["--job-lease-ms", "300", "--job-reap-interval-ms", "50"];
+
+/// Runs `handler` and the reaper, as a worker process does, on one job of `queue` (configured by
+/// `flags`) until the job is `state`; the record then.
+async fn run_one<H: JobHandler>(
+    flags: &[&str],
+    queue: Queue,
+    handler: H,
+    state: JobState,
+) -> (JobQueue, JobRecord) {
+    let (jobs, id) = one_job(flags, queue).await;
+    let _reaper = start_reaper(&jobs);
+    let _stop = start(&jobs, queue, Arc::new(handler));
+    let job = wait_for_state(&jobs, &id, state, Duration::from_secs(10)).await;
+    (jobs, job)
 }
 
 /// Echoes the payload back as the result.
@@ -122,31 +147,27 @@ async fn failed_attempts_are_retried_with_exponential_backoff() {
 
 #[tokio::test]
 async fn a_job_that_keeps_failing_is_dead_lettered_and_visible() {
-    let jobs = job_queue(&["--retry-base-delay-ms", "50"]).await;
-    let ids = enqueue_n(&jobs, Queue::Email, 1).await;
+    let (jobs, id) = one_job(&["--retry-base-delay-ms", "50"], Queue::Email).await;
     let handler = Arc::new(Flaky {
         failures: u32::MAX,
         starts: Mutex::default(),
     });
     let stop = start(&jobs, Queue::Email, handler.clone());
-    let job = wait_for_state(&jobs, &ids[0], JobState::Dead, Duration::from_secs(10)).await;
+    let job = wait_for_state(&jobs, &id, JobState::Dead, Duration::from_secs(10)).await;
     assert_eq!(job.attempts, 3);
     assert_eq!(job.last_error.as_deref(), Some("injected failure 3"));
     let dead = jobs.store.list(Queue::Email, JobState::Dead, 10).await.unwrap();
-    assert_eq!(dead.iter().map(|j| j.id.clone()).collect::<Vec<_>>(), ids);
+    assert_eq!(dead.iter().map(|j| &j.id).collect::<Vec<_>>(), [&id]);
     // Not picked up again while dead.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(handler.starts.lock().unwrap()[ids[0].as_str()].len(), 3);
+    assert_eq!(handler.starts.lock().unwrap()[id.as_str()].len(), 3);
     let _ = stop.send(true);
 
     // Revived, it gets a fresh set of attempts.
-    assert!(jobs.store.revive(&ids[0]).await.unwrap());
-    assert!(
-        !jobs.store.revive(&ids[0]).await.unwrap(),
-        "only dead jobs revive"
-    );
+    assert!(jobs.store.revive(&id).await.unwrap());
+    assert!(!jobs.store.revive(&id).await.unwrap(), "only dead jobs revive");
     let _stop = start(&jobs, Queue::Email, Arc::new(Echo));
-    let job = wait_for_state(&jobs, &ids[0], JobState::Succeeded, Duration::from_secs(10)).await;
+    let job = wait_for_state(&jobs, &id, JobState::Succeeded, Duration::from_secs(10)).await;
     assert_eq!(job.attempts, 1);
     assert!(
         jobs.store
@@ -167,10 +188,7 @@ impl JobHandler for Permanent {
 
 #[tokio::test]
 async fn permanent_failures_skip_the_retries() {
-    let jobs = job_queue(&[]).await;
-    let ids = enqueue_n(&jobs, Queue::Email, 1).await;
-    let _stop = start(&jobs, Queue::Email, Arc::new(Permanent));
-    let job = wait_for_state(&jobs, &ids[0], JobState::Dead, Duration::from_secs(10)).await;
+    let (jobs, job) = run_one(&[], Queue::Email, Permanent, JobState::Dead).await;
     assert_eq!(job.attempts, 1);
     cleanup(&jobs).await;
 }
@@ -186,11 +204,9 @@ impl JobHandler for Hangs {
 
 #[tokio::test]
 async fn attempts_that_run_past_the_timeout_fail_and_end_dead() {
-    let jobs = job_queue(&["--report-timeout-ms", "200", "--retry-base-delay-ms", "100"]).await;
-    let ids = enqueue_n(&jobs, Queue::Report, 1).await;
     let started = Instant::now();
-    let _stop = start(&jobs, Queue::Report, Arc::new(Hangs));
-    let job = wait_for_state(&jobs, &ids[0], JobState::Dead, Duration::from_secs(10)).await;
+    let flags = ["--report-timeout-ms", "200", "--retry-base-delay-ms", "100"];
+    let (jobs, job) = run_one(&flags, Queue::Report, Hangs, JobState::Dead).await;
     // Two attempts of 200 ms and one 100 ms backoff: well under the handler's 60 s.
     assert!(
         started.elapsed() < Duration::from_secs(3),
@@ -247,8 +263,7 @@ async fn each_queue_runs_at_most_its_concurrency() {
 
 #[tokio::test]
 async fn a_job_whose_worker_vanished_runs_again_after_its_lease() {
-    let jobs = job_queue(&["--job-reap-interval-ms", "50"]).await;
-    let ids = enqueue_n(&jobs, Queue::Email, 1).await;
+    let (jobs, id) = one_job(&["--job-reap-interval-ms", "50"], Queue::Email).await;
     // A worker claims the job and dies: no heartbeat, no outcome.
     let lost = jobs
         .store
@@ -258,19 +273,19 @@ async fn a_job_whose_worker_vanished_runs_again_after_its_lease() {
         .expect("a ready job");
     assert_eq!(lost.attempt, 1);
     assert_eq!(
-        jobs.store.get(&ids[0]).await.unwrap().unwrap().state,
+        jobs.store.get(&id).await.unwrap().unwrap().state,
         JobState::Running
     );
     let _reaper = start_reaper(&jobs);
     let _stop = start(&jobs, Queue::Email, Arc::new(Echo));
-    let job = wait_for_state(&jobs, &ids[0], JobState::Succeeded, Duration::from_secs(10)).await;
+    let job = wait_for_state(&jobs, &id, JobState::Succeeded, Duration::from_secs(10)).await;
     assert_eq!(job.attempts, 2);
     assert!(job.last_error.unwrap_or_default().contains("lost"));
     // The vanished worker coming back cannot overwrite the newer attempt's outcome.
     let late = Outcome::Dead { error: "late".into() };
     assert!(!jobs.store.finish(&lost, &late).await.unwrap());
     assert_eq!(
-        jobs.store.get(&ids[0]).await.unwrap().unwrap().state,
+        jobs.store.get(&id).await.unwrap().unwrap().state,
         JobState::Succeeded
     );
     cleanup(&jobs).await;
@@ -288,11 +303,8 @@ impl JobHandler for Slow {
 
 #[tokio::test]
 async fn heartbeats_keep_long_attempts_leased() {
-    let jobs = job_queue(&["--job-lease-ms", "300", "--job-reap-interval-ms", "50"]).await;
-    let ids = enqueue_n(&jobs, Queue::Report, 1).await;
-    let _reaper = start_reaper(&jobs);
-    let _stop = start(&jobs, Queue::Report, Arc::new(Slow(AtomicBool::new(false))));
-    let job = wait_for_state(&jobs, &ids[0], JobState::Succeeded, Duration::from_secs(10)).await;
+    let slow = Slow(AtomicBool::new(false));
+    let (jobs, job) = run_one(&SHORT_LEASE, Queue::Report, slow, JobState::Succeeded).await;
     assert_eq!(job.attempts, 1, "the lease never expired");
     cleanup(&jobs).await;
 }
@@ -307,11 +319,7 @@ impl JobHandler for Panics {
 
 #[tokio::test]
 async fn a_handler_that_panics_is_retried_then_dead_lettered() {
-    let jobs = job_queue(&["--job-lease-ms", "300", "--job-reap-interval-ms", "50"]).await;
-    let ids = enqueue_n(&jobs, Queue::Email, 1).await;
-    let _reaper = start_reaper(&jobs);
-    let _stop = start(&jobs, Queue::Email, Arc::new(Panics));
-    let job = wait_for_state(&jobs, &ids[0], JobState::Dead, Duration::from_secs(10)).await;
+    let (jobs, job) = run_one(&SHORT_LEASE, Queue::Email, Panics, JobState::Dead).await;
     assert_eq!(job.attempts, 3);
     assert!(job.last_error.unwrap_or_default().contains("lost"));
     cleanup(&jobs).await;

@@ -148,21 +148,24 @@ pub fn database(stack: &ValidatedStack, observed: &Observed, applied: &Applied) 
             found,
         );
     }
-    let name = stack.names().postgres();
-    if applied.postgres.as_ref().is_some_and(pod::is_ready) {
-        verdict(
-            DATABASE_READY,
-            true,
-            "PostgresReady",
-            format!("StatefulSet {name} is ready"),
-        )
+    let ready = applied.postgres.as_ref().is_some_and(pod::is_ready);
+    let reasons = ["PostgresReady", "PostgresNotReady"];
+    stateful_set(DATABASE_READY, reasons, &stack.names().postgres(), ready)
+}
+
+/// The verdict on a bundled single-replica StatefulSet: the first reason when it is ready, the
+/// second while it waits for its replica.
+fn stateful_set(
+    type_: &'static str,
+    [ready_reason, waiting_reason]: [&'static str; 2],
+    name: &str,
+    ready: bool,
+) -> Verdict {
+    if ready {
+        verdict(type_, true, ready_reason, format!("StatefulSet {name} is ready"))
     } else {
-        verdict(
-            DATABASE_READY,
-            false,
-            "PostgresNotReady",
-            format!("waiting for StatefulSet {name}: 0/1 replicas ready"),
-        )
+        let message = format!("waiting for StatefulSet {name}: 0/1 replicas ready");
+        verdict(type_, false, waiting_reason, message)
     }
 }
 
@@ -185,20 +188,8 @@ pub fn cache(observed: &Observed, applied: &Applied) -> Verdict {
         ),
         Some(redis) => {
             let name = redis.metadata.name.clone().unwrap_or_default();
-            match pod::is_ready(redis) {
-                true => verdict(
-                    CACHE_READY,
-                    true,
-                    "RedisReady",
-                    format!("StatefulSet {name} is ready"),
-                ),
-                false => verdict(
-                    CACHE_READY,
-                    false,
-                    "RedisNotReady",
-                    format!("waiting for StatefulSet {name}: 0/1 replicas ready"),
-                ),
-            }
+            let reasons = ["RedisReady", "RedisNotReady"];
+            stateful_set(CACHE_READY, reasons, &name, pod::is_ready(redis))
         }
     }
 }
