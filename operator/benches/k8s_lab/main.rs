@@ -229,9 +229,19 @@ async fn run_phases(bench: &Bench, count: usize) -> anyhow::Result<Report> {
         touched.reads_per_reconcile(),
         touched.write_breakdown(),
     )?;
+    writeln!(
+        md,
+        "**GETs per steady-state reconcile: {:.2}**; reads per reconcile by verb and resource: {}.\n",
+        touched.gets_per_reconcile(),
+        touched.read_breakdown_per_reconcile(),
+    )?;
     json.insert(
         "steady_writes_per_reconcile_1".into(),
         json!(touched.writes_per_reconcile()),
+    );
+    json.insert(
+        "steady_gets_per_reconcile_1".into(),
+        json!(touched.gets_per_reconcile()),
     );
 
     // 3. N stacks at once.

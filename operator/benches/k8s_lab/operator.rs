@@ -195,11 +195,27 @@ impl Counters {
 
     /// The write requests as `verb resource: n` items.
     pub fn write_breakdown(&self) -> String {
+        self.breakdown(|verb| WRITE_VERBS.contains(&verb), 1.0)
+    }
+
+    /// The reads (GET and LIST) per reconcile as `verb resource: n` items.
+    pub fn read_breakdown_per_reconcile(&self) -> String {
+        let reads = |verb: &str| !WRITE_VERBS.contains(&verb) && verb != "watch";
+        self.breakdown(reads, self.reconciles.max(1.0))
+    }
+
+    /// GETs per reconcile (0 without reconciles).
+    pub fn gets_per_reconcile(&self) -> f64 {
+        self.sum(|verb| verb == "get") / self.reconciles.max(1.0)
+    }
+
+    /// The requests whose verb passes `pick`, each count divided by `per`, as `verb resource: n` items.
+    fn breakdown(&self, pick: impl Fn(&str) -> bool, per: f64) -> String {
         let items: Vec<String> = self
             .requests
             .iter()
-            .filter(|((verb, _), n)| WRITE_VERBS.contains(&verb.as_str()) && **n > 0.0)
-            .map(|((verb, resource), n)| format!("{verb} {resource}: {n}"))
+            .filter(|((verb, _), n)| pick(verb) && **n > 0.0)
+            .map(|((verb, resource), n)| format!("{verb} {resource}: {}", round2(n / per)))
             .collect();
         if items.is_empty() {
             "none".into()
@@ -207,4 +223,10 @@ impl Counters {
             items.join(", ")
         }
     }
+}
+
+/// `n` with at most two decimals, and none when it is whole.
+fn round2(n: f64) -> String {
+    let text = format!("{n:.2}");
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
