@@ -16,15 +16,15 @@ use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, Stream, StreamExt};
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::runtime::controller::Controller;
-use kube::runtime::reflector::ObjectRef;
 use kube::runtime::reflector::store::Writer;
+use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 
 use crate::children::{MANAGED_SELECTOR, STACK_LABEL, hpa};
 use crate::cli::RunArgs;
-use crate::controller::watched::{ChildStores, ChildWriters, WatchedChildren, lean, lean_secret};
+use crate::controller::watched::{ChildStores, ChildWriters, WatchedChildren, lean, lean_secret, lean_stack};
 use crate::controller::{AutoscalingApi, Context, ErrorChain, StackEvents, error_policy, reconcile};
 use crate::crd::PerformanceStack;
 use crate::fence::WriteFence;
@@ -250,27 +250,32 @@ async fn controller(scope: WatchScope, ctx: Arc<Context>, stop: StopFuture) {
     // Every child watch feeds the store observe reads from (`controller::watched`) and triggers the
     // stack's reconcile. The data-bearing objects (the credentials Secret, the volumes' claims)
     // carry no owner reference; their events reach the stack through its label.
-    let mut controller = Controller::new(
+    let (stacks, stacks_writer) = reflector::store();
+    let stack_watch = watcher(
         scoped::<PerformanceStack>(&client, &namespace),
         watcher::Config::default().any_semantic(),
     )
-    .watches_stream(
-        reflected(scoped(&client, &namespace), writers.secrets, lean_secret),
-        by_stack_label,
-    )
-    .watches_stream(
-        reflected(scoped(&client, &namespace), writers.claims, lean),
-        by_stack_label,
-    )
-    .owns_stream(reflected(scoped(&client, &namespace), writers.config_maps, lean))
-    .owns_stream(reflected(scoped(&client, &namespace), writers.services, lean))
-    .owns_stream(reflected(
-        scoped(&client, &namespace),
-        writers.stateful_sets,
-        lean,
-    ))
-    .owns_stream(reflected(scoped(&client, &namespace), writers.deployments, lean))
-    .owns_stream(reflected(scoped(&client, &namespace), writers.jobs, lean));
+    .modify(lean_stack)
+    .reflect(stacks_writer)
+    .applied_objects();
+    let mut controller = Controller::for_stream(stack_watch, stacks)
+        .watches_stream(
+            reflected(scoped(&client, &namespace), writers.secrets, lean_secret),
+            by_stack_label,
+        )
+        .watches_stream(
+            reflected(scoped(&client, &namespace), writers.claims, lean),
+            by_stack_label,
+        )
+        .owns_stream(reflected(scoped(&client, &namespace), writers.config_maps, lean))
+        .owns_stream(reflected(scoped(&client, &namespace), writers.services, lean))
+        .owns_stream(reflected(
+            scoped(&client, &namespace),
+            writers.stateful_sets,
+            lean,
+        ))
+        .owns_stream(reflected(scoped(&client, &namespace), writers.deployments, lean))
+        .owns_stream(reflected(scoped(&client, &namespace), writers.jobs, lean));
     if let Some((writer, resource)) = writers.hpas {
         let api: Api<DynamicObject> = match &namespace {
             Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),

@@ -216,13 +216,27 @@ watched_kind! {
     Job => jobs,
 }
 
-/// What a store keeps of a watched child: everything but the operator's own entry in
-/// `metadata.managedFields` (the largest part of an applied object, and never read: drift looks only
-/// at what other managers own).
+/// What a store keeps of a watched child: its `metadata.managedFields` without the operator's own
+/// entry and without entries that own only `status` (the largest parts of an applied object; drift
+/// reads only other managers' entries, and only where they own a field the operator sets, never status).
 pub fn lean<K: Resource>(object: &mut K) {
     if let Some(entries) = object.meta_mut().managed_fields.as_mut() {
-        entries.retain(|entry| entry.manager.as_deref() != Some(crate::MANAGER));
+        entries.retain(|entry| {
+            let ours = entry.manager.as_deref() == Some(crate::MANAGER);
+            let beyond_status = entry
+                .fields_v1
+                .as_ref()
+                .and_then(|fields| fields.0.as_object())
+                .is_some_and(|top| top.keys().any(|key| key != "f:status" && key != "."));
+            !ours && beyond_status
+        });
     }
+}
+
+/// What the controller keeps of a watched stack: everything but `metadata.managedFields`, which
+/// nothing reads.
+pub fn lean_stack(stack: &mut crate::crd::PerformanceStack) {
+    stack.metadata.managed_fields = None;
 }
 
 /// What a store keeps of a watched Secret: [`lean`], and its key names with empty values (the
@@ -232,5 +246,54 @@ pub fn lean_secret(secret: &mut Secret) {
     lean(secret);
     for value in secret.data.iter_mut().flat_map(|data| data.values_mut()) {
         value.0.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
+    use serde_json::json;
+
+    use super::*;
+
+    fn entry(manager: &str, fields: serde_json::Value) -> ManagedFieldsEntry {
+        ManagedFieldsEntry {
+            manager: Some(manager.into()),
+            fields_v1: Some(FieldsV1(fields)),
+            ..ManagedFieldsEntry::default()
+        }
+    }
+
+    #[test]
+    fn a_stored_child_keeps_only_other_managers_entries_beyond_status() {
+        let mut config = ConfigMap::default();
+        config.metadata.managed_fields = Some(vec![
+            entry(crate::MANAGER, json!({"f:data": {"f:key": {}}})),
+            entry("kubectl-edit", json!({"f:data": {"f:key": {}}})),
+            entry("kube-controller-manager", json!({"f:status": {"f:replicas": {}}})),
+            entry("kubectl-label", json!({".": {}, "f:metadata": {"f:labels": {}}})),
+        ]);
+        lean(&mut config);
+        let managers: Vec<_> = config
+            .metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .map(|e| e.manager.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(managers, ["kubectl-edit", "kubectl-label"]);
+    }
+
+    #[test]
+    fn a_stored_secret_keeps_its_key_names_and_no_value() {
+        let mut secret = Secret {
+            data: Some([("password".to_owned(), ByteString(b"s3cret".to_vec()))].into()),
+            ..Secret::default()
+        };
+        lean_secret(&mut secret);
+        let data = secret.data.unwrap_or_default();
+        assert_eq!(data.keys().collect::<Vec<_>>(), ["password"]);
+        assert!(data.values().all(|v| v.0.is_empty()));
     }
 }
