@@ -204,9 +204,30 @@ impl Counters {
         self.breakdown(reads, self.reconciles.max(1.0))
     }
 
-    /// GETs per reconcile (0 without reconciles).
-    pub fn gets_per_reconcile(&self) -> f64 {
-        self.sum(|verb| verb == "get") / self.reconciles.max(1.0)
+    /// Every GET.
+    pub fn gets(&self) -> f64 {
+        self.sum(|verb| verb == "get")
+    }
+
+    /// GETs of the stacks' children per reconcile (0 without reconciles): every GET but those of pods
+    /// (the tuner's scrapes through the pod proxy) and of the stacks themselves.
+    pub fn child_gets_per_reconcile(&self) -> f64 {
+        let child_gets: f64 = self
+            .requests
+            .iter()
+            .filter(|((verb, resource), _)| {
+                verb == "get" && !resource.starts_with("pods") && !resource.starts_with("performancestacks")
+            })
+            .map(|(_, n)| n)
+            .sum();
+        // A sum of nothing is -0.0; + 0.0 makes it print as 0.
+        (child_gets + 0.0) / self.reconciles.max(1.0)
+    }
+
+    /// The GETs per `stacks` stacks as `resource: n` items.
+    pub fn gets_breakdown_per(&self, stacks: usize) -> String {
+        self.breakdown(|verb| verb == "get", stacks.max(1) as f64)
+            .replace("get ", "")
     }
 
     /// The requests whose verb passes `pick`, each count divided by `per`, as `verb resource: n` items.
