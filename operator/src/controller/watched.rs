@@ -17,7 +17,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use kube::Resource;
-use kube::api::{ApiResource, DynamicObject};
+use kube::api::{ApiResource, DynamicObject, TypeMeta};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 
 /// How long a read waits for a store's first list before it sends a GET instead.
@@ -87,11 +87,20 @@ impl WatchedChildren {
         found_in(store, &ObjectRef::<K>::new(name).within(namespace))
     }
 
-    /// The HorizontalPodAutoscaler `name` in `namespace`, as [`Self::read`] does for typed kinds.
+    /// The HorizontalPodAutoscaler `name` in `namespace`, as [`Self::read`] does for typed kinds. A
+    /// dynamic object listed by a watch lacks `apiVersion` and `kind` (list items do not repeat them):
+    /// they are set again, as a GET would return them, since drift compares them with the desired HPA.
     pub fn read_hpa(&self, namespace: &str, name: &str) -> Option<Option<DynamicObject>> {
         let (store, resource) = self.covering(namespace)?.hpas.as_ref()?;
         let key = ObjectRef::<DynamicObject>::new_with(name, resource.clone()).within(namespace);
-        found_in(store, &key)
+        let found = found_in(store, &key)?;
+        Some(found.map(|mut hpa| {
+            hpa.types.get_or_insert_with(|| TypeMeta {
+                api_version: resource.api_version.clone(),
+                kind: resource.kind.clone(),
+            });
+            hpa
+        }))
     }
 }
 

@@ -338,8 +338,16 @@ fn watched(stored: &[(Child, Value)], synced: bool) -> (WatchedChildren, ChildWr
             .filter(|(child, _)| child.kind() == kind)
             .map(|(_, object)| {
                 let mut object = object.clone();
-                // The API server always says where an object lives.
+                // The API server always says where an object lives; the items of a list (a watch's
+                // first list) do not repeat their apiVersion and kind.
                 object["metadata"]["namespace"] = json!(NS);
+                if let Some(fields) = object
+                    .as_object_mut()
+                    .filter(|_| kind == "HorizontalPodAutoscaler")
+                {
+                    fields.remove("apiVersion");
+                    fields.remove("kind");
+                }
                 object
             })
             .collect()
