@@ -1,6 +1,8 @@
 //! `perfstack-operator run`: the HTTP server for metrics and probes, leader election, and one
 //! controller per watched namespace (or one for all), until SIGTERM/SIGINT or lost leadership (then
 //! at once: the write fence, `fence.rs`, refuses every write from that moment).
+use std::fmt::Debug;
+use std::hash::Hash;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,18 +13,18 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use futures::future::{BoxFuture, Shared};
-use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use futures::{FutureExt, Stream, StreamExt};
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::runtime::controller::Controller;
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource};
+use serde::de::DeserializeOwned;
 
 use crate::children::{MANAGED_SELECTOR, STACK_LABEL, hpa};
 use crate::cli::RunArgs;
+use crate::controller::watched::{ChildStores, ChildWriters, WatchedChildren, lean, lean_secret, lean_stack};
 use crate::controller::{AutoscalingApi, Context, ErrorChain, StackEvents, error_policy, reconcile};
 use crate::crd::PerformanceStack;
 use crate::fence::WriteFence;
@@ -85,7 +87,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         std::env::var("POD_NAME").unwrap_or_else(|_| format!("{}-{}", crate::MANAGER, std::process::id()));
     let events = StackEvents::new(client.clone(), Some(identity.clone()));
     let tuning = crate::controller::Tuning::new(&client, args.tuner_scrape);
-    let ctx = Arc::new(Context::new(client.clone(), autoscaling, events, metrics).with_tuning(tuning));
+    let scopes = watch_scopes(&args, autoscaling);
+    let mut watched = WatchedChildren::none();
+    for scope in &scopes {
+        watched.add_scope(scope.namespace.clone(), scope.stores.clone());
+    }
+    let ctx = Context::new(client.clone(), autoscaling, events, metrics)
+        .with_tuning(tuning)
+        .with_watched(watched);
+    let ctx = Arc::new(ctx);
 
     let stop = if args.leader_election {
         let namespace = args
@@ -124,7 +134,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 // stops them at once, as controller-runtime does: the fence refuses every further
                 // write, and dropping the controllers ends the reconciles at their next await.
                 tokio::select! {
-                    () = run_controllers(&args, ctx, signal.clone()) => Stop::Signal,
+                    () = run_controllers(scopes, ctx, signal.clone()) => Stop::Signal,
                     () = lost => Stop::LostLeadership,
                 }
             }
@@ -143,7 +153,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), lease_task).await;
         stop
     } else {
-        run_controllers(&args, ctx, signal.clone()).await;
+        run_controllers(scopes, ctx, signal.clone()).await;
         signal.clone().await
     };
     match stop {
@@ -160,18 +170,46 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
 }
 
-async fn run_controllers(args: &RunArgs, ctx: Arc<Context>, stop: StopFuture) {
+/// What one controller watches: a namespace (`None`: all), and the stores its watches fill.
+struct WatchScope {
+    namespace: Option<String>,
+    stores: ChildStores,
+    writers: ChildWriters,
+}
+
+/// One scope per watched namespace (or one for all), each with empty stores.
+fn watch_scopes(args: &RunArgs, autoscaling: AutoscalingApi) -> Vec<WatchScope> {
     let namespaces = args.watched_namespaces();
-    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+    let namespaces: Vec<Option<String>> = if namespaces.is_empty() {
         vec![None]
     } else {
         namespaces.into_iter().map(Some).collect()
     };
-    tracing::info!(?scopes, "starting controllers");
+    let hpa = match autoscaling {
+        AutoscalingApi::V2 => Some(hpa::v2_resource()),
+        AutoscalingApi::V2beta2 => Some(hpa::v2beta2_resource()),
+        AutoscalingApi::Unavailable => None,
+    };
+    namespaces
+        .into_iter()
+        .map(|namespace| {
+            let (stores, writers) = ChildStores::new(hpa.clone());
+            WatchScope {
+                namespace,
+                stores,
+                writers,
+            }
+        })
+        .collect()
+}
+
+async fn run_controllers(scopes: Vec<WatchScope>, ctx: Arc<Context>, stop: StopFuture) {
+    let namespaces: Vec<_> = scopes.iter().map(|s| s.namespace.clone()).collect();
+    tracing::info!(scopes = ?namespaces, "starting controllers");
     futures::future::join_all(
         scopes
             .into_iter()
-            .map(|ns| controller(ns, ctx.clone(), stop.clone())),
+            .map(|scope| controller(scope, ctx.clone(), stop.clone())),
     )
     .await;
 }
@@ -186,43 +224,64 @@ where
     }
 }
 
-async fn controller(namespace: Option<String>, ctx: Arc<Context>, stop: StopFuture) {
+/// The watch of the operator's labelled objects of `api`'s kind, kept in `writer`'s store as `keep`
+/// leaves them, passed on as reconcile triggers. Only labelled objects are watched, so memory does
+/// not grow with unrelated objects in the cluster.
+fn reflected<K>(
+    api: Api<K>,
+    writer: Writer<K>,
+    keep: fn(&mut K),
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone + Send + Sync,
+{
+    watcher(api, watcher::Config::default().labels(MANAGED_SELECTOR))
+        .modify(keep)
+        .reflect(writer)
+        .touched_objects()
+}
+
+async fn controller(scope: WatchScope, ctx: Arc<Context>, stop: StopFuture) {
     let client = ctx.client.clone();
-    // Owned kinds are watched only where they carry the operator's label, so memory does not grow with
-    // unrelated objects in the cluster.
-    let owned = watcher::Config::default().labels(MANAGED_SELECTOR);
-    // The data-bearing objects (the credentials Secret, the volumes' claims) carry no owner
-    // reference; their events reach the stack through its label.
-    let mut controller = Controller::new(
+    let WatchScope {
+        namespace, writers, ..
+    } = scope;
+    // Every child watch feeds the store observe reads from (`controller::watched`) and triggers the
+    // stack's reconcile. The data-bearing objects (the credentials Secret, the volumes' claims)
+    // carry no owner reference; their events reach the stack through its label.
+    let (stacks, stacks_writer) = reflector::store();
+    let stack_watch = watcher(
         scoped::<PerformanceStack>(&client, &namespace),
         watcher::Config::default().any_semantic(),
     )
-    .watches(
-        scoped::<Secret>(&client, &namespace),
-        owned.clone(),
-        by_stack_label,
-    )
-    .watches(
-        scoped::<PersistentVolumeClaim>(&client, &namespace),
-        owned.clone(),
-        by_stack_label,
-    )
-    .owns(scoped::<ConfigMap>(&client, &namespace), owned.clone())
-    .owns(scoped::<Service>(&client, &namespace), owned.clone())
-    .owns(scoped::<StatefulSet>(&client, &namespace), owned.clone())
-    .owns(scoped::<Deployment>(&client, &namespace), owned.clone())
-    .owns(scoped::<Job>(&client, &namespace), owned.clone());
-    let hpa_resource = match ctx.autoscaling {
-        AutoscalingApi::V2 => Some(hpa::v2_resource()),
-        AutoscalingApi::V2beta2 => Some(hpa::v2beta2_resource()),
-        AutoscalingApi::Unavailable => None,
-    };
-    if let Some(resource) = hpa_resource {
+    .modify(lean_stack)
+    .reflect(stacks_writer)
+    .applied_objects();
+    let mut controller = Controller::for_stream(stack_watch, stacks)
+        .watches_stream(
+            reflected(scoped(&client, &namespace), writers.secrets, lean_secret),
+            by_stack_label,
+        )
+        .watches_stream(
+            reflected(scoped(&client, &namespace), writers.claims, lean),
+            by_stack_label,
+        )
+        .owns_stream(reflected(scoped(&client, &namespace), writers.config_maps, lean))
+        .owns_stream(reflected(scoped(&client, &namespace), writers.services, lean))
+        .owns_stream(reflected(
+            scoped(&client, &namespace),
+            writers.stateful_sets,
+            lean,
+        ))
+        .owns_stream(reflected(scoped(&client, &namespace), writers.deployments, lean))
+        .owns_stream(reflected(scoped(&client, &namespace), writers.jobs, lean));
+    if let Some((writer, resource)) = writers.hpas {
         let api: Api<DynamicObject> = match &namespace {
             Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
             None => Api::all_with(client.clone(), &resource),
         };
-        controller = controller.owns_with(api, resource, owned.clone());
+        controller = controller.owns_stream_with(reflected(api, writer, lean), resource);
     }
     controller
         .graceful_shutdown_on(stop.map(|_| ()))

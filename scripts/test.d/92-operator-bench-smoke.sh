@@ -1,8 +1,8 @@
 # The operator bench (operator/benches/k8s_lab, `make bench`) at a tiny scale when a cluster is at hand:
 # 3 stacks, the shortest tuning interval, short quiet windows, dev build. It proves the bench runs and
-# writes its report, and checks the one figure that is a promise rather than a measurement: a
-# steady-state reconcile writes nothing to the API server (issue 8: "must be 0"). Timings are never
-# asserted. It plays the kubelet, so it runs on a cluster without nodes (e2e/lib.sh). Without a
+# writes its report, and checks the figures that are promises rather than measurements: a
+# steady-state reconcile writes nothing to the API server (issue 8: "must be 0") and reads no child
+# with a GET (issue 16). Timings are never asserted. It plays the kubelet, so it runs on a cluster without nodes (e2e/lib.sh). Without a
 # cluster or k8s-lab it says so and passes.
 set -euo pipefail
 source "$PERFSTACK_ROOT/e2e/lib.sh"
@@ -20,4 +20,7 @@ done
 jq -e '.single_stack_children == 11' "$json" >/dev/null || die "one stack did not get its 11 children: $(jq -c . "$json")"
 jq -e '.steady_writes_per_reconcile_1 == 0 and .steady_writes_per_reconcile_n == 0 and .window_writes == 0' "$json" >/dev/null ||
   die "steady-state reconciles wrote to the API server: $(jq -c . "$json"); see $out/operator.md"
-log "ok: operator bench ran (3 stacks); steady-state reconciles wrote nothing"
+# Issue 16: children are read from the watches' stores, so a steady-state reconcile sends no GET for them.
+jq -e '.steady_child_gets_per_reconcile_1 == 0 and .steady_child_gets_per_reconcile_n == 0' "$json" >/dev/null ||
+  die "steady-state reconciles read children with GETs: $(jq -c . "$json"); see $out/operator.md"
+log "ok: operator bench ran (3 stacks); steady-state reconciles wrote nothing and sent no GET for children"

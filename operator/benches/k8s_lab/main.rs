@@ -1,7 +1,8 @@
 //! `make bench` (operator part): the operator, release build, against a real API server (the k8s-lab or
-//! KUBECONFIG). Measures the time from applying a stack to all of its children, the API writes a
-//! steady-state reconcile costs, the operator's RSS with 1 and with N stacks (200 by default), and the
-//! time N stacks take to reach a steady state. The bench plays the kubelet, since the lab has none.
+//! KUBECONFIG). Measures the time from applying a stack to all of its children, the API writes and
+//! the GETs a steady-state reconcile costs, the operator's RSS idle, with 1, 200 and N stacks (200 by
+//! default; all bundled), the time until every child of N stacks exists and until a steady state, and
+//! the API requests per stack. The bench plays the kubelet, since the lab has none.
 //!
 //! Environment: KUBECONFIG (admin), PERFSTACK_OPERATOR_BIN, BENCH_STACKS (200), BENCH_OUT (a
 //! directory: operator.log, operator.md with the figures as Markdown, operator.json),
@@ -10,6 +11,7 @@
 //! smoke run uses the minimum, 10).
 //! Run through scripts/bench-operator.sh; figures are recorded there, never asserted.
 mod cluster;
+mod fleet;
 mod operator;
 mod steps;
 
@@ -19,7 +21,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
 use kube::api::{Api, PostParams};
@@ -30,8 +31,8 @@ use serde_json::json;
 use cluster::FirstSeen;
 use operator::Operator;
 use steps::{
-    Stage, acted_since, children_of, create, delete_all, external_variant, last_child_seen, mib, percentile,
-    steady_window, touch_and_count, wait_for, wait_quiet,
+    Stage, acted_since, children_of, create, delete_all, last_child_seen, mib, steady_window,
+    touch_and_count, wait_for, wait_quiet,
 };
 
 /// Reconciles triggered one by one (annotation touches) to count what a steady reconcile writes.
@@ -71,8 +72,6 @@ struct Report {
 }
 
 struct Bench {
-    /// The other N - 1 stacks: `template` with an External database and cache (see `external_variant`).
-    fleet: PerformanceStack,
     /// Writes stop for this long: the operator is in a steady state.
     quiet: Duration,
     /// The window in which the operator is watched doing things unprompted.
@@ -117,9 +116,7 @@ async fn measure(
     if let Ok(interval) = std::env::var("BENCH_TUNING_INTERVAL") {
         template.spec.tuning.interval_seconds = interval.parse().context("BENCH_TUNING_INTERVAL")?;
     }
-    let fleet = external_variant(client, namespace, &template).await?;
     let bench = Bench {
-        fleet,
         quiet: Duration::from_secs(
             env_or("BENCH_QUIET_SECONDS", "15")
                 .parse()
@@ -229,160 +226,102 @@ async fn run_phases(bench: &Bench, count: usize) -> anyhow::Result<Report> {
         touched.reads_per_reconcile(),
         touched.write_breakdown(),
     )?;
+    writeln!(
+        md,
+        "**GETs of children per steady-state reconcile: {:.2}**; reads per reconcile by verb and resource: {}.\n",
+        touched.child_gets_per_reconcile(),
+        touched.read_breakdown_per_reconcile(),
+    )?;
     json.insert(
         "steady_writes_per_reconcile_1".into(),
         json!(touched.writes_per_reconcile()),
     );
+    json.insert(
+        "steady_child_gets_per_reconcile_1".into(),
+        json!(touched.child_gets_per_reconcile()),
+    );
 
-    // 3. N stacks at once.
-    let names: Vec<String> = (2..=count).map(|i| format!("bench-{i}")).collect();
-    let before = bench.operator.counters().await?;
-    let cpu_before = bench.operator.cpu_seconds()?;
-    let start = Instant::now();
-    let created: Vec<(String, Instant)> = futures::stream::iter(names.iter().cloned())
-        .map(|name| async move {
-            let at = Instant::now();
-            create(bench, &name, &bench.fleet).await.map(|()| (name, at))
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<_>>()?;
-    let created_in = start.elapsed();
-    let mut all_names = names.clone();
-    all_names.push("bench-1".into());
-    let ready_in = wait_for(bench, &all_names, Stage::Ready, Duration::from_secs(900)).await? - start;
-    let tuned_in = wait_for(bench, &all_names, Stage::Tuned, Duration::from_secs(900)).await? - start;
-    let settled_at = wait_quiet(bench, Duration::from_secs(600)).await?;
-    let settled_in = settled_at.saturating_duration_since(start);
-    let during = bench.operator.counters().await?.since(&before);
-    let per_stack: Vec<Duration> = created
-        .iter()
-        .filter_map(|(name, at)| Some(last_child_seen(bench, name, None)? - *at))
-        .collect();
-    let children_all_in = created
-        .iter()
-        .filter_map(|(name, _)| last_child_seen(bench, name, None))
-        .max()
-        .map_or(Duration::ZERO, |t| t - start);
-    // Everything but the API Deployment, which waits for the migration Job, i.e. for the controller
-    // manager (at its default 20 requests/s) to create the Job's pod and record its success.
-    let ungated_in = created
-        .iter()
-        .filter_map(|(name, _)| last_child_seen(bench, name, Some(&format!("Deployment/{name}-api"))))
-        .max()
-        .map_or(Duration::ZERO, |t| t - start);
-    let cpu = bench.operator.cpu_seconds()? - cpu_before;
-    let many = bench.operator.memory()?;
+    // 3. The fleet, in batches (to 200 first when N is larger), each until steady.
+    let mut growths = Vec::new();
+    for batch in fleet::batches(count) {
+        growths.push(fleet::grow(bench, batch).await?);
+    }
+    let all_names: Vec<String> = (1..=count).map(fleet::name).collect();
     let touched_many = touch_and_count(bench, &all_names, 1).await?;
     let window = steady_window(bench, bench.window).await?;
 
     writeln!(
         md,
-        "{count} stacks: {} more created by 16 concurrent clients in {:.1} s. These use an External database and \
-         cache (URLs in Secrets; 6 children each: two ConfigMaps, the API's Service, Deployment and HPA, the \
-         migration Job), since a bundled stack takes three ClusterIPs and the lab's Service range holds 254:\n",
+        "{count} stacks: the other {} are bundled like the first (their own PostgreSQL and Redis, 11 children \
+         and 2 volume claims each; the lab's Service range is a /16), created by 16 concurrent clients{}:\n",
         count - 1,
-        created_in.as_secs_f64()
+        if growths.len() > 1 {
+            format!(
+                ", {} first, then the rest, each batch until the operator was steady",
+                fleet::MILESTONE
+            )
+        } else {
+            String::new()
+        }
     )?;
-    writeln!(md, "| measure | value |\n| --- | ---: |")?;
+    fleet::table(&mut md, bench, &growths)?;
+    writeln!(md)?;
     writeln!(
         md,
-        "| time until every child of every stack existed | {:.1} s |",
-        children_all_in.as_secs_f64()
-    )?;
-    writeln!(
-        md,
-        "| time until every child not waiting on a migration Job existed (all but the API Deployments) | {:.1} s |",
-        ungated_in.as_secs_f64()
-    )?;
-    writeln!(
-        md,
-        "| per stack, `create` to all children: p50 / p95 / max | {:.1} / {:.1} / {:.1} s |",
-        percentile(&per_stack, 0.50),
-        percentile(&per_stack, 0.95),
-        percentile(&per_stack, 1.0)
-    )?;
-    writeln!(
-        md,
-        "| time until all {count} stacks Ready | {:.1} s |",
-        ready_in.as_secs_f64()
-    )?;
-    writeln!(
-        md,
-        "| time until every stack's tuner decided over all its pods | {:.1} s |",
-        tuned_in.as_secs_f64()
-    )?;
-    writeln!(
-        md,
-        "| **time until steady state** (the operator's last write; then none for {} s) | **{:.1} s** |",
-        bench.quiet.as_secs(),
-        settled_in.as_secs_f64()
-    )?;
-    writeln!(
-        md,
-        "| reconciles / API reads / API writes to get there | {} / {} / {} |",
-        during.reconciles,
-        during.reads(),
-        during.writes()
-    )?;
-    writeln!(
-        md,
-        "| those writes by verb and resource | {} |",
-        during.write_breakdown()
-    )?;
-    writeln!(
-        md,
-        "| operator CPU time to get there (user + system) | {cpu:.1} s |"
-    )?;
-    writeln!(
-        md,
-        "| writes per steady-state reconcile, every stack touched once | {:.2} ({} writes, {} reconciles) |",
+        "Then, all {count} stacks steady: one touch of every stack wrote {:.2} per reconcile ({} writes, {} \
+         reconciles) and sent **{:.2} GETs of children per reconcile** ({} GETs in all); {} s left alone: {} \
+         reconciles (tuner intervals, HPA status updates), {} writes ({}).\n",
         touched_many.writes_per_reconcile(),
         touched_many.writes(),
-        touched_many.reconciles
-    )?;
-    writeln!(
-        md,
-        "| {} s left alone: reconciles (tuner intervals, HPA status updates) / writes | {} / {} ({}) |",
+        touched_many.reconciles,
+        touched_many.child_gets_per_reconcile(),
+        touched_many.gets(),
         bench.window.as_secs(),
         window.reconciles,
         window.writes(),
         window.write_breakdown()
     )?;
-    writeln!(md)?;
     writeln!(
         md,
         "| operator memory | RSS | peak RSS so far |\n| --- | ---: | ---: |"
     )?;
-    for (label, m) in [
-        ("idle, no stacks", idle),
-        ("1 stack, steady", one),
-        (&*format!("{count} stacks, steady"), many),
-    ] {
+    let mut memory = vec![
+        ("idle, no stacks".to_owned(), idle),
+        ("1 stack, steady".to_owned(), one),
+    ];
+    memory.extend(
+        growths
+            .iter()
+            .map(|g| (format!("{} stacks, steady", g.total), g.memory)),
+    );
+    for (label, m) in &memory {
         writeln!(md, "| {label} | {} | {} |", mib(m.rss_kib), mib(m.peak_kib))?;
+    }
+    if let Some(milestone) = growths
+        .iter()
+        .find(|g| g.total == fleet::MILESTONE && count > fleet::MILESTONE)
+    {
+        fleet::record(&mut json, milestone, "_200");
+    }
+    if let Some(last) = growths.last() {
+        fleet::record(&mut json, last, "");
+        json.insert("rss_kib_n".into(), json!(last.memory.rss_kib));
     }
     for (key, value) in [
         ("stacks", json!(count)),
-        ("all_children_seconds", json!(children_all_in.as_secs_f64())),
-        ("ungated_children_seconds", json!(ungated_in.as_secs_f64())),
-        ("cpu_seconds_to_steady_state", json!(cpu)),
-        ("all_ready_seconds", json!(ready_in.as_secs_f64())),
-        ("all_tuned_seconds", json!(tuned_in.as_secs_f64())),
-        ("steady_state_seconds", json!(settled_in.as_secs_f64())),
-        ("writes_to_steady_state", json!(during.writes())),
         (
             "steady_writes_per_reconcile_n",
             json!(touched_many.writes_per_reconcile()),
+        ),
+        (
+            "steady_child_gets_per_reconcile_n",
+            json!(touched_many.child_gets_per_reconcile()),
         ),
         ("window_seconds", json!(bench.window.as_secs())),
         ("window_reconciles", json!(window.reconciles)),
         ("window_writes", json!(window.writes())),
         ("rss_kib_idle", json!(idle.rss_kib)),
         ("rss_kib_1", json!(one.rss_kib)),
-        ("rss_kib_n", json!(many.rss_kib)),
-        ("peak_rss_kib", json!(many.peak_kib)),
     ] {
         json.insert(key.into(), value);
     }

@@ -195,11 +195,48 @@ impl Counters {
 
     /// The write requests as `verb resource: n` items.
     pub fn write_breakdown(&self) -> String {
+        self.breakdown(|verb| WRITE_VERBS.contains(&verb), 1.0)
+    }
+
+    /// The reads (GET and LIST) per reconcile as `verb resource: n` items.
+    pub fn read_breakdown_per_reconcile(&self) -> String {
+        let reads = |verb: &str| !WRITE_VERBS.contains(&verb) && verb != "watch";
+        self.breakdown(reads, self.reconciles.max(1.0))
+    }
+
+    /// Every GET.
+    pub fn gets(&self) -> f64 {
+        self.sum(|verb| verb == "get")
+    }
+
+    /// GETs of the stacks' children per reconcile (0 without reconciles): every GET but those of pods
+    /// (the tuner's scrapes through the pod proxy) and of the stacks themselves.
+    pub fn child_gets_per_reconcile(&self) -> f64 {
+        let child_gets: f64 = self
+            .requests
+            .iter()
+            .filter(|((verb, resource), _)| {
+                verb == "get" && !resource.starts_with("pods") && !resource.starts_with("performancestacks")
+            })
+            .map(|(_, n)| n)
+            .sum();
+        // A sum of nothing is -0.0; + 0.0 makes it print as 0.
+        (child_gets + 0.0) / self.reconciles.max(1.0)
+    }
+
+    /// The GETs per `stacks` stacks as `resource: n` items.
+    pub fn gets_breakdown_per(&self, stacks: usize) -> String {
+        self.breakdown(|verb| verb == "get", stacks.max(1) as f64)
+            .replace("get ", "")
+    }
+
+    /// The requests whose verb passes `pick`, each count divided by `per`, as `verb resource: n` items.
+    fn breakdown(&self, pick: impl Fn(&str) -> bool, per: f64) -> String {
         let items: Vec<String> = self
             .requests
             .iter()
-            .filter(|((verb, _), n)| WRITE_VERBS.contains(&verb.as_str()) && **n > 0.0)
-            .map(|((verb, resource), n)| format!("{verb} {resource}: {n}"))
+            .filter(|((verb, _), n)| pick(verb) && **n > 0.0)
+            .map(|((verb, resource), n)| format!("{verb} {resource}: {}", round2(n / per)))
             .collect();
         if items.is_empty() {
             "none".into()
@@ -207,4 +244,10 @@ impl Counters {
             items.join(", ")
         }
     }
+}
+
+/// `n` with at most two decimals, and none when it is whole.
+fn round2(n: f64) -> String {
+    let text = format!("{n:.2}");
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
+use kube::ResourceExt;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use perfstack_operator::PerformanceStack;
 use serde_json::json;
 
@@ -47,36 +47,6 @@ pub(crate) fn percentile(values: &[Duration], q: f64) -> f64 {
     }
     let index = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
     sorted[index]
-}
-
-/// `template` with an External database and cache, whose URLs are in two Secrets created here.
-/// A bundled stack takes three ClusterIPs (API, PostgreSQL, Redis); the k8s-lab's Service range is a
-/// /24 (254 addresses), so 200 bundled stacks cannot exist there. External stacks take one each.
-pub(crate) async fn external_variant(
-    client: &Client,
-    namespace: &str,
-    template: &PerformanceStack,
-) -> anyhow::Result<PerformanceStack> {
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), namespace);
-    for (name, key, url) in [
-        (
-            "bench-database",
-            "database-url",
-            "postgres://bench@db.invalid:5432/bench",
-        ),
-        ("bench-cache", "redis-url", "redis://cache.invalid:6379"),
-    ] {
-        let secret = serde_json::from_value(json!({
-            "metadata": {"name": name}, "stringData": {key: url}
-        }))?;
-        secrets.create(&PostParams::default(), &secret).await?;
-    }
-    let mut stack = serde_json::to_value(template)?;
-    stack["spec"]["database"] = json!({"mode": "External",
-        "external": {"secretRef": {"name": "bench-database", "key": "database-url"}}});
-    stack["spec"]["cache"] = json!({"mode": "External",
-        "external": {"secretRef": {"name": "bench-cache", "key": "redis-url"}}});
-    Ok(serde_json::from_value(stack)?)
 }
 
 pub(crate) async fn create(bench: &Bench, name: &str, template: &PerformanceStack) -> anyhow::Result<()> {

@@ -1,5 +1,5 @@
-//! What every reconcile shares: the client, the autoscaling API the cluster serves, Events, metrics,
-//! failure counts for backoff, and the tuner.
+//! What every reconcile shares: the client, the children as the watches see them, the autoscaling API
+//! the cluster serves, Events, metrics, failure counts for backoff, and the tuner.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -8,6 +8,7 @@ use k8s_openapi::NamespaceResourceScope;
 use kube::{Api, Client, Resource, ResourceExt};
 
 use super::events::StackEvents;
+use super::watched::WatchedChildren;
 use crate::cli::TunerScrape;
 use crate::crd::PerformanceStack;
 use crate::metrics::Metrics;
@@ -94,6 +95,9 @@ impl Tuning {
 pub struct Context {
     /// Client for the Kubernetes API.
     pub client: Client,
+    /// The children as the controller's watches last saw them: observe reads them there instead of
+    /// with a GET each (none: every read is a GET).
+    pub watched: WatchedChildren,
     /// The autoscaling API version HPAs are written with.
     pub autoscaling: AutoscalingApi,
     /// Records Events about stacks.
@@ -116,6 +120,7 @@ impl Context {
     ) -> Self {
         Self {
             client,
+            watched: WatchedChildren::none(),
             autoscaling,
             events,
             metrics,
@@ -127,6 +132,12 @@ impl Context {
     /// The same context with the tuner wired in.
     pub fn with_tuning(mut self, tuning: Tuning) -> Self {
         self.tuning = Some(tuning);
+        self
+    }
+
+    /// The same context reading children from the stores of `watched`.
+    pub fn with_watched(mut self, watched: WatchedChildren) -> Self {
+        self.watched = watched;
         self
     }
 

@@ -2,8 +2,8 @@
 //!
 //! 1. [`validate`]: the spec, or the field that is wrong (reported in status; waits for a change),
 //!    then, once observed, whether the data can follow it (a PostgreSQL major version);
-//! 2. [`observe`]: every read — Secrets, live children and claims, the migration Job, the API pods'
-//!    metrics (not while paused);
+//! 2. [`observe`]: every read — Secrets, live children and claims (from the stores the watches keep,
+//!    [`watched`]), the migration Job, the API pods' metrics (not while paused);
 //! 3. [`tune`]: the one call into the tuner — settings in force within the connection budget;
 //! 4. [`build`]: the desired children, pure;
 //! 5. [`apply`]: every write — only what differs from what observe found;
@@ -29,6 +29,7 @@ pub mod storage;
 pub mod tune;
 pub mod update_status;
 pub mod validate;
+pub mod watched;
 
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,8 @@
 //! Observe (step 2): every read a reconcile makes, before anything is written — the credentials or
 //! the user's Secrets, each live child, the migration Job (and, once it finished, what its pod
-//! reported), and, when the tuning interval is due, the API pods' `/metrics`.
+//! reported), and, when the tuning interval is due, the API pods' `/metrics`. The children the
+//! operator labels come from the stores its watches keep ([`super::watched`]), a GET only while a
+//! store has not listed them yet; the user's Secrets, the monitoring objects and pods are asked for.
 mod migration;
 mod monitoring;
 
@@ -9,13 +11,14 @@ use std::time::Instant;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
+use kube::Resource;
 use kube::api::{Api, DynamicObject};
-use kube::{Client, Resource};
 use perfstack_contract::probes::DEFAULT_HTTP_PORT;
 use serde::de::DeserializeOwned;
 
 use super::context::{AutoscalingApi, Context};
 use super::error::Error;
+use super::watched::WatchedKind;
 use crate::children::{CacheSource, DatabaseSource, ValidatedStack, app, credentials, hpa, volume};
 use crate::controller::status::conditions::{MONITORING, condition_is_true};
 use crate::crd::StackStatus;
@@ -83,12 +86,23 @@ pub struct Observed {
     pub monitoring: Option<ObservedMonitoring>,
 }
 
-/// Reads a child, `None` when it does not exist.
+/// Reads an object with a GET, `None` when it does not exist.
 async fn get<K>(api: &Api<K>, kind: &'static str, name: &str) -> Result<Option<K>, Error>
 where
     K: Resource + DeserializeOwned + Clone + Debug,
 {
     api.get_opt(name).await.map_err(Error::observing(kind, name))
+}
+
+/// Reads the child `name` from its watched store, or with a GET while the store is not synced.
+async fn read<K>(ctx: &Context, ns: &str, kind: &'static str, name: &str) -> Result<Option<K>, Error>
+where
+    K: WatchedKind + DeserializeOwned + Debug,
+{
+    match ctx.watched.read(ns, name) {
+        Some(found) => Ok(found),
+        None => get(&ctx.api(ns), kind, name).await,
+    }
 }
 
 /// Reads everything the reconcile of `stack` needs. `recorded` is the stack's status as it was: a
@@ -102,16 +116,20 @@ pub async fn observe(
     let ns = &stack.namespace;
     let names = stack.names();
     let secrets: Api<Secret> = ctx.api(ns);
-    let services: Api<Service> = ctx.api(ns);
-    let deployments: Api<Deployment> = ctx.api(ns);
-    let config_maps: Api<ConfigMap> = ctx.api(ns);
+    ctx.watched.synced(ns).await;
     let mut observed = Observed {
         autoscaling: ctx.autoscaling,
         recorded: recorded.cloned().unwrap_or_default(),
         ..Observed::default()
     };
     if credentials::needed(stack) {
-        observed.credentials = get(&secrets, "Secret", &names.credentials()).await?;
+        // The one child the operator creates instead of applying (its passwords are generated
+        // once): one the store does not hold yet is looked for with a GET before it is created.
+        let name = names.credentials();
+        observed.credentials = match ctx.watched.read(ns, &name) {
+            Some(Some(secret)) => Some(secret),
+            Some(None) | None => get(&secrets, "Secret", &name).await?,
+        };
     }
     match &stack.database {
         DatabaseSource::Bundled => {
@@ -128,22 +146,22 @@ pub async fn observe(
             let redis = data_set(ctx, ns, names.redis()).await?;
             (observed.redis_service, observed.redis) = (redis.service, redis.set);
             observed.claims.push(redis.claim);
-            observed.superseded_redis = get(&deployments, "Deployment", &names.redis()).await?;
+            observed.superseded_redis = read(ctx, ns, "Deployment", &names.redis()).await?;
         }
         CacheSource::External { secret, key } => {
             observed.external_cache = Some(external_secret(&secrets, secret, key).await?);
         }
         CacheSource::Disabled => {}
     }
-    observed.app_config = get(&config_maps, "ConfigMap", &names.config()).await?;
-    observed.tuning_config = get(&config_maps, "ConfigMap", &names.tuning()).await?;
-    observed.api = get(&deployments, "Deployment", &names.api()).await?;
+    observed.app_config = read(ctx, ns, "ConfigMap", &names.config()).await?;
+    observed.tuning_config = read(ctx, ns, "ConfigMap", &names.tuning()).await?;
+    observed.api = read(ctx, ns, "Deployment", &names.api()).await?;
     if stack.spec.migrations.enabled {
         let migration = recorded.and_then(|s| s.migration.as_ref());
         observed.migration = Some(migration::observe(ctx, stack, migration).await?);
     }
-    observed.api_service = get(&services, "Service", &names.api()).await?;
-    observed.hpa = live_hpa(&ctx.client, stack, ctx.autoscaling).await?;
+    observed.api_service = read(ctx, ns, "Service", &names.api()).await?;
+    observed.hpa = live_hpa(ctx, stack).await?;
     let monitored_before = recorded.is_some_and(|s| condition_is_true(&s.conditions, MONITORING));
     observed.monitoring = monitoring::observe(ctx, stack, monitored_before).await?;
     // The tuner ticks only once the API Deployment exists (before, there are no pods to ask), and
@@ -175,10 +193,10 @@ struct DataSet {
 
 /// Reads the Service and StatefulSet `name` and the StatefulSet's data claim.
 async fn data_set(ctx: &Context, ns: &str, name: String) -> Result<DataSet, Error> {
-    let service = get(&ctx.api(ns), "Service", &name).await?;
-    let set = get(&ctx.api(ns), "StatefulSet", &name).await?;
+    let service = read(ctx, ns, "Service", &name).await?;
+    let set = read(ctx, ns, "StatefulSet", &name).await?;
     let claim = volume::claim_name(&name);
-    let found = get(&ctx.api(ns), "PersistentVolumeClaim", &claim).await?;
+    let found = read(ctx, ns, "PersistentVolumeClaim", &claim).await?;
     Ok(DataSet {
         service,
         set,
@@ -186,22 +204,22 @@ async fn data_set(ctx: &Context, ns: &str, name: String) -> Result<DataSet, Erro
     })
 }
 
-/// The live HPA, read as a dynamic object of the version the cluster serves.
-async fn live_hpa(
-    client: &Client,
-    stack: &ValidatedStack,
-    autoscaling: AutoscalingApi,
-) -> Result<Option<DynamicObject>, Error> {
-    let resource = match autoscaling {
+/// The live HPA, of the version the cluster serves: from its store, or read as a dynamic object.
+async fn live_hpa(ctx: &Context, stack: &ValidatedStack) -> Result<Option<DynamicObject>, Error> {
+    let resource = match ctx.autoscaling {
         AutoscalingApi::V2 => hpa::v2_resource(),
         AutoscalingApi::V2beta2 => hpa::v2beta2_resource(),
         AutoscalingApi::Unavailable => return Ok(None),
     };
-    let hpas: Api<DynamicObject> = Api::namespaced_with(client.clone(), &stack.namespace, &resource);
-    get(&hpas, "HorizontalPodAutoscaler", &stack.names().api()).await
+    let name = stack.names().api();
+    if let Some(found) = ctx.watched.read_hpa(&stack.namespace, &name) {
+        return Ok(found);
+    }
+    let hpas: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &stack.namespace, &resource);
+    get(&hpas, "HorizontalPodAutoscaler", &name).await
 }
 
-/// Whether the user's Secret `name` exists and holds `key`.
+/// Whether the user's Secret `name` exists and holds `key` (a GET: the user's Secrets are not watched).
 async fn external_secret(secrets: &Api<Secret>, name: &str, key: &str) -> Result<ExternalSecret, Error> {
     Ok(match get(secrets, "Secret", name).await? {
         None => ExternalSecret::Missing,

@@ -62,10 +62,7 @@ pub async fn observe(
         summary: None,
         error: None,
     };
-    let job = jobs
-        .get_opt(&name)
-        .await
-        .map_err(Error::observing("Job", &name))?;
+    let job: Option<Job> = super::read(ctx, &stack.namespace, "Job", &name).await?;
     let Some(job) = job else {
         return Ok(ObservedMigration {
             status,

@@ -260,18 +260,17 @@ async fn a_reconcile_that_loses_leadership_stops_writing_at_once() {
     let super::Built { stack, job, .. } = super::built();
     let fence = crate::fence::WriteFence::open();
     let closes = fence.clone();
-    // The Lease is lost while the last read is answered: not one write may follow, not even the
-    // status that would report the failure.
-    let last = *Child::ALL.last().unwrap();
-    let scenario = super::reads_of(
-        Scenario::new(stack).fenced_by(&fence),
-        &Child::ALL[..Child::ALL.len() - 1],
-        &job,
-        |_| Reply::NotFound,
-    )
-    .checked(Method::GET, last.uri(&job), Reply::NotFound, move |_| {
-        closes.close()
-    });
+    // A new stack: the stores hold none of its children, and the credentials Secret is looked for
+    // with a GET (the only request before the writes). The Lease is lost while that read is
+    // answered: not one write may follow, not even the status that would report the failure.
+    let scenario = Scenario::new(stack).fenced_by(&fence).checked(
+        Method::GET,
+        Child::Credentials.uri(&job),
+        Reply::NotFound,
+        move |_| closes.close(),
+    );
+    let scenario = super::reads_of(scenario, &Child::ALL[1..], &job, |_| Reply::NotFound);
+    assert_eq!(scenario.expected_calls(), 1);
     let error = scenario.run_result().await.unwrap_err();
     assert!(
         super::super::ErrorChain(&error)

@@ -331,8 +331,8 @@ async fn first_reconcile_creates_every_child_and_reports_provisioning() {
     assert_eq!(scenario.run().await, Action::requeue(Duration::from_secs(300)));
 }
 
-#[tokio::test]
-async fn steady_state_reconcile_reads_but_never_writes() {
+/// A Ready stack whose migration reported two migrations, every child [`live`].
+fn steady() -> (PerformanceStack, Desired, String) {
     let (mut stack, d, job) = built().parts();
     let summary = MigrationSummary {
         migrations_applied: 2,
@@ -343,11 +343,30 @@ async fn steady_state_reconcile_reads_but_never_writes() {
         stack.status.as_ref().unwrap().phase,
         Some(crate::crd::Phase::Ready)
     );
-    // The finished migration's summary comes from status: no pod is read for it.
-    // Nothing else: no apply, no status patch, no Event.
-    reads(Scenario::new(stack).with_events(), &job, |child| live(&d, child))
-        .run()
-        .await;
+    (stack, d, job)
+}
+
+#[tokio::test]
+async fn steady_state_reconcile_sends_no_request_at_all() {
+    let (stack, d, job) = steady();
+    // Every child comes from the stores the watches fill: no GET. The finished migration's summary
+    // comes from status: no pod is read for it. Nothing else: no apply, no status patch, no Event.
+    let scenario = reads(Scenario::new(stack).with_events(), &job, |child| live(&d, child));
+    assert_eq!(scenario.expected_calls(), 0, "the scenario expects no call");
+    scenario.run().await;
+}
+
+#[tokio::test]
+async fn before_the_stores_synced_a_steady_reconcile_reads_each_child_with_a_get_and_never_writes() {
+    let (stack, d, job) = steady();
+    // A GET per child, in observe's order, and nothing else.
+    let scenario = reads(
+        Scenario::new(stack).with_events().with_unsynced_stores(),
+        &job,
+        |child| live(&d, child),
+    );
+    assert_eq!(scenario.expected_calls(), Child::ALL.len());
+    scenario.run().await;
 }
 
 #[tokio::test]

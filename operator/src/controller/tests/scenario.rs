@@ -1,18 +1,25 @@
 //! The mocked API server and a small builder for the calls a reconcile must make: each expected call
 //! is a method, the start of a URI, an optional check of the body and a reply; the server fails on a
-//! missing, different or extra call.
+//! missing, different or extra call. The children a reconcile reads come from the stores the
+//! controller's watches fill, as when the operator runs: a scenario's reads fill those stores (and
+//! expect a GET only where the operator still sends one), unless its stores never sync.
+use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, Request, Response};
-use kube::Client;
 use kube::client::{Body, ClientBuilder};
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::watcher;
+use kube::{Client, Resource};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::children::ChildNames;
 use crate::children::volume::claim_name;
+use crate::controller::watched::{ChildStores, ChildWriters, WatchedChildren, lean, lean_secret};
 use crate::controller::{AutoscalingApi, Context, StackEvents, Tuning, reconcile};
 use crate::crd::PerformanceStack;
 use crate::fence::WriteFence;
@@ -146,6 +153,10 @@ pub(super) struct Scenario {
     fence: Option<WriteFence>,
     /// Whether the operator runs its tuner (a fresh one: an operator just started).
     tuner: bool,
+    /// Whether the child stores listed their kinds (else every read is a GET).
+    synced: bool,
+    /// What the synced stores hold: each child as the watches listed it.
+    stored: Vec<(Child, Value)>,
 }
 
 impl Scenario {
@@ -157,7 +168,16 @@ impl Scenario {
             calls: Vec::new(),
             fence: None,
             tuner: false,
+            synced: true,
+            stored: Vec::new(),
         }
+    }
+
+    /// The child stores never finish their first list: the reconcile waits for them a short while,
+    /// then reads every child with a GET.
+    pub(super) fn with_unsynced_stores(mut self) -> Self {
+        self.synced = false;
+        self
     }
 
     /// The operator runs its tuner, freshly started (as after a restart); pods are scraped by IP.
@@ -204,9 +224,18 @@ impl Scenario {
         self.push(method, uri.into(), reply, Some(Box::new(check)))
     }
 
-    /// Expects the GET of `child` (`job`: the migration Job's name).
-    pub(super) fn read(self, child: Child, job: &str, reply: Reply) -> Self {
-        self.call(Method::GET, child.uri(job), reply)
+    /// The observe step's read of `child` (`job`: the migration Job's name), answered `reply`: from
+    /// the synced stores (found: it is there; not found: it is not), except the credentials Secret,
+    /// which is looked for with a GET when the store lacks it; a GET when the stores never synced.
+    pub(super) fn read(mut self, child: Child, job: &str, reply: Reply) -> Self {
+        match (self.synced, reply) {
+            (true, Reply::Json(object)) => {
+                self.stored.push((child, object));
+                self
+            }
+            (true, Reply::NotFound) if child != Child::Credentials => self,
+            (_, reply) => self.call(Method::GET, child.uri(job), reply),
+        }
     }
 
     /// Expects the server-side apply of `child`, owned by the stack and carrying its digest.
@@ -253,6 +282,11 @@ impl Scenario {
         })
     }
 
+    /// How many calls the scenario expects so far.
+    pub(super) fn expected_calls(&self) -> usize {
+        self.calls.len()
+    }
+
     /// Runs one reconcile and checks that it then waits for the next change (no requeue).
     pub(super) async fn run_then_await_change(self) {
         assert_eq!(self.run().await, Action::await_change());
@@ -276,7 +310,9 @@ impl Scenario {
         } else {
             StackEvents::disabled()
         };
-        let mut ctx = Context::new(client, AutoscalingApi::V2, events, Arc::new(Metrics::default()));
+        let (watched, _writers) = watched(&self.stored, self.synced);
+        let mut ctx = Context::new(client, AutoscalingApi::V2, events, Arc::new(Metrics::default()))
+            .with_watched(watched);
         if self.tuner {
             let scraper = Scraper::new(Duration::from_secs(1)).expect("an HTTP client");
             ctx = ctx.with_tuning(Tuning::with_source(Reach::PodIp, MetricsSource::Direct(scraper)));
@@ -289,6 +325,62 @@ impl Scenario {
             std::panic::resume_unwind(panic.into_panic());
         }
         result.expect("reconcile finished")
+    }
+}
+
+/// The stores of the namespace [`NS`], holding `stored` and listed once when `synced`, and their
+/// writers (kept until the reconcile ends, as the watches keep theirs).
+fn watched(stored: &[(Child, Value)], synced: bool) -> (WatchedChildren, ChildWriters) {
+    let (stores, mut w) = ChildStores::new(Some(crate::children::hpa::v2_resource()));
+    let of = |kind: &str| -> Vec<Value> {
+        stored
+            .iter()
+            .filter(|(child, _)| child.kind() == kind)
+            .map(|(_, object)| {
+                let mut object = object.clone();
+                // The API server always says where an object lives; the items of a list (a watch's
+                // first list) do not repeat their apiVersion and kind.
+                object["metadata"]["namespace"] = json!(NS);
+                if let Some(fields) = object
+                    .as_object_mut()
+                    .filter(|_| kind == "HorizontalPodAutoscaler")
+                {
+                    fields.remove("apiVersion");
+                    fields.remove("kind");
+                }
+                object
+            })
+            .collect()
+    };
+    list(&mut w.secrets, of("Secret"), lean_secret, synced);
+    list(&mut w.claims, of("PersistentVolumeClaim"), lean, synced);
+    list(&mut w.config_maps, of("ConfigMap"), lean, synced);
+    list(&mut w.services, of("Service"), lean, synced);
+    list(&mut w.stateful_sets, of("StatefulSet"), lean, synced);
+    list(&mut w.deployments, of("Deployment"), lean, synced);
+    list(&mut w.jobs, of("Job"), lean, synced);
+    if let Some((hpas, _)) = w.hpas.as_mut() {
+        list(hpas, of("HorizontalPodAutoscaler"), lean, synced);
+    }
+    let mut watched = WatchedChildren::none().with_sync_wait(Duration::from_millis(50));
+    watched.add_scope(Some(NS.into()), stores);
+    (watched, w)
+}
+
+/// A watch's first list of `objects` into `writer`, each left as `keep` leaves it; done if `done`.
+fn list<K>(writer: &mut Writer<K>, objects: Vec<Value>, keep: fn(&mut K), done: bool)
+where
+    K: Resource + Clone + DeserializeOwned,
+    K::DynamicType: Eq + Hash + Clone,
+{
+    writer.apply_watcher_event(&watcher::Event::Init);
+    for object in objects {
+        let mut object: K = serde_json::from_value(object).expect("a stored child");
+        keep(&mut object);
+        writer.apply_watcher_event(&watcher::Event::InitApply(object));
+    }
+    if done {
+        writer.apply_watcher_event(&watcher::Event::InitDone);
     }
 }
 
