@@ -3,7 +3,8 @@
 # Builds on the node suite's set-up (e2e/node-lib.sh: release binaries, images, the operator from the
 # Helm chart with two replicas and leader election). Each scenario runs the load tester at a steady
 # rate against a Ready stack (reads, lists, task writes with an assignee, so an email job each, and
-# report jobs), injects one fault, and records: requests failed by kind, the longest run of seconds
+# 1 % report jobs: the API allows one caller 30 a minute, and behind the Service every request comes
+# from the node's address), injects one fault, and records: requests failed by kind, the longest run of seconds
 # with failures, the time until the stack is Ready again, the time until p95 is back under the SLO,
 # jobs accepted vs finished vs dead vs lost (the load tester's ledger of job ids and created tasks
 # against PostgreSQL's rows), side effects that happened twice, and acknowledged writes missing.
@@ -11,7 +12,7 @@
 # recovers within its bound. Figures: e2e/.work/faults-figures.tsv (docs/reliability.md).
 #
 # FAULTS (space-separated names, default: all, in order) picks scenarios; FAULT_LOAD_SECONDS (75),
-# FAULT_AT_SECONDS (15), FAULT_RATE (40 requests/s) and FAULT_RECOVERY_BOUND_S (120) shape them.
+# FAULT_AT_SECONDS (15), FAULT_RATE (40 requests/s) and FAULT_RECOVERY_BOUND_S (180) shape them.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/node-lib.sh"
@@ -24,7 +25,7 @@ FAULTS=${FAULTS:-$ALL_FAULTS}
 LOAD_S=${FAULT_LOAD_SECONDS:-75}
 FAULT_AT=${FAULT_AT_SECONDS:-15}
 RATE=${FAULT_RATE:-40}
-BOUND_S=${FAULT_RECOVERY_BOUND_S:-120}
+BOUND_S=${FAULT_RECOVERY_BOUND_S:-180}
 # The SLO the load tester asserts (docs/loadtest.md): p95 under 200 ms.
 SLO_P95_MS=200
 for f in $FAULTS; do [[ " $ALL_FAULTS " == *" $f "* ]] || die "unknown fault '$f' (known: $ALL_FAULTS)"; done
@@ -178,8 +179,9 @@ recovered_api-delete() {
 }
 
 inject_operator() {
-  # Kill the Lease holder while a second stack is being provisioned and while this one's tuner runs
-  # under load; the other replica must take over and converge both with no duplicate children.
+  # The Lease holder's pod killed (deleted with no grace: its container gets SIGKILL) while a second
+  # stack is being provisioned and while this one's tuner runs under load; the other replica must
+  # take the Lease over and converge both, with no duplicate children.
   OLD_LEADER=$(leader)
   K apply -n "$NS" -f - >/dev/null <<EOF
 apiVersion: perfstack.dev/v1alpha1
@@ -188,11 +190,11 @@ metadata: {name: second}
 spec: {}
 EOF
   sleep 2
-  container_kill "$SYS" "$OLD_LEADER" operator
-  FAULT_NOTE="kill -9 of the Lease holder $OLD_LEADER, 2 s after a second stack was applied"
+  K delete pod -n "$SYS" "$OLD_LEADER" --grace-period=0 --force >/dev/null 2>&1
+  FAULT_NOTE="the Lease holder's pod $OLD_LEADER killed (no grace), 2 s after a second stack was applied"
 }
 recovered_operator() {
-  [[ -n $(leader) ]] || return 1
+  [[ -n $(leader) && $(leader) != "$OLD_LEADER" ]] || return 1
   [[ $(condition "$NS" second Ready) == True ]] && healthy
 }
 # after_operator : one of each child for the stack provisioned across the takeover, and the
@@ -204,7 +206,7 @@ after_operator() {
     n=$(K get "$kind" -n "$NS" -l perfstack.dev/stack=second -o name | wc -l)
     ((n == want)) || SCENARIO_WHY+=("stack 'second' has $n ${kind}s after the takeover, not $want")
   done
-  log "operator: Lease held by $(leader) after $OLD_LEADER was killed"
+  log "operator: the Lease moved from $OLD_LEADER to $(leader)"
   K delete pstack -n "$NS" second --wait=false >/dev/null
 }
 
@@ -218,7 +220,9 @@ inject_apiserver() {
   kill "$pid"
   while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
   sleep 5
-  (cd "$LAB_DIR" && setsid "${APISERVER_CMD[@]}" >>apiserver.log 2>&1 </dev/null & echo $! >"$pidfile")
+  # The lab knows its apiserver by this pid file: the subshell execs setsid, which execs the server.
+  (cd "$LAB_DIR" && exec setsid "${APISERVER_CMD[@]}" >>apiserver.log 2>&1 </dev/null) &
+  echo $! >"$pidfile"
   FAULT_NOTE="kube-apiserver stopped for 5 s and started again, right after a spec change (maxReplicas 4)"
 }
 recovered_apiserver() {
@@ -274,15 +278,16 @@ figure_of() { awk -F'\t' -v n="$2" '$1 == n { print $2 }' "$1/account.tsv"; }
 
 # timeline_figures REPORT FAULT_SECOND : "longest_failure_run_s p95_back_s" from the report's
 # per-second timeline: the longest run of consecutive seconds with a failed request, and how long
-# after the fault's second p95 went under the SLO for good (-1: not within the run).
+# after the fault's second p95 went under the SLO for good (-1: not within the run); seconds with
+# fewer than 5 answers (the run's last, partial one) are too few for a p95.
 timeline_figures() {
   jq -r --argjson f "$2" --argjson slo "$SLO_P95_MS" '
     .results.timeline as $t
     | ([foreach $t[] as $s ({run: 0, best: 0};
          .run = (if $s.errors > 0 then .run + 1 else 0 end) | .best = ([.best, .run] | max); .best)] | max // 0) as $longest
-    | ([$t[] | select(.second >= $f and .p95Ms >= $slo) | .second] | max) as $last_bad
-    | ($t | map(.second) | max) as $end
-    | (if $last_bad == null then 0 elif $last_bad >= $end then -1 else $last_bad + 1 - $f end) as $back
+    | ([$t[] | select(.second >= $f and .requests >= 5 and .p95Ms >= $slo) | .second] | max) as $last_bad
+    | ($t | map(.second) | max) as $final
+    | (if $last_bad == null then 0 elif $last_bad >= $final then -1 else $last_bad + 1 - $f end) as $back
     | "\($longest) \($back)"' "$1"
 }
 
@@ -297,7 +302,7 @@ run_scenario() {
   sample_budget "$dir/budget.txt" &
   SAMPLER=$!
   launched=$EPOCHREALTIME
-  "$RELEASE_DIR/perfstack-app" loadtest --base-url "$API" --rate "$RATE" --duration "$LOAD_S" --report-pct 5 \
+  "$RELEASE_DIR/perfstack-app" loadtest --base-url "$API" --rate "$RATE" --duration "$LOAD_S" --report-pct 1 \
     --request-timeout-ms 10000 --ledger "$dir/ledger.jsonl" --out "$dir" >"$dir/loadtest.log" 2>&1 &
   LOAD=$!
   sleep "$FAULT_AT"

@@ -174,6 +174,8 @@ mod fixture {
             thresholds: lenient(),
             rate: RateArgs::default(),
             capacity: CapacityArgs::default(),
+            report_pct: 0,
+            ledger: None,
         }
     }
 
@@ -427,6 +429,77 @@ async fn a_fixed_rate_and_a_capacity_search_against_serve() {
     assert_eq!(json["kneeRps"], serde_json::Value::Null);
     assert_eq!(json["stopped"], "sloBroken");
     assert!(json["saturated"].is_string(), "{json}");
+
+    let _ = std::fs::remove_dir_all(&out);
+    drop(server);
+    db.drop_now().await;
+}
+
+/// `--ledger` records exactly the writes the API acknowledged: every created task id is a row, every
+/// report job id the API handed out has its `jobs` record, and the counts match the report's.
+#[tokio::test]
+async fn the_ledger_holds_every_acknowledged_write() {
+    let (db, server) = served("ledger").await;
+    let out = std::env::temp_dir().join(format!("perfstack-ledger-{}", std::process::id()));
+    let mut run = args(&server.base_url, Scenario::Baseline, 1.0, out.clone());
+    run.rate = RateArgs {
+        rate: Some(40.0),
+        duration_s: 3.0,
+    };
+    run.report_pct = 10;
+    run.ledger = Some(out.join("ledger.jsonl"));
+    let finished = loadtest::execute(&run).await.unwrap();
+    let ok = |name: &str| {
+        finished
+            .report
+            .results
+            .operations
+            .iter()
+            .find(|o| o.operation.name() == name)
+            .map_or(0, |o| o.requests - o.errors)
+    };
+    let entries: Vec<serde_json::Value> = std::fs::read_to_string(out.join("ledger.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let of = |op: &str| {
+        entries
+            .iter()
+            .filter(|e| e["operation"] == op)
+            .collect::<Vec<_>>()
+    };
+    let (created, patched, reports) = (of("createTask"), of("patchTask"), of("createReport"));
+    assert_eq!(
+        entries.len(),
+        created.len() + patched.len() + reports.len(),
+        "reads are not recorded"
+    );
+    assert_eq!(created.len() as u64, ok("createTask"));
+    assert_eq!(patched.len() as u64, ok("patchTask"));
+    assert_eq!(reports.len() as u64, ok("createReport"));
+    assert!(!created.is_empty() && !reports.is_empty(), "{entries:?}");
+
+    let task_ids: Vec<i64> = created.iter().map(|e| e["taskId"].as_i64().unwrap()).collect();
+    let job_ids: Vec<String> = reports
+        .iter()
+        .map(|e| e["jobId"].as_str().unwrap().to_owned())
+        .collect();
+    let mut conn = PgConnection::connect(&db.url).await.unwrap();
+    let tasks: i64 = sqlx::query_scalar("SELECT count(*) FROM tasks WHERE id = ANY($1)")
+        .bind(&task_ids)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let jobs: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE job_id = ANY($1) AND queue = 'report'")
+            .bind(&job_ids)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(tasks as usize, task_ids.len());
+    assert_eq!(jobs as usize, job_ids.len());
+    conn.close().await.unwrap();
 
     let _ = std::fs::remove_dir_all(&out);
     drop(server);

@@ -63,8 +63,11 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// Creates (or truncates) the file.
+    /// Creates (or truncates) the file, and the folders it lives in.
     pub fn create(path: &Path) -> std::io::Result<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
         Ok(Self {
             out: Mutex::new(BufWriter::new(File::create(path)?)),
         })
@@ -140,8 +143,7 @@ mod tests {
     #[test]
     fn entries_are_json_lines() {
         let dir = std::env::temp_dir().join(format!("perfstack-ledger-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("ledger.jsonl");
+        let path = dir.join("not-there-yet").join("ledger.jsonl");
         let ledger = Ledger::create(&path).unwrap();
         for id in [1, 2] {
             let body = format!(r#"{{"id":{id}}}"#);
