@@ -168,8 +168,9 @@ fn path_problem(rejection: &PathRejection, only_param: Option<String>) -> ApiErr
     ApiError::bad_request(field, rejection.body_text())
 }
 
-/// Query parameters; a value of the wrong type is a 400 naming the parameter. Unknown
-/// parameters are ignored, so several `Query` extractors can read one query string.
+/// Query parameters; a value of the wrong type is a 400 naming the parameter. Names it does not
+/// know are skipped here, so several `Query` extractors can read one query string; a name no
+/// extractor of the route takes was already refused by `known_query::guard`.
 #[derive(Debug, Clone)]
 pub struct Query<T>(pub T);
 

@@ -8,6 +8,7 @@ pub mod fields;
 pub mod guards;
 pub mod health;
 pub mod jobs;
+pub mod known_query;
 pub mod middleware;
 pub mod observability;
 pub mod openapi;
@@ -123,7 +124,12 @@ pub fn openapi_json() -> String {
 /// The whole application as a `Router`, so tests can drive it without a socket.
 pub fn router(state: AppState) -> Router {
     let (api, _) = api();
-    let spec: Arc<str> = openapi_json().into();
+    let document = openapi_json();
+    let known_query = Arc::new(serde_json::from_str(&document).map_or_else(
+        |_| known_query::KnownQuery::default(),
+        |doc| known_query::KnownQuery::from_document(&doc),
+    ));
+    let spec: Arc<str> = document.into();
     let body_limit = state.config.server.body_limit;
     let app = api
         .route(
@@ -141,6 +147,7 @@ pub fn router(state: AppState) -> Router {
         .merge(observability::router())
         .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(from_fn_with_state(known_query, known_query::guard))
         .layer(from_fn_with_state(state.tokens.clone(), auth::guard))
         .layer(from_fn_with_state(
             state.config.server.request_timeout(),

@@ -247,7 +247,7 @@ fn complete_operation(path: &str, method: &str, operation: &mut Map<String, Valu
     if has_body || has_query || has_path {
         shared.push((
             "400",
-            "Malformed JSON, or a path or query parameter that does not parse",
+            "Malformed JSON, a path or query parameter that does not parse, or a query parameter the route does not take",
         ));
     }
     if has_body || has_query {

@@ -289,3 +289,30 @@ async fn data_exceptions_are_422(pool: PgPool) {
         .unwrap_err();
     assert_eq!(ApiError::from(err).status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+/// A query parameter the route does not take (a typo, a guess) is a 400 naming it, not silently
+/// ignored; the probes, which document no 400, take anything.
+#[sqlx::test(migrations = false)]
+async fn unknown_query_parameters_are_named(pool: PgPool) {
+    let app = spawn(pool).await;
+    assert_problem(
+        &app.get("/api/v1/tasks?limt=5").await,
+        StatusCode::BAD_REQUEST,
+        Some("limt"),
+    );
+    assert_problem(
+        &app.get("/api/v1/projects?page=1&v=false").await,
+        StatusCode::BAD_REQUEST,
+        Some("v"),
+    );
+    assert_problem(
+        &app.get("/api/v1/users?=null").await,
+        StatusCode::BAD_REQUEST,
+        Some(""),
+    );
+    assert_eq!(
+        app.get("/api/v1/tasks?page=1&limit=5").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(app.get("/livez?verbose").await.status, StatusCode::OK);
+}
