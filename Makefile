@@ -71,7 +71,7 @@ e2e-node: ## the whole stack on the k8s-lab's real node (e2e/node.sh): real pods
 	@NODE_SUITE=full bash e2e/node.sh
 
 e2e-faults: ## faults under load on the k8s-lab's real node (e2e/faults.sh): what fails, for how long, what is lost (FAULTS= picks scenarios)
-	@bash e2e/faults.sh
+	@FAULTS_DOC=docs/reliability.md bash e2e/faults.sh
 
 e2e-chart: ## install the chart into a cluster without nodes (KUBECONFIG or a node-less k8s-lab) and prove its RBAC
 	@bash e2e/chart.sh

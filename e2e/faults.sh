@@ -13,6 +13,8 @@
 #
 # FAULTS (space-separated names, default: all, in order) picks scenarios; FAULT_LOAD_SECONDS (75),
 # FAULT_AT_SECONDS (15), FAULT_RATE (40 requests/s) and FAULT_RECOVERY_BOUND_S (180) shape them.
+# FAULTS_DOC (set by `make e2e-faults` to docs/reliability.md; empty in make test): after a run of every
+# scenario, the figures replace that doc's generated block.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/node-lib.sh"
@@ -40,21 +42,7 @@ SAMPLER=
 FIGURES=$WORK/$SUITE-figures.tsv
 FAILED_SCENARIOS=()
 
-cleanup() {
-  local rc=$?
-  set +e
-  stop_process "$LOAD"
-  stop_process "$SAMPLER"
-  if ((rc != 0)); then
-    log "fault suite FAILED; state of $NS and $SYS:"
-    node_failure_report "$NS" "$SYS"
-  fi
-  delete_stacks "$NS"
-  helm uninstall "$REL" -n "$SYS" >/dev/null 2>&1 || true
-  K delete namespace "$NS" "$SYS" --wait=false >/dev/null 2>&1 || true
-  exit $rc
-}
-trap cleanup EXIT
+trap 'node_cleanup "fault suite"' EXIT
 clear_leftovers
 node_preflight
 
@@ -105,23 +93,6 @@ healthy() {
   [[ $(K get pod -n "$NS" "$STACK-redis-0" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) == True ]] || return 1
   (($(api_pod_ips "$NS" "$STACK" | wc -l) >= 2)) || return 1
   curl -fsS --max-time 2 "$(service_url "$NS" "$STACK")/readyz" >/dev/null 2>&1
-}
-
-# sample_budget FILE : every second, the sum of the API pods' pool maxima (terminating pods included:
-# their pools are still open) and the server's max_connections.
-sample_budget() {
-  while :; do
-    local sum=0 max=0 ip v
-    for ip in $(K get pods -n "$NS" -l "perfstack.dev/stack=$STACK,app.kubernetes.io/component=api" \
-      -o jsonpath='{range .items[*]}{.status.podIP}{" "}{end}' 2>/dev/null); do
-      v=$(metric "http://$ip:8080" perfstack_db_pool_max_connections 2>/dev/null) || continue
-      [[ -n $v ]] && sum=$((sum + ${v%.*}))
-      v=$(metric "http://$ip:8080" perfstack_db_server_max_connections 2>/dev/null) || true
-      [[ -n $v ]] && max=${v%.*}
-    done
-    echo "$EPOCHREALTIME $sum $max" >>"$1"
-    sleep 1
-  done
 }
 
 # ---------- the faults ----------
@@ -198,6 +169,12 @@ inject_operator() {
   # stack is being provisioned and while this one's tuner runs under load; the other replica must
   # take the Lease over and converge both, with no duplicate children.
   OLD_LEADER=$(leader)
+  # The tuner deciding every 10 s and shrinking after 20 s of low use, so that it is changing the
+  # pool around the takeover; the decision in force then must survive it (below).
+  K patch pstack -n "$NS" "$STACK" --type=merge \
+    -p '{"spec":{"tuning":{"intervalSeconds":10,"scaleDownStabilizationSeconds":20}}}' >/dev/null
+  sleep 20
+  TUNING_BEFORE=$(tuning_in_force)
   K apply -n "$NS" -f - >/dev/null <<EOF
 apiVersion: perfstack.dev/v1alpha1
 kind: PerformanceStack
@@ -206,7 +183,16 @@ spec: {}
 EOF
   sleep 2
   K delete pod -n "$SYS" "$OLD_LEADER" --grace-period=0 --force >/dev/null 2>&1
-  FAULT_NOTE="the Lease holder's pod $OLD_LEADER killed (no grace), 2 s after a second stack was applied"
+  FAULT_NOTE="the Lease holder's pod $OLD_LEADER killed (no grace), 2 s after a second stack was applied, the tuner deciding every 10 s (tuning file generation $TUNING_BEFORE)"
+}
+# tuning_in_force : "generation pool-max" of the tuning file the operator wrote for $STACK.
+tuning_in_force() {
+  K get configmap -n "$NS" "$STACK-tuning" -o jsonpath='{.data.tuning\.yaml}' |
+    awk '/^generation:/ { g = $2 } /^ *maxConnections:/ { m = $2 } END { print g + 0, m + 0 }'
+}
+# tuning_reported : "generation pool-max" the stack's status reports as in force.
+tuning_reported() {
+  stack_json "$NS" "$STACK" | jq -r '.status.tuning.inForce // {} | "\(.generation // 0) \(.poolMax // 0)"'
 }
 recovered_operator() {
   [[ -n $(leader) && $(leader) != "$OLD_LEADER" ]] || return 1
@@ -222,6 +208,22 @@ after_operator() {
     ((n == want)) || SCENARIO_WHY+=("stack 'second' has $n ${kind}s after the takeover, not $want")
   done
   log "operator: the Lease moved from $OLD_LEADER to $(leader)"
+  # No tuning decision lost: the tuning file did not go back to an older generation, and the new
+  # leader's status reports the file in force.
+  local after
+  after=$(tuning_in_force)
+  ((${after% *} >= ${TUNING_BEFORE% *})) ||
+    SCENARIO_WHY+=("the tuning file went back from generation ${TUNING_BEFORE% *} to ${after% *} across the takeover")
+  local deadline=$((SECONDS + 60))
+  until [[ $(tuning_reported) == "$(tuning_in_force)" ]]; do
+    ((SECONDS < deadline)) || {
+      SCENARIO_WHY+=("60 s after the takeover status.tuning.inForce ($(tuning_reported)) is not the tuning file in force ($(tuning_in_force))")
+      break
+    }
+    sleep 1
+  done
+  log "operator: tuning file (generation, pool max) $TUNING_BEFORE before the takeover, $(tuning_in_force) after"
+  K patch pstack -n "$NS" "$STACK" --type=merge -p '{"spec":{"tuning":null}}' >/dev/null
   K delete pstack -n "$NS" second --wait=false >/dev/null
 }
 
@@ -388,6 +390,35 @@ for name in $FAULTS; do run_scenario "$name"; done
 
 log "fault suite finished in ${SECONDS} s; figures ($FIGURES):"
 column -t -s $'\t' "$FIGURES" >&2
+
+# With FAULTS_DOC (`make e2e-faults` sets docs/reliability.md) and every scenario run: the figures
+# replace the doc's generated block (commit, date and machine included; the prose stays outside it).
+if [[ -n ${FAULTS_DOC:-} && $FAULTS == "$ALL_FAULTS" ]]; then
+  block=$WORK/faults-doc-block.md
+  {
+    echo "<!-- faults:begin (generated by e2e/faults.sh from $SUITE-figures.tsv; edit the prose outside this block) -->"
+    echo "$(bench_measured e2e app operator contract); \`make e2e-faults\` on the lab's node (Kubernetes"
+    echo "$(K version -o json 2>/dev/null | jq -r '.serverVersion.gitVersion // "?"'), images from the project's Dockerfiles, $IMAGE_BUILDER). $RATE requests/s for $LOAD_S s per"
+    echo "scenario, the fault at $FAULT_AT s. The suite took ${SECONDS} s and $( ((${#FAILED_SCENARIOS[@]})) && echo "FAILED: ${FAILED_SCENARIOS[*]}" || echo "passed: every scenario met its acceptance")."
+    echo
+    echo "| scenario | requests | failed (by kind) | longest failure run | healthy again after | p95 back under ${SLO_P95_MS} ms after | jobs accepted | succeeded | dead | lost | twice | acknowledged tasks present |"
+    echo "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+    awk -F '\t' 'NR > 1 {
+      kinds = ""
+      if ($4 != "none") {
+        n = split($4, part, ", ")
+        for (i = 1; i <= n; i++) { split(part[i], kv, " "); kinds = kinds (i > 1 ? ", " : "") kv[1] ": " kv[2] }
+        kinds = " (" kinds ")"
+      }
+      split($11, lt, " "); split($12, tp, "/")
+      back = ($7 < 0) ? "not before the load ended" : $7 " s"
+      printf "| %s | %s | %s%s | %s s | %s s | %s | %s | %s | %s | %s | %s | %s of %s |\n", $1, $2, $3, kinds, $5, $6, back, $8, $9, $10, lt[1], lt[2], tp[1], tp[2]
+    }' "$FIGURES"
+    echo "<!-- faults:end -->"
+  } >"$block"
+  replace_generated_block "$FAULTS_DOC" faults "$block"
+  log "figures written to $FAULTS_DOC"
+fi
 if ((${#FAILED_SCENARIOS[@]})); then
   printf '  %s\n' "${FAILED_SCENARIOS[@]}" >&2
   fail "${#FAILED_SCENARIOS[@]} scenario(s) broke a promise"

@@ -206,3 +206,40 @@ node_failure_report() {
   log "operator log tail ($WORK/$SUITE-operator.log):"
   tail -20 "$WORK/$SUITE-operator.log" >&2 || true
 }
+
+# node_cleanup WHAT : the EXIT trap of a node suite (call it first thing in the trap, so that it sees the
+# suite's exit status): stops the suite's background load and sampler ($LOAD, $SAMPLER), prints the
+# failure report when the suite failed, then removes its stacks, its Helm release ($REL) and its two
+# namespaces ($NS, $SYS), and exits with the suite's status.
+node_cleanup() {
+  local rc=$? what=$1
+  set +e
+  stop_process "${SAMPLER:-}"
+  stop_process "${LOAD:-}"
+  if ((rc != 0)); then
+    log "$what FAILED; state of $NS and $SYS:"
+    node_failure_report "$NS" "$SYS"
+  fi
+  delete_stacks "$NS"
+  helm uninstall "$REL" -n "$SYS" >/dev/null 2>&1 || true
+  K delete namespace "$NS" "$SYS" --wait=false >/dev/null 2>&1 || true
+  exit $rc
+}
+
+# sample_budget FILE : every second, a line "time pool-sum max_connections": the sum of the pool maxima
+# of stack $STACK's API pods in $NS (every pod with an IP, terminating ones included: their pools are
+# still open) and the server's max_connections, as the pods' /metrics report them.
+sample_budget() {
+  while :; do
+    local sum=0 max=0 ip v
+    for ip in $(K get pods -n "$NS" -l "perfstack.dev/stack=$STACK,app.kubernetes.io/component=api" \
+      -o jsonpath='{range .items[*]}{.status.podIP}{" "}{end}' 2>/dev/null); do
+      v=$(metric "http://$ip:8080" perfstack_db_pool_max_connections 2>/dev/null) || continue
+      [[ -n $v ]] && sum=$((sum + ${v%.*}))
+      v=$(metric "http://$ip:8080" perfstack_db_server_max_connections 2>/dev/null) || true
+      [[ -n $v ]] && max=${v%.*}
+    done
+    echo "$EPOCHREALTIME $sum $max" >>"$1"
+    sleep 1
+  done
+}

@@ -29,21 +29,7 @@ STACK=demo
 SAMPLER=
 LOAD=
 
-cleanup() {
-  local rc=$?
-  set +e
-  stop_process "$SAMPLER"
-  stop_process "$LOAD"
-  if ((rc != 0)); then
-    log "node e2e FAILED; state of $NS and $SYS:"
-    node_failure_report "$NS" "$SYS"
-  fi
-  delete_stacks "$NS"
-  helm uninstall "$REL" -n "$SYS" >/dev/null 2>&1 || true
-  K delete namespace "$NS" "$SYS" --wait=false >/dev/null 2>&1 || true
-  exit $rc
-}
-trap cleanup EXIT
+trap 'node_cleanup "node e2e"' EXIT
 clear_leftovers
 node_preflight
 
@@ -131,22 +117,6 @@ curl -fsS "$API$href" | jq -e . >/dev/null || fail "the report at $href is not r
 pass "report job $job_id succeeded; result at $href"
 
 # ---------- the tuner on live pods, within the budget ----------
-# sample_budget FILE : every second, the sum of the API pods' pool maxima (every pod with an IP,
-# terminating ones included: their pools are still open) and the server's max_connections.
-sample_budget() {
-  while :; do
-    local sum=0 max=0 ip v
-    for ip in $(K get pods -n "$NS" -l "perfstack.dev/stack=$STACK,app.kubernetes.io/component=api" \
-      -o jsonpath='{range .items[*]}{.status.podIP}{" "}{end}' 2>/dev/null); do
-      v=$(metric "http://$ip:8080" perfstack_db_pool_max_connections 2>/dev/null) || continue
-      [[ -n $v ]] && sum=$((sum + ${v%.*}))
-      v=$(metric "http://$ip:8080" perfstack_db_server_max_connections 2>/dev/null) || true
-      [[ -n $v ]] && max=${v%.*}
-    done
-    echo "$EPOCHREALTIME $sum $max" >>"$1"
-    sleep 1
-  done
-}
 RESERVED=$(stack_json "$NS" "$STACK" | jq -r '.spec.database.reservedConnections // 10')
 : >"$WORK/node-budget.txt"
 sample_budget "$WORK/node-budget.txt" &
