@@ -295,14 +295,17 @@ SQL
 figure_of() { awk -F'\t' -v n="$2" '$1 == n { print $2 }' "$1/account.tsv"; }
 
 # timeline_figures REPORT FAULT_SECOND : "longest_failure_run_s p95_back_s" from the report's
-# per-second timeline: the longest run of consecutive seconds with a failed request, and how long
-# after the fault's second p95 went under the SLO for good (-1: not within the run); seconds with
-# fewer than 5 answers (the run's last, partial one) are too few for a p95.
+# per-second timeline (by the second a request was answered): the longest run of consecutive seconds
+# with a failed request or with no answer at all (the rate is steady, so a second without answers is
+# a stall: the requests of those seconds wait, and fail or succeed later), and how long after the
+# fault's second p95 went under the SLO for good (-1: not within the run); seconds with fewer than 5
+# answers (the run's last, partial one) are too few for a p95.
 timeline_figures() {
   jq -r --argjson f "$2" --argjson slo "$SLO_P95_MS" '
     .results.timeline as $t
-    | ([foreach $t[] as $s ({run: 0, best: 0};
-         .run = (if $s.errors > 0 then .run + 1 else 0 end) | .best = ([.best, .run] | max); .best)] | max // 0) as $longest
+    | ([$t[] | select(.requests > 0) | .second] | max) as $answered
+    | ([foreach ($t[] | select(.second <= $answered)) as $s ({run: 0, best: 0};
+         .run = (if $s.errors > 0 or $s.requests == 0 then .run + 1 else 0 end) | .best = ([.best, .run] | max); .best)] | max // 0) as $longest
     | ([$t[] | select(.second >= $f and .requests >= 5 and .p95Ms >= $slo) | .second] | max) as $last_bad
     | ($t | map(.second) | max) as $final
     | (if $last_bad == null then 0 elif $last_bad >= $final then -1 else $last_bad + 1 - $f end) as $back
@@ -364,7 +367,7 @@ run_scenario() {
     "$longest" "$recovered_s" "$p95_back" "$jobs_acked" "$jobs_done" "$jobs_dead" "$lost $twice" \
     "$((tasks_acked - tasks_missing))/$tasks_acked" >>"$FIGURES"
   log "$name: $FAULT_NOTE"
-  log "$name: $failed of $requests requests failed (${kinds:-none}); longest failure run ${longest} s;" \
+  log "$name: $failed of $requests requests failed (${kinds:-none}); longest run of seconds failing or unanswered ${longest} s;" \
     "Ready again after ${recovered_s} s; p95 back under ${SLO_P95_MS} ms after ${p95_back} s;" \
     "jobs ${jobs_acked} accepted, ${jobs_done} succeeded, ${jobs_dead} dead, ${lost} lost, ${twice} twice;" \
     "tasks $((tasks_acked - tasks_missing)) of ${tasks_acked} acknowledged present; pools at most $budget_peak of $server"
@@ -401,7 +404,7 @@ if [[ -n ${FAULTS_DOC:-} && $FAULTS == "$ALL_FAULTS" ]]; then
     echo "$(K version -o json 2>/dev/null | jq -r '.serverVersion.gitVersion // "?"'), images from the project's Dockerfiles, $IMAGE_BUILDER). $RATE requests/s for $LOAD_S s per"
     echo "scenario, the fault at $FAULT_AT s. The suite took ${SECONDS} s and $( ((${#FAILED_SCENARIOS[@]})) && echo "FAILED: ${FAILED_SCENARIOS[*]}" || echo "passed: every scenario met its acceptance")."
     echo
-    echo "| scenario | requests | failed (by kind) | longest failure run | healthy again after | p95 back under ${SLO_P95_MS} ms after | jobs accepted | succeeded | dead | lost | twice | acknowledged tasks present |"
+    echo "| scenario | requests | failed (by kind) | longest run of seconds failing or unanswered | healthy again after | p95 back under ${SLO_P95_MS} ms after | jobs accepted | succeeded | dead | lost | twice | acknowledged tasks present |"
     echo "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
     awk -F '\t' 'NR > 1 {
       kinds = ""
