@@ -45,6 +45,7 @@ FAILED_SCENARIOS=()
 trap 'node_cleanup "fault suite"' EXIT
 clear_leftovers
 node_preflight
+service_range_guard on
 
 # ---------- the stack under test ----------
 step "release binaries, images, the operator (2 replicas) and a Ready stack"
@@ -312,6 +313,20 @@ timeline_figures() {
     | "\($longest) \($back)"' "$1"
 }
 
+# serves_again DIR : once the stack is healthy again, it must answer: 20 reads through the Service of
+# tasks the load tester created (acknowledged, so they exist) must all be 200. Failed requests during
+# the fault are measured, not judged; a stack that looks healthy but answers wrongly is a failure.
+serves_again() {
+  local id code bad=()
+  # The load tester may still be writing its ledger: a partial last line is skipped.
+  for id in $(jq -rR 'fromjson? | select(.operation == "createTask" and .taskId != null) | .taskId' "$1/ledger.jsonl" | tail -20); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$API/api/v1/tasks/$id") || true
+    [[ $code == 200 ]] || bad+=("$id:$code")
+    sleep 0.1
+  done
+  ((${#bad[@]} == 0)) || SCENARIO_WHY+=("healthy again, yet reads of acknowledged tasks through the Service failed (${bad[*]})")
+}
+
 # ---------- one scenario ----------
 run_scenario() {
   local name=$1 dir=$WORK/faults/$1 launched fault_at recovered_s report fault_second
@@ -334,6 +349,7 @@ run_scenario() {
   wait_for "$BOUND_S" "$name: recovery" "recovered_$name"
   recovered_s=$(awk -v ms="$(ms_since "$fault_at")" 'BEGIN { printf "%.1f", ms / 1000 }')
   ! declare -F "after_$name" >/dev/null || "after_$name"
+  serves_again "$dir"
   wait "$LOAD" || true  # its SLO checks fail under a fault by design; the figures below judge it
   LOAD=
   stop_process "$SAMPLER"

@@ -214,6 +214,7 @@ node_failure_report() {
 node_cleanup() {
   local rc=$? what=$1
   set +e
+  service_range_guard off
   stop_process "${SAMPLER:-}"
   stop_process "${LOAD:-}"
   if ((rc != 0)); then
@@ -242,4 +243,22 @@ sample_budget() {
     echo "$EPOCHREALTIME $sum $max" >>"$1"
     sleep 1
   done
+}
+
+# service_range_guard on|off : the suites' clients (curl, the load tester) run on the lab's host, which
+# has a default route off the machine. A TCP connection to a ClusterIP that kube-proxy did not translate
+# (the Service without ready endpoints at the moment of the SYN) would leave the machine, and whatever
+# answers out there (here: a gateway that answers 404 to any HTTP request) would hold the client's
+# keep-alive connection: a load tester then counts that gateway's 404s long after the stack is back. In
+# a cluster such a connection goes nowhere. `on` refuses untranslated TCP to the Service range
+# (SERVICE_RANGE, the lab's 10.96.0.0/16) with a reset, after kube-proxy's DNAT (filter OUTPUT sees
+# translated packets with the pod's address); `off` removes that rule again (node_cleanup does).
+service_range_guard() {
+  local range=${SERVICE_RANGE:-10.96.0.0/16} rule
+  rule=(OUTPUT -d "$range" -p tcp -m comment --comment "perfstack e2e: untranslated ClusterIP traffic" -j REJECT --reject-with tcp-reset)
+  command -v iptables >/dev/null || return 0
+  case $1 in
+    on) iptables -C "${rule[@]}" 2>/dev/null || iptables -I "${rule[@]}" ;;
+    off) while iptables -D "${rule[@]}" 2>/dev/null; do :; done ;;
+  esac
 }
