@@ -79,18 +79,24 @@ command -v psql >/dev/null || apt_install postgresql-client-15
 EXPRESS_STARTED=0
 CEILING_PID=
 SAMPLER_PID=
+# cleanup : stops what runs, once (each handle is cleared first); never fails, so it can run from the
+# EXIT trap after an error as well as at the end.
 cleanup() {
-  [[ -n $SAMPLER_PID ]] && kill "$SAMPLER_PID" 2>/dev/null
-  SAMPLER_PID=
+  local pid
+  if [[ -n $SAMPLER_PID ]]; then
+    pid=$SAMPLER_PID SAMPLER_PID=
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  fi
   stop_app
   if [[ -n $CEILING_PID ]]; then
-    kill "$CEILING_PID" 2>/dev/null
-    wait "$CEILING_PID" 2>/dev/null
-    CEILING_PID=
+    pid=$CEILING_PID CEILING_PID=
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
   fi
   if ((EXPRESS_STARTED)); then
-    RUN_DIR=$EXPRESS_RUN "$EXPRESS_DIR/stop-local.sh" >&2
     EXPRESS_STARTED=0
+    RUN_DIR=$EXPRESS_RUN "$EXPRESS_DIR/stop-local.sh" >&2 || log "the Express peer's stop-local.sh failed; see above"
   fi
   return 0
 }
@@ -133,13 +139,16 @@ done
 
 # Each server answers each case before anything is measured; the encoding of a task page is recorded.
 first() { head -n1 "$1"; }
+answers() { curl -fsS -o /dev/null "$1" || die "$1 did not answer 2xx; the benchmark would measure errors"; }
+# encoding URL : the Content-Encoding of URL's answer to a gzip-accepting request ("none" without one).
 encoding() {
+  answers "$1"
   curl -fsS -o /dev/null -D - -H 'Accept-Encoding: gzip' "$1" |
     awk -F': *' 'tolower($1) == "content-encoding" { gsub(/\r/, "", $2); e = $2 } END { print e ? e : "none" }'
 }
-curl -fsS -o /dev/null "$EXPRESS_URL/api/v1/users/$(first "$EXPRESS_RUN/user_ids.txt")"
-curl -fsS -o /dev/null "$APP_URL/api/v1/users/$(first "$OUT/user_ids.txt")"
-curl -fsS -o /dev/null "$CEILING_URL/api/v1/users/$(first "$OUT/user_ids.txt")"
+answers "$EXPRESS_URL/api/v1/users/$(first "$EXPRESS_RUN/user_ids.txt")"
+answers "$APP_URL/api/v1/users/$(first "$OUT/user_ids.txt")"
+answers "$CEILING_URL/api/v1/users/$(first "$OUT/user_ids.txt")"
 EXPRESS_ENCODING=$(encoding "$EXPRESS_URL/api/v1/projects/$(first "$EXPRESS_RUN/project_ids.txt")/tasks?page=1&limit=20")
 APP_ENCODING=$(encoding "$APP_URL/api/v1/projects/$(first "$OUT/project_ids.txt")/tasks?page=1&limit=20")
 
