@@ -8,6 +8,7 @@
 # Never part of `make test`: figures are recorded, not asserted.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/bench-lib.sh"
 cd "$PERFSTACK_ROOT"
 
 DURATION=${BENCH_DURATION:-15s}
@@ -30,78 +31,15 @@ cargo build --release -p perfstack-app --bin perfstack-app
 APP=$PERFSTACK_ROOT/target/release/perfstack-app
 
 # --- a database of its own, seeded with set-based SQL -------------------------------------------
-BENCH_DB=perfstack_bench
-BENCH_URL="${DATABASE_URL%/*}/$BENCH_DB"
-log "creating $BENCH_DB"
-psql -q "$DATABASE_URL" -v ON_ERROR_STOP=1 \
-  -c "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" -c "CREATE DATABASE $BENCH_DB" >/dev/null
-DATABASE_URL=$BENCH_URL "$APP" migrate >"$OUT/migrate.json"
-log "seeding 10,000 users, 1,000 projects, 100,000 tasks, and one project with $EXPORT_TASKS tasks"
-seed_start=$SECONDS
-psql -q "$BENCH_URL" -v ON_ERROR_STOP=1 -v export_tasks="$EXPORT_TASKS" <<'SQL' >/dev/null
-INSERT INTO users (email, username, first_name, last_name, role)
-SELECT 'user' || g || '@bench.test', 'user' || g, 'First' || g, 'Last' || g,
-       (ARRAY['admin', 'manager', 'member', 'member'])[1 + g % 4]
-FROM generate_series(1, 10000) g;
-INSERT INTO projects (owner_id, name, description)
-SELECT (SELECT min(id) FROM users) + g % 10000, 'project ' || g, 'benchmark project ' || g
-FROM generate_series(1, 1000) g;
-INSERT INTO tasks (project_id, title, description, status, priority, assignee_id, due_date)
-SELECT (SELECT min(id) FROM projects) + g % 1000, 'task ' || g, 'benchmark task ' || g,
-       (ARRAY['todo', 'in_progress', 'review', 'done'])[1 + g % 4], g % 5,
-       (SELECT min(id) FROM users) + g % 10000, DATE '2027-01-01' + g % 365
-FROM generate_series(1, 100000) g;
-INSERT INTO projects (owner_id, name, description)
-SELECT min(id), 'export', 'the project whose tasks the export benchmark streams' FROM users;
-INSERT INTO tasks (project_id, title, description, status, priority, assignee_id, due_date)
-SELECT (SELECT max(id) FROM projects), 'export task ' || g, 'row ' || g,
-       (ARRAY['todo', 'in_progress', 'review', 'done'])[1 + g % 4], g % 5,
-       (SELECT min(id) FROM users) + g % 10000, DATE '2027-01-01' + g % 365
-FROM generate_series(1, :export_tasks) g;
-ANALYZE;
-SQL
-seed_seconds=$((SECONDS - seed_start))
-q() { psql -qtAX "$BENCH_URL" -c "$1"; }
-MIN_TASK=$(q "SELECT min(id) FROM tasks")
-MIN_PROJECT=$(q "SELECT min(id) FROM projects")
-MIN_USER=$(q "SELECT min(id) FROM users")
-EXPORT_PROJECT=$(q "SELECT max(id) FROM projects")
+bench_database perfstack_bench 1000 "$EXPORT_TASKS"
+seed_seconds=$SEED_SECONDS
+MIN_TASK=$(bench_sql "SELECT min(id) FROM tasks")
+MIN_PROJECT=$(bench_sql "SELECT min(id) FROM projects")
+MIN_USER=$(bench_sql "SELECT min(id) FROM users")
+EXPORT_PROJECT=$(bench_sql "SELECT max(id) FROM projects")
 export MIN_TASK MIN_PROJECT MIN_USER
 
 # --- the app under test -------------------------------------------------------------------------
-APP_PID=
-APP_URL=
-free_port() {
-  local p
-  for p in $(seq 18080 18180); do
-    (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-  die "no free port in 18080..18180"
-}
-# start_app NAME [VAR=value...]: serve with the given extra environment, wait until ready.
-start_app() {
-  local name=$1
-  shift
-  local port
-  port=$(free_port)
-  APP_URL="http://127.0.0.1:$port"
-  # REDIS_URL is exported by .run/env: unset it so only the cases that pass it get Redis.
-  env -u REDIS_URL DATABASE_URL="$BENCH_URL" LISTEN_ADDR="127.0.0.1:$port" DB_POOL_MAX=20 RUST_LOG=warn "$@" \
-    "$APP" serve >"$OUT/app-$name.log" 2>&1 &
-  APP_PID=$!
-  for _ in $(seq 1 100); do
-    curl -fsS -o /dev/null "$APP_URL/readyz" 2>/dev/null && return 0
-    kill -0 "$APP_PID" 2>/dev/null || die "app ($name) exited, see $OUT/app-$name.log"
-    sleep 0.2
-  done
-  die "app ($name) not ready, see $OUT/app-$name.log"
-}
-stop_app() {
-  [[ -n $APP_PID ]] || return 0
-  kill "$APP_PID" 2>/dev/null || true
-  wait "$APP_PID" 2>/dev/null || true
-  APP_PID=
-}
 trap stop_app EXIT
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$APP_PID/status"; }
 # sample_rss FILE: writes the largest VmRSS (KiB) seen until killed, every 100 ms.
@@ -144,33 +82,26 @@ request = function()
 end')
 
 declare -A RESULT HITS
-# hits LEVEL: the app's cache hits at that level so far (0 without the cache metrics).
-hits() {
-  curl -fsS "$APP_URL/metrics" 2>/dev/null |
-    awk -v l="$1" 'index($1, "perfstack_cache_hits_total{") == 1 && index($1, "level=\"" l "\"") { s += $2 }
-      END { printf "%d", s }'
-}
 # bench CASE SCRIPT: a warm-up run (also fills caches), then the measured one; for GET-by-id cases
 # the cache hits per level during the measured run prove where the answers came from.
 bench() {
   local case=$1 script=$2 l1 l2
   wrk -t"$THREADS" -c"$CONNECTIONS" -d3s -s "$script" "$APP_URL" >/dev/null
-  l1=$(hits l1)
-  l2=$(hits l2)
+  l1=$(cache_hits l1)
+  l2=$(cache_hits l2)
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout 10s -s "$script" "$APP_URL" >"$OUT/$case.txt"
   RESULT[$case]=$(grep '^RESULT' "$OUT/$case.txt" | cut -d' ' -f2-)
-  HITS[$case]="L1 hits $(($(hits l1) - l1)), L2 hits $(($(hits l2) - l2))"
+  HITS[$case]="L1 hits $(($(cache_hits l1) - l1)), L2 hits $(($(cache_hits l2) - l2))"
   log "$case: ${RESULT[$case]} (${HITS[$case]})"
 }
 field() { sed -E "s/.*$2=([0-9.]+).*/\1/" <<<"${RESULT[$1]}"; }
-ms() { awk -v us="$1" 'BEGIN { printf "%.2f", us / 1000 }'; }
 
 # The cache knobs of this build decide which GET-by-id variants can be measured.
 HAS_CACHE=0
 "$APP" serve --help | grep -q -- '--cache-l1-max-bytes' && HAS_CACHE=1
 
 # 1) default configuration: L1 + L2 (when built in): GET by id from L1, list, create, RSS, export.
-start_app default REDIS_URL="$REDIS_URL"
+start_app default DB_POOL_MAX=20 REDIS_URL="$REDIS_URL"
 sleep 1
 RSS_IDLE=$(rss_kib)
 sample_rss "$OUT/rss-load" &
@@ -204,10 +135,10 @@ stop_app
 
 # 2) and 3) the same GET by id with L1 off (served by Redis), then with no cache at all.
 if ((HAS_CACHE)); then
-  start_app l2 REDIS_URL="$REDIS_URL" CACHE_L1_MAX_BYTES=0
+  start_app l2 DB_POOL_MAX=20 REDIS_URL="$REDIS_URL" CACHE_L1_MAX_BYTES=0
   bench get-l2 "$GET_LUA"
   stop_app
-  start_app uncached CACHE_L1_MAX_BYTES=0
+  start_app uncached DB_POOL_MAX=20 CACHE_L1_MAX_BYTES=0
   bench get-uncached "$GET_LUA"
   stop_app
 fi

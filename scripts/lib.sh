@@ -28,15 +28,23 @@ apt_install() {
 # pid_alive FILE : the pid recorded in FILE names a running process.
 pid_alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
-# k8s_lab_dir : prints the k8s-lab folder ($K8S_LAB, else ../shared/k8s-lab beside the checkout, else one
-# level further up, where worktrees sit); fails when there is none.
-k8s_lab_dir() {
-  local candidate
-  for candidate in "${K8S_LAB:-}" "$PERFSTACK_ROOT/../shared/k8s-lab" "$PERFSTACK_ROOT/../../shared/k8s-lab"; do
-    [[ -n $candidate && -x $candidate/up.sh ]] && { (cd "$candidate" && pwd); return 0; }
+# shared_folder OVERRIDE NAME FILE : prints the folder NAME of ../shared (OVERRIDE when set, else
+# ../shared/NAME beside the checkout, else one level further up, where worktrees sit) whose FILE is
+# executable; fails when there is none.
+shared_folder() {
+  local override=$1 name=$2 file=$3 candidate
+  for candidate in "$override" "$PERFSTACK_ROOT/../shared/$name" "$PERFSTACK_ROOT/../../shared/$name"; do
+    [[ -n $candidate && -x $candidate/$file ]] && { (cd "$candidate" && pwd); return 0; }
   done
   return 1
 }
+
+# k8s_lab_dir : prints the k8s-lab folder ($K8S_LAB, else ../shared/k8s-lab, else ../../shared/k8s-lab).
+k8s_lab_dir() { shared_folder "${K8S_LAB:-}" k8s-lab up.sh; }
+
+# bench_peers_dir : prints the folder of the side-by-side benchmark's peers ($PERFSTACK_BENCH_PEERS,
+# else ../shared/bench-peers, else ../../shared/bench-peers).
+bench_peers_dir() { shared_folder "${PERFSTACK_BENCH_PEERS:-}" bench-peers express-seed/run-local.sh; }
 
 # bench_measured PATH... : two lines naming when, at which commit (marked "+local changes" when PATH...
 # differ from it) and on what machine a benchmark ran; the second line has no end punctuation.
