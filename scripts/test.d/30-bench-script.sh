@@ -11,3 +11,8 @@ grep -q '^<!-- bench:begin' "$doc" || die "$doc lost its <!-- bench:begin --> ma
 grep -q '^<!-- bench:end -->' "$doc" || die "$doc lost its <!-- bench:end --> marker"
 grep -q '^<!-- bench-operator:begin' "$doc" || die "$doc lost its <!-- bench-operator:begin --> marker"
 grep -q '^<!-- bench-operator:end -->' "$doc" || die "$doc lost its <!-- bench-operator:end --> marker"
+bash -n "$PERFSTACK_ROOT/scripts/bench-lib.sh"
+bash -n "$PERFSTACK_ROOT/scripts/bench-peers.sh"
+bash -n "$PERFSTACK_ROOT/scripts/bench-peers-report.sh"
+grep -q '^<!-- bench-peers:begin' "$doc" || die "$doc lost its <!-- bench-peers:begin --> marker"
+grep -q '^<!-- bench-peers:end -->' "$doc" || die "$doc lost its <!-- bench-peers:end --> marker"
