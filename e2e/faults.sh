@@ -169,7 +169,6 @@ inject_operator() {
   # The Lease holder's pod killed (deleted with no grace: its container gets SIGKILL) while a second
   # stack is being provisioned and while this one's tuner runs under load; the other replica must
   # take the Lease over and converge both, with no duplicate children.
-  OLD_LEADER=$(leader)
   # The tuner deciding every 10 s and shrinking after 20 s of low use, so that it is changing the
   # pool around the takeover; the decision in force then must survive it (below).
   K patch pstack -n "$NS" "$STACK" --type=merge \
@@ -182,9 +181,17 @@ kind: PerformanceStack
 metadata: {name: second}
 spec: {}
 EOF
-  sleep 2
+  # And a pool change asked for just before the kill (acquireTimeoutMs 3000 -> 2500: a new tuning
+  # file, no restart), which the new leader must put in force if the old one did not.
+  K patch pstack -n "$NS" "$STACK" --type=merge -p '{"spec":{"pool":{"acquireTimeoutMs":2500}}}' >/dev/null
+  sleep 1
+  OLD_LEADER=$(leader)
   K delete pod -n "$SYS" "$OLD_LEADER" --grace-period=0 --force >/dev/null 2>&1
-  FAULT_NOTE="the Lease holder's pod $OLD_LEADER killed (no grace), 2 s after a second stack was applied, the tuner deciding every 10 s (tuning file generation $TUNING_BEFORE)"
+  FAULT_NOTE="the Lease holder's pod $OLD_LEADER killed (no grace), 1 s after a second stack was applied and a pool change (acquireTimeoutMs 2500) was asked for, the tuner deciding every 10 s (tuning file generation, pool max: $TUNING_BEFORE)"
+}
+# tuning_acquire_ms : the acquireTimeoutMs of $STACK's tuning file.
+tuning_acquire_ms() {
+  K get configmap -n "$NS" "$STACK-tuning" -o jsonpath='{.data.tuning\.yaml}' | awk '/^ *acquireTimeoutMs:/ { print $2 }'
 }
 # tuning_in_force : "generation pool-max" of the tuning file the operator wrote for $STACK.
 tuning_in_force() {
@@ -209,22 +216,22 @@ after_operator() {
     ((n == want)) || SCENARIO_WHY+=("stack 'second' has $n ${kind}s after the takeover, not $want")
   done
   log "operator: the Lease moved from $OLD_LEADER to $(leader)"
-  # No tuning decision lost: the tuning file did not go back to an older generation, and the new
-  # leader's status reports the file in force.
+  # No tuning decision lost: the tuning file did not go back to an older generation, the pool change
+  # asked for before the kill is in force, and the new leader's status reports the file in force.
   local after
   after=$(tuning_in_force)
   ((${after% *} >= ${TUNING_BEFORE% *})) ||
     SCENARIO_WHY+=("the tuning file went back from generation ${TUNING_BEFORE% *} to ${after% *} across the takeover")
   local deadline=$((SECONDS + 60))
-  until [[ $(tuning_reported) == "$(tuning_in_force)" ]]; do
+  until [[ $(tuning_acquire_ms) == 2500 && $(tuning_reported) == "$(tuning_in_force)" ]]; do
     ((SECONDS < deadline)) || {
-      SCENARIO_WHY+=("60 s after the takeover status.tuning.inForce ($(tuning_reported)) is not the tuning file in force ($(tuning_in_force))")
+      SCENARIO_WHY+=("60 s after the takeover the tuning file has acquireTimeoutMs $(tuning_acquire_ms), not 2500, or status.tuning.inForce ($(tuning_reported)) is not the file in force ($(tuning_in_force))")
       break
     }
     sleep 1
   done
   log "operator: tuning file (generation, pool max) $TUNING_BEFORE before the takeover, $(tuning_in_force) after"
-  K patch pstack -n "$NS" "$STACK" --type=merge -p '{"spec":{"tuning":null}}' >/dev/null
+  K patch pstack -n "$NS" "$STACK" --type=merge -p '{"spec":{"tuning":null,"pool":null}}' >/dev/null
   K delete pstack -n "$NS" second --wait=false >/dev/null
 }
 
