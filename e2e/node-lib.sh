@@ -262,3 +262,18 @@ service_range_guard() {
     off) while iptables -D "${rule[@]}" 2>/dev/null; do :; done ;;
   esac
 }
+
+# node_suite_start PREFIX WHAT : the start every node suite shares. Names this run's namespaces and Helm
+# release (NS=PREFIX-xxxxxxxx for the stacks, SYS=PREFIX-sys-xxxxxxxx and REL for the operator; STACK
+# is the stack under test), sets node_cleanup as the EXIT trap (WHAT names the suite in its report),
+# removes what an interrupted earlier run left, and checks the node can schedule.
+node_suite_start() {
+  local prefix=$1 what=$2
+  SUFFIX=$(printf '%04x%04x' $RANDOM $RANDOM)
+  NS=$prefix-$SUFFIX SYS=$prefix-sys-$SUFFIX REL=$prefix-$SUFFIX STACK=demo
+  LOAD= SAMPLER=
+  # shellcheck disable=SC2064 # WHAT is fixed now, on purpose
+  trap "node_cleanup '$what'" EXIT
+  clear_leftovers
+  node_preflight
+}

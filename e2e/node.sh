@@ -21,17 +21,7 @@ e2e_init node
 NODE_SUITE=${NODE_SUITE:-full}
 [[ $NODE_SUITE == full || $NODE_SUITE == short ]] || die "NODE_SUITE must be full or short, not $NODE_SUITE"
 
-SUFFIX=$(printf '%04x%04x' $RANDOM $RANDOM)
-NS=psnode-$SUFFIX
-SYS=psnode-sys-$SUFFIX
-REL=psnode-$SUFFIX
-STACK=demo
-SAMPLER=
-LOAD=
-
-trap 'node_cleanup "node e2e"' EXIT
-clear_leftovers
-node_preflight
+node_suite_start psnode "node e2e"
 
 # ---------- build, images, operator ----------
 step "release binaries and images"
