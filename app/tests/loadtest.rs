@@ -179,6 +179,29 @@ mod fixture {
         }
     }
 
+    /// [`args`] for an open-model run: `rate` requests per second (the scenario's mix) for
+    /// `duration_s` seconds.
+    pub fn at_rate(
+        base_url: &str,
+        scenario: Scenario,
+        rate: f64,
+        duration_s: f64,
+        out: PathBuf,
+    ) -> LoadtestArgs {
+        LoadtestArgs {
+            rate: RateArgs {
+                rate: Some(rate),
+                duration_s,
+            },
+            ..args(base_url, scenario, 1.0, out)
+        }
+    }
+
+    /// A directory for the reports of the test `tag`, apart from other runs of the suite.
+    pub fn out_dir(tag: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("perfstack-{tag}-{}", std::process::id()))
+    }
+
     /// A fixture server that takes 50 ms per request, so one virtual user serves 20 rps at most.
     pub async fn slow_server() -> String {
         use axum::{Router, routing::any};
@@ -222,7 +245,7 @@ use fixture::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_runs_reports_and_fails_with_exit_code_1() {
     let (db, server) = served("scenarios").await;
-    let out = std::env::temp_dir().join(format!("perfstack-loadtest-{}", std::process::id()));
+    let out = out_dir("loadtest");
 
     // Each scenario for about 2-3 seconds (stress: 1.8 s at 1000 rps).
     let runs = [
@@ -337,14 +360,10 @@ async fn queueing_behind_a_slow_server_counts_as_latency() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fixed_rate_and_a_capacity_search_against_serve() {
     let (db, server) = served("capacity").await;
-    let out = std::env::temp_dir().join(format!("perfstack-capacity-{}", std::process::id()));
+    let out = out_dir("capacity");
 
     // --rate 20 for 2 s: 40 requests at about 20 per second, in rate.json.
-    let mut fixed = args(&server.base_url, Scenario::Peak, 1.0, out.clone());
-    fixed.rate = RateArgs {
-        rate: Some(20.0),
-        duration_s: 2.0,
-    };
+    let fixed = at_rate(&server.base_url, Scenario::Peak, 20.0, 2.0, out.clone());
     let finished = loadtest::execute(&fixed).await.unwrap();
     let report = &finished.report;
     assert_eq!(report.plan.origin, Origin::Rate);
@@ -440,12 +459,8 @@ async fn a_fixed_rate_and_a_capacity_search_against_serve() {
 #[tokio::test]
 async fn the_ledger_holds_every_acknowledged_write() {
     let (db, server) = served("ledger").await;
-    let out = std::env::temp_dir().join(format!("perfstack-ledger-{}", std::process::id()));
-    let mut run = args(&server.base_url, Scenario::Baseline, 1.0, out.clone());
-    run.rate = RateArgs {
-        rate: Some(40.0),
-        duration_s: 3.0,
-    };
+    let out = out_dir("ledger");
+    let mut run = at_rate(&server.base_url, Scenario::Baseline, 40.0, 3.0, out.clone());
     run.report_pct = 10;
     run.ledger = Some(out.join("ledger.jsonl"));
     let finished = loadtest::execute(&run).await.unwrap();
@@ -508,7 +523,7 @@ async fn the_ledger_holds_every_acknowledged_write() {
 
 #[tokio::test]
 async fn bad_rates_are_cli_errors() {
-    let out = std::env::temp_dir().join(format!("perfstack-badrate-{}", std::process::id()));
+    let out = out_dir("badrate");
     let base = ["--base-url", "http://127.0.0.1:9"];
     for (flags, code, says) in [
         (

@@ -114,11 +114,9 @@ async fn lock(ddl: &Db, take: bool) -> Result<(), sqlx::Error> {
     } else {
         "SELECT pg_advisory_unlock($1)"
     };
-    ddl.timed("migrate.lock", sql, |pool| async move {
-        sqlx::query(sql).bind(INDEX_LOCK_KEY).execute(&pool).await?;
-        Ok(())
-    })
-    .await
+    ddl.execute("migrate.lock", sqlx::query(sql).bind(INDEX_LOCK_KEY))
+        .await
+        .map(drop)
 }
 
 /// Successful schema migrations recorded so far (0 before the first run).

@@ -1,4 +1,5 @@
 //! Database access: the pool handle every query goes through, and the query monitor that times them.
+mod fetch;
 pub mod indexes;
 pub mod migrate;
 pub mod page;
@@ -20,10 +21,7 @@ pub mod users;
 use std::{future::Future, sync::Arc, time::Instant};
 
 use arc_swap::ArcSwap;
-use sqlx::{
-    ConnectOptions, FromRow, PgPool,
-    postgres::{PgConnectOptions, PgRow},
-};
+use sqlx::{ConnectOptions, PgPool, postgres::PgConnectOptions};
 use tracing::Instrument as _;
 
 use perfstack_contract::tuning::PoolSettings;
@@ -309,31 +307,6 @@ impl<'a> Waiter<'a> {
 impl Drop for Waiter<'_> {
     fn drop(&mut self) {
         self.0.dec();
-    }
-}
-
-impl Db {
-    /// The one row `sql` (a statement without parameters) returns, as `T`, timed as `op`.
-    pub async fn fetch_row<T>(&self, op: &'static str, sql: &'static str) -> Result<T, sqlx::Error>
-    where
-        T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
-    {
-        self.timed(op, sql, |pool| async move {
-            sqlx::query_as::<_, T>(sql).fetch_one(&pool).await
-        })
-        .await
-    }
-
-    /// The one value `sql` (a statement without parameters) returns, timed as `op`.
-    pub async fn fetch_value<T>(&self, op: &'static str, sql: &'static str) -> Result<T, sqlx::Error>
-    where
-        T: Send + Unpin,
-        (T,): for<'r> FromRow<'r, PgRow>,
-    {
-        self.timed(op, sql, |pool| async move {
-            sqlx::query_scalar::<_, T>(sql).fetch_one(&pool).await
-        })
-        .await
     }
 }
 

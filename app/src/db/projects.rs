@@ -133,23 +133,17 @@ pub async fn create(db: &Db, new: &NewProject) -> Result<Project, sqlx::Error> {
          VALUES ($1, $2, $3, $4) RETURNING {}",
         Project::COLUMNS
     );
-    db.timed("projects.create", sql, |pool| async move {
-        sqlx::query_as::<_, Project>(sql)
-            .bind(new.owner_id)
-            .bind(&new.name)
-            .bind(&new.description)
-            .bind(new.status)
-            .fetch_one(&pool)
-            .await
-    })
-    .await
+    let query = sqlx::query_as(sql)
+        .bind(new.owner_id)
+        .bind(&new.name)
+        .bind(&new.description)
+        .bind(new.status);
+    db.fetch_one("projects.create", query).await
 }
 
 pub async fn exists(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
     // language=PostgreSQL
     let sql = "SELECT EXISTS (SELECT 1 FROM projects WHERE id = $1)";
-    db.timed("projects.exists", sql, |pool| async move {
-        sqlx::query_scalar::<_, bool>(sql).bind(id).fetch_one(&pool).await
-    })
-    .await
+    db.fetch_scalar("projects.exists", sqlx::query_scalar(sql).bind(id))
+        .await
 }

@@ -118,10 +118,7 @@ where
 pub async fn get<R: Resource>(db: &Db, id: i64) -> Result<Option<R>, sqlx::Error> {
     // language=PostgreSQL
     let sql = &format!("SELECT {} FROM {} WHERE id = $1", R::COLUMNS, R::TABLE.as_str());
-    db.timed(R::OPS.get, sql, |pool| async move {
-        sqlx::query_as::<_, R>(sql).bind(id).fetch_optional(&pool).await
-    })
-    .await
+    db.fetch_optional(R::OPS.get, sqlx::query_as(sql).bind(id)).await
 }
 
 /// The `UPDATE` of `patch`, returning the row; [`update`] runs it on the pool, a caller with a
@@ -137,22 +134,15 @@ pub fn update_query<R: Resource>(id: i64, patch: &R::Patch) -> QueryBuilder<'sta
 /// Applies `patch`; `None` when there is no such row.
 pub async fn update<R: Resource>(db: &Db, id: i64, patch: &R::Patch) -> Result<Option<R>, sqlx::Error> {
     let mut qb = update_query::<R>(id, patch);
-    let sql = qb.sql().to_owned();
-    db.timed(R::OPS.update, &sql, |pool| async move {
-        qb.build_query_as::<R>().fetch_optional(&pool).await
-    })
-    .await
+    db.fetch_optional(R::OPS.update, qb.build_query_as()).await
 }
 
 /// Deletes a row; `false` when there was none.
 pub async fn delete<R: Resource>(db: &Db, id: i64) -> Result<bool, sqlx::Error> {
     // language=PostgreSQL
     let sql = &format!("DELETE FROM {} WHERE id = $1", R::TABLE.as_str());
-    db.timed(R::OPS.delete, sql, |pool| async move {
-        let done = sqlx::query(sql).bind(id).execute(&pool).await?;
-        Ok(done.rows_affected() > 0)
-    })
-    .await
+    let done = db.execute(R::OPS.delete, sqlx::query(sql).bind(id)).await?;
+    Ok(done.rows_affected() > 0)
 }
 
 /// Ids of the tasks a delete of row `id` will change, read before the delete so that their cache
@@ -193,12 +183,7 @@ pub async fn list<R: Resource, K: SortKey<R>>(
 ) -> Result<Slice<R>, sqlx::Error> {
     let mut qb = QueryBuilder::new("");
     push_list(&mut qb, filter, window);
-    let sql = qb.sql().to_owned();
-    let rows = db
-        .timed(op, &sql, |pool| async move {
-            qb.build_query_as::<R>().fetch_all(&pool).await
-        })
-        .await?;
+    let rows = db.fetch_all(op, qb.build_query_as()).await?;
     let of = TotalOf::new(R::TABLE, filter.clone());
     let total = totals.for_window(window, of, || count::<R>(db, filter)).await?;
     Ok(Slice::from_rows(rows, window, total))
@@ -215,11 +200,7 @@ pub fn push_count<R: Resource>(qb: &mut QueryBuilder<'_, Postgres>, filter: &R::
 pub async fn count<R: Resource>(db: &Db, filter: &R::Filter) -> Result<i64, sqlx::Error> {
     let mut qb = QueryBuilder::new("");
     push_count::<R>(&mut qb, filter);
-    let sql = qb.sql().to_owned();
-    db.timed(R::OPS.count, &sql, |pool| async move {
-        qb.build_query_scalar::<i64>().fetch_one(&pool).await
-    })
-    .await
+    db.fetch_scalar(R::OPS.count, qb.build_query_scalar()).await
 }
 
 #[cfg(test)]

@@ -95,15 +95,10 @@ pub async fn read(db: &Db, top: i64) -> Result<DatabaseFigures, sqlx::Error> {
     let sessions = db.fetch_row("stats.activity", SESSIONS_SQL).await?;
     let installed: bool = db.fetch_value("stats.has_statements", HAS_STATEMENTS_SQL).await?;
     let top_statements = if installed {
-        db.timed("stats.statements", TOP_STATEMENTS_SQL, |pool| async move {
-            sqlx::query_as::<_, StatementFigures>(TOP_STATEMENTS_SQL)
-                .bind(top)
-                .fetch_all(&pool)
-                .await
-        })
-        .await
-        .map_err(|err| tracing::debug!(error = %err, "pg_stat_statements not readable"))
-        .ok()
+        db.fetch_all::<StatementFigures>("stats.statements", sqlx::query_as(TOP_STATEMENTS_SQL).bind(top))
+            .await
+            .map_err(|err| tracing::debug!(error = %err, "pg_stat_statements not readable"))
+            .ok()
     } else {
         None
     };

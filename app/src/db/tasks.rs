@@ -299,13 +299,9 @@ pub async fn export_batch(
         columns!(),
         " FROM tasks WHERE project_id = $1 AND id > $2 ORDER BY id LIMIT $3"
     );
-    db.timed(EXPORT_BATCH, sql, |pool| async move {
-        sqlx::query_as::<_, Task>(sql)
-            .bind(project_id)
-            .bind(after.unwrap_or(0))
-            .bind(i64::from(limit))
-            .fetch_all(&pool)
-            .await
-    })
-    .await
+    let query = sqlx::query_as(sql)
+        .bind(project_id)
+        .bind(after.unwrap_or(0))
+        .bind(i64::from(limit));
+    db.fetch_all(EXPORT_BATCH, query).await
 }

@@ -166,18 +166,14 @@ pub async fn create(db: &Db, new: &NewUser) -> Result<User, sqlx::Error> {
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING {}",
         User::COLUMNS
     );
-    db.timed("users.create", sql, |pool| async move {
-        sqlx::query_as::<_, User>(sql)
-            .bind(&new.email)
-            .bind(&new.username)
-            .bind(&new.first_name)
-            .bind(&new.last_name)
-            .bind(new.role)
-            .bind(new.status)
-            .fetch_one(&pool)
-            .await
-    })
-    .await
+    let query = sqlx::query_as(sql)
+        .bind(&new.email)
+        .bind(&new.username)
+        .bind(&new.first_name)
+        .bind(&new.last_name)
+        .bind(new.role)
+        .bind(new.status);
+    db.fetch_one("users.create", query).await
 }
 
 /// The login lookup: the active user with an email (`$1`), through `idx_users_email_active`.
@@ -190,12 +186,9 @@ pub const ACTIVE_BY_EMAIL: &str = concat!(
 
 /// The active user with this email (the login lookup), through `idx_users_email_active`.
 pub async fn find_active_by_email(db: &Db, email: &str) -> Result<Option<User>, sqlx::Error> {
-    let sql = ACTIVE_BY_EMAIL;
-    db.timed("users.find_active_by_email", sql, |pool| async move {
-        sqlx::query_as::<_, User>(sql)
-            .bind(email)
-            .fetch_optional(&pool)
-            .await
-    })
+    db.fetch_optional(
+        "users.find_active_by_email",
+        sqlx::query_as(ACTIVE_BY_EMAIL).bind(email),
+    )
     .await
 }

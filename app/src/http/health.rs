@@ -106,9 +106,7 @@ pub async fn probe_dependencies(state: &AppState) -> Vec<Probe> {
 async fn database_up(state: &AppState) -> bool {
     state
         .db
-        .timed("health.ping", "SELECT 1", |pool| async move {
-            sqlx::query("SELECT 1").execute(&pool).await
-        })
+        .execute("health.ping", sqlx::query("SELECT 1"))
         .await
         .is_ok()
 }

@@ -94,9 +94,7 @@ async fn create_report(
     let (sql, subject_id, field, what) = request.subject();
     let exists: bool = state
         .db
-        .timed("reports.subject_exists", sql, |pool| async move {
-            sqlx::query_scalar(sql).bind(subject_id).fetch_one(&pool).await
-        })
+        .fetch_scalar("reports.subject_exists", sqlx::query_scalar(sql).bind(subject_id))
         .await?;
     if !exists {
         return Err(ApiError::conflict(
@@ -301,13 +299,7 @@ async fn list_outbox(State(state): State<AppState>, Query(q): Query<PageQuery>) 
                FROM outbox ORDER BY id DESC LIMIT $1 OFFSET $2";
     let data: Vec<OutboxEmail> = state
         .db
-        .timed("outbox.list", sql, |pool| async move {
-            sqlx::query_as(sql)
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(&pool)
-                .await
-        })
+        .fetch_all("outbox.list", sqlx::query_as(sql).bind(limit).bind(offset))
         .await?;
     // language=PostgreSQL
     let total: i64 = state
@@ -336,9 +328,7 @@ async fn get_outbox(State(state): State<AppState>, Path(id): Path<i64>) -> ApiRe
     let sql = "SELECT id, job_id, recipient, subject, body, transport, created_at FROM outbox WHERE id = $1";
     let found: Option<OutboxEmail> = state
         .db
-        .timed("outbox.get", sql, |pool| async move {
-            sqlx::query_as(sql).bind(id).fetch_optional(&pool).await
-        })
+        .fetch_optional("outbox.get", sqlx::query_as(sql).bind(id))
         .await?;
     found
         .map(|e| Json(e).into_response())

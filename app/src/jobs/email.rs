@@ -68,13 +68,10 @@ impl EmailHandler {
         let row: Option<Assignment> = self
             .ctx
             .db
-            .timed("jobs.email.assignment", sql, |pool| async move {
-                sqlx::query_as(sql)
-                    .bind(task_id)
-                    .bind(assignee_id)
-                    .fetch_optional(&pool)
-                    .await
-            })
+            .fetch_optional(
+                "jobs.email.assignment",
+                sqlx::query_as(sql).bind(task_id).bind(assignee_id),
+            )
             .await?;
         Ok(match row {
             None => Err("the task or the user no longer exists"),
@@ -93,9 +90,7 @@ impl EmailHandler {
         Ok(self
             .ctx
             .db
-            .timed("jobs.email.recorded", sql, |pool| async move {
-                sqlx::query_scalar(sql).bind(id).fetch_optional(&pool).await
-            })
+            .fetch_optional_scalar("jobs.email.recorded", sqlx::query_scalar(sql).bind(id))
             .await?)
     }
 
@@ -110,20 +105,13 @@ impl EmailHandler {
             email.clone(),
             self.ctx.mailer.transport_name(),
         );
-        Ok(self
-            .ctx
-            .db
-            .timed("jobs.email.record", sql, |pool| async move {
-                sqlx::query_scalar(sql)
-                    .bind(id)
-                    .bind(email.recipient)
-                    .bind(email.subject)
-                    .bind(email.body)
-                    .bind(transport)
-                    .fetch_one(&pool)
-                    .await
-            })
-            .await?)
+        let query = sqlx::query_scalar(sql)
+            .bind(id)
+            .bind(email.recipient)
+            .bind(email.subject)
+            .bind(email.body)
+            .bind(transport);
+        Ok(self.ctx.db.fetch_scalar("jobs.email.record", query).await?)
     }
 }
 

@@ -77,20 +77,14 @@ pub async fn settle(db: &Db, id: &JobId, settled: &Settled) -> Result<bool, sqlx
                    result = $5, updated_at = now(),
                    finished_at = CASE WHEN $6 THEN coalesce(finished_at, now()) END
                WHERE job_id = $1";
-    let (id, settled) = (id.as_str().to_owned(), settled.clone());
-    let updated = db
-        .timed("jobs.settle", sql, |pool| async move {
-            sqlx::query(sql)
-                .bind(id)
-                .bind(settled.state.as_str())
-                .bind(i32::try_from(settled.attempts).unwrap_or(i32::MAX))
-                .bind(settled.last_error.as_deref())
-                .bind(settled.result.as_ref().map(Json))
-                .bind(settled.finished())
-                .execute(&pool)
-                .await
-        })
-        .await?;
+    let query = sqlx::query(sql)
+        .bind(id.as_str())
+        .bind(settled.state.as_str())
+        .bind(i32::try_from(settled.attempts).unwrap_or(i32::MAX))
+        .bind(settled.last_error.as_deref())
+        .bind(settled.result.as_ref().map(Json))
+        .bind(settled.finished());
+    let updated = db.execute("jobs.settle", query).await?;
     Ok(updated.rows_affected() == 1)
 }
 
@@ -158,11 +152,8 @@ macro_rules! columns {
 pub async fn get(db: &Db, id: &JobId) -> Result<Option<JobRecord>, sqlx::Error> {
     // language=PostgreSQL
     const SQL: &str = concat!("SELECT ", columns!(), " FROM jobs WHERE job_id = $1");
-    let id = id.as_str().to_owned();
     let row: Option<LedgerJob> = db
-        .timed("jobs.get", SQL, |pool| async move {
-            sqlx::query_as(SQL).bind(id).fetch_optional(&pool).await
-        })
+        .fetch_optional("jobs.get", sqlx::query_as(SQL).bind(id.as_str()))
         .await?;
     Ok(row.as_ref().and_then(LedgerJob::to_record))
 }
@@ -178,11 +169,8 @@ pub async fn unfinished_after(db: &Db, after: &str, limit: i64) -> Result<Vec<Le
           AND NOT EXISTS (SELECT 1 FROM job_requests r WHERE r.job_id = j.job_id)
           ORDER BY j.job_id LIMIT $2"
     );
-    let after = after.to_owned();
-    db.timed("jobs.unfinished", SQL, |pool| async move {
-        sqlx::query_as(SQL).bind(after).bind(limit).fetch_all(&pool).await
-    })
-    .await
+    db.fetch_all("jobs.unfinished", sqlx::query_as(SQL).bind(after).bind(limit))
+        .await
 }
 
 /// Gives a job a fresh set of attempts (it was revived from the dead-letter set).
@@ -190,11 +178,8 @@ pub async fn revived(db: &Db, id: &JobId) -> Result<(), sqlx::Error> {
     // language=PostgreSQL
     let sql = "UPDATE jobs SET state = 'queued', attempts = 0, finished_at = NULL, updated_at = now()
                WHERE job_id = $1";
-    let id = id.as_str().to_owned();
-    db.timed("jobs.revived", sql, |pool| async move {
-        sqlx::query(sql).bind(id).execute(&pool).await
-    })
-    .await?;
+    db.execute("jobs.revived", sqlx::query(sql).bind(id.as_str()))
+        .await?;
     Ok(())
 }
 
@@ -212,15 +197,7 @@ pub async fn prune(
                    AND finished_at < now() - make_interval(secs => CASE WHEN state = 'dead' THEN $2 ELSE $1 END)
                    LIMIT $3)";
     let (succeeded, dead) = (keep_succeeded.as_secs_f64(), keep_dead.as_secs_f64());
-    let deleted = db
-        .timed("jobs.prune", sql, |pool| async move {
-            sqlx::query(sql)
-                .bind(succeeded)
-                .bind(dead)
-                .bind(limit)
-                .execute(&pool)
-                .await
-        })
-        .await?;
+    let query = sqlx::query(sql).bind(succeeded).bind(dead).bind(limit);
+    let deleted = db.execute("jobs.prune", query).await?;
     Ok(deleted.rows_affected())
 }

@@ -176,20 +176,28 @@ impl JobMetrics {
 mod tests {
     use super::*;
 
+    /// Asserts that the text format of `registry` has each of `lines`.
+    fn assert_exported(registry: &Registry, lines: &[&str]) {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+        for line in lines {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+    }
+
     #[test]
     fn counters_are_exported_at_zero_before_anything_happened() {
         let mut registry = Registry::default();
         JobMetrics::default().register(&mut registry);
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
-        for line in [
-            "perfstack_job_dead_letters_total{queue=\"email\"} 0",
-            "perfstack_job_dead_letters_total{queue=\"report\"} 0",
-            "perfstack_job_attempts_total{queue=\"report\",outcome=\"timed_out\"} 0",
-            "perfstack_job_retries_total{queue=\"email\"} 0",
-        ] {
-            assert!(text.contains(line), "missing {line} in\n{text}");
-        }
+        assert_exported(
+            &registry,
+            &[
+                "perfstack_job_dead_letters_total{queue=\"email\"} 0",
+                "perfstack_job_dead_letters_total{queue=\"report\"} 0",
+                "perfstack_job_attempts_total{queue=\"report\",outcome=\"timed_out\"} 0",
+                "perfstack_job_retries_total{queue=\"email\"} 0",
+            ],
+        );
     }
 
     #[test]
@@ -209,18 +217,17 @@ mod tests {
                 ..QueueDepth::default()
             },
         );
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
-        for line in [
-            "perfstack_job_attempts_total{queue=\"email\",outcome=\"succeeded\"} 1",
-            "perfstack_job_duration_seconds_count{queue=\"email\"} 1",
-            "perfstack_job_retries_total{queue=\"email\"} 1",
-            "perfstack_job_dead_letters_total{queue=\"report\"} 1",
-            "perfstack_job_recovered_total{queue=\"report\"} 2",
-            "perfstack_job_reenqueued_total{queue=\"email\"} 4",
-            "perfstack_job_queue_depth{queue=\"email\",state=\"ready\"} 3",
-        ] {
-            assert!(text.contains(line), "missing {line} in\n{text}");
-        }
+        assert_exported(
+            &registry,
+            &[
+                "perfstack_job_attempts_total{queue=\"email\",outcome=\"succeeded\"} 1",
+                "perfstack_job_duration_seconds_count{queue=\"email\"} 1",
+                "perfstack_job_retries_total{queue=\"email\"} 1",
+                "perfstack_job_dead_letters_total{queue=\"report\"} 1",
+                "perfstack_job_recovered_total{queue=\"report\"} 2",
+                "perfstack_job_reenqueued_total{queue=\"email\"} 4",
+                "perfstack_job_queue_depth{queue=\"email\",state=\"ready\"} 3",
+            ],
+        );
     }
 }

@@ -253,12 +253,7 @@ impl JobHandler for ReportHandler {
                 let id: i64 = self
                     .ctx
                     .db
-                    .timed("reports.by_job", sql, |pool| async move {
-                        sqlx::query_scalar(sql)
-                            .bind(job.id.as_str())
-                            .fetch_one(&pool)
-                            .await
-                    })
+                    .fetch_scalar("reports.by_job", sqlx::query_scalar(sql).bind(job.id.as_str()))
                     .await?;
                 Ok(report_result(id))
             }
@@ -270,10 +265,8 @@ impl JobHandler for ReportHandler {
 pub async fn fetch(db: &crate::db::Db, id: i64) -> Result<Option<StoredReport>, sqlx::Error> {
     // language=PostgreSQL
     let sql = "SELECT id, job_id, kind, parameters, result, created_at FROM reports WHERE id = $1";
-    db.timed("reports.get", sql, |pool| async move {
-        sqlx::query_as(sql).bind(id).fetch_optional(&pool).await
-    })
-    .await
+    db.fetch_optional("reports.get", sqlx::query_as(sql).bind(id))
+        .await
 }
 
 #[cfg(test)]

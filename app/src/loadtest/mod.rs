@@ -137,7 +137,7 @@ pub async fn execute(args: &LoadtestArgs) -> Result<Finished, LoadtestError> {
         plan.max_vus(),
         args.base_url
     );
-    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let provenance = report::Provenance::now(&args.base_url, args.seed);
     let ledger = match &args.ledger {
         Some(path) => Some(Arc::new(
             Ledger::create(path).map_err(|source| LoadtestError::Ledger(path.clone(), source))?,
@@ -181,10 +181,7 @@ pub async fn execute(args: &LoadtestArgs) -> Result<Finished, LoadtestError> {
         planned_rps: plan.planned_rate(),
     });
     let report = Report {
-        version: env!("CARGO_PKG_VERSION"),
-        base_url: args.base_url.clone(),
-        seed: args.seed,
-        started_at,
+        provenance,
         planned_requests: plan.planned_requests(),
         plan,
         sent_requests: figures.sent,

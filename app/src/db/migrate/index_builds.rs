@@ -112,12 +112,7 @@ async fn found(ddl: &Db, spec: &IndexSpec, name: &str) -> Result<Found, MigrateE
                JOIN pg_namespace n ON n.oid = c.relnamespace \
                WHERE c.relname = $1 AND n.nspname = current_schema()";
     let row = ddl
-        .timed("migrate.index_state", sql, |pool| async move {
-            sqlx::query_as::<_, (bool, Option<String>)>(sql)
-                .bind(name)
-                .fetch_optional(&pool)
-                .await
-        })
+        .fetch_optional::<(bool, Option<String>)>("migrate.index_state", sqlx::query_as(sql).bind(name))
         .await
         .map_err(MigrateError::on_index(spec))?;
     Ok(match row {

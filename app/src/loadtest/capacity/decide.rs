@@ -183,6 +183,11 @@ mod tests {
         }
     }
 
+    /// What a search blames for `broken` after a healthy first step at 100 rps (5 % rate gap).
+    fn blamed(broken: &StepFigures) -> Resource {
+        saturated(broken, &healthy(100.0), 5.0)
+    }
+
     #[test]
     fn the_ladder_multiplies_and_stops_at_the_max() {
         let ladder = Ladder {
@@ -268,46 +273,42 @@ mod tests {
 
     #[test]
     fn a_deep_pool_queue_with_fast_queries_is_the_pool() {
-        let first = healthy(100.0);
         let mut broken = healthy(800.0);
         broken.p95_ms = 400.0;
         broken.signs.pool_waiting_max = Some(60.0);
-        assert_eq!(saturated(&broken, &first, 5.0), Resource::DatabasePool);
+        assert_eq!(blamed(&broken), Resource::DatabasePool);
         broken.signs.pool_waiting_max = Some(2.0);
         broken.signs.pool_refused = Some(12.0);
-        assert_eq!(saturated(&broken, &first, 5.0), Resource::DatabasePool);
+        assert_eq!(blamed(&broken), Resource::DatabasePool);
     }
 
     #[test]
     fn a_pool_queue_behind_slow_queries_is_postgresql() {
-        let first = healthy(100.0);
         let mut broken = healthy(800.0);
         broken.signs.pool_waiting_max = Some(40.0);
         broken.signs.db_mean_ms = Some(3.0);
-        assert_eq!(saturated(&broken, &first, 5.0), Resource::Postgresql);
+        assert_eq!(blamed(&broken), Resource::Postgresql);
     }
 
     #[test]
     fn busy_cores_name_the_bigger_user() {
-        let first = healthy(100.0);
         let mut broken = healthy(2400.0);
         broken.signs.app_cores = Some(1.3);
         broken.signs.generator_cores = Some(0.5);
-        assert_eq!(saturated(&broken, &first, 5.0), Resource::AppCpu);
+        assert_eq!(blamed(&broken), Resource::AppCpu);
         broken.signs.app_cores = Some(0.7);
         broken.signs.generator_cores = Some(1.2);
-        assert_eq!(saturated(&broken, &first, 5.0), Resource::LoadGenerator);
+        assert_eq!(blamed(&broken), Resource::LoadGenerator);
     }
 
     #[test]
     fn a_sender_behind_with_free_users_is_the_generator() {
-        let first = healthy(100.0);
         let mut broken = healthy(3000.0);
         broken.send_behind_pct = 12.0;
-        assert_eq!(saturated(&broken, &first, 5.0), Resource::LoadGenerator);
+        assert_eq!(blamed(&broken), Resource::LoadGenerator);
         // Behind because every virtual user was busy: the server was slow, not the sender.
         broken.vu_waits = 40;
-        assert_eq!(saturated(&broken, &first, 5.0), Resource::Unknown);
+        assert_eq!(blamed(&broken), Resource::Unknown);
     }
 
     #[test]
@@ -315,6 +316,6 @@ mod tests {
         let mut broken = healthy(800.0);
         broken.signs = Signs::default();
         broken.p95_ms = 900.0;
-        assert_eq!(saturated(&broken, &healthy(100.0), 5.0), Resource::Unknown);
+        assert_eq!(blamed(&broken), Resource::Unknown);
     }
 }

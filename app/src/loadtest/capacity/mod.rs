@@ -20,6 +20,7 @@ use self::{
 use super::{
     LoadtestArgs, LoadtestError, discover,
     driver::{self, RunFigures},
+    report::Provenance,
     scenario::Plan,
 };
 use crate::metrics::cpu::process_seconds;
@@ -38,7 +39,7 @@ pub async fn run(args: &LoadtestArgs, search: Search) -> Result<report::Written,
     let max_plan = Plan::constant(args.scenario, search.ladder.max, search.step);
     let client = super::client_for(args, max_plan.max_vus())?;
     let data = discover::discover(&client).await?;
-    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let provenance = Provenance::now(&args.base_url, args.seed);
     eprintln!(
         "capacity search against {}: {} mix, {} s steps from {} rps (x{}) up to {} rps\n{}",
         args.base_url,
@@ -92,10 +93,7 @@ pub async fn run(args: &LoadtestArgs, search: Search) -> Result<report::Written,
     };
     let held: Vec<(f64, bool)> = steps.iter().map(|s| (s.rate, s.held)).collect();
     let report = CapacityReport {
-        version: env!("CARGO_PKG_VERSION"),
-        base_url: args.base_url.clone(),
-        seed: args.seed,
-        started_at,
+        provenance,
         scenario: args.scenario,
         ladder: search.ladder,
         step_seconds: search.step.as_secs_f64(),

@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, fmt::Write, path::PathBuf};
 use super::decide::{self, Ladder, Resource, StepFigures, Stopped};
 use crate::loadtest::{
     driver::RunFigures,
-    report::ReportError,
+    report::{Provenance, ReportError},
     scenario::Scenario,
     stats::Latency,
     verdict::{Check, Thresholds},
@@ -15,10 +15,8 @@ use crate::loadtest::{
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CapacityReport {
-    pub version: &'static str,
-    pub base_url: String,
-    pub seed: u64,
-    pub started_at: String,
+    #[serde(flatten)]
+    pub provenance: Provenance,
     /// Whose mix was sent (every scenario sends the same mix).
     pub scenario: Scenario,
     pub ladder: Ladder,
@@ -131,7 +129,7 @@ pub fn render(r: &CapacityReport) -> String {
     let _ = writeln!(
         out,
         "capacity search against {}: {} mix, {} s steps from {} rps (x{}) up to {} rps",
-        r.base_url,
+        r.provenance.base_url,
         r.scenario.name(),
         r.step_seconds,
         r.ladder.start,
@@ -210,10 +208,7 @@ mod tests {
     #[test]
     fn text_and_json_carry_the_steps_and_the_knee() {
         let report = CapacityReport {
-            version: "test",
-            base_url: "http://127.0.0.1:1".to_owned(),
-            seed: 1,
-            started_at: "2026-01-01T00:00:00Z".to_owned(),
+            provenance: Provenance::now("http://127.0.0.1:1", 1),
             scenario: Scenario::Peak,
             ladder: Ladder {
                 start: 100.0,

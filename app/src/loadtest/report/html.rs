@@ -28,11 +28,11 @@ pub fn render(r: &Report) -> String {
          <h1>Load test: {scenario} {verdict}</h1>\
          <p>Target <code>{base}</code>, started {started}, seed {seed}, scale {scale}, perfstack-app {version}.</p>",
         scenario = r.plan.name(),
-        base = escape(&r.base_url),
-        started = escape(&r.started_at),
-        seed = r.seed,
+        base = escape(&r.provenance.base_url),
+        started = escape(&r.provenance.started_at),
+        seed = r.provenance.seed,
         scale = r.plan.scale,
-        version = r.version,
+        version = r.provenance.version,
     );
     if r.interrupted {
         let _ = write!(

@@ -11,14 +11,35 @@ use super::{
     verdict::{Check, Thresholds},
 };
 
-/// Everything a run produced, as written to `<scenario>.json`.
+/// Where a report's figures came from, at the top of each report: the build that measured, the
+/// server it measured, the seed of the request mix and when the run started.
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Report {
+pub struct Provenance {
     pub version: &'static str,
     pub base_url: String,
     pub seed: u64,
     pub started_at: String,
+}
+
+impl Provenance {
+    /// This build against `base_url` with `seed`, starting now.
+    pub fn now(base_url: &str, seed: u64) -> Self {
+        Self {
+            version: env!("CARGO_PKG_VERSION"),
+            base_url: base_url.to_owned(),
+            seed,
+            started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        }
+    }
+}
+
+/// Everything a run produced, as written to `<scenario>.json`.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    #[serde(flatten)]
+    pub provenance: Provenance,
     pub plan: Plan,
     pub planned_requests: u64,
     pub sent_requests: u64,
@@ -136,10 +157,7 @@ mod tests {
             planned_rps: plan.planned_rate(),
         });
         Report {
-            version: "test",
-            base_url: "http://example.test/<x>".to_owned(),
-            seed: 1,
-            started_at: "2026-01-01T00:00:00Z".to_owned(),
+            provenance: Provenance::now("http://example.test/<x>", 1),
             planned_requests: plan.planned_requests(),
             plan,
             sent_requests: 300,
