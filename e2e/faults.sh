@@ -107,42 +107,58 @@ recovered_pg-delete() { [[ -n $(pod_uid "$NS" "$STACK-postgres-0") && $(pod_uid 
 
 inject_redis() {
   REDIS_UID=$(pod_uid "$NS" "$STACK-redis-0")
+  # Jobs running and queued at the kill, for certain (hold_jobs: 6 reports, 4 handlers).
+  hold_jobs 6
+  ((HELD_RUNNING > 0)) || SCENARIO_WHY+=("no job was running when Redis was killed")
   container_kill "$NS" "$STACK-redis-0" redis
   # The restarted container first, then the pod itself, both while report jobs queue and run.
   redis_back() { [[ $(K get pod -n "$NS" "$STACK-redis-0" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}') == True ]]; }
   wait_for 60 "Redis to come back after the kill" redis_back
   sleep 5
   K delete pod -n "$NS" "$STACK-redis-0" --wait=false >/dev/null
-  FAULT_NOTE="kill -9 of Redis, then its pod deleted once it was back"
+  FAULT_NOTE="kill -9 of Redis with $HELD_RUNNING job(s) running and $HELD_READY ready in the queue (held by an 8 s lock on tasks), then its pod deleted once it was back"
 }
 recovered_redis() { [[ $(pod_uid "$NS" "$STACK-redis-0") != "$REDIS_UID" ]] && healthy; }
 
-inject_api-kill() {
-  # Jobs in hand for certain: a session locks the tasks table for 8 s, which holds every job whose
-  # handler reads tasks (reports, assignment emails) in flight; a few report jobs are asked for at
-  # once. Then kill -9 of the API pod holding the most of them (every API pod runs workers): their
-  # leases must expire and another worker must finish them, each effect once.
+# hold_jobs N : jobs in flight for certain. A session locks the tasks table for 8 s, which holds every
+# job whose handler reads tasks (reports, assignment emails) in its handler; N report jobs are asked
+# for at once (each API pod runs 2 report handlers, so beyond 4 they wait in the queue). Waits (7 s at
+# most) until the API pods' /metrics show jobs in flight, then sets HELD_POD (the pod holding the
+# most), HELD_MOST (its count), HELD_RUNNING (all pods) and HELD_READY (jobs ready in the queue, as
+# the pods last sampled Redis).
+hold_jobs() {
   (pg_sql <<<"BEGIN; LOCK TABLE tasks IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(8); COMMIT;" >/dev/null 2>&1 &)
-  local project i pod ip n best='' most=0 deadline=$((SECONDS + 7))
+  local project i pod ip metrics n deadline=$((SECONDS + 7))
   project=$(curl -fsS --max-time 5 "$API/api/v1/projects?limit=1" | jq -r '.data[0].id')
-  for i in 1 2 3 4; do
+  for ((i = 0; i < $1; i++)); do
     curl -sS --max-time 5 -H 'content-type: application/json' \
       -d "{\"type\":\"projectTaskStats\",\"parameters\":{\"projectId\":$project}}" "$API/api/v1/reports" |
       jq -c 'select(.jobId != null) | {operation: "createReport", status: 202, jobId, atMs: 0}' >>"$dir/extra-ledger.jsonl" || true
   done
-  while ((most == 0 && SECONDS < deadline)); do
+  HELD_POD='' HELD_MOST=0 HELD_RUNNING=0 HELD_READY=0
+  while ((HELD_RUNNING == 0 && SECONDS < deadline)); do
     for pod in $(api_pods); do
       ip=$(K get pod -n "$NS" "$pod" -o jsonpath='{.status.podIP}')
-      n=$(curl -fsS --max-time 2 "http://$ip:8080/metrics" 2>/dev/null | awk '$1 ~ /^perfstack_jobs_in_flight/ { s += $2 } END { print s + 0 }')
-      ((n > most)) && { most=$n; best=$pod; }
+      metrics=$(curl -fsS --max-time 2 "http://$ip:8080/metrics" 2>/dev/null) || continue
+      n=$(awk '$1 ~ /^perfstack_jobs_in_flight/ { s += $2 } END { print s + 0 }' <<<"$metrics")
+      HELD_RUNNING=$((HELD_RUNNING + n))
+      ((n > HELD_MOST)) && { HELD_MOST=$n; HELD_POD=$pod; }
+      n=$(awk '$1 ~ /^perfstack_job_queue_depth\{/ && $1 ~ /place="ready"/ { s += $2 } END { printf "%d", s }' <<<"$metrics")
+      ((n > HELD_READY)) && HELD_READY=$n
     done
-    ((most > 0)) || sleep 0.3
+    ((HELD_RUNNING > 0)) || sleep 0.3
   done
-  [[ -n $best ]] || best=$(api_pods | awk '{print $1}')
-  ((most > 0)) || SCENARIO_WHY+=("no API pod had a job in flight to kill")
-  API_POD=$best API_RESTARTS=$(restarts "$NS" "$best" api)
-  container_kill "$NS" "$best" api
-  FAULT_NOTE="kill -9 of API pod $best while it held $most job(s) in flight (kept there by an 8 s lock on tasks)"
+  [[ -n $HELD_POD ]] || HELD_POD=$(api_pods | awk '{print $1}')
+}
+
+inject_api-kill() {
+  # kill -9 of the API pod holding the most jobs in flight (every API pod runs workers): their
+  # leases must expire and another worker must finish them, each effect once.
+  hold_jobs 4
+  ((HELD_MOST > 0)) || SCENARIO_WHY+=("no API pod had a job in flight to kill")
+  API_POD=$HELD_POD API_RESTARTS=$(restarts "$NS" "$HELD_POD" api)
+  container_kill "$NS" "$HELD_POD" api
+  FAULT_NOTE="kill -9 of API pod $HELD_POD while it held $HELD_MOST job(s) in flight (kept there by an 8 s lock on tasks)"
 }
 recovered_api-kill() { (($(restarts "$NS" "$API_POD" api) > API_RESTARTS)) && healthy; }
 
