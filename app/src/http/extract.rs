@@ -194,12 +194,55 @@ pub fn decode_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
     {
         return Err(nul_problem(name.replace('\0', "\\0")));
     }
-    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-    serde_path_to_error::deserialize(de).map_err(|err| {
+    let mut query = std::borrow::Cow::Borrowed(query);
+    loop {
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        let err = match serde_path_to_error::deserialize(de) {
+            Ok(value) => return Ok(value),
+            Err(err) => err,
+        };
         let path = err.path().to_string();
+        // A number written as an integral decimal (`assigneeId=5.0`) where an integer is wanted is
+        // that integer, as `5.0` is in a JSON body and in the OpenAPI document's JSON Schema. Each
+        // round rewrites one parameter's values, so this ends.
+        if let Some(rewritten) = integral_as_integer(&query, &path) {
+            query = std::borrow::Cow::Owned(rewritten);
+            continue;
+        }
         let field = (path != "." && !path.is_empty()).then(|| path.clone());
-        ApiError::bad_request(field, format!("invalid query parameter {path}: {}", err.inner()))
-    })
+        return Err(ApiError::bad_request(
+            field,
+            format!("invalid query parameter {path}: {}", err.inner()),
+        ));
+    }
+}
+
+/// `query` with every value of parameter `name` that is an integral decimal (`5.0`, `-3.00`)
+/// written as the integer; `None` when it has no such value.
+fn integral_as_integer(query: &str, name: &str) -> Option<String> {
+    let integral = |value: &str| -> Option<String> {
+        let (whole, fraction) = value.split_once('.')?;
+        let digits = whole.strip_prefix('-').unwrap_or(whole);
+        let is_integral = !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !fraction.is_empty()
+            && fraction.bytes().all(|b| b == b'0');
+        is_integral.then(|| whole.to_owned())
+    };
+    let mut changed = false;
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match (key == name).then(|| integral(&value)).flatten() {
+            Some(integer) => {
+                changed = true;
+                out.append_pair(&key, &integer);
+            }
+            None => {
+                out.append_pair(&key, &value);
+            }
+        }
+    }
+    changed.then(|| out.finish())
 }
 
 /// The 422 of a NUL character in `field`.
@@ -317,5 +360,37 @@ mod tests {
         let err = decode_query::<Q>("limit=abc").unwrap_err();
         assert_eq!(field(err).as_deref(), Some("limit"));
         assert!(decode_query::<Q>("limit=5&other=x").is_ok());
+    }
+
+    #[test]
+    fn integral_decimals_in_a_query_are_integers() {
+        #[derive(Debug, Deserialize)]
+        struct Q {
+            limit: Option<u32>,
+            offset: Option<i64>,
+            q: Option<String>,
+        }
+        let q = decode_query::<Q>("limit=5.0&offset=-3.00&q=1.0").unwrap();
+        assert_eq!(
+            (q.limit, q.offset, q.q.as_deref()),
+            (Some(5), Some(-3), Some("1.0"))
+        );
+        for bad in [
+            "limit=5.5",
+            "limit=5.",
+            "limit=.0",
+            "limit=-.0",
+            "limit=1e2",
+            "limit=5.0.0",
+        ] {
+            let err = decode_query::<Q>(bad).unwrap_err();
+            assert_eq!(field(err).as_deref(), Some("limit"), "{bad}");
+        }
+        let err = decode_query::<Q>("limit=-1.0").unwrap_err();
+        assert_eq!(
+            field(err).as_deref(),
+            Some("limit"),
+            "negative for an unsigned parameter"
+        );
     }
 }
