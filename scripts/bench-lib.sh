@@ -71,7 +71,7 @@ start_app() {
     "$APP" serve >"$OUT/app-$name.log" 2>&1 &
   APP_PID=$!
   for _ in $(seq 1 100); do
-    curl -fsS -o /dev/null "$APP_URL/readyz" 2>/dev/null && return 0
+    curl -fsS --max-time 2 -o /dev/null "$APP_URL/readyz" 2>/dev/null && return 0
     kill -0 "$APP_PID" 2>/dev/null || die "app ($name) exited, see $OUT/app-$name.log"
     sleep 0.2
   done
@@ -88,7 +88,7 @@ stop_app() {
 
 # cache_hits LEVEL : the app's cache hits at that level (l1, l2) so far; 0 without the cache metrics.
 cache_hits() {
-  curl -fsS "$APP_URL/metrics" 2>/dev/null |
+  curl -fsS --max-time 5 "$APP_URL/metrics" 2>/dev/null |
     awk -v l="$1" 'index($1, "perfstack_cache_hits_total{") == 1 && index($1, "level=\"" l "\"") { s += $2 }
       END { printf "%d", s }'
 }

@@ -132,18 +132,18 @@ start_app peers REDIS_URL="$REDIS_URL"
 LISTEN=127.0.0.1:$CEILING_PORT "$CEILING" >"$OUT/ceiling.log" 2>&1 &
 CEILING_PID=$!
 for _ in $(seq 1 50); do
-  curl -fsS -o /dev/null "$CEILING_URL/health" 2>/dev/null && break
+  curl -fsS --max-time 2 -o /dev/null "$CEILING_URL/health" 2>/dev/null && break
   kill -0 "$CEILING_PID" 2>/dev/null || die "the ceiling exited, see $OUT/ceiling.log"
   sleep 0.1
 done
 
 # Each server answers each case before anything is measured; the encoding of a task page is recorded.
 first() { head -n1 "$1"; }
-answers() { curl -fsS -o /dev/null "$1" || die "$1 did not answer 2xx; the benchmark would measure errors"; }
+answers() { curl -fsS --max-time 10 -o /dev/null "$1" || die "$1 did not answer 2xx; the benchmark would measure errors"; }
 # encoding URL : the Content-Encoding of URL's answer to a gzip-accepting request ("none" without one).
 encoding() {
   answers "$1"
-  curl -fsS -o /dev/null -D - -H 'Accept-Encoding: gzip' "$1" |
+  curl -fsS --max-time 10 -o /dev/null -D - -H 'Accept-Encoding: gzip' "$1" |
     awk -F': *' 'tolower($1) == "content-encoding" { gsub(/\r/, "", $2); e = $2 } END { print e ? e : "none" }'
 }
 answers "$EXPRESS_URL/api/v1/users/$(first "$EXPRESS_RUN/user_ids.txt")"
@@ -178,7 +178,7 @@ pool_sample() {
   states=$(psql -qtAX -F' ' "$DATABASE_URL" -c "SELECT count(*) FILTER (WHERE state = 'active'),
     count(*) FILTER (WHERE state = 'idle'), count(*) FILTER (WHERE state = 'idle in transaction')
     FROM pg_stat_activity WHERE datname = 'perfstack_peers' AND pid <> pg_backend_pid()") || return 0
-  gauges=$(curl -fsS "$APP_URL/metrics" 2>/dev/null | awk '
+  gauges=$(curl -fsS --max-time 2 "$APP_URL/metrics" 2>/dev/null | awk '
     $1 == "perfstack_db_pool_connections{state=\"in_use\"}" { u = $2 }
     $1 == "perfstack_db_pool_connections{state=\"idle\"}" { i = $2 }
     $1 == "perfstack_db_pool_waiting" { w = $2 }
