@@ -5,7 +5,8 @@
 #   - the Express peer: the performance design document's own stack in Node/Express
 #     (bench-peers/express-seed, one process per core: WORKERS=2), its own PostgreSQL and Redis;
 #   - perfstack: the release build, default configuration (L1 + Redis L2), on its own bench database
-#     `perfstack_peers` on the local services (scripts/services.sh);
+#     `perfstack_peers` on the Express peer's PostgreSQL (same server settings for both), with the
+#     Redis of the local services (scripts/services.sh);
 #   - the ceiling: bench-peers/ceiling, a bare axum handler answering GET /api/v1/users/{id} from a
 #     constant (the most a GET by id can do here).
 # Cases, each a warm-up (GETs only: POST adds rows) then the measured wrk run, interleaved per case so
@@ -120,6 +121,11 @@ EXPRESS_STARTED=1
 RUN_DIR=$EXPRESS_RUN WORKERS=$WORKERS "$EXPRESS_DIR/run-local.sh" >"$OUT/express-run-local.log" 2>&1 ||
   die "the Express peer did not start, see $OUT/express-run-local.log"
 
+# perfstack's bench database lives on the Express peer's PostgreSQL (its settings: fsync and
+# synchronous_commit on, as a production server has them; the local services run with both off for
+# speed), so both stacks write through the same server and the POST comparison is fair. The peer's
+# password is random per run and stays in its RUN_DIR; it is never printed.
+DATABASE_URL="postgres://postgres:$(cat "$EXPRESS_RUN/pg.password")@127.0.0.1:55433/postgres"
 bench_database perfstack_peers 2000 0
 log "seeded in $SEED_SECONDS s"
 bench_sql "SELECT id FROM users WHERE status = 'active' ORDER BY id LIMIT 1000" >"$OUT/user_ids.txt"
