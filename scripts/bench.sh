@@ -19,10 +19,8 @@ CONNECTIONS=${BENCH_CONNECTIONS:-32}
 THREADS=${BENCH_THREADS:-2}
 EXPORT_TASKS=${EXPORT_TASKS:-1000000}
 LOADTEST_SCALE=${LOADTEST_SCALE:-0.05}
-CAPACITY_START=${CAPACITY_START:-500}
-CAPACITY_FACTOR=${CAPACITY_FACTOR:-1.25}
-CAPACITY_MAX=${CAPACITY_MAX:-4000}
-CAPACITY_STEP_S=${CAPACITY_STEP_S:-15}
+CAPACITY=(--start-rate "${CAPACITY_START:-500}" --step-factor "${CAPACITY_FACTOR:-1.25}"
+  --max-rate "${CAPACITY_MAX:-4000}" --step-duration "${CAPACITY_STEP_S:-15}")
 OUT=$PERFSTACK_ROOT/bench-out
 DOC=docs/benchmarks.md
 mkdir -p "$OUT"
@@ -141,11 +139,10 @@ LOADTEST_STATUS=passed
 
 # The knee: the highest rate of the same mix that holds the SLO, and what saturated past it. Exit 1
 # means a step broke (the usual end) or no step held; the report says which.
-log "capacity search: $CAPACITY_START rps x $CAPACITY_FACTOR per ${CAPACITY_STEP_S} s step, up to $CAPACITY_MAX rps"
+log "capacity search: ${CAPACITY[*]}"
 rm -rf "$OUT/capacity"
-"$APP" loadtest --base-url "$APP_URL" --find-capacity --start-rate "$CAPACITY_START" \
-  --step-factor "$CAPACITY_FACTOR" --max-rate "$CAPACITY_MAX" --step-duration "$CAPACITY_STEP_S" \
-  --out "$OUT/capacity" >/dev/null 2>"$OUT/capacity.log" || true
+"$APP" loadtest --base-url "$APP_URL" --find-capacity "${CAPACITY[@]}" --out "$OUT/capacity" \
+  >/dev/null 2>"$OUT/capacity.log" || true
 stop_app
 
 # 2) and 3) the same GET by id with L1 off (served by Redis), then with no cache at all.
@@ -216,9 +213,9 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
   fi
   echo
   if [[ -s $OUT/capacity/capacity.txt ]]; then
-    echo "Capacity search (\`loadtest --find-capacity\`, the peak mix at open-model rates from $CAPACITY_START rps,"
-    echo "x$CAPACITY_FACTOR per ${CAPACITY_STEP_S} s step up to $CAPACITY_MAX rps; SLO p95 < 200 ms, p99 < 500 ms, errors < 1 %,"
-    echo "achieved rate within 5 % of the offered; the tester on the same cores):"
+    echo "Capacity search (\`loadtest --find-capacity ${CAPACITY[*]}\`: the peak mix at rising open-model"
+    echo "rates; a step holds with p95 < 200 ms, p99 < 500 ms, errors < 1 % and the achieved rate within 5 % of"
+    echo "the offered; the tester on the same cores):"
     echo
     echo '```'
     cat "$OUT/capacity/capacity.txt"
