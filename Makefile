@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 ENV := source .run/env &&
 
-.PHONY: help run test lint fmt services-up services-down build crds e2e e2e-tuner e2e-node e2e-faults bench bench-api bench-operator bench-peers images run-operator \
+.PHONY: help run test lint fmt services-up services-down build crds e2e e2e-tuner e2e-node e2e-faults bench bench-api bench-operator bench-peers bench-tuner-idle images run-operator \
 	chart manifests e2e-chart tools
 
 help: ## list the targets
@@ -42,13 +42,17 @@ e2e-tuner: ## the tuner e2e alone (e2e/tuner.sh), scripted /metrics stubs, no no
 	@$(CARGO) build -q -p perfstack-operator --bin perfstack-operator
 	@bash e2e/tuner.sh
 
-bench: ## benchmarks (the API on the local stack, the operator on the k8s-lab, the API beside its peers); figures go to docs/benchmarks.md
+bench: ## benchmarks (the API on the local stack, the tuner after idle time, the operator on the k8s-lab, the API beside its peers); figures go to docs/benchmarks.md
 	@scripts/bench.sh
+	@scripts/bench-tuner-idle.sh
 	@scripts/bench-operator.sh
 	@scripts/bench-peers.sh
 
 bench-api: ## the API part of make bench alone
 	@scripts/bench.sh
+
+bench-tuner-idle: ## a sudden load after the local tuner had the app idle (TUNER_IDLE_S=600), against a fixed pool
+	@scripts/bench-tuner-idle.sh
 
 bench-peers: ## the API side by side with the Express peer and a bare axum ceiling (../shared/bench-peers; skipped, saying so, without it)
 	@scripts/bench-peers.sh

@@ -4,7 +4,10 @@
 # docs/benchmarks.md (machine, date and commit included). Raw outputs stay in bench-out/.
 #
 # Knobs (environment): BENCH_DURATION (wrk run, default 15s), BENCH_CONNECTIONS (32),
-# BENCH_THREADS (2), EXPORT_TASKS (1000000), LOADTEST_SCALE (0.05: peak for 30 s).
+# BENCH_THREADS (2), EXPORT_TASKS (1000000), LOADTEST_SCALE (0.05: peak for 30 s);
+# the capacity search (`loadtest --find-capacity`, the same mix at rising open-model rates until a
+# step breaks the SLO): CAPACITY_START (500 rps), CAPACITY_FACTOR (1.25), CAPACITY_MAX (4000 rps),
+# CAPACITY_STEP_S (15 s per step).
 # Never part of `make test`: figures are recorded, not asserted.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -16,6 +19,8 @@ CONNECTIONS=${BENCH_CONNECTIONS:-32}
 THREADS=${BENCH_THREADS:-2}
 EXPORT_TASKS=${EXPORT_TASKS:-1000000}
 LOADTEST_SCALE=${LOADTEST_SCALE:-0.05}
+CAPACITY=(--start-rate "${CAPACITY_START:-500}" --step-factor "${CAPACITY_FACTOR:-1.25}"
+  --max-rate "${CAPACITY_MAX:-4000}" --step-duration "${CAPACITY_STEP_S:-15}")
 OUT=$PERFSTACK_ROOT/bench-out
 DOC=docs/benchmarks.md
 mkdir -p "$OUT"
@@ -131,6 +136,13 @@ log "loadtest peak at scale $LOADTEST_SCALE"
 LOADTEST_STATUS=passed
 "$APP" loadtest --base-url "$APP_URL" --scenario peak --scale "$LOADTEST_SCALE" --out "$OUT" \
   >/dev/null 2>"$OUT/loadtest.log" || LOADTEST_STATUS=failed
+
+# The knee: the highest rate of the same mix that holds the SLO, and what saturated past it. Exit 1
+# means a step broke (the usual end) or no step held; the report says which.
+log "capacity search: ${CAPACITY[*]}"
+rm -rf "$OUT/capacity"
+"$APP" loadtest --base-url "$APP_URL" --find-capacity "${CAPACITY[@]}" --out "$OUT/capacity" \
+  >/dev/null 2>"$OUT/capacity.log" || true
 stop_app
 
 # 2) and 3) the same GET by id with L1 off (served by Redis), then with no cache at all.
@@ -198,6 +210,18 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
     echo "p50 $(lt p50 | xargs printf '%.2f') ms, p95 $(lt p95 | xargs printf '%.2f') ms, p99 $(lt p99 | xargs printf '%.2f') ms, errors $(lt errorRatePct | xargs printf '%.2f') %."
   else
     echo "Load test: did not run (see bench-out/loadtest.log)."
+  fi
+  echo
+  if [[ -s $OUT/capacity/capacity.txt ]]; then
+    echo "Capacity search (\`loadtest --find-capacity ${CAPACITY[*]}\`: the peak mix at rising open-model"
+    echo "rates; a step holds with p95 < 200 ms, p99 < 500 ms, errors < 1 % and the achieved rate within 5 % of"
+    echo "the offered; the tester on the same cores):"
+    echo
+    echo '```'
+    cat "$OUT/capacity/capacity.txt"
+    echo '```'
+  else
+    echo "Capacity search: no report (see bench-out/capacity.log)."
   fi
   echo "<!-- bench:end -->"
 } >"$OUT/block.md"

@@ -58,7 +58,15 @@ pub struct RunArgs {
     /// server's pod proxy (from a laptop), or auto (pod IP when running in a cluster).
     #[arg(long, env = "TUNER_SCRAPE", value_enum, default_value = "auto")]
     pub tuner_scrape: TunerScrape,
+    /// Reconciles that may run at once across all stacks (a stack is never reconciled twice at
+    /// once); more queue until one finishes. Bounds the operator's connections to the API server and
+    /// its memory when many stacks change together (start-up, a chart upgrade). 0: no limit.
+    #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = DEFAULT_MAX_CONCURRENT_RECONCILES)]
+    pub max_concurrent_reconciles: u16,
 }
+
+/// Default of `--max-concurrent-reconciles`.
+pub const DEFAULT_MAX_CONCURRENT_RECONCILES: u16 = 8;
 
 /// How the tuner reaches pods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -102,6 +102,8 @@ pub struct Metrics {
     reconciles: Counter,
     failures: Family<ReasonLabel, Counter>,
     duration: Histogram,
+    in_flight: Gauge,
+    concurrency_limit: Gauge,
     stacks: Family<PhaseLabel, Gauge>,
     kube_requests: Family<KubeRequestLabels, Counter>,
     in_force: InForce,
@@ -126,6 +128,18 @@ impl Default for Metrics {
             "Time one reconcile took",
             duration.clone(),
         );
+        let in_flight = Gauge::default();
+        registry.register(
+            "reconciles_in_flight",
+            "Reconciles running now; at reconcile_concurrency_limit, further ones queue",
+            in_flight.clone(),
+        );
+        let concurrency_limit = Gauge::default();
+        registry.register(
+            "reconcile_concurrency_limit",
+            "Reconciles that may run at once (--max-concurrent-reconciles; 0: no limit)",
+            concurrency_limit.clone(),
+        );
         registry.register("stacks", "PerformanceStacks by phase", stacks.clone());
         let kube_requests = Family::<KubeRequestLabels, Counter>::default();
         registry.register(
@@ -147,6 +161,8 @@ impl Default for Metrics {
             reconciles,
             failures,
             duration,
+            in_flight,
+            concurrency_limit,
             stacks,
             kube_requests,
             in_force,
@@ -159,22 +175,31 @@ impl Default for Metrics {
 pub struct ReconcileTimer<'a> {
     started: Instant,
     histogram: &'a Histogram,
+    in_flight: &'a Gauge,
 }
 
 impl Drop for ReconcileTimer<'_> {
     fn drop(&mut self) {
         self.histogram.observe(self.started.elapsed().as_secs_f64());
+        self.in_flight.dec();
     }
 }
 
 impl Metrics {
-    /// Counts a reconcile and times it until the returned guard is dropped.
+    /// Counts a reconcile, and times it and counts it in flight until the returned guard is dropped.
     pub fn reconcile_started(&self) -> ReconcileTimer<'_> {
         self.reconciles.inc();
+        self.in_flight.inc();
         ReconcileTimer {
             started: Instant::now(),
             histogram: &self.duration,
+            in_flight: &self.in_flight,
         }
+    }
+
+    /// Records how many reconciles may run at once (0: no limit).
+    pub fn set_concurrency_limit(&self, limit: u16) {
+        self.concurrency_limit.set(i64::from(limit));
     }
 
     /// Counts a failed reconcile.

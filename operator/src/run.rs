@@ -15,7 +15,7 @@ use axum::routing::get;
 use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, Stream, StreamExt};
 use kube::api::{Api, DynamicObject, ListParams};
-use kube::runtime::controller::Controller;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -96,6 +96,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .with_tuning(tuning)
         .with_watched(watched);
     let ctx = Arc::new(ctx);
+    let concurrency = args.max_concurrent_reconciles;
+    ctx.metrics.set_concurrency_limit(concurrency);
 
     let stop = if args.leader_election {
         let namespace = args
@@ -134,7 +136,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 // stops them at once, as controller-runtime does: the fence refuses every further
                 // write, and dropping the controllers ends the reconciles at their next await.
                 tokio::select! {
-                    () = run_controllers(scopes, ctx, signal.clone()) => Stop::Signal,
+                    () = run_controllers(scopes, ctx, concurrency, signal.clone()) => Stop::Signal,
                     () = lost => Stop::LostLeadership,
                 }
             }
@@ -153,7 +155,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), lease_task).await;
         stop
     } else {
-        run_controllers(scopes, ctx, signal.clone()).await;
+        run_controllers(scopes, ctx, concurrency, signal.clone()).await;
         signal.clone().await
     };
     match stop {
@@ -203,13 +205,15 @@ fn watch_scopes(args: &RunArgs, autoscaling: AutoscalingApi) -> Vec<WatchScope> 
         .collect()
 }
 
-async fn run_controllers(scopes: Vec<WatchScope>, ctx: Arc<Context>, stop: StopFuture) {
+/// One controller per scope. `concurrency` bounds the reconciles running at once in each (0: none);
+/// with several watched namespaces the bound is per namespace.
+async fn run_controllers(scopes: Vec<WatchScope>, ctx: Arc<Context>, concurrency: u16, stop: StopFuture) {
     let namespaces: Vec<_> = scopes.iter().map(|s| s.namespace.clone()).collect();
-    tracing::info!(scopes = ?namespaces, "starting controllers");
+    tracing::info!(scopes = ?namespaces, max_concurrent_reconciles = concurrency, "starting controllers");
     futures::future::join_all(
         scopes
             .into_iter()
-            .map(|scope| controller(scope, ctx.clone(), stop.clone())),
+            .map(|scope| controller(scope, ctx.clone(), concurrency, stop.clone())),
     )
     .await;
 }
@@ -242,7 +246,7 @@ where
         .touched_objects()
 }
 
-async fn controller(scope: WatchScope, ctx: Arc<Context>, stop: StopFuture) {
+async fn controller(scope: WatchScope, ctx: Arc<Context>, concurrency: u16, stop: StopFuture) {
     let client = ctx.client.clone();
     let WatchScope {
         namespace, writers, ..
@@ -284,6 +288,7 @@ async fn controller(scope: WatchScope, ctx: Arc<Context>, stop: StopFuture) {
         controller = controller.owns_stream_with(reflected(api, writer, lean), resource);
     }
     controller
+        .with_config(ControllerConfig::default().concurrency(concurrency))
         .graceful_shutdown_on(stop.map(|_| ()))
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

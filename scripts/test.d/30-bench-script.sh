@@ -4,15 +4,11 @@
 # tiny scale against the real API, the reports, exit code 1).
 set -euo pipefail
 source "$PERFSTACK_ROOT/scripts/lib.sh"
-bash -n "$PERFSTACK_ROOT/scripts/bench.sh"
-bash -n "$PERFSTACK_ROOT/scripts/bench-operator.sh"
+for script in bench.sh bench-operator.sh bench-lib.sh bench-peers.sh bench-peers-report.sh bench-tuner-idle.sh; do
+  bash -n "$PERFSTACK_ROOT/scripts/$script"
+done
 doc=$PERFSTACK_ROOT/docs/benchmarks.md
-grep -q '^<!-- bench:begin' "$doc" || die "$doc lost its <!-- bench:begin --> marker"
-grep -q '^<!-- bench:end -->' "$doc" || die "$doc lost its <!-- bench:end --> marker"
-grep -q '^<!-- bench-operator:begin' "$doc" || die "$doc lost its <!-- bench-operator:begin --> marker"
-grep -q '^<!-- bench-operator:end -->' "$doc" || die "$doc lost its <!-- bench-operator:end --> marker"
-bash -n "$PERFSTACK_ROOT/scripts/bench-lib.sh"
-bash -n "$PERFSTACK_ROOT/scripts/bench-peers.sh"
-bash -n "$PERFSTACK_ROOT/scripts/bench-peers-report.sh"
-grep -q '^<!-- bench-peers:begin' "$doc" || die "$doc lost its <!-- bench-peers:begin --> marker"
-grep -q '^<!-- bench-peers:end -->' "$doc" || die "$doc lost its <!-- bench-peers:end --> marker"
+for marker in bench bench-operator bench-peers bench-tuner-idle; do
+  grep -q "^<!-- $marker:begin" "$doc" || die "$doc lost its <!-- $marker:begin --> marker"
+  grep -q "^<!-- $marker:end -->" "$doc" || die "$doc lost its <!-- $marker:end --> marker"
+done

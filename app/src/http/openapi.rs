@@ -18,7 +18,7 @@ use super::{
     fields::FieldSet,
     pagination::Cursor,
     projects, tasks, users,
-    validate::Rule,
+    validate::{self, Rule},
 };
 use crate::db::{
     projects::{Project, ProjectKey},
@@ -49,14 +49,11 @@ const fn text(min: usize, max: usize) -> Rule {
     Rule::Text { min, max }
 }
 
-/// PATCH fields that may be absent but not `null` (`validate::non_null`).
+/// PATCH fields that may be absent but not `null`, as each body declares them (`validate::patch_body!`).
 const NOT_NULL: [(&str, &[&str]); 3] = [
-    (
-        "UpdateUser",
-        &["email", "username", "firstName", "lastName", "role", "status"],
-    ),
-    ("UpdateProject", &["ownerId", "name", "status"]),
-    ("UpdateTask", &["projectId", "title", "status", "priority"]),
+    ("UpdateUser", users::UpdateUser::NON_NULL),
+    ("UpdateProject", projects::UpdateProject::NON_NULL),
+    ("UpdateTask", tasks::UpdateTask::NON_NULL),
 ];
 
 /// What `fields=` and `cursor=` accept on a path: the fields of its rows and, for a list, the
@@ -166,6 +163,7 @@ fn complete_bodies(schemas: &mut Map<String, Value>) {
     }
     for (schema, fields) in NOT_NULL {
         for field in fields {
+            let field = validate::camel_case(field);
             if let Some(property) = schemas
                 .get_mut(schema)
                 .and_then(|s| s.pointer_mut(&format!("/properties/{field}")))

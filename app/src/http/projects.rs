@@ -41,19 +41,12 @@ pub struct CreateProject {
     pub status: Option<ProjectStatus>,
 }
 
-/// Body of `PATCH /projects/{id}`; absent fields stay, `"description": null` clears it.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct UpdateProject {
-    #[serde(default, deserialize_with = "validate::non_null")]
-    pub owner_id: Option<i64>,
-    #[serde(default, deserialize_with = "validate::non_null")]
-    pub name: Option<String>,
-    #[serde(default, deserialize_with = "validate::nullable")]
-    #[schema(value_type = Option<String>)]
-    pub description: Option<Option<String>>,
-    #[serde(default, deserialize_with = "validate::non_null")]
-    pub status: Option<ProjectStatus>,
+validate::patch_body! {
+    /// Body of `PATCH /projects/{id}`; absent fields stay, `"description": null` clears it.
+    UpdateProject {
+        non_null { owner_id: i64, name: String, status: ProjectStatus }
+        nullable { description: String }
+    }
 }
 
 /// Filters of `GET /projects` (newest first).

@@ -46,27 +46,12 @@ pub struct CreateTask {
     pub due_date: Option<NaiveDate>,
 }
 
-/// Body of `PATCH /tasks/{id}`; absent fields stay, `null` clears a nullable one.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct UpdateTask {
-    #[serde(default, deserialize_with = "validate::non_null")]
-    pub project_id: Option<i64>,
-    #[serde(default, deserialize_with = "validate::non_null")]
-    pub title: Option<String>,
-    #[serde(default, deserialize_with = "validate::nullable")]
-    #[schema(value_type = Option<String>)]
-    pub description: Option<Option<String>>,
-    #[serde(default, deserialize_with = "validate::non_null")]
-    pub status: Option<TaskStatus>,
-    #[serde(default, deserialize_with = "validate::non_null")]
-    pub priority: Option<i64>,
-    #[serde(default, deserialize_with = "validate::nullable")]
-    #[schema(value_type = Option<i64>)]
-    pub assignee_id: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "validate::nullable")]
-    #[schema(value_type = Option<NaiveDate>)]
-    pub due_date: Option<Option<NaiveDate>>,
+validate::patch_body! {
+    /// Body of `PATCH /tasks/{id}`; absent fields stay, `null` clears a nullable one.
+    UpdateTask {
+        non_null { project_id: i64, title: String, status: TaskStatus, priority: i64 }
+        nullable { description: String, assignee_id: i64, due_date: NaiveDate }
+    }
 }
 
 /// Filters of `GET /tasks`.

@@ -45,22 +45,12 @@ pub struct CreateUser {
     pub status: Option<UserStatus>,
 }
 
-/// Body of `PATCH /users/{id}`; absent fields stay as they are.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct UpdateUser {
-    #[serde(default, deserialize_with = "validate::non_null")]
-    pub email: Option<String>,
-    #[serde(default, deserialize_with = "validate::non_null")]
-    pub username: Option<String>,
-    #[serde(default, deserialize_with = "validate::non_null")]
-    pub first_name: Option<String>,
-    #[serde(default, deserialize_with = "validate::non_null")]
-    pub last_name: Option<String>,
-    #[serde(default, deserialize_with = "validate::non_null")]
-    pub role: Option<Role>,
-    #[serde(default, deserialize_with = "validate::non_null")]
-    pub status: Option<UserStatus>,
+validate::patch_body! {
+    /// Body of `PATCH /users/{id}`; absent fields stay as they are.
+    UpdateUser {
+        non_null { email: String, username: String, first_name: String, last_name: String, role: Role, status: UserStatus }
+        nullable {  }
+    }
 }
 
 /// Filters of `GET /users`.

@@ -159,9 +159,93 @@ where
     }
 }
 
+/// A PATCH body: every field may be absent, which leaves its column as it is. A field under
+/// `non_null` may not be `null` (its column is NOT NULL; `null` is a 422 naming it, see [`non_null`]);
+/// one under `nullable` takes `null` to clear its column ([`nullable`]). `NON_NULL` names the first
+/// kind, so the OpenAPI document takes the rule from here rather than from a list of its own.
+macro_rules! patch_body {
+    (
+        $(#[$doc:meta])*
+        $name:ident {
+            non_null { $($keep:ident: $keep_ty:ty),* $(,)? }
+            nullable { $($clear:ident: $clear_ty:ty),* $(,)? }
+        }
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+        #[serde(deny_unknown_fields, rename_all = "camelCase")]
+        pub struct $name {
+            $(
+                #[serde(default, deserialize_with = "crate::http::validate::non_null")]
+                pub $keep: Option<$keep_ty>,
+            )*
+            $(
+                #[serde(default, deserialize_with = "crate::http::validate::nullable")]
+                #[schema(value_type = Option<$clear_ty>)]
+                pub $clear: Option<Option<$clear_ty>>,
+            )*
+        }
+
+        impl $name {
+            /// The fields that may be absent but not `null`, by their Rust (snake_case) names.
+            pub const NON_NULL: &'static [&'static str] = &[$(stringify!($keep)),*];
+        }
+    };
+}
+pub(crate) use patch_body;
+
+/// A snake_case name as serde's `rename_all = "camelCase"` spells it in JSON.
+pub fn camel_case(snake: &str) -> String {
+    let mut out = String::with_capacity(snake.len());
+    let mut upper = false;
+    for c in snake.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.push(c.to_ascii_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn camel_case_spells_fields_as_serde_does() {
+        assert_eq!(camel_case("assignee_id"), "assigneeId");
+        assert_eq!(camel_case("first_name"), "firstName");
+        assert_eq!(camel_case("email"), "email");
+    }
+
+    /// Each field a PATCH body lists as `non_null` refuses `null` under its JSON name, and each
+    /// other field takes it (clearing) or is absent: the list the OpenAPI document reads is the rule
+    /// the body applies.
+    #[test]
+    fn patch_bodies_refuse_null_exactly_where_they_say() {
+        use crate::http::{projects::UpdateProject, tasks::UpdateTask, users::UpdateUser};
+
+        fn nulls<T: serde::de::DeserializeOwned>(non_null: &[&str], nullable: &[&str]) {
+            for field in non_null {
+                let body = serde_json::json!({ camel_case(field): null });
+                let err = serde_json::from_value::<T>(body).err().expect(field);
+                assert!(err.to_string().contains("may not be null"), "{field}: {err}");
+            }
+            for field in nullable {
+                let body = serde_json::json!({ camel_case(field): null });
+                assert!(serde_json::from_value::<T>(body).is_ok(), "{field}");
+            }
+            assert!(serde_json::from_value::<T>(serde_json::json!({})).is_ok());
+        }
+        nulls::<UpdateUser>(UpdateUser::NON_NULL, &[]);
+        nulls::<UpdateProject>(UpdateProject::NON_NULL, &["description"]);
+        nulls::<UpdateTask>(UpdateTask::NON_NULL, &["description", "assignee_id", "due_date"]);
+        assert_eq!(UpdateTask::NON_NULL, ["project_id", "title", "status", "priority"]);
+    }
 
     #[test]
     fn emails() {
