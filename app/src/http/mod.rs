@@ -41,10 +41,37 @@ use crate::{
     metrics::{Metrics, http::track},
 };
 
-/// What every handler can reach. Cheap to clone. Built by `startup` ([`AppState::new`],
+/// What every handler can reach, behind one `Arc`: axum clones the state for every request (and
+/// for each extractor and middleware that takes it), and a clone of the fields themselves (the
+/// database's connect options with their strings, dozens of metric handles) cost about a quarter of
+/// a cached read's CPU (`docs/benchmarks.md`). Built by `startup` ([`AppState::new`],
 /// [`AppState::try_new`]), so that new fields (cache, job queue, metrics) only need a default there.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Wraps `shared` for the handlers.
+    pub(crate) fn from_shared(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+
+    /// The fields, to change while the state is being built (copied if a clone was already taken).
+    pub(crate) fn shared_mut(&mut self) -> &mut Shared {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+/// The fields of [`AppState`].
+#[derive(Clone)]
+pub struct Shared {
     pub db: Db,
     pub started: Instant,
     pub config: Arc<ServeConfig>,
@@ -153,7 +180,8 @@ pub fn router(state: AppState) -> Router {
             state.config.server.request_timeout(),
             guards::deadline,
         ))
-        .layer(from_fn_with_state(state.metrics.clone(), track))
+        // One Arc to clone per request rather than the registry's handles.
+        .layer(from_fn_with_state(Arc::new(state.metrics.clone()), track))
         .layer(from_fn_with_state(
             state.lifecycle.clone(),
             guards::close_when_draining,

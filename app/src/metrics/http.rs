@@ -1,6 +1,6 @@
 //! The middleware that records every request by route template (never the raw path, so that
 //! ids do not explode label cardinality).
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
 use axum::{
     extract::{MatchedPath, Request, State},
@@ -48,8 +48,8 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// `axum::middleware::from_fn_with_state(metrics, track)`.
-pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
+/// `axum::middleware::from_fn_with_state(Arc::new(metrics), track)`.
+pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()

@@ -12,7 +12,7 @@ use crate::{
     config::ServeConfig,
     db::{Db, stats, totals::ListTotals},
     http::{
-        AppState,
+        AppState, Shared,
         auth::Tokens,
         health::{Lifecycle, external::ExternalService},
         rate_limit::RateLimiter,
@@ -68,7 +68,7 @@ impl AppState {
         let export_lane = Arc::new(Semaphore::new(config.exports.max_concurrent.max(1)));
         let tokens = Arc::new(Tokens::from_config(&config.auth));
         let report_limiter = Arc::new(RateLimiter::new(&config.reports));
-        Self {
+        Self::from_shared(Shared {
             db,
             started: Instant::now(),
             external,
@@ -84,18 +84,18 @@ impl AppState {
             totals,
             metrics,
             dashboard: Arc::default(),
-        }
+        })
     }
 
     /// With `lifecycle` (`serve` starts one that waits for the database) instead of a running one.
     pub fn with_lifecycle(mut self, lifecycle: Arc<Lifecycle>) -> Self {
-        self.lifecycle = lifecycle;
+        self.shared_mut().lifecycle = lifecycle;
         self
     }
 
     /// With the job queues (routes under /api/v1/jobs, /reports, /outbox; assignment emails).
     pub fn with_jobs(mut self, jobs: Option<JobQueue>) -> Self {
-        self.jobs = jobs;
+        self.shared_mut().jobs = jobs;
         self
     }
 
@@ -105,7 +105,7 @@ impl AppState {
         if matches!(mailer, Mailer::Smtp { .. }) {
             let mut external = self.external.to_vec();
             external.push(ExternalService::Smtp(mailer.clone()));
-            self.external = external.into();
+            self.shared_mut().external = external.into();
         }
         self
     }
