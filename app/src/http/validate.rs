@@ -244,7 +244,10 @@ mod tests {
         nulls::<UpdateUser>(UpdateUser::NON_NULL, &[]);
         nulls::<UpdateProject>(UpdateProject::NON_NULL, &["description"]);
         nulls::<UpdateTask>(UpdateTask::NON_NULL, &["description", "assignee_id", "due_date"]);
-        assert_eq!(UpdateTask::NON_NULL, ["project_id", "title", "status", "priority"]);
+        assert_eq!(
+            UpdateTask::NON_NULL,
+            ["project_id", "title", "status", "priority"]
+        );
     }
 
     #[test]
