@@ -51,6 +51,11 @@ fn is_json(headers: &axum::http::HeaderMap) -> bool {
 pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|err| ApiError::bad_request(None, format!("malformed JSON: {err}")))?;
+    // Every request body of this API is an object. serde would also read a struct from an array
+    // of its fields in order (`[]` as a PATCH that changes nothing), which the schema does not allow.
+    if !value.is_object() {
+        return Err(ApiError::validation("body", "must be a JSON object"));
+    }
     if let Some(field) = nul_path(&value, String::new()) {
         return Err(nul_problem(field));
     }
@@ -309,6 +314,16 @@ mod tests {
         assert_eq!(field(err).as_deref(), Some("x"));
         let err = decode_json::<Body>(br#"{"firstName": "a"}"#).unwrap_err();
         assert_eq!(field(err).as_deref(), Some("priority"));
+    }
+
+    /// serde reads a struct from an array of its fields; the API's bodies are objects only.
+    #[test]
+    fn bodies_that_are_not_objects_are_422() {
+        for body in [&b"[]"[..], br#"["a", 1]"#, b"1", br#""a""#, b"null"] {
+            let err = decode_json::<Body>(body).unwrap_err();
+            assert!(matches!(err, ApiError::Validation { .. }), "{err:?}");
+            assert_eq!(field(err).as_deref(), Some("body"));
+        }
     }
 
     #[test]
