@@ -109,7 +109,8 @@ async fn measure(
             Arc::clone(&seen),
         )),
     ];
-    let port = 20000 + rand::random::<u16>() % 20000;
+    // A free port from the kernel: a random one could be the lab's etcd or a client's ephemeral port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let operator = Operator::start(binary, namespace, port, &out.join("operator.log")).await?;
     let template_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/minimal.yaml");
     let mut template: PerformanceStack = serde_saphyr::from_str(&std::fs::read_to_string(template_path)?)?;

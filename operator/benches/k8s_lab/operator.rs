@@ -16,8 +16,9 @@ pub struct Operator {
 
 impl Operator {
     pub async fn start(binary: &Path, namespace: &str, port: u16, log: &Path) -> anyhow::Result<Self> {
+        let log_path = log;
         let log = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        let child = Command::new(binary)
+        let mut child = Command::new(binary)
             .args(["run", "--namespaces", namespace, "--log-format", "json"])
             .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
             .env("RUST_LOG", "info")
@@ -27,18 +28,24 @@ impl Operator {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
-        let operator = Self {
-            child,
-            metrics_url: format!("http://127.0.0.1:{port}"),
-        };
+        let metrics_url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let ready = reqwest::get(format!("{}/readyz", operator.metrics_url)).await;
+            if let Some(status) = child.try_wait()? {
+                bail!(
+                    "the operator exited ({status}) before it was ready; see {}",
+                    log_path.display()
+                );
+            }
+            let ready = reqwest::get(format!("{metrics_url}/readyz")).await;
             if ready.is_ok_and(|r| r.status().is_success()) {
-                return Ok(operator);
+                return Ok(Self { child, metrics_url });
             }
             if Instant::now() > deadline {
-                bail!("the operator did not become ready in 30 s");
+                bail!(
+                    "the operator did not become ready in 30 s; see {}",
+                    log_path.display()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
