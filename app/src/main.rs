@@ -2,6 +2,10 @@
 use clap::Parser;
 use perfstack_app::{cli, telemetry};
 
+/// mimalloc, not glibc's malloc: measured in docs/benchmarks.md ("The allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();

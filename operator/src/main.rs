@@ -4,6 +4,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use perfstack_operator::cli::{Cli, Command};
 
+/// mimalloc, not glibc's malloc: measured in docs/benchmarks.md ("The allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
