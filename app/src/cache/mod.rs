@@ -23,6 +23,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use bytes::Bytes;
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::task::JoinHandle;
 
@@ -49,10 +50,12 @@ pub enum CacheError {
     InvalidRedisUrl(#[source] redis::RedisError),
 }
 
+/// An L1 entry: the row's JSON as the API sends it (a hit is served without decoding it), and the
+/// epoch its load started in.
 #[derive(Debug)]
 struct Entry {
     epoch: u64,
-    json: String,
+    json: Bytes,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -225,11 +228,33 @@ impl Cache {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<Option<T>, sqlx::Error>>,
     {
+        let Some(json) = self.get_json_or_load(key, &load).await? else {
+            return Ok(None);
+        };
+        match serde_json::from_slice(&json) {
+            Ok(value) => Ok(Some(value)),
+            Err(err) => {
+                tracing::warn!(key, error = %err, "dropping a cache entry that does not decode");
+                self.inner.l1.invalidate(key).await;
+                load().await
+            }
+        }
+    }
+
+    /// Like [`Cache::get_or_load`], but the value's JSON (what `serde_json` writes for `T`) as it is
+    /// cached: a GET by id sends it as it is, without decoding and encoding the row again.
+    pub async fn get_json_or_load<T, F, Fut>(&self, key: &str, load: F) -> Result<Option<Bytes>, sqlx::Error>
+    where
+        T: Serialize + DeserializeOwned,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Option<T>, sqlx::Error>>,
+    {
         let inner = &self.inner;
         for _ in 0..STALE_RETRIES {
             let epoch = inner.epochs.current(key);
             let init = self.load_through_l2(key, epoch, &load);
-            let entry = match inner.l1.entry(key.to_owned()).or_try_insert_with(init).await {
+            // By reference: the key is copied only when the entry is inserted, not on a hit.
+            let entry = match inner.l1.entry_by_ref(key).or_try_insert_with(init).await {
                 Ok(entry) => entry,
                 Err(failure) => return failed_load(failure),
             };
@@ -246,16 +271,15 @@ impl Cache {
                 &inner.telemetry.hits
             };
             level_counter.get_or_create(&L1).inc();
-            match serde_json::from_str(&entry.json) {
-                Ok(value) => return Ok(Some(value)),
-                Err(err) => {
-                    tracing::warn!(key, error = %err, "dropping a cache entry that does not decode");
-                    inner.l1.invalidate(key).await;
-                    break;
-                }
-            }
+            return Ok(Some(entry.json.clone()));
         }
-        load().await
+        // Written to again and again while this read ran: the database's row, not cached.
+        match load().await? {
+            Some(value) => serde_json::to_vec(&value)
+                .map(|json| Some(Bytes::from(json)))
+                .map_err(|err| sqlx::Error::Decode(Box::new(err))),
+            None => Ok(None),
+        }
     }
 
     /// The L1 initialiser: L2, else the database (then stored in L2 if nobody wrote meanwhile).
@@ -282,7 +306,7 @@ impl Cache {
             inner.telemetry.hits.get_or_create(&L2).inc();
             return Ok(Arc::new(Entry {
                 epoch,
-                json: json.clone(),
+                json: Bytes::copy_from_slice(json.as_bytes()),
             }));
         }
         if l2_read.is_some() {
@@ -297,7 +321,10 @@ impl Cache {
         if let (Some(l2), Some(read)) = (&inner.l2, &l2_read) {
             l2.set_if_unchanged(key, &read.version, &json).await;
         }
-        Ok(Arc::new(Entry { epoch, json }))
+        Ok(Arc::new(Entry {
+            epoch,
+            json: Bytes::from(json),
+        }))
     }
 
     /// After a successful database write of `key`: drops it from both levels here and from

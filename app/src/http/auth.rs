@@ -132,8 +132,8 @@ pub async fn guard(State(tokens): State<std::sync::Arc<Tokens>>, request: Reques
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| request.uri().path().to_owned(), |m| m.as_str().to_owned());
-    let needed = access(request.method(), &route);
+        .map_or_else(|| request.uri().path(), MatchedPath::as_str);
+    let needed = access(request.method(), route);
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)

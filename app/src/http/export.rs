@@ -102,7 +102,7 @@ impl Drop for ExportTally {
 }
 
 /// Export all tasks of a project as a JSON array (streamed, chunked).
-#[utoipa::path(get, path = "/projects/{id}/tasks/export", tag = "projects",
+#[utoipa::path(get, path = "/api/v1/projects/{id}/tasks/export", tag = "projects",
     params(("id" = i64, Path)),
     responses(
         (status = 200, description = "JSON array of every task of the project, in id order", body = Vec<Task>),

@@ -30,6 +30,11 @@ impl FieldSet {
         Ok(Self(Some(picked)))
     }
 
+    /// Whether every field is picked (no `?fields=`).
+    pub fn is_all(&self) -> bool {
+        self.0.is_none()
+    }
+
     /// The values [`FieldSet::parse`] accepts for `allowed`, as a regular expression.
     pub fn pattern(allowed: &[&str]) -> String {
         let names = allowed.join("|");

@@ -73,7 +73,7 @@ struct Accepted {
 const ACCEPT_REPORT: &str = "BEGIN; INSERT INTO jobs (...); <enqueue in Redis>; COMMIT";
 
 /// Request a report; it is computed in the background by the `report` queue.
-#[utoipa::path(post, path = "/reports", tag = "jobs", request_body = report::ReportRequest,
+#[utoipa::path(post, path = "/api/v1/reports", tag = "jobs", request_body = report::ReportRequest,
     responses(
         (status = 202, description = "Accepted; `Location` names the job", body = Accepted),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -128,7 +128,7 @@ async fn create_report(
 }
 
 /// A computed report.
-#[utoipa::path(get, path = "/reports/{id}", tag = "jobs", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/reports/{id}", tag = "jobs", params(("id" = i64, Path)),
     responses(
         (status = 200, body = report::StoredReport),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -141,7 +141,7 @@ async fn get_report(State(state): State<AppState>, Path(id): Path<i64>) -> ApiRe
 }
 
 /// A job: state, attempts, last error and where its result is.
-#[utoipa::path(get, path = "/jobs/{id}", tag = "jobs", params(("id" = String, Path, description = "Job id (UUID)")),
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path, description = "Job id (UUID)")),
     responses(
         (status = 200, description = "From Redis, or from PostgreSQL's record when Redis does not know the job or does not answer", body = JobRecord),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -166,7 +166,7 @@ async fn get_job(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
 }
 
 /// Give a dead job a fresh set of attempts.
-#[utoipa::path(post, path = "/jobs/{id}/retry", tag = "jobs", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", tag = "jobs", params(("id" = String, Path)),
     responses(
         (status = 202, description = "Queued again", body = JobRecord),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -227,7 +227,7 @@ const MAX_LIMIT: usize = 100;
 const DEFAULT_LIMIT: usize = 20;
 
 /// Lists jobs of one state (default `dead`: the dead-letter view), per queue or of both.
-#[utoipa::path(get, path = "/jobs", tag = "jobs", params(JobListQuery),
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(JobListQuery),
     responses(
         (status = 200, description = "`{data: [Job], pagination: {limit}}`", body = Object),
         (status = 422, body = Problem, content_type = "application/problem+json"),
@@ -286,7 +286,7 @@ struct PageQuery {
 }
 
 /// Emails written instead of sent (no SMTP configured) or recorded after sending; newest first.
-#[utoipa::path(get, path = "/outbox", tag = "jobs", params(PageQuery),
+#[utoipa::path(get, path = "/api/v1/outbox", tag = "jobs", params(PageQuery),
     responses((status = 200, description = "`{data: [OutboxEmail], pagination}`", body = Object)))]
 async fn list_outbox(State(state): State<AppState>, Query(q): Query<PageQuery>) -> ApiResult<Response> {
     let page = q.page.unwrap_or(1).max(1);
@@ -318,7 +318,7 @@ async fn list_outbox(State(state): State<AppState>, Query(q): Query<PageQuery>) 
 }
 
 /// One email of the outbox.
-#[utoipa::path(get, path = "/outbox/{id}", tag = "jobs", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/outbox/{id}", tag = "jobs", params(("id" = i64, Path)),
     responses(
         (status = 200, body = OutboxEmail),
         (status = 404, body = Problem, content_type = "application/problem+json"),

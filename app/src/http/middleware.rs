@@ -1,19 +1,14 @@
 //! Middleware around every route: compression, and problem+json for every error response,
 //! including the ones axum and tower produce themselves (405, 413, ...).
 use axum::{
-    Router,
     extract::Request,
     http::{HeaderName, HeaderValue, header},
     response::Response,
 };
 use http_body_util::BodyExt;
-use tower_http::{
-    compression::{
-        CompressionLayer,
-        predicate::{NotForContentType, Predicate, SizeAbove},
-    },
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    trace::TraceLayer,
+use tower_http::compression::{
+    CompressionLayer,
+    predicate::{NotForContentType, Predicate, SizeAbove},
 };
 
 use super::error::{PROBLEM_JSON, problem};
@@ -28,30 +23,27 @@ const MAX_DETAIL_BYTES: usize = 1024;
 /// Header carrying the request id (taken from the client when it sends one).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// Adds the middleware stack to `app` (outermost first: request id, tracing, the no-compression
-/// switch, compression, problem bodies).
-pub fn wrap(app: Router) -> Router {
-    let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
+/// The request-id header's name.
+pub fn request_id_header() -> HeaderName {
+    HeaderName::from_static(REQUEST_ID_HEADER)
+}
+
+/// Compression (gzip, brotli) of answers above [`COMPRESS_ABOVE_BYTES`], never of gRPC, images or
+/// event streams.
+pub fn compression() -> CompressionLayer<impl Predicate> {
     let predicate = SizeAbove::new(COMPRESS_ABOVE_BYTES)
         .and(NotForContentType::GRPC)
         .and(NotForContentType::IMAGES)
         .and(NotForContentType::SSE);
-    app.layer(axum::middleware::map_response(problem_for_bare_errors))
-        .layer(
-            CompressionLayer::new()
-                .gzip(true)
-                .br(true)
-                .compress_when(predicate),
-        )
-        .layer(axum::middleware::map_request(honor_no_compression))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+    CompressionLayer::new()
+        .gzip(true)
+        .br(true)
+        .compress_when(predicate)
 }
 
 /// The span every request runs in, a child of the caller's trace when it sent a W3C `traceparent`
 /// (and traces are exported). The query string stays out: it can hold emails.
-fn request_span(request: &Request) -> tracing::Span {
+pub fn request_span(request: &Request) -> tracing::Span {
     let id = request
         .headers()
         .get(REQUEST_ID_HEADER)
@@ -77,7 +69,7 @@ fn request_span(request: &Request) -> tracing::Span {
 }
 
 /// Hides `Accept-Encoding` from the compression layer when the client sent `x-no-compression`.
-async fn honor_no_compression(mut request: Request) -> Request {
+pub async fn honor_no_compression(mut request: Request) -> Request {
     if request.headers().contains_key(NO_COMPRESSION_HEADER) {
         request.headers_mut().remove(header::ACCEPT_ENCODING);
     }
@@ -87,7 +79,7 @@ async fn honor_no_compression(mut request: Request) -> Request {
 /// Turns any 4xx/5xx without a JSON body (axum's own rejections, empty 404/405, plain-text
 /// errors of layers) into problem+json, keeping its headers (e.g. `Allow` on a 405) and a
 /// short plain-text body as the detail. JSON error bodies (problems, `/health`) pass as they are.
-async fn problem_for_bare_errors(response: Response) -> Response {
+pub async fn problem_for_bare_errors(response: Response) -> Response {
     let status = response.status();
     let is_json = response
         .headers()

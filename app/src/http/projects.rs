@@ -100,7 +100,7 @@ impl UpdateProject {
 }
 
 /// List projects, newest first.
-#[utoipa::path(get, path = "/projects", tag = "projects", params(ListParams, ProjectListFilter),
+#[utoipa::path(get, path = "/api/v1/projects", tag = "projects", params(ListParams, ProjectListFilter),
     responses(
         (status = 200, body = Page<Project>),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -130,7 +130,7 @@ impl Writes for Project {
 }
 
 resource_routes! {
-    Project at "/projects" and "/projects/{id}", tag "projects";
+    Project at "/api/v1/projects" and "/api/v1/projects/{id}", tag "projects";
     /// Create a project.
     create_project(CreateProject) invalid "Invalid field or unknown owner" also();
     /// Get one project.
@@ -142,7 +142,7 @@ resource_routes! {
 }
 
 /// A project's tasks, most urgent (highest priority) first; `?status=` narrows to one status.
-#[utoipa::path(get, path = "/projects/{id}/tasks", tag = "projects",
+#[utoipa::path(get, path = "/api/v1/projects/{id}/tasks", tag = "projects",
     params(("id" = i64, Path), ListParams, ProjectTasksFilter),
     responses(
         (status = 200, body = Page<Task>),

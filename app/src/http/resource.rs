@@ -7,7 +7,8 @@ use std::future::Future;
 
 use axum::{
     Json,
-    http::{StatusCode, header},
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
 };
 use serde_json::Value;
 
@@ -61,17 +62,23 @@ pub async fn create<R: Writes>(state: &AppState, new: &R::New) -> Result<Created
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(row)))
 }
 
-/// `GET /<table>/{id}`: the row through the cache, with the fields `?fields=` picks.
+/// `GET /<table>/{id}`: the row through the cache, with the fields `?fields=` picks. The whole row
+/// is the cached JSON as it is (a cache hit decodes and encodes nothing); a projection decodes it.
 pub async fn get_one<R: Resource>(
     state: &AppState,
     id: i64,
     fields: &FieldsParam,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let fields = FieldSet::parse(fields.fields.as_deref(), R::FIELDS)?;
-    let row = entities::get::<R>(&state.cache, &state.db, id)
+    let json = entities::get_json::<R>(&state.cache, &state.db, id)
         .await?
         .ok_or(ApiError::NotFound(R::NOUN))?;
-    Ok(Json(fields.project(&row)?))
+    if fields.is_all() {
+        let content_type = HeaderValue::from_static("application/json");
+        return Ok(([(header::CONTENT_TYPE, content_type)], json).into_response());
+    }
+    let row: Value = serde_json::from_slice(&json).map_err(ApiError::Encode)?;
+    Ok(Json(fields.project(&row)?).into_response())
 }
 
 /// `PATCH /<table>/{id}`: applies the patch as `R` writes it, retires what it changed, then the row

@@ -122,7 +122,7 @@ impl UpdateTask {
 }
 
 /// List tasks in id order, optionally filtered.
-#[utoipa::path(get, path = "/tasks", tag = "tasks", params(ListParams, TaskListFilter),
+#[utoipa::path(get, path = "/api/v1/tasks", tag = "tasks", params(ListParams, TaskListFilter),
     responses(
         (status = 200, body = Page<Task>),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -169,7 +169,7 @@ impl Writes for Task {
 }
 
 resource_routes! {
-    Task at "/tasks" and "/tasks/{id}", tag "tasks";
+    Task at "/api/v1/tasks" and "/api/v1/tasks/{id}", tag "tasks";
     /// Create a task.
     create_task(CreateTask) invalid "Invalid field, unknown project or assignee" also();
     /// Get one task.

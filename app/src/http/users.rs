@@ -101,7 +101,7 @@ impl UpdateUser {
 }
 
 /// List users in id order, paged by `page`/`limit` or by `cursor`.
-#[utoipa::path(get, path = "/users", tag = "users", params(ListParams, UserListFilter),
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(ListParams, UserListFilter),
     responses(
         (status = 200, body = Page<User>),
         (status = 400, description = "Bad paging, filter or fields parameter", body = Problem, content_type = "application/problem+json"),
@@ -143,7 +143,7 @@ impl Writes for User {
 }
 
 resource_routes! {
-    User at "/users" and "/users/{id}", tag "users";
+    User at "/api/v1/users" and "/api/v1/users/{id}", tag "users";
     /// Create a user.
     create_user(CreateUser) invalid "Invalid field" also(
         (status = 409, description = "Email or username taken", body = Problem, content_type = "application/problem+json"),
@@ -169,7 +169,7 @@ pub struct UserTasksFilter {
 }
 
 /// Tasks assigned to a user, soonest due date first (undated last).
-#[utoipa::path(get, path = "/users/{id}/tasks", tag = "users", params(("id" = i64, Path), ListParams, UserTasksFilter),
+#[utoipa::path(get, path = "/api/v1/users/{id}/tasks", tag = "users", params(("id" = i64, Path), ListParams, UserTasksFilter),
     responses(
         (status = 200, body = Page<Task>),
         (status = 404, body = Problem, content_type = "application/problem+json"),

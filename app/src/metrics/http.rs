@@ -1,6 +1,10 @@
 //! The middleware that records every request by route template (never the raw path, so that
 //! ids do not explode label cardinality).
-use std::{sync::Arc, time::Instant};
+use std::{
+    collections::HashSet,
+    sync::{Arc, LazyLock, PoisonError, RwLock},
+    time::Instant,
+};
 
 use axum::{
     extract::{MatchedPath, Request, State},
@@ -39,6 +43,23 @@ fn method_label(method: &http::Method) -> &'static str {
     }
 }
 
+/// The route template as a `&'static str`, so that label values cost no allocation per request.
+/// Templates come from the router (a few dozen, fixed when it is built), so the set is bounded:
+/// each distinct template is copied once and kept for the life of the process.
+fn interned(route: &str) -> &'static str {
+    static ROUTES: LazyLock<RwLock<HashSet<&'static str>>> = LazyLock::new(RwLock::default);
+    if let Some(known) = ROUTES.read().unwrap_or_else(PoisonError::into_inner).get(route) {
+        return known;
+    }
+    let mut routes = ROUTES.write().unwrap_or_else(PoisonError::into_inner);
+    if let Some(known) = routes.get(route) {
+        return known;
+    }
+    let kept: &'static str = Box::leak(route.to_owned().into_boxed_str());
+    routes.insert(kept);
+    kept
+}
+
 /// Decrements the in-flight gauge even when the handler future is dropped mid-way.
 struct InFlight<'a>(&'a Metrics);
 
@@ -53,8 +74,7 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or(UNMATCHED_ROUTE, MatchedPath::as_str)
-        .to_owned();
+        .map_or(UNMATCHED_ROUTE, |matched| interned(matched.as_str()));
     let method = method_label(request.method());
     metrics.http.in_flight.inc();
     let guard = InFlight(&metrics);
@@ -67,20 +87,17 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
         .http
         .requests
         .get_or_create(&RequestLabels {
-            route: route.clone(),
-            method: method.to_owned(),
-            status_class: status_class(status).to_owned(),
+            route,
+            method,
+            status_class: status_class(status),
         })
         .inc();
     metrics
         .http
         .duration
-        .get_or_create(&RouteLabels {
-            route: route.clone(),
-            method: method.to_owned(),
-        })
+        .get_or_create(&RouteLabels { route, method })
         .observe(elapsed.as_secs_f64());
-    metrics.routes.record(method, &route, elapsed, status >= 500);
+    metrics.routes.record(method, route, elapsed, status >= 500);
     if let Some(Rejection(reason)) = response.extensions().get::<Rejection>() {
         metrics.http.rejections.get_or_create(&[("reason", reason)]).inc();
     }

@@ -47,16 +47,16 @@ pub fn register_contract(registry: &mut Registry, family: &contract::Family, met
 /// Labels of a finished request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub route: String,
-    pub method: String,
-    pub status_class: String,
+    pub route: &'static str,
+    pub method: &'static str,
+    pub status_class: &'static str,
 }
 
 /// Labels of a request latency observation.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
-    pub route: String,
-    pub method: String,
+    pub route: &'static str,
+    pub method: &'static str,
 }
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;

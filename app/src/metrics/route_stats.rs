@@ -1,6 +1,10 @@
 //! Exact per-route latency statistics over every request since start (HDR histograms), for the
 //! performance dashboard. Prometheus buckets serve the tuner; these serve people reading figures.
-use std::{collections::BTreeMap, sync::Mutex, time::Duration};
+use std::{
+    collections::{BTreeMap, btree_map::Entry},
+    sync::Mutex,
+    time::Duration,
+};
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -29,32 +33,33 @@ struct Endpoint {
     errors: u64,
 }
 
-/// Histograms keyed by (method, route template).
+/// Histograms keyed by (method, route template); the keys are static (see `http::interned`), so a
+/// request records without allocating.
 #[derive(Default)]
 pub struct RouteStats {
-    endpoints: Mutex<BTreeMap<(String, String), Endpoint>>,
+    endpoints: Mutex<BTreeMap<(&'static str, &'static str), Endpoint>>,
 }
 
 impl RouteStats {
     /// Records one finished request; `error` for 5xx answers.
-    pub fn record(&self, method: &str, route: &str, elapsed: Duration, error: bool) {
+    pub fn record(&self, method: &'static str, route: &'static str, elapsed: Duration, error: bool) {
         let micros = u64::try_from(elapsed.as_micros())
             .unwrap_or(MAX_MICROS)
             .clamp(1, MAX_MICROS);
         let Ok(mut endpoints) = self.endpoints.lock() else {
             return;
         };
-        let key = (method.to_owned(), route.to_owned());
-        if !endpoints.contains_key(&key) {
-            let Ok(latency) = Histogram::new_with_bounds(1, MAX_MICROS, 3) else {
-                return;
-            };
-            endpoints.insert(key.clone(), Endpoint { latency, errors: 0 });
-        }
-        if let Some(endpoint) = endpoints.get_mut(&key) {
-            endpoint.latency.saturating_record(micros);
-            endpoint.errors += u64::from(error);
-        }
+        let endpoint = match endpoints.entry((method, route)) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(new) => {
+                let Ok(latency) = Histogram::new_with_bounds(1, MAX_MICROS, 3) else {
+                    return;
+                };
+                new.insert(Endpoint { latency, errors: 0 })
+            }
+        };
+        endpoint.latency.saturating_record(micros);
+        endpoint.errors += u64::from(error);
     }
 
     /// Figures of every endpoint seen so far, busiest first.
@@ -66,8 +71,8 @@ impl RouteStats {
         let mut figures: Vec<EndpointFigures> = endpoints
             .iter()
             .map(|((method, route), e)| EndpointFigures {
-                method: method.clone(),
-                route: route.clone(),
+                method: (*method).to_owned(),
+                route: (*route).to_owned(),
                 count: e.latency.len(),
                 errors: e.errors,
                 avg_ms: e.latency.mean() / 1000.0,
