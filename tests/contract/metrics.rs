@@ -26,15 +26,15 @@ fn exported() -> String {
             .http
             .requests
             .get_or_create(&RequestLabels {
-                route: "/api/v1/users/{id}".into(),
-                method: "GET".into(),
-                status_class: status_class.into(),
+                route: "/api/v1/users/{id}",
+                method: "GET",
+                status_class,
             })
             .inc_by(count);
     }
     let route = RouteLabels {
-        route: "/api/v1/users/{id}".into(),
-        method: "GET".into(),
+        route: "/api/v1/users/{id}",
+        method: "GET",
     };
     for _ in 0..100 {
         metrics.http.duration.get_or_create(&route).observe(0.012);
