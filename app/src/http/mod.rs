@@ -181,8 +181,8 @@ pub fn router(state: AppState) -> Router {
     // Outermost first: request id, tracing, the no-compression switch, compression, problem
     // bodies, draining, metrics, deadline, auth, known query parameters, body limit. One
     // `Router::layer` call for the whole stack: each call boxes every route once more, and a boxed
-    // service is cloned (an allocation) and its future boxed on every request, so thirteen calls
-    // cost about a tenth of a cached read (`docs/benchmarks.md`).
+    // service is cloned (an allocation) and its future boxed on every request. Thirteen calls made
+    // one took a cached read from 42,000 to 54,000 requests/s here (`docs/benchmarks.md`).
     let stack = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(
             middleware::request_id_header(),
