@@ -95,6 +95,23 @@ impl ExportConfig {
     }
 }
 
+/// `POST /tasks`: how concurrent creates share statements (see `db::task_inserts`).
+#[derive(Debug, Clone, Args)]
+pub struct TaskInsertConfig {
+    /// Most new tasks written by one INSERT (and one commit); 1 writes every task alone.
+    #[arg(long = "task-insert-batch-rows", env = "TASK_INSERT_BATCH_ROWS", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub insert_batch_rows: u32,
+    /// Coalesced INSERTs that may run at once (each holds one pool connection while it runs).
+    #[arg(long = "task-insert-writers", env = "TASK_INSERT_WRITERS", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub insert_writers: u32,
+    /// New tasks that may wait for a writer; past it a request writes its task alone.
+    #[arg(long = "task-insert-queue", env = "TASK_INSERT_QUEUE", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub insert_queue: u32,
+}
+
 /// `POST /reports` per caller (token, else client address): a token bucket per process.
 #[derive(Debug, Clone, Args)]
 pub struct ReportLimitConfig {
@@ -119,4 +136,10 @@ pub struct AuthConfig {
     pub admin_token: Option<SecretString>,
 }
 
-defaults::default_from_flags!(SessionLimits, ExportConfig, ReportLimitConfig, AuthConfig);
+defaults::default_from_flags!(
+    SessionLimits,
+    ExportConfig,
+    ReportLimitConfig,
+    TaskInsertConfig,
+    AuthConfig
+);

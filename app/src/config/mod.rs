@@ -14,7 +14,7 @@ pub use self::{
     jobs::{JobsConfig, ServeWorkers, WorkerConfig},
     limits::{
         AuthConfig, DEFAULT_QUEUE_PER_CONNECTION, DEFAULT_STATEMENT_TIMEOUT_MS, ExportConfig,
-        ReportLimitConfig, SessionLimits,
+        ReportLimitConfig, SessionLimits, TaskInsertConfig,
     },
     serve::{
         CacheConfig, DEFAULT_COUNT_CACHE_MAX_ENTRIES, DEFAULT_COUNT_CACHE_TTL_MS,

@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{
     defaults,
-    limits::{AuthConfig, ExportConfig, ReportLimitConfig},
+    limits::{AuthConfig, ExportConfig, ReportLimitConfig, TaskInsertConfig},
 };
 
 /// Everything `serve` is configured with besides the database and the jobs, one group per concern.
@@ -38,6 +38,8 @@ pub struct ServeConfig {
     pub exports: ExportConfig,
     #[command(flatten)]
     pub reports: ReportLimitConfig,
+    #[command(flatten)]
+    pub task_inserts: TaskInsertConfig,
     #[command(flatten)]
     pub auth: AuthConfig,
 }
@@ -385,6 +387,7 @@ mod tests {
             health: HealthConfig::default(),
             exports: ExportConfig::default(),
             reports: ReportLimitConfig::default(),
+            task_inserts: TaskInsertConfig::default(),
             auth: AuthConfig::default(),
         };
         assert_eq!(format!("{groups:?}"), format!("{serve:?}"));

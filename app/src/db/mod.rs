@@ -11,6 +11,7 @@ pub mod roles;
 pub mod seed;
 pub mod server_limits;
 pub mod stats;
+pub mod task_inserts;
 pub mod tasks;
 pub mod telemetry;
 pub mod totals;

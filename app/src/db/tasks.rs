@@ -143,6 +143,60 @@ pub async fn insert<'e>(executor: impl PgExecutor<'e>, new: &NewTask) -> Result<
         .await
 }
 
+// language=PostgreSQL
+/// Many tasks in one statement, one array per column; `ORDER BY n` makes the ids follow the
+/// arrays' order (the sequence is drawn as the rows are produced).
+pub const INSERT_MANY_SQL: &str = concat!(
+    "INSERT INTO tasks (project_id, title, description, status, priority, assignee_id, due_date) \
+     SELECT project_id, title, description, status, priority, assignee_id, due_date \
+     FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::int2[], $6::int8[], $7::date[]) \
+     WITH ORDINALITY AS t(project_id, title, description, status, priority, assignee_id, due_date, n) \
+     ORDER BY n RETURNING ",
+    columns!()
+);
+
+/// Inserts `news` with one statement (one commit when `executor` is the pool): the returned
+/// tasks are in `news`' order. All or none: a row that breaks a constraint fails the statement.
+pub async fn insert_many<'e>(
+    executor: impl PgExecutor<'e>,
+    news: &[NewTask],
+) -> Result<Vec<Task>, sqlx::Error> {
+    let rows = sqlx::query_as::<_, Task>(INSERT_MANY_SQL)
+        .bind(news.iter().map(|new| new.project_id).collect::<Vec<_>>())
+        .bind(news.iter().map(|new| new.title.as_str()).collect::<Vec<_>>())
+        .bind(
+            news.iter()
+                .map(|new| new.description.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(news.iter().map(|new| new.status).collect::<Vec<_>>())
+        .bind(news.iter().map(|new| new.priority).collect::<Vec<_>>())
+        .bind(news.iter().map(|new| new.assignee_id).collect::<Vec<_>>())
+        .bind(news.iter().map(|new| new.due_date).collect::<Vec<_>>())
+        .fetch_all(executor)
+        .await?;
+    in_input_order(rows, news).ok_or_else(|| {
+        sqlx::Error::Protocol("a batched INSERT returned rows that do not match its input".into())
+    })
+}
+
+/// The rows of a batched insert in the order of `news`: by id (drawn in input order), each
+/// checked against its input. `None` when they do not pair up, which would be a bug.
+pub fn in_input_order(mut rows: Vec<Task>, news: &[NewTask]) -> Option<Vec<Task>> {
+    rows.sort_unstable_by_key(|task| task.id);
+    let paired = rows.len() == news.len()
+        && rows.iter().zip(news).all(|(task, new)| {
+            task.project_id == new.project_id
+                && task.title == new.title
+                && task.description == new.description
+                && task.status == new.status
+                && task.priority == new.priority
+                && task.assignee_id == new.assignee_id
+                && task.due_date == new.due_date
+        });
+    paired.then_some(rows)
+}
+
 /// Applies `patch` in the caller's transaction; `None` when there is no such task.
 pub async fn patch_in(
     conn: &mut PgConnection,
@@ -304,4 +358,55 @@ pub async fn export_batch(
         .bind(after.unwrap_or(0))
         .bind(i64::from(limit));
     db.fetch_all(EXPORT_BATCH, query).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new(title: &str) -> NewTask {
+        NewTask {
+            project_id: 1,
+            title: title.to_owned(),
+            description: None,
+            status: TaskStatus::Todo,
+            priority: 2,
+            assignee_id: None,
+            due_date: None,
+        }
+    }
+
+    fn stored(id: i64, new: &NewTask) -> Task {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        Task {
+            id,
+            project_id: new.project_id,
+            title: new.title.clone(),
+            description: new.description.clone(),
+            status: new.status,
+            priority: new.priority,
+            assignee_id: new.assignee_id,
+            due_date: new.due_date,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    #[test]
+    fn batch_rows_pair_with_their_inputs_by_id() {
+        let news = [new("a"), new("b"), new("c")];
+        let rows = vec![stored(12, &news[2]), stored(10, &news[0]), stored(11, &news[1])];
+        let ordered = in_input_order(rows, &news).expect("paired");
+        let titles: Vec<&str> = ordered.iter().map(|task| task.title.as_str()).collect();
+        assert_eq!(titles, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn batch_rows_that_do_not_pair_are_refused() {
+        let news = [new("a"), new("b")];
+        // ids drawn out of input order
+        assert!(in_input_order(vec![stored(2, &news[0]), stored(1, &news[1])], &news).is_none());
+        // a row missing
+        assert!(in_input_order(vec![stored(1, &news[0])], &news).is_none());
+    }
 }

@@ -90,6 +90,8 @@ pub struct Shared {
     pub tokens: Arc<auth::Tokens>,
     /// The per-caller limit of `POST /reports`.
     pub report_limiter: Arc<rate_limit::RateLimiter>,
+    /// Where `POST /tasks` writes: concurrent creates share statements (see [`crate::db::task_inserts`]).
+    pub task_inserts: crate::db::task_inserts::TaskInserts,
     /// The job queues; `None` when no Redis is configured (job routes answer 503).
     pub jobs: Option<JobQueue>,
     /// Job metric families, registered in `metrics`; fed by the workers `serve` runs.

@@ -156,7 +156,7 @@ impl Writes for Task {
     type New = NewTask;
 
     fn insert(state: &AppState, new: &NewTask) -> impl Future<Output = Result<Task, sqlx::Error>> + Send {
-        notify::create_task(&state.db, state.jobs.as_ref(), new)
+        notify::create_task(&state.db, &state.task_inserts, state.jobs.as_ref(), new)
     }
 
     fn apply(

@@ -10,6 +10,7 @@ use super::{
 };
 use crate::db::{
     Db, resource,
+    task_inserts::TaskInserts,
     tasks::{self, NewTask, Task, TaskPatch},
 };
 
@@ -56,10 +57,15 @@ const ASSIGN_AND_REQUEST: &str = "BEGIN; SELECT assignee_id FROM tasks WHERE id 
 
 /// Creates a task for the task routes. When it has an assignee and a job queue is configured, the
 /// assignment email is requested in the same transaction: both rows commit, or neither does.
-/// Otherwise it is the single `INSERT` of [`tasks::create`].
-pub async fn create_task(db: &Db, jobs: Option<&JobQueue>, new: &NewTask) -> Result<Task, sqlx::Error> {
+/// Otherwise it goes through [`TaskInserts`], in one `INSERT` with the creates that arrive meanwhile.
+pub async fn create_task(
+    db: &Db,
+    inserts: &TaskInserts,
+    jobs: Option<&JobQueue>,
+    new: &NewTask,
+) -> Result<Task, sqlx::Error> {
     if jobs.is_none() || new.assignee_id.is_none() {
-        return tasks::create(db, new).await;
+        return inserts.insert(new.clone()).await;
     }
     let mut tx = db.begin("tasks.create_assigned", CREATE_AND_REQUEST).await?;
     let task = tasks::insert(tx.conn(), new).await?;

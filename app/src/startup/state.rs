@@ -10,7 +10,11 @@ use tokio::sync::Semaphore;
 use crate::{
     cache::{Cache, CacheError},
     config::ServeConfig,
-    db::{Db, stats, totals::ListTotals},
+    db::{
+        Db, stats,
+        task_inserts::{CoalesceTelemetry, TaskInserts},
+        totals::ListTotals,
+    },
     http::{
         AppState, Shared,
         auth::Tokens,
@@ -51,12 +55,15 @@ impl AppState {
     fn assemble(db: Db, config: ServeConfig, cache: Cache) -> Self {
         db.set_waiter_warning(config.pool.db_waiters_warning);
         let job_metrics = JobMetrics::default();
+        let coalesce = CoalesceTelemetry::default();
+        let task_inserts = TaskInserts::start(db.clone(), (&config.task_inserts).into(), coalesce.clone());
         let totals = ListTotals::new((&config.totals).into());
         let metrics = Metrics::new(&[
             db.telemetry(),
             cache.telemetry(),
             &job_metrics,
             totals.telemetry(),
+            &coalesce,
         ]);
         let external = config
             .health
@@ -78,6 +85,7 @@ impl AppState {
             lifecycle: Arc::new(Lifecycle::running()),
             tokens,
             report_limiter,
+            task_inserts,
             jobs: None,
             job_metrics,
             cache,

@@ -238,3 +238,95 @@ async fn task_list_filters_and_search(pool: PgPool) {
     app.assert_bad_query("/api/v1/tasks?projectId=abc", "projectId")
         .await;
 }
+
+/// 40 creates at once, two of them naming a project that does not exist: the writers coalesce
+/// them into shared statements, the batch holding the bad rows fails as a whole and is written
+/// again row by row, and every request gets its own answer: its own row, or 409 for the bad ones.
+#[sqlx::test(migrations = false)]
+async fn concurrent_creates_share_statements_and_each_gets_its_own_row(pool: PgPool) {
+    let (app, _, project) = spawn_with_project(pool.clone()).await;
+    let missing = project + 1_000;
+    let bodies: Vec<Value> = (0..40)
+        .map(|i| {
+            let target = if i == 7 || i == 31 { missing } else { project };
+            json!({"projectId": target, "title": format!("task {i}"), "priority": i % 5})
+        })
+        .collect();
+    let replies =
+        futures::future::join_all(bodies.iter().map(|body| app.post("/api/v1/tasks", body.clone()))).await;
+    for (i, (body, reply)) in bodies.iter().zip(&replies).enumerate() {
+        if body["projectId"] == missing {
+            crate::helpers::assert_problem(reply, StatusCode::CONFLICT, Some("projectId"));
+            continue;
+        }
+        assert_created(reply, "/api/v1/tasks");
+        assert_eq!(reply.json["title"], format!("task {i}"), "{}", reply.json);
+        assert_eq!(reply.json["priority"], i % 5, "{}", reply.json);
+        let id = reply.json["id"].as_i64().expect("id");
+        let stored: String = sqlx::query_scalar("SELECT title FROM tasks WHERE id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .expect("stored row");
+        assert_eq!(stored, format!("task {i}"));
+    }
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM tasks")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(stored, 38);
+    let metrics = app.metrics().await;
+    let statements = sample(&metrics, "perfstack_db_insert_batch_rows_count").expect("batch histogram");
+    let rows = sample(&metrics, "perfstack_db_insert_batch_rows_sum").expect("batch histogram");
+    assert_eq!(rows, 40.0, "{metrics}");
+    assert!(
+        statements < 40.0,
+        "no two creates shared a statement: {statements}"
+    );
+    assert!(
+        sample(&metrics, "perfstack_db_insert_batch_retries_total").expect("retries") >= 1.0,
+        "the batch with the bad rows was not written again row by row"
+    );
+    // A round without bad rows commits as shared statements.
+    let replies = futures::future::join_all((0..10).map(|i| {
+        app.post(
+            "/api/v1/tasks",
+            json!({"projectId": project, "title": format!("again {i}")}),
+        )
+    }))
+    .await;
+    for (i, reply) in replies.iter().enumerate() {
+        assert_created(reply, "/api/v1/tasks");
+        assert_eq!(reply.json["title"], format!("again {i}"), "{}", reply.json);
+    }
+    let shared = app
+        .db()
+        .telemetry()
+        .query_outcome("tasks.create_batch", "ok")
+        .get();
+    assert!(shared >= 1, "no coalesced INSERT committed");
+}
+
+/// `--task-insert-batch-rows 1` turns coalescing off: every create is its own statement.
+#[sqlx::test(migrations = false)]
+async fn creates_are_written_alone_when_coalescing_is_off(pool: PgPool) {
+    let app = crate::helpers::spawn_with(pool, &["--task-insert-batch-rows", "1"]).await;
+    let (_, project) = app.user_with_project("owner", "p").await;
+    let replies = futures::future::join_all((0..10).map(|i| {
+        app.post(
+            "/api/v1/tasks",
+            json!({"projectId": project, "title": format!("t{i}")}),
+        )
+    }))
+    .await;
+    for reply in &replies {
+        assert_created(reply, "/api/v1/tasks");
+    }
+    let metrics = app.metrics().await;
+    assert_eq!(
+        sample(&metrics, "perfstack_db_insert_batch_rows_count"),
+        Some(0.0),
+        "{metrics}"
+    );
+    assert_eq!(app.db().telemetry().query_count("tasks.create"), 10);
+}
