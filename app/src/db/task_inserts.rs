@@ -16,17 +16,13 @@
 //! committed; writing again could duplicate rows).
 use std::sync::Arc;
 
-use prometheus_client::{
-    metrics::{counter::Counter, histogram::Histogram},
-    registry::Registry,
-};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::{
     Db,
     tasks::{self, NewTask, Task},
 };
-use crate::{config::TaskInsertConfig, metrics::RegisterMetrics};
+use crate::config::TaskInsertConfig;
 
 /// How inserts are coalesced (flags of `serve`, see `config::limits::TaskInsertConfig`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,47 +46,6 @@ impl From<&TaskInsertConfig> for CoalesceSettings {
     }
 }
 
-/// What coalescing measures.
-#[derive(Clone)]
-pub struct CoalesceTelemetry {
-    /// Rows per statement written by the writers.
-    pub rows_per_statement: Histogram,
-    /// Batches that failed with a database error and were written again row by row.
-    pub retried_batches: Counter,
-    /// Requests that found the queue full and wrote their task alone.
-    pub queue_full: Counter,
-}
-
-impl Default for CoalesceTelemetry {
-    fn default() -> Self {
-        Self {
-            rows_per_statement: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
-            retried_batches: Counter::default(),
-            queue_full: Counter::default(),
-        }
-    }
-}
-
-impl RegisterMetrics for CoalesceTelemetry {
-    fn register(&self, registry: &mut Registry) {
-        registry.register(
-            "perfstack_db_insert_batch_rows",
-            "Rows written per coalesced task INSERT",
-            self.rows_per_statement.clone(),
-        );
-        registry.register(
-            "perfstack_db_insert_batch_retries",
-            "Coalesced task INSERTs that failed with a database error and were written again row by row",
-            self.retried_batches.clone(),
-        );
-        registry.register(
-            "perfstack_db_insert_queue_full",
-            "Task inserts that found the coalescing queue full and were written alone",
-            self.queue_full.clone(),
-        );
-    }
-}
-
 type Reply = oneshot::Sender<Result<Task, sqlx::Error>>;
 
 struct Pending {
@@ -104,30 +59,27 @@ struct Pending {
 pub struct TaskInserts {
     db: Db,
     queue: Option<mpsc::Sender<Pending>>,
-    telemetry: CoalesceTelemetry,
 }
 
 impl TaskInserts {
     /// Starts the writers on the current Tokio runtime (none when `max_rows` is 1: every task is
     /// then written alone, by its request).
-    pub fn start(db: Db, settings: CoalesceSettings, telemetry: CoalesceTelemetry) -> Self {
+    pub fn start(db: Db, settings: CoalesceSettings) -> Self {
         if settings.max_rows <= 1 {
-            return Self {
-                db,
-                queue: None,
-                telemetry,
-            };
+            return Self { db, queue: None };
         }
         let (sender, receiver) = mpsc::channel(settings.queue.max(1));
         let receiver = Arc::new(Mutex::new(receiver));
         for _ in 0..settings.writers.max(1) {
-            let (db, receiver, telemetry) = (db.clone(), Arc::clone(&receiver), telemetry.clone());
-            tokio::spawn(write_batches(db, receiver, settings.max_rows, telemetry));
+            tokio::spawn(write_batches(
+                db.clone(),
+                Arc::clone(&receiver),
+                settings.max_rows,
+            ));
         }
         Self {
             db,
             queue: Some(sender),
-            telemetry,
         }
     }
 
@@ -140,7 +92,7 @@ impl TaskInserts {
         match queue.try_send(Pending { new, reply }) {
             Ok(()) => answer.await.unwrap_or_else(|_| Err(writer_gone())),
             Err(mpsc::error::TrySendError::Full(pending)) => {
-                self.telemetry.queue_full.inc();
+                self.db.telemetry().insert_queue_full.inc();
                 tracing::debug!("task insert queue full; writing this task alone");
                 tasks::create(&self.db, &pending.new).await
             }
@@ -150,12 +102,7 @@ impl TaskInserts {
 }
 
 /// A writer: takes what is queued (waiting only for the first task), writes it, answers.
-async fn write_batches(
-    db: Db,
-    receiver: Arc<Mutex<mpsc::Receiver<Pending>>>,
-    max_rows: usize,
-    telemetry: CoalesceTelemetry,
-) {
+async fn write_batches(db: Db, receiver: Arc<Mutex<mpsc::Receiver<Pending>>>, max_rows: usize) {
     let mut batch = Vec::with_capacity(max_rows);
     loop {
         let taken = receiver.lock().await.recv_many(&mut batch, max_rows).await;
@@ -166,14 +113,14 @@ async fn write_batches(
         // gets no row, as if it had been cancelled before its own INSERT.
         batch.retain(|pending| !pending.reply.is_closed());
         if !batch.is_empty() {
-            write(&db, &mut batch, &telemetry).await;
+            write(&db, &mut batch).await;
         }
         batch.clear();
     }
 }
 
-async fn write(db: &Db, batch: &mut Vec<Pending>, telemetry: &CoalesceTelemetry) {
-    telemetry.rows_per_statement.observe(batch.len() as f64);
+async fn write(db: &Db, batch: &mut Vec<Pending>) {
+    db.telemetry().insert_batch_rows.observe(batch.len() as f64);
     if let [one] = batch.as_mut_slice() {
         let result = tasks::create(db, &one.new).await;
         answer(batch.drain(..), std::iter::once(result));
@@ -189,7 +136,7 @@ async fn write(db: &Db, batch: &mut Vec<Pending>, telemetry: &CoalesceTelemetry)
     match result {
         Ok(rows) => answer(batch.drain(..), rows.into_iter().map(Ok)),
         Err(err @ sqlx::Error::Database(_)) => {
-            telemetry.retried_batches.inc();
+            db.telemetry().insert_batch_retries.inc();
             tracing::debug!(error = %err, rows = batch.len(), "coalesced task insert failed; writing its rows one by one");
             let results = futures::future::join_all(news.iter().map(|new| tasks::create(db, new))).await;
             answer(batch.drain(..), results.into_iter());

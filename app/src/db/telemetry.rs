@@ -36,6 +36,12 @@ pub struct DbTelemetry {
     pub shed: Counter,
     query_duration: Family<StaticLabels<1>, Histogram, fn() -> Histogram>,
     queries: Family<StaticLabels<2>, Counter>,
+    /// Rows per coalesced task INSERT (see `db::task_inserts`).
+    pub insert_batch_rows: Histogram,
+    /// Coalesced INSERTs that failed with a database error and were written again row by row.
+    pub insert_batch_retries: Counter,
+    /// Creates that found the coalescing queue full and were written alone.
+    pub insert_queue_full: Counter,
     /// The server's `max_connections` (0 until first read).
     pub server_max_connections: Gauge,
     /// Server slots ordinary roles cannot use (0 until first read).
@@ -60,6 +66,9 @@ impl Default for DbTelemetry {
             shed: Counter::default(),
             query_duration: Family::new_with_constructor(latency_histogram),
             queries: Family::default(),
+            insert_batch_rows: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+            insert_batch_retries: Counter::default(),
+            insert_queue_full: Counter::default(),
             server_max_connections: Gauge::default(),
             server_reserved_connections: Gauge::default(),
             last_waiter_warning: Arc::new(AtomicU64::new(0)),
@@ -205,6 +214,21 @@ impl RegisterMetrics for DbTelemetry {
             "perfstack_db_queries",
             "Finished database operations by operation name and outcome",
             self.queries.clone(),
+        );
+        r.register(
+            "perfstack_db_insert_batch_rows",
+            "Rows written per coalesced task INSERT",
+            self.insert_batch_rows.clone(),
+        );
+        r.register(
+            "perfstack_db_insert_batch_retries",
+            "Coalesced task INSERTs that failed with a database error and were written again row by row",
+            self.insert_batch_retries.clone(),
+        );
+        r.register(
+            "perfstack_db_insert_queue_full",
+            "Task creates that found the coalescing queue full and were written alone",
+            self.insert_queue_full.clone(),
         );
         let max = self.server_max_connections.clone();
         register_contract(r, &contract::DB_SERVER_MAX_CONNECTIONS, max);

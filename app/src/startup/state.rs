@@ -10,11 +10,7 @@ use tokio::sync::Semaphore;
 use crate::{
     cache::{Cache, CacheError},
     config::ServeConfig,
-    db::{
-        Db, stats,
-        task_inserts::{CoalesceTelemetry, TaskInserts},
-        totals::ListTotals,
-    },
+    db::{Db, stats, task_inserts::TaskInserts, totals::ListTotals},
     http::{
         AppState, Shared,
         auth::Tokens,
@@ -55,15 +51,13 @@ impl AppState {
     fn assemble(db: Db, config: ServeConfig, cache: Cache) -> Self {
         db.set_waiter_warning(config.pool.db_waiters_warning);
         let job_metrics = JobMetrics::default();
-        let coalesce = CoalesceTelemetry::default();
-        let task_inserts = TaskInserts::start(db.clone(), (&config.task_inserts).into(), coalesce.clone());
+        let task_inserts = TaskInserts::start(db.clone(), (&config.task_inserts).into());
         let totals = ListTotals::new((&config.totals).into());
         let metrics = Metrics::new(&[
             db.telemetry(),
             cache.telemetry(),
             &job_metrics,
             totals.telemetry(),
-            &coalesce,
         ]);
         let external = config
             .health
