@@ -9,11 +9,12 @@
 //! quiet server answers as before. Each request is answered only after the statement holding its
 //! row has committed.
 //!
-//! A batch is all or nothing in PostgreSQL: when the statement fails with a database error (a
-//! row naming a project that does not exist, say), its rows are written again one by one, so each
-//! request gets its own answer and only the faulty one fails. Errors of the pool or the connection
-//! are answered to every request of the batch as they are (the statement may or may not have
-//! committed; writing again could duplicate rows).
+//! A batch is all or nothing in PostgreSQL: when the statement fails because of a row's data (a
+//! constraint such as a project that does not exist, a value PostgreSQL cannot take), its rows are
+//! written again one by one, so each request gets its own answer and only the faulty one fails.
+//! Any other failure (the pool busy, a statement timeout, a lost connection) is answered to every
+//! request of the batch as it would have been to one: trying again would only repeat it, and after
+//! a lost connection the statement may have committed.
 use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -135,18 +136,26 @@ async fn write(db: &Db, batch: &mut Vec<Pending>) {
         .await;
     match result {
         Ok(rows) => answer(batch.drain(..), rows.into_iter().map(Ok)),
-        Err(err @ sqlx::Error::Database(_)) => {
+        Err(err) if about_a_row(&err) => {
             db.telemetry().insert_batch_retries.inc();
             tracing::debug!(error = %err, rows = batch.len(), "coalesced task insert failed; writing its rows one by one");
             let results = futures::future::join_all(news.iter().map(|new| tasks::create(db, new))).await;
             answer(batch.drain(..), results.into_iter());
         }
         Err(err) => {
-            let message = err.to_string();
-            let failures = std::iter::repeat_with(|| Err(same_failure(&err, &message)));
+            let failures = std::iter::repeat_with(|| Err(copy_of(&err)));
             answer(batch.drain(..), failures);
         }
     }
+}
+
+/// Whether a failed batch may be about the data of one of its rows: a constraint it breaks
+/// (class 23) or a value PostgreSQL cannot take (class 22). Nothing was written; each row is
+/// then tried alone. Other failures (a timeout, a lost connection, a busy pool) would only repeat.
+fn about_a_row(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(|db_err| db_err.code())
+        .is_some_and(|code| code.starts_with("23") || code.starts_with("22"))
 }
 
 fn answer(pending: impl Iterator<Item = Pending>, results: impl Iterator<Item = Result<Task, sqlx::Error>>) {
@@ -156,20 +165,131 @@ fn answer(pending: impl Iterator<Item = Pending>, results: impl Iterator<Item = 
     }
 }
 
-/// A copy of a pool or connection error for each request of the failed batch (`sqlx::Error`
-/// does not clone): the pool's own conditions as they are, anything else as a lost connection
-/// with the same message, which the API answers 503 like the original.
-fn same_failure(err: &sqlx::Error, message: &str) -> sqlx::Error {
+/// A copy of the batch's error for each of its requests (`sqlx::Error` does not clone), so that
+/// each is answered as the error itself would be: the pool's own conditions as they are, a
+/// database error with its code, message and constraint, anything else as a lost connection.
+fn copy_of(err: &sqlx::Error) -> sqlx::Error {
     match err {
         sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
         sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
-        _ => sqlx::Error::Io(std::io::Error::new(
+        sqlx::Error::Database(db_err) => sqlx::Error::Database(Box::new(BatchError {
+            message: db_err.message().to_owned(),
+            code: db_err.code().map(|code| code.into_owned()),
+            constraint: db_err.constraint().map(str::to_owned),
+            kind: db_err.kind(),
+        })),
+        other => sqlx::Error::Io(std::io::Error::new(
             std::io::ErrorKind::ConnectionAborted,
-            message.to_owned(),
+            other.to_string(),
         )),
+    }
+}
+
+/// A database error that failed a whole batch, as each of its requests sees it.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+struct BatchError {
+    message: String,
+    code: Option<String>,
+    constraint: Option<String>,
+    kind: sqlx::error::ErrorKind,
+}
+
+impl sqlx::error::DatabaseError for BatchError {
+    fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+        self.code.as_deref().map(std::borrow::Cow::Borrowed)
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+
+    fn constraint(&self) -> Option<&str> {
+        self.constraint.as_deref()
+    }
+
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        match self.kind {
+            sqlx::error::ErrorKind::UniqueViolation => sqlx::error::ErrorKind::UniqueViolation,
+            sqlx::error::ErrorKind::ForeignKeyViolation => sqlx::error::ErrorKind::ForeignKeyViolation,
+            sqlx::error::ErrorKind::NotNullViolation => sqlx::error::ErrorKind::NotNullViolation,
+            sqlx::error::ErrorKind::CheckViolation => sqlx::error::ErrorKind::CheckViolation,
+            _ => sqlx::error::ErrorKind::Other,
+        }
     }
 }
 
 fn writer_gone() -> sqlx::Error {
     sqlx::Error::WorkerCrashed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn database_error(code: &str, constraint: Option<&str>, kind: sqlx::error::ErrorKind) -> sqlx::Error {
+        sqlx::Error::Database(Box::new(BatchError {
+            message: format!("failed with {code}"),
+            code: Some(code.to_owned()),
+            constraint: constraint.map(str::to_owned),
+            kind,
+        }))
+    }
+
+    #[test]
+    fn only_a_rows_data_makes_a_batch_try_its_rows_alone() {
+        let fk = database_error(
+            "23503",
+            Some("tasks_project_id_fkey"),
+            sqlx::error::ErrorKind::ForeignKeyViolation,
+        );
+        assert!(about_a_row(&fk));
+        assert!(about_a_row(&database_error(
+            "22021",
+            None,
+            sqlx::error::ErrorKind::Other
+        )));
+        assert!(!about_a_row(&database_error(
+            "57014",
+            None,
+            sqlx::error::ErrorKind::Other
+        )));
+        assert!(!about_a_row(&sqlx::Error::PoolTimedOut));
+    }
+
+    #[test]
+    fn each_request_of_a_failed_batch_gets_the_same_error() {
+        let timeout = database_error("57014", None, sqlx::error::ErrorKind::Other);
+        let copy = copy_of(&timeout);
+        let db_err = copy.as_database_error().expect("a database error");
+        assert_eq!(db_err.code().as_deref(), Some("57014"));
+        assert_eq!(db_err.message(), "failed with 57014");
+        let fk = database_error(
+            "23503",
+            Some("tasks_project_id_fkey"),
+            sqlx::error::ErrorKind::ForeignKeyViolation,
+        );
+        let copy = copy_of(&fk);
+        let db_err = copy.as_database_error().expect("a database error");
+        assert_eq!(db_err.constraint(), Some("tasks_project_id_fkey"));
+        assert!(db_err.is_foreign_key_violation());
+        assert!(matches!(
+            copy_of(&sqlx::Error::PoolTimedOut),
+            sqlx::Error::PoolTimedOut
+        ));
+        let lost = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(matches!(copy_of(&lost), sqlx::Error::Io(_)));
+    }
 }
