@@ -13,18 +13,20 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use futures::future::{BoxFuture, Shared};
-use futures::{FutureExt, Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
-use kube::runtime::reflector::store::Writer;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::children::{MANAGED_SELECTOR, STACK_LABEL, hpa};
 use crate::cli::RunArgs;
-use crate::controller::watched::{ChildStores, ChildWriters, WatchedChildren, lean, lean_secret, lean_stack};
+use crate::controller::watched::{
+    ChildStores, ChildWriters, TextWriter, WatchedChildren, lean, lean_secret, lean_stack,
+};
 use crate::controller::{AutoscalingApi, Context, ErrorChain, StackEvents, error_policy, reconcile};
 use crate::crd::PerformanceStack;
 use crate::fence::WriteFence;
@@ -233,16 +235,19 @@ where
 /// not grow with unrelated objects in the cluster.
 fn reflected<K>(
     api: Api<K>,
-    writer: Writer<K>,
+    mut writer: TextWriter<K>,
     keep: fn(&mut K),
 ) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
 where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K: Resource + Clone + DeserializeOwned + Serialize + Debug + Send + Sync + 'static,
     K::DynamicType: Eq + Hash + Clone + Send + Sync,
 {
     watcher(api, watcher::Config::default().labels(MANAGED_SELECTOR))
         .modify(keep)
-        .reflect(writer)
+        .map_ok(move |event| {
+            writer.apply_watcher_event(&event);
+            event
+        })
         .touched_objects()
 }
 

@@ -97,7 +97,7 @@ where
 /// Reads the child `name` from its watched store, or with a GET while the store is not synced.
 async fn read<K>(ctx: &Context, ns: &str, kind: &'static str, name: &str) -> Result<Option<K>, Error>
 where
-    K: WatchedKind + DeserializeOwned + Debug,
+    K: WatchedKind + Clone + Debug,
 {
     match ctx.watched.read(ns, name) {
         Some(found) => Ok(found),

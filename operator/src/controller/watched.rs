@@ -1,6 +1,8 @@
-//! The children as the controller's watches last saw them: one reflector store per watched kind, fed
-//! by the same watch streams that trigger reconciles (`run.rs` hands each stream to both), so that
-//! observe reads a child from memory instead of sending a GET per child per reconcile.
+//! The children as the controller's watches last saw them: one store per watched kind, fed by the
+//! same watch streams that trigger reconciles (`run.rs` hands each stream to both), so that observe
+//! reads a child from memory instead of sending a GET per child per reconcile. A store keeps each
+//! child as the JSON text of what [`lean`] leaves of it ([`TextStore`]): at 200 bundled stacks that is
+//! ~5 MB where kube's reflector stores of typed objects held ~25 MB.
 //!
 //! Only the kinds the operator labels itself are here (the watches select the operator's label), so
 //! a child missing from a synced store does not exist (or its creation has not reached the watch yet:
@@ -8,17 +10,18 @@
 //! not). A store answers only once its first list is complete: a reconcile waits for that a short
 //! while, and reads what is still not listed then with GETs, so that a starting operator never takes
 //! a child it has not listed yet for a missing one.
-use std::sync::Arc;
-use std::time::Duration;
+mod store;
 
-use futures::FutureExt;
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use kube::Resource;
 use kube::api::{ApiResource, DynamicObject, TypeMeta};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use serde::de::DeserializeOwned;
+
+pub use store::{TextStore, TextWriter, text_store};
 
 /// How long a read waits for a store's first list before it sends a GET instead.
 const SYNC_WAIT: Duration = Duration::from_secs(10);
@@ -83,8 +86,7 @@ impl WatchedChildren {
     /// The child `name` of kind `K` in `namespace` as its synced store holds it (`Some(None)`:
     /// absent), or `None` when no synced store answers (the caller sends a GET).
     pub fn read<K: WatchedKind>(&self, namespace: &str, name: &str) -> Option<Option<K>> {
-        let store = K::store(self.covering(namespace)?);
-        found_in(store, &ObjectRef::<K>::new(name).within(namespace))
+        K::store(self.covering(namespace)?).get(namespace, name)
     }
 
     /// The HorizontalPodAutoscaler `name` in `namespace`, as [`Self::read`] does for typed kinds. A
@@ -92,8 +94,7 @@ impl WatchedChildren {
     /// they are set again, as a GET would return them, since drift compares them with the desired HPA.
     pub fn read_hpa(&self, namespace: &str, name: &str) -> Option<Option<DynamicObject>> {
         let (store, resource) = self.covering(namespace)?.hpas.as_ref()?;
-        let key = ObjectRef::<DynamicObject>::new_with(name, resource.clone()).within(namespace);
-        let found = found_in(store, &key)?;
+        let found = store.get(namespace, name)?;
         Some(found.map(|mut hpa| {
             hpa.types.get_or_insert_with(|| TypeMeta {
                 api_version: resource.api_version.clone(),
@@ -104,55 +105,45 @@ impl WatchedChildren {
     }
 }
 
-/// `key` in `store` if the store listed its kind once (`None` before).
-fn found_in<K>(store: &Store<K>, key: &ObjectRef<K>) -> Option<Option<K>>
-where
-    K: Resource + Clone + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    let ready = store.wait_until_ready().now_or_never();
-    matches!(ready, Some(Ok(()))).then(|| store.get(key).map(Arc::unwrap_or_clone))
-}
-
 /// One scope's stores, a reader per watched kind (the writers go to the watch streams).
 #[derive(Clone)]
 pub struct ChildStores {
-    secrets: Store<Secret>,
-    claims: Store<PersistentVolumeClaim>,
-    config_maps: Store<ConfigMap>,
-    services: Store<Service>,
-    stateful_sets: Store<StatefulSet>,
-    deployments: Store<Deployment>,
-    jobs: Store<Job>,
+    secrets: TextStore<Secret>,
+    claims: TextStore<PersistentVolumeClaim>,
+    config_maps: TextStore<ConfigMap>,
+    services: TextStore<Service>,
+    stateful_sets: TextStore<StatefulSet>,
+    deployments: TextStore<Deployment>,
+    jobs: TextStore<Job>,
     /// The HPAs, in the autoscaling version the cluster serves (`None`: it serves none).
-    hpas: Option<(Store<DynamicObject>, ApiResource)>,
+    hpas: Option<(TextStore<DynamicObject>, ApiResource)>,
 }
 
-/// The writing halves of one scope's [`ChildStores`]: each goes into the reflector of its watch.
+/// The writing halves of one scope's [`ChildStores`]: each is fed by its watch (`run.rs`).
 pub struct ChildWriters {
-    pub secrets: reflector::store::Writer<Secret>,
-    pub claims: reflector::store::Writer<PersistentVolumeClaim>,
-    pub config_maps: reflector::store::Writer<ConfigMap>,
-    pub services: reflector::store::Writer<Service>,
-    pub stateful_sets: reflector::store::Writer<StatefulSet>,
-    pub deployments: reflector::store::Writer<Deployment>,
-    pub jobs: reflector::store::Writer<Job>,
-    pub hpas: Option<(reflector::store::Writer<DynamicObject>, ApiResource)>,
+    pub secrets: TextWriter<Secret>,
+    pub claims: TextWriter<PersistentVolumeClaim>,
+    pub config_maps: TextWriter<ConfigMap>,
+    pub services: TextWriter<Service>,
+    pub stateful_sets: TextWriter<StatefulSet>,
+    pub deployments: TextWriter<Deployment>,
+    pub jobs: TextWriter<Job>,
+    pub hpas: Option<(TextWriter<DynamicObject>, ApiResource)>,
 }
 
 impl ChildStores {
     /// Empty stores and their writers; `hpa`: the autoscaling resource the cluster serves.
     pub fn new(hpa: Option<ApiResource>) -> (Self, ChildWriters) {
-        let (secrets, secrets_w) = reflector::store();
-        let (claims, claims_w) = reflector::store();
-        let (config_maps, config_maps_w) = reflector::store();
-        let (services, services_w) = reflector::store();
-        let (stateful_sets, stateful_sets_w) = reflector::store();
-        let (deployments, deployments_w) = reflector::store();
-        let (jobs, jobs_w) = reflector::store();
+        let (secrets, secrets_w) = text_store();
+        let (claims, claims_w) = text_store();
+        let (config_maps, config_maps_w) = text_store();
+        let (services, services_w) = text_store();
+        let (stateful_sets, stateful_sets_w) = text_store();
+        let (deployments, deployments_w) = text_store();
+        let (jobs, jobs_w) = text_store();
         let hpa = hpa.map(|resource| {
-            let writer = reflector::store::Writer::new(resource.clone());
-            ((writer.as_reader(), resource.clone()), (writer, resource))
+            let (store, writer) = text_store();
+            ((store, resource.clone()), (writer, resource))
         });
         let (hpas, hpas_w) = hpa.unzip();
         let stores = Self {
@@ -182,33 +173,33 @@ impl ChildStores {
 impl ChildStores {
     /// Resolves once every store listed its kind (or lost its writer: its reads then go to GETs).
     async fn all_ready(&self) {
-        let _ = futures::join!(
-            self.secrets.wait_until_ready(),
-            self.claims.wait_until_ready(),
-            self.config_maps.wait_until_ready(),
-            self.services.wait_until_ready(),
-            self.stateful_sets.wait_until_ready(),
-            self.deployments.wait_until_ready(),
-            self.jobs.wait_until_ready(),
+        futures::join!(
+            self.secrets.listed(),
+            self.claims.listed(),
+            self.config_maps.listed(),
+            self.services.listed(),
+            self.stateful_sets.listed(),
+            self.deployments.listed(),
+            self.jobs.listed(),
         );
         if let Some((hpas, _)) = &self.hpas {
-            let _ = hpas.wait_until_ready().await;
+            hpas.listed().await;
         }
     }
 }
 
 /// A kind of child kept in a store of [`ChildStores`].
 pub trait WatchedKind:
-    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + 'static
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + DeserializeOwned + 'static
 {
     /// Its store.
-    fn store(stores: &ChildStores) -> &Store<Self>;
+    fn store(stores: &ChildStores) -> &TextStore<Self>;
 }
 
 macro_rules! watched_kind {
     ($($kind:ty => $field:ident),* $(,)?) => {
         $(impl WatchedKind for $kind {
-            fn store(stores: &ChildStores) -> &Store<Self> {
+            fn store(stores: &ChildStores) -> &TextStore<Self> {
                 &stores.$field
             }
         })*

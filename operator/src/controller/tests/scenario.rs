@@ -3,14 +3,12 @@
 //! missing, different or extra call. The children a reconcile reads come from the stores the
 //! controller's watches fill, as when the operator runs: a scenario's reads fill those stores (and
 //! expect a GET only where the operator still sends one), unless its stores never sync.
-use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, Request, Response};
 use kube::client::{Body, ClientBuilder};
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 use kube::{Client, Resource};
 use serde::Serialize;
@@ -19,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::children::ChildNames;
 use crate::children::volume::claim_name;
-use crate::controller::watched::{ChildStores, ChildWriters, WatchedChildren, lean, lean_secret};
+use crate::controller::watched::{ChildStores, ChildWriters, TextWriter, WatchedChildren, lean, lean_secret};
 use crate::controller::{AutoscalingApi, Context, StackEvents, Tuning, reconcile};
 use crate::crd::PerformanceStack;
 use crate::fence::WriteFence;
@@ -368,10 +366,9 @@ fn watched(stored: &[(Child, Value)], synced: bool) -> (WatchedChildren, ChildWr
 }
 
 /// A watch's first list of `objects` into `writer`, each left as `keep` leaves it; done if `done`.
-fn list<K>(writer: &mut Writer<K>, objects: Vec<Value>, keep: fn(&mut K), done: bool)
+fn list<K>(writer: &mut TextWriter<K>, objects: Vec<Value>, keep: fn(&mut K), done: bool)
 where
-    K: Resource + Clone + DeserializeOwned,
-    K::DynamicType: Eq + Hash + Clone,
+    K: Resource + Serialize + DeserializeOwned,
 {
     writer.apply_watcher_event(&watcher::Event::Init);
     for object in objects {
