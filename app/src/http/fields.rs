@@ -41,6 +41,16 @@ impl FieldSet {
         format!("^({names})(,({names}))*$")
     }
 
+    /// `row` as the client asked for it: the row itself when every field is picked (serialized
+    /// straight into the response, with no JSON tree built), else the chosen fields of it.
+    pub fn pick<T: Serialize>(&self, row: T) -> Result<Picked<T>, ApiError> {
+        if self.is_all() {
+            Ok(Picked::Whole(row))
+        } else {
+            self.project(&row).map(Picked::Fields)
+        }
+    }
+
     /// The JSON of `row`, reduced to the chosen fields.
     pub fn project<T: Serialize>(&self, row: &T) -> Result<Value, ApiError> {
         let value = serde_json::to_value(row).map_err(ApiError::Encode)?;
@@ -60,6 +70,22 @@ impl FieldSet {
     }
 }
 
+/// A row of a response, whole or reduced to `?fields=` ([`FieldSet::pick`]).
+#[derive(Debug, Clone)]
+pub enum Picked<T> {
+    Whole(T),
+    Fields(Value),
+}
+
+impl<T: Serialize> Serialize for Picked<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Whole(row) => row.serialize(serializer),
+            Self::Fields(value) => value.serialize(serializer),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -74,6 +100,27 @@ mod tests {
         let row = json!({"id": 1, "name": "a", "status": "x"});
         assert_eq!(set.project(&row).unwrap(), json!({"id": 1, "name": "a"}));
         assert_eq!(FieldSet::default().project(&row).unwrap(), row);
+    }
+
+    #[test]
+    fn a_pick_serializes_like_the_projection() {
+        #[derive(Serialize)]
+        struct Row {
+            id: i64,
+            name: &'static str,
+            status: &'static str,
+        }
+        let row = || Row {
+            id: 1,
+            name: "a",
+            status: "x",
+        };
+        for raw in [None, Some("status,id"), Some("name")] {
+            let set = FieldSet::parse(raw, ALLOWED).unwrap();
+            let picked = serde_json::to_string(&set.pick(row()).unwrap()).unwrap();
+            let projected = serde_json::to_string(&set.project(&row()).unwrap()).unwrap();
+            assert_eq!(picked, projected, "fields {raw:?}");
+        }
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! List pagination: `?page=&limit=` (offset, with a total) or `?cursor=` / `?after=` (keyset,
 //! opaque cursor), and the `{"data": [...], "pagination": {...}}` envelope.
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{error::ApiError, fields::FieldSet};
+use super::{
+    error::ApiError,
+    fields::{FieldSet, Picked},
+};
 use crate::db::{
     page::{Slice, Window},
     projects::ProjectKey,
@@ -255,7 +257,7 @@ impl<K: Cursor> ListRequest<K> {
         &self,
         slice: Slice<T>,
         key_of: impl Fn(&T) -> K,
-    ) -> Result<Page<Value>, ApiError> {
+    ) -> Result<Page<Picked<T>>, ApiError> {
         let limit = self.window.limit();
         let pagination = match &self.window {
             Window::Offset { offset, .. } => {
@@ -283,8 +285,8 @@ impl<K: Cursor> ListRequest<K> {
         };
         let data = slice
             .rows
-            .iter()
-            .map(|row| self.fields.project(row))
+            .into_iter()
+            .map(|row| self.fields.pick(row))
             .collect::<Result<_, _>>()?;
         Ok(Page { data, pagination })
     }

@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::{
     AppState,
     error::ApiError,
-    fields::FieldSet,
+    fields::{FieldSet, Picked},
     pagination::{Cursor, FieldsParam, ListRequest, Page},
 };
 use crate::{
@@ -109,7 +109,7 @@ pub async fn page<R: Resource, K: SortKey<R> + Cursor>(
     op: &'static str,
     request: &ListRequest<K>,
     filter: &R::Filter,
-) -> Result<Json<Page<Value>>, ApiError> {
+) -> Result<Json<Page<Picked<R>>>, ApiError> {
     let slice = resource::list::<R, K>(&state.db, &state.totals, op, filter, &request.window).await?;
     Ok(Json(request.respond(slice, K::of)?))
 }
