@@ -9,6 +9,7 @@ use std::{
 use clap::Args;
 use perfstack_contract::{env, probes};
 use secrecy::{ExposeSecret, SecretString};
+use tower_http::CompressionLevel;
 
 use super::{
     defaults,
@@ -86,6 +87,27 @@ pub struct ServerConfig {
         default_value_t = 3_000
     )]
     pub pool_close_timeout_ms: u64,
+    /// How hard gzip and brotli work on a compressed answer: `fastest`, `default` (each codec's
+    /// own: gzip 6, brotli 4), `best`, or a level (gzip 1-9, brotli 0-11; a level past a codec's
+    /// range is its nearest).
+    #[arg(long = "compression-level", env = "COMPRESSION_LEVEL", default_value = "default",
+          value_parser = parse_compression_level)]
+    pub compression_level: CompressionLevel,
+}
+
+/// A `--compression-level` value.
+fn parse_compression_level(raw: &str) -> Result<CompressionLevel, String> {
+    match raw {
+        "fastest" => Ok(CompressionLevel::Fastest),
+        "default" => Ok(CompressionLevel::Default),
+        "best" => Ok(CompressionLevel::Best),
+        _ => match raw.parse::<i32>() {
+            Ok(level) if (0..=11).contains(&level) => Ok(CompressionLevel::Precise(level)),
+            _ => Err(format!(
+                "{raw:?} is not fastest, default, best or a level from 0 to 11"
+            )),
+        },
+    }
 }
 
 impl ServerConfig {
@@ -391,6 +413,34 @@ mod tests {
             auth: AuthConfig::default(),
         };
         assert_eq!(format!("{groups:?}"), format!("{serve:?}"));
+    }
+
+    #[test]
+    fn the_compression_level_is_a_name_or_a_level() {
+        assert!(matches!(
+            ServerConfig::default().compression_level,
+            CompressionLevel::Default
+        ));
+        assert!(matches!(
+            parse_compression_level("fastest"),
+            Ok(CompressionLevel::Fastest)
+        ));
+        assert!(matches!(
+            parse_compression_level("best"),
+            Ok(CompressionLevel::Best)
+        ));
+        assert!(matches!(
+            parse_compression_level("0"),
+            Ok(CompressionLevel::Precise(0))
+        ));
+        assert!(matches!(
+            parse_compression_level("11"),
+            Ok(CompressionLevel::Precise(11))
+        ));
+        for bad in ["12", "-1", "fast", "", "6.5"] {
+            let err = parse_compression_level(bad).unwrap_err();
+            assert!(err.contains("fastest, default, best"), "{bad:?}: {err}");
+        }
     }
 
     #[test]

@@ -6,9 +6,12 @@ use axum::{
     response::Response,
 };
 use http_body_util::BodyExt;
-use tower_http::compression::{
-    CompressionLayer,
-    predicate::{NotForContentType, Predicate, SizeAbove},
+use tower_http::{
+    CompressionLevel,
+    compression::{
+        CompressionLayer,
+        predicate::{NotForContentType, Predicate, SizeAbove},
+    },
 };
 
 use super::error::{PROBLEM_JSON, problem};
@@ -29,8 +32,8 @@ pub fn request_id_header() -> HeaderName {
 }
 
 /// Compression (gzip, brotli) of answers above [`COMPRESS_ABOVE_BYTES`], never of gRPC, images or
-/// event streams.
-pub fn compression() -> CompressionLayer<impl Predicate> {
+/// event streams, at `level` (`--compression-level`).
+pub fn compression(level: CompressionLevel) -> CompressionLayer<impl Predicate> {
     let predicate = SizeAbove::new(COMPRESS_ABOVE_BYTES)
         .and(NotForContentType::GRPC)
         .and(NotForContentType::IMAGES)
@@ -38,6 +41,7 @@ pub fn compression() -> CompressionLayer<impl Predicate> {
     CompressionLayer::new()
         .gzip(true)
         .br(true)
+        .quality(level)
         .compress_when(predicate)
 }
 

@@ -193,7 +193,7 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(middleware::request_id_header()))
         .layer(TraceLayer::new_for_http().make_span_with(middleware::request_span))
         .layer(map_request(middleware::honor_no_compression))
-        .layer(middleware::compression())
+        .layer(middleware::compression(state.config.server.compression_level))
         .layer(map_response(middleware::problem_for_bare_errors))
         .layer(from_fn_with_state(
             state.lifecycle.clone(),

@@ -291,6 +291,50 @@ async fn large_bodies_are_compressed_unless_asked_not_to(pool: PgPool) {
     assert_eq!(enc, None);
 }
 
+/// `--compression-level` reaches both codecs: level 0 stores (a gzip body larger than the plain
+/// one), the default compresses; either way the body decodes to the same bytes.
+#[sqlx::test(migrations = false)]
+async fn the_compression_level_flag_sets_how_hard_the_codecs_work(pool: PgPool) {
+    let stored = spawn_with(pool.clone(), &["--compression-level", "0"]).await;
+    for i in 0..30 {
+        stored.user(&format!("user{i:02}")).await;
+    }
+    let uri = "/api/v1/users?limit=30";
+    let (_, plain) = fetch(&stored, uri, &[]).await;
+    let (enc, gz0) = fetch(&stored, uri, &[("accept-encoding", "gzip")]).await;
+    assert_eq!(enc.as_deref(), Some("gzip"));
+    assert!(
+        gz0.len() > plain.len(),
+        "level 0 stores: {} > {}",
+        gz0.len(),
+        plain.len()
+    );
+    let (_, br0) = fetch(&stored, uri, &[("accept-encoding", "br")]).await;
+
+    let default = spawn(pool).await;
+    let (_, gz6) = fetch(&default, uri, &[("accept-encoding", "gzip")]).await;
+    assert!(
+        gz6.len() * 2 < plain.len(),
+        "level 6 compresses: {} of {}",
+        gz6.len(),
+        plain.len()
+    );
+    let (_, br4) = fetch(&default, uri, &[("accept-encoding", "br")]).await;
+    assert!(
+        br4.len() < br0.len(),
+        "brotli 4 {} < brotli 0 {}",
+        br4.len(),
+        br0.len()
+    );
+    for gz in [gz0, gz6] {
+        let mut decoded = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut decoded)
+            .unwrap();
+        assert_eq!(decoded, plain);
+    }
+}
+
 #[sqlx::test(migrations = false)]
 async fn probes_and_openapi(pool: PgPool) {
     let app = spawn(pool).await;
