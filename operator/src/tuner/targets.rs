@@ -84,9 +84,13 @@ impl AppPods {
     /// Lists the pods and scrapes the Ready ones; every asked pod answers with its snapshot or why
     /// there is none. Fails only when the pods cannot be listed.
     pub async fn scrape(&self, source: &MetricsSource) -> Result<Scraped, TunerError> {
+        // From the API server's watch cache (`resourceVersion=0`), as the HPA's own informers see
+        // pods: a list at the latest version reads every pod of the namespace from etcd, which at
+        // 1,000 stacks was the API server's largest cost (docs/benchmarks.md). A list a moment old
+        // is fine here: the next interval lists again.
         let list = self
             .api
-            .list(&ListParams::default().labels(&self.selector))
+            .list(&ListParams::default().labels(&self.selector).match_any())
             .await
             .map_err(|e| TunerError::ListPods(e.to_string()))?;
         let targets = targets_from_pods(&list.items, self.port, self.reach);

@@ -44,10 +44,14 @@ async fn a_restarted_operator_keeps_the_tuned_pool_and_floor_and_writes_no_child
     let job = job_name(&v);
     // Every child read, then the API pods listed for the first interval (none Ready yet: it only
     // takes a baseline). No child is written: neither the HPA (still 6..6) nor the pool (still 15).
+    // The pods come from the API server's watch cache (resourceVersion=0), not from etcd.
     reads(Scenario::new(stack).with_tuner(), &job, |child| live(&d, child))
         .call(
             Method::GET,
-            format!("/api/v1/namespaces/{NS}/pods?"),
+            format!(
+                "/api/v1/namespaces/{NS}/pods?&labelSelector={}&resourceVersion=0&resourceVersionMatch=NotOlderThan",
+                "app.kubernetes.io%2Fcomponent%3Dapi%2Capp.kubernetes.io%2Finstance%3Dshop%2Capp.kubernetes.io%2Fname%3Dperfstack"
+            ),
             Reply::Json(json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": []})),
         )
         .status_patch(|body| {
