@@ -70,20 +70,13 @@ impl FieldSet {
     }
 }
 
-/// A row of a response, whole or reduced to `?fields=` ([`FieldSet::pick`]).
-#[derive(Debug, Clone)]
+/// A row of a response, whole or reduced to `?fields=` ([`FieldSet::pick`]); either way it
+/// serializes as the JSON object alone.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
 pub enum Picked<T> {
     Whole(T),
     Fields(Value),
-}
-
-impl<T: Serialize> Serialize for Picked<T> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Self::Whole(row) => row.serialize(serializer),
-            Self::Fields(value) => value.serialize(serializer),
-        }
-    }
 }
 
 #[cfg(test)]
