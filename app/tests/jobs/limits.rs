@@ -34,7 +34,7 @@ async fn app_with(pool: &PgPool, jobs: Option<JobQueue>, flags: &[&str]) -> Rout
     perfstack_app::http::router(state)
 }
 
-/// Jobs that die with the cap at 3 leave the 3 newest dead, the others gone with their hashes;
+/// Jobs that die with the cap at 3 leave the 3 that died last, the others gone with their hashes;
 /// an age limit empties the set once they are older.
 #[sqlx::test]
 async fn the_dead_letter_set_is_capped_by_count_and_age(pool: PgPool) {
@@ -42,25 +42,42 @@ async fn the_dead_letter_set_is_capped_by_count_and_age(pool: PgPool) {
         "--jobs-dead-max",
         "3",
         "--jobs-dead-max-age-s",
-        "2",
+        "5",
         "--email-max-attempts",
         "1",
     ])
     .await;
-    let _ = pool;
-    let mut ids = Vec::new();
-    for n in 0..5 {
-        ids.push(
-            jobs.enqueue(Queue::Email, &serde_json::json!({"kind": "spam", "n": n}))
-                .await
-                .unwrap(),
-        );
-    }
     let ctx = crate::support::job_context(&pool).await;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let worker =
         perfstack_app::jobs::worker::Worker::new(&jobs, perfstack_app::jobs::metrics::JobMetrics::default());
     tokio::spawn(perfstack_app::startup::run_workers(worker, ctx, stopped));
+    // One job at a time, each enqueued once the one before is dead, so they die in this order:
+    // with all five queued at once the workers (5 at a time) let them die in any order, and the
+    // set is ordered by when a job died (the test once failed that way under load).
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let id = jobs
+            .enqueue(Queue::Email, &serde_json::json!({"kind": "spam", "n": n}))
+            .await
+            .unwrap();
+        let started = Instant::now();
+        while !jobs
+            .store
+            .list(Queue::Email, JobState::Dead, 10)
+            .await
+            .unwrap()
+            .iter()
+            .any(|job| job.id == id)
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "job {n} was not dead-lettered"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        ids.push(id);
+    }
     let started = Instant::now();
     loop {
         let dead = jobs.store.depth(Queue::Email).await.unwrap().dead;
