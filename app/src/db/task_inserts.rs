@@ -129,9 +129,12 @@ async fn write(db: &Db, batch: &mut Vec<Pending>) {
     }
     let news: Vec<NewTask> = batch.iter().map(|pending| pending.new.clone()).collect();
     let result = db
-        .timed("tasks.create_batch", tasks::INSERT_MANY_SQL, |pool| {
+        .timed_on("tasks.create_batch", tasks::INSERT_MANY_SQL, |mut conn| {
             let news = &news;
-            async move { tasks::insert_many(&pool, news).await }
+            async move {
+                let result = tasks::insert_many(&mut *conn, news).await;
+                (conn, result)
+            }
         })
         .await;
     match result {

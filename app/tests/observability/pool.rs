@@ -186,3 +186,70 @@ async fn a_waiter_dropped_mid_wait_leaves_the_waiting_gauge() {
     assert_eq!(db.telemetry().waiting.get(), 0, "cancelled waiters still counted");
     holder.await.unwrap().unwrap();
 }
+
+/// Connections an operation finished with cleanly are parked for the next one (sqlx sees them
+/// checked out; the gauges count them idle), go back to sqlx after a second unused, are never
+/// parked after a failed statement, and do not hold up closing the pool.
+#[tokio::test]
+async fn finished_connections_are_parked_then_given_back() {
+    let db = db(3).await;
+    // Taken once, first: `Db::pool` gives parked connections back to sqlx's pool.
+    let pool = db.pool();
+    let one: i32 = db.fetch_value("test.one", "SELECT 1").await.unwrap();
+    assert_eq!(one, 1);
+    assert_eq!(pool.size(), 1);
+    assert_eq!(
+        pool.num_idle(),
+        0,
+        "the connection is parked, not back in sqlx's pool"
+    );
+    assert_eq!(db.pool_occupancy(), (1, 1), "a parked connection counts as idle");
+    // The next operation takes the parked connection: no second connection is opened.
+    let again: i32 = db.fetch_value("test.one", "SELECT 1").await.unwrap();
+    assert_eq!(again, 1);
+    assert_eq!(pool.size(), 1);
+
+    // A failed statement: its connection goes back through sqlx, which tests it.
+    let err = db
+        .fetch_value::<i32>("test.fail", "SELECT 1 / 0")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, sqlx::Error::Database(_)), "{err}");
+    wait_for("the failed statement's connection back in sqlx's pool", || {
+        pool.num_idle() == 1
+    })
+    .await;
+    assert_eq!(db.pool_occupancy(), (1, 1));
+
+    // Parked and then left alone: back in sqlx's pool after a second.
+    let _: i32 = db.fetch_value("test.one", "SELECT 1").await.unwrap();
+    assert_eq!(pool.num_idle(), 0);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    // Reading the gauges (a scrape, the pool monitor) sweeps stale parked connections.
+    let _ = db.pool_occupancy();
+    wait_for("the parked connection back in sqlx's pool", || {
+        pool.num_idle() == 1
+    })
+    .await;
+
+    // Closing gives parked connections back first (`PgPool::close` waits for checked-out ones).
+    let _: i32 = db.fetch_value("test.one", "SELECT 1").await.unwrap();
+    assert_eq!(pool.num_idle(), 0);
+    tokio::time::timeout(Duration::from_secs(10), db.close())
+        .await
+        .expect("the pool closes with a parked connection");
+    assert!(pool.is_closed());
+}
+
+/// A pool of one connection parks nothing: a caller of sqlx's pool itself (a transaction) must
+/// always find a connection there.
+#[tokio::test]
+async fn a_pool_of_one_parks_nothing() {
+    let db = db(1).await;
+    let pool = db.pool();
+    let _: i32 = db.fetch_value("test.one", "SELECT 1").await.unwrap();
+    wait_for("the connection back in sqlx's pool", || pool.num_idle() == 1).await;
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SELECT 1").execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+}
