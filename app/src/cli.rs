@@ -194,7 +194,7 @@ async fn migrate(cfg: &DbConfig, args: &MigrateArgs) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("could not set up the app role {}", role.name))?;
         }
-        handle.close().await;
+        handle.pool().close().await;
         anyhow::Ok(summary)
     }
     .await;

@@ -1,4 +1,4 @@
-//! The usual ways to run one statement through [`Db::timed_on`]. The statement comes with its
+//! The usual ways to run one statement through [`Db::timed`]. The statement comes with its
 //! parameters bound (`sqlx::query`, `query_as`, `query_scalar`, or a `QueryBuilder`'s), and its own
 //! SQL is what the query monitor names when it is slow, so the two cannot disagree.
 use sqlx::{
@@ -21,10 +21,11 @@ impl<T: for<'r> FromRow<'r, PgRow> + Send + Unpin> Row for T {}
 impl Db {
     /// The one row `query` returns, timed as `op`.
     pub async fn fetch_one<T: Row>(&self, op: &'static str, query: Rows<'_, T>) -> Result<T, sqlx::Error> {
-        self.timed_on(op, query.sql(), |mut conn| async move {
-            let result = query.fetch_one(&mut *conn).await;
-            (conn, result)
-        })
+        self.timed(
+            op,
+            query.sql(),
+            |pool| async move { query.fetch_one(&pool).await },
+        )
         .await
     }
 
@@ -34,9 +35,8 @@ impl Db {
         op: &'static str,
         query: Rows<'_, T>,
     ) -> Result<Option<T>, sqlx::Error> {
-        self.timed_on(op, query.sql(), |mut conn| async move {
-            let result = query.fetch_optional(&mut *conn).await;
-            (conn, result)
+        self.timed(op, query.sql(), |pool| async move {
+            query.fetch_optional(&pool).await
         })
         .await
     }
@@ -47,10 +47,11 @@ impl Db {
         op: &'static str,
         query: Rows<'_, T>,
     ) -> Result<Vec<T>, sqlx::Error> {
-        self.timed_on(op, query.sql(), |mut conn| async move {
-            let result = query.fetch_all(&mut *conn).await;
-            (conn, result)
-        })
+        self.timed(
+            op,
+            query.sql(),
+            |pool| async move { query.fetch_all(&pool).await },
+        )
         .await
     }
 
@@ -63,10 +64,11 @@ impl Db {
     where
         (T,): for<'r> FromRow<'r, PgRow>,
     {
-        self.timed_on(op, query.sql(), |mut conn| async move {
-            let result = query.fetch_one(&mut *conn).await;
-            (conn, result)
-        })
+        self.timed(
+            op,
+            query.sql(),
+            |pool| async move { query.fetch_one(&pool).await },
+        )
         .await
     }
 
@@ -79,9 +81,8 @@ impl Db {
     where
         (T,): for<'r> FromRow<'r, PgRow>,
     {
-        self.timed_on(op, query.sql(), |mut conn| async move {
-            let result = query.fetch_optional(&mut *conn).await;
-            (conn, result)
+        self.timed(op, query.sql(), |pool| async move {
+            query.fetch_optional(&pool).await
         })
         .await
     }
@@ -92,11 +93,8 @@ impl Db {
         op: &'static str,
         query: Query<'_, Postgres, PgArguments>,
     ) -> Result<PgQueryResult, sqlx::Error> {
-        self.timed_on(op, query.sql(), |mut conn| async move {
-            let result = query.execute(&mut *conn).await;
-            (conn, result)
-        })
-        .await
+        self.timed(op, query.sql(), |pool| async move { query.execute(&pool).await })
+            .await
     }
 
     /// The one row `sql` (a statement without parameters) returns, as `T`, timed as `op`.

@@ -83,7 +83,7 @@ pub async fn apply(db: &Db, opts: &MigrateOptions) -> Result<MigrationSummary, M
     lock(&ddl, true).await.map_err(MigrateError::State)?;
     let result = index_builds::ensure_all(&ddl, &mut summary).await;
     let unlocked = lock(&ddl, false).await;
-    ddl.close().await;
+    ddl.pool().close().await;
     result?;
     unlocked.map_err(MigrateError::State)?;
     Ok(summary)

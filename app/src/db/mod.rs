@@ -22,7 +22,7 @@ pub mod users;
 use std::{future::Future, sync::Arc, time::Instant};
 
 use arc_swap::ArcSwap;
-use sqlx::{ConnectOptions, PgPool, Postgres, pool::PoolConnection, postgres::PgConnectOptions};
+use sqlx::{ConnectOptions, PgPool, postgres::PgConnectOptions};
 use tracing::Instrument as _;
 
 use perfstack_contract::tuning::PoolSettings;
@@ -142,13 +142,9 @@ impl Db {
         Self::assemble(pool, *settings, connect, self.monitor.clone())
     }
 
-    /// The pool in force now, for a caller that uses sqlx's pool directly (the job relay, health
-    /// checks, tests). Connections parked between operations are given back to it first, so that
-    /// such a caller finds them there rather than waiting for one (sqlx counts them checked out).
+    /// The pool in force now.
     pub fn pool(&self) -> PgPool {
-        let handle = self.pool.load();
-        handle.give_back_parked();
-        handle.pool.clone()
+        self.pool.load().pool.clone()
     }
 
     /// Settings and tuning generation in force.
@@ -217,21 +213,9 @@ impl Db {
 
     /// Refreshes the occupancy gauges from the pool in force (call before a scrape).
     pub fn refresh_pool_gauges(&self) {
-        let (size, idle) = self.pool.load().occupancy();
-        self.telemetry.pool_occupancy(size, idle);
-    }
-
-    /// Connections of the pool in force: open, and idle (parked ones included).
-    pub fn pool_occupancy(&self) -> (u32, usize) {
-        self.pool.load().occupancy()
-    }
-
-    /// Closes the pool in force, after giving back the connections parked between operations
-    /// (`PgPool::close` waits for every connection checked out of it).
-    pub async fn close(&self) {
-        let handle = self.pool.load_full();
-        handle.retire();
-        handle.pool.close().await;
+        let handle = self.pool.load();
+        self.telemetry
+            .pool_occupancy(handle.pool.size(), handle.pool.num_idle());
     }
 
     /// Waits for a connection slot of the pool in force: counted in `waiting` while it waits,
@@ -301,58 +285,6 @@ impl Db {
         let start = Instant::now();
         let result = f(slot.pool().clone()).await;
         drop(slot);
-        self.finished(op, sql, start, result)
-    }
-
-    /// Like [`Db::timed`], but `f` runs on one connection, which it hands back with its result:
-    /// `|mut conn| async move { let r = query.fetch_one(&mut *conn).await; (conn, r) }`. A
-    /// connection handed back with `Ok` is parked for the next operation (no return round trip,
-    /// see `pool::Parking`); with `Err`, or when `f` is cancelled, sqlx's pool tests it first.
-    pub async fn timed_on<T, F, Fut>(&self, op: &'static str, sql: &str, f: F) -> Result<T, sqlx::Error>
-    where
-        F: FnOnce(PoolConnection<Postgres>) -> Fut,
-        Fut: Future<Output = (PoolConnection<Postgres>, Result<T, sqlx::Error>)>,
-    {
-        let span = crate::telemetry::spans::database(op, sql);
-        self.timed_on_in(op, sql, f).instrument(span).await
-    }
-
-    async fn timed_on_in<T, F, Fut>(&self, op: &'static str, sql: &str, f: F) -> Result<T, sqlx::Error>
-    where
-        F: FnOnce(PoolConnection<Postgres>) -> Fut,
-        Fut: Future<Output = (PoolConnection<Postgres>, Result<T, sqlx::Error>)>,
-    {
-        let slot = match self.acquire_slot().await {
-            Ok(slot) => slot,
-            Err(err) => {
-                self.monitor.observe(op, sql, std::time::Duration::ZERO, false);
-                return Err(err);
-            }
-        };
-        let start = Instant::now();
-        let result = match slot.connection().await {
-            Ok(mut lent) => {
-                let (conn, result) = f(lent.conn).await;
-                if result.is_ok() {
-                    lent.conn = conn;
-                    slot.park(lent);
-                }
-                result
-            }
-            Err(err) => Err(err),
-        };
-        drop(slot);
-        self.finished(op, sql, start, result)
-    }
-
-    /// Counts and times one operation that had a slot from `start` on.
-    fn finished<T>(
-        &self,
-        op: &'static str,
-        sql: &str,
-        start: Instant,
-        result: Result<T, sqlx::Error>,
-    ) -> Result<T, sqlx::Error> {
         if matches!(result, Err(sqlx::Error::PoolTimedOut)) {
             self.telemetry.acquire_timeouts.inc();
         }

@@ -1,16 +1,10 @@
 //! One generation of the connection pool: the sqlx pool, the settings it was built with (the
 //! contract's [`PoolSettings`], as the tuning file states them), and the admission gate that lets us
 //! count waiting acquirers (sqlx does not expose them).
-use std::{
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
 use perfstack_contract::tuning::PoolSettings;
-use sqlx::{PgPool, Postgres, pool::PoolConnection, postgres::PgPoolOptions};
+use sqlx::{PgPool, postgres::PgPoolOptions};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// How often a draining pool checks whether its last user has left.
@@ -47,26 +41,6 @@ pub fn settings_of(pool: &PgPool) -> PoolSettings {
     }
 }
 
-/// A parked connection older than this goes back to sqlx's pool (which then closes it after its
-/// idle timeout), so a quiet app does not keep connections only because they were parked.
-const PARK_LIMIT: Duration = Duration::from_secs(1);
-/// A connection taken from sqlx goes back to it after this long of being passed from operation to
-/// operation, so sqlx's own checks (its return test, `max_lifetime`) still see every connection.
-const REUSE_LIMIT: Duration = Duration::from_secs(60);
-
-/// A connection lent to one operation, and since when it has been passed on without sqlx.
-pub struct Lent {
-    pub conn: PoolConnection<Postgres>,
-    since: Instant,
-}
-
-/// A parked connection: since when it has been lent without sqlx, and since when it waits here.
-struct Parked {
-    conn: PoolConnection<Postgres>,
-    lent_since: Instant,
-    parked_at: Instant,
-}
-
 pub struct PoolHandle {
     pub pool: PgPool,
     pub settings: PoolSettings,
@@ -74,98 +48,6 @@ pub struct PoolHandle {
     /// One permit per connection the pool may open: holding one means a connection is ours,
     /// waiting for one is what "waiting to acquire" means.
     gate: Arc<Semaphore>,
-    /// Connections an operation finished with and handed straight back (see [`Slot::park`]).
-    parked: Arc<Parking>,
-}
-
-/// Connections kept checked out of sqlx's pool between operations.
-///
-/// sqlx returns a dropped connection from a spawned task that first pings the server: one more
-/// round trip per statement, and on a busy runtime two more waits in the run queue while the
-/// connection is neither working nor lendable (docs/benchmarks.md, "The task page: where the time
-/// went"). An operation that ends cleanly parks its connection here instead, and the next one takes
-/// it at once. At most `max_connections - 1` are parked, so a caller of sqlx's pool itself (a
-/// transaction) can always open or wait for one there; [`crate::db::Db::pool`] gives the parked
-/// ones back first, for callers outside the slot gate (the job relay, health checks). Parked
-/// connections older than [`PARK_LIMIT`] go back to sqlx, and a retired pool parks nothing.
-#[derive(Default)]
-struct Parking {
-    connections: Mutex<Vec<Parked>>,
-    retired: AtomicBool,
-}
-
-impl Parking {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Parked>> {
-        // A panic while holding this lock leaves a valid Vec: keep using it.
-        self.connections
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// The most recently parked connection still young enough; older ones are given back to sqlx.
-    fn take(&self) -> Option<Lent> {
-        let (fresh, stale) = {
-            let mut parked = self.lock();
-            let fresh = parked.pop().filter(|p| p.parked_at.elapsed() < PARK_LIMIT);
-            let stale = if fresh.is_some() {
-                Vec::new()
-            } else {
-                std::mem::take(&mut *parked)
-            };
-            (fresh, stale)
-        };
-        // Dropped outside the lock: each drop spawns sqlx's return task.
-        drop(stale);
-        fresh.map(|p| Lent {
-            conn: p.conn,
-            since: p.lent_since,
-        })
-    }
-
-    /// Parks `lent` unless the pool is retired, `limit` are parked already or it has been passed on
-    /// for [`REUSE_LIMIT`]; otherwise it is dropped, and sqlx's pool takes it back.
-    fn park(&self, lent: Lent, limit: usize) {
-        if self.retired.load(Ordering::Acquire) || lent.since.elapsed() >= REUSE_LIMIT {
-            return;
-        }
-        let mut parked = self.lock();
-        if parked.len() < limit {
-            parked.push(Parked {
-                conn: lent.conn,
-                lent_since: lent.since,
-                parked_at: Instant::now(),
-            });
-        }
-    }
-
-    /// Gives every connection parked longer than [`PARK_LIMIT`] back to sqlx.
-    fn sweep(&self) {
-        let stale: Vec<_> = {
-            let mut parked = self.lock();
-            let (stale, fresh) = std::mem::take(&mut *parked)
-                .into_iter()
-                .partition(|p| p.parked_at.elapsed() >= PARK_LIMIT);
-            *parked = fresh;
-            stale
-        };
-        drop(stale);
-    }
-
-    /// Gives every parked connection back to sqlx.
-    fn give_back(&self) {
-        let all = std::mem::take(&mut *self.lock());
-        drop(all);
-    }
-
-    /// Parks nothing from now on and gives every parked connection back to sqlx.
-    fn retire(&self) {
-        self.retired.store(true, Ordering::Release);
-        self.give_back();
-    }
-
-    fn count(&self) -> usize {
-        self.lock().len()
-    }
 }
 
 /// The right to use one connection of one pool generation; keeps that generation alive.
@@ -178,25 +60,6 @@ impl Slot {
     pub fn pool(&self) -> &PgPool {
         &self.handle.pool
     }
-
-    /// A connection for this slot: a parked one if there is one, else one from sqlx's pool.
-    pub async fn connection(&self) -> Result<Lent, sqlx::Error> {
-        match self.handle.parked.take() {
-            Some(lent) => Ok(lent),
-            None => Ok(Lent {
-                conn: self.handle.pool.acquire().await?,
-                since: Instant::now(),
-            }),
-        }
-    }
-
-    /// Hands back a connection whose operation finished cleanly, for the next operation to take
-    /// without a return round trip (see [`Parking`]). A connection whose operation failed or was
-    /// cancelled is dropped instead, so sqlx tests it before lending it again.
-    pub fn park(&self, lent: Lent) {
-        let limit = usize::try_from(self.handle.settings.max_connections.saturating_sub(1)).unwrap_or(0);
-        self.handle.parked.park(lent, limit);
-    }
 }
 
 impl PoolHandle {
@@ -207,27 +70,7 @@ impl PoolHandle {
             settings,
             generation,
             gate: Arc::new(Semaphore::new(permits)),
-            parked: Arc::default(),
         }
-    }
-
-    /// Connections open and idle: sqlx's count of both, with parked connections counted idle
-    /// (sqlx sees them checked out).
-    pub fn occupancy(&self) -> (u32, usize) {
-        self.parked.sweep();
-        let idle = self.pool.num_idle() + self.parked.count();
-        (self.pool.size(), idle.min(self.pool.size() as usize))
-    }
-
-    /// Gives every parked connection back to sqlx's pool (parking goes on).
-    pub fn give_back_parked(&self) {
-        self.parked.give_back();
-    }
-
-    /// Gives parked connections back and parks no more: before closing the pool (`PgPool::close`
-    /// waits for every checked-out connection, parked ones included).
-    pub fn retire(&self) {
-        self.parked.retire();
     }
 
     /// The same pool and gate under another tuning generation.
@@ -237,7 +80,6 @@ impl PoolHandle {
             settings: self.settings,
             generation,
             gate: Arc::clone(&self.gate),
-            parked: Arc::clone(&self.parked),
         }
     }
 
@@ -269,8 +111,7 @@ pub async fn drain(old: Arc<PoolHandle>) {
     let start = tokio::time::Instant::now();
     tokio::time::sleep(DRAIN_GRACE).await;
     loop {
-        let (size, idle) = old.occupancy();
-        let in_use = size as usize - idle;
+        let in_use = old.pool.size() as usize - old.pool.num_idle().min(old.pool.size() as usize);
         if Arc::strong_count(&old) == 1 && in_use == 0 {
             break;
         }
@@ -284,7 +125,6 @@ pub async fn drain(old: Arc<PoolHandle>) {
         }
         tokio::time::sleep(DRAIN_POLL).await;
     }
-    old.retire();
     old.pool.close().await;
     tracing::info!(generation = old.generation, "replaced pool drained and closed");
 }

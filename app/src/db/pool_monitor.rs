@@ -31,12 +31,15 @@ impl Db {
     /// The pool in force now.
     pub fn pool_snapshot(&self) -> PoolSnapshot {
         let (settings, generation) = self.settings();
-        let (size, idle) = self.pool_occupancy();
+        let pool = self.pool();
+        let idle = pool.num_idle();
         let telemetry = self.telemetry();
         PoolSnapshot {
-            size,
+            size: pool.size(),
             idle,
-            in_use: size.saturating_sub(u32::try_from(idle).unwrap_or(u32::MAX)),
+            in_use: pool
+                .size()
+                .saturating_sub(u32::try_from(idle).unwrap_or(u32::MAX)),
             waiting: telemetry.waiting.get(),
             min_connections: settings.min_connections,
             max_connections: settings.max_connections,

@@ -129,12 +129,9 @@ async fn write(db: &Db, batch: &mut Vec<Pending>) {
     }
     let news: Vec<NewTask> = batch.iter().map(|pending| pending.new.clone()).collect();
     let result = db
-        .timed_on("tasks.create_batch", tasks::INSERT_MANY_SQL, |mut conn| {
+        .timed("tasks.create_batch", tasks::INSERT_MANY_SQL, |pool| {
             let news = &news;
-            async move {
-                let result = tasks::insert_many(&mut *conn, news).await;
-                (conn, result)
-            }
+            async move { tasks::insert_many(&pool, news).await }
         })
         .await;
     match result {

@@ -123,9 +123,8 @@ const INSERT_SQL: &str = concat!(
 );
 
 pub async fn create(db: &Db, new: &NewTask) -> Result<Task, sqlx::Error> {
-    db.timed_on("tasks.create", INSERT_SQL, |mut conn| async move {
-        let result = insert(&mut *conn, new).await;
-        (conn, result)
+    db.timed("tasks.create", INSERT_SQL, |pool| async move {
+        insert(&pool, new).await
     })
     .await
 }

@@ -95,7 +95,7 @@ pub async fn serve(
         // Stopped with the signal; bounded by JOBS_SHUTDOWN_GRACE_S.
         let _ = worker.await;
     }
-    if tokio::time::timeout(server.pool_close_timeout(), db.close())
+    if tokio::time::timeout(server.pool_close_timeout(), db.pool().close())
         .await
         .is_err()
     {

@@ -402,7 +402,7 @@ async fn every_response_carries_a_request_id(pool: PgPool) {
 #[sqlx::test(migrations = false)]
 async fn readiness_fails_when_the_database_is_gone(pool: PgPool) {
     let app = spawn(pool).await;
-    app.db().close().await;
+    app.db().pool().close().await;
     let ready = app.get("/readyz").await;
     assert_problem(&ready, StatusCode::SERVICE_UNAVAILABLE, None);
     let health = app.get("/health").await;
@@ -426,8 +426,6 @@ async fn exhausted_pool_is_503_with_retry_after(
         .unwrap();
     let (app, owner, project) = spawn_with_project(pool.clone()).await;
 
-    // Through the app's handle: it gives back the connection the set-up left parked.
-    let pool = app.db().pool();
     let held = (pool.acquire().await.unwrap(), pool.acquire().await.unwrap());
     for uri in [
         format!("/api/v1/users/{owner}"),

@@ -127,11 +127,10 @@ async fn a_client_leaving_mid_export_releases_rows_and_connection(pool: PgPool) 
     assert!(wait_for_rows_held(&gauge, 1).await > 0);
     drop(body);
 
+    let db_pool = app.db().pool();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        // Idle includes connections parked for the next operation (sqlx counts them checked out).
-        let (size, idle) = app.db().pool_occupancy();
-        let busy = size as usize - idle;
+        let busy = db_pool.size() as usize - db_pool.num_idle();
         if gauge.in_flight() == 0 && busy == 0 {
             break;
         }

