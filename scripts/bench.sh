@@ -7,7 +7,7 @@
 # BENCH_THREADS (2), EXPORT_TASKS (1000000), LOADTEST_SCALE (0.05: peak for 30 s);
 # the capacity search (`loadtest --find-capacity`, the same mix at rising open-model rates until a
 # step breaks the SLO): CAPACITY_START (500 rps), CAPACITY_FACTOR (1.25), CAPACITY_MAX (4000 rps),
-# CAPACITY_STEP_S (15 s per step).
+# CAPACITY_STEP_S (15 s per step), CAPACITY_REFINE (2 steps bisecting the gap after the first break).
 # Never part of `make test`: figures are recorded, not asserted.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -20,7 +20,8 @@ THREADS=${BENCH_THREADS:-2}
 EXPORT_TASKS=${EXPORT_TASKS:-1000000}
 LOADTEST_SCALE=${LOADTEST_SCALE:-0.05}
 CAPACITY=(--start-rate "${CAPACITY_START:-500}" --step-factor "${CAPACITY_FACTOR:-1.25}"
-  --max-rate "${CAPACITY_MAX:-4000}" --step-duration "${CAPACITY_STEP_S:-15}")
+  --max-rate "${CAPACITY_MAX:-4000}" --step-duration "${CAPACITY_STEP_S:-15}"
+  --refine-steps "${CAPACITY_REFINE:-2}")
 OUT=$PERFSTACK_ROOT/bench-out
 DOC=docs/benchmarks.md
 mkdir -p "$OUT"

@@ -21,6 +21,7 @@ const STEP_FACTOR: f64 = 1.25;
 const MAX_RATE_TRIED: f64 = 5_000.0;
 const STEP_DURATION_S: f64 = 30.0;
 const MAX_RATE_GAP_PCT: f64 = 5.0;
+const REFINE_STEPS: u32 = 2;
 
 /// `--rate` and `--duration`: any open-model rate for the scenario's mix, replacing its plan.
 #[derive(Debug, Clone, Args)]
@@ -57,6 +58,11 @@ pub struct CapacityArgs {
     /// share of the offered rate, in percent.
     #[arg(long, env = "LOADTEST_MAX_RATE_GAP_PCT", default_value_t = MAX_RATE_GAP_PCT, value_parser = parse_gap, allow_negative_numbers = true)]
     pub max_rate_gap_pct: f64,
+    /// After the first broken step, this many more steps halve the gap between the knee and the
+    /// lowest broken rate (0: stop at the first break; the knee is then known to one step factor).
+    #[arg(long, env = "LOADTEST_REFINE_STEPS", default_value_t = REFINE_STEPS,
+          value_parser = clap::value_parser!(u32).range(0..=10))]
+    pub refine_steps: u32,
 }
 
 impl Default for RateArgs {
@@ -79,6 +85,7 @@ impl Default for CapacityArgs {
             max_rate: MAX_RATE_TRIED,
             step_duration_s: STEP_DURATION_S,
             max_rate_gap_pct: MAX_RATE_GAP_PCT,
+            refine_steps: REFINE_STEPS,
         }
     }
 }
@@ -117,6 +124,7 @@ pub fn shape(plan: Plan, rate: &RateArgs, capacity: &CapacityArgs) -> Result<Sha
                 start: capacity.start_rate,
                 factor: capacity.step_factor,
                 max: capacity.max_rate,
+                refine: capacity.refine_steps,
             },
             step: Duration::from_secs_f64(capacity.step_duration_s),
             max_rate_gap_pct: capacity.max_rate_gap_pct,

@@ -73,13 +73,17 @@ async fn sigkill_mid_run_loses_nothing_and_doubles_nothing(pool: PgPool) {
     // Kill once some emails are written and others are mid-attempt. The worker runs its five
     // email slots side by side, so a batch often ends together: wait for a moment when the next
     // batch is running, not merely for the first emails (a read between two batches shows none).
-    let depth = wait_for(Duration::from_secs(30), "the first emails, with more running", || async {
-        if count(&pool, "outbox").await < 5 {
-            return None;
-        }
-        let depth = jobs.store.depth(Queue::Email).await.unwrap();
-        (depth.running > 0).then_some(depth)
-    })
+    let depth = wait_for(
+        Duration::from_secs(30),
+        "the first emails, with more running",
+        || async {
+            if count(&pool, "outbox").await < 5 {
+                return None;
+            }
+            let depth = jobs.store.depth(Queue::Email).await.unwrap();
+            (depth.running > 0).then_some(depth)
+        },
+    )
     .await;
     first.start_kill().unwrap(); // SIGKILL
     first.wait().await.unwrap();

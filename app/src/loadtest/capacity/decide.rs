@@ -2,14 +2,21 @@
 //! a step held the SLO, the knee, and which resource saturated. Pure: figures in, decisions out.
 use crate::loadtest::verdict::{Check, Measured, Thresholds};
 
-/// The rates a search climbs: `start`, then times `factor` each step, the last one capped at `max`.
+/// The rates a search climbs: `start`, then times `factor` each step, the last one capped at `max`;
+/// once a step breaks, up to `refine` more steps halve the gap between the knee and the lowest
+/// broken rate, so the knee is known to within `factor / 2^refine` rather than to `factor`.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Ladder {
     pub start: f64,
     pub factor: f64,
     pub max: f64,
+    pub refine: u32,
 }
+
+/// Refinement stops once the gap between the knee and the lowest broken rate is below this share
+/// of the knee: closer rates are not told apart by one step's noise.
+pub const REFINE_MIN_GAP: f64 = 0.02;
 
 impl Ladder {
     /// The rate after `rate`, or `None` once `max` has been tried. Rates are rounded to 0.1 rps
@@ -21,6 +28,33 @@ impl Ladder {
         let next = ((rate * self.factor * 10.0).round() / 10.0).max(rate + 0.1);
         Some(next.min(self.max))
     }
+
+    /// The rate of the step after `steps` (`(rate, held)` in the order they ran), or `None` when
+    /// the search is over: climbing while every step held; after a break, the midpoint between
+    /// the knee and the lowest broken rate, `refine` times at most and while that gap is at least
+    /// [`REFINE_MIN_GAP`] of the knee.
+    pub fn after(&self, steps: &[(f64, bool)]) -> Option<f64> {
+        let first_break = steps.iter().position(|(_, held)| !held);
+        let Some(first_break) = first_break else {
+            return steps
+                .last()
+                .map_or(Some(self.start), |(rate, _)| self.next(*rate));
+        };
+        let refined = steps.len() - first_break - 1;
+        let (low, high) = (knee(steps)?, lowest_broken(steps)?);
+        if refined >= self.refine as usize || high - low < low * REFINE_MIN_GAP {
+            return None;
+        }
+        Some(((low + high) * 5.0).round() / 10.0)
+    }
+}
+
+fn lowest_broken(steps: &[(f64, bool)]) -> Option<f64> {
+    steps
+        .iter()
+        .filter(|(_, held)| !held)
+        .map(|(rate, _)| *rate)
+        .reduce(f64::min)
 }
 
 /// What one step measured: the client's own figures and the signs read from the API and from this
@@ -145,13 +179,16 @@ pub enum Stopped {
     Interrupted,
 }
 
-/// The last rate that held before the first broken step (`None`: the first step broke).
+/// The highest rate that held below every broken one (`None`: nothing held below the lowest
+/// broken rate, e.g. the first step broke). A rate that held above a broken one (noise between
+/// steps) does not count.
 pub fn knee(steps: &[(f64, bool)]) -> Option<f64> {
+    let ceiling = lowest_broken(steps).unwrap_or(f64::INFINITY);
     steps
         .iter()
-        .take_while(|(_, held)| *held)
-        .last()
+        .filter(|(rate, held)| *held && *rate < ceiling)
         .map(|(rate, _)| *rate)
+        .reduce(f64::max)
 }
 
 #[cfg(test)]
@@ -194,6 +231,7 @@ mod tests {
             start: 100.0,
             factor: 1.5,
             max: 400.0,
+            refine: 0,
         };
         let mut rates = vec![ladder.start];
         while let Some(next) = ladder.next(*rates.last().unwrap()) {
@@ -269,6 +307,53 @@ mod tests {
         assert_eq!(knee(&[]), None);
         // A later step that happened to hold does not move the knee past a break.
         assert_eq!(knee(&[(100.0, true), (150.0, false), (225.0, true)]), Some(100.0));
+    }
+
+    #[test]
+    fn the_knee_counts_refined_steps_below_the_lowest_break() {
+        // 1,908 held, 2,384 broke; 2,146 held, 2,265 broke: the knee is 2,146.
+        let steps = [(1907.5, true), (2384.4, false), (2146.0, true), (2265.2, false)];
+        assert_eq!(knee(&steps), Some(2146.0));
+        // A midpoint that broke lowers the ceiling: a rate above it does not count.
+        assert_eq!(
+            knee(&[(100.0, true), (200.0, false), (150.0, false)]),
+            Some(100.0)
+        );
+    }
+
+    #[test]
+    fn after_a_break_the_search_halves_the_gap_refine_times() {
+        let ladder = Ladder {
+            start: 1000.0,
+            factor: 1.25,
+            max: 4000.0,
+            refine: 2,
+        };
+        assert_eq!(ladder.after(&[]), Some(1000.0));
+        assert_eq!(ladder.after(&[(1000.0, true)]), Some(1250.0));
+        let mut steps = vec![(1000.0, true), (1250.0, false)];
+        assert_eq!(ladder.after(&steps), Some(1125.0), "the midpoint");
+        steps.push((1125.0, true));
+        assert_eq!(ladder.after(&steps), Some(1187.5), "above a midpoint that held");
+        steps.push((1187.5, false));
+        assert_eq!(ladder.after(&steps), None, "refine steps spent");
+        assert_eq!(knee(&steps), Some(1125.0));
+
+        let broke_low = [(1000.0, true), (1250.0, false), (1125.0, false)];
+        assert_eq!(
+            ladder.after(&broke_low),
+            Some(1062.5),
+            "below a midpoint that broke"
+        );
+
+        let plain = Ladder { refine: 0, ..ladder };
+        assert_eq!(plain.after(&[(1000.0, true), (1250.0, false)]), None);
+        // Nothing held: there is no gap to narrow.
+        assert_eq!(ladder.after(&[(1000.0, false)]), None);
+        // Rates closer than REFINE_MIN_GAP are not split.
+        assert_eq!(ladder.after(&[(1000.0, true), (1010.0, false)]), None);
+        // Every step held up to the max: over.
+        assert_eq!(ladder.after(&[(4000.0, true)]), None);
     }
 
     #[test]

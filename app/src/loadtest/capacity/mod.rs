@@ -41,20 +41,23 @@ pub async fn run(args: &LoadtestArgs, search: Search) -> Result<report::Written,
     let data = discover::discover(&client).await?;
     let provenance = Provenance::now(&args.base_url, args.seed);
     eprintln!(
-        "capacity search against {}: {} mix, {} s steps from {} rps (x{}) up to {} rps\n{}",
+        "capacity search against {}: {} mix, {} s steps from {} rps (x{}) up to {} rps{}\n{}",
         args.base_url,
         args.scenario.name(),
         search.step.as_secs_f64(),
         search.ladder.start,
         search.ladder.factor,
         search.ladder.max,
+        report::refine_note(&search.ladder),
         report::HEADER
     );
     let interrupted = interrupt_flag();
     let machine_cores = std::thread::available_parallelism().map_or(0.0, |n| n.get() as f64);
     let mut steps: Vec<StepReport> = Vec::new();
     let mut rate = search.ladder.start;
-    let (stopped, saturated) = loop {
+    // What gave out on the first broken step; refined steps after it only narrow the knee.
+    let mut saturated: Option<Resource> = None;
+    let stopped = loop {
         let plan = Plan::constant(args.scenario, rate, search.step);
         eprintln!(
             "step {}: {rate} rps for {:.1} s",
@@ -79,16 +82,17 @@ pub async fn run(args: &LoadtestArgs, search: Search) -> Result<report::Written,
         let (held, was_interrupted) = (step.held, run.interrupted);
         steps.push(step);
         if was_interrupted {
-            break (Stopped::Interrupted, None);
+            break Stopped::Interrupted;
         }
-        if !held {
+        if !held && saturated.is_none() {
             let first = steps.first().map_or(figures, |s| s.figures);
-            let resource = decide::saturated(&figures, &first, search.max_rate_gap_pct);
-            break (Stopped::SloBroken, Some(resource));
+            saturated = Some(decide::saturated(&figures, &first, search.max_rate_gap_pct));
         }
-        match search.ladder.next(rate) {
+        let history: Vec<(f64, bool)> = steps.iter().map(|s| (s.rate, s.held)).collect();
+        match search.ladder.after(&history) {
             Some(next) => rate = next,
-            None => break (Stopped::MaxRate, None::<Resource>),
+            None if saturated.is_some() => break Stopped::SloBroken,
+            None => break Stopped::MaxRate,
         }
     };
     let held: Vec<(f64, bool)> = steps.iter().map(|s| (s.rate, s.held)).collect();

@@ -24,7 +24,8 @@ pub struct CapacityReport {
     pub max_rate_gap_pct: f64,
     pub thresholds: Thresholds,
     pub steps: Vec<StepReport>,
-    /// The last rate that held before the first broken step; `None` when the first step broke.
+    /// The highest rate that held below every broken one (refined steps included); `None` when
+    /// nothing held below the lowest broken rate.
     pub knee_rps: Option<f64>,
     pub stopped: Stopped,
     /// What gave out on the broken step (only when the SLO broke).
@@ -128,13 +129,14 @@ pub fn render(r: &CapacityReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "capacity search against {}: {} mix, {} s steps from {} rps (x{}) up to {} rps",
+        "capacity search against {}: {} mix, {} s steps from {} rps (x{}) up to {} rps{}",
         r.provenance.base_url,
         r.scenario.name(),
         r.step_seconds,
         r.ladder.start,
         r.ladder.factor,
-        r.ladder.max
+        r.ladder.max,
+        refine_note(&r.ladder)
     );
     let _ = writeln!(
         out,
@@ -157,6 +159,15 @@ pub fn render(r: &CapacityReport) -> String {
     };
     let _ = writeln!(out, "knee: {knee}; {why}");
     out
+}
+
+/// How the header names the bisection after the first break (nothing when there is none).
+pub fn refine_note(ladder: &Ladder) -> String {
+    match ladder.refine {
+        0 => String::new(),
+        1 => ", then 1 step between the knee and the lowest broken rate".to_owned(),
+        n => format!(", then up to {n} steps halving the gap between the knee and the lowest broken rate"),
+    }
 }
 
 /// How a resource reads in the text report.
@@ -214,27 +225,38 @@ mod tests {
                 start: 100.0,
                 factor: 2.0,
                 max: 800.0,
+                refine: 1,
             },
             step_seconds: 30.0,
             max_rate_gap_pct: 5.0,
             thresholds: Thresholds::default(),
-            steps: vec![step(100.0, true), step(200.0, true), step(400.0, false)],
-            knee_rps: Some(200.0),
+            steps: vec![
+                step(100.0, true),
+                step(200.0, true),
+                step(400.0, false),
+                step(300.0, true),
+            ],
+            knee_rps: Some(300.0),
             stopped: Stopped::SloBroken,
             saturated: Some(Resource::DatabasePool),
         };
         let text = render(&report);
         assert!(
-            text.contains("knee: 200 rps; SLO broken; saturated: database pool"),
+            text.contains("knee: 300 rps; SLO broken; saturated: database pool"),
+            "{text}"
+        );
+        assert!(
+            text.contains("up to 800 rps, then 1 step between the knee"),
             "{text}"
         );
         assert!(text.contains("BROKE (p95)"), "{text}");
-        assert_eq!(text.lines().filter(|l| l.ends_with("held")).count(), 2, "{text}");
+        assert_eq!(text.lines().filter(|l| l.ends_with("held")).count(), 3, "{text}");
         let json = serde_json::to_value(&report).unwrap();
-        assert_eq!(json["kneeRps"], 200.0);
+        assert_eq!(json["kneeRps"], 300.0);
+        assert_eq!(json["ladder"]["refine"], 1);
         assert_eq!(json["saturated"], "databasePool");
         assert_eq!(json["stopped"], "sloBroken");
-        assert_eq!(json["steps"].as_array().unwrap().len(), 3);
+        assert_eq!(json["steps"].as_array().unwrap().len(), 4);
         assert_eq!(json["steps"][2]["held"], false);
         assert_eq!(json["steps"][2]["figures"]["signs"]["poolWaitingMax"], 25.0);
     }
