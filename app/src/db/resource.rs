@@ -48,6 +48,8 @@ pub struct Operations {
     pub delete: &'static str,
     pub list: &'static str,
     pub count: &'static str,
+    /// A page of a list read with its total in one statement (when the total was not cached).
+    pub list_and_count: &'static str,
 }
 
 /// `Operations` named `<table>.get`, `<table>.update`, ... for a table name literal.
@@ -59,6 +61,7 @@ macro_rules! operations {
             delete: concat!($table, ".delete"),
             list: concat!($table, ".list"),
             count: concat!($table, ".count"),
+            list_and_count: concat!($table, ".list_and_count"),
         }
     };
 }
@@ -164,7 +167,31 @@ pub fn push_list<R: Resource, K: SortKey<R>>(
     filter: &R::Filter,
     window: &Window<K>,
 ) {
-    qb.push(format_args!("SELECT {} FROM {}", R::COLUMNS, R::TABLE.as_str()));
+    qb.push(format_args!("SELECT {}", R::COLUMNS));
+    push_list_rest::<R, K>(qb, filter, window);
+}
+
+/// Appends the list query of `R` with one more column, [`TOTAL_COLUMN`]: the count behind the
+/// page's total, as an uncorrelated subquery PostgreSQL runs once per statement. Reads the page
+/// and its total in one round trip.
+pub fn push_list_and_count<R: Resource, K: SortKey<R>>(
+    qb: &mut QueryBuilder<'_, Postgres>,
+    filter: &R::Filter,
+    window: &Window<K>,
+) {
+    qb.push(format_args!("SELECT {}, (", R::COLUMNS));
+    push_count::<R>(qb, filter);
+    qb.push(format_args!(") AS {TOTAL_COLUMN}"));
+    push_list_rest::<R, K>(qb, filter, window);
+}
+
+/// What follows the select list of a list query: table, filters, position, order and window.
+fn push_list_rest<R: Resource, K: SortKey<R>>(
+    qb: &mut QueryBuilder<'_, Postgres>,
+    filter: &R::Filter,
+    window: &Window<K>,
+) {
+    qb.push(format_args!(" FROM {}", R::TABLE.as_str()));
     R::push_filters(qb, filter);
     if let Some(after) = window.after() {
         after.push_after(qb);
@@ -173,7 +200,26 @@ pub fn push_list<R: Resource, K: SortKey<R>>(
     window.push_limit(qb);
 }
 
+/// The column [`push_list_and_count`] adds for the total.
+pub const TOTAL_COLUMN: &str = "list_total";
+
+/// A row of [`push_list_and_count`]: the resource's row and the total beside it.
+struct Counted<R> {
+    row: R,
+    total: i64,
+}
+
+impl<'r, R: FromRow<'r, PgRow>> FromRow<'r, PgRow> for Counted<R> {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            row: R::from_row(row)?,
+            total: sqlx::Row::try_get(row, TOTAL_COLUMN)?,
+        })
+    }
+}
+
 /// A page of `R` in the order `K`, timed as `op`; offset pages take their total from `totals`.
+/// When the total is not cached, the page and its count are read in one statement.
 pub async fn list<R: Resource, K: SortKey<R>>(
     db: &Db,
     totals: &ListTotals,
@@ -181,12 +227,53 @@ pub async fn list<R: Resource, K: SortKey<R>>(
     filter: &R::Filter,
     window: &Window<K>,
 ) -> Result<Slice<R>, sqlx::Error> {
+    let Window::Offset { offset, .. } = window else {
+        return Ok(Slice::from_rows(
+            page(db, op, filter, window).await?,
+            window,
+            None,
+        ));
+    };
+    let of = TotalOf::new(R::TABLE, filter.clone());
+    let (total, read) = totals
+        .get_or_count_with(of, || page_and_count(db, filter, window, *offset))
+        .await?;
+    let rows = match read {
+        Some(rows) => rows,
+        None => page(db, op, filter, window).await?,
+    };
+    Ok(Slice::from_rows(rows, window, Some(total)))
+}
+
+/// The rows of a page, timed as `op`.
+async fn page<R: Resource, K: SortKey<R>>(
+    db: &Db,
+    op: &'static str,
+    filter: &R::Filter,
+    window: &Window<K>,
+) -> Result<Vec<R>, sqlx::Error> {
     let mut qb = QueryBuilder::new("");
     push_list(&mut qb, filter, window);
-    let rows = db.fetch_all(op, qb.build_query_as()).await?;
-    let of = TotalOf::new(R::TABLE, filter.clone());
-    let total = totals.for_window(window, of, || count::<R>(db, filter)).await?;
-    Ok(Slice::from_rows(rows, window, total))
+    db.fetch_all(op, qb.build_query_as()).await
+}
+
+/// The total under `filter` and the rows of the offset page at `offset`, in one statement. An
+/// empty page carries no total: at offset 0 it is 0, further on it takes a count of its own.
+async fn page_and_count<R: Resource, K: SortKey<R>>(
+    db: &Db,
+    filter: &R::Filter,
+    window: &Window<K>,
+    offset: i64,
+) -> Result<(i64, Vec<R>), sqlx::Error> {
+    let mut qb = QueryBuilder::new("");
+    push_list_and_count(&mut qb, filter, window);
+    let rows: Vec<Counted<R>> = db.fetch_all(R::OPS.list_and_count, qb.build_query_as()).await?;
+    let total = match rows.first() {
+        Some(first) => first.total,
+        None if offset == 0 => 0,
+        None => count::<R>(db, filter).await?,
+    };
+    Ok((total, rows.into_iter().map(|counted| counted.row).collect()))
 }
 
 /// Appends the count behind the `total` of an offset page of `R` under `filter` to `qb`; tests

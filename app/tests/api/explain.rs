@@ -10,7 +10,7 @@ use perfstack_app::db::{
     migrate::{self, MigrateOptions},
     page::Window,
     projects::{Project, ProjectFilter, ProjectKey, ProjectStatus},
-    resource::{Resource, SortKey, push_count, push_list},
+    resource::{Resource, SortKey, push_count, push_list, push_list_and_count},
     seed::{self, SeedSizes},
     tasks::{self, DueDateKey, PriorityKey, Task, TaskFilter, TaskStatus},
     users::{self, User, UserFilter, UserStatus},
@@ -120,6 +120,19 @@ async fn assert_counted_from<R: Resource>(db: &Db, filter: &R::Filter, index: &s
     );
 }
 
+/// Asserts that the page of `R` in the order `K` read with its total in one statement (what a
+/// count-cache miss runs) reads the same indexes as the page and the count do apart.
+async fn assert_page_and_count_read_as_apart<R: Resource, K: SortKey<R>>(db: &Db, filter: &R::Filter) {
+    let mut qb = QueryBuilder::new("EXPLAIN (FORMAT JSON) ");
+    push_list_and_count::<R, K>(&mut qb, filter, &first_page());
+    let (mut together, plan) = names(plan_of(db, qb).await);
+    let (mut apart, _) = names(plan_of(db, list::<R, K>(filter)).await);
+    apart.extend(names(plan_of(db, count::<R>(filter)).await).0);
+    together.sort();
+    apart.sort();
+    assert_eq!(together, apart, "{plan:#}");
+}
+
 #[sqlx::test(migrations = false)]
 async fn the_seven_design_indexes_serve_queries_of_the_api(pool: PgPool) {
     let db = seeded(pool).await;
@@ -164,6 +177,13 @@ async fn the_seven_design_indexes_serve_queries_of_the_api(pool: PgPool) {
     assert_counted_from::<Task>(&db, &filter, "idx_tasks_project_status_priority").await;
     let filter = tasks::of_project(BIG_PROJECT, None);
     assert_counted_from::<Task>(&db, &filter, "idx_tasks_project_status_priority").await;
+    // ... and read in one statement, as a count-cache miss does
+    assert_page_and_count_read_as_apart::<Task, PriorityKey>(
+        &db,
+        &tasks::of_project(42, Some(TaskStatus::Todo)),
+    )
+    .await;
+    assert_page_and_count_read_as_apart::<Task, PriorityKey>(&db, &filter).await;
 
     // idx_tasks_assignee_due_date (partial): a user's tasks due by a day
     let filter = tasks::of_assignee(42, NaiveDate::from_ymd_opt(2026, 6, 30));

@@ -25,7 +25,6 @@ use moka::future::Cache;
 use crate::config::ListTotalsConfig;
 
 pub use self::telemetry::{Lookup, TotalsTelemetry};
-use super::page::Window;
 
 mod telemetry;
 
@@ -258,12 +257,29 @@ impl ListTotals {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<i64, sqlx::Error>>,
     {
+        let with_nothing = || async { count().await.map(|total| (total, ())) };
+        Ok(self.get_or_count_with(of, with_nothing).await?.0)
+    }
+
+    /// Like [`Self::get_or_count`] for a `count` that reads something else in the same statement
+    /// (the page whose total it is): returns the total and, when this caller ran `count`, what it
+    /// read beside it; `None` when the total was cached or another caller's count was awaited.
+    pub async fn get_or_count_with<T, F, Fut>(
+        &self,
+        of: TotalOf,
+        count: F,
+    ) -> Result<(i64, Option<T>), sqlx::Error>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(i64, T), sqlx::Error>>,
+    {
         let table = of.table();
         let cache = match &self.cache {
             Some(cache) if of.cacheable() => cache,
             _ => {
                 self.telemetry.record(table.as_str(), Lookup::Miss);
-                return count().await;
+                let (total, read) = count().await?;
+                return Ok((total, Some(read)));
             }
         };
         let key = TotalKey {
@@ -272,37 +288,22 @@ impl ListTotals {
         };
         if let Some(total) = cache.get(&key).await {
             self.telemetry.record(table.as_str(), Lookup::Hit);
-            return Ok(total);
+            return Ok((total, None));
         }
         // The miss is recorded by the one caller that runs the count, failed or not, so that
         // misses and count queries move together.
+        let mut read = None;
         let run = async {
             self.telemetry.record(table.as_str(), Lookup::Miss);
-            count().await
+            let (total, beside) = count().await?;
+            read = Some(beside);
+            Ok(total)
         };
         let entry = cache.entry(key).or_try_insert_with(run).await.map_err(unshare)?;
         if !entry.is_fresh() {
             self.telemetry.record(table.as_str(), Lookup::Coalesced);
         }
-        Ok(entry.into_value())
-    }
-
-    /// The `total` a list in `window` reports: counted (or cached) for an offset page, none for a
-    /// keyset page.
-    pub async fn for_window<K, F, Fut>(
-        &self,
-        window: &Window<K>,
-        of: TotalOf,
-        count: F,
-    ) -> Result<Option<i64>, sqlx::Error>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<i64, sqlx::Error>>,
-    {
-        match window {
-            Window::Offset { .. } => self.get_or_count(of, count).await.map(Some),
-            Window::Keyset { .. } => Ok(None),
-        }
+        Ok((entry.into_value(), read))
     }
 
     /// Records that rows of `table` were (or may have been) written by this process: totals
