@@ -17,9 +17,9 @@ pub use self::{
         ReportLimitConfig, SessionLimits, TaskInsertConfig,
     },
     serve::{
-        CacheConfig, DEFAULT_COUNT_CACHE_MAX_ENTRIES, DEFAULT_COUNT_CACHE_TTL_MS,
-        DEFAULT_COUNT_CACHE_WRITE_REFRESH_MS, DEFAULT_WAITER_WARNING, DashboardConfig, ExternalEndpoint,
-        HealthConfig, ListTotalsConfig, MemoryGuardConfig, PoolTelemetryConfig, ServeConfig, ServerConfig,
-        TuningConfig,
+        CacheConfig, DEFAULT_COUNT_CACHE_MAX_ENTRIES, DEFAULT_COUNT_CACHE_SLOW_MS,
+        DEFAULT_COUNT_CACHE_TTL_MS, DEFAULT_COUNT_CACHE_WRITE_REFRESH_MS, DEFAULT_WAITER_WARNING,
+        DashboardConfig, ExternalEndpoint, HealthConfig, ListTotalsConfig, MemoryGuardConfig,
+        PoolTelemetryConfig, ServeConfig, ServerConfig, TuningConfig,
     },
 };

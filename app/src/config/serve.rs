@@ -282,6 +282,8 @@ pub const DEFAULT_COUNT_CACHE_TTL_MS: u64 = 5000;
 pub const DEFAULT_COUNT_CACHE_MAX_ENTRIES: u64 = 10_000;
 /// Default of `--count-cache-write-refresh-ms`.
 pub const DEFAULT_COUNT_CACHE_WRITE_REFRESH_MS: u64 = 1000;
+/// Default of `--count-cache-slow-ms`.
+pub const DEFAULT_COUNT_CACHE_SLOW_MS: u64 = 50;
 
 /// The totals of offset-paginated lists (docs/api.md, "Totals of offset pages").
 #[derive(Debug, Clone, Args)]
@@ -303,6 +305,13 @@ pub struct ListTotalsConfig {
           default_value_t = DEFAULT_COUNT_CACHE_WRITE_REFRESH_MS,
           value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pub count_cache_write_refresh_ms: u64,
+    /// A total whose count took at least this many milliseconds is not retired by writes through
+    /// this process, only by its TTL, so that a stream of writes does not recount a large table
+    /// every `--count-cache-write-refresh-ms` (0: every total is retired by writes).
+    #[arg(long = "count-cache-slow-ms", env = "COUNT_CACHE_SLOW_MS",
+          default_value_t = DEFAULT_COUNT_CACHE_SLOW_MS,
+          value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub count_cache_slow_ms: u64,
 }
 
 impl ListTotalsConfig {
@@ -313,6 +322,10 @@ impl ListTotalsConfig {
     /// Least time between two retirements of a table's totals by writes.
     pub fn write_refresh(&self) -> Duration {
         Duration::from_millis(self.count_cache_write_refresh_ms.min(60_000))
+    }
+    /// Counts at least this long keep their totals through writes (`None`: none do).
+    pub fn slow_count(&self) -> Option<Duration> {
+        (self.count_cache_slow_ms > 0).then(|| Duration::from_millis(self.count_cache_slow_ms.min(60_000)))
     }
 }
 

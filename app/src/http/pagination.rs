@@ -218,8 +218,8 @@ pub enum Pagination {
         limit: i64,
         /// Exact number of rows matching the filters, reused for up to `COUNT_CACHE_TTL_MS`
         /// (default 5 s) per filter set; writes through the same instance show at once, or within
-        /// `COUNT_CACHE_WRITE_REFRESH_MS` (default 1 s) under a stream of writes, others within
-        /// the TTL.
+        /// `COUNT_CACHE_WRITE_REFRESH_MS` (default 1 s) under a stream of writes, others (and all
+        /// writes, for totals that took `COUNT_CACHE_SLOW_MS` or longer to count) within the TTL.
         total: i64,
         /// Pages of `limit` rows it takes to hold `total` (0 when nothing matches).
         total_pages: i64,

@@ -227,3 +227,30 @@ async fn a_stream_of_writes_retires_totals_once_per_refresh_period(pool: PgPool)
         "one count for the whole burst"
     );
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_slow_count_is_kept_through_writes_until_the_ttl(pool: PgPool) {
+    // Every count is "slow" at 1 ms; the TTL is long enough for the test.
+    let app = spawn_with(
+        pool,
+        &[
+            "--count-cache-slow-ms",
+            "1",
+            "--count-cache-ttl-ms",
+            "60000",
+            "--count-cache-write-refresh-ms",
+            "0",
+        ],
+    )
+    .await;
+    let project = project_with_tasks(&app, 4).await;
+    let uri = format!("/api/v1/projects/{project}/tasks?page=1");
+    assert_eq!(total(&app, &uri).await, 4);
+    app.task(json!({"projectId": project, "title": "one more"})).await;
+    assert_eq!(total(&app, &uri).await, 4, "kept through the write");
+    assert!(
+        metric(&app, r#"perfstack_count_cache_slow_counts_total{table="tasks"}"#).await >= 1,
+        "{}",
+        app.metrics().await
+    );
+}

@@ -52,6 +52,7 @@ pub const FAMILIES: &[&str] = &[
     "perfstack_count_cache_misses_total",
     "perfstack_count_cache_coalesced_total",
     "perfstack_count_cache_invalidations_total",
+    "perfstack_count_cache_slow_counts_total",
     "perfstack_count_cache_entries",
 ];
 

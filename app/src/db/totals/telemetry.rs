@@ -24,6 +24,7 @@ pub struct TotalsTelemetry {
     misses: Family<StaticLabels<1>, Counter>,
     coalesced: Family<StaticLabels<1>, Counter>,
     invalidations: Family<StaticLabels<1>, Counter>,
+    slow_counts: Family<StaticLabels<1>, Counter>,
     pub entries: Gauge,
 }
 
@@ -32,7 +33,7 @@ impl TotalsTelemetry {
     pub fn new(tables: &[&'static str]) -> Self {
         let t = Self::default();
         for table in tables {
-            for family in [&t.hits, &t.misses, &t.coalesced, &t.invalidations] {
+            for family in [&t.hits, &t.misses, &t.coalesced, &t.invalidations, &t.slow_counts] {
                 family.get_or_create(&[("table", table)]).inc_by(0);
             }
         }
@@ -52,6 +53,16 @@ impl TotalsTelemetry {
     /// Counts a retirement of `table`'s totals.
     pub fn invalidated(&self, table: &'static str) {
         self.invalidations.get_or_create(&[("table", table)]).inc();
+    }
+
+    /// Counts a count that took long enough for its total to be kept through writes.
+    pub fn slow_count(&self, table: &'static str) {
+        self.slow_counts.get_or_create(&[("table", table)]).inc();
+    }
+
+    /// How many of `table`'s counts were slow so far.
+    pub fn slow_counts(&self, table: &'static str) -> u64 {
+        self.slow_counts.get_or_create(&[("table", table)]).get()
     }
 
     fn counter(&self, table: &'static str, lookup: Lookup) -> Counter {
@@ -85,6 +96,11 @@ impl RegisterMetrics for TotalsTelemetry {
             "perfstack_count_cache_invalidations",
             "Retirements of a table's cached totals by writes through this process (at most one per write refresh period)",
             self.invalidations.clone(),
+        );
+        r.register(
+            "perfstack_count_cache_slow_counts",
+            "Counts that took at least the slow-count threshold; their totals are kept through writes until the TTL ends, by table",
+            self.slow_counts.clone(),
         );
         r.register(
             "perfstack_count_cache_entries",

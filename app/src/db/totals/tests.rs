@@ -170,3 +170,52 @@ async fn totals_are_kept_per_table_and_filter_set() {
         "filters of another type never share a total"
     );
 }
+
+#[tokio::test]
+async fn a_slow_count_keeps_its_total_through_writes_until_the_ttl() {
+    let totals = ListTotals::new(TotalsSettings {
+        ttl: Duration::from_millis(400),
+        write_refresh: Duration::ZERO,
+        slow_count: Some(Duration::from_millis(30)),
+        ..TotalsSettings::default()
+    });
+    let slow = |n: i64| {
+        move || async move {
+            tokio::time::sleep(Duration::from_millis(40)).await;
+            Ok::<_, sqlx::Error>(n)
+        }
+    };
+    let fast = |n: i64| move || async move { Ok::<_, sqlx::Error>(n) };
+    let (tasks, users) = (|| all(Table::Tasks), || all(Table::Users));
+    assert_eq!(totals.get_or_count(tasks(), slow(1)).await.unwrap(), 1);
+    assert_eq!(totals.get_or_count(users(), fast(10)).await.unwrap(), 10);
+    totals.wrote(Table::Tasks);
+    totals.wrote(Table::Users);
+    assert_eq!(
+        totals.get_or_count(tasks(), fast(2)).await.unwrap(),
+        1,
+        "the slow total outlives the write"
+    );
+    assert_eq!(
+        totals.get_or_count(users(), fast(11)).await.unwrap(),
+        11,
+        "the fast one does not"
+    );
+    assert_eq!(totals.telemetry().slow_counts("tasks"), 1);
+    assert_eq!(totals.telemetry().slow_counts("users"), 0);
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert_eq!(
+        totals.get_or_count(tasks(), fast(3)).await.unwrap(),
+        3,
+        "the TTL still ends it"
+    );
+
+    let off = ListTotals::new(TotalsSettings {
+        write_refresh: Duration::ZERO,
+        slow_count: None,
+        ..TotalsSettings::default()
+    });
+    assert_eq!(off.get_or_count(tasks(), slow(1)).await.unwrap(), 1);
+    off.wrote(Table::Tasks);
+    assert_eq!(off.get_or_count(tasks(), fast(2)).await.unwrap(), 2);
+}
