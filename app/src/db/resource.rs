@@ -201,7 +201,7 @@ fn push_list_rest<R: Resource, K: SortKey<R>>(
 }
 
 /// The column [`push_list_and_count`] adds for the total.
-pub const TOTAL_COLUMN: &str = "list_total";
+const TOTAL_COLUMN: &str = "list_total";
 
 /// A row of [`push_list_and_count`]: the resource's row and the total beside it.
 struct Counted<R> {
@@ -227,7 +227,7 @@ pub async fn list<R: Resource, K: SortKey<R>>(
     filter: &R::Filter,
     window: &Window<K>,
 ) -> Result<Slice<R>, sqlx::Error> {
-    let Window::Offset { offset, .. } = window else {
+    let Window::Offset { .. } = window else {
         return Ok(Slice::from_rows(
             page(db, op, filter, window).await?,
             window,
@@ -236,7 +236,7 @@ pub async fn list<R: Resource, K: SortKey<R>>(
     };
     let of = TotalOf::new(R::TABLE, filter.clone());
     let (total, read) = totals
-        .get_or_count_with(of, || page_and_count(db, filter, window, *offset))
+        .get_or_count_with(of, || page_and_count(db, filter, window))
         .await?;
     let rows = match read {
         Some(rows) => rows,
@@ -257,20 +257,19 @@ async fn page<R: Resource, K: SortKey<R>>(
     db.fetch_all(op, qb.build_query_as()).await
 }
 
-/// The total under `filter` and the rows of the offset page at `offset`, in one statement. An
-/// empty page carries no total: at offset 0 it is 0, further on it takes a count of its own.
+/// The total under `filter` and the rows of the offset page `window`, in one statement. An empty
+/// page carries no total: on the first page it is 0, further on it takes a count of its own.
 async fn page_and_count<R: Resource, K: SortKey<R>>(
     db: &Db,
     filter: &R::Filter,
     window: &Window<K>,
-    offset: i64,
 ) -> Result<(i64, Vec<R>), sqlx::Error> {
     let mut qb = QueryBuilder::new("");
     push_list_and_count(&mut qb, filter, window);
     let rows: Vec<Counted<R>> = db.fetch_all(R::OPS.list_and_count, qb.build_query_as()).await?;
     let total = match rows.first() {
         Some(first) => first.total,
-        None if offset == 0 => 0,
+        None if matches!(window, Window::Offset { offset: 0, .. }) => 0,
         None => count::<R>(db, filter).await?,
     };
     Ok((total, rows.into_iter().map(|counted| counted.row).collect()))

@@ -223,15 +223,21 @@ impl Generation {
     }
 }
 
+/// Totals whose count took at least `threshold`, keyed without a write generation.
+#[derive(Clone)]
+struct SlowTotals {
+    threshold: Duration,
+    cache: Cache<TotalOf, i64>,
+}
+
 /// The totals cache. Cheap to clone; clones share entries, generations and metrics.
 #[derive(Clone)]
 pub struct ListTotals {
     /// `None` when the TTL is zero: every request counts.
     cache: Option<Cache<TotalKey, i64>>,
-    /// Totals of slow counts, kept for the TTL whatever this process writes (no generation in
-    /// the key); looked up first. `None` when the TTL is zero or `slow_count` is off.
-    slow: Option<Cache<TotalOf, i64>>,
-    slow_count: Option<Duration>,
+    /// Totals of slow counts, kept for the TTL whatever this process writes; looked up first.
+    /// `None` when the TTL is zero or `slow_count` is off.
+    slow: Option<SlowTotals>,
     generations: Arc<[Mutex<Generation>; 3]>,
     write_refresh: Duration,
     telemetry: TotalsTelemetry,
@@ -251,16 +257,19 @@ impl ListTotals {
                 .time_to_live(settings.ttl)
                 .build()
         });
-        let slow = (!settings.ttl.is_zero() && settings.slow_count.is_some()).then(|| {
-            Cache::builder()
-                .max_capacity(settings.max_entries.max(1))
-                .time_to_live(settings.ttl)
-                .build()
-        });
+        let slow = settings
+            .slow_count
+            .filter(|_| !settings.ttl.is_zero())
+            .map(|threshold| SlowTotals {
+                threshold,
+                cache: Cache::builder()
+                    .max_capacity(settings.max_entries.max(1))
+                    .time_to_live(settings.ttl)
+                    .build(),
+            });
         Self {
             cache,
             slow,
-            slow_count: settings.slow_count,
             generations: Arc::default(),
             write_refresh: settings.write_refresh,
             telemetry: TotalsTelemetry::new(&Table::ALL.map(Table::as_str)),
@@ -304,7 +313,7 @@ impl ListTotals {
             }
         };
         if let Some(total) = match &self.slow {
-            Some(slow) => slow.get(&of).await,
+            Some(slow) => slow.cache.get(&of).await,
             None => None,
         } {
             self.telemetry.record(table.as_str(), Lookup::Hit);
@@ -339,12 +348,12 @@ impl ListTotals {
 
     /// Keeps `total` through writes when its count took at least `slow_count`.
     async fn keep_if_slow(&self, of: TotalOf, total: i64, took: Duration) {
-        let (Some(slow), Some(threshold)) = (&self.slow, self.slow_count) else {
+        let Some(slow) = &self.slow else {
             return;
         };
-        if took >= threshold {
+        if took >= slow.threshold {
             self.telemetry.slow_count(of.table().as_str());
-            slow.insert(of, total).await;
+            slow.cache.insert(of, total).await;
         }
     }
 
@@ -373,7 +382,7 @@ impl ListTotals {
     /// Refreshes the entries gauge (call before a scrape).
     pub fn refresh_gauges(&self) {
         let entries = self.cache.as_ref().map_or(0, Cache::entry_count)
-            + self.slow.as_ref().map_or(0, Cache::entry_count);
+            + self.slow.as_ref().map_or(0, |slow| slow.cache.entry_count());
         self.telemetry
             .entries
             .set(i64::try_from(entries).unwrap_or(i64::MAX));
