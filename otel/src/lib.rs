@@ -10,6 +10,7 @@
 mod propagation;
 #[cfg(feature = "receiver")]
 pub mod receiver;
+pub mod scoped;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -40,7 +40,8 @@ impl Captured {
             .json()
             .with_writer(move || writer.clone())
             .finish();
-        (captured, tracing::subscriber::set_default(subscriber))
+        // Not tracing's own `set_default`: other tests' threads reach the same callsites (see `scoped`).
+        (captured, perfstack_otel::scoped::set_default(subscriber))
     }
 }
 

@@ -21,7 +21,8 @@ async fn a_reconcile_is_exported_as_one_trace() {
             .unwrap();
     let (layer, export) = perfstack_otel::layer(crate::telemetry::SERVICE_NAME, &settings).unwrap();
     let subscriber = tracing_subscriber::registry().with(layer.with_filter(crate::telemetry::exported()));
-    let guard = tracing::subscriber::set_default(subscriber);
+    // Not tracing's own `set_default`: other tests' threads reach the same callsites (see `scoped`).
+    let guard = perfstack_otel::scoped::set_default(subscriber);
     // An invalid spec: the reconcile's only call is the status patch.
     let mut spec = PerformanceStackSpec::default();
     spec.pool.min_connections = 50;
