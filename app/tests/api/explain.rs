@@ -48,11 +48,30 @@ async fn seeded(pool: PgPool) -> Db {
     .execute(&db.pool())
     .await
     .unwrap();
-    sqlx::raw_sql("VACUUM ANALYZE tasks")
-        .execute(&db.pool())
-        .await
-        .unwrap();
+    all_visible(&db, "tasks").await;
     db
+}
+
+/// Vacuums and analyzes `table` until its every page is all-visible (the planner's index-only scans
+/// depend on it). VACUUM cannot mark pages whose rows an older snapshot elsewhere in the cluster may
+/// still not see (test databases created beside this one, for one), so it is repeated for a while.
+async fn all_visible(db: &Db, table: &str) {
+    for _ in 0..40 {
+        sqlx::raw_sql(&format!("VACUUM ANALYZE {table}"))
+            .execute(&db.pool())
+            .await
+            .unwrap();
+        let done: bool =
+            sqlx::query_scalar("SELECT relallvisible >= relpages FROM pg_class WHERE oid = $1::regclass")
+                .bind(table)
+                .fetch_one(&db.pool())
+                .await
+                .unwrap();
+        if done {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// `(node type, index name)` of every index scan anywhere in a JSON plan.
