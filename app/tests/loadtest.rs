@@ -119,11 +119,7 @@ mod fixture {
     }
 
     pub async fn serve(database_url: &str) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = perfstack_tests::spare_port();
         let child = Command::new(BIN)
             .arg("serve")
             .env("DATABASE_URL", database_url)

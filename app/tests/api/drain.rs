@@ -31,10 +31,7 @@ struct Serve {
 
 impl Serve {
     fn start(env: &[(&str, &str)], flags: &[&str]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
+        let port = perfstack_tests::spare_port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_perfstack-app"));
         command
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -182,11 +179,7 @@ async fn serve_starts_without_its_database_and_redis_and_gets_ready_when_they_an
     let user = app.user("patient").await;
     let mut proxy = Proxy::to_postgres();
     let url = proxy.url(&database_url(&pool));
-    let dead_redis = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let redis = format!("redis://{dead_redis}/");
+    let redis = format!("redis://127.0.0.1:{}/", perfstack_tests::spare_port());
     let server = Serve::start(&[("DATABASE_URL", &url), ("REDIS_URL", &redis)], &[]);
     server.wait_for("/livez", 200, Duration::from_secs(30)).await;
     assert_eq!(

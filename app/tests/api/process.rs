@@ -11,11 +11,7 @@ impl Server {
     /// `perfstack-app serve` on `database_url` on a free port, with `flags` and `env` (no Redis unless
     /// `env` names one).
     pub fn start(database_url: &str, flags: &[&str], env: &[(&str, String)]) -> (Self, u16) {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = perfstack_tests::spare_port();
         let child = Command::new(env!("CARGO_BIN_EXE_perfstack-app"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .args(flags)

@@ -63,9 +63,7 @@ impl Proxy {
         let upstream = format!("{}:{}", options.get_host(), options.get_port())
             .parse()
             .expect("an IP address in DATABASE_URL");
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port");
+        let addr = SocketAddr::from(([127, 0, 0, 1], perfstack_tests::spare_port()));
         Self {
             addr,
             upstream,

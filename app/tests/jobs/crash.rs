@@ -93,11 +93,7 @@ async fn sigkill_mid_run_loses_nothing_and_doubles_nothing(pool: PgPool) {
         "killed too late to prove anything (queue when the kill was sent: {depth:?})"
     );
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = perfstack_tests::spare_port();
     let mut second = spawn_worker_with(&pool, &jobs, "150", &format!("127.0.0.1:{port}"));
     let mut retried = 0;
     for id in &ids {

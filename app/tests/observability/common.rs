@@ -1,6 +1,5 @@
 //! Shared test helpers: database handles, private redis-server processes, a widget table.
 use std::{
-    net::TcpListener,
     process::{Child, Command, Stdio},
     time::Duration,
 };
@@ -101,17 +100,10 @@ pub struct RedisServer {
     child: Option<Child>,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
 impl RedisServer {
     pub async fn start() -> Self {
         let mut server = Self {
-            port: free_port(),
+            port: perfstack_tests::spare_port(),
             child: None,
         };
         server.restart().await;
