@@ -5,7 +5,10 @@
 //! The library itself holds what the test suites of several crates need alike: so far,
 //! [`spare_port`].
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{
+    LazyLock,
+    atomic::{AtomicU32, Ordering},
+};
 
 /// The ports [`spare_port`] hands out: below the kernel's ephemeral range (32768-60999 by default),
 /// above the k8s-lab's fixed ports (16443, 17443, 23790-24791) and below the NodePort range.
@@ -13,7 +16,8 @@ const SPARE: std::ops::Range<u32> = 26_000..30_000;
 
 /// The next candidate: a process-wide cursor starting at an offset from the process id, so that two
 /// test processes rarely try the same ports and one process never hands a port out twice.
-static CURSOR: AtomicU32 = AtomicU32::new(u32::MAX);
+static CURSOR: LazyLock<AtomicU32> =
+    LazyLock::new(|| AtomicU32::new(std::process::id().wrapping_mul(7_919) % (SPARE.end - SPARE.start)));
 
 /// A loopback TCP port that nothing listens on now, for a server a test starts later (a child
 /// process, or a proxy it starts and stops).
@@ -26,13 +30,6 @@ static CURSOR: AtomicU32 = AtomicU32::new(u32::MAX);
 /// # Panics
 /// When every port of the range is bound, which leaves a test nothing to do.
 pub fn spare_port() -> u16 {
-    let span = SPARE.end - SPARE.start;
-    let _ = CURSOR.compare_exchange(
-        u32::MAX,
-        std::process::id().wrapping_mul(7_919) % span,
-        Ordering::Relaxed,
-        Ordering::Relaxed,
-    );
     next_unbound(&CURSOR)
 }
 
