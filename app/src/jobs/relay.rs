@@ -49,8 +49,9 @@ struct Requested {
 }
 
 /// Moves up to `limit` committed requests to Redis, oldest first. Several relays may run at once
-/// (SKIP LOCKED). Returns how many were moved. When Redis fails (each command is bounded by the
-/// job store's timeout) the transaction is rolled back at once, so its row locks last no longer.
+/// (SKIP LOCKED). Returns how many were moved. The batch goes to Redis in one pipeline (one round
+/// trip inside the transaction); when Redis fails (bounded by the job store's timeout) the
+/// transaction is rolled back at once, so its row locks last no longer.
 pub async fn relay_batch(db: &Db, jobs: &JobQueue, limit: i64) -> Result<usize, JobsError> {
     let mut tx = db.pool().begin().await?;
     // language=PostgreSQL
@@ -62,25 +63,27 @@ pub async fn relay_batch(db: &Db, jobs: &JobQueue, limit: i64) -> Result<usize, 
     .bind(limit)
     .fetch_all(&mut *tx)
     .await?;
-    for row in &rows {
-        // The CHECK constraint keeps unknown queues out; skip (and drop) one defensively.
-        let Some(queue) = Queue::parse(&row.queue) else {
-            continue;
-        };
-        let job = NewJob {
-            id: JobId::from_stored(row.job_id.clone()),
-            queue,
-            payload: row.payload.0.clone(),
-            max_attempts: row
-                .max_attempts
-                .and_then(|n| u32::try_from(n).ok())
-                .unwrap_or_else(|| QueuePolicy::for_queue(&jobs.config, queue).max_attempts),
-            traceparent: row.traceparent.clone(),
-        };
-        if let Err(err) = jobs.store.enqueue(&job, 0).await {
-            let _ = tx.rollback().await;
-            return Err(err);
-        }
+    // The CHECK constraint keeps unknown queues out; skip (and drop) one defensively.
+    let batch: Vec<NewJob> = rows
+        .iter()
+        .filter_map(|row| {
+            let queue = Queue::parse(&row.queue)?;
+            Some(NewJob {
+                id: JobId::from_stored(row.job_id.clone()),
+                queue,
+                payload: row.payload.0.clone(),
+                max_attempts: row
+                    .max_attempts
+                    .and_then(|n| u32::try_from(n).ok())
+                    .unwrap_or_else(|| QueuePolicy::for_queue(&jobs.config, queue).max_attempts),
+                traceparent: row.traceparent.clone(),
+            })
+        })
+        .collect();
+    // One Redis round trip for the whole batch, so the row locks are held no longer than that.
+    if let Err(err) = jobs.store.enqueue_many(&batch).await {
+        let _ = tx.rollback().await;
+        return Err(err);
     }
     let ids: Vec<String> = rows.into_iter().map(|r| r.job_id).collect();
     // language=PostgreSQL

@@ -2,7 +2,7 @@
 use perfstack_app::jobs::{JobId, JobQueue, JobState, Queue, notify, relay};
 use sqlx::PgPool;
 
-use crate::support::{app_db, cleanup, job_queue, seed};
+use crate::support::{app_db, cleanup, job_queue, redis_url, seed};
 
 /// Requests the assignment email of `task` to `user` in a transaction that then commits (or not).
 async fn request(pool: &PgPool, jobs: &JobQueue, task: i64, user: i64, commit: bool) -> JobId {
@@ -56,6 +56,54 @@ async fn requests_move_to_redis_after_commit_only_and_once(pool: PgPool) {
     assert_eq!(jobs.store.depth(Queue::Email).await.unwrap().ready, 1);
     let job = jobs.store.get(&committed).await.unwrap().unwrap();
     assert_eq!(job.payload["taskId"], tasks[1], "the first enqueue stands");
+    cleanup(&jobs).await;
+}
+
+#[sqlx::test]
+async fn a_batch_goes_to_redis_in_one_pipeline_even_after_redis_forgot_its_scripts(pool: PgPool) {
+    let (user, _project, tasks) = seed(&pool, 150).await;
+    let jobs = job_queue(&[]).await;
+    let db = app_db(&pool).await;
+    let mut ids = Vec::new();
+    for &task in &tasks {
+        ids.push(request(&pool, &jobs, task, user, true).await);
+    }
+    assert!(
+        jobs.store.get(&ids[0]).await.unwrap().is_none(),
+        "not before the relay"
+    );
+    // A pipeline cannot load a script on demand the way a single call does: a Redis that restarted
+    // (or was flushed) must still take the batch.
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    assert_eq!(relay::relay_batch(&db, &jobs, 100).await.unwrap(), 100);
+    assert_eq!(jobs.store.depth(Queue::Email).await.unwrap().ready, 100);
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(relay::relay_batch(&db, &jobs, 100).await.unwrap(), 50);
+    assert_eq!(relay::relay_batch(&db, &jobs, 100).await.unwrap(), 0);
+    assert_eq!(jobs.store.depth(Queue::Email).await.unwrap().ready, 150);
+    for (id, task) in ids.iter().zip(&tasks) {
+        let job = jobs.store.get(id).await.unwrap().unwrap();
+        assert_eq!(
+            (job.state, job.payload["taskId"].as_i64()),
+            (JobState::Queued, Some(*task))
+        );
+    }
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM job_requests")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
     cleanup(&jobs).await;
 }
 
