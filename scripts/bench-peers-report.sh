@@ -57,11 +57,17 @@ pool_summary() {
 # percent FRACTION : "54 %" (empty in, "n/a" out).
 percent() { [[ -n $1 ]] && awk -v s="$1" 'BEGIN { printf "%.0f %%", s * 100 }' || echo n/a; }
 
-# rounds_line : the cached GET's rounds, each as perfstack / bare axum = share (perfstack's p99).
+# rounds_line CASE PEER HOW : CASE's rounds, each as perfstack / PEER requests/s = HOW (percent: a share
+# with perfstack's p99; ratio: "N.NNx").
 rounds_line() {
-  local round parts=()
+  local round a b parts=()
   for round in $(seq 1 "$ROUNDS"); do
-    parts+=("$(field "perfstack/users$round" req/s) / $(field "ceiling/users$round" req/s) = $(percent "$(ratio "$(field "perfstack/users$round" req/s)" "$(field "ceiling/users$round" req/s)")") (p99 $(field "perfstack/users$round" p99) ms)")
+    a=$(field "perfstack/$1$round" req/s) b=$(field "$2/$1$round" req/s)
+    if [[ $3 == percent ]]; then
+      parts+=("$a / $b = $(percent "$(ratio "$a" "$b")") (p99 $(field "perfstack/$1$round" p99) ms)")
+    else
+      parts+=("$a / $b = $(ratio "$a" "$b")x")
+    fi
   done
   local IFS=';'
   echo "${parts[*]}" | sed 's/;/; /g'
@@ -117,7 +123,7 @@ peers_block() {
   echo "| --- | ---: | --- |"
   echo "| cached GET >= $(awk -v g="$GOAL_CEILING_SHARE" 'BEGIN { print g * 100 }') % of bare axum (median round) | $(awk -v r="${user_share:-0}" 'BEGIN { printf "%.0f %%", r * 100 }') | $(verdict perfstack/users "$(at_least "$user_share" "$GOAL_CEILING_SHARE")") |"
   echo "| cached GET p99 <= $GOAL_USER_P99_MS ms at $CONNECTIONS connections (median of the rounds) | ${user_p99:-n/a} ms | $(verdict perfstack/users "$(awk -v p="${user_p99:-999999}" -v g="$GOAL_USER_P99_MS" 'BEGIN { print (p + 0 <= g + 0) ? "met" : "not met" }')") |"
-  echo "| task page >= ${GOAL_PAGE_RATIO}x Express | ${page_ratio:-n/a}x | $(verdict perfstack/tasks "$(at_least "$page_ratio" "$GOAL_PAGE_RATIO")") |"
+  echo "| task page >= ${GOAL_PAGE_RATIO}x Express (median round) | ${page_ratio:-n/a}x | $(verdict perfstack/tasks "$(at_least "$page_ratio" "$GOAL_PAGE_RATIO")") |"
   echo "| POST /tasks >= ${GOAL_CREATE_RATIO}x Express | ${create_ratio:-n/a}x | $(verdict perfstack/create "$(at_least "$create_ratio" "$GOAL_CREATE_RATIO")") |"
   if ((n == 0)); then
     echo "| PostgreSQL's connections \`active\` when the pool is the bottleneck | no samples | not measured |"
@@ -128,7 +134,7 @@ peers_block() {
   fi
   echo
   if ((n > 0)); then
-    echo "During perfstack's task page ($n samples, one every $SAMPLE s): \`pg_stat_activity\` of its database,"
+    echo "During perfstack's task page in its median round ($n samples, one every $SAMPLE s): \`pg_stat_activity\` of its database,"
     echo "mean backends by state: active $active, idle $idle, idle in transaction $idle_tx; the app's pool"
     echo "(\`perfstack_db_pool_*\`): in use $in_use of max $max, waiting $waiting on average; pool full or"
     echo "waiters in $full of the $n samples."
@@ -137,7 +143,10 @@ peers_block() {
   fi
   echo
   echo "The cached GET in $ROUNDS rounds (perfstack / bare axum requests/s = share, perfstack's p99), the"
-  echo "median round in the table above and in the goals: $(rounds_line)."
+  echo "median round in the table above and in the goals: $(rounds_line users ceiling percent)."
+  echo
+  echo "The task page in $ROUNDS rounds (perfstack / Express requests/s = ratio), Express first in each"
+  echo "round; the median round in the tables and the goals: $(rounds_line tasks express ratio)."
   if [[ -n $SMALL_POOLS ]]; then
     echo
     echo "perfstack's task page by pool size (\`DB_POOL_MAX\`; the smaller pools with"
