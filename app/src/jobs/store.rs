@@ -179,13 +179,10 @@ impl JobStore {
         invocation
     }
 
-    /// Adds `job` at the tail of its queue, `attempts` of its budget already spent (0 for a new
-    /// job; the ledger's count for one enqueued again after Redis lost it). Returns false when a
-    /// job with this id existed already (enqueueing is idempotent by id).
-    pub async fn enqueue(&self, job: &NewJob, attempts: u32) -> Result<bool, JobsError> {
-        let added: i64 = self
-            .scripts
-            .enqueue
+    /// The enqueue script's call for `job`, `attempts` of its budget already spent.
+    fn enqueue_invocation(&self, job: &NewJob, attempts: u32) -> ScriptInvocation<'_> {
+        let mut invocation = self.scripts.enqueue.prepare_invoke();
+        invocation
             .key(self.job_key(&job.id))
             .key(self.queue_key(job.queue, "ready"))
             .arg(job.id.as_str())
@@ -193,7 +190,16 @@ impl JobStore {
             .arg(job.payload.to_string())
             .arg(job.max_attempts)
             .arg(job.traceparent.as_deref().unwrap_or_default())
-            .arg(attempts)
+            .arg(attempts);
+        invocation
+    }
+
+    /// Adds `job` at the tail of its queue, `attempts` of its budget already spent (0 for a new
+    /// job; the ledger's count for one enqueued again after Redis lost it). Returns false when a
+    /// job with this id existed already (enqueueing is idempotent by id).
+    pub async fn enqueue(&self, job: &NewJob, attempts: u32) -> Result<bool, JobsError> {
+        let added: i64 = self
+            .enqueue_invocation(job, attempts)
             .invoke_async(&mut self.conn()?)
             .instrument(spans::redis("enqueue"))
             .await?;
@@ -208,22 +214,8 @@ impl JobStore {
         if jobs.is_empty() {
             return Ok(0);
         }
-        let invocations: Vec<ScriptInvocation<'_>> = jobs
-            .iter()
-            .map(|job| {
-                let mut invocation = self.scripts.enqueue.prepare_invoke();
-                invocation
-                    .key(self.job_key(&job.id))
-                    .key(self.queue_key(job.queue, "ready"))
-                    .arg(job.id.as_str())
-                    .arg(job.queue.as_str())
-                    .arg(job.payload.to_string())
-                    .arg(job.max_attempts)
-                    .arg(job.traceparent.as_deref().unwrap_or_default())
-                    .arg(0);
-                invocation
-            })
-            .collect();
+        let invocations: Vec<ScriptInvocation<'_>> =
+            jobs.iter().map(|job| self.enqueue_invocation(job, 0)).collect();
         let mut pipe = redis::pipe();
         pipe.load_script(&self.scripts.enqueue).ignore();
         for invocation in &invocations {

@@ -2,7 +2,7 @@
 use perfstack_app::jobs::{JobId, JobQueue, JobState, Queue, notify, relay};
 use sqlx::PgPool;
 
-use crate::support::{app_db, cleanup, job_queue, redis_url, seed};
+use crate::support::{app_db, cleanup, job_queue, jobs_config, seed};
 
 /// Requests the assignment email of `task` to `user` in a transaction that then commits (or not).
 async fn request(pool: &PgPool, jobs: &JobQueue, task: i64, user: i64, commit: bool) -> JobId {
@@ -59,10 +59,64 @@ async fn requests_move_to_redis_after_commit_only_and_once(pool: PgPool) {
     cleanup(&jobs).await;
 }
 
+/// A redis-server of this test's own: `SCRIPT FLUSH` on the shared one would break other tests'
+/// script calls between their reload and its retry.
+struct OwnRedis(std::process::Child, u16);
+
+impl OwnRedis {
+    async fn start() -> Self {
+        let port = perfstack_tests::spare_port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (apt-get install redis-server) must be on PATH");
+        let server = Self(child, port);
+        for _ in 0..100 {
+            if server.connection().await.is_some() {
+                return server;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not start on port {port}");
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.1)
+    }
+
+    async fn connection(&self) -> Option<redis::aio::MultiplexedConnection> {
+        let client = redis::Client::open(self.url()).ok()?;
+        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+        let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
+        pong.ok().map(|_| conn)
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[sqlx::test]
-async fn a_batch_goes_to_redis_in_one_pipeline_even_after_redis_forgot_its_scripts(pool: PgPool) {
+async fn a_batch_goes_to_redis_in_one_pipeline_even_on_a_redis_without_its_scripts(pool: PgPool) {
     let (user, _project, tasks) = seed(&pool, 150).await;
-    let jobs = job_queue(&[]).await;
+    // A Redis that never saw the scripts (as after a restart): a pipeline cannot load a script on
+    // demand the way a single call does.
+    let redis = OwnRedis::start().await;
+    let jobs = JobQueue::connect(&redis.url(), jobs_config(&[])).await.unwrap();
     let db = app_db(&pool).await;
     let mut ids = Vec::new();
     for &task in &tasks {
@@ -72,18 +126,10 @@ async fn a_batch_goes_to_redis_in_one_pipeline_even_after_redis_forgot_its_scrip
         jobs.store.get(&ids[0]).await.unwrap().is_none(),
         "not before the relay"
     );
-    // A pipeline cannot load a script on demand the way a single call does: a Redis that restarted
-    // (or was flushed) must still take the batch.
-    let client = redis::Client::open(redis_url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let () = redis::cmd("SCRIPT")
-        .arg("FLUSH")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
 
     assert_eq!(relay::relay_batch(&db, &jobs, 100).await.unwrap(), 100);
     assert_eq!(jobs.store.depth(Queue::Email).await.unwrap().ready, 100);
+    let mut conn = redis.connection().await.unwrap();
     let () = redis::cmd("SCRIPT")
         .arg("FLUSH")
         .query_async(&mut conn)
@@ -104,7 +150,6 @@ async fn a_batch_goes_to_redis_in_one_pipeline_even_after_redis_forgot_its_scrip
         .await
         .unwrap();
     assert_eq!(left, 0);
-    cleanup(&jobs).await;
 }
 
 #[sqlx::test]
