@@ -420,6 +420,14 @@ pass "$stack: postgres:16 over data of 15 is refused naming spec.database.bundle
 # A child the API server refuses (here a ResourceQuota allowing no Services) shows in Ready with the
 # server's own words, not only in the operator's log; the other children go ahead.
 K create quota -n "$NS_BAD" no-services --hard=services=0 >/dev/null
+# The API server admits against its cached quotas: until the new one is in that cache, Services still
+# get in (a CI run saw two of the three created). Wait until a dry run is refused by the quota.
+quota_enforced() {
+  local out
+  out=$(K create service clusterip quota-probe --tcp=80 -n "$NS_BAD" --dry-run=server 2>&1) || true
+  [[ $out == *'exceeded quota: no-services'* ]]
+}
+wait_for 30 "the quota refusing Services in $NS_BAD" quota_enforced
 K apply --validate=false -n "$NS_BAD" -f - >/dev/null <<'EOF'
 apiVersion: perfstack.dev/v1alpha1
 kind: PerformanceStack
